@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Kernel-private state and the maps that hold it: one map per purpose. */
+#ifndef __PC_MAPS_BPF_H
+#define __PC_MAPS_BPF_H
+
+#include "perfcatch.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define MSG_PEEK 2
+
+/* Tunables, set by the loader at load time (EbpfLoader::override_global). */
+const volatile __u32 capture_req_bytes = 1024;  /* loader default is 4096 */
+const volatile __u32 capture_resp_bytes = 512;
+const volatile __u64 wakeup_bytes = 4 << 20;     /* force a wakeup past this much unread data */
+
+/* A server connection is known by the process and the fd it was accepted on. */
+struct conn_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+enum conn_phase {
+	PHASE_IDLE = 0,    /* accepted, nothing exchanged yet */
+	PHASE_READING = 1, /* request bytes are arriving */
+	PHASE_WRITING = 2  /* response bytes are leaving; the next read starts a new request */
+};
+
+/* The connection and its current request. */
+struct conn_state {
+	__u64 conn_id;
+	__u64 cgroup_id;
+	__u64 start_ns;
+	__u64 end_ns;
+	__u64 cpu_ns;            /* charged so far (atomic: other threads may charge it) */
+	__u64 cpu_at_last_write; /* cpu_ns when the last response byte left */
+	__u64 bytes_received;
+	__u64 bytes_sent;
+	__u64 rss_bytes;
+	__u32 seq;
+	__u32 tid;
+	__u32 flags;
+	__u16 req_captured;
+	__u16 resp_captured;
+	__u16 family;
+	__u16 local_port;
+	__u16 remote_port;
+	__u8 phase;
+	__u8 _pad;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	char comm[16];
+};
+
+/* What a thread's syscall on a tracked socket was asked to do, kept from enter to exit. */
+enum io_op {
+	IO_READ = 1,     /* arg is the user buffer */
+	IO_READV = 2,    /* arg is a struct iovec * */
+	IO_RECVMSG = 3,  /* arg is a struct user_msghdr * */
+	IO_WRITE = 4,
+	IO_WRITEV = 5,
+	IO_SENDMSG = 6,
+	IO_SENDFILE = 7  /* no payload capture */
+};
+
+struct inflight_io {
+	__u64 arg;
+	__u32 fd;
+	__u8 op;
+	__u8 _pad[3];
+};
+
+/* Owner-thread rule: a thread's on-CPU time is charged to the request it last read or wrote. */
+struct thread_state {
+	struct conn_key owner;
+	__u64 owner_conn_id;
+	__u32 owner_seq;
+	__u32 _pad;
+	__u64 oncpu_since; /* 0 while off CPU */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20); /* loader overrides */
+} events SEC(".maps");
+
+/* LRU so that connections whose close we never saw (close_range, exit) age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, struct conn_state);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct inflight_io);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32); /* tid */
+	__type(value, struct thread_state);
+} threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PC_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Source of conn ids: per-CPU counter, CPU number in the top byte. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} conn_id_seq SEC(".maps");
+
+/* Staging area for pc_data: too big for the 512-byte BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pc_data);
+} data_scratch SEC(".maps");
+
+/* Filters (see struct pc_filter_cfg in perfcatch.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pc_filter_cfg);
+} filter_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} filter_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} filter_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} filter_cgroups SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, char[16]);
+	__type(value, __u8);
+} filter_comms SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u8);
+} ignore_pids SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		*v += 1; /* per-CPU slot: no atomics needed */
+}
+
+/* Batch wakeups: the loader drains on a timer; wake it only when data piles up. */
+static __always_inline __u64 wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									      : BPF_RB_NO_WAKEUP;
+}
+
+#endif /* __PC_MAPS_BPF_H */

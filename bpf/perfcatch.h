@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * perfcatch.h - every record that crosses from the kernel (or the loader) into userspace.
+ *
+ * Rules, so that Rust and TypeScript can mirror it byte for byte:
+ *   - fixed-width types only, explicit padding, no kernel types;
+ *   - every record starts with a __u32 `type` (enum pc_record_type);
+ *   - little-endian host order, natural alignment, sizes multiple of 8.
+ *
+ * The loader writes records to stdout as frames: a little-endian __u32 byte length, then the
+ * record. Kernel records pass through unchanged except that pc_request.start_ns/end_ns are
+ * rewritten from CLOCK_MONOTONIC to epoch nanoseconds. pc_data frames carry only
+ * PC_DATA_HDR_SIZE + len bytes.
+ *
+ * loader/src/record.rs and src/decode/layout.ts mirror this file; their layout tests compare
+ * against the BTF of the compiled object and fail when this file changes without them.
+ */
+#ifndef __PERFCATCH_H
+#define __PERFCATCH_H
+
+#define PC_ABI_VERSION 1
+
+/* Largest payload chunk in one pc_data record. Load-time capture sizes are clamped to it. */
+#define PC_DATA_MAX 4096
+/* Bytes of pc_data before its payload. */
+#define PC_DATA_HDR_SIZE 24
+
+enum pc_record_type {
+	PC_REC_REQUEST = 1,     /* kernel: one finished server-side request */
+	PC_REC_DATA = 2,        /* kernel: captured request/response bytes, before its request */
+	PC_REC_STATS = 16,      /* loader: counter snapshot, about once a second */
+	PC_REC_LOADER_INFO = 17 /* loader: JSON (programs attached, kernel, tunables), once */
+};
+
+/* pc_request.flags */
+enum pc_request_flags {
+	PC_F_CONN_CLOSED = 1 << 0,    /* emitted because the server closed the connection */
+	PC_F_REQ_TRUNCATED = 1 << 1,  /* request bytes exceeded the capture size */
+	PC_F_RESP_TRUNCATED = 1 << 2, /* response bytes exceeded the capture size */
+	PC_F_DATA_LOST = 1 << 3,      /* a pc_data record for this request was dropped */
+	PC_F_SENDFILE = 1 << 4,       /* part of the response went out with sendfile */
+	PC_F_NO_RSS = 1 << 5          /* kernel could not read the process RSS */
+};
+
+/* pc_data.direction */
+enum pc_direction {
+	PC_DIR_REQUEST = 1,  /* bytes the server read */
+	PC_DIR_RESPONSE = 2  /* bytes the server wrote */
+};
+
+/* Kernel counters: per-CPU array map "counters", indexed by these values. */
+enum pc_counter {
+	PC_CNT_REQUESTS = 0,        /* request records submitted */
+	PC_CNT_RB_DROP_REQUEST = 1, /* ring buffer full: request record lost */
+	PC_CNT_RB_DROP_DATA = 2,    /* ring buffer full: data record lost */
+	PC_CNT_CONN_ACCEPTED = 3,   /* accepted TCP connections that passed the filters */
+	PC_CNT_CONN_TABLE_FULL = 4, /* connection could not be tracked (map update failed) */
+	PC_CNT_INFLIGHT_FULL = 5,   /* syscall could not be tracked (map update failed) */
+	PC_CNT_CONN_FILTERED = 6,   /* accepted connections rejected by the filters */
+	PC_CNT_CONN_REPLACED = 7,   /* fd reused while a request was open (flushed early) */
+	PC_CNT_MAX = 8
+};
+
+/* One HTTP (or other request/response) exchange on an accepted TCP connection. */
+struct pc_request {
+	__u32 type;        /* PC_REC_REQUEST */
+	__u32 flags;       /* enum pc_request_flags */
+	__u32 pid;         /* thread-group id of the server process */
+	__u32 tid;         /* thread that read the request's first bytes */
+	__u64 conn_id;     /* unique per accepted connection (cpu << 56 | counter) */
+	__u64 cgroup_id;   /* cgroup v2 id of the reading thread */
+	__u64 start_ns;    /* first read of the request (epoch ns once through the loader) */
+	__u64 end_ns;      /* last write of the response (epoch ns once through the loader) */
+	__u64 cpu_ns;      /* on-CPU ns charged by the owner-thread rule, first read..last write */
+	__u64 bytes_received; /* sum of read-side syscall return values */
+	__u64 bytes_sent;     /* sum of write-side syscall return values, sendfile included */
+	__u64 rss_bytes;      /* process RSS at the last write of the response */
+	__u32 seq;            /* request number on this connection, from 1 */
+	__u16 family;         /* AF_INET (2) or AF_INET6 (10) */
+	__u16 local_port;     /* host order */
+	__u16 remote_port;    /* host order */
+	__u16 req_captured;   /* request bytes sent in pc_data records */
+	__u16 resp_captured;  /* response bytes sent in pc_data records */
+	__u16 _pad0;
+	__u8 local_addr[16];  /* AF_INET: first 4 bytes; AF_INET6: all 16 */
+	__u8 remote_addr[16];
+	char comm[16];        /* thread-group leader's comm, NUL padded */
+};
+
+/* A chunk of captured payload. Arrives before the pc_request with the same conn_id and seq. */
+struct pc_data {
+	__u32 type;       /* PC_REC_DATA */
+	__u8 direction;   /* enum pc_direction */
+	__u8 _pad0;
+	__u16 len;        /* valid bytes in data[] */
+	__u64 conn_id;
+	__u32 seq;
+	__u32 offset;     /* position of data[0] in the captured stream of this direction */
+	__u8 data[PC_DATA_MAX];
+};
+
+/* Loader counters, after the kernel ones in pc_stats. */
+enum pc_loader_counter {
+	PC_LCNT_RECORDS_OUT = 0,     /* frames written to stdout */
+	PC_LCNT_MALFORMED = 1,       /* ring-buffer items too short for their type */
+	PC_LCNT_DRAINS = 2,          /* ring-buffer drain passes */
+	PC_LCNT_MAX = 4
+};
+
+/* Written by the loader, not the kernel. */
+struct pc_stats {
+	__u32 type;       /* PC_REC_STATS */
+	__u32 n_kernel;   /* PC_CNT_MAX */
+	__u64 kernel[PC_CNT_MAX];   /* enum pc_counter, summed over CPUs */
+	__u64 loader[PC_LCNT_MAX];  /* enum pc_loader_counter */
+};
+
+/* Written by the loader once after attaching: header, then len bytes of UTF-8 JSON. */
+struct pc_loader_info {
+	__u32 type;       /* PC_REC_LOADER_INFO */
+	__u32 len;
+};
+
+/*
+ * Control plane (loader -> kernel). Array map "filter_cfg" holds one of these at key 0; a
+ * non-zero field switches that filter on, and an accepted connection must then pass every
+ * filter that is on. The sets live in hash maps whose value is a __u8 set to 1:
+ *   filter_pids (__u32 tgid), filter_ports (__u16 local port, host order),
+ *   filter_cgroups (__u64 cgroup v2 id), filter_comms (char[16] comm), ignore_pids (__u32 tgid).
+ */
+struct pc_filter_cfg {
+	__u32 pids_on;
+	__u32 ports_on;
+	__u32 cgroups_on;
+	__u32 comms_on;
+};
+
+#endif /* __PERFCATCH_H */

@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Server-side request tracking from syscall tracepoints (stable ABI, no kprobes).
+ *
+ * accept/accept4 exit: admit the new TCP socket (filters) and start tracking (tgid, fd).
+ * read-side exit:      a read after a write closes the previous request and starts a new one.
+ * write-side exit:     extends the request's end; the response's first bytes are captured.
+ * close enter:         closes the open request and forgets the connection.
+ *
+ * Request boundaries therefore need no protocol parsing in the kernel: one request is the
+ * span from its first read to its last write on a connection, keep-alive included.
+ */
+#ifndef __PC_REQUEST_TRACKER_BPF_H
+#define __PC_REQUEST_TRACKER_BPF_H
+
+#include "maps.bpf.h"
+#include "resource_tracker.bpf.h"
+
+/* ---- connection admission -------------------------------------------------------------- */
+
+static __always_inline struct sock *sock_of_fd(struct task_struct *task, __u32 fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	if (!file)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	/* private_data is a socket only if the socket points back at this file. */
+	if (!sock || BPF_CORE_READ(sock, file) != file)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline bool admit(struct task_struct *task, __u32 tgid, __u16 local_port,
+				  __u64 cgroup_id)
+{
+	if (bpf_map_lookup_elem(&ignore_pids, &tgid))
+		return false;
+	__u32 zero = 0;
+	struct pc_filter_cfg *cfg = bpf_map_lookup_elem(&filter_cfg, &zero);
+	if (!cfg)
+		return true;
+	if (cfg->pids_on && !bpf_map_lookup_elem(&filter_pids, &tgid))
+		return false;
+	if (cfg->ports_on && !bpf_map_lookup_elem(&filter_ports, &local_port))
+		return false;
+	if (cfg->cgroups_on && !bpf_map_lookup_elem(&filter_cgroups, &cgroup_id))
+		return false;
+	if (cfg->comms_on) {
+		char comm[16] = {};
+		struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+		bpf_probe_read_kernel_str(comm, sizeof(comm), &leader->comm);
+		if (!bpf_map_lookup_elem(&filter_comms, comm))
+			return false;
+	}
+	return true;
+}
+
+static __always_inline __u64 next_conn_id(void)
+{
+	__u32 zero = 0;
+	__u64 *ctr = bpf_map_lookup_elem(&conn_id_seq, &zero);
+	if (!ctr)
+		return 0;
+	*ctr += 1;
+	return ((__u64)bpf_get_smp_processor_id() << 56) | (*ctr & ((1ULL << 56) - 1));
+}
+
+/* ---- request records --------------------------------------------------------------------- */
+
+static __always_inline void emit_request(struct conn_key *key, struct conn_state *c, __u32 flags)
+{
+	struct pc_request *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count(PC_CNT_RB_DROP_REQUEST);
+		return;
+	}
+	r->type = PC_REC_REQUEST;
+	r->flags = c->flags | flags;
+	r->pid = key->tgid;
+	r->tid = c->tid;
+	r->conn_id = c->conn_id;
+	r->cgroup_id = c->cgroup_id;
+	r->start_ns = c->start_ns;
+	r->end_ns = c->end_ns ? c->end_ns : c->start_ns;
+	r->cpu_ns = c->cpu_at_last_write;
+	r->bytes_received = c->bytes_received;
+	r->bytes_sent = c->bytes_sent;
+	r->rss_bytes = c->rss_bytes;
+	r->seq = c->seq;
+	r->family = c->family;
+	r->local_port = c->local_port;
+	r->remote_port = c->remote_port;
+	r->req_captured = c->req_captured;
+	r->resp_captured = c->resp_captured;
+	r->_pad0 = 0;
+	__builtin_memcpy(r->local_addr, c->local_addr, sizeof(r->local_addr));
+	__builtin_memcpy(r->remote_addr, c->remote_addr, sizeof(r->remote_addr));
+	__builtin_memcpy(r->comm, c->comm, sizeof(r->comm));
+	bpf_ringbuf_submit(r, wakeup_flag());
+	count(PC_CNT_REQUESTS);
+}
+
+/* Reset `c` for the next request on the same connection. */
+static __always_inline void begin_request(struct conn_state *c, __u32 tid, __u64 now)
+{
+	c->seq += 1;
+	c->tid = tid;
+	c->start_ns = now;
+	c->end_ns = 0;
+	c->cpu_ns = 0;
+	c->cpu_at_last_write = 0;
+	c->bytes_received = 0;
+	c->bytes_sent = 0;
+	c->flags = 0;
+	c->req_captured = 0;
+	c->resp_captured = 0;
+	c->cgroup_id = bpf_get_current_cgroup_id();
+}
+
+/* Copy up to `len` bytes at user address `ubuf` into one pc_data record. */
+static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u64 ubuf,
+				      __u32 len, __u32 offset)
+{
+	__u32 zero = 0;
+	struct pc_data *d = bpf_map_lookup_elem(&data_scratch, &zero);
+	if (!d)
+		return;
+	if (len > PC_DATA_MAX)
+		len = PC_DATA_MAX;
+	if (bpf_probe_read_user(d->data, len, (const void *)ubuf))
+		return;
+	d->type = PC_REC_DATA;
+	d->direction = direction;
+	d->_pad0 = 0;
+	d->len = len;
+	d->conn_id = c->conn_id;
+	d->seq = c->seq;
+	d->offset = offset;
+	if (bpf_ringbuf_output(&events, d, PC_DATA_HDR_SIZE + len, wakeup_flag())) {
+		count(PC_CNT_RB_DROP_DATA);
+		c->flags |= PC_F_DATA_LOST;
+	}
+}
+
+/* First user buffer of an I/O op and its usable length. */
+static __always_inline __u64 first_buffer(struct inflight_io *io, __u64 *buf_len)
+{
+	struct iovec iov = {};
+	__u64 iov_ptr = io->arg;
+	switch (io->op) {
+	case IO_READ:
+	case IO_WRITE:
+		*buf_len = ~0ULL;
+		return io->arg;
+	case IO_RECVMSG:
+	case IO_SENDMSG:
+		if (bpf_probe_read_user(&iov_ptr, sizeof(iov_ptr),
+					(void *)(io->arg + __builtin_offsetof(struct user_msghdr, msg_iov))))
+			return 0;
+		/* fallthrough */
+	case IO_READV:
+	case IO_WRITEV:
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)iov_ptr))
+			return 0;
+		*buf_len = iov.iov_len;
+		return (__u64)iov.iov_base;
+	}
+	return 0;
+}
+
+/* Capture the head of `ret` transferred bytes, within the direction's capture budget. */
+static __always_inline void capture(struct conn_state *c, struct inflight_io *io, __u64 ret,
+				    bool is_request)
+{
+	__u32 budget = is_request ? capture_req_bytes : capture_resp_bytes;
+	__u32 done = is_request ? c->req_captured : c->resp_captured;
+	if (done >= budget) {
+		c->flags |= is_request ? PC_F_REQ_TRUNCATED : PC_F_RESP_TRUNCATED;
+		return;
+	}
+	__u64 buf_len = 0;
+	__u64 buf = first_buffer(io, &buf_len);
+	if (!buf)
+		return;
+	__u64 want = ret < buf_len ? ret : buf_len;
+	__u32 room = budget - done;
+	__u32 len = want < room ? (__u32)want : room;
+	if (ret > len)
+		c->flags |= is_request ? PC_F_REQ_TRUNCATED : PC_F_RESP_TRUNCATED;
+	if (!len)
+		return;
+	emit_data(c, is_request ? PC_DIR_REQUEST : PC_DIR_RESPONSE, buf, len, done);
+	if (is_request)
+		c->req_captured = done + len;
+	else
+		c->resp_captured = done + len;
+}
+
+/* ---- syscall handlers -------------------------------------------------------------------- */
+
+static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	long fd = ctx->ret;
+	if (fd < 0)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct sock *sk = sock_of_fd(task, fd);
+	if (!sk)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if ((family != AF_INET && family != AF_INET6) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+
+	__u16 local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	if (!admit(task, tgid, local_port, cgroup_id)) {
+		count(PC_CNT_CONN_FILTERED);
+		return 0;
+	}
+
+	struct conn_key key = { .tgid = tgid, .fd = fd };
+	/* An entry left under this fd means we missed its close (close_range, dup2): flush it. */
+	struct conn_state *stale = bpf_map_lookup_elem(&conns, &key);
+	if (stale) {
+		if (stale->phase != PHASE_IDLE)
+			emit_request(&key, stale, PC_F_CONN_CLOSED);
+		count(PC_CNT_CONN_REPLACED);
+	}
+
+	struct conn_state c = {};
+	c.conn_id = next_conn_id();
+	c.cgroup_id = cgroup_id;
+	c.family = family;
+	c.local_port = local_port;
+	c.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		BPF_CORE_READ_INTO(c.local_addr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(c.remote_addr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(c.local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(c.remote_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	bpf_probe_read_kernel_str(c.comm, sizeof(c.comm), &leader->comm);
+
+	if (bpf_map_update_elem(&conns, &key, &c, BPF_ANY)) {
+		count(PC_CNT_CONN_TABLE_FULL);
+		return 0;
+	}
+	count(PC_CNT_CONN_ACCEPTED);
+	return 0;
+}
+
+/* Enter side of every read/write syscall: remember the call only for tracked sockets. */
+static __always_inline int on_io_enter(__u64 fd, __u64 arg, __u8 op)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)fd };
+	if (!bpf_map_lookup_elem(&conns, &key))
+		return 0; /* the common case: not a tracked server socket */
+	struct inflight_io io = { .arg = arg, .fd = (__u32)fd, .op = op };
+	if (bpf_map_update_elem(&inflight, &pid_tgid, &io, BPF_ANY))
+		count(PC_CNT_INFLIGHT_FULL);
+	return 0;
+}
+
+static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct inflight_io *iop = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	if (!iop)
+		return 0;
+	struct inflight_io io = *iop;
+	bpf_map_delete_elem(&inflight, &pid_tgid);
+
+	long ret = ctx->ret;
+	if (ret <= 0)
+		return 0; /* EAGAIN, EOF, errors: no bytes, no boundary */
+
+	__u32 tid = (__u32)pid_tgid;
+	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = io.fd };
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	settle_current_thread(tid, now);
+
+	bool is_read = io.op <= IO_RECVMSG;
+	if (is_read) {
+		if (c->phase == PHASE_WRITING)
+			emit_request(&key, c, 0);
+		if (c->phase != PHASE_READING)
+			begin_request(c, tid, now);
+		c->phase = PHASE_READING;
+		__sync_fetch_and_add(&c->bytes_received, ret);
+	} else {
+		if (c->phase == PHASE_IDLE)
+			begin_request(c, tid, now); /* server spoke first */
+		c->phase = PHASE_WRITING;
+		__sync_fetch_and_add(&c->bytes_sent, ret);
+		c->end_ns = now;
+		if (io.op == IO_SENDFILE)
+			c->flags |= PC_F_SENDFILE;
+	}
+	set_owner(tid, &key, c, now);
+	if (!is_read) {
+		c->cpu_at_last_write = c->cpu_ns;
+		c->rss_bytes = process_rss_bytes((struct task_struct *)bpf_get_current_task());
+	}
+	if (io.op != IO_SENDFILE)
+		capture(c, &io, ret, is_read);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int sys_exit_accept(struct trace_event_raw_sys_exit *ctx) { return on_accept_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int sys_exit_accept4(struct trace_event_raw_sys_exit *ctx) { return on_accept_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int sys_enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_io_enter(ctx->args[0], ctx->args[1], IO_READ);
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int sys_enter_readv(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_io_enter(ctx->args[0], ctx->args[1], IO_READV);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int sys_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[3] & MSG_PEEK)
+		return 0; /* peeked bytes are read again later: count them once */
+	return on_io_enter(ctx->args[0], ctx->args[1], IO_READ);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int sys_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[2] & MSG_PEEK)
+		return 0;
+	return on_io_enter(ctx->args[0], ctx->args[1], IO_RECVMSG);
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int sys_enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_io_enter(ctx->args[0], ctx->args[1], IO_WRITE);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int sys_enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_io_enter(ctx->args[0], ctx->args[1], IO_WRITEV);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int sys_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_io_enter(ctx->args[0], ctx->args[1], IO_WRITE);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int sys_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_io_enter(ctx->args[0], ctx->args[1], IO_SENDMSG);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_io_enter(ctx->args[0], 0, IO_SENDFILE); /* args[0] is out_fd */
+}
+
+/* One exit handler per syscall: tracepoints can't share a program across events. */
+SEC("tracepoint/syscalls/sys_exit_read")
+int sys_exit_read(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+SEC("tracepoint/syscalls/sys_exit_readv")
+int sys_exit_readv(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int sys_exit_recvfrom(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int sys_exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+SEC("tracepoint/syscalls/sys_exit_write")
+int sys_exit_write(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+SEC("tracepoint/syscalls/sys_exit_writev")
+int sys_exit_writev(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int sys_exit_sendto(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int sys_exit_sendmsg(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return 0;
+	if (c->phase != PHASE_IDLE)
+		emit_request(&key, c, PC_F_CONN_CLOSED);
+	bpf_map_delete_elem(&conns, &key);
+	return 0;
+}
+
+#endif /* __PC_REQUEST_TRACKER_BPF_H */

@@ -1,0 +1,177 @@
+//! Byte-for-byte mirrors of bpf/perfcatch.h. tests/layout.rs checks them against the BTF of the
+//! compiled BPF object, so a change to the header without a change here fails the build's tests.
+
+#![allow(dead_code)] // Some constants exist only to mirror the header (and for the layout test).
+
+pub const PC_ABI_VERSION: u32 = 1;
+pub const PC_DATA_MAX: usize = 4096;
+pub const PC_DATA_HDR_SIZE: usize = 24;
+
+// enum pc_record_type
+pub const PC_REC_REQUEST: u32 = 1;
+pub const PC_REC_DATA: u32 = 2;
+pub const PC_REC_STATS: u32 = 16;
+pub const PC_REC_LOADER_INFO: u32 = 17;
+
+// enum pc_request_flags
+pub const PC_F_CONN_CLOSED: u32 = 1 << 0;
+pub const PC_F_REQ_TRUNCATED: u32 = 1 << 1;
+pub const PC_F_RESP_TRUNCATED: u32 = 1 << 2;
+pub const PC_F_DATA_LOST: u32 = 1 << 3;
+pub const PC_F_SENDFILE: u32 = 1 << 4;
+pub const PC_F_NO_RSS: u32 = 1 << 5;
+
+// enum pc_direction
+pub const PC_DIR_REQUEST: u8 = 1;
+pub const PC_DIR_RESPONSE: u8 = 2;
+
+// enum pc_counter (indexes of the per-CPU array "counters")
+pub const PC_CNT_REQUESTS: u32 = 0;
+pub const PC_CNT_RB_DROP_REQUEST: u32 = 1;
+pub const PC_CNT_RB_DROP_DATA: u32 = 2;
+pub const PC_CNT_CONN_ACCEPTED: u32 = 3;
+pub const PC_CNT_CONN_TABLE_FULL: u32 = 4;
+pub const PC_CNT_INFLIGHT_FULL: u32 = 5;
+pub const PC_CNT_CONN_FILTERED: u32 = 6;
+pub const PC_CNT_CONN_REPLACED: u32 = 7;
+pub const PC_CNT_MAX: usize = 8;
+
+// enum pc_loader_counter (indexes of pc_stats.loader)
+pub const PC_LCNT_RECORDS_OUT: usize = 0;
+pub const PC_LCNT_MALFORMED: usize = 1;
+pub const PC_LCNT_DRAINS: usize = 2;
+pub const PC_LCNT_MAX: usize = 4;
+
+/// struct pc_request: one finished server-side request.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PcRequest {
+    pub r#type: u32,
+    pub flags: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub conn_id: u64,
+    pub cgroup_id: u64,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub cpu_ns: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub rss_bytes: u64,
+    pub seq: u32,
+    pub family: u16,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub req_captured: u16,
+    pub resp_captured: u16,
+    pub _pad0: u16,
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+    pub comm: [u8; 16],
+}
+
+/// struct pc_data: a chunk of captured payload. Only PC_DATA_HDR_SIZE + len bytes travel.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PcData {
+    pub r#type: u32,
+    pub direction: u8,
+    pub _pad0: u8,
+    pub len: u16,
+    pub conn_id: u64,
+    pub seq: u32,
+    pub offset: u32,
+    pub data: [u8; PC_DATA_MAX],
+}
+
+/// struct pc_stats: counter snapshot written by the loader.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PcStats {
+    pub r#type: u32,
+    pub n_kernel: u32,
+    pub kernel: [u64; PC_CNT_MAX],
+    pub loader: [u64; PC_LCNT_MAX],
+}
+
+/// struct pc_loader_info: header of the one-off JSON record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PcLoaderInfo {
+    pub r#type: u32,
+    pub len: u32,
+}
+
+/// struct pc_filter_cfg: value at key 0 of the array map "filter_cfg".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PcFilterCfg {
+    pub pids_on: u32,
+    pub ports_on: u32,
+    pub cgroups_on: u32,
+    pub comms_on: u32,
+}
+
+// SAFETY: repr(C), only integer fields and no padding, so every bit pattern is valid.
+unsafe impl aya::Pod for PcFilterCfg {}
+
+// Byte offsets the loader touches directly in ring-buffer items.
+pub const REQ_START_NS_OFF: usize = std::mem::offset_of!(PcRequest, start_ns);
+pub const REQ_END_NS_OFF: usize = std::mem::offset_of!(PcRequest, end_ns);
+pub const DATA_LEN_OFF: usize = std::mem::offset_of!(PcData, len);
+pub const PC_REQUEST_SIZE: usize = std::mem::size_of::<PcRequest>();
+
+// The header promises sizes that are multiples of 8 and a fixed pc_data header size.
+const _: () = assert!(std::mem::offset_of!(PcData, data) == PC_DATA_HDR_SIZE);
+const _: () = assert!(PC_REQUEST_SIZE % 8 == 0);
+const _: () = assert!(std::mem::size_of::<PcStats>() % 8 == 0);
+const _: () = assert!(std::mem::size_of::<PcLoaderInfo>() == 8);
+
+impl PcStats {
+    /// Serializes to the little-endian wire layout (same as the in-memory one on x86-64/arm64).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(std::mem::size_of::<Self>());
+        out.extend_from_slice(&self.r#type.to_le_bytes());
+        out.extend_from_slice(&self.n_kernel.to_le_bytes());
+        for v in self.kernel.iter().chain(self.loader.iter()) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+}
+
+/// Reads a little-endian u32 at `off`; None when the slice is too short.
+pub fn read_u32(buf: &[u8], off: usize) -> Option<u32> {
+    buf.get(off..off + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+}
+
+/// Reads a little-endian u16 at `off`; None when the slice is too short.
+pub fn read_u16(buf: &[u8], off: usize) -> Option<u16> {
+    buf.get(off..off + 2).map(|b| u16::from_le_bytes(b.try_into().unwrap()))
+}
+
+/// Reads a little-endian u64 at `off`; None when the slice is too short.
+pub fn read_u64(buf: &[u8], off: usize) -> Option<u64> {
+    buf.get(off..off + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    #[test]
+    fn stats_bytes_match_struct_size() {
+        let s = PcStats { r#type: PC_REC_STATS, n_kernel: PC_CNT_MAX as u32, ..Default::default() };
+        assert_eq!(s.to_bytes().len(), size_of::<PcStats>());
+        assert_eq!(read_u32(&s.to_bytes(), 0), Some(PC_REC_STATS));
+    }
+
+    #[test]
+    fn sizes_from_header_arithmetic() {
+        assert_eq!(size_of::<PcRequest>(), 144);
+        assert_eq!(size_of::<PcData>(), PC_DATA_HDR_SIZE + PC_DATA_MAX);
+        assert_eq!(size_of::<PcStats>(), 8 + 8 * (PC_CNT_MAX + PC_LCNT_MAX));
+        assert_eq!(size_of::<PcFilterCfg>(), 16);
+    }
+}
