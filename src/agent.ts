@@ -1,0 +1,191 @@
+/**
+ * The agent: kernel records in, requests out. Wires the loader, the decoder, request
+ * assembly, enrichment, the ring-buffer store, metrics, span export and the HTTP API.
+ * `handleRecord` is where every decoded record enters the pipeline.
+ */
+import { RequestAssembler } from './assemble/request-assembler.ts';
+import type { AgentConfig } from './config.ts';
+import type { DecodedRecord } from './decode/records.ts';
+import { ProcessInfoCache } from './enrich/process-info.ts';
+import { CorrelationExtractor } from './http/correlation.ts';
+import { LoaderProcess } from './loader/loader-process.ts';
+import type { Logger } from './log.ts';
+import { AgentMetrics } from './metrics/agent-metrics.ts';
+import { ServerSpanBuilder } from './otel/span-builder.ts';
+import { createOtlpExporter, SpanExportQueue } from './otel/span-export.ts';
+import { buildRequest, type RequestBuilderOptions } from './pipeline/request-builder.ts';
+import { RequestStore } from './store/request-store.ts';
+import { startApiServer, type ApiServer } from './api/server.ts';
+import type { AgentCounters, PipelineCounters } from './types.ts';
+
+export class Agent {
+  private readonly store: RequestStore;
+  private readonly assembler = new RequestAssembler();
+  private readonly builderOptions: RequestBuilderOptions;
+  private readonly spans: ServerSpanBuilder | null;
+  private readonly exportQueue: SpanExportQueue | null;
+  private readonly metrics: AgentMetrics;
+  private readonly loader: LoaderProcess;
+  private api: ApiServer | null = null;
+  private kernelCounters: Record<string, number> = {};
+  private loaderCounters: Record<string, number> = {};
+  private captureUp = false;
+  private captureDownReason = 'starting';
+  private readonly counters: AgentCounters = {
+    frames_decoded: 0,
+    frames_malformed: 0,
+    requests_recorded: 0,
+    requests_not_http: 0,
+    data_orphaned: 0,
+    spans_started: 0,
+    spans_exported: 0,
+    spans_export_failed: 0,
+    spans_dropped: 0,
+    loader_restarts: 0,
+  };
+  private readonly config: AgentConfig;
+  private readonly log: Logger;
+
+  constructor(config: AgentConfig, log: Logger, env: Record<string, string | undefined>) {
+    this.config = config;
+    this.log = log;
+    this.store = new RequestStore(config.bufferSize);
+    this.builderOptions = {
+      correlation: new CorrelationExtractor(config.correlationHeaders),
+      processes: new ProcessInfoCache(),
+      keepQuery: config.keepQuery,
+    };
+    if (config.otlpEndpoint) {
+      this.spans = new ServerSpanBuilder();
+      this.exportQueue = new SpanExportQueue(createOtlpExporter(config.otlpEndpoint, env), {
+        onExportError: (m) => log.warn(`OTLP export to ${config.otlpEndpoint} failed: ${m}`),
+      });
+    } else {
+      this.spans = null;
+      this.exportQueue = null;
+    }
+    this.metrics = new AgentMetrics({
+      counters: () => this.pipelineCounters(),
+      buffer: () => ({ size: this.store.size, capacity: this.store.capacity }),
+    });
+    this.loader = new LoaderProcess(
+      {
+        loaderPath: config.loaderPath,
+        bpfObjectPath: config.bpfObjectPath,
+        captureRequestBytes: config.captureRequestBytes,
+        captureResponseBytes: config.captureResponseBytes,
+        pids: config.pids,
+        ports: config.ports,
+        processes: config.processes,
+      },
+      {
+        onRecord: (rec) => this.handleRecord(rec),
+        onMalformed: (err) => {
+          this.counters.frames_malformed++;
+          log.debug(`malformed loader frame: ${err.message}`);
+        },
+        onLog: (level, message) => log[level](message),
+        onStateChange: (up, reason) => {
+          this.captureUp = up;
+          this.captureDownReason = reason;
+          if (!up) log.error(`capture down: ${reason}`);
+        },
+      },
+    );
+  }
+
+  /** Starts capture first (so privilege errors surface before anything listens), then the API. */
+  async start(): Promise<void> {
+    await this.loader.start();
+    this.api = await startApiServer({
+      host: this.config.apiHost,
+      port: this.config.apiPort,
+      store: this.store,
+      health: () => this.health(),
+      metrics: () => this.metrics.renderPrometheus(),
+    });
+    const info = this.loader.loaderInfo;
+    const programs = Array.isArray(info?.programs) ? info.programs.length : 0;
+    this.log.info(
+      `perfcatch agent: ${programs} eBPF programs attached; API on http://${this.config.apiHost}:${this.api.port}; ` +
+        `OTLP ${this.config.otlpEndpoint ?? 'off'}`,
+    );
+  }
+
+  get apiPort(): number {
+    return this.api?.port ?? 0;
+  }
+
+  handleRecord(rec: DecodedRecord): void {
+    this.counters.frames_decoded++;
+    switch (rec.kind) {
+      case 'data':
+        this.assembler.addData(rec);
+        return;
+      case 'request': {
+        const built = buildRequest(this.assembler.complete(rec), this.builderOptions);
+        if (!built.isHttp) this.counters.requests_not_http++;
+        this.store.add(built.record);
+        this.metrics.recordRequest(built.record);
+        this.counters.requests_recorded++;
+        if (this.spans && this.exportQueue) {
+          this.exportQueue.add(this.spans.build(built));
+          this.counters.spans_started++;
+        }
+        return;
+      }
+      case 'stats':
+        this.kernelCounters = rec.kernel;
+        this.loaderCounters = rec.loader;
+        return;
+      case 'loader_info':
+        return;
+    }
+  }
+
+  pipelineCounters(): PipelineCounters {
+    const q = this.exportQueue?.counters;
+    this.counters.spans_exported = q?.exported ?? 0;
+    this.counters.spans_export_failed = q?.failed ?? 0;
+    this.counters.spans_dropped = q?.dropped ?? 0;
+    this.counters.data_orphaned = this.assembler.orphanedChunks;
+    this.counters.loader_restarts = this.loader.restartCount;
+    return { kernel: this.kernelCounters, loader: this.loaderCounters, agent: { ...this.counters } };
+  }
+
+  health(): { ok: boolean; body: unknown } {
+    const info = this.loader.loaderInfo;
+    const c = this.pipelineCounters();
+    return {
+      ok: this.captureUp,
+      body: {
+        status: this.captureUp ? 'ok' : 'capture_down',
+        ...(this.captureUp ? {} : { reason: this.captureDownReason }),
+        programs: Array.isArray(info?.programs) ? info.programs : [],
+        kernel: info?.kernel ?? null,
+        buffer: { size: this.store.size, capacity: this.store.capacity },
+        otlp: this.config.otlpEndpoint
+          ? { endpoint: this.config.otlpEndpoint, ...this.exportQueue?.counters }
+          : null,
+        lost: {
+          kernel_ringbuf_request: c.kernel.rb_drop_request ?? 0,
+          kernel_ringbuf_data: c.kernel.rb_drop_data ?? 0,
+          kernel_conn_table_full: c.kernel.conn_table_full ?? 0,
+          kernel_inflight_full: c.kernel.inflight_full ?? 0,
+          pipe_malformed: c.loader.malformed ?? 0,
+          agent_malformed: c.agent.frames_malformed,
+          agent_data_orphaned: c.agent.data_orphaned,
+          spans_dropped: c.agent.spans_dropped,
+          spans_failed: c.agent.spans_export_failed,
+        },
+        counters: c,
+      },
+    };
+  }
+
+  async stop(): Promise<void> {
+    await this.loader.stop();
+    await this.api?.close();
+    await this.exportQueue?.shutdown();
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * TypeScript mirror of bpf/perfcatch.h: record types, sizes, field offsets and enum values.
+ * test/unit/layout.test.ts compares every number here with the BTF of the compiled object and
+ * fails when the header changes without this file.
+ */
+
+export const RecordType = {
+  REQUEST: 1,
+  DATA: 2,
+  STATS: 16,
+  LOADER_INFO: 17,
+} as const;
+
+export const RequestFlags = {
+  CONN_CLOSED: 1 << 0,
+  REQ_TRUNCATED: 1 << 1,
+  RESP_TRUNCATED: 1 << 2,
+  DATA_LOST: 1 << 3,
+  SENDFILE: 1 << 4,
+  NO_RSS: 1 << 5,
+} as const;
+
+export const Direction = {
+  REQUEST: 1,
+  RESPONSE: 2,
+} as const;
+
+/** enum pc_counter, by index; names are the enum names without PC_CNT_, lowercased. */
+export const KERNEL_COUNTERS = [
+  'requests',
+  'rb_drop_request',
+  'rb_drop_data',
+  'conn_accepted',
+  'conn_table_full',
+  'inflight_full',
+  'conn_filtered',
+  'conn_replaced',
+] as const;
+export const PC_CNT_MAX = 8;
+
+/** enum pc_loader_counter, by index (PC_LCNT_MAX leaves room for more). */
+export const LOADER_COUNTERS = ['records_out', 'malformed', 'drains'] as const;
+export const PC_LCNT_MAX = 4;
+
+export const PC_DATA_MAX = 4096;
+export const PC_DATA_HDR_SIZE = 24;
+
+/** struct pc_request */
+export const REQUEST = {
+  size: 144,
+  type: 0,
+  flags: 4,
+  pid: 8,
+  tid: 12,
+  conn_id: 16,
+  cgroup_id: 24,
+  start_ns: 32,
+  end_ns: 40,
+  cpu_ns: 48,
+  bytes_received: 56,
+  bytes_sent: 64,
+  rss_bytes: 72,
+  seq: 80,
+  family: 84,
+  local_port: 86,
+  remote_port: 88,
+  req_captured: 90,
+  resp_captured: 92,
+  _pad0: 94,
+  local_addr: 96,
+  remote_addr: 112,
+  comm: 128,
+} as const;
+
+/** struct pc_data (size includes the full PC_DATA_MAX payload; frames carry only len bytes) */
+export const DATA = {
+  size: 4120,
+  type: 0,
+  direction: 4,
+  _pad0: 5,
+  len: 6,
+  conn_id: 8,
+  seq: 16,
+  offset: 20,
+  data: 24,
+} as const;
+
+/** struct pc_stats */
+export const STATS = {
+  size: 104,
+  type: 0,
+  n_kernel: 4,
+  kernel: 8,
+  loader: 72,
+} as const;
+
+/** struct pc_loader_info (followed by len bytes of JSON) */
+export const LOADER_INFO = {
+  size: 8,
+  type: 0,
+  len: 4,
+} as const;
+
+/** struct pc_filter_cfg (written by the loader; mirrored so the layout test covers it) */
+export const FILTER_CFG = {
+  size: 16,
+  pids_on: 0,
+  ports_on: 4,
+  cgroups_on: 8,
+  comms_on: 12,
+} as const;
+
+export const AF_INET = 2;
+export const AF_INET6 = 10;

@@ -1,0 +1,186 @@
+/**
+ * Decodes one loader frame into a typed record. This is where kernel bytes become objects;
+ * offsets come from layout.ts, the mirror of bpf/perfcatch.h.
+ */
+import {
+  AF_INET,
+  DATA,
+  KERNEL_COUNTERS,
+  LOADER_COUNTERS,
+  LOADER_INFO,
+  RecordType,
+  REQUEST,
+  STATS,
+} from './layout.ts';
+
+export interface KernelRequest {
+  kind: 'request';
+  flags: number;
+  pid: number;
+  tid: number;
+  connId: bigint;
+  cgroupId: bigint;
+  /** Epoch nanoseconds (the loader converted them from CLOCK_MONOTONIC). */
+  startNs: bigint;
+  endNs: bigint;
+  cpuNs: number;
+  bytesReceived: number;
+  bytesSent: number;
+  rssBytes: number;
+  seq: number;
+  family: number;
+  localPort: number;
+  remotePort: number;
+  reqCaptured: number;
+  respCaptured: number;
+  localAddr: string;
+  remoteAddr: string;
+  comm: string;
+}
+
+export interface KernelData {
+  kind: 'data';
+  direction: number;
+  connId: bigint;
+  seq: number;
+  offset: number;
+  /** A copy: frames are views into a reused buffer. */
+  bytes: Buffer;
+}
+
+export interface LoaderStats {
+  kind: 'stats';
+  kernel: Record<string, number>;
+  loader: Record<string, number>;
+}
+
+export interface LoaderInfo {
+  kind: 'loader_info';
+  info: Record<string, unknown>;
+}
+
+export type DecodedRecord = KernelRequest | KernelData | LoaderStats | LoaderInfo;
+
+export class RecordDecodeError extends Error {}
+
+function cString(buf: Buffer, start: number, len: number): string {
+  const end = buf.indexOf(0, start);
+  return buf.toString('latin1', start, end === -1 || end > start + len ? start + len : end);
+}
+
+/** Formats an address as stored by the kernel: IPv4 in the first 4 bytes, else 16 bytes. */
+export function formatAddress(buf: Buffer, start: number, family: number): string {
+  if (family === AF_INET) {
+    return `${buf[start]}.${buf[start + 1]}.${buf[start + 2]}.${buf[start + 3]}`;
+  }
+  const b = buf.subarray(start, start + 16);
+  // IPv4-mapped IPv6 (::ffff:a.b.c.d): report the IPv4 address, as clients see it.
+  if (b.readUInt32BE(0) === 0 && b.readUInt32BE(4) === 0 && b.readUInt32BE(8) === 0xffff) {
+    return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  }
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
+  // Compress the longest run of zero groups (RFC 5952).
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (bestStart === -1) return groups.join(':');
+  const head = groups.slice(0, bestStart).join(':');
+  const tail = groups.slice(bestStart + bestLen).join(':');
+  return `${head}::${tail}`;
+}
+
+function decodeRequest(f: Buffer): KernelRequest {
+  if (f.length < REQUEST.size) throw new RecordDecodeError(`request record too short: ${f.length}`);
+  const family = f.readUInt16LE(REQUEST.family);
+  return {
+    kind: 'request',
+    flags: f.readUInt32LE(REQUEST.flags),
+    pid: f.readUInt32LE(REQUEST.pid),
+    tid: f.readUInt32LE(REQUEST.tid),
+    connId: f.readBigUInt64LE(REQUEST.conn_id),
+    cgroupId: f.readBigUInt64LE(REQUEST.cgroup_id),
+    startNs: f.readBigUInt64LE(REQUEST.start_ns),
+    endNs: f.readBigUInt64LE(REQUEST.end_ns),
+    cpuNs: Number(f.readBigUInt64LE(REQUEST.cpu_ns)),
+    bytesReceived: Number(f.readBigUInt64LE(REQUEST.bytes_received)),
+    bytesSent: Number(f.readBigUInt64LE(REQUEST.bytes_sent)),
+    rssBytes: Number(f.readBigUInt64LE(REQUEST.rss_bytes)),
+    seq: f.readUInt32LE(REQUEST.seq),
+    family,
+    localPort: f.readUInt16LE(REQUEST.local_port),
+    remotePort: f.readUInt16LE(REQUEST.remote_port),
+    reqCaptured: f.readUInt16LE(REQUEST.req_captured),
+    respCaptured: f.readUInt16LE(REQUEST.resp_captured),
+    localAddr: formatAddress(f, REQUEST.local_addr, family),
+    remoteAddr: formatAddress(f, REQUEST.remote_addr, family),
+    comm: cString(f, REQUEST.comm, 16),
+  };
+}
+
+function decodeData(f: Buffer): KernelData {
+  if (f.length < DATA.data) throw new RecordDecodeError(`data record too short: ${f.length}`);
+  const len = f.readUInt16LE(DATA.len);
+  if (DATA.data + len > f.length) throw new RecordDecodeError(`data record truncated: len ${len}, frame ${f.length}`);
+  return {
+    kind: 'data',
+    direction: f.readUInt8(DATA.direction),
+    connId: f.readBigUInt64LE(DATA.conn_id),
+    seq: f.readUInt32LE(DATA.seq),
+    offset: f.readUInt32LE(DATA.offset),
+    bytes: Buffer.from(f.subarray(DATA.data, DATA.data + len)),
+  };
+}
+
+function decodeStats(f: Buffer): LoaderStats {
+  if (f.length < STATS.size) throw new RecordDecodeError(`stats record too short: ${f.length}`);
+  const kernel: Record<string, number> = {};
+  KERNEL_COUNTERS.forEach((name, i) => {
+    kernel[name] = Number(f.readBigUInt64LE(STATS.kernel + 8 * i));
+  });
+  const loader: Record<string, number> = {};
+  LOADER_COUNTERS.forEach((name, i) => {
+    loader[name] = Number(f.readBigUInt64LE(STATS.loader + 8 * i));
+  });
+  return { kind: 'stats', kernel, loader };
+}
+
+function decodeLoaderInfo(f: Buffer): LoaderInfo {
+  const len = f.length >= LOADER_INFO.size ? f.readUInt32LE(LOADER_INFO.len) : -1;
+  if (len < 0 || LOADER_INFO.size + len > f.length) throw new RecordDecodeError('loader info truncated');
+  const text = f.toString('utf8', LOADER_INFO.size, LOADER_INFO.size + len);
+  try {
+    return { kind: 'loader_info', info: JSON.parse(text) as Record<string, unknown> };
+  } catch {
+    throw new RecordDecodeError('loader info is not JSON');
+  }
+}
+
+export function decodeRecord(frame: Buffer): DecodedRecord {
+  if (frame.length < 4) throw new RecordDecodeError(`frame too short: ${frame.length}`);
+  const type = frame.readUInt32LE(0);
+  switch (type) {
+    case RecordType.REQUEST:
+      return decodeRequest(frame);
+    case RecordType.DATA:
+      return decodeData(frame);
+    case RecordType.STATS:
+      return decodeStats(frame);
+    case RecordType.LOADER_INFO:
+      return decodeLoaderInfo(frame);
+    default:
+      throw new RecordDecodeError(`unknown record type ${type}`);
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * Runs the Rust loader (loader/) as a child process: passes filters as flags and stdin
+ * commands, turns its stdout into decoded records, and restarts it if it dies after a
+ * successful start. Fatal refusals (privileges, BTF, kernel version) are not retried.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { FrameError, FrameReader } from '../decode/frame-reader.ts';
+import { decodeRecord, RecordDecodeError, type DecodedRecord } from '../decode/records.ts';
+
+/** The loader's exit codes (loader/src/main.rs). */
+export const LOADER_EXIT = {
+  USAGE: 2,
+  PRIVILEGES: 3,
+  NO_BTF: 4,
+  KERNEL_TOO_OLD: 5,
+  OBJECT_MISSING: 6,
+  ATTACH_FAILED: 7,
+} as const;
+
+const FATAL_EXITS = new Set<number>([2, 3, 4, 5, 6]);
+const MAX_BACKOFF_MS = 30_000;
+
+export interface LoaderOptions {
+  loaderPath: string;
+  bpfObjectPath: string;
+  captureRequestBytes: number;
+  captureResponseBytes: number;
+  pids: number[];
+  ports: number[];
+  processes: string[];
+}
+
+export interface LoaderHandlers {
+  onRecord(rec: DecodedRecord): void;
+  /** A frame that could not be decoded: counted, never fatal. */
+  onMalformed(err: Error): void;
+  onLog(level: 'info' | 'warn' | 'error', message: string): void;
+  /** Capture went down (crash) or came back up. */
+  onStateChange(up: boolean, reason: string): void;
+}
+
+export class LoaderStartError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+export class LoaderProcess {
+  private child: ChildProcessWithoutNullStreams | null = null;
+  private stopping = false;
+  private restarts = 0;
+  private backoffMs = 1_000;
+  private readonly opts: LoaderOptions;
+  private readonly handlers: LoaderHandlers;
+  private filters: { pids: number[]; ports: number[]; processes: string[] };
+  loaderInfo: Record<string, unknown> | null = null;
+
+  constructor(opts: LoaderOptions, handlers: LoaderHandlers) {
+    this.opts = opts;
+    this.handlers = handlers;
+    this.filters = { pids: opts.pids, ports: opts.ports, processes: opts.processes };
+  }
+
+  get restartCount(): number {
+    return this.restarts;
+  }
+
+  get running(): boolean {
+    return this.child !== null && this.loaderInfo !== null;
+  }
+
+  /** Resolves once the loader has attached its programs; rejects with LoaderStartError. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let started = false;
+      let lastStderr = '';
+      const args = [
+        '--bpf-object', this.opts.bpfObjectPath,
+        '--capture-request-bytes', String(this.opts.captureRequestBytes),
+        '--capture-response-bytes', String(this.opts.captureResponseBytes),
+      ];
+      if (this.filters.pids.length) args.push('--pids', this.filters.pids.join(','));
+      if (this.filters.ports.length) args.push('--ports', this.filters.ports.join(','));
+      if (this.filters.processes.length) args.push('--comms', this.filters.processes.join(','));
+
+      const child = spawn(this.opts.loaderPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      this.child = child;
+      const frames = new FrameReader((frame) => {
+        let rec: DecodedRecord;
+        try {
+          rec = decodeRecord(frame);
+        } catch (err) {
+          if (err instanceof RecordDecodeError) return this.handlers.onMalformed(err);
+          throw err;
+        }
+        if (rec.kind === 'loader_info') {
+          this.loaderInfo = rec.info;
+          if (!started) {
+            started = true;
+            this.backoffMs = 1_000;
+            this.handlers.onStateChange(true, 'loader attached');
+            resolve();
+          }
+        }
+        this.handlers.onRecord(rec);
+      });
+      child.stdout.on('data', (chunk: Buffer) => {
+        try {
+          frames.push(chunk);
+        } catch (err) {
+          if (!(err instanceof FrameError)) throw err;
+          // A corrupt stream cannot be resynchronised: restart the loader.
+          this.handlers.onMalformed(err);
+          child.kill('SIGTERM');
+        }
+      });
+      createInterface({ input: child.stderr }).on('line', (line) => {
+        lastStderr = line;
+        this.handlers.onLog(/error|fail|refus/i.test(line) ? 'warn' : 'info', `loader: ${line}`);
+      });
+      child.stdin.on('error', () => {}); // EPIPE when the loader died: seen via 'exit'
+      child.on('error', (err: NodeJS.ErrnoException) => {
+        const msg =
+          err.code === 'ENOENT'
+            ? `loader not found at ${this.opts.loaderPath} (build it with: npm run build)`
+            : `cannot start loader ${this.opts.loaderPath}: ${err.message}`;
+        if (!started) reject(new LoaderStartError(msg, LOADER_EXIT.OBJECT_MISSING));
+      });
+      child.on('exit', (code, signal) => {
+        this.child = null;
+        this.loaderInfo = null;
+        const reason = lastStderr.replace(/^perfcatch-loader: /, '') || `loader exited (${signal ?? code})`;
+        if (!started) {
+          reject(new LoaderStartError(reason, code ?? 1));
+          return;
+        }
+        if (this.stopping) return;
+        this.handlers.onStateChange(false, reason);
+        if (code !== null && FATAL_EXITS.has(code)) return;
+        this.scheduleRestart();
+      });
+    });
+  }
+
+  private scheduleRestart(): void {
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+    setTimeout(() => {
+      if (this.stopping) return;
+      this.restarts++;
+      this.start().catch((err: Error) => {
+        this.handlers.onLog('error', `loader restart failed: ${err.message}`);
+        this.scheduleRestart();
+      });
+    }, delay).unref();
+  }
+
+  /** Sends a control line (see loader/src/filters.rs); lost if the loader is down. */
+  send(command: string): void {
+    this.child?.stdin.write(`${command}\n`);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (!child) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.stdin.end(); // EOF tells the loader to detach and exit
+    });
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Builds one SERVER span per request, as a finished ReadableSpan handed straight to the
+ * export queue: the request is already over when the kernel reports it, so there is no live
+ * span to start and end, and ids and times come from the record itself.
+ *
+ * Every monitored service gets its own Resource object; the OTLP serializer groups spans
+ * by resource object, so spans of different services go out under their own service.name
+ * through one shared exporter.
+ */
+import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime, type SpanContext } from '@opentelemetry/api';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { hostname } from 'node:os';
+import type { BuiltRequest } from '../pipeline/request-builder.ts';
+import { routeTemplate } from '../http/route.ts';
+import * as sc from './semconv.ts';
+
+export const INSTRUMENTATION_SCOPE = { name: 'perfcatch', version: '0.1.0' } as const;
+
+const MAX_RESOURCES = 1024;
+
+export function hrTimeFromEpochNs(ns: bigint): HrTime {
+  return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
+}
+
+export class ServerSpanBuilder {
+  private readonly resources = new Map<string, Resource>();
+  private readonly host = hostname();
+
+  resourceFor(serviceName: string, processName: string): Resource {
+    const key = `${serviceName}\0${processName}`;
+    let r = this.resources.get(key);
+    if (!r) {
+      if (this.resources.size >= MAX_RESOURCES) this.resources.clear();
+      r = resourceFromAttributes({
+        [sc.ATTR_SERVICE_NAME]: serviceName,
+        [sc.ATTR_PROCESS_EXECUTABLE_NAME]: processName,
+        [sc.ATTR_HOST_NAME]: this.host,
+        [sc.ATTR_TELEMETRY_SDK_NAME]: 'perfcatch',
+        [sc.ATTR_TELEMETRY_SDK_LANGUAGE]: 'ebpf',
+        [sc.ATTR_TELEMETRY_SDK_VERSION]: INSTRUMENTATION_SCOPE.version,
+      });
+      this.resources.set(key, r);
+    }
+    return r;
+  }
+
+  build(b: BuiltRequest): ReadableSpan {
+    const r = b.record;
+    const method = r.http_method;
+    const route = b.http ? routeTemplate(b.http.path) : null;
+    const attributes: Attributes = {
+      [sc.ATTR_NETWORK_TRANSPORT]: 'tcp',
+      [sc.ATTR_SERVER_PORT]: r.local_port,
+      [sc.ATTR_NETWORK_LOCAL_ADDRESS]: b.localAddr,
+      [sc.ATTR_NETWORK_LOCAL_PORT]: r.local_port,
+      [sc.ATTR_CLIENT_ADDRESS]: r.remote_ip,
+      [sc.ATTR_CLIENT_PORT]: r.remote_port,
+      [sc.ATTR_NETWORK_PEER_ADDRESS]: r.remote_ip,
+      [sc.ATTR_NETWORK_PEER_PORT]: r.remote_port,
+      [sc.ATTR_HTTP_REQUEST_SIZE]: r.bytes_received,
+      [sc.ATTR_HTTP_RESPONSE_SIZE]: r.bytes_sent,
+      [sc.ATTR_PROCESS_PID]: r.pid,
+      [sc.ATTR_PERFCATCH_CPU_TIME_NS]: b.cpuNs,
+      [sc.ATTR_PERFCATCH_MEMORY_RSS_BYTES]: r.memory_rss_bytes,
+      [sc.ATTR_PERFCATCH_REQUEST_ID]: r.request_id,
+      [sc.ATTR_PERFCATCH_CONNECTION_REQUEST_SEQ]: b.seq,
+    };
+    if (b.http) {
+      attributes[sc.ATTR_URL_SCHEME] = 'http';
+      attributes[sc.ATTR_HTTP_REQUEST_METHOD] = b.http.method;
+      attributes[sc.ATTR_URL_PATH] = b.http.path;
+      attributes[sc.ATTR_NETWORK_PROTOCOL_VERSION] = b.http.version;
+      if (route) attributes[sc.ATTR_PERFCATCH_ROUTE] = route;
+      if (b.http.query !== null && r.http_path) attributes[sc.ATTR_URL_QUERY] = r.http_path.slice(b.http.path.length + 1);
+      const ua = b.http.headers.get('user-agent');
+      if (ua) attributes[sc.ATTR_USER_AGENT_ORIGINAL] = ua.slice(0, 256);
+    }
+    if (r.http_status !== null) attributes[sc.ATTR_HTTP_RESPONSE_STATUS_CODE] = r.http_status;
+    if (r.correlation_id) attributes[sc.ATTR_PERFCATCH_CORRELATION_ID] = r.correlation_id;
+    if (b.captureIncomplete) attributes[sc.ATTR_PERFCATCH_CAPTURE_INCOMPLETE] = true;
+
+    // Sampling policy: PerfCatch measured every request, so every span is exported and marked
+    // sampled, including children of a traceparent whose sampled flag is 00 (documented).
+    const ctx: SpanContext = { traceId: r.trace_id, spanId: r.span_id, traceFlags: TraceFlags.SAMPLED };
+    const parent: SpanContext | undefined =
+      r.parent_span_id && b.traceParent
+        ? {
+            traceId: r.trace_id,
+            spanId: r.parent_span_id,
+            traceFlags: b.traceParent.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+            isRemote: true,
+          }
+        : undefined;
+    const startTime = hrTimeFromEpochNs(b.startNs);
+    const endTime = hrTimeFromEpochNs(b.endNs >= b.startNs ? b.endNs : b.startNs);
+    const durationNs = b.endNs >= b.startNs ? b.endNs - b.startNs : 0n;
+    const isError = r.http_status !== null && r.http_status >= 500;
+    return {
+      name: method ? (route ? `${method} ${route}` : method) : 'tcp request',
+      kind: SpanKind.SERVER,
+      spanContext: () => ctx,
+      parentSpanContext: parent,
+      startTime,
+      endTime,
+      status: isError ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
+      attributes,
+      links: [],
+      events: [],
+      duration: hrTimeFromEpochNs(durationNs),
+      ended: true,
+      resource: this.resourceFor(r.service_name, r.process_name),
+      instrumentationScope: INSTRUMENTATION_SCOPE,
+      droppedAttributesCount: 0,
+      droppedEventsCount: 0,
+      droppedLinksCount: 0,
+    };
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Turns an assembled kernel request into the agent's RequestRecord: HTTP fields, correlation
+ * ID, trace context, process metadata and units the API speaks (ms, epoch seconds).
+ */
+import type { AssembledRequest } from '../assemble/request-assembler.ts';
+import { readRssBytes, type ProcessInfoCache } from '../enrich/process-info.ts';
+import type { CorrelationExtractor } from '../http/correlation.ts';
+import { parseRequestHead, parseResponseHead, type HttpRequestHead } from '../http/parse.ts';
+import { parseTraceParent, type TraceParent } from '../http/traceparent.ts';
+import { newSpanId, newTraceId } from '../otel/ids.ts';
+import type { RequestRecord } from '../types.ts';
+
+/** What span building needs beyond the public record. */
+export interface BuiltRequest {
+  record: RequestRecord;
+  startNs: bigint;
+  endNs: bigint;
+  cpuNs: number;
+  localAddr: string;
+  seq: number;
+  http: HttpRequestHead | null;
+  traceParent: TraceParent | null;
+  captureIncomplete: boolean;
+  isHttp: boolean;
+}
+
+export interface RequestBuilderOptions {
+  correlation: CorrelationExtractor;
+  processes: ProcessInfoCache;
+  /** Keep query strings in http_path / url.query instead of redacting them. */
+  keepQuery: boolean;
+}
+
+export const REDACTED = 'REDACTED';
+
+export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): BuiltRequest {
+  const k = a.kernel;
+  const http = parseRequestHead(a.requestHead);
+  const response = http ? parseResponseHead(a.responseHead) : null;
+  const traceParent = http ? parseTraceParent(http.headers.get('traceparent')) : null;
+  const proc = opts.processes.get(k.pid, k.comm);
+  const durationNs = k.endNs > k.startNs ? k.endNs - k.startNs : 0n;
+  const rss = k.rssBytes > 0 ? k.rssBytes : (readRssBytes(k.pid) ?? 0);
+  const spanId = newSpanId();
+
+  let httpPath: string | null = null;
+  if (http) {
+    httpPath = http.query === null ? http.path : `${http.path}?${opts.keepQuery ? http.query : REDACTED}`;
+  }
+
+  const record: RequestRecord = {
+    request_id: spanId,
+    trace_id: traceParent?.traceId ?? newTraceId(),
+    span_id: spanId,
+    parent_span_id: traceParent?.parentSpanId ?? null,
+    timestamp: Number(k.startNs / 1000n) / 1e6,
+    pid: k.pid,
+    process_name: proc.processName,
+    service_name: proc.serviceName,
+    local_port: k.localPort,
+    remote_ip: k.remoteAddr,
+    remote_port: k.remotePort,
+    duration_ms: Number(durationNs) / 1e6,
+    cpu_time_ms: k.cpuNs / 1e6,
+    memory_rss_bytes: rss,
+    bytes_received: k.bytesReceived,
+    bytes_sent: k.bytesSent,
+    correlation_id: http ? opts.correlation.extract(http.headers) : null,
+    http_method: http?.method ?? null,
+    http_path: httpPath,
+    http_status: response?.status ?? null,
+    dependencies: [],
+  };
+  return {
+    record,
+    startNs: k.startNs,
+    endNs: k.endNs,
+    cpuNs: k.cpuNs,
+    localAddr: k.localAddr,
+    seq: k.seq,
+    http,
+    traceParent,
+    captureIncomplete: a.captureIncomplete,
+    isHttp: http !== null,
+  };
+}

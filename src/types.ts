@@ -1,0 +1,67 @@
+/**
+ * Shapes shared across the agent. Field names of RequestRecord are the public JSON API
+ * (`/api/requests`): keep them stable.
+ */
+
+/** An outbound call made while serving a request (filled in by dependency tracking). */
+export interface DependencyRecord {
+  peer_ip: string;
+  peer_port: number;
+  connect_ms: number | null;
+  duration_ms: number;
+  bytes_sent: number;
+  bytes_received: number;
+  http_method: string | null;
+  http_path: string | null;
+  http_status: number | null;
+  span_id: string;
+}
+
+/** One server-side request, as served by the API and stored in the ring buffer. */
+export interface RequestRecord {
+  request_id: string;
+  trace_id: string;
+  span_id: string;
+  parent_span_id: string | null;
+  /** Epoch seconds (fractional) at the request's first read. */
+  timestamp: number;
+  pid: number;
+  process_name: string;
+  service_name: string;
+  local_port: number;
+  remote_ip: string;
+  remote_port: number;
+  duration_ms: number;
+  cpu_time_ms: number;
+  memory_rss_bytes: number;
+  bytes_received: number;
+  bytes_sent: number;
+  correlation_id: string | null;
+  http_method: string | null;
+  http_path: string | null;
+  http_status: number | null;
+  dependencies: DependencyRecord[];
+}
+
+/** Loss and throughput counters, reported on /health and /metrics. */
+export interface PipelineCounters {
+  /** Summed kernel counters by name (see enum pc_counter in bpf/perfcatch.h). */
+  kernel: Record<string, number>;
+  /** Loader counters by name (enum pc_loader_counter). */
+  loader: Record<string, number>;
+  /** Agent-side counters. */
+  agent: AgentCounters;
+}
+
+export interface AgentCounters {
+  frames_decoded: number;
+  frames_malformed: number;
+  requests_recorded: number;
+  requests_not_http: number;
+  data_orphaned: number;
+  spans_started: number;
+  spans_exported: number;
+  spans_export_failed: number;
+  spans_dropped: number;
+  loader_restarts: number;
+}

@@ -1,0 +1,35 @@
+/** Runs the built agent (dist/cli.js) under the test's own Node 24, as a user would. */
+import { fileURLToPath } from 'node:url';
+import { freePort, waitFor } from './ports.ts';
+import { spawnTracked, type Spawned } from './processes.ts';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CLI = `${ROOT}dist/cli.js`;
+
+export interface RunningAgent extends Spawned {
+  api: string;
+  get<T = unknown>(path: string): Promise<{ status: number; body: T }>;
+  metrics(): Promise<string>;
+}
+
+export async function startAgent(args: string[], env: Record<string, string> = {}): Promise<RunningAgent> {
+  const apiPort = await freePort();
+  const s = spawnTracked(process.execPath, [CLI, 'agent', '--api-port', String(apiPort), ...args], {
+    env: { ...process.env, ...env },
+  });
+  const api = `http://127.0.0.1:${apiPort}`;
+  const get = async <T>(path: string) => {
+    const res = await fetch(api + path);
+    return { status: res.status, body: (await res.json()) as T };
+  };
+  await waitFor(
+    'agent /health',
+    async () => {
+      if (s.child.exitCode !== null) throw new Error(`agent exited ${s.child.exitCode}: ${s.output()}`);
+      const res = await fetch(`${api}/health`).catch(() => null);
+      return res?.status === 200 ? true : undefined;
+    },
+    60_000,
+  );
+  return { ...s, api, get, metrics: async () => (await fetch(`${api}/metrics`)).text() };
+}

@@ -1,0 +1,111 @@
+/**
+ * A real OpenTelemetry Collector (built by test/peers/build-otelcol.sh, cached) receiving
+ * OTLP/gRPC and writing every span to a JSON-lines file the test reads back.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from './agent.ts';
+import { freePort, waitFor } from './ports.ts';
+import { spawnTracked, type Spawned } from './processes.ts';
+import { connect } from 'node:net';
+
+export interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  kind: number;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  attributes?: { key: string; value: Record<string, unknown> }[];
+  status?: { code?: number };
+}
+
+export interface ReceivedSpan {
+  span: OtlpSpan;
+  resource: Record<string, unknown>;
+  attrs: Record<string, unknown>;
+}
+
+export interface RunningCollector extends Spawned {
+  grpcEndpoint: string;
+  spans(): ReceivedSpan[];
+}
+
+export function otelcolBinary(): string {
+  return execFileSync('bash', [join(ROOT, 'test/peers/build-otelcol.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+}
+
+function attrValue(v: Record<string, unknown>): unknown {
+  if ('stringValue' in v) return v.stringValue;
+  if ('intValue' in v) return Number(v.intValue);
+  if ('doubleValue' in v) return v.doubleValue;
+  if ('boolValue' in v) return v.boolValue;
+  return v;
+}
+
+export function attrMap(list: { key: string; value: Record<string, unknown> }[] | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const a of list ?? []) out[a.key] = attrValue(a.value);
+  return out;
+}
+
+export async function startCollector(): Promise<RunningCollector> {
+  const bin = otelcolBinary();
+  const dir = mkdtempSync(join(tmpdir(), 'perfcatch-otelcol-'));
+  const grpcPort = await freePort();
+  const out = join(dir, 'spans.jsonl');
+  const config = `
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:${grpcPort}
+exporters:
+  file:
+    path: ${out}
+    flush_interval: 100ms
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [file]
+`;
+  writeFileSync(join(dir, 'config.yaml'), config);
+  const s = spawnTracked(bin, ['--config', join(dir, 'config.yaml')]);
+  await waitFor('collector gRPC port', () =>
+    new Promise<true | undefined>((resolve) => {
+      if (s.child.exitCode !== null) throw new Error(`collector exited: ${s.output()}`);
+      const sock = connect(grpcPort, '127.0.0.1');
+      sock.once('connect', () => {
+        sock.destroy();
+        resolve(true);
+      });
+      sock.once('error', () => resolve(undefined));
+    }),
+  );
+  return {
+    ...s,
+    grpcEndpoint: `http://127.0.0.1:${grpcPort}`,
+    spans: () => {
+      if (!existsSync(out)) return [];
+      const result: ReceivedSpan[] = [];
+      for (const line of readFileSync(out, 'utf8').split('\n')) {
+        if (!line.trim()) continue;
+        const doc = JSON.parse(line) as {
+          resourceSpans: { resource?: { attributes?: never }; scopeSpans: { spans: OtlpSpan[] }[] }[];
+        };
+        for (const rs of doc.resourceSpans) {
+          const resource = attrMap(rs.resource?.attributes);
+          for (const ss of rs.scopeSpans) for (const span of ss.spans) result.push({ span, resource, attrs: attrMap(span.attributes) });
+        }
+      }
+      return result;
+    },
+  };
+}

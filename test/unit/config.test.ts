@@ -1,0 +1,215 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { AGENT_USAGE, BUILTIN_CORRELATION_HEADERS, ConfigError, parseAgentArgs } from '../../src/config.ts';
+
+const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Asserts a ConfigError with a single-line message matching `pattern`. */
+function assertConfigError(argv: string[], env: Record<string, string>, pattern: RegExp): void {
+  assert.throws(
+    () => parseAgentArgs(argv, env),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+      assert.ok(!err.message.includes('\n'), `message must be one line: ${err.message}`);
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
+}
+
+describe('parseAgentArgs', () => {
+  it('has documented defaults', () => {
+    const c = parseAgentArgs([], {});
+    assert.deepEqual(c, {
+      help: false,
+      apiHost: '127.0.0.1',
+      apiPort: 9090,
+      pids: [],
+      ports: [],
+      processNames: [],
+      bufferSize: 50000,
+      correlationHeaders: [...BUILTIN_CORRELATION_HEADERS],
+      otlpEndpoint: null,
+      captureRequestBytes: 4096,
+      captureResponseBytes: 512,
+      keepQuery: false,
+      loaderPath: path.join(PACKAGE_ROOT, 'loader/target/release/perfcatch-loader'),
+      bpfObjectPath: path.join(PACKAGE_ROOT, 'build/perfcatch.bpf.o'),
+      logLevel: 'info',
+    });
+  });
+
+  it('exports the built-in correlation headers in order', () => {
+    assert.deepEqual(BUILTIN_CORRELATION_HEADERS, [
+      'x-correlation-id', 'x-request-id', 'x-trace-id', 'traceparent', 'x-amzn-trace-id', 'request-id', 'correlation-id',
+    ]);
+  });
+
+  it('accepts --flag value and --flag=value', () => {
+    const c = parseAgentArgs(
+      ['--api-port', '8080', '--api-host=0.0.0.0', '--pids', '12,34', '--ports=80, 443', '--process', 'nginx,node',
+        '--buffer-size', '10', '--capture-request-bytes=64', '--capture-response-bytes', '16', '--keep-query',
+        '--loader', 'rel/loader', '--bpf-object=/abs/x.o', '--log-level', 'debug'],
+      {},
+    );
+    assert.equal(c.apiPort, 8080);
+    assert.equal(c.apiHost, '0.0.0.0');
+    assert.deepEqual(c.pids, [12, 34]);
+    assert.deepEqual(c.ports, [80, 443]);
+    assert.deepEqual(c.processNames, ['nginx', 'node']);
+    assert.equal(c.bufferSize, 10);
+    assert.equal(c.captureRequestBytes, 64);
+    assert.equal(c.captureResponseBytes, 16);
+    assert.equal(c.keepQuery, true);
+    assert.equal(c.loaderPath, path.resolve('rel/loader'));
+    assert.equal(c.bpfObjectPath, '/abs/x.o');
+    assert.equal(c.logLevel, 'debug');
+  });
+
+  it('reads every setting from the environment', () => {
+    const c = parseAgentArgs([], {
+      PERFCATCH_API_PORT: '0',
+      PERFCATCH_API_HOST: '::1',
+      PERFCATCH_PIDS: '7',
+      PERFCATCH_PORTS: '65535',
+      PERFCATCH_PROCESS: 'python3',
+      PERFCATCH_BUFFER_SIZE: '10000000',
+      PERFCATCH_CORRELATION_HEADERS: 'X-My-Id',
+      PERFCATCH_OTLP_ENDPOINT: 'collector:4317',
+      PERFCATCH_CAPTURE_REQUEST_BYTES: '100',
+      PERFCATCH_CAPTURE_RESPONSE_BYTES: '4096',
+      PERFCATCH_KEEP_QUERY: 'true',
+      PERFCATCH_LOADER: '/opt/loader',
+      PERFCATCH_BPF_OBJECT: '/opt/x.o',
+      PERFCATCH_LOG_LEVEL: 'warn',
+    });
+    assert.equal(c.apiPort, 0);
+    assert.equal(c.apiHost, '::1');
+    assert.deepEqual(c.pids, [7]);
+    assert.deepEqual(c.ports, [65535]);
+    assert.deepEqual(c.processNames, ['python3']);
+    assert.equal(c.bufferSize, 10_000_000);
+    assert.equal(c.correlationHeaders[0], 'x-my-id');
+    assert.equal(c.otlpEndpoint, 'http://collector:4317');
+    assert.equal(c.captureRequestBytes, 100);
+    assert.equal(c.captureResponseBytes, 4096);
+    assert.equal(c.keepQuery, true);
+    assert.equal(c.loaderPath, '/opt/loader');
+    assert.equal(c.bpfObjectPath, '/opt/x.o');
+    assert.equal(c.logLevel, 'warn');
+  });
+
+  it('lets the flag win over the environment, and ignores empty variables', () => {
+    const env = { PERFCATCH_API_PORT: 'not-a-port', PERFCATCH_LOG_LEVEL: 'warn', PERFCATCH_PIDS: '' };
+    const c = parseAgentArgs(['--api-port', '1234'], env);
+    assert.equal(c.apiPort, 1234);
+    assert.equal(c.logLevel, 'warn');
+    assert.deepEqual(c.pids, []);
+  });
+
+  it('puts user correlation headers first, lowercased, without duplicating built-ins', () => {
+    const c = parseAgentArgs(['--correlation-headers', 'X-Tenant-Trace, X-Request-Id'], {});
+    assert.deepEqual(c.correlationHeaders.slice(0, 2), ['x-tenant-trace', 'x-request-id']);
+    assert.equal(c.correlationHeaders.filter((h) => h === 'x-request-id').length, 1);
+    assert.equal(c.correlationHeaders.length, BUILTIN_CORRELATION_HEADERS.length + 1);
+  });
+
+  describe('OTLP endpoint', () => {
+    it('falls back through the OpenTelemetry variables', () => {
+      const base = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://base:4317' };
+      assert.equal(parseAgentArgs([], base).otlpEndpoint, 'http://base:4317');
+      const traces = { ...base, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://traces:4317' };
+      assert.equal(parseAgentArgs([], traces).otlpEndpoint, 'https://traces:4317');
+      const own = { ...traces, PERFCATCH_OTLP_ENDPOINT: 'own:4317' };
+      assert.equal(parseAgentArgs([], own).otlpEndpoint, 'http://own:4317');
+      assert.equal(parseAgentArgs(['--otlp-endpoint', 'http://flag:1'], own).otlpEndpoint, 'http://flag:1');
+    });
+
+    it('accepts URLs and host:port forms', () => {
+      const cases: [string, string][] = [
+        ['localhost:4317', 'http://localhost:4317'],
+        ['10.0.0.1:4317', 'http://10.0.0.1:4317'],
+        ['[::1]:4317', 'http://[::1]:4317'],
+        ['http://collector:4317/', 'http://collector:4317'],
+        ['HTTPS://Collector.example:443', 'https://collector.example'],
+      ];
+      for (const [input, expected] of cases) {
+        assert.equal(parseAgentArgs(['--otlp-endpoint', input], {}).otlpEndpoint, expected, input);
+      }
+    });
+
+    it('rejects anything else', () => {
+      for (const bad of ['collector', 'grpc://collector:4317', 'http://', 'host:port', 'http://user:pw@h:1', 'http://h:1/?x=1', 'a b:1']) {
+        assertConfigError(['--otlp-endpoint', bad], {}, /^--otlp-endpoint: expected a URL/);
+      }
+      assertConfigError([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'nope' }, /^OTEL_EXPORTER_OTLP_ENDPOINT: expected a URL.*got "nope"$/);
+    });
+  });
+
+  describe('errors', () => {
+    it('names the flag and the expected value', () => {
+      assertConfigError(['--api-port', 'abc'], {}, /^--api-port: expected an integer 0-65535, got "abc"$/);
+      assertConfigError(['--api-port=65536'], {}, /^--api-port: expected an integer 0-65535, got "65536"$/);
+      assertConfigError(['--api-port', '-1'], {}, /^--api-port: expected an integer 0-65535, got "-1"$/);
+      assertConfigError(['--api-port=-1'], {}, /^--api-port: expected an integer 0-65535, got "-1"$/);
+      assertConfigError(['--api-port', '1e3'], {}, /^--api-port: expected an integer/);
+      assertConfigError(['--buffer-size', '0'], {}, /^--buffer-size: expected an integer 1-10000000/);
+      assertConfigError(['--buffer-size', '10000001'], {}, /^--buffer-size:/);
+      assertConfigError(['--capture-request-bytes', '63'], {}, /^--capture-request-bytes: expected an integer 64-4096/);
+      assertConfigError(['--capture-response-bytes', '4097'], {}, /^--capture-response-bytes: expected an integer 16-4096/);
+      assertConfigError(['--pids', '1,x'], {}, /^--pids: expected a comma-separated list of positive integers, got "1,x"$/);
+      assertConfigError(['--pids', '0'], {}, /^--pids:/);
+      assertConfigError(['--pids', '1,,2'], {}, /^--pids:/);
+      assertConfigError(['--ports', '0'], {}, /^--ports: expected a comma-separated list of ports 1-65535/);
+      assertConfigError(['--ports', '70000'], {}, /^--ports:/);
+      assertConfigError(['--process', 'a-very-long-name'], {}, /^--process: expected .*at most 15 bytes/);
+      assertConfigError(['--process', 'ééééééééé'], {}, /^--process:/); // 18 bytes in 9 characters
+      assertConfigError(['--correlation-headers', 'bad header'], {}, /^--correlation-headers: expected/);
+      assertConfigError(['--keep-query=maybe'], {}, /^--keep-query: expected true or false/);
+      assertConfigError(['--log-level', 'trace'], {}, /^--log-level: expected one of error, warn, info, debug, got "trace"$/);
+      assertConfigError(['--api-host='], {}, /^--api-host: expected a host name/);
+      assertConfigError(['--loader='], {}, /^--loader: expected a file path/);
+    });
+
+    it('names the environment variable when the value came from there', () => {
+      assertConfigError([], { PERFCATCH_API_PORT: 'abc' }, /^PERFCATCH_API_PORT: expected an integer 0-65535, got "abc"$/);
+      assertConfigError([], { PERFCATCH_KEEP_QUERY: 'sure' }, /^PERFCATCH_KEEP_QUERY: expected true or false/);
+    });
+
+    it('rejects unknown flags and missing values', () => {
+      assertConfigError(['--api-prot', '1'], {}, /^"--api-prot": unknown option/);
+      assertConfigError(['extra'], {}, /^"extra": unknown option/);
+      assertConfigError(['--api-port'], {}, /^--api-port: expected a value \(PORT\)$/);
+      assertConfigError(['--pids', '--ports', '80'], {}, /^--pids: expected a value/);
+    });
+  });
+
+  it('accepts boolean spellings for --keep-query', () => {
+    assert.equal(parseAgentArgs(['--keep-query=false'], {}).keepQuery, false);
+    assert.equal(parseAgentArgs([], { PERFCATCH_KEEP_QUERY: '1' }).keepQuery, true);
+    assert.equal(parseAgentArgs([], { PERFCATCH_KEEP_QUERY: 'no' }).keepQuery, false);
+  });
+
+  it('lets --help win over invalid settings', () => {
+    const c = parseAgentArgs(['--api-port', 'abc', '--help'], { PERFCATCH_BUFFER_SIZE: 'x' });
+    assert.equal(c.help, true);
+    assert.equal(parseAgentArgs(['-h'], {}).help, true);
+  });
+});
+
+describe('AGENT_USAGE', () => {
+  it('lists every flag with its environment variable', () => {
+    const flags = ['--api-port', '--api-host', '--pids', '--ports', '--process', '--buffer-size', '--correlation-headers',
+      '--otlp-endpoint', '--capture-request-bytes', '--capture-response-bytes', '--keep-query', '--loader', '--bpf-object',
+      '--log-level', '--help'];
+    for (const flag of flags) assert.ok(AGENT_USAGE.includes(flag), flag);
+    for (const flag of flags.filter((f) => f !== '--help')) {
+      const env = `PERFCATCH_${flag.slice(2).toUpperCase().replaceAll('-', '_')}`;
+      assert.ok(AGENT_USAGE.includes(env), env);
+    }
+    assert.ok(AGENT_USAGE.includes('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'));
+    assert.ok(AGENT_USAGE.includes('default: 9090'));
+  });
+});
