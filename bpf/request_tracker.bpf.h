@@ -51,11 +51,18 @@ static __always_inline bool admit(struct task_struct *task, __u32 tgid, __u16 lo
 	if (cfg->cgroups_on && !bpf_map_lookup_elem(&filter_cgroups, &cgroup_id))
 		return false;
 	if (cfg->comms_on) {
-		char comm[16] = {};
+		/* Match the leader's comm or the executable's name: runtimes rename their main
+		 * thread (Node 24 calls it "MainThread"), but users filter by program name. */
+		char name[16] = {};
 		struct task_struct *leader = BPF_CORE_READ(task, group_leader);
-		bpf_probe_read_kernel_str(comm, sizeof(comm), &leader->comm);
-		if (!bpf_map_lookup_elem(&filter_comms, comm))
+		bpf_probe_read_kernel_str(name, sizeof(name), &leader->comm);
+		if (bpf_map_lookup_elem(&filter_comms, name))
+			return true;
+		const unsigned char *exe = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
+		__builtin_memset(name, 0, sizeof(name));
+		if (!exe || bpf_probe_read_kernel_str(name, sizeof(name), exe) < 0)
 			return false;
+		return bpf_map_lookup_elem(&filter_comms, name) != NULL;
 	}
 	return true;
 }
@@ -240,12 +247,13 @@ static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
 	c.family = family;
 	c.local_port = local_port;
 	c.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	/* Sized reads: BPF_CORE_READ_INTO on an array destination would copy one byte. */
 	if (family == AF_INET) {
-		BPF_CORE_READ_INTO(c.local_addr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(c.remote_addr, sk, __sk_common.skc_daddr);
+		bpf_core_read(c.local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(c.remote_addr, 4, &sk->__sk_common.skc_daddr);
 	} else {
-		BPF_CORE_READ_INTO(c.local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(c.remote_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		bpf_core_read(c.local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(c.remote_addr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
 	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 	bpf_probe_read_kernel_str(c.comm, sizeof(c.comm), &leader->comm);

@@ -123,13 +123,13 @@ pub const PC_REQUEST_SIZE: usize = std::mem::size_of::<PcRequest>();
 
 // The header promises sizes that are multiples of 8 and a fixed pc_data header size.
 const _: () = assert!(std::mem::offset_of!(PcData, data) == PC_DATA_HDR_SIZE);
-const _: () = assert!(PC_REQUEST_SIZE % 8 == 0);
-const _: () = assert!(std::mem::size_of::<PcStats>() % 8 == 0);
+const _: () = assert!(PC_REQUEST_SIZE.is_multiple_of(8));
+const _: () = assert!(std::mem::size_of::<PcStats>().is_multiple_of(8));
 const _: () = assert!(std::mem::size_of::<PcLoaderInfo>() == 8);
 
 impl PcStats {
     /// Serializes to the little-endian wire layout (same as the in-memory one on x86-64/arm64).
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(std::mem::size_of::<Self>());
         out.extend_from_slice(&self.r#type.to_le_bytes());
         out.extend_from_slice(&self.n_kernel.to_le_bytes());

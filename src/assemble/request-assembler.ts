@@ -59,8 +59,8 @@ export class RequestAssembler {
   /** Closes a request: returns it with its captured bytes and forgets them. */
   complete(k: KernelRequest): AssembledRequest {
     const p = this.pending.get(k.connId);
-    let requestHead = EMPTY;
-    let responseHead = EMPTY;
+    let requestHead: Buffer = EMPTY;
+    let responseHead: Buffer = EMPTY;
     let gap = false;
     if (p && p.seq === k.seq) {
       requestHead = p.request.length === 1 ? (p.request[0] as Buffer) : Buffer.concat(p.request);
@@ -89,4 +89,4 @@ export class RequestAssembler {
   }
 }
 
-const EMPTY = Buffer.alloc(0);
+const EMPTY: Buffer = Buffer.alloc(0);

@@ -1,7 +1,11 @@
 /**
  * Process metadata for a pid: name, service name and RSS, read from /proc and cached.
- * service.name comes from the process's own OTEL_SERVICE_NAME when it sets one (reading
- * /proc/<pid>/environ needs CAP_SYS_PTRACE or the same user), else its executable name.
+ *
+ * process name: argv[0]'s basename (cut at ':' or a space, for servers like nginx that
+ * rewrite their argv), else the executable's basename, else the kernel's comm. comm alone
+ * misleads: Node 24 renames its main thread "MainThread".
+ * service.name: the process's own OTEL_SERVICE_NAME when it sets one (reading
+ * /proc/<pid>/environ needs CAP_SYS_PTRACE or the same user), else the process name.
  */
 import { readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -53,24 +57,28 @@ export function readRssBytes(pid: number): number | null {
 }
 
 export class ProcessInfoCache {
-  private readonly cache = new Map<number, { info: ProcessInfo; at: number }>();
+  private readonly cache = new Map<number, { info: ProcessInfo; comm: string; at: number }>();
 
   /** `comm` is what the kernel reported, used when /proc is gone (short-lived processes). */
   get(pid: number, comm: string, now = Date.now()): ProcessInfo {
     const hit = this.cache.get(pid);
-    if (hit && now - hit.at < INFO_TTL_MS && hit.info.processName === comm) return hit.info;
+    // A different comm under a cached pid means exec or pid reuse: look again.
+    if (hit && now - hit.at < INFO_TTL_MS && hit.comm === comm) return hit.info;
     const info = this.load(pid, comm);
     if (this.cache.size >= MAX_CACHED) {
       const first = this.cache.keys().next();
       if (!first.done) this.cache.delete(first.value);
     }
-    this.cache.set(pid, { info, at: now });
+    this.cache.set(pid, { info, comm, at: now });
     return info;
   }
 
   private load(pid: number, comm: string): ProcessInfo {
     const exe = tryReadLink(`/proc/${pid}/exe`);
-    const serviceName = serviceNameFromEnviron(pid) ?? (comm || (exe ? basename(exe) : `pid-${pid}`));
-    return { pid, processName: comm, serviceName, executablePath: exe };
+    const argv0 = tryRead(`/proc/${pid}/cmdline`)?.split('\0')[0] ?? '';
+    const fromArgv = basename(argv0.split(/[\s:]/)[0] ?? '');
+    const processName = fromArgv || (exe ? basename(exe) : '') || comm || `pid-${pid}`;
+    const serviceName = serviceNameFromEnviron(pid) ?? processName;
+    return { pid, processName, serviceName, executablePath: exe };
   }
 }

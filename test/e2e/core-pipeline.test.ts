@@ -104,7 +104,7 @@ describe('core pipeline on the real kernel', () => {
     nodeSent = await drive(node.port, 'node', REQUESTS_PER_SERVER, CONNECTIONS);
     const records = await allRecords(agent, 'gt-node-server', REQUESTS_PER_SERVER);
     checkRecords(records, nodeSent, node.port);
-    assert.ok(records.every((r) => r.process_name === 'node' && r.pid === node.pid));
+    assert.ok(records.every((r) => r.process_name === 'node' && r.pid === node.pid), 'process name from argv, not the renamed main thread');
   });
 
   it(`Python ThreadingHTTPServer: ${REQUESTS_PER_SERVER} keep-alive requests give exactly that many exact records`, async () => {

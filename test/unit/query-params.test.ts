@@ -24,7 +24,7 @@ describe('parseRequestQuery', () => {
 
   it('parses every parameter', () => {
     assert.deepEqual(
-      parse('process=node&correlation_id=abc-1&method=get&path=%2Fusers%3Fx&status=404&min_duration_ms=2.5&since_minutes=60&limit=10000'),
+      parse('process=node&correlation_id=abc-1&method=get&path=%2Fusers%3Fx&status=404&min_duration_ms=2.5&since=60&limit=10000'),
       {
         process: 'node',
         correlation_id: 'abc-1',
@@ -36,10 +36,10 @@ describe('parseRequestQuery', () => {
         limit: 10000,
       } satisfies RequestQuery,
     );
-    assert.deepEqual(parse('min_duration_ms=0&since_minutes=0.5&limit=1&status=100'), {
+    assert.deepEqual(parse('min_duration_ms=0&since=0.5&limit=1&status=100'), {
       min_duration_ms: 0, since_minutes: 0.5, limit: 1, status: 100,
     });
-    assert.deepEqual(parse('since_minutes=10080&status=599'), { since_minutes: 10080, status: 599 });
+    assert.deepEqual(parse('since=10080&status=599'), { since_minutes: 10080, status: 599 });
   });
 
   it('rejects bad values, naming the parameter', () => {
@@ -51,9 +51,9 @@ describe('parseRequestQuery', () => {
     assertRejects('min_duration_ms=-1', 'min_duration_ms', /non-negative number/);
     assertRejects('min_duration_ms=fast', 'min_duration_ms');
     assertRejects('min_duration_ms=Infinity', 'min_duration_ms');
-    assertRejects('since_minutes=0', 'since_minutes', /greater than 0, at most 10080/);
-    assertRejects('since_minutes=10081', 'since_minutes');
-    assertRejects('since_minutes=-5', 'since_minutes');
+    assertRejects('since=0', 'since', /greater than 0, at most 10080/);
+    assertRejects('since=10081', 'since');
+    assertRejects('since=-5', 'since');
     assertRejects('limit=0', 'limit', /^limit: expected an integer 1-10000, got "0"$/);
     assertRejects('limit=10001', 'limit');
     assertRejects('limit=1.5', 'limit');
@@ -65,7 +65,7 @@ describe('parseRequestQuery', () => {
     assertRejects('limit', 'limit', /must not be empty/);
     assertRejects('limit=1&limit=2', 'limit', /more than once/);
     assertRejects('proccess=node', 'proccess', /unknown parameter "proccess"; expected one of process,/);
-    assertRejects('since=5', 'since');
+    assertRejects('since_minutes=5', 'since_minutes');
     assertRejects('toString=x', 'toString');
     assertRejects('__proto__=x', '__proto__');
   });
@@ -104,7 +104,9 @@ describe('parseRequestQuery', () => {
       }
       accepted++;
       for (const [key, value] of Object.entries(query)) {
-        assert.ok(QUERY_PARAMETERS.includes(key), `${JSON.stringify(search)} produced ${key}`);
+        // The query field for ?since= is since_minutes; every other field is named as its parameter.
+        const parameter = key === 'since_minutes' ? 'since' : key;
+        assert.ok(QUERY_PARAMETERS.includes(parameter), `${JSON.stringify(search)} produced ${key}`);
         if (typeof value === 'string') assert.notEqual(value, '');
         else assert.ok(Number.isFinite(value) && value >= 0, `${JSON.stringify(search)}: ${key}=${value}`);
       }

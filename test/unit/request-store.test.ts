@@ -99,15 +99,15 @@ describe('RequestStore', () => {
     assert.deepEqual(ids(store.query({ min_duration_ms: 10, method: 'get', status: 200, path: '/' }, NOW)), ['req-6', 'req-2', 'req-1']);
   });
 
-  it('keeps only records within since_minutes, defaulting to 5, even when stored out of time order', () => {
+  it('keeps only records within since_minutes (default 5), newest start first even when stored out of time order', () => {
     const store = new RequestStore(10);
     store.add(record(1, { timestamp: NOW - 4 * 60 }));
     store.add(record(2, { timestamp: NOW - 30 * 60 })); // a long request that finished late
     store.add(record(3, { timestamp: NOW - 6 * 60 }));
     store.add(record(4, { timestamp: NOW - 10 }));
     assert.deepEqual(ids(store.query({}, NOW)), ['req-4', 'req-1']);
-    assert.deepEqual(ids(store.query({ since_minutes: 10 }, NOW)), ['req-4', 'req-3', 'req-1']);
-    assert.deepEqual(ids(store.query({ since_minutes: 60 }, NOW)), ['req-4', 'req-3', 'req-2', 'req-1']);
+    assert.deepEqual(ids(store.query({ since_minutes: 10 }, NOW)), ['req-4', 'req-1', 'req-3']);
+    assert.deepEqual(ids(store.query({ since_minutes: 60 }, NOW)), ['req-4', 'req-1', 'req-3', 'req-2']);
     assert.deepEqual(ids(store.query({ since_minutes: 0.5 }, NOW)), ['req-4']);
   });
 

@@ -1,0 +1,258 @@
+//! End-to-end checks of the loader binary: exit codes, the frame stream, the stdin protocol and
+//! a real HTTP exchange. Tests that load BPF need root and the object (../build/perfcatch.bpf.o
+//! or PERFCATCH_BPF_OBJECT); without root they print why and return.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const BIN: &str = env!("CARGO_BIN_EXE_perfcatch-loader");
+const REC_REQUEST: u32 = 1;
+const REC_DATA: u32 = 2;
+const REC_STATS: u32 = 16;
+const REC_LOADER_INFO: u32 = 17;
+
+fn object_path() -> String {
+    std::env::var("PERFCATCH_BPF_OBJECT")
+        .unwrap_or_else(|_| format!("{}/../build/perfcatch.bpf.o", env!("CARGO_MANIFEST_DIR")))
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+}
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes(b[off..off + 2].try_into().unwrap())
+}
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
+}
+
+/// Runs the loader to completion with stdin closed; returns (exit code, stderr).
+fn run_to_exit(args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN).args(args).stdin(Stdio::null()).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn assert_one_line_error(code: i32, stderr: &str, want: i32) {
+    assert_eq!(code, want, "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one stderr line expected: {stderr}");
+    assert!(stderr.starts_with("perfcatch-loader: "), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [&["--bogus"][..], &[], &["--bpf-object", "x", "--ringbuf-bytes", "12345"]] {
+        let (code, err) = run_to_exit(args);
+        assert_one_line_error(code, &err, 2);
+    }
+}
+
+#[test]
+fn missing_object_exits_6() {
+    let (code, err) = run_to_exit(&["--bpf-object", "/nonexistent/perfcatch.bpf.o"]);
+    assert_one_line_error(code, &err, 6);
+}
+
+/// A running loader: frames arrive on a channel, stdin is ours to write.
+struct Loader {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    frames: Receiver<Vec<u8>>,
+}
+
+impl Loader {
+    fn start(extra: &[&str]) -> Loader {
+        let obj = object_path();
+        assert!(std::path::Path::new(&obj).exists(), "BPF object {obj} is missing: run `make -C bpf` first");
+        let mut child = Command::new(BIN)
+            .args(["--bpf-object", &obj, "--stats-interval-ms", "60000", "--ringbuf-bytes", "1048576"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, frames) = channel();
+        std::thread::spawn(move || loop {
+            let mut len = [0u8; 4];
+            if stdout.read_exact(&mut len).is_err() {
+                break;
+            }
+            let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
+            if stdout.read_exact(&mut buf).is_err() || tx.send(buf).is_err() {
+                break;
+            }
+        });
+        Loader { stdin: child.stdin.take(), child, frames }
+    }
+
+    fn next_frame(&self, deadline: Instant) -> Option<Vec<u8>> {
+        self.frames.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()
+    }
+
+    /// Frames until one of type `ty` arrives (returned with the ones skipped).
+    fn wait_for(&self, ty: u32, secs: u64) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut skipped = vec![];
+        while let Some(f) = self.next_frame(deadline) {
+            if u32_at(&f, 0) == ty {
+                return (f, skipped);
+            }
+            skipped.push(f);
+        }
+        panic!("no frame of type {ty} within {secs}s");
+    }
+
+    fn send(&mut self, line: &str) {
+        writeln!(self.stdin.as_mut().unwrap(), "{line}").unwrap();
+    }
+
+    /// Closes stdin (the "parent died" signal) and returns the exit code.
+    fn close(mut self) -> i32 {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("loader did not exit after stdin EOF");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn loader_info_json(f: &[u8]) -> serde_json::Value {
+    let len = u32_at(f, 4) as usize;
+    assert_eq!(f.len(), 8 + len);
+    serde_json::from_slice(&f[8..]).unwrap()
+}
+
+#[test]
+fn info_stats_and_clean_exit() {
+    if !is_root() {
+        eprintln!("info_stats_and_clean_exit: not root, nothing to check");
+        return;
+    }
+    let mut l = Loader::start(&["--capture-response-bytes", "100"]);
+    let first = l.next_frame(Instant::now() + Duration::from_secs(30)).expect("a first frame");
+    assert_eq!(u32_at(&first, 0), REC_LOADER_INFO, "the first frame is the loader info");
+    let info = loader_info_json(&first);
+    assert_eq!(info["abi"], 1);
+    assert_eq!(info["capture_response_bytes"], 100);
+    assert_eq!(info["ringbuf_bytes"], 1048576);
+    assert_eq!(info["pid"], l.child.id());
+    assert!(!info["programs"].as_array().unwrap().is_empty());
+
+    l.send("bogus command");
+    l.send("stats");
+    let (stats, _) = l.wait_for(REC_STATS, 10);
+    assert_eq!(stats.len(), 104);
+    assert_eq!(u32_at(&stats, 4), 8, "n_kernel");
+    assert_eq!(l.close(), 0);
+}
+
+/// Tiny HTTP server in its own process (the loader ignores its parent, i.e. this test).
+fn start_server() -> (Child, u16) {
+    let script = "import http.server,sys\n\
+        class H(http.server.BaseHTTPRequestHandler):\n\
+        \x20def do_GET(self):\n\
+        \x20 b=b'hello from perfcatch test'\n\
+        \x20 self.send_response(200);self.send_header('Content-Length',str(len(b)));self.end_headers();self.wfile.write(b)\n\
+        \x20def log_message(self,*a):pass\n\
+        s=http.server.HTTPServer(('127.0.0.1',0),H)\n\
+        print(s.server_address[1],flush=True)\n\
+        s.serve_forever()\n";
+    let mut child = Command::new("python3").args(["-c", script]).stdout(Stdio::piped()).spawn().expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    (child, line.trim().parse().expect("server port"))
+}
+
+fn http_get(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /e2e HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp
+}
+
+#[test]
+fn http_requests_come_out_as_frames() {
+    if !is_root() {
+        eprintln!("http_requests_come_out_as_frames: not root, nothing to check");
+        return;
+    }
+    let (mut server, port) = start_server();
+    let mut l = Loader::start(&[]);
+    l.wait_for(REC_LOADER_INFO, 30);
+    // Only our server's port; the STATS reply proves the ports command was applied before it.
+    l.send(&format!("ports {port}"));
+    l.send("stats");
+    l.wait_for(REC_STATS, 10);
+    for _ in 0..3 {
+        assert!(http_get(port).contains("hello from perfcatch test"));
+    }
+    let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut requests, mut data) = (vec![], vec![]);
+    while requests.len() < 3 {
+        let f = l.next_frame(deadline).expect("3 request records within 10s");
+        match u32_at(&f, 0) {
+            REC_REQUEST => requests.push(f),
+            REC_DATA => data.push(f),
+            _ => {}
+        }
+    }
+    for r in &requests {
+        assert_eq!(r.len(), 144);
+        assert_eq!(u16_at(r, 86), port, "local_port: the ports filter lets only our server through");
+        let (start, end) = (u64_at(r, 32), u64_at(r, 40));
+        assert!(start <= end, "start {start} end {end}");
+        assert!(now_ns.abs_diff(start) < 60_000_000_000, "start_ns {start} is epoch time (now {now_ns})");
+        assert_eq!(u32_at(r, 8), server.id(), "pid");
+    }
+    let req_bytes: Vec<u8> = data.iter().filter(|d| d[4] == 1).flat_map(|d| d[24..].to_vec()).collect();
+    assert!(String::from_utf8_lossy(&req_bytes).contains("GET /e2e HTTP/1.1"), "captured request bytes");
+    server.kill().unwrap();
+    let _ = server.wait();
+    assert_eq!(l.close(), 0);
+}
+
+#[test]
+fn unprivileged_run_exits_3() {
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("unprivileged_run_exits_3: needs root and setpriv to drop privileges, nothing to check");
+        return;
+    }
+    // Copies readable by nobody, whatever the permissions of the work tree.
+    let dir = std::env::temp_dir().join(format!("perfcatch-loader-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (bin, obj) = (dir.join("perfcatch-loader"), dir.join("perfcatch.bpf.o"));
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::copy(object_path(), &obj).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&obj, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(&bin)
+        .args(["--bpf-object", obj.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_one_line_error(out.status.code().unwrap_or(-1), &stderr, 3);
+    assert!(stderr.contains("CAP_BPF"), "{stderr}");
+}

@@ -1,0 +1,206 @@
+//! The Rust mirrors in src/record.rs must match the BTF of the compiled BPF object (the C header
+//! is the contract). Needs bpftool and the object: ../build/perfcatch.bpf.o, or the path in
+//! PERFCATCH_BPF_OBJECT. A missing object is a failure, not a skip: CI must not go green blind.
+
+#[path = "../src/record.rs"]
+mod record;
+
+use std::collections::BTreeMap;
+use std::mem::{offset_of, size_of};
+use std::process::Command;
+
+use record::*;
+use serde_json::Value;
+
+fn object_path() -> String {
+    std::env::var("PERFCATCH_BPF_OBJECT")
+        .unwrap_or_else(|_| format!("{}/../build/perfcatch.bpf.o", env!("CARGO_MANIFEST_DIR")))
+}
+
+/// All BTF types of the object, from `bpftool btf dump ... format raw -j`.
+fn btf_types() -> Vec<Value> {
+    let path = object_path();
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "BPF object {path} is missing: run `make -C bpf` first (or set PERFCATCH_BPF_OBJECT)"
+    );
+    let out = Command::new("bpftool")
+        .args(["btf", "dump", "file", &path, "format", "raw", "-j"])
+        .output()
+        .expect("running bpftool (is it installed?)");
+    assert!(out.status.success(), "bpftool failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    v["types"].as_array().expect("types array").clone()
+}
+
+fn by_id(types: &[Value]) -> BTreeMap<u64, &Value> {
+    types.iter().map(|t| (t["id"].as_u64().unwrap(), t)).collect()
+}
+
+/// Byte size of a BTF type, looking through typedefs and qualifiers.
+fn type_size(ids: &BTreeMap<u64, &Value>, id: u64) -> u64 {
+    let t = ids[&id];
+    match t["kind"].as_str().unwrap() {
+        "TYPEDEF" | "CONST" | "VOLATILE" | "RESTRICT" | "TYPE_TAG" => type_size(ids, t["type_id"].as_u64().unwrap()),
+        "ARRAY" => t["nr_elems"].as_u64().unwrap() * type_size(ids, t["type_id"].as_u64().unwrap()),
+        _ => t["size"].as_u64().expect("sized type"),
+    }
+}
+
+fn find<'a>(types: &'a [Value], kind: &[&str], name: &str) -> &'a Value {
+    types.iter().find(|t| kind.contains(&t["kind"].as_str().unwrap_or("")) && t["name"] == name).unwrap_or_else(|| {
+        panic!("{} {name} is not in the BTF of {}: the BPF object must reference it", kind[0], object_path())
+    })
+}
+
+/// (name, byte offset, byte size) of a Rust field.
+type Field = (&'static str, usize, usize);
+
+fn size_of_field<T, F>(_: fn(&T) -> &F) -> usize {
+    size_of::<F>()
+}
+
+macro_rules! fields {
+    ($ty:ty { $($f:ident),* $(,)? }) => {
+        vec![$((
+            stringify!($f).trim_start_matches("r#"),
+            offset_of!($ty, $f),
+            size_of_field(|s: &$ty| &s.$f),
+        )),*]
+    };
+}
+
+fn check_struct(types: &[Value], name: &str, size: usize, fields: Vec<Field>) {
+    let ids = by_id(types);
+    let t = find(types, &["STRUCT"], name);
+    assert_eq!(t["size"].as_u64().unwrap() as usize, size, "sizeof(struct {name})");
+    let members = t["members"].as_array().unwrap();
+    let btf: Vec<(String, usize, usize)> = members
+        .iter()
+        .map(|m| {
+            let bits = m["bits_offset"].as_u64().unwrap();
+            assert_eq!(bits % 8, 0, "{name}.{}: bitfields are not allowed", m["name"]);
+            let sz = type_size(&ids, m["type_id"].as_u64().unwrap()) as usize;
+            (m["name"].as_str().unwrap().to_string(), (bits / 8) as usize, sz)
+        })
+        .collect();
+    let rust: Vec<(String, usize, usize)> = fields.into_iter().map(|(n, o, s)| (n.to_string(), o, s)).collect();
+    assert_eq!(btf, rust, "struct {name}: (member, offset, size) in BTF vs Rust mirror");
+}
+
+fn check_enum(types: &[Value], name: &str, rust: &[(&str, i64)]) {
+    let t = find(types, &["ENUM", "ENUM64"], name);
+    let btf: BTreeMap<String, i64> = t["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap().to_string(), v["val"].as_i64().unwrap()))
+        .collect();
+    let rust: BTreeMap<String, i64> = rust.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+    assert_eq!(btf, rust, "enum {name}: BTF vs Rust constants");
+}
+
+#[test]
+fn structs_match_btf() {
+    let types = btf_types();
+    check_struct(
+        &types,
+        "pc_request",
+        size_of::<PcRequest>(),
+        fields!(PcRequest {
+            r#type,
+            flags,
+            pid,
+            tid,
+            conn_id,
+            cgroup_id,
+            start_ns,
+            end_ns,
+            cpu_ns,
+            bytes_received,
+            bytes_sent,
+            rss_bytes,
+            seq,
+            family,
+            local_port,
+            remote_port,
+            req_captured,
+            resp_captured,
+            _pad0,
+            local_addr,
+            remote_addr,
+            comm,
+        }),
+    );
+    check_struct(
+        &types,
+        "pc_data",
+        size_of::<PcData>(),
+        fields!(PcData { r#type, direction, _pad0, len, conn_id, seq, offset, data }),
+    );
+    check_struct(&types, "pc_stats", size_of::<PcStats>(), fields!(PcStats { r#type, n_kernel, kernel, loader }));
+    check_struct(&types, "pc_loader_info", size_of::<PcLoaderInfo>(), fields!(PcLoaderInfo { r#type, len }));
+    check_struct(
+        &types,
+        "pc_filter_cfg",
+        size_of::<PcFilterCfg>(),
+        fields!(PcFilterCfg { pids_on, ports_on, cgroups_on, comms_on }),
+    );
+}
+
+#[test]
+fn enums_match_btf() {
+    let types = btf_types();
+    check_enum(
+        &types,
+        "pc_record_type",
+        &[
+            ("PC_REC_REQUEST", PC_REC_REQUEST as i64),
+            ("PC_REC_DATA", PC_REC_DATA as i64),
+            ("PC_REC_STATS", PC_REC_STATS as i64),
+            ("PC_REC_LOADER_INFO", PC_REC_LOADER_INFO as i64),
+        ],
+    );
+    check_enum(
+        &types,
+        "pc_request_flags",
+        &[
+            ("PC_F_CONN_CLOSED", PC_F_CONN_CLOSED as i64),
+            ("PC_F_REQ_TRUNCATED", PC_F_REQ_TRUNCATED as i64),
+            ("PC_F_RESP_TRUNCATED", PC_F_RESP_TRUNCATED as i64),
+            ("PC_F_DATA_LOST", PC_F_DATA_LOST as i64),
+            ("PC_F_SENDFILE", PC_F_SENDFILE as i64),
+            ("PC_F_NO_RSS", PC_F_NO_RSS as i64),
+        ],
+    );
+    check_enum(
+        &types,
+        "pc_direction",
+        &[("PC_DIR_REQUEST", PC_DIR_REQUEST as i64), ("PC_DIR_RESPONSE", PC_DIR_RESPONSE as i64)],
+    );
+    check_enum(
+        &types,
+        "pc_counter",
+        &[
+            ("PC_CNT_REQUESTS", PC_CNT_REQUESTS as i64),
+            ("PC_CNT_RB_DROP_REQUEST", PC_CNT_RB_DROP_REQUEST as i64),
+            ("PC_CNT_RB_DROP_DATA", PC_CNT_RB_DROP_DATA as i64),
+            ("PC_CNT_CONN_ACCEPTED", PC_CNT_CONN_ACCEPTED as i64),
+            ("PC_CNT_CONN_TABLE_FULL", PC_CNT_CONN_TABLE_FULL as i64),
+            ("PC_CNT_INFLIGHT_FULL", PC_CNT_INFLIGHT_FULL as i64),
+            ("PC_CNT_CONN_FILTERED", PC_CNT_CONN_FILTERED as i64),
+            ("PC_CNT_CONN_REPLACED", PC_CNT_CONN_REPLACED as i64),
+            ("PC_CNT_MAX", PC_CNT_MAX as i64),
+        ],
+    );
+    check_enum(
+        &types,
+        "pc_loader_counter",
+        &[
+            ("PC_LCNT_RECORDS_OUT", PC_LCNT_RECORDS_OUT as i64),
+            ("PC_LCNT_MALFORMED", PC_LCNT_MALFORMED as i64),
+            ("PC_LCNT_DRAINS", PC_LCNT_DRAINS as i64),
+            ("PC_LCNT_MAX", PC_LCNT_MAX as i64),
+        ],
+    );
+}

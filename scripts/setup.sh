@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One-time setup on Debian 12 (as root): system packages, Rust/Node dependencies, and a build
+# of all three parts (bpf object, Rust loader, TypeScript agent). Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
+
+APT_PACKAGES=(clang llvm libbpf-dev bpftool make gcc pkg-config curl ca-certificates python3 nginx-light wrk util-linux)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+command -v node >/dev/null || missing+=(nodejs npm)
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Rust >= 1.87 for aya 0.14 (Debian's cargo is older): use rustup's toolchain when present.
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v cargo >/dev/null; then
+  log "installing Rust with rustup"
+  curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+# bpffs is where pinned objects would live; mounting it is harmless when already there.
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+
+log "installing npm dependencies (Node 24 comes in as a devDependency)"
+npm ci --no-audit --no-fund --loglevel=error
+
+log "building bpf object, loader and agent"
+npm run --silent build
+log "done: run the agent with 'npm start' (API on http://127.0.0.1:9090)"

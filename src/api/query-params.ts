@@ -1,0 +1,71 @@
+/** Validation of /api/requests query parameters into a RequestQuery. */
+import type { RequestQuery } from '../store/request-store.ts';
+
+export const MAX_SINCE_MINUTES = 10_080; // one week
+export const MAX_LIMIT = 10_000;
+
+/** A bad query parameter; the API answers 400 naming `parameter`. */
+export class QueryParamError extends Error {
+  override name = 'QueryParamError';
+  readonly parameter: string;
+
+  constructor(parameter: string, message: string) {
+    super(message);
+    this.parameter = parameter;
+  }
+}
+
+const DECIMAL = /^\d+(\.\d+)?$/;
+const INTEGER = /^\d{1,6}$/;
+
+type ParamParser = (value: string, name: string) => Partial<RequestQuery>;
+
+const PARSERS: Record<string, ParamParser> = {
+  process: (v) => ({ process: v }),
+  correlation_id: (v) => ({ correlation_id: v }),
+  method: (v) => ({ method: v }),
+  path: (v) => ({ path: v }),
+  status: (v, name) => ({ status: integerIn(v, name, 100, 599) }),
+  min_duration_ms: (v, name) => {
+    const ms = Number(v);
+    if (!DECIMAL.test(v) || !Number.isFinite(ms)) throw invalid(name, v, 'a non-negative number');
+    return { min_duration_ms: ms };
+  },
+  since: (v, name) => {
+    const minutes = Number(v);
+    if (!DECIMAL.test(v) || minutes <= 0 || minutes > MAX_SINCE_MINUTES) {
+      throw invalid(name, v, `a number of minutes greater than 0, at most ${MAX_SINCE_MINUTES}`);
+    }
+    return { since_minutes: minutes };
+  },
+  limit: (v, name) => ({ limit: integerIn(v, name, 1, MAX_LIMIT) }),
+};
+
+export const QUERY_PARAMETERS: readonly string[] = Object.keys(PARSERS);
+
+export function parseRequestQuery(params: URLSearchParams): RequestQuery {
+  const query: RequestQuery = {};
+  const seen = new Set<string>();
+  for (const [name, value] of params) {
+    const parse = Object.hasOwn(PARSERS, name) ? PARSERS[name] : undefined;
+    if (parse === undefined) {
+      throw new QueryParamError(name, `unknown parameter ${JSON.stringify(name)}; expected one of ${QUERY_PARAMETERS.join(', ')}`);
+    }
+    // A repeated parameter is ambiguous: reject it rather than pick one silently.
+    if (seen.has(name)) throw new QueryParamError(name, `${name}: given more than once`);
+    seen.add(name);
+    if (value === '') throw new QueryParamError(name, `${name}: must not be empty`);
+    Object.assign(query, parse(value, name));
+  }
+  return query;
+}
+
+function integerIn(value: string, name: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!INTEGER.test(value) || n < min || n > max) throw invalid(name, value, `an integer ${min}-${max}`);
+  return n;
+}
+
+function invalid(name: string, value: string, expected: string): QueryParamError {
+  return new QueryParamError(name, `${name}: expected ${expected}, got ${JSON.stringify(value)}`);
+}

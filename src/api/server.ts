@@ -1,0 +1,119 @@
+/**
+ * The agent's HTTP API on node:http: /health, /api/requests and /metrics.
+ * Kept framework-free; three read-only routes do not need routing machinery.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { RequestStore } from '../store/request-store.ts';
+import { parseRequestQuery, QueryParamError } from './query-params.ts';
+
+export interface ApiServerOptions {
+  host: string;
+  port: number;
+  store: RequestStore;
+  health: () => { ok: boolean; body: unknown };
+  metrics: () => Promise<{ contentType: string; body: string }>;
+  /** Told about unexpected handler failures (answered with 500). */
+  log?: { error(message: string): void };
+}
+
+export interface ApiServer {
+  /** The bound port; differs from the requested one when that was 0. */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+type Route = (query: URLSearchParams, res: http.ServerResponse) => void | Promise<void>;
+
+export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
+  const routes = new Map<string, Route>([
+    ['/health', (_query, res) => {
+      const { ok, body } = opts.health();
+      sendJson(res, ok ? 200 : 503, body);
+    }],
+    ['/api/requests', (query, res) => {
+      const requests = opts.store.query(parseRequestQuery(query));
+      sendJson(res, 200, { count: requests.length, requests });
+    }],
+    ['/metrics', async (_query, res) => {
+      const { contentType, body } = await opts.metrics();
+      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body);
+    }],
+  ]);
+
+  const server = http.createServer((req, res) => {
+    handle(routes, req, res).catch((err: unknown) => {
+      opts.log?.error(`api: ${req.method} ${req.url}: ${err instanceof Error ? err.message : String(err)}`);
+      if (res.headersSent) res.destroy();
+      else sendJson(res, 500, { error: 'internal error' });
+    });
+  });
+
+  return new Promise((resolve, reject) => {
+    const onListenError = (err: NodeJS.ErrnoException) => {
+      reject(new Error(`cannot listen on ${formatHostPort(opts.host, opts.port)}: ${describeListenError(err)}`));
+    };
+    server.once('error', onListenError);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', onListenError);
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        close: () =>
+          new Promise<void>((done, fail) => {
+            server.close((err) => (err ? fail(err) : done()));
+            // Keep-alive clients (curl, Prometheus) must not hold shutdown open.
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
+
+async function handle(routes: Map<string, Route>, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  // Split by hand rather than with `new URL`, which would read "//x" as a host name.
+  const url = req.url ?? '/';
+  const queryStart = url.indexOf('?');
+  const pathname = queryStart === -1 ? url : url.slice(0, queryStart);
+  const route = routes.get(pathname);
+  if (route === undefined) {
+    sendJson(res, 404, { error: `no such endpoint: ${pathname}; try /health, /api/requests or /metrics` });
+    return;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('allow', 'GET, HEAD');
+    sendJson(res, 405, { error: `method ${req.method} not allowed; use GET` });
+    return;
+  }
+  try {
+    await route(new URLSearchParams(queryStart === -1 ? '' : url.slice(queryStart + 1)), res);
+  } catch (err) {
+    if (!(err instanceof QueryParamError)) throw err;
+    sendJson(res, 400, { error: err.message, parameter: err.parameter });
+  }
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  res
+    .writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
+    .end(JSON.stringify(body));
+}
+
+function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function describeListenError(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return 'address in use';
+    case 'EACCES':
+      return 'permission denied';
+    case 'EADDRNOTAVAIL':
+      return 'address not available on this host';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'unknown host';
+    default:
+      return err.message;
+  }
+}

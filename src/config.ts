@@ -1,0 +1,248 @@
+/**
+ * Command-line and environment configuration of `perfcatch agent`.
+ * Every flag has an environment variable; a flag on the command line wins over the environment.
+ */
+import { Buffer } from 'node:buffer';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LogLevel } from './log.ts';
+
+// The built-ins live with the extractor that applies them; re-exported for the CLI's users.
+export { BUILTIN_CORRELATION_HEADERS } from './http/correlation.ts';
+
+const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+export interface AgentConfig {
+  /** `--help` was given: print AGENT_USAGE and exit; nothing else was validated. */
+  help: boolean;
+  apiHost: string;
+  apiPort: number;
+  /** Empty means no filter of that kind. */
+  pids: number[];
+  ports: number[];
+  processes: string[];
+  bufferSize: number;
+  /** User-supplied headers, lowercased; CorrelationExtractor checks them before the built-ins. */
+  correlationHeaders: string[];
+  /** OTLP/gRPC traces endpoint URL; null switches span export off. */
+  otlpEndpoint: string | null;
+  captureRequestBytes: number;
+  captureResponseBytes: number;
+  /** False: query strings are redacted from http_path. */
+  keepQuery: boolean;
+  loaderPath: string;
+  bpfObjectPath: string;
+  logLevel: LogLevel;
+}
+
+/** A configuration problem, with a one-line message naming the flag or environment variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+// src/config.ts and dist/config.js both sit one directory below the package root.
+const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const DEFAULT_LOADER_PATH = path.join(PACKAGE_ROOT, 'loader/target/release/perfcatch-loader');
+const DEFAULT_BPF_OBJECT_PATH = path.join(PACKAGE_ROOT, 'build/perfcatch.bpf.o');
+
+interface OptionSpec {
+  flag: string;
+  /** Environment variables, in order of precedence. */
+  env: readonly string[];
+  /** Placeholder shown in the usage text; null for a boolean switch. */
+  arg: string | null;
+  description: string;
+  defaultText: string;
+}
+
+const OPTIONS = [
+  { flag: '--api-host', env: ['PERFCATCH_API_HOST'], arg: 'HOST', description: 'address the HTTP API listens on', defaultText: '127.0.0.1' },
+  { flag: '--api-port', env: ['PERFCATCH_API_PORT'], arg: 'PORT', description: 'port of the HTTP API (0-65535, 0 = any free port)', defaultText: '9090' },
+  { flag: '--pids', env: ['PERFCATCH_PIDS'], arg: 'PID,...', description: 'only trace these server processes', defaultText: 'all' },
+  { flag: '--ports', env: ['PERFCATCH_PORTS'], arg: 'PORT,...', description: 'only trace connections accepted on these local ports', defaultText: 'all' },
+  { flag: '--process', env: ['PERFCATCH_PROCESS'], arg: 'NAME,...', description: 'only trace processes with these command names (at most 15 bytes each)', defaultText: 'all' },
+  { flag: '--buffer-size', env: ['PERFCATCH_BUFFER_SIZE'], arg: 'N', description: 'requests kept in memory for /api/requests (1-10000000)', defaultText: '50000' },
+  { flag: '--correlation-headers', env: ['PERFCATCH_CORRELATION_HEADERS'], arg: 'NAME,...', description: 'extra correlation-id headers, checked before the built-in ones', defaultText: 'none' },
+  { flag: '--otlp-endpoint', env: ['PERFCATCH_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'], arg: 'URL', description: 'OTLP/gRPC endpoint for spans, http(s)://host:port or host:port', defaultText: 'none (span export off)' },
+  { flag: '--capture-request-bytes', env: ['PERFCATCH_CAPTURE_REQUEST_BYTES'], arg: 'N', description: 'request bytes captured for parsing (64-4096)', defaultText: '4096' },
+  { flag: '--capture-response-bytes', env: ['PERFCATCH_CAPTURE_RESPONSE_BYTES'], arg: 'N', description: 'response bytes captured for parsing (16-4096)', defaultText: '512' },
+  { flag: '--keep-query', env: ['PERFCATCH_KEEP_QUERY'], arg: null, description: 'keep query strings in paths instead of redacting them', defaultText: 'off' },
+  { flag: '--loader', env: ['PERFCATCH_LOADER'], arg: 'PATH', description: 'perfcatch-loader executable', defaultText: DEFAULT_LOADER_PATH },
+  { flag: '--bpf-object', env: ['PERFCATCH_BPF_OBJECT'], arg: 'PATH', description: 'compiled BPF object', defaultText: DEFAULT_BPF_OBJECT_PATH },
+  { flag: '--log-level', env: ['PERFCATCH_LOG_LEVEL'], arg: 'LEVEL', description: LOG_LEVELS.join('|'), defaultText: 'info' },
+] as const satisfies readonly OptionSpec[];
+
+type Flag = (typeof OPTIONS)[number]['flag'];
+
+export const AGENT_USAGE = [
+  'Usage: perfcatch agent [options]',
+  '',
+  'Options (each can also be set by the environment variable shown; the flag wins):',
+  ...OPTIONS.flatMap((o) => [
+    `  ${o.flag}${o.arg === null ? '' : ` ${o.arg}`}`,
+    `      ${o.description}`,
+    `      env: ${o.env.join(', then ')}; default: ${o.defaultText}`,
+  ]),
+  '  --help, -h',
+  '      show this help',
+].join('\n');
+
+/** Where a raw value came from, used to name it in error messages. */
+interface RawValue {
+  source: string;
+  text: string;
+}
+
+export function parseAgentArgs(argv: string[], env: Record<string, string | undefined>): AgentConfig {
+  // Help wins over everything, so a broken environment cannot hide the usage text.
+  if (argv.includes('--help') || argv.includes('-h')) return { ...defaultConfig(), help: true };
+  const flags = readFlags(argv);
+
+  const raw = (flag: Flag): RawValue | undefined => {
+    const fromFlag = flags.get(flag);
+    if (fromFlag !== undefined) return { source: flag, text: fromFlag };
+    const spec = OPTIONS.find((o) => o.flag === flag)!;
+    for (const name of spec.env) {
+      const text = env[name];
+      // An empty variable is treated as unset, as shells make `VAR=` easy to leave behind.
+      if (text !== undefined && text !== '') return { source: name, text };
+    }
+    return undefined;
+  };
+  const orDefault = <T>(value: RawValue | undefined, parse: (v: RawValue) => T, fallback: T): T =>
+    value === undefined ? fallback : parse(value);
+
+  return {
+    help: false,
+    apiHost: orDefault(raw('--api-host'), parseHost, '127.0.0.1'),
+    apiPort: orDefault(raw('--api-port'), (v) => parseInteger(v, 0, 65535), 9090),
+    pids: orDefault(raw('--pids'), (v) => parseIntegerList(v, 1, 2 ** 31 - 1, 'positive integers'), []),
+    ports: orDefault(raw('--ports'), (v) => parseIntegerList(v, 1, 65535, 'ports 1-65535'), []),
+    processes: orDefault(raw('--process'), parseCommList, []),
+    bufferSize: orDefault(raw('--buffer-size'), (v) => parseInteger(v, 1, 10_000_000), 50_000),
+    correlationHeaders: orDefault(raw('--correlation-headers'), parseHeaderList, []),
+    otlpEndpoint: orDefault(raw('--otlp-endpoint'), parseOtlpEndpoint, null),
+    captureRequestBytes: orDefault(raw('--capture-request-bytes'), (v) => parseInteger(v, 64, 4096), 4096),
+    captureResponseBytes: orDefault(raw('--capture-response-bytes'), (v) => parseInteger(v, 16, 4096), 512),
+    keepQuery: orDefault(raw('--keep-query'), parseBoolean, false),
+    loaderPath: orDefault(raw('--loader'), parsePath, DEFAULT_LOADER_PATH),
+    bpfObjectPath: orDefault(raw('--bpf-object'), parsePath, DEFAULT_BPF_OBJECT_PATH),
+    logLevel: orDefault(raw('--log-level'), parseLogLevel, 'info'),
+  };
+}
+
+function defaultConfig(): AgentConfig {
+  return parseAgentArgs([], {});
+}
+
+/** Splits argv into flag -> raw text; the last occurrence of a flag wins. */
+function readFlags(argv: string[]): Map<string, string> {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!;
+    const eq = token.indexOf('=');
+    const name = eq === -1 ? token : token.slice(0, eq);
+    const spec = OPTIONS.find((o) => o.flag === name);
+    if (spec === undefined) {
+      throw new ConfigError(`${JSON.stringify(token)}: unknown option (see perfcatch agent --help)`);
+    }
+    if (eq !== -1) {
+      flags.set(name, token.slice(eq + 1));
+    } else if (spec.arg === null) {
+      flags.set(name, 'true');
+    } else {
+      const next = argv[i + 1];
+      // A following flag means the value was forgotten, not that the value starts with "--".
+      if (next === undefined || next.startsWith('--')) {
+        throw new ConfigError(`${name}: expected a value (${spec.arg})`);
+      }
+      flags.set(name, next);
+      i++;
+    }
+  }
+  return flags;
+}
+
+function fail(v: RawValue, expected: string): never {
+  throw new ConfigError(`${v.source}: expected ${expected}, got ${JSON.stringify(v.text)}`);
+}
+
+function toInteger(text: string, min: number, max: number): number | undefined {
+  if (!/^\d{1,10}$/.test(text)) return undefined;
+  const n = Number(text);
+  return n >= min && n <= max ? n : undefined;
+}
+
+function parseInteger(v: RawValue, min: number, max: number): number {
+  return toInteger(v.text.trim(), min, max) ?? fail(v, `an integer ${min}-${max}`);
+}
+
+/** Splits a comma list; blank items are an error rather than silently skipped. */
+function splitList(v: RawValue, expected: string): string[] {
+  const items = v.text.split(',').map((s) => s.trim());
+  if (items.some((s) => s === '')) fail(v, expected);
+  return items;
+}
+
+function parseIntegerList(v: RawValue, min: number, max: number, what: string): number[] {
+  const expected = `a comma-separated list of ${what}`;
+  const values = splitList(v, expected).map((s) => toInteger(s, min, max) ?? fail(v, expected));
+  return [...new Set(values)];
+}
+
+function parseCommList(v: RawValue): string[] {
+  // The kernel's comm is 16 bytes including the terminating NUL.
+  const expected = 'a comma-separated list of process names of at most 15 bytes';
+  const names = splitList(v, expected);
+  if (names.some((s) => Buffer.byteLength(s, 'utf8') > 15)) fail(v, expected);
+  return [...new Set(names)];
+}
+
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+
+function parseHeaderList(v: RawValue): string[] {
+  const expected = 'a comma-separated list of HTTP header names';
+  const names = splitList(v, expected).map((s) => s.toLowerCase());
+  if (!names.every((s) => HEADER_NAME.test(s))) fail(v, expected);
+  return [...new Set(names)];
+}
+
+function parseHost(v: RawValue): string {
+  const host = v.text.trim();
+  if (host === '' || /\s/.test(host)) fail(v, 'a host name or IP address');
+  return host;
+}
+
+function parseOtlpEndpoint(v: RawValue): string {
+  const expected = 'a URL like http://host:4317 or host:port';
+  const text = v.text.trim();
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
+  // Without a scheme, an explicit port is required: "collector" alone is more likely a mistake.
+  if (withScheme !== text && !/^(\[[0-9a-f:.]+\]|[^\s/:[\]]+):\d+$/i.test(text)) fail(v, expected);
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    fail(v, expected);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') fail(v, expected);
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') fail(v, expected);
+  return url.pathname === '/' ? url.origin : url.origin + url.pathname;
+}
+
+function parseBoolean(v: RawValue): boolean {
+  const text = v.text.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(text)) return true;
+  if (['0', 'false', 'no', 'off'].includes(text)) return false;
+  return fail(v, 'true or false');
+}
+
+function parsePath(v: RawValue): string {
+  if (v.text.trim() === '') fail(v, 'a file path');
+  return path.resolve(v.text);
+}
+
+function parseLogLevel(v: RawValue): LogLevel {
+  const level = LOG_LEVELS.find((l) => l === v.text.trim().toLowerCase());
+  return level ?? fail(v, `one of ${LOG_LEVELS.join(', ')}`);
+}

@@ -1,0 +1,144 @@
+/**
+ * Prometheus metrics of the agent: per-request cost histograms plus the agent's own
+ * throughput and loss counters. Served by the API's /metrics, not the exporter's own server.
+ */
+import type { Attributes, Counter, Histogram } from '@opentelemetry/api';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import type { PipelineCounters, RequestRecord } from '../types.ts';
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+const DURATION_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+const CPU_BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000];
+const BYTES_BUCKETS = [100, 1000, 10000, 100000, 1000000, 10000000];
+
+const STANDARD_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+
+/** `stage` label of perfcatch_records_lost_total -> where the count lives in PipelineCounters. */
+const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) => number | undefined][] = [
+  ['kernel_ringbuf_request', (c) => c.kernel.rb_drop_request],
+  ['kernel_ringbuf_data', (c) => c.kernel.rb_drop_data],
+  ['kernel_conn_table_full', (c) => c.kernel.conn_table_full],
+  ['kernel_inflight_full', (c) => c.kernel.inflight_full],
+  ['pipe_malformed', (c) => c.loader.malformed],
+  ['agent_malformed', (c) => c.agent.frames_malformed],
+  ['agent_data_orphaned', (c) => c.agent.data_orphaned],
+];
+
+export interface AgentMetricsSources {
+  counters: () => PipelineCounters;
+  buffer: () => { size: number; capacity: number };
+}
+
+export class AgentMetrics {
+  readonly #provider: MeterProvider;
+  readonly #reader: PrometheusExporter;
+  // The exporter's own serializer is private; this one is configured the same way.
+  readonly #serializer = new PrometheusSerializer(undefined, false, undefined, true, true);
+  readonly #requests: Counter;
+  readonly #duration: Histogram;
+  readonly #cpu: Histogram;
+  readonly #bytesReceived: Histogram;
+  readonly #bytesSent: Histogram;
+
+  constructor(sources: AgentMetricsSources) {
+    this.#reader = new PrometheusExporter({ preventServerStart: true, withoutTargetInfo: true, withoutScopeInfo: true });
+    this.#provider = new MeterProvider({ readers: [this.#reader] });
+    const meter = this.#provider.getMeter('perfcatch');
+
+    // Names are chosen so that what Prometheus sees is exactly the documented name: the
+    // exporter appends `_total` to monotonic counters and leaves unit suffixes alone.
+    this.#requests = meter.createCounter('perfcatch_requests', { description: 'Requests observed' });
+    this.#duration = meter.createHistogram('perfcatch_request_duration_ms', {
+      description: 'Request duration, first read to last write of the response',
+      unit: 'ms',
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS_MS },
+    });
+    this.#cpu = meter.createHistogram('perfcatch_request_cpu_ms', {
+      description: 'On-CPU time charged to the request',
+      unit: 'ms',
+      advice: { explicitBucketBoundaries: CPU_BUCKETS_MS },
+    });
+    this.#bytesReceived = meter.createHistogram('perfcatch_request_bytes_received', {
+      description: 'Bytes read from the client per request',
+      unit: 'By',
+      advice: { explicitBucketBoundaries: BYTES_BUCKETS },
+    });
+    this.#bytesSent = meter.createHistogram('perfcatch_request_bytes_sent', {
+      description: 'Bytes written to the client per request',
+      unit: 'By',
+      advice: { explicitBucketBoundaries: BYTES_BUCKETS },
+    });
+
+    const recordsLost = meter.createObservableCounter('perfcatch_records_lost', {
+      description: 'Records lost, by pipeline stage',
+    });
+    const spansExported = meter.createObservableCounter('perfcatch_spans_exported', { description: 'Spans accepted by the OTLP endpoint' });
+    const spansFailed = meter.createObservableCounter('perfcatch_spans_failed', { description: 'Spans whose OTLP export failed' });
+    const spansDropped = meter.createObservableCounter('perfcatch_spans_dropped', { description: 'Spans dropped before export (queue full)' });
+    const loaderRestarts = meter.createObservableCounter('perfcatch_loader_restarts', { description: 'Restarts of the eBPF loader process' });
+    const kernelRequests = meter.createObservableCounter('perfcatch_kernel_requests', { description: 'Request records submitted by the kernel' });
+    const connectionsAccepted = meter.createObservableCounter('perfcatch_connections_accepted', {
+      description: 'Accepted TCP connections that passed the filters',
+    });
+    const bufferSize = meter.createObservableGauge('perfcatch_buffer_size', { description: 'Requests held in the in-memory buffer' });
+    const bufferCapacity = meter.createObservableGauge('perfcatch_buffer_capacity', { description: 'Capacity of the in-memory request buffer' });
+
+    // One batch callback, so all counters in a scrape come from the same snapshot.
+    meter.addBatchObservableCallback(
+      (result) => {
+        const counters = sources.counters();
+        for (const [stage, read] of LOSS_STAGES) result.observe(recordsLost, read(counters) ?? 0, { stage });
+        result.observe(spansExported, counters.agent.spans_exported);
+        result.observe(spansFailed, counters.agent.spans_export_failed);
+        result.observe(spansDropped, counters.agent.spans_dropped);
+        result.observe(loaderRestarts, counters.agent.loader_restarts);
+        result.observe(kernelRequests, counters.kernel.requests ?? 0);
+        result.observe(connectionsAccepted, counters.kernel.conn_accepted ?? 0);
+        const buffer = sources.buffer();
+        result.observe(bufferSize, buffer.size);
+        result.observe(bufferCapacity, buffer.capacity);
+      },
+      [recordsLost, spansExported, spansFailed, spansDropped, loaderRestarts, kernelRequests, connectionsAccepted, bufferSize, bufferCapacity],
+    );
+  }
+
+  recordRequest(r: RequestRecord): void {
+    const labels = requestLabels(r);
+    this.#requests.add(1, labels);
+    this.#duration.record(r.duration_ms, labels);
+    this.#cpu.record(r.cpu_time_ms, labels);
+    this.#bytesReceived.record(r.bytes_received, labels);
+    this.#bytesSent.record(r.bytes_sent, labels);
+  }
+
+  async renderPrometheus(): Promise<{ contentType: string; body: string }> {
+    const { resourceMetrics } = await this.#reader.collect();
+    return { contentType: PROMETHEUS_CONTENT_TYPE, body: this.#serializer.serialize(resourceMetrics) };
+  }
+
+  shutdown(): Promise<void> {
+    return this.#provider.shutdown();
+  }
+}
+
+/** Only bounded labels: never the path, peer address or correlation id. */
+function requestLabels(r: RequestRecord): Attributes {
+  return {
+    service: r.service_name,
+    process: r.process_name,
+    port: String(r.local_port),
+    method: normaliseMethod(r.http_method),
+    status_class: statusClass(r.http_status),
+  };
+}
+
+function normaliseMethod(method: string | null): string {
+  const upper = method?.toUpperCase();
+  return upper !== undefined && STANDARD_METHODS.has(upper) ? upper : 'OTHER';
+}
+
+function statusClass(status: number | null): string {
+  return status !== null && status >= 100 && status <= 599 ? `${Math.floor(status / 100)}xx` : 'none';
+}

@@ -1,0 +1,87 @@
+/**
+ * In-memory history of recent requests behind /api/requests: a fixed-capacity ring buffer,
+ * so memory stays bounded however fast requests arrive.
+ */
+import type { RequestRecord } from '../types.ts';
+
+export const DEFAULT_SINCE_MINUTES = 5;
+export const DEFAULT_LIMIT = 50;
+
+export interface RequestQuery {
+  /** Matches process_name or service_name exactly. */
+  process?: string;
+  correlation_id?: string;
+  /** Case-insensitive. */
+  method?: string;
+  /** Exact match against http_path. */
+  path?: string;
+  status?: number;
+  min_duration_ms?: number;
+  /** Only requests whose timestamp is within this many minutes of now. */
+  since_minutes?: number;
+  /** At most this many results, newest first. */
+  limit?: number;
+}
+
+export class RequestStore {
+  readonly capacity: number;
+  readonly #slots: (RequestRecord | undefined)[];
+  /** Slot the next record goes to; once full, it holds the oldest record. */
+  #next = 0;
+  #size = 0;
+  readonly #slotById = new Map<string, number>();
+
+  constructor(capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(`request store capacity must be a positive integer, got ${capacity}`);
+    }
+    this.capacity = capacity;
+    this.#slots = new Array<RequestRecord | undefined>(capacity).fill(undefined);
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Stores a record, overwriting the oldest one when full. */
+  add(record: RequestRecord): void {
+    const evicted = this.#slots[this.#next];
+    if (evicted !== undefined && this.#slotById.get(evicted.request_id) === this.#next) {
+      this.#slotById.delete(evicted.request_id);
+    }
+    this.#slots[this.#next] = record;
+    this.#slotById.set(record.request_id, this.#next);
+    this.#next = (this.#next + 1) % this.capacity;
+    if (this.#size < this.capacity) this.#size++;
+  }
+
+  findById(requestId: string): RequestRecord | undefined {
+    const slot = this.#slotById.get(requestId);
+    return slot === undefined ? undefined : this.#slots[slot];
+  }
+
+  /** Matching records, most recently stored first. */
+  query(filter: RequestQuery, nowSeconds: number = Date.now() / 1000): RequestRecord[] {
+    const limit = filter.limit ?? DEFAULT_LIMIT;
+    const oldestTimestamp = nowSeconds - (filter.since_minutes ?? DEFAULT_SINCE_MINUTES) * 60;
+    const method = filter.method?.toUpperCase();
+    const matches: RequestRecord[] = [];
+    for (let i = 1; i <= this.#size; i++) {
+      const r = this.#slots[(this.#next - i + this.capacity) % this.capacity]!;
+      // Records are stored in completion order, not start order, so an old timestamp
+      // does not mean every later record is older too: keep scanning.
+      if (r.timestamp < oldestTimestamp) continue;
+      if (filter.process !== undefined && r.process_name !== filter.process && r.service_name !== filter.process) continue;
+      if (filter.correlation_id !== undefined && r.correlation_id !== filter.correlation_id) continue;
+      if (method !== undefined && r.http_method?.toUpperCase() !== method) continue;
+      if (filter.path !== undefined && r.http_path !== filter.path) continue;
+      if (filter.status !== undefined && r.http_status !== filter.status) continue;
+      if (filter.min_duration_ms !== undefined && r.duration_ms < filter.min_duration_ms) continue;
+      matches.push(r);
+    }
+    // Completion order is not start order (a keep-alive request is reported when the next
+    // one starts), so newest-first needs a sort by start time.
+    matches.sort((a, b) => b.timestamp - a.timestamp);
+    return matches.length > limit ? matches.slice(0, limit) : matches;
+  }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: builds everything, builds (or reuses) the pinned peers, then runs the
+# Rust loader tests and every TypeScript test (unit + real-kernel end-to-end) under Node 24.
+# Needs root (or CAP_BPF + CAP_PERFMON): the end-to-end tests load the real eBPF programs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
+
+npm run --silent build
+echo "otelcol: $(bash test/peers/build-otelcol.sh)"
+
+echo "== loader (Rust) tests"
+cargo test --release --quiet --manifest-path loader/Cargo.toml
+
+echo "== type check"
+tsc -p tsconfig.test.json
+
+echo "== agent tests (unit + real kernel)"
+node --test --test-concurrency=1 --test-timeout=600000 test/unit/*.test.ts test/e2e/*.test.ts

@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AgentMetrics, PROMETHEUS_CONTENT_TYPE } from '../../src/metrics/agent-metrics.ts';
+import type { AgentCounters, PipelineCounters, RequestRecord } from '../../src/types.ts';
+
+function record(overrides: Partial<RequestRecord>): RequestRecord {
+  return {
+    request_id: 'r',
+    trace_id: 'a'.repeat(32),
+    span_id: 'b'.repeat(16),
+    parent_span_id: null,
+    timestamp: 1_800_000_000,
+    pid: 42,
+    process_name: 'node',
+    service_name: 'checkout',
+    local_port: 8080,
+    remote_ip: '10.0.0.2',
+    remote_port: 51000,
+    duration_ms: 12,
+    cpu_time_ms: 1.5,
+    memory_rss_bytes: 1,
+    bytes_received: 300,
+    bytes_sent: 5000,
+    correlation_id: 'corr-secret',
+    http_method: 'GET',
+    http_path: '/users/12345?token=secret',
+    http_status: 200,
+    dependencies: [],
+    ...overrides,
+  };
+}
+
+const agentCounters: AgentCounters = {
+  frames_decoded: 100,
+  frames_malformed: 2,
+  requests_recorded: 90,
+  requests_not_http: 1,
+  data_orphaned: 3,
+  spans_started: 90,
+  spans_exported: 80,
+  spans_export_failed: 4,
+  spans_dropped: 5,
+  loader_restarts: 1,
+};
+
+const counters: PipelineCounters = {
+  kernel: { requests: 95, rb_drop_request: 6, rb_drop_data: 7, conn_accepted: 11, conn_table_full: 8, inflight_full: 9, conn_filtered: 0, conn_replaced: 0 },
+  loader: { records_out: 200, malformed: 10, drains: 50 },
+  agent: agentCounters,
+};
+
+async function render(records: RequestRecord[], pipeline: PipelineCounters = counters): Promise<string> {
+  const metrics = new AgentMetrics({ counters: () => pipeline, buffer: () => ({ size: 90, capacity: 50000 }) });
+  for (const r of records) metrics.recordRequest(r);
+  const { contentType, body } = await metrics.renderPrometheus();
+  assert.equal(contentType, PROMETHEUS_CONTENT_TYPE);
+  await metrics.shutdown();
+  return body;
+}
+
+/** Metric family names declared by `# TYPE` lines, with their type. */
+function families(text: string): Map<string, string> {
+  return new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+}
+
+function sample(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  assert.ok(line, `no sample for ${series}`);
+  return Number(line.slice(series.length + 1));
+}
+
+describe('AgentMetrics', () => {
+  it('exposes exactly the documented metric names and types', async () => {
+    const text = await render([record({})]);
+    assert.deepEqual(
+      Object.fromEntries(families(text)),
+      {
+        perfcatch_requests_total: 'counter',
+        perfcatch_request_duration_ms: 'histogram',
+        perfcatch_request_cpu_ms: 'histogram',
+        perfcatch_request_bytes_received: 'histogram',
+        perfcatch_request_bytes_sent: 'histogram',
+        perfcatch_records_lost_total: 'counter',
+        perfcatch_spans_exported_total: 'counter',
+        perfcatch_spans_failed_total: 'counter',
+        perfcatch_spans_dropped_total: 'counter',
+        perfcatch_loader_restarts_total: 'counter',
+        perfcatch_kernel_requests_total: 'counter',
+        perfcatch_connections_accepted_total: 'counter',
+        perfcatch_buffer_size: 'gauge',
+        perfcatch_buffer_capacity: 'gauge',
+      },
+    );
+  });
+
+  it('uses the documented bucket boundaries', async () => {
+    const text = await render([record({})]);
+    const bounds = (name: string) => [
+      ...new Set([...text.matchAll(new RegExp(`^${name}_bucket\\{.*le="([^"]+)"\\}`, 'gm'))].map((m) => m[1])),
+    ];
+    assert.deepEqual(bounds('perfcatch_request_duration_ms'), ['1', '2', '5', '10', '25', '50', '100', '250', '500', '1000', '2500', '5000', '10000', '+Inf']);
+    assert.deepEqual(bounds('perfcatch_request_cpu_ms'), ['0.5', '1', '2', '5', '10', '25', '50', '100', '250', '500', '1000', '+Inf']);
+    const byteBounds = ['100', '1000', '10000', '100000', '1000000', '10000000', '+Inf'];
+    assert.deepEqual(bounds('perfcatch_request_bytes_received'), byteBounds);
+    assert.deepEqual(bounds('perfcatch_request_bytes_sent'), byteBounds);
+  });
+
+  it('labels requests with bounded values only', async () => {
+    const text = await render([
+      record({}),
+      record({ http_method: 'get' }),
+      record({ http_method: 'BREW', http_status: 418, duration_ms: 3000 }),
+      record({ http_method: null, http_status: null, service_name: 'redis', process_name: 'redis-server', local_port: 6379 }),
+    ]);
+    const labels = 'service="checkout",process="node",port="8080"';
+    assert.equal(sample(text, `perfcatch_requests_total{${labels},method="GET",status_class="2xx"}`), 2);
+    assert.equal(sample(text, `perfcatch_requests_total{${labels},method="OTHER",status_class="4xx"}`), 1);
+    assert.equal(
+      sample(text, 'perfcatch_requests_total{service="redis",process="redis-server",port="6379",method="OTHER",status_class="none"}'),
+      1,
+    );
+    assert.equal(sample(text, `perfcatch_request_duration_ms_bucket{${labels},method="OTHER",status_class="4xx",le="2500"}`), 0);
+    assert.equal(sample(text, `perfcatch_request_duration_ms_bucket{${labels},method="OTHER",status_class="4xx",le="5000"}`), 1);
+    assert.equal(sample(text, `perfcatch_request_cpu_ms_sum{${labels},method="GET",status_class="2xx"}`), 3);
+
+    for (const leaked of ['/users', 'token', 'secret', '10.0.0.2', 'BREW']) assert.ok(!text.includes(leaked), leaked);
+    const labelNames = new Set([...text.matchAll(/[{,]([a-z_]+)="/g)].map((m) => m[1]));
+    assert.deepEqual([...labelNames].sort(), ['le', 'method', 'port', 'process', 'service', 'stage', 'status_class']);
+  });
+
+  it('reports pipeline counters and buffer fill', async () => {
+    const text = await render([]);
+    const lost = (stage: string) => sample(text, `perfcatch_records_lost_total{stage="${stage}"}`);
+    assert.equal(lost('kernel_ringbuf_request'), 6);
+    assert.equal(lost('kernel_ringbuf_data'), 7);
+    assert.equal(lost('kernel_conn_table_full'), 8);
+    assert.equal(lost('kernel_inflight_full'), 9);
+    assert.equal(lost('pipe_malformed'), 10);
+    assert.equal(lost('agent_malformed'), 2);
+    assert.equal(lost('agent_data_orphaned'), 3);
+    assert.equal(sample(text, 'perfcatch_spans_exported_total'), 80);
+    assert.equal(sample(text, 'perfcatch_spans_failed_total'), 4);
+    assert.equal(sample(text, 'perfcatch_spans_dropped_total'), 5);
+    assert.equal(sample(text, 'perfcatch_loader_restarts_total'), 1);
+    assert.equal(sample(text, 'perfcatch_kernel_requests_total'), 95);
+    assert.equal(sample(text, 'perfcatch_connections_accepted_total'), 11);
+    assert.equal(sample(text, 'perfcatch_buffer_size'), 90);
+    assert.equal(sample(text, 'perfcatch_buffer_capacity'), 50000);
+  });
+
+  it('reports zero for kernel and loader counters not yet received', async () => {
+    const text = await render([], { kernel: {}, loader: {}, agent: agentCounters });
+    assert.equal(sample(text, 'perfcatch_records_lost_total{stage="kernel_ringbuf_request"}'), 0);
+    assert.equal(sample(text, 'perfcatch_records_lost_total{stage="pipe_malformed"}'), 0);
+    assert.equal(sample(text, 'perfcatch_kernel_requests_total'), 0);
+  });
+});

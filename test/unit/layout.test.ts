@@ -1,0 +1,93 @@
+/**
+ * src/decode/layout.ts must agree with bpf/perfcatch.h. The truth is read from the BTF of
+ * the compiled object (build/perfcatch.bpf.o), so this fails when the header changes and
+ * the TypeScript mirror does not.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as L from '../../src/decode/layout.ts';
+
+const OBJECT = process.env.PERFCATCH_BPF_OBJECT ?? fileURLToPath(new URL('../../build/perfcatch.bpf.o', import.meta.url));
+
+interface BtfType {
+  kind: string;
+  name: string;
+  size?: number;
+  members?: { name: string; bits_offset: number }[];
+  values?: { name: string; val: number }[];
+}
+
+function btfTypes(): Map<string, BtfType> {
+  assert.ok(existsSync(OBJECT), `${OBJECT} missing: run npm run build:bpf`);
+  const json = execFileSync('bpftool', ['btf', 'dump', 'file', OBJECT, 'format', 'raw', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const types = (JSON.parse(json) as { types: BtfType[] }).types;
+  return new Map(types.filter((t) => t.name?.startsWith('pc_') && t.kind !== 'VAR').map((t) => [t.name, t]));
+}
+
+const types = btfTypes();
+
+function structLayout(name: string): Record<string, number> {
+  const t = types.get(name);
+  assert.ok(t && t.kind === 'STRUCT', `struct ${name} in BTF`);
+  const out: Record<string, number> = { size: t.size ?? -1 };
+  for (const m of t.members ?? []) out[m.name] = m.bits_offset / 8;
+  return out;
+}
+
+function enumValues(name: string): Record<string, number> {
+  const t = types.get(name);
+  assert.ok(t && t.kind === 'ENUM', `enum ${name} in BTF`);
+  return Object.fromEntries((t.values ?? []).map((v) => [v.name, v.val]));
+}
+
+describe('record layout mirrors bpf/perfcatch.h', () => {
+  for (const [struct, mirror] of [
+    ['pc_request', L.REQUEST],
+    ['pc_data', L.DATA],
+    ['pc_stats', L.STATS],
+    ['pc_loader_info', L.LOADER_INFO],
+    ['pc_filter_cfg', L.FILTER_CFG],
+  ] as const) {
+    it(`struct ${struct}: size and every field offset`, () => {
+      assert.deepEqual({ ...mirror }, structLayout(struct));
+    });
+  }
+
+  it('enum pc_record_type', () => {
+    assert.deepEqual(enumValues('pc_record_type'), {
+      PC_REC_REQUEST: L.RecordType.REQUEST,
+      PC_REC_DATA: L.RecordType.DATA,
+      PC_REC_STATS: L.RecordType.STATS,
+      PC_REC_LOADER_INFO: L.RecordType.LOADER_INFO,
+    });
+  });
+
+  it('enum pc_request_flags', () => {
+    const expected = Object.fromEntries(Object.entries(L.RequestFlags).map(([k, v]) => [`PC_F_${k}`, v]));
+    assert.deepEqual(enumValues('pc_request_flags'), expected);
+  });
+
+  it('enum pc_direction', () => {
+    assert.deepEqual(enumValues('pc_direction'), { PC_DIR_REQUEST: L.Direction.REQUEST, PC_DIR_RESPONSE: L.Direction.RESPONSE });
+  });
+
+  it('enum pc_counter names and order', () => {
+    const expected: Record<string, number> = Object.fromEntries(L.KERNEL_COUNTERS.map((n, i) => [`PC_CNT_${n.toUpperCase()}`, i]));
+    expected.PC_CNT_MAX = L.PC_CNT_MAX;
+    assert.deepEqual(enumValues('pc_counter'), expected);
+  });
+
+  it('enum pc_loader_counter names and order', () => {
+    const expected: Record<string, number> = Object.fromEntries(L.LOADER_COUNTERS.map((n, i) => [`PC_LCNT_${n.toUpperCase()}`, i]));
+    expected.PC_LCNT_MAX = L.PC_LCNT_MAX;
+    assert.deepEqual(enumValues('pc_loader_counter'), expected);
+  });
+
+  it('payload constants', () => {
+    assert.equal(L.DATA.data, L.PC_DATA_HDR_SIZE);
+    assert.equal(L.DATA.size, L.PC_DATA_HDR_SIZE + L.PC_DATA_MAX);
+  });
+});
