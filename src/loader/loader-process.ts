@@ -100,6 +100,7 @@ export class LoaderProcess {
           this.loaderInfo = rec.info;
           if (!started) {
             started = true;
+            held.splice(0).forEach(logLine);
             this.backoffMs = 1_000;
             this.handlers.onStateChange(true, 'loader attached');
             resolve();
@@ -117,9 +118,15 @@ export class LoaderProcess {
           child.kill('SIGTERM');
         }
       });
+      // Until attached, hold the loader's lines back: if it fails, its last line becomes the
+      // agent's one-line error instead of being printed twice.
+      const held: string[] = [];
+      const logLine = (line: string) =>
+        this.handlers.onLog(/error|fail|refus|warn/i.test(line) ? 'warn' : 'info', `loader: ${line}`);
       createInterface({ input: child.stderr }).on('line', (line) => {
         lastStderr = line;
-        this.handlers.onLog(/error|fail|refus/i.test(line) ? 'warn' : 'info', `loader: ${line}`);
+        if (started) logLine(line);
+        else held.push(line);
       });
       child.stdin.on('error', () => {}); // EPIPE when the loader died: seen via 'exit'
       child.on('error', (err: NodeJS.ErrnoException) => {

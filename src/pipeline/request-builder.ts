@@ -36,7 +36,7 @@ export const REDACTED = 'REDACTED';
 export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): BuiltRequest {
   const k = a.kernel;
   const http = parseRequestHead(a.requestHead);
-  const response = http ? parseResponseHead(a.responseHead) : null;
+  const response = parseResponseHead(a.responseHead);
   const traceParent = http ? parseTraceParent(http.headers.get('traceparent')) : null;
   const proc = opts.processes.get(k.pid, k.comm);
   const durationNs = k.endNs > k.startNs ? k.endNs - k.startNs : 0n;
