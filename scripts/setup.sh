@@ -25,7 +25,9 @@ if ! command -v cargo >/dev/null; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
 
-# bpffs is where pinned objects would live; mounting it is harmless when already there.
+# Tracepoint ids are resolved through tracefs; bpffs is where pinned objects would live.
+# Mounting them here means the agent itself never needs CAP_SYS_ADMIN.
+mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 
 log "installing npm dependencies (Node 24 comes in as a devDependency)"

@@ -12,11 +12,12 @@ export interface RunningAgent extends Spawned {
   metrics(): Promise<string>;
 }
 
-export async function startAgent(args: string[], env: Record<string, string> = {}): Promise<RunningAgent> {
+/** `wrap` runs the agent under another command, e.g. setpriv to drop capabilities. */
+export async function startAgent(args: string[], env: Record<string, string> = {}, wrap: string[] = []): Promise<RunningAgent> {
   const apiPort = await freePort();
-  const s = spawnTracked(process.execPath, [CLI, 'agent', '--api-port', String(apiPort), ...args], {
-    env: { ...process.env, ...env },
-  });
+  const argv = [CLI, 'agent', '--api-port', String(apiPort), ...args];
+  const [cmd, cmdArgs] = wrap.length ? [wrap[0]!, [...wrap.slice(1), process.execPath, ...argv]] : [process.execPath, argv];
+  const s = spawnTracked(cmd, cmdArgs, { env: { ...process.env, ...env } });
   const api = `http://127.0.0.1:${apiPort}`;
   const get = async <T>(path: string) => {
     const res = await fetch(api + path);
