@@ -200,10 +200,15 @@ function parseCommList(v: RawValue): string[] {
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 
+/** Credentials must never become a correlation ID: it is stored, exported and labelled. */
+const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
+
 function parseHeaderList(v: RawValue): string[] {
   const expected = 'a comma-separated list of HTTP header names';
   const names = splitList(v, expected).map((s) => s.toLowerCase());
   if (!names.every((s) => HEADER_NAME.test(s))) fail(v, expected);
+  const secret = names.find((s) => SECRET_HEADERS.has(s));
+  if (secret) fail(v, `header names other than ${secret} (credentials are never captured)`);
   return [...new Set(names)];
 }
 

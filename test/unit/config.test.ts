@@ -211,3 +211,11 @@ describe('AGENT_USAGE', () => {
     assert.ok(AGENT_USAGE.includes('default: 9090'));
   });
 });
+
+describe('secrets', () => {
+  it('refuses credential headers as correlation headers', () => {
+    for (const h of ['Authorization', 'cookie', 'x-id,Set-Cookie', 'proxy-authorization']) {
+      assert.throws(() => parseAgentArgs(['--correlation-headers', h], {}), (err: Error) => err instanceof ConfigError && /credentials/.test(err.message));
+    }
+  });
+});
