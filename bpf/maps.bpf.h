@@ -13,32 +13,56 @@
 /* Tunables, set by the loader at load time (EbpfLoader::override_global). */
 const volatile __u32 capture_req_bytes = 1024;  /* loader default is 4096 */
 const volatile __u32 capture_resp_bytes = 512;
+const volatile __u32 capture_dep_bytes = 512;    /* each direction of an outbound exchange */
 const volatile __u64 wakeup_bytes = 4 << 20;     /* force a wakeup past this much unread data */
 
-/* A server connection is known by the process and the fd it was accepted on. */
+/* A tracked connection is known by the process and the fd it uses. */
 struct conn_key {
 	__u32 tgid;
 	__u32 fd;
 };
 
+static __always_inline __u64 pack_key(struct conn_key *k)
+{
+	return ((__u64)k->tgid << 32) | k->fd;
+}
+
 enum conn_phase {
-	PHASE_IDLE = 0,    /* accepted, nothing exchanged yet */
-	PHASE_READING = 1, /* request bytes are arriving */
-	PHASE_WRITING = 2  /* response bytes are leaving; the next read starts a new request */
+	PHASE_IDLE = 0,    /* nothing exchanged yet */
+	PHASE_READING = 1, /* server: request arriving; client: response arriving */
+	PHASE_WRITING = 2  /* server: response leaving; client: request leaving */
 };
 
-/* The connection and its current request. */
+enum conn_role {
+	ROLE_SERVER = 1, /* accepted: requests come in */
+	ROLE_CLIENT = 2  /* opened by the process: its dependencies */
+};
+
+#define MAX_DEPS_PER_REQUEST 8
+
+/* A connection and its current request (server) or exchange (client). */
 struct conn_state {
 	__u64 conn_id;
 	__u64 cgroup_id;
 	__u64 start_ns;
 	__u64 end_ns;
-	__u64 cpu_ns;            /* charged so far (atomic: other threads may charge it) */
-	__u64 cpu_at_last_write; /* cpu_ns when the last response byte left */
+	__u64 cpu_ns;            /* server: charged so far (atomic: other threads may charge it) */
+	__u64 cpu_at_last_write; /* server: cpu_ns when the last response byte left */
 	__u64 bytes_received;
 	__u64 bytes_sent;
 	__u64 rss_bytes;
+	__u64 sk;                /* struct sock *, to read ports lazily */
+	/* server: caller's client conn_id when it is tracked on this host */
+	__u64 peer_conn_id;
+	/* server: outbound connections used by the current request (packed conn keys) */
+	__u64 dep_keys[MAX_DEPS_PER_REQUEST];
+	/* client: the request the current exchange serves */
+	struct conn_key parent;
+	__u64 parent_conn_id;
+	__u32 parent_seq;
 	__u32 seq;
+	__u64 connect_start_ns;
+	__u64 connect_ns;
 	__u32 tid;
 	__u32 flags;
 	__u16 req_captured;
@@ -47,10 +71,28 @@ struct conn_state {
 	__u16 local_port;
 	__u16 remote_port;
 	__u8 phase;
-	__u8 _pad;
+	__u8 role;
+	__u8 dep_count;
+	__u8 emitted;            /* client: current exchange already sent */
+	__u8 from_start;         /* seen since accept/connect: seq numbers match the peer's */
+	__u8 peer_looked_up;
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
 	char comm[16];
+};
+
+/* Both ends of a TCP connection on this host, as the connecting side sees it. */
+struct tuple_key {
+	__u8 saddr[16]; /* IPv4 as ::ffff:a.b.c.d */
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u32 _pad;
+};
+
+struct connecting_state {
+	struct conn_key key;
+	__u64 start_ns;
 };
 
 /* What a thread's syscall on a tracked socket was asked to do, kept from enter to exit. */
@@ -106,6 +148,46 @@ struct {
 	__type(key, __u32); /* tid */
 	__type(value, struct thread_state);
 } threads SEC(".maps");
+
+/* Processes that serve monitored connections: their outbound connections are tracked. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u8);
+} server_tgids SEC(".maps");
+
+/* Local ports something listens on: tells adopted inbound sockets from outbound ones. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u16);
+	__type(value, __u8);
+} listen_ports SEC(".maps");
+
+/* fds of server processes already found not to be TCP connections worth tracking. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, __u8);
+} ignored_fds SEC(".maps");
+
+/* Sockets between connect() and ESTABLISHED, for handshake timing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64); /* struct sock * */
+	__type(value, struct connecting_state);
+} connecting SEC(".maps");
+
+/* Outbound connections of tracked processes by 4-tuple: links callee to caller on one host. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tuple_key);
+	__type(value, __u64); /* conn_id */
+} client_tuples SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

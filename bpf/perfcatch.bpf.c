@@ -2,6 +2,7 @@
 /*
  * PerfCatch eBPF programs: one object, split by concern into headers.
  *   request_tracker.bpf.h  - accept/read/write/close syscall tracepoints, request records
+ *   dependency_tracker.bpf.h - outbound connections and the exchanges made while serving
  *   resource_tracker.bpf.h - on-CPU time per request (sched_switch), process RSS
  *   maps.bpf.h             - kernel-private state, one map per purpose
  *   perfcatch.h            - every record that userspace reads
@@ -16,6 +17,7 @@
 #include "perfcatch.h"
 #include "maps.bpf.h"
 #include "resource_tracker.bpf.h"
+#include "dependency_tracker.bpf.h"
 #include "request_tracker.bpf.h"
 
 /*
@@ -24,12 +26,14 @@
  */
 struct pc_btf_anchor {
 	struct pc_request request;
+	struct pc_dependency dependency;
 	struct pc_data data;
 	struct pc_stats stats;
 	struct pc_loader_info loader_info;
 	struct pc_filter_cfg filter_cfg;
 	enum pc_record_type record_type;
 	enum pc_request_flags request_flags;
+	enum pc_dependency_flags dependency_flags;
 	enum pc_direction direction;
 	enum pc_counter counter;
 	enum pc_loader_counter loader_counter;

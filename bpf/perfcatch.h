@@ -28,6 +28,7 @@
 enum pc_record_type {
 	PC_REC_REQUEST = 1,     /* kernel: one finished server-side request */
 	PC_REC_DATA = 2,        /* kernel: captured request/response bytes, before its request */
+	PC_REC_DEPENDENCY = 3,  /* kernel: one outbound exchange made while serving a request */
 	PC_REC_STATS = 16,      /* loader: counter snapshot, about once a second */
 	PC_REC_LOADER_INFO = 17 /* loader: JSON (programs attached, kernel, tunables), once */
 };
@@ -39,7 +40,18 @@ enum pc_request_flags {
 	PC_F_RESP_TRUNCATED = 1 << 2, /* response bytes exceeded the capture size */
 	PC_F_DATA_LOST = 1 << 3,      /* a pc_data record for this request was dropped */
 	PC_F_SENDFILE = 1 << 4,       /* part of the response went out with sendfile */
-	PC_F_NO_RSS = 1 << 5          /* kernel could not read the process RSS */
+	PC_F_NO_RSS = 1 << 5,         /* kernel could not read the process RSS */
+	PC_F_PIPELINED = 1 << 6       /* started at a response boundary inside one read batch:
+				       * its request bytes were counted in an earlier record */
+};
+
+/* pc_dependency.flags */
+enum pc_dependency_flags {
+	PC_DF_NEW_CONNECTION = 1 << 0, /* first exchange on a connection this process opened */
+	PC_DF_CONN_CLOSED = 1 << 1,    /* emitted because the client closed the connection */
+	PC_DF_ADOPTED = 1 << 2,        /* connection existed before tracking began */
+	PC_DF_DATA_LOST = 1 << 3,      /* a pc_data record for this exchange was dropped */
+	PC_DF_AT_PARENT_END = 1 << 4   /* emitted when its parent request ended */
 };
 
 /* pc_data.direction */
@@ -58,7 +70,11 @@ enum pc_counter {
 	PC_CNT_INFLIGHT_FULL = 5,   /* syscall could not be tracked (map update failed) */
 	PC_CNT_CONN_FILTERED = 6,   /* accepted connections rejected by the filters */
 	PC_CNT_CONN_REPLACED = 7,   /* fd reused while a request was open (flushed early) */
-	PC_CNT_MAX = 8
+	PC_CNT_DEPENDENCIES = 8,    /* dependency records submitted */
+	PC_CNT_RB_DROP_DEPENDENCY = 9, /* ring buffer full: dependency record lost */
+	PC_CNT_DEP_UNATTRIBUTED = 10,  /* outbound exchange with no request in progress: not sent */
+	PC_CNT_CLIENT_CONNS = 11,   /* outbound connections tracked (connected or adopted) */
+	PC_CNT_MAX = 12
 };
 
 /* One HTTP (or other request/response) exchange on an accepted TCP connection. */
@@ -85,6 +101,40 @@ struct pc_request {
 	__u8 local_addr[16];  /* AF_INET: first 4 bytes; AF_INET6: all 16 */
 	__u8 remote_addr[16];
 	char comm[16];        /* thread-group leader's comm, NUL padded */
+	__u64 peer_conn_id;   /* when the caller is a tracked process on this host: its client
+			       * connection's conn_id (request seq N <-> exchange seq N); else 0 */
+};
+
+/*
+ * One outbound exchange (request out, response in) on a TCP connection that a monitored
+ * process opened, made while it was serving parent_conn_id/parent_seq. An exchange starts at
+ * a write after a read (or the first write) and ends at its last read. pc_data records with
+ * this conn_id carry its first bytes: PC_DIR_REQUEST what the process wrote, PC_DIR_RESPONSE
+ * what it read.
+ */
+struct pc_dependency {
+	__u32 type;             /* PC_REC_DEPENDENCY */
+	__u32 flags;            /* enum pc_dependency_flags */
+	__u32 pid;
+	__u32 tid;              /* thread that started the exchange */
+	__u64 conn_id;          /* the outbound connection */
+	__u64 parent_conn_id;   /* the server connection whose request made the call */
+	__u64 start_ns;         /* first write (epoch ns once through the loader) */
+	__u64 end_ns;           /* last read (epoch ns once through the loader) */
+	__u64 connect_start_ns; /* connect() entry when PC_DF_NEW_CONNECTION, else 0 (epoch ns) */
+	__u64 connect_ns;       /* handshake time, SYN sent to established; 0 if unknown */
+	__u64 bytes_sent;
+	__u64 bytes_received;
+	__u32 seq;              /* exchange number on this connection, from 1 */
+	__u32 parent_seq;       /* request number on the parent connection */
+	__u16 family;
+	__u16 local_port;
+	__u16 remote_port;
+	__u16 req_captured;
+	__u16 resp_captured;
+	__u16 _pad0[3];
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
 };
 
 /* A chunk of captured payload. Arrives before the pc_request with the same conn_id and seq. */

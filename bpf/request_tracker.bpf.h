@@ -1,52 +1,37 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Server-side request tracking from syscall tracepoints (stable ABI, no kprobes).
+ * Server-side request tracking from syscall tracepoints (stable ABI, no kprobes), and the
+ * syscall entry points for both roles.
  *
  * accept/accept4 exit: admit the new TCP socket (filters) and start tracking (tgid, fd).
  * read-side exit:      a read after a write closes the previous request and starts a new one.
- * write-side exit:     extends the request's end; the response's first bytes are captured.
+ * write-side exit:     extends the request's end; a write that starts a new HTTP/1.x status
+ *                      line after response bytes closes the request (pipelining).
  * close enter:         closes the open request and forgets the connection.
  *
- * Request boundaries therefore need no protocol parsing in the kernel: one request is the
+ * Request boundaries need no protocol parsing beyond that 7-byte check: one request is the
  * span from its first read to its last write on a connection, keep-alive included.
  */
 #ifndef __PC_REQUEST_TRACKER_BPF_H
 #define __PC_REQUEST_TRACKER_BPF_H
 
 #include "maps.bpf.h"
+#include "sock.bpf.h"
+#include "io.bpf.h"
 #include "resource_tracker.bpf.h"
+#include "dependency_tracker.bpf.h"
 
-/* ---- connection admission -------------------------------------------------------------- */
+/* ---- admission ---------------------------------------------------------------------------- */
 
-static __always_inline struct sock *sock_of_fd(struct task_struct *task, __u32 fd)
-{
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *file = NULL;
-	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-	if (!file)
-		return NULL;
-	struct socket *sock = BPF_CORE_READ(file, private_data);
-	/* private_data is a socket only if the socket points back at this file. */
-	if (!sock || BPF_CORE_READ(sock, file) != file)
-		return NULL;
-	return BPF_CORE_READ(sock, sk);
-}
-
-static __always_inline bool admit(struct task_struct *task, __u32 tgid, __u16 local_port,
-				  __u64 cgroup_id)
+/* Process-level filters: ignored pids, --pids, --process (comm or executable), cgroups. */
+static __always_inline bool admit_process(struct task_struct *task, __u32 tgid, __u64 cgroup_id,
+					  struct pc_filter_cfg *cfg)
 {
 	if (bpf_map_lookup_elem(&ignore_pids, &tgid))
 		return false;
-	__u32 zero = 0;
-	struct pc_filter_cfg *cfg = bpf_map_lookup_elem(&filter_cfg, &zero);
 	if (!cfg)
 		return true;
 	if (cfg->pids_on && !bpf_map_lookup_elem(&filter_pids, &tgid))
-		return false;
-	if (cfg->ports_on && !bpf_map_lookup_elem(&filter_ports, &local_port))
 		return false;
 	if (cfg->cgroups_on && !bpf_map_lookup_elem(&filter_cgroups, &cgroup_id))
 		return false;
@@ -67,20 +52,24 @@ static __always_inline bool admit(struct task_struct *task, __u32 tgid, __u16 lo
 	return true;
 }
 
-static __always_inline __u64 next_conn_id(void)
+static __always_inline bool admit(struct task_struct *task, __u32 tgid, __u16 local_port,
+				  __u64 cgroup_id)
 {
 	__u32 zero = 0;
-	__u64 *ctr = bpf_map_lookup_elem(&conn_id_seq, &zero);
-	if (!ctr)
-		return 0;
-	*ctr += 1;
-	return ((__u64)bpf_get_smp_processor_id() << 56) | (*ctr & ((1ULL << 56) - 1));
+	struct pc_filter_cfg *cfg = bpf_map_lookup_elem(&filter_cfg, &zero);
+	if (cfg && cfg->ports_on && !bpf_map_lookup_elem(&filter_ports, &local_port))
+		return false;
+	return admit_process(task, tgid, cgroup_id, cfg);
 }
 
 /* ---- request records --------------------------------------------------------------------- */
 
 static __always_inline void emit_request(struct conn_key *key, struct conn_state *c, __u32 flags)
 {
+	/* Its outbound exchanges first, so that userspace has them when the request arrives. */
+	flush_dependencies_of(c);
+	if (c->seq == 0)
+		return; /* adopted connection: the first request is only half seen */
 	struct pc_request *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
 		count(PC_CNT_RB_DROP_REQUEST);
@@ -108,6 +97,7 @@ static __always_inline void emit_request(struct conn_key *key, struct conn_state
 	__builtin_memcpy(r->local_addr, c->local_addr, sizeof(r->local_addr));
 	__builtin_memcpy(r->remote_addr, c->remote_addr, sizeof(r->remote_addr));
 	__builtin_memcpy(r->comm, c->comm, sizeof(r->comm));
+	r->peer_conn_id = c->peer_conn_id;
 	bpf_ringbuf_submit(r, wakeup_flag());
 	count(PC_CNT_REQUESTS);
 }
@@ -126,86 +116,65 @@ static __always_inline void begin_request(struct conn_state *c, __u32 tid, __u64
 	c->flags = 0;
 	c->req_captured = 0;
 	c->resp_captured = 0;
+	c->dep_count = 0;
 	c->cgroup_id = bpf_get_current_cgroup_id();
-}
-
-/* Copy up to `len` bytes at user address `ubuf` into one pc_data record. */
-static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u64 ubuf,
-				      __u32 len, __u32 offset)
-{
-	__u32 zero = 0;
-	struct pc_data *d = bpf_map_lookup_elem(&data_scratch, &zero);
-	if (!d)
-		return;
-	if (len > PC_DATA_MAX)
-		len = PC_DATA_MAX;
-	if (bpf_probe_read_user(d->data, len, (const void *)ubuf))
-		return;
-	d->type = PC_REC_DATA;
-	d->direction = direction;
-	d->_pad0 = 0;
-	d->len = len;
-	d->conn_id = c->conn_id;
-	d->seq = c->seq;
-	d->offset = offset;
-	if (bpf_ringbuf_output(&events, d, PC_DATA_HDR_SIZE + len, wakeup_flag())) {
-		count(PC_CNT_RB_DROP_DATA);
-		c->flags |= PC_F_DATA_LOST;
+	/* Is the caller a tracked process on this host? Its connect registered the 4-tuple. */
+	if (c->from_start && !c->peer_looked_up) {
+		struct tuple_key t;
+		tuple_of(c, false, &t);
+		__u64 *peer = bpf_map_lookup_elem(&client_tuples, &t);
+		c->peer_conn_id = peer ? *peer : 0;
+		c->peer_looked_up = 1;
 	}
 }
 
-/* First user buffer of an I/O op and its usable length. */
-static __always_inline __u64 first_buffer(struct inflight_io *io, __u64 *buf_len)
+/* A response starts while the previous one is done: pipelined requests read in one batch. */
+static __always_inline void begin_pipelined_request(struct conn_key *key, struct conn_state *c)
 {
-	struct iovec iov = {};
-	__u64 iov_ptr = io->arg;
-	switch (io->op) {
-	case IO_READ:
-	case IO_WRITE:
-		*buf_len = ~0ULL;
-		return io->arg;
-	case IO_RECVMSG:
-	case IO_SENDMSG:
-		if (bpf_probe_read_user(&iov_ptr, sizeof(iov_ptr),
-					(void *)(io->arg + __builtin_offsetof(struct user_msghdr, msg_iov))))
-			return 0;
-		/* fallthrough */
-	case IO_READV:
-	case IO_WRITEV:
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)iov_ptr))
-			return 0;
-		*buf_len = iov.iov_len;
-		return (__u64)iov.iov_base;
-	}
-	return 0;
+	emit_request(key, c, 0);
+	/* On-CPU time since the previous response's last write belongs to this request. */
+	__u64 tail_cpu = c->cpu_ns - c->cpu_at_last_write;
+	__u64 start = c->start_ns;
+	begin_request(c, c->tid, start);
+	c->cpu_ns = tail_cpu;
+	c->flags = PC_F_PIPELINED;
 }
 
-/* Capture the head of `ret` transferred bytes, within the direction's capture budget. */
-static __always_inline void capture(struct conn_state *c, struct inflight_io *io, __u64 ret,
-				    bool is_request)
+static __always_inline void server_io_exit(struct conn_key *key, struct conn_state *c,
+					   struct inflight_io *io, long ret, bool is_read,
+					   __u32 tid, __u64 now)
 {
-	__u32 budget = is_request ? capture_req_bytes : capture_resp_bytes;
-	__u32 done = is_request ? c->req_captured : c->resp_captured;
-	if (done >= budget) {
-		c->flags |= is_request ? PC_F_REQ_TRUNCATED : PC_F_RESP_TRUNCATED;
-		return;
+	if (is_read) {
+		if (c->phase == PHASE_WRITING)
+			emit_request(key, c, 0);
+		if (c->phase != PHASE_READING)
+			begin_request(c, tid, now);
+		c->phase = PHASE_READING;
+		__sync_fetch_and_add(&c->bytes_received, ret);
+	} else {
+		if (c->seq == 0 && c->phase == PHASE_WRITING)
+			return; /* adopted mid-response: wait for the next request */
+		if (c->phase == PHASE_IDLE)
+			begin_request(c, tid, now); /* server spoke first */
+		else if (c->phase == PHASE_WRITING && c->bytes_sent && ret >= 7 &&
+			 io->op != IO_SENDFILE && starts_http_response(io))
+			begin_pipelined_request(key, c);
+		c->phase = PHASE_WRITING;
+		__sync_fetch_and_add(&c->bytes_sent, ret);
+		c->end_ns = now;
+		if (io->op == IO_SENDFILE)
+			c->flags |= PC_F_SENDFILE;
 	}
-	__u64 buf_len = 0;
-	__u64 buf = first_buffer(io, &buf_len);
-	if (!buf)
+	set_owner(tid, key, c, now);
+	if (!is_read) {
+		c->cpu_at_last_write = c->cpu_ns;
+		c->rss_bytes = process_rss_bytes((struct task_struct *)bpf_get_current_task());
+	}
+	if (io->op == IO_SENDFILE)
 		return;
-	__u64 want = ret < buf_len ? ret : buf_len;
-	__u32 room = budget - done;
-	__u32 len = want < room ? (__u32)want : room;
-	if (ret > len)
-		c->flags |= is_request ? PC_F_REQ_TRUNCATED : PC_F_RESP_TRUNCATED;
-	if (!len)
-		return;
-	emit_data(c, is_request ? PC_DIR_REQUEST : PC_DIR_RESPONSE, buf, len, done);
-	if (is_request)
-		c->req_captured = done + len;
-	else
-		c->resp_captured = done + len;
+	__u8 dir = is_read ? PC_DIR_REQUEST : PC_DIR_RESPONSE;
+	if (capture(c, io, ret, dir, is_read ? capture_req_bytes : capture_resp_bytes))
+		c->flags |= is_read ? PC_F_REQ_TRUNCATED : PC_F_RESP_TRUNCATED;
 }
 
 /* ---- syscall handlers -------------------------------------------------------------------- */
@@ -219,10 +188,7 @@ static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
 	__u32 tgid = pid_tgid >> 32;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct sock *sk = sock_of_fd(task, fd);
-	if (!sk)
-		return 0;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if ((family != AF_INET && family != AF_INET6) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (!sk || !is_inet_tcp(sk))
 		return 0;
 
 	__u16 local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
@@ -231,30 +197,27 @@ static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
 		count(PC_CNT_CONN_FILTERED);
 		return 0;
 	}
+	__u8 one = 1;
+	bpf_map_update_elem(&server_tgids, &tgid, &one, BPF_ANY);
+	bpf_map_update_elem(&listen_ports, &local_port, &one, BPF_ANY);
 
 	struct conn_key key = { .tgid = tgid, .fd = fd };
+	bpf_map_delete_elem(&ignored_fds, &key);
 	/* An entry left under this fd means we missed its close (close_range, dup2): flush it. */
 	struct conn_state *stale = bpf_map_lookup_elem(&conns, &key);
 	if (stale) {
-		if (stale->phase != PHASE_IDLE)
+		if (stale->role == ROLE_SERVER && stale->phase != PHASE_IDLE)
 			emit_request(&key, stale, PC_F_CONN_CLOSED);
 		count(PC_CNT_CONN_REPLACED);
 	}
 
 	struct conn_state c = {};
+	c.role = ROLE_SERVER;
 	c.conn_id = next_conn_id();
 	c.cgroup_id = cgroup_id;
-	c.family = family;
-	c.local_port = local_port;
-	c.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	/* Sized reads: BPF_CORE_READ_INTO on an array destination would copy one byte. */
-	if (family == AF_INET) {
-		bpf_core_read(c.local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(c.remote_addr, 4, &sk->__sk_common.skc_daddr);
-	} else {
-		bpf_core_read(c.local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(c.remote_addr, 16, &sk->__sk_common.skc_v6_daddr);
-	}
+	c.sk = (__u64)sk;
+	c.from_start = 1;
+	read_sock_addrs(sk, &c);
 	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 	bpf_probe_read_kernel_str(c.comm, sizeof(c.comm), &leader->comm);
 
@@ -266,13 +229,31 @@ static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
+/* A process that listens on a monitored port serves requests: track its outbound calls from
+ * now on, including pools it opens before its first accept. */
+SEC("tracepoint/syscalls/sys_enter_listen")
+int sys_enter_listen(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct sock *sk = sock_of_fd(task, (__u32)ctx->args[0]);
+	if (!sk || !is_inet_tcp(sk))
+		return 0;
+	__u16 local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u8 one = 1;
+	bpf_map_update_elem(&listen_ports, &local_port, &one, BPF_ANY);
+	if (admit(task, tgid, local_port, bpf_get_current_cgroup_id()))
+		bpf_map_update_elem(&server_tgids, &tgid, &one, BPF_ANY);
+	return 0;
+}
+
 /* Enter side of every read/write syscall: remember the call only for tracked sockets. */
 static __always_inline int on_io_enter(__u64 fd, __u64 arg, __u8 op)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)fd };
-	if (!bpf_map_lookup_elem(&conns, &key))
-		return 0; /* the common case: not a tracked server socket */
+	if (!bpf_map_lookup_elem(&conns, &key) && !maybe_adopt(&key, bpf_ktime_get_ns()))
+		return 0; /* the common case: not a tracked socket */
 	struct inflight_io io = { .arg = arg, .fd = (__u32)fd, .op = op };
 	if (bpf_map_update_elem(&inflight, &pid_tgid, &io, BPF_ANY))
 		count(PC_CNT_INFLIGHT_FULL);
@@ -298,32 +279,13 @@ static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx)
 	if (!c)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
+	/* Whatever this thread ran until now belongs to the request it was serving. */
 	settle_current_thread(tid, now);
-
 	bool is_read = io.op <= IO_RECVMSG;
-	if (is_read) {
-		if (c->phase == PHASE_WRITING)
-			emit_request(&key, c, 0);
-		if (c->phase != PHASE_READING)
-			begin_request(c, tid, now);
-		c->phase = PHASE_READING;
-		__sync_fetch_and_add(&c->bytes_received, ret);
-	} else {
-		if (c->phase == PHASE_IDLE)
-			begin_request(c, tid, now); /* server spoke first */
-		c->phase = PHASE_WRITING;
-		__sync_fetch_and_add(&c->bytes_sent, ret);
-		c->end_ns = now;
-		if (io.op == IO_SENDFILE)
-			c->flags |= PC_F_SENDFILE;
-	}
-	set_owner(tid, &key, c, now);
-	if (!is_read) {
-		c->cpu_at_last_write = c->cpu_ns;
-		c->rss_bytes = process_rss_bytes((struct task_struct *)bpf_get_current_task());
-	}
-	if (io.op != IO_SENDFILE)
-		capture(c, &io, ret, is_read);
+	if (c->role == ROLE_SERVER)
+		server_io_exit(&key, c, &io, ret, is_read, tid, now);
+	else
+		client_io_exit(&key, c, &io, ret, is_read, tid, now);
 	return 0;
 }
 
@@ -417,10 +379,19 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
-	if (!c)
+	if (!c) {
+		bpf_map_delete_elem(&ignored_fds, &key);
 		return 0;
-	if (c->phase != PHASE_IDLE)
-		emit_request(&key, c, PC_F_CONN_CLOSED);
+	}
+	if (c->role == ROLE_SERVER) {
+		if (c->phase != PHASE_IDLE)
+			emit_request(&key, c, PC_F_CONN_CLOSED);
+	} else {
+		if (c->phase != PHASE_IDLE && !c->emitted)
+			emit_dependency(&key, c, PC_DF_CONN_CLOSED);
+		if (c->from_start)
+			forget_tuple(c);
+	}
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }

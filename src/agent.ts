@@ -1,9 +1,7 @@
 /**
- * The agent: kernel records in, requests out. Wires the loader, the decoder, request
- * assembly, enrichment, the ring-buffer store, metrics, span export and the HTTP API.
- * `handleRecord` is where every decoded record enters the pipeline.
+ * The agent: wires the loader, the request pipeline (src/pipeline/pipeline.ts), the
+ * ring-buffer store, metrics, span export and the HTTP API.
  */
-import { RequestAssembler } from './assemble/request-assembler.ts';
 import type { AgentConfig } from './config.ts';
 import type { DecodedRecord } from './decode/records.ts';
 import { ProcessInfoCache } from './enrich/process-info.ts';
@@ -11,18 +9,16 @@ import { CorrelationExtractor } from './http/correlation.ts';
 import { LoaderProcess } from './loader/loader-process.ts';
 import type { Logger } from './log.ts';
 import { AgentMetrics } from './metrics/agent-metrics.ts';
-import { ServerSpanBuilder } from './otel/span-builder.ts';
+import { SpanBuilder } from './otel/span-builder.ts';
 import { createOtlpExporter, SpanExportQueue } from './otel/span-export.ts';
-import { buildRequest, type RequestBuilderOptions } from './pipeline/request-builder.ts';
+import { RequestPipeline } from './pipeline/pipeline.ts';
 import { RequestStore } from './store/request-store.ts';
 import { startApiServer, type ApiServer } from './api/server.ts';
 import type { AgentCounters, PipelineCounters } from './types.ts';
 
 export class Agent {
   private readonly store: RequestStore;
-  private readonly assembler = new RequestAssembler();
-  private readonly builderOptions: RequestBuilderOptions;
-  private readonly spans: ServerSpanBuilder | null;
+  private readonly pipeline: RequestPipeline;
   private readonly exportQueue: SpanExportQueue | null;
   private readonly metrics: AgentMetrics;
   private readonly loader: LoaderProcess;
@@ -42,6 +38,11 @@ export class Agent {
     spans_export_failed: 0,
     spans_dropped: 0,
     loader_restarts: 0,
+    dependencies_recorded: 0,
+    dependencies_late: 0,
+    dependencies_orphaned: 0,
+    links_made: 0,
+    links_timed_out: 0,
   };
   private readonly config: AgentConfig;
   private readonly log: Logger;
@@ -50,20 +51,32 @@ export class Agent {
     this.config = config;
     this.log = log;
     this.store = new RequestStore(config.bufferSize);
-    this.builderOptions = {
-      correlation: new CorrelationExtractor(config.correlationHeaders),
-      processes: new ProcessInfoCache(),
-      keepQuery: config.keepQuery,
-    };
-    if (config.otlpEndpoint) {
-      this.spans = new ServerSpanBuilder();
-      this.exportQueue = new SpanExportQueue(createOtlpExporter(config.otlpEndpoint, env), {
-        onExportError: (m) => log.warn(`OTLP export to ${config.otlpEndpoint} failed: ${m}`),
-      });
-    } else {
-      this.spans = null;
-      this.exportQueue = null;
-    }
+    this.exportQueue = config.otlpEndpoint
+      ? new SpanExportQueue(createOtlpExporter(config.otlpEndpoint, env), {
+          onExportError: (m) => log.warn(`OTLP export to ${config.otlpEndpoint} failed: ${m}`),
+        })
+      : null;
+    const queue = this.exportQueue;
+    this.pipeline = new RequestPipeline(
+      {
+        correlation: new CorrelationExtractor(config.correlationHeaders),
+        processes: new ProcessInfoCache(),
+        keepQuery: config.keepQuery,
+      },
+      queue ? new SpanBuilder() : null,
+      {
+        record: (r) => {
+          this.store.add(r);
+          this.metrics.recordRequest(r);
+        },
+        span: queue
+          ? (span) => {
+              this.counters.spans_started++;
+              queue.add(span);
+            }
+          : null,
+      },
+    );
     this.metrics = new AgentMetrics({
       counters: () => this.pipelineCounters(),
       buffer: () => ({ size: this.store.size, capacity: this.store.capacity }),
@@ -116,24 +129,14 @@ export class Agent {
     return this.api?.port ?? 0;
   }
 
+  /** Every decoded loader record enters here. */
   handleRecord(rec: DecodedRecord): void {
     this.counters.frames_decoded++;
     switch (rec.kind) {
       case 'data':
-        this.assembler.addData(rec);
-        return;
-      case 'request': {
-        const built = buildRequest(this.assembler.complete(rec), this.builderOptions);
-        if (!built.isHttp) this.counters.requests_not_http++;
-        this.store.add(built.record);
-        this.metrics.recordRequest(built.record);
-        this.counters.requests_recorded++;
-        if (this.spans && this.exportQueue) {
-          this.exportQueue.add(this.spans.build(built));
-          this.counters.spans_started++;
-        }
-        return;
-      }
+      case 'dependency':
+      case 'request':
+        return this.pipeline.handle(rec);
       case 'stats':
         this.kernelCounters = rec.kernel;
         this.loaderCounters = rec.loader;
@@ -148,7 +151,15 @@ export class Agent {
     this.counters.spans_exported = q?.exported ?? 0;
     this.counters.spans_export_failed = q?.failed ?? 0;
     this.counters.spans_dropped = q?.dropped ?? 0;
-    this.counters.data_orphaned = this.assembler.orphanedChunks;
+    const p = this.pipeline.counters();
+    this.counters.requests_recorded = p.requests;
+    this.counters.requests_not_http = p.requestsNotHttp;
+    this.counters.data_orphaned = p.dataOrphaned;
+    this.counters.dependencies_recorded = p.dependencies;
+    this.counters.dependencies_late = p.dependenciesLate;
+    this.counters.dependencies_orphaned = p.dependenciesOrphaned;
+    this.counters.links_made = p.linksMade;
+    this.counters.links_timed_out = p.linksTimedOut;
     this.counters.loader_restarts = this.loader.restartCount;
     return { kernel: this.kernelCounters, loader: this.loaderCounters, agent: { ...this.counters } };
   }
@@ -172,9 +183,11 @@ export class Agent {
           kernel_ringbuf_data: c.kernel.rb_drop_data ?? 0,
           kernel_conn_table_full: c.kernel.conn_table_full ?? 0,
           kernel_inflight_full: c.kernel.inflight_full ?? 0,
+          kernel_ringbuf_dependency: c.kernel.rb_drop_dependency ?? 0,
           pipe_malformed: c.loader.malformed ?? 0,
           agent_malformed: c.agent.frames_malformed,
           agent_data_orphaned: c.agent.data_orphaned,
+          agent_dependencies_orphaned: c.agent.dependencies_orphaned,
           spans_dropped: c.agent.spans_dropped,
           spans_failed: c.agent.spans_export_failed,
         },
@@ -185,6 +198,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     await this.loader.stop();
+    this.pipeline.flush();
     await this.api?.close();
     await this.exportQueue?.shutdown();
   }

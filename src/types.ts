@@ -5,8 +5,13 @@
 
 /** An outbound call made while serving a request (filled in by dependency tracking). */
 export interface DependencyRecord {
+  /** Epoch seconds (fractional) at the call's start (connect() for a new connection). */
+  timestamp: number;
   peer_ip: string;
   peer_port: number;
+  /** The call opened its connection (else it reused a pooled one). */
+  new_connection: boolean;
+  /** TCP handshake time for a new connection, else null. */
   connect_ms: number | null;
   duration_ms: number;
   bytes_sent: number;
@@ -64,4 +69,9 @@ export interface AgentCounters {
   spans_export_failed: number;
   spans_dropped: number;
   loader_restarts: number;
+  dependencies_recorded: number;
+  dependencies_late: number;
+  dependencies_orphaned: number;
+  links_made: number;
+  links_timed_out: number;
 }

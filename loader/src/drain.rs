@@ -66,13 +66,19 @@ impl<W: Write> Output<W> {
     }
 }
 
-/// Checks type and length, rewrites pc_request times in place. Returns the frame length, or None
+/// Checks type and length, rewrites pc_request and pc_dependency times in place. Returns the frame length, or None
 /// for an item that is malformed (unknown type, too short, impossible pc_data.len).
 pub fn prepare_item(buf: &mut [u8], mono_to_epoch: i64) -> Option<usize> {
     match read_u32(buf, 0)? {
         PC_REC_REQUEST if buf.len() >= PC_REQUEST_SIZE => {
             rewrite_time(buf, REQ_START_NS_OFF, mono_to_epoch);
             rewrite_time(buf, REQ_END_NS_OFF, mono_to_epoch);
+            Some(buf.len())
+        }
+        PC_REC_DEPENDENCY if buf.len() >= PC_DEPENDENCY_SIZE => {
+            rewrite_time(buf, DEP_START_NS_OFF, mono_to_epoch);
+            rewrite_time(buf, DEP_END_NS_OFF, mono_to_epoch);
+            rewrite_time(buf, DEP_CONNECT_START_NS_OFF, mono_to_epoch);
             Some(buf.len())
         }
         PC_REC_DATA if buf.len() >= PC_DATA_HDR_SIZE => {

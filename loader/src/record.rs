@@ -10,6 +10,7 @@ pub const PC_DATA_HDR_SIZE: usize = 24;
 // enum pc_record_type
 pub const PC_REC_REQUEST: u32 = 1;
 pub const PC_REC_DATA: u32 = 2;
+pub const PC_REC_DEPENDENCY: u32 = 3;
 pub const PC_REC_STATS: u32 = 16;
 pub const PC_REC_LOADER_INFO: u32 = 17;
 
@@ -20,6 +21,14 @@ pub const PC_F_RESP_TRUNCATED: u32 = 1 << 2;
 pub const PC_F_DATA_LOST: u32 = 1 << 3;
 pub const PC_F_SENDFILE: u32 = 1 << 4;
 pub const PC_F_NO_RSS: u32 = 1 << 5;
+pub const PC_F_PIPELINED: u32 = 1 << 6;
+
+// enum pc_dependency_flags
+pub const PC_DF_NEW_CONNECTION: u32 = 1 << 0;
+pub const PC_DF_CONN_CLOSED: u32 = 1 << 1;
+pub const PC_DF_ADOPTED: u32 = 1 << 2;
+pub const PC_DF_DATA_LOST: u32 = 1 << 3;
+pub const PC_DF_AT_PARENT_END: u32 = 1 << 4;
 
 // enum pc_direction
 pub const PC_DIR_REQUEST: u8 = 1;
@@ -34,7 +43,11 @@ pub const PC_CNT_CONN_TABLE_FULL: u32 = 4;
 pub const PC_CNT_INFLIGHT_FULL: u32 = 5;
 pub const PC_CNT_CONN_FILTERED: u32 = 6;
 pub const PC_CNT_CONN_REPLACED: u32 = 7;
-pub const PC_CNT_MAX: usize = 8;
+pub const PC_CNT_DEPENDENCIES: u32 = 8;
+pub const PC_CNT_RB_DROP_DEPENDENCY: u32 = 9;
+pub const PC_CNT_DEP_UNATTRIBUTED: u32 = 10;
+pub const PC_CNT_CLIENT_CONNS: u32 = 11;
+pub const PC_CNT_MAX: usize = 12;
 
 // enum pc_loader_counter (indexes of pc_stats.loader)
 pub const PC_LCNT_RECORDS_OUT: usize = 0;
@@ -68,6 +81,35 @@ pub struct PcRequest {
     pub local_addr: [u8; 16],
     pub remote_addr: [u8; 16],
     pub comm: [u8; 16],
+    pub peer_conn_id: u64,
+}
+
+/// struct pc_dependency: one outbound exchange made while serving a request.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PcDependency {
+    pub r#type: u32,
+    pub flags: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub conn_id: u64,
+    pub parent_conn_id: u64,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub connect_start_ns: u64,
+    pub connect_ns: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub seq: u32,
+    pub parent_seq: u32,
+    pub family: u16,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub req_captured: u16,
+    pub resp_captured: u16,
+    pub _pad0: [u16; 3],
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
 }
 
 /// struct pc_data: a chunk of captured payload. Only PC_DATA_HDR_SIZE + len bytes travel.
@@ -120,6 +162,10 @@ pub const REQ_START_NS_OFF: usize = std::mem::offset_of!(PcRequest, start_ns);
 pub const REQ_END_NS_OFF: usize = std::mem::offset_of!(PcRequest, end_ns);
 pub const DATA_LEN_OFF: usize = std::mem::offset_of!(PcData, len);
 pub const PC_REQUEST_SIZE: usize = std::mem::size_of::<PcRequest>();
+pub const DEP_START_NS_OFF: usize = std::mem::offset_of!(PcDependency, start_ns);
+pub const DEP_END_NS_OFF: usize = std::mem::offset_of!(PcDependency, end_ns);
+pub const DEP_CONNECT_START_NS_OFF: usize = std::mem::offset_of!(PcDependency, connect_start_ns);
+pub const PC_DEPENDENCY_SIZE: usize = std::mem::size_of::<PcDependency>();
 
 // The header promises sizes that are multiples of 8 and a fixed pc_data header size.
 const _: () = assert!(std::mem::offset_of!(PcData, data) == PC_DATA_HDR_SIZE);
@@ -169,7 +215,8 @@ mod tests {
 
     #[test]
     fn sizes_from_header_arithmetic() {
-        assert_eq!(size_of::<PcRequest>(), 144);
+        assert_eq!(size_of::<PcRequest>(), 152);
+        assert_eq!(size_of::<PcDependency>(), 136);
         assert_eq!(size_of::<PcData>(), PC_DATA_HDR_SIZE + PC_DATA_MAX);
         assert_eq!(size_of::<PcStats>(), 8 + 8 * (PC_CNT_MAX + PC_LCNT_MAX));
         assert_eq!(size_of::<PcFilterCfg>(), 16);

@@ -157,13 +157,24 @@ fn info_stats_and_clean_exit() {
     l.send("bogus command");
     l.send("stats");
     let (stats, _) = l.wait_for(REC_STATS, 10);
-    assert_eq!(stats.len(), 104);
-    assert_eq!(u32_at(&stats, 4), 8, "n_kernel");
+    assert_eq!(stats.len(), 136, "sizeof(struct pc_stats)");
+    assert_eq!(u32_at(&stats, 4), 12, "n_kernel");
     assert_eq!(l.close(), 0);
 }
 
+/// Kills the server even when an assertion fails first: a leaked child would hold the test
+/// runner's stdout open and hang whoever waits for it.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Tiny HTTP server in its own process (the loader ignores its parent, i.e. this test).
-fn start_server() -> (Child, u16) {
+fn start_server() -> (KillOnDrop, u16) {
     let script = "import http.server,sys\n\
         class H(http.server.BaseHTTPRequestHandler):\n\
         \x20def do_GET(self):\n\
@@ -173,9 +184,11 @@ fn start_server() -> (Child, u16) {
         s=http.server.HTTPServer(('127.0.0.1',0),H)\n\
         print(s.server_address[1],flush=True)\n\
         s.serve_forever()\n";
-    let mut child = Command::new("python3").args(["-c", script]).stdout(Stdio::piped()).spawn().expect("python3");
+    let mut child = KillOnDrop(
+        Command::new("python3").args(["-c", script]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("python3"),
+    );
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
     (child, line.trim().parse().expect("server port"))
 }
 
@@ -193,7 +206,7 @@ fn http_requests_come_out_as_frames() {
         eprintln!("http_requests_come_out_as_frames: not root, nothing to check");
         return;
     }
-    let (mut server, port) = start_server();
+    let (server, port) = start_server();
     let mut l = Loader::start(&[]);
     l.wait_for(REC_LOADER_INFO, 30);
     // Only our server's port; the STATS reply proves the ports command was applied before it.
@@ -215,17 +228,16 @@ fn http_requests_come_out_as_frames() {
         }
     }
     for r in &requests {
-        assert_eq!(r.len(), 144);
+        assert_eq!(r.len(), 152, "sizeof(struct pc_request)");
         assert_eq!(u16_at(r, 86), port, "local_port: the ports filter lets only our server through");
         let (start, end) = (u64_at(r, 32), u64_at(r, 40));
         assert!(start <= end, "start {start} end {end}");
         assert!(now_ns.abs_diff(start) < 60_000_000_000, "start_ns {start} is epoch time (now {now_ns})");
-        assert_eq!(u32_at(r, 8), server.id(), "pid");
+        assert_eq!(u32_at(r, 8), server.0.id(), "pid");
     }
     let req_bytes: Vec<u8> = data.iter().filter(|d| d[4] == 1).flat_map(|d| d[24..].to_vec()).collect();
     assert!(String::from_utf8_lossy(&req_bytes).contains("GET /e2e HTTP/1.1"), "captured request bytes");
-    server.kill().unwrap();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(l.close(), 0);
 }
 

@@ -130,6 +130,36 @@ fn structs_match_btf() {
             local_addr,
             remote_addr,
             comm,
+            peer_conn_id,
+        }),
+    );
+    check_struct(
+        &types,
+        "pc_dependency",
+        size_of::<PcDependency>(),
+        fields!(PcDependency {
+            r#type,
+            flags,
+            pid,
+            tid,
+            conn_id,
+            parent_conn_id,
+            start_ns,
+            end_ns,
+            connect_start_ns,
+            connect_ns,
+            bytes_sent,
+            bytes_received,
+            seq,
+            parent_seq,
+            family,
+            local_port,
+            remote_port,
+            req_captured,
+            resp_captured,
+            _pad0,
+            local_addr,
+            remote_addr,
         }),
     );
     check_struct(
@@ -157,6 +187,7 @@ fn enums_match_btf() {
         &[
             ("PC_REC_REQUEST", PC_REC_REQUEST as i64),
             ("PC_REC_DATA", PC_REC_DATA as i64),
+            ("PC_REC_DEPENDENCY", PC_REC_DEPENDENCY as i64),
             ("PC_REC_STATS", PC_REC_STATS as i64),
             ("PC_REC_LOADER_INFO", PC_REC_LOADER_INFO as i64),
         ],
@@ -171,6 +202,18 @@ fn enums_match_btf() {
             ("PC_F_DATA_LOST", PC_F_DATA_LOST as i64),
             ("PC_F_SENDFILE", PC_F_SENDFILE as i64),
             ("PC_F_NO_RSS", PC_F_NO_RSS as i64),
+            ("PC_F_PIPELINED", PC_F_PIPELINED as i64),
+        ],
+    );
+    check_enum(
+        &types,
+        "pc_dependency_flags",
+        &[
+            ("PC_DF_NEW_CONNECTION", PC_DF_NEW_CONNECTION as i64),
+            ("PC_DF_CONN_CLOSED", PC_DF_CONN_CLOSED as i64),
+            ("PC_DF_ADOPTED", PC_DF_ADOPTED as i64),
+            ("PC_DF_DATA_LOST", PC_DF_DATA_LOST as i64),
+            ("PC_DF_AT_PARENT_END", PC_DF_AT_PARENT_END as i64),
         ],
     );
     check_enum(
@@ -190,6 +233,10 @@ fn enums_match_btf() {
             ("PC_CNT_INFLIGHT_FULL", PC_CNT_INFLIGHT_FULL as i64),
             ("PC_CNT_CONN_FILTERED", PC_CNT_CONN_FILTERED as i64),
             ("PC_CNT_CONN_REPLACED", PC_CNT_CONN_REPLACED as i64),
+            ("PC_CNT_DEPENDENCIES", PC_CNT_DEPENDENCIES as i64),
+            ("PC_CNT_RB_DROP_DEPENDENCY", PC_CNT_RB_DROP_DEPENDENCY as i64),
+            ("PC_CNT_DEP_UNATTRIBUTED", PC_CNT_DEP_UNATTRIBUTED as i64),
+            ("PC_CNT_CLIENT_CONNS", PC_CNT_CLIENT_CONNS as i64),
             ("PC_CNT_MAX", PC_CNT_MAX as i64),
         ],
     );

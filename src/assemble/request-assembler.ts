@@ -1,19 +1,33 @@
 /**
- * Joins the pc_data chunks of a request (which arrive first) with its pc_request record.
- * Only the current request of each connection holds chunks, so memory is bounded by
- * connections x capture size, and by MAX_OPEN_CONNECTIONS overall.
+ * Joins kernel records into requests:
+ *  - pc_data chunks (which arrive first) with the pc_request or pc_dependency they belong to;
+ *  - pc_dependency records with the pc_request they were made for (they arrive first too);
+ *  - request bytes across records of one connection: when a server read several pipelined
+ *    requests in one batch, the first record counted all their bytes; HTTP framing moves
+ *    the excess to the records that follow.
+ * Memory is bounded: per open connection, only the current request's chunks and carry.
  */
-import { Direction } from '../decode/layout.ts';
-import type { KernelData, KernelRequest } from '../decode/records.ts';
+import { Direction, RequestFlags } from '../decode/layout.ts';
+import type { KernelData, KernelDependency, KernelRequest } from '../decode/records.ts';
+import { requestLength } from '../http/framing.ts';
 
-export interface AssembledRequest {
-  kernel: KernelRequest;
-  /** Captured head of the request bytes (up to the capture size). */
+export interface Captured {
+  /** Captured head of what the side we watch read (server: the request; client: the response). */
   requestHead: Buffer;
-  /** Captured head of the response bytes. */
   responseHead: Buffer;
-  /** Some captured bytes were lost or arrived out of order. */
+  /** Some captured bytes were lost or are missing. */
   captureIncomplete: boolean;
+}
+
+export interface AssembledDependency extends Captured {
+  kernel: KernelDependency;
+}
+
+export interface AssembledRequest extends Captured {
+  kernel: KernelRequest;
+  /** Request bytes after realigning pipelined batches (kernel.bytesReceived is the raw sum). */
+  bytesReceived: number;
+  dependencies: AssembledDependency[];
 }
 
 interface PendingCapture {
@@ -25,12 +39,29 @@ interface PendingCapture {
   gap: boolean;
 }
 
+/** Request bytes read by an earlier record but belonging to the next one. */
+interface Carry {
+  seq: number;
+  head: Buffer;
+  length: number;
+}
+
 const MAX_OPEN_CONNECTIONS = 65536;
+const MAX_PENDING_PARENTS = 65536;
+const EMPTY: Buffer = Buffer.alloc(0);
+
+function join(parts: Buffer[]): Buffer {
+  return parts.length === 0 ? EMPTY : parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+}
 
 export class RequestAssembler {
   private readonly pending = new Map<bigint, PendingCapture>();
-  /** Chunks thrown away because their request record never came (or came first). */
+  private readonly carries = new Map<bigint, Carry>();
+  private readonly depsByParent = new Map<string, AssembledDependency[]>();
+  /** Chunks thrown away because their record never came. */
   orphanedChunks = 0;
+  /** Dependencies whose parent request record never came (evicted). */
+  orphanedDependencies = 0;
 
   addData(d: KernelData): void {
     let p = this.pending.get(d.connId);
@@ -41,7 +72,7 @@ export class RequestAssembler {
       p = undefined;
     }
     if (!p) {
-      if (this.pending.size >= MAX_OPEN_CONNECTIONS) this.evictOldest();
+      if (this.pending.size >= MAX_OPEN_CONNECTIONS) this.evictOldestCapture();
       p = { seq: d.seq, request: [], requestBytes: 0, response: [], responseBytes: 0, gap: false };
       this.pending.set(d.connId, p);
     }
@@ -56,37 +87,101 @@ export class RequestAssembler {
     }
   }
 
-  /** Closes a request: returns it with its captured bytes and forgets them. */
-  complete(k: KernelRequest): AssembledRequest {
-    const p = this.pending.get(k.connId);
-    let requestHead: Buffer = EMPTY;
-    let responseHead: Buffer = EMPTY;
+  /** Takes the captured chunks of (connId, seq). */
+  private takeCapture(connId: bigint, seq: number, reqCaptured: number, respCaptured: number): Captured {
+    const p = this.pending.get(connId);
+    let requestHead = EMPTY;
+    let responseHead = EMPTY;
     let gap = false;
-    if (p && p.seq === k.seq) {
-      requestHead = p.request.length === 1 ? (p.request[0] as Buffer) : Buffer.concat(p.request);
-      responseHead = p.response.length === 1 ? (p.response[0] as Buffer) : Buffer.concat(p.response);
+    if (p && p.seq === seq) {
+      requestHead = join(p.request);
+      responseHead = join(p.response);
       gap = p.gap;
-      this.pending.delete(k.connId);
-    } else if (p && p.seq < k.seq) {
+      this.pending.delete(connId);
+    } else if (p && p.seq < seq) {
       this.orphanedChunks += p.request.length + p.response.length;
-      this.pending.delete(k.connId);
+      this.pending.delete(connId);
     }
-    const captureIncomplete =
-      gap || requestHead.length !== k.reqCaptured || responseHead.length !== k.respCaptured;
-    return { kernel: k, requestHead, responseHead, captureIncomplete };
+    const captureIncomplete = gap || requestHead.length !== reqCaptured || responseHead.length !== respCaptured;
+    return { requestHead, responseHead, captureIncomplete };
+  }
+
+  /**
+   * An outbound exchange. Returns it when its parent request was already completed (a late
+   * dependency); otherwise keeps it for the parent and returns null.
+   */
+  addDependency(d: KernelDependency, parentCompleted: (parentKey: string) => boolean): AssembledDependency | null {
+    // Client side: "request" is what the process wrote, "response" what it read.
+    const dep: AssembledDependency = { kernel: d, ...this.takeCapture(d.connId, d.seq, d.reqCaptured, d.respCaptured) };
+    const parentKey = `${d.parentConnId}:${d.parentSeq}`;
+    if (parentCompleted(parentKey)) return dep;
+    let list = this.depsByParent.get(parentKey);
+    if (!list) {
+      if (this.depsByParent.size >= MAX_PENDING_PARENTS) this.evictOldestParent();
+      list = [];
+      this.depsByParent.set(parentKey, list);
+    }
+    list.push(dep);
+    return null;
+  }
+
+  /** Closes a request: its captured bytes, its dependencies, its realigned byte count. */
+  completeRequest(k: KernelRequest): AssembledRequest {
+    const captured = this.takeCapture(k.connId, k.seq, k.reqCaptured, k.respCaptured);
+    let head = captured.requestHead;
+    let total = k.bytesReceived;
+    let incomplete = captured.captureIncomplete;
+
+    const carry = this.carries.get(k.connId);
+    this.carries.delete(k.connId);
+    if (carry && carry.seq === k.seq - 1) {
+      total += carry.length;
+      if (carry.head.length === carry.length) head = head.length ? Buffer.concat([carry.head, head]) : carry.head;
+      else incomplete = true; // the carried bytes were beyond the capture: head unknown
+    } else if (k.flags & RequestFlags.PIPELINED) {
+      incomplete = true; // its bytes were in a record we could not split
+    }
+
+    let bytesReceived = total;
+    const length = head.length ? requestLength(head) : null;
+    if (length !== null && length < total && !(k.flags & RequestFlags.CONN_CLOSED)) {
+      bytesReceived = length;
+      if (this.carries.size >= MAX_OPEN_CONNECTIONS) {
+        const oldest = this.carries.keys().next();
+        if (!oldest.done) this.carries.delete(oldest.value);
+      }
+      this.carries.set(k.connId, { seq: k.seq, head: head.subarray(Math.min(length, head.length)), length: total - length });
+      head = head.subarray(0, Math.min(length, head.length));
+    }
+
+    const deps = this.depsByParent.get(`${k.connId}:${k.seq}`) ?? [];
+    this.depsByParent.delete(`${k.connId}:${k.seq}`);
+    return {
+      kernel: k,
+      requestHead: head,
+      responseHead: captured.responseHead,
+      captureIncomplete: incomplete,
+      bytesReceived,
+      dependencies: deps,
+    };
   }
 
   get openConnections(): number {
     return this.pending.size;
   }
 
-  private evictOldest(): void {
+  private evictOldestCapture(): void {
     const oldest = this.pending.keys().next();
     if (oldest.done) return;
     const p = this.pending.get(oldest.value);
     if (p) this.orphanedChunks += p.request.length + p.response.length;
     this.pending.delete(oldest.value);
   }
-}
 
-const EMPTY: Buffer = Buffer.alloc(0);
+  private evictOldestParent(): void {
+    const oldest = this.depsByParent.keys().next();
+    if (oldest.done) return;
+    this.orphanedDependencies += this.depsByParent.get(oldest.value)?.length ?? 0;
+    this.depsByParent.delete(oldest.value);
+  }
+}

@@ -7,6 +7,7 @@
 export const RecordType = {
   REQUEST: 1,
   DATA: 2,
+  DEPENDENCY: 3,
   STATS: 16,
   LOADER_INFO: 17,
 } as const;
@@ -18,6 +19,15 @@ export const RequestFlags = {
   DATA_LOST: 1 << 3,
   SENDFILE: 1 << 4,
   NO_RSS: 1 << 5,
+  PIPELINED: 1 << 6,
+} as const;
+
+export const DependencyFlags = {
+  NEW_CONNECTION: 1 << 0,
+  CONN_CLOSED: 1 << 1,
+  ADOPTED: 1 << 2,
+  DATA_LOST: 1 << 3,
+  AT_PARENT_END: 1 << 4,
 } as const;
 
 export const Direction = {
@@ -35,8 +45,12 @@ export const KERNEL_COUNTERS = [
   'inflight_full',
   'conn_filtered',
   'conn_replaced',
+  'dependencies',
+  'rb_drop_dependency',
+  'dep_unattributed',
+  'client_conns',
 ] as const;
-export const PC_CNT_MAX = 8;
+export const PC_CNT_MAX = 12;
 
 /** enum pc_loader_counter, by index (PC_LCNT_MAX leaves room for more). */
 export const LOADER_COUNTERS = ['records_out', 'malformed', 'drains'] as const;
@@ -47,7 +61,7 @@ export const PC_DATA_HDR_SIZE = 24;
 
 /** struct pc_request */
 export const REQUEST = {
-  size: 144,
+  size: 152,
   type: 0,
   flags: 4,
   pid: 8,
@@ -70,6 +84,34 @@ export const REQUEST = {
   local_addr: 96,
   remote_addr: 112,
   comm: 128,
+  peer_conn_id: 144,
+} as const;
+
+/** struct pc_dependency */
+export const DEPENDENCY = {
+  size: 136,
+  type: 0,
+  flags: 4,
+  pid: 8,
+  tid: 12,
+  conn_id: 16,
+  parent_conn_id: 24,
+  start_ns: 32,
+  end_ns: 40,
+  connect_start_ns: 48,
+  connect_ns: 56,
+  bytes_sent: 64,
+  bytes_received: 72,
+  seq: 80,
+  parent_seq: 84,
+  family: 88,
+  local_port: 90,
+  remote_port: 92,
+  req_captured: 94,
+  resp_captured: 96,
+  _pad0: 98,
+  local_addr: 104,
+  remote_addr: 120,
 } as const;
 
 /** struct pc_data (size includes the full PC_DATA_MAX payload; frames carry only len bytes) */
@@ -87,11 +129,11 @@ export const DATA = {
 
 /** struct pc_stats */
 export const STATS = {
-  size: 104,
+  size: 136,
   type: 0,
   n_kernel: 4,
   kernel: 8,
-  loader: 72,
+  loader: 104,
 } as const;
 
 /** struct pc_loader_info (followed by len bytes of JSON) */

@@ -5,6 +5,7 @@
 import {
   AF_INET,
   DATA,
+  DEPENDENCY,
   KERNEL_COUNTERS,
   LOADER_COUNTERS,
   LOADER_INFO,
@@ -36,6 +37,33 @@ export interface KernelRequest {
   localAddr: string;
   remoteAddr: string;
   comm: string;
+  /** The caller's client conn_id when the caller is tracked on this host, else 0n. */
+  peerConnId: bigint;
+}
+
+export interface KernelDependency {
+  kind: 'dependency';
+  flags: number;
+  pid: number;
+  tid: number;
+  connId: bigint;
+  parentConnId: bigint;
+  startNs: bigint;
+  endNs: bigint;
+  /** Epoch ns of connect() when this exchange opened the connection, else 0n. */
+  connectStartNs: bigint;
+  connectNs: number;
+  bytesSent: number;
+  bytesReceived: number;
+  seq: number;
+  parentSeq: number;
+  family: number;
+  localPort: number;
+  remotePort: number;
+  reqCaptured: number;
+  respCaptured: number;
+  localAddr: string;
+  remoteAddr: string;
 }
 
 export interface KernelData {
@@ -59,7 +87,7 @@ export interface LoaderInfo {
   info: Record<string, unknown>;
 }
 
-export type DecodedRecord = KernelRequest | KernelData | LoaderStats | LoaderInfo;
+export type DecodedRecord = KernelRequest | KernelDependency | KernelData | LoaderStats | LoaderInfo;
 
 export class RecordDecodeError extends Error {}
 
@@ -127,6 +155,35 @@ function decodeRequest(f: Buffer): KernelRequest {
     localAddr: formatAddress(f, REQUEST.local_addr, family),
     remoteAddr: formatAddress(f, REQUEST.remote_addr, family),
     comm: cString(f, REQUEST.comm, 16),
+    peerConnId: f.readBigUInt64LE(REQUEST.peer_conn_id),
+  };
+}
+
+function decodeDependency(f: Buffer): KernelDependency {
+  if (f.length < DEPENDENCY.size) throw new RecordDecodeError(`dependency record too short: ${f.length}`);
+  const family = f.readUInt16LE(DEPENDENCY.family);
+  return {
+    kind: 'dependency',
+    flags: f.readUInt32LE(DEPENDENCY.flags),
+    pid: f.readUInt32LE(DEPENDENCY.pid),
+    tid: f.readUInt32LE(DEPENDENCY.tid),
+    connId: f.readBigUInt64LE(DEPENDENCY.conn_id),
+    parentConnId: f.readBigUInt64LE(DEPENDENCY.parent_conn_id),
+    startNs: f.readBigUInt64LE(DEPENDENCY.start_ns),
+    endNs: f.readBigUInt64LE(DEPENDENCY.end_ns),
+    connectStartNs: f.readBigUInt64LE(DEPENDENCY.connect_start_ns),
+    connectNs: Number(f.readBigUInt64LE(DEPENDENCY.connect_ns)),
+    bytesSent: Number(f.readBigUInt64LE(DEPENDENCY.bytes_sent)),
+    bytesReceived: Number(f.readBigUInt64LE(DEPENDENCY.bytes_received)),
+    seq: f.readUInt32LE(DEPENDENCY.seq),
+    parentSeq: f.readUInt32LE(DEPENDENCY.parent_seq),
+    family,
+    localPort: f.readUInt16LE(DEPENDENCY.local_port),
+    remotePort: f.readUInt16LE(DEPENDENCY.remote_port),
+    reqCaptured: f.readUInt16LE(DEPENDENCY.req_captured),
+    respCaptured: f.readUInt16LE(DEPENDENCY.resp_captured),
+    localAddr: formatAddress(f, DEPENDENCY.local_addr, family),
+    remoteAddr: formatAddress(f, DEPENDENCY.remote_addr, family),
   };
 }
 
@@ -176,6 +233,8 @@ export function decodeRecord(frame: Buffer): DecodedRecord {
       return decodeRequest(frame);
     case RecordType.DATA:
       return decodeData(frame);
+    case RecordType.DEPENDENCY:
+      return decodeDependency(frame);
     case RecordType.STATS:
       return decodeStats(frame);
     case RecordType.LOADER_INFO:

@@ -3,6 +3,7 @@
  * Input is whatever the kernel captured (up to the capture size), so heads may be cut off;
  * a cut-off head still yields the request line and the headers seen so far.
  */
+import { leadingEmptyLines } from './framing.ts';
 
 export interface HttpRequestHead {
   method: string;
@@ -49,7 +50,8 @@ function parseHeaders(lines: string[]): Map<string, string> {
 }
 
 /** Returns null when the bytes do not start with an HTTP/1.x request line. */
-export function parseRequestHead(buf: Buffer): HttpRequestHead | null {
+export function parseRequestHead(raw: Buffer): HttpRequestHead | null {
+  const buf = raw.subarray(leadingEmptyLines(raw));
   const lineEnd = buf.indexOf('\r\n');
   if (lineEnd === -1 && buf.length > MAX_LINE) return null;
   const { lines, complete } = headLines(buf);

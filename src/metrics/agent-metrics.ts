@@ -24,6 +24,8 @@ const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) => numbe
   ['pipe_malformed', (c) => c.loader.malformed],
   ['agent_malformed', (c) => c.agent.frames_malformed],
   ['agent_data_orphaned', (c) => c.agent.data_orphaned],
+  ['kernel_ringbuf_dependency', (c) => c.kernel.rb_drop_dependency],
+  ['agent_dependencies_orphaned', (c) => c.agent.dependencies_orphaned],
 ];
 
 export interface AgentMetricsSources {

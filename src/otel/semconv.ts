@@ -14,11 +14,13 @@ export {
   ATTR_NETWORK_PEER_PORT,
   ATTR_NETWORK_PROTOCOL_VERSION,
   ATTR_NETWORK_TRANSPORT,
+  ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
   ATTR_SERVICE_NAME,
   ATTR_TELEMETRY_SDK_LANGUAGE,
   ATTR_TELEMETRY_SDK_NAME,
   ATTR_TELEMETRY_SDK_VERSION,
+  ATTR_URL_FULL,
   ATTR_URL_PATH,
   ATTR_URL_QUERY,
   ATTR_URL_SCHEME,
@@ -41,3 +43,5 @@ export const ATTR_PERFCATCH_REQUEST_ID = 'perfcatch.request_id';
 export const ATTR_PERFCATCH_ROUTE = 'perfcatch.route';
 export const ATTR_PERFCATCH_CAPTURE_INCOMPLETE = 'perfcatch.capture_incomplete';
 export const ATTR_PERFCATCH_CONNECTION_REQUEST_SEQ = 'perfcatch.connection.request_seq';
+export const ATTR_PERFCATCH_NEW_CONNECTION = 'perfcatch.new_connection';
+export const ATTR_PERFCATCH_CONNECT_MS = 'perfcatch.connect_ms';

@@ -11,7 +11,9 @@ import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime, typ
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { hostname } from 'node:os';
+import type { BuiltDependency } from '../pipeline/dependency-builder.ts';
 import type { BuiltRequest } from '../pipeline/request-builder.ts';
+import type { RequestRecord } from '../types.ts';
 import { routeTemplate } from '../http/route.ts';
 import * as sc from './semconv.ts';
 
@@ -23,7 +25,32 @@ export function hrTimeFromEpochNs(ns: bigint): HrTime {
   return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
 }
 
-export class ServerSpanBuilder {
+/** Fields every finished span shares. */
+function finishedSpan(
+  fields: Pick<ReadableSpan, 'name' | 'kind' | 'attributes' | 'status' | 'resource' | 'parentSpanContext'>,
+  ctx: SpanContext,
+  startNs: bigint,
+  endNs: bigint,
+): ReadableSpan {
+  const end = endNs >= startNs ? endNs : startNs;
+  return {
+    ...fields,
+    spanContext: () => ctx,
+    startTime: hrTimeFromEpochNs(startNs),
+    endTime: hrTimeFromEpochNs(end),
+    duration: hrTimeFromEpochNs(end - startNs),
+    links: [],
+    events: [],
+    ended: true,
+    instrumentationScope: INSTRUMENTATION_SCOPE,
+    droppedAttributesCount: 0,
+    droppedEventsCount: 0,
+    droppedLinksCount: 0,
+  };
+}
+
+/** Builds the SERVER span of each request and the CLIENT spans of its dependencies. */
+export class SpanBuilder {
   private readonly resources = new Map<string, Resource>();
   private readonly host = hostname();
 
@@ -83,37 +110,72 @@ export class ServerSpanBuilder {
     // Sampling policy: PerfCatch measured every request, so every span is exported and marked
     // sampled, including children of a traceparent whose sampled flag is 00 (documented).
     const ctx: SpanContext = { traceId: r.trace_id, spanId: r.span_id, traceFlags: TraceFlags.SAMPLED };
-    const parent: SpanContext | undefined =
-      r.parent_span_id && b.traceParent
-        ? {
-            traceId: r.trace_id,
-            spanId: r.parent_span_id,
-            traceFlags: b.traceParent.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
-            isRemote: true,
-          }
-        : undefined;
-    const startTime = hrTimeFromEpochNs(b.startNs);
-    const endTime = hrTimeFromEpochNs(b.endNs >= b.startNs ? b.endNs : b.startNs);
-    const durationNs = b.endNs >= b.startNs ? b.endNs - b.startNs : 0n;
+    // The parent is an incoming traceparent (remote), or the caller's CLIENT span when the
+    // caller runs on this host too (linked by the kernel from the connection's two ends).
+    const parent: SpanContext | undefined = r.parent_span_id
+      ? {
+          traceId: r.trace_id,
+          spanId: r.parent_span_id,
+          traceFlags: b.traceParent && !b.traceParent.sampled ? TraceFlags.NONE : TraceFlags.SAMPLED,
+          isRemote: b.traceParent !== null,
+        }
+      : undefined;
     const isError = r.http_status !== null && r.http_status >= 500;
-    return {
-      name: method ? (route ? `${method} ${route}` : method) : 'tcp request',
-      kind: SpanKind.SERVER,
-      spanContext: () => ctx,
-      parentSpanContext: parent,
-      startTime,
-      endTime,
-      status: isError ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
-      attributes,
-      links: [],
-      events: [],
-      duration: hrTimeFromEpochNs(durationNs),
-      ended: true,
-      resource: this.resourceFor(r.service_name, r.process_name),
-      instrumentationScope: INSTRUMENTATION_SCOPE,
-      droppedAttributesCount: 0,
-      droppedEventsCount: 0,
-      droppedLinksCount: 0,
-    };
+    return finishedSpan(
+      {
+        name: method ? (route ? `${method} ${route}` : method) : 'tcp request',
+        kind: SpanKind.SERVER,
+        parentSpanContext: parent,
+        status: isError ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
+        attributes,
+        resource: this.resourceFor(r.service_name, r.process_name),
+      },
+      ctx,
+      b.startNs,
+      b.endNs,
+    );
   }
+
+  /** A CLIENT span for one outbound exchange, child of its request's SERVER span. */
+  buildClient(d: BuiltDependency, parent: RequestRecord): ReadableSpan {
+    const r = d.record;
+    const attributes: Attributes = {
+      [sc.ATTR_SERVER_ADDRESS]: r.peer_ip,
+      [sc.ATTR_SERVER_PORT]: r.peer_port,
+      [sc.ATTR_NETWORK_PEER_ADDRESS]: r.peer_ip,
+      [sc.ATTR_NETWORK_PEER_PORT]: r.peer_port,
+      [sc.ATTR_NETWORK_LOCAL_ADDRESS]: d.localAddr,
+      [sc.ATTR_NETWORK_LOCAL_PORT]: d.localPort,
+      [sc.ATTR_NETWORK_TRANSPORT]: 'tcp',
+      [sc.ATTR_HTTP_REQUEST_SIZE]: r.bytes_sent,
+      [sc.ATTR_HTTP_RESPONSE_SIZE]: r.bytes_received,
+      [sc.ATTR_PERFCATCH_NEW_CONNECTION]: r.new_connection,
+    };
+    if (r.connect_ms !== null) attributes[sc.ATTR_PERFCATCH_CONNECT_MS] = r.connect_ms;
+    let name = `tcp ${r.peer_ip}:${r.peer_port}`;
+    if (d.http) {
+      const host = d.http.headers.get('host') ?? `${r.peer_ip}:${r.peer_port}`;
+      attributes[sc.ATTR_HTTP_REQUEST_METHOD] = d.http.method;
+      attributes[sc.ATTR_URL_PATH] = d.http.path;
+      attributes[sc.ATTR_URL_FULL] = `http://${host}${r.http_path ?? d.http.path}`;
+      attributes[sc.ATTR_NETWORK_PROTOCOL_VERSION] = d.http.version;
+      name = `${d.http.method} ${routeTemplate(d.http.path)}`;
+    }
+    if (r.http_status !== null) attributes[sc.ATTR_HTTP_RESPONSE_STATUS_CODE] = r.http_status;
+    const ctx: SpanContext = { traceId: parent.trace_id, spanId: r.span_id, traceFlags: TraceFlags.SAMPLED };
+    const parentCtx: SpanContext = { traceId: parent.trace_id, spanId: parent.span_id, traceFlags: TraceFlags.SAMPLED };
+    const isError = r.http_status !== null && r.http_status >= 400;
+    return finishedSpan(
+      {
+        name,
+        kind: SpanKind.CLIENT,
+        parentSpanContext: parentCtx,
+        status: isError ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
+        attributes,
+        resource: this.resourceFor(parent.service_name, parent.process_name),
+      },
+      ctx,
+      d.startNs,
+      d.endNs,
+    );  }
 }

@@ -9,6 +9,7 @@ import { parseRequestHead, parseResponseHead, type HttpRequestHead } from '../ht
 import { parseTraceParent, type TraceParent } from '../http/traceparent.ts';
 import { newSpanId, newTraceId } from '../otel/ids.ts';
 import type { RequestRecord } from '../types.ts';
+import { buildDependency, exchangeKey, type BuiltDependency } from './dependency-builder.ts';
 
 /** What span building needs beyond the public record. */
 export interface BuiltRequest {
@@ -22,6 +23,10 @@ export interface BuiltRequest {
   traceParent: TraceParent | null;
   captureIncomplete: boolean;
   isHttp: boolean;
+  dependencies: BuiltDependency[];
+  /** The caller's exchange on this host (`${conn_id}:${seq}`), when the kernel linked one. */
+  callerExchangeKey: string | null;
+  connKey: string;
 }
 
 export interface RequestBuilderOptions {
@@ -42,6 +47,8 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
   const durationNs = k.endNs > k.startNs ? k.endNs - k.startNs : 0n;
   const rss = k.rssBytes > 0 ? k.rssBytes : (readRssBytes(k.pid) ?? 0);
   const spanId = newSpanId();
+  const dependencies = a.dependencies.map((d) => buildDependency(d, opts.keepQuery));
+  dependencies.sort((x, y) => (x.startNs < y.startNs ? -1 : x.startNs > y.startNs ? 1 : 0));
 
   let httpPath: string | null = null;
   if (http) {
@@ -63,13 +70,13 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     duration_ms: Number(durationNs) / 1e6,
     cpu_time_ms: k.cpuNs / 1e6,
     memory_rss_bytes: rss,
-    bytes_received: k.bytesReceived,
+    bytes_received: a.bytesReceived,
     bytes_sent: k.bytesSent,
     correlation_id: http ? opts.correlation.extract(http.headers) : null,
     http_method: http?.method ?? null,
     http_path: httpPath,
     http_status: response?.status ?? null,
-    dependencies: [],
+    dependencies: dependencies.map((d) => d.record),
   };
   return {
     record,
@@ -82,5 +89,8 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     traceParent,
     captureIncomplete: a.captureIncomplete,
     isHttp: http !== null,
+    dependencies,
+    callerExchangeKey: k.peerConnId ? exchangeKey(k.peerConnId, k.seq) : null,
+    connKey: exchangeKey(k.connId, k.seq),
   };
 }

@@ -1,14 +1,28 @@
 // Ground-truth Node http server (event loop). Prints "LISTENING <port>" once bound.
 // Every response carries X-Thread-Cpu-Ns: the handler's own on-CPU time, measured with
 // process.threadCpuUsage() around the synchronous handler body.
+import fs from 'node:fs';
 import http from 'node:http';
 
 const port = Number(process.argv[2] ?? 0);
 
+// VmRSS of this process in bytes, from /proc/self/status.
+function vmRssBytes() {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'latin1'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+// Counts user + system time: the loop is mostly getrusage() syscalls, and the kernel's
+// user/system split is tick-sampled, so user time alone can lag the real CPU time by 10x.
+function threadCpuMs() {
+  const u = process.threadCpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 function burnCpu(ms) {
-  const until = process.threadCpuUsage().user / 1000 + ms;
+  const until = threadCpuMs() + ms;
   let x = 0;
-  while (process.threadCpuUsage().user / 1000 < until) x += Math.sqrt(x + 1);
+  while (threadCpuMs() < until) x += Math.sqrt(x + 1);
   return x;
 }
 
@@ -37,6 +51,7 @@ const server = http.createServer((req, res) => {
       'Content-Type': 'text/plain',
       'Content-Length': Buffer.byteLength(body),
       'X-Thread-Cpu-Ns': String((t1.user + t1.system) * 1000),
+      'X-Vm-Rss-Bytes': String(vmRssBytes()),
     });
     res.end(body);
   });

@@ -7,6 +7,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 
+def vm_rss_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def burn_cpu(ms):
     until = time.thread_time_ns() + ms * 1_000_000
     x = 0.0
@@ -42,6 +50,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Thread-Cpu-Ns", str(cpu))
+        self.send_header("X-Vm-Rss-Bytes", str(vm_rss_bytes()))
         self.end_headers()
         self.wfile.write(body)
 

@@ -36,7 +36,7 @@ describe('recorded loader stream', () => {
     for (const r of decodeAll(fixture, 512)) {
       if (r.kind === 'data') asm.addData(r);
       if (r.kind === 'request') {
-        const a = asm.complete(r);
+        const a = asm.completeRequest(r);
         requests++;
         assert.equal(a.captureIncomplete, false);
         assert.equal(a.requestHead.length, r.reqCaptured);

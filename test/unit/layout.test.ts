@@ -46,6 +46,7 @@ function enumValues(name: string): Record<string, number> {
 describe('record layout mirrors bpf/perfcatch.h', () => {
   for (const [struct, mirror] of [
     ['pc_request', L.REQUEST],
+    ['pc_dependency', L.DEPENDENCY],
     ['pc_data', L.DATA],
     ['pc_stats', L.STATS],
     ['pc_loader_info', L.LOADER_INFO],
@@ -60,6 +61,7 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
     assert.deepEqual(enumValues('pc_record_type'), {
       PC_REC_REQUEST: L.RecordType.REQUEST,
       PC_REC_DATA: L.RecordType.DATA,
+      PC_REC_DEPENDENCY: L.RecordType.DEPENDENCY,
       PC_REC_STATS: L.RecordType.STATS,
       PC_REC_LOADER_INFO: L.RecordType.LOADER_INFO,
     });
@@ -68,6 +70,11 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
   it('enum pc_request_flags', () => {
     const expected = Object.fromEntries(Object.entries(L.RequestFlags).map(([k, v]) => [`PC_F_${k}`, v]));
     assert.deepEqual(enumValues('pc_request_flags'), expected);
+  });
+
+  it('enum pc_dependency_flags', () => {
+    const expected = Object.fromEntries(Object.entries(L.DependencyFlags).map(([k, v]) => [`PC_DF_${k}`, v]));
+    assert.deepEqual(enumValues('pc_dependency_flags'), expected);
   });
 
   it('enum pc_direction', () => {

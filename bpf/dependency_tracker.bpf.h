@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Outbound calls made while serving a request: TCP connections opened by (or found in) a
+ * process that serves monitored connections. Each exchange on such a connection (a write
+ * after a read, or the first write, up to its last read) is attributed to the request the
+ * writing thread owns (owner-thread rule) and becomes a pc_dependency record.
+ *
+ * Exchanges are emitted when the next one starts, when the connection closes, or when their
+ * parent request ends (through its dep_keys), whichever comes first, so a parent's
+ * dependencies normally reach userspace before the parent.
+ */
+#ifndef __PC_DEPENDENCY_TRACKER_BPF_H
+#define __PC_DEPENDENCY_TRACKER_BPF_H
+
+#include "maps.bpf.h"
+#include "sock.bpf.h"
+#include "io.bpf.h"
+#include "resource_tracker.bpf.h"
+
+static __always_inline __u64 next_conn_id(void)
+{
+	__u32 zero = 0;
+	__u64 *ctr = bpf_map_lookup_elem(&conn_id_seq, &zero);
+	if (!ctr)
+		return 0;
+	*ctr += 1;
+	return ((__u64)bpf_get_smp_processor_id() << 56) | (*ctr & ((1ULL << 56) - 1));
+}
+
+static __noinline void emit_dependency(struct conn_key *key, struct conn_state *c, __u32 flags)
+{
+	if (!c->parent_conn_id) {
+		count(PC_CNT_DEP_UNATTRIBUTED);
+		c->emitted = 1;
+		return;
+	}
+	struct pc_dependency *d = bpf_ringbuf_reserve(&events, sizeof(*d), 0);
+	if (!d) {
+		count(PC_CNT_RB_DROP_DEPENDENCY);
+		return;
+	}
+	d->type = PC_REC_DEPENDENCY;
+	d->flags = c->flags | flags;
+	d->pid = key->tgid;
+	d->tid = c->tid;
+	d->conn_id = c->conn_id;
+	d->parent_conn_id = c->parent_conn_id;
+	d->start_ns = c->start_ns;
+	d->end_ns = c->end_ns ? c->end_ns : c->start_ns;
+	d->connect_start_ns = c->seq == 1 ? c->connect_start_ns : 0;
+	d->connect_ns = c->seq == 1 ? c->connect_ns : 0;
+	d->bytes_sent = c->bytes_sent;
+	d->bytes_received = c->bytes_received;
+	d->seq = c->seq;
+	d->parent_seq = c->parent_seq;
+	d->family = c->family;
+	d->local_port = c->local_port;
+	d->remote_port = c->remote_port;
+	d->req_captured = c->req_captured;
+	d->resp_captured = c->resp_captured;
+	d->_pad0[0] = 0;
+	d->_pad0[1] = 0;
+	d->_pad0[2] = 0;
+	__builtin_memcpy(d->local_addr, c->local_addr, sizeof(d->local_addr));
+	__builtin_memcpy(d->remote_addr, c->remote_addr, sizeof(d->remote_addr));
+	bpf_ringbuf_submit(d, wakeup_flag());
+	c->emitted = 1;
+	count(PC_CNT_DEPENDENCIES);
+}
+
+/* Called when a server request ends: send the exchanges it made that are still open. */
+static __always_inline void flush_dependencies_of(struct conn_state *server)
+{
+	for (int i = 0; i < MAX_DEPS_PER_REQUEST; i++) {
+		if (i >= server->dep_count)
+			break;
+		__u64 packed = server->dep_keys[i];
+		struct conn_key key = { .tgid = packed >> 32, .fd = (__u32)packed };
+		struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
+		if (c && c->role == ROLE_CLIENT && !c->emitted && c->phase != PHASE_IDLE &&
+		    c->parent_conn_id == server->conn_id && c->parent_seq == server->seq)
+			emit_dependency(&key, c, PC_DF_AT_PARENT_END);
+	}
+}
+
+/* A new outbound connection (or one found already open) of a tracked process. */
+static __always_inline struct conn_state *track_client(struct conn_key *key, struct sock *sk,
+						       bool from_start, __u64 now)
+{
+	struct conn_state c = {};
+	c.role = ROLE_CLIENT;
+	c.conn_id = next_conn_id();
+	c.sk = (__u64)sk;
+	c.from_start = from_start;
+	c.flags = from_start ? 0 : PC_DF_ADOPTED;
+	c.connect_start_ns = from_start ? now : 0;
+	c.cgroup_id = bpf_get_current_cgroup_id();
+	read_sock_addrs(sk, &c);
+	if (bpf_map_update_elem(&conns, key, &c, BPF_ANY)) {
+		count(PC_CNT_CONN_TABLE_FULL);
+		return NULL;
+	}
+	count(PC_CNT_CLIENT_CONNS);
+	return bpf_map_lookup_elem(&conns, key);
+}
+
+/* Lets the accepting side of a local connection find this side. */
+static __always_inline void register_tuple(struct conn_state *c)
+{
+	struct tuple_key t;
+	tuple_of(c, true, &t);
+	bpf_map_update_elem(&client_tuples, &t, &c->conn_id, BPF_ANY);
+}
+
+static __always_inline void forget_tuple(struct conn_state *c)
+{
+	struct tuple_key t;
+	tuple_of(c, true, &t);
+	bpf_map_delete_elem(&client_tuples, &t);
+}
+
+/* The request the calling thread is serving right now, if any. */
+static __always_inline void attribute_to_owner(struct conn_state *c, struct conn_key *client_key,
+					       __u32 tid)
+{
+	c->parent_conn_id = 0;
+	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
+	if (!ts)
+		return;
+	struct conn_state *server = bpf_map_lookup_elem(&conns, &ts->owner);
+	if (!server || server->role != ROLE_SERVER || server->conn_id != ts->owner_conn_id ||
+	    server->seq != ts->owner_seq)
+		return;
+	c->parent = ts->owner;
+	c->parent_conn_id = server->conn_id;
+	c->parent_seq = server->seq;
+	__u8 n = server->dep_count;
+	if (n < MAX_DEPS_PER_REQUEST) {
+		server->dep_keys[n & (MAX_DEPS_PER_REQUEST - 1)] = pack_key(client_key);
+		server->dep_count = n + 1;
+	}
+}
+
+static __always_inline void begin_exchange(struct conn_key *key, struct conn_state *c, __u32 tid,
+					   __u64 now)
+{
+	if (c->phase != PHASE_IDLE && !c->emitted)
+		emit_dependency(key, c, 0);
+	c->seq += 1;
+	c->tid = tid;
+	c->start_ns = now;
+	c->end_ns = 0;
+	c->bytes_sent = 0;
+	c->bytes_received = 0;
+	c->req_captured = 0;
+	c->resp_captured = 0;
+	c->emitted = 0;
+	c->flags &= PC_DF_ADOPTED;
+	if (c->seq == 1 && c->from_start)
+		c->flags |= PC_DF_NEW_CONNECTION;
+	attribute_to_owner(c, key, tid);
+}
+
+/* Read/write exit on an outbound connection. */
+static __always_inline void client_io_exit(struct conn_key *key, struct conn_state *c,
+					   struct inflight_io *io, long ret, bool is_read,
+					   __u32 tid, __u64 now)
+{
+	if (is_read) {
+		/* Server-first protocols (e.g. a database greeting) start with a read. */
+		if (c->phase == PHASE_IDLE)
+			begin_exchange(key, c, tid, now);
+		c->phase = PHASE_READING;
+		c->bytes_received += ret;
+		c->end_ns = now;
+	} else {
+		if (c->phase != PHASE_WRITING)
+			begin_exchange(key, c, tid, now);
+		c->phase = PHASE_WRITING;
+		c->bytes_sent += ret;
+		if (!c->end_ns)
+			c->end_ns = now;
+	}
+	if (io->op != IO_SENDFILE && !c->emitted)
+		capture(c, io, ret, is_read ? PC_DIR_RESPONSE : PC_DIR_REQUEST, capture_dep_bytes);
+}
+
+/* An fd of a tracked process that we have not seen: an outbound or inbound TCP connection
+ * opened before tracking began? Found sockets are adopted; anything else is remembered as
+ * ignored until it is closed. */
+static __always_inline struct conn_state *maybe_adopt(struct conn_key *key, __u64 now)
+{
+	if (!bpf_map_lookup_elem(&server_tgids, &key->tgid) ||
+	    bpf_map_lookup_elem(&ignored_fds, key))
+		return NULL;
+	__u8 one = 1;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct sock *sk = sock_of_fd(task, key->fd);
+	if (!sk || !is_inet_tcp(sk) || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_ESTABLISHED) {
+		bpf_map_update_elem(&ignored_fds, key, &one, BPF_ANY);
+		return NULL;
+	}
+	__u16 local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (bpf_map_lookup_elem(&listen_ports, &local_port)) {
+		/* Inbound, accepted before we started: becomes a server conn at its next request. */
+		struct conn_state c = {};
+		c.role = ROLE_SERVER;
+		c.conn_id = next_conn_id();
+		c.sk = (__u64)sk;
+		c.phase = PHASE_WRITING; /* seq 0: the next read starts request 1 */
+		c.cgroup_id = bpf_get_current_cgroup_id();
+		read_sock_addrs(sk, &c);
+		struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+		bpf_probe_read_kernel_str(c.comm, sizeof(c.comm), &leader->comm);
+		if (bpf_map_update_elem(&conns, key, &c, BPF_ANY))
+			return NULL;
+		return bpf_map_lookup_elem(&conns, key);
+	}
+	return track_client(key, sk, false, now);
+}
+
+/* ---- connect() and the handshake ------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
+	if (!bpf_map_lookup_elem(&server_tgids, &key.tgid))
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct sock *sk = sock_of_fd(task, key.fd);
+	if (!sk || !is_inet_tcp(sk))
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	/* Addresses are read at exit, once connect() has bound a local port. */
+	if (!track_client(&key, sk, true, now))
+		return 0;
+	bpf_map_delete_elem(&ignored_fds, &key);
+	struct connecting_state cs = { .key = key, .start_ns = now };
+	__u64 skp = (__u64)sk;
+	bpf_map_update_elem(&connecting, &skp, &cs, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int newstate)
+{
+	__u64 skp = (__u64)sk;
+	struct connecting_state *cs = bpf_map_lookup_elem(&connecting, &skp);
+	if (!cs)
+		return 0;
+	if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT) {
+		struct conn_state *c = bpf_map_lookup_elem(&conns, &cs->key);
+		if (c && c->sk == skp) {
+			c->connect_ns = bpf_ktime_get_ns() - cs->start_ns;
+			/* The local port is bound by now: the accepting side can find us. */
+			read_sock_addrs((struct sock *)sk, c);
+			register_tuple(c);
+		}
+	}
+	if (newstate != TCP_SYN_SENT)
+		bpf_map_delete_elem(&connecting, &skp);
+	return 0;
+}
+
+#endif /* __PC_DEPENDENCY_TRACKER_BPF_H */

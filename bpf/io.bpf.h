@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Payload capture shared by both roles: the first bytes of each direction, as pc_data. */
+#ifndef __PC_IO_BPF_H
+#define __PC_IO_BPF_H
+
+#include "maps.bpf.h"
+
+/* Copy up to `len` bytes at user address `ubuf` into one pc_data record. */
+static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u64 ubuf,
+				      __u32 len, __u32 offset)
+{
+	__u32 zero = 0;
+	struct pc_data *d = bpf_map_lookup_elem(&data_scratch, &zero);
+	if (!d)
+		return;
+	if (len > PC_DATA_MAX)
+		len = PC_DATA_MAX;
+	if (bpf_probe_read_user(d->data, len, (const void *)ubuf))
+		return;
+	d->type = PC_REC_DATA;
+	d->direction = direction;
+	d->_pad0 = 0;
+	d->len = len;
+	d->conn_id = c->conn_id;
+	d->seq = c->seq;
+	d->offset = offset;
+	if (bpf_ringbuf_output(&events, d, PC_DATA_HDR_SIZE + len, wakeup_flag())) {
+		count(PC_CNT_RB_DROP_DATA);
+		c->flags |= PC_F_DATA_LOST; /* same bit as PC_DF_DATA_LOST */
+	}
+}
+
+/* First user buffer of an I/O op and its usable length. */
+static __always_inline __u64 first_buffer(struct inflight_io *io, __u64 *buf_len)
+{
+	struct iovec iov = {};
+	__u64 iov_ptr = io->arg;
+	switch (io->op) {
+	case IO_READ:
+	case IO_WRITE:
+		*buf_len = ~0ULL;
+		return io->arg;
+	case IO_RECVMSG:
+	case IO_SENDMSG:
+		if (bpf_probe_read_user(&iov_ptr, sizeof(iov_ptr),
+					(void *)(io->arg + __builtin_offsetof(struct user_msghdr, msg_iov))))
+			return 0;
+		/* fallthrough */
+	case IO_READV:
+	case IO_WRITEV:
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)iov_ptr))
+			return 0;
+		*buf_len = iov.iov_len;
+		return (__u64)iov.iov_base;
+	}
+	return 0;
+}
+
+/*
+ * Capture the head of `ret` transferred bytes in `direction`, within `budget` bytes per
+ * request. Returns true when bytes were left out (truncated).
+ */
+static __always_inline bool capture(struct conn_state *c, struct inflight_io *io, __u64 ret,
+				    __u8 direction, __u32 budget)
+{
+	__u32 done = direction == PC_DIR_REQUEST ? c->req_captured : c->resp_captured;
+	if (done >= budget)
+		return true;
+	__u64 buf_len = 0;
+	__u64 buf = first_buffer(io, &buf_len);
+	if (!buf)
+		return false;
+	__u64 want = ret < buf_len ? ret : buf_len;
+	__u32 room = budget - done;
+	__u32 len = want < room ? (__u32)want : room;
+	if (len) {
+		emit_data(c, direction, buf, len, done);
+		if (direction == PC_DIR_REQUEST)
+			c->req_captured = done + len;
+		else
+			c->resp_captured = done + len;
+	}
+	return ret > len;
+}
+
+/* Does the written buffer start with an HTTP/1.x status line? */
+static __always_inline bool starts_http_response(struct inflight_io *io)
+{
+	__u64 buf_len = 0;
+	__u64 buf = first_buffer(io, &buf_len);
+	char head[7] = {};
+	if (!buf || buf_len < sizeof(head) || bpf_probe_read_user(head, sizeof(head), (void *)buf))
+		return false;
+	return head[0] == 'H' && head[1] == 'T' && head[2] == 'T' && head[3] == 'P' &&
+	       head[4] == '/' && head[5] == '1' && head[6] == '.';
+}
+
+#endif /* __PC_IO_BPF_H */

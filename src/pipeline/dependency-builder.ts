@@ -1,0 +1,59 @@
+/**
+ * Turns an assembled outbound exchange into the DependencyRecord served by the API: peer,
+ * connect time, duration, bytes, and for plaintext HTTP the method, path and status.
+ */
+import type { AssembledDependency } from '../assemble/request-assembler.ts';
+import { parseRequestHead, parseResponseHead, type HttpRequestHead } from '../http/parse.ts';
+import { newSpanId } from '../otel/ids.ts';
+import type { DependencyRecord } from '../types.ts';
+import { REDACTED } from './request-builder.ts';
+
+export interface BuiltDependency {
+  record: DependencyRecord;
+  startNs: bigint;
+  endNs: bigint;
+  http: HttpRequestHead | null;
+  /** Key under which a callee on this host finds this exchange: `${conn_id}:${seq}`. */
+  exchangeKey: string;
+  newConnection: boolean;
+  localAddr: string;
+  localPort: number;
+}
+
+export function exchangeKey(connId: bigint, seq: number): string {
+  return `${connId}:${seq}`;
+}
+
+export function buildDependency(a: AssembledDependency, keepQuery: boolean): BuiltDependency {
+  const k = a.kernel;
+  const http = parseRequestHead(a.requestHead);
+  const response = parseResponseHead(a.responseHead);
+  const durationNs = k.endNs > k.startNs ? k.endNs - k.startNs : 0n;
+  let path: string | null = null;
+  if (http) path = http.query === null ? http.path : `${http.path}?${keepQuery ? http.query : REDACTED}`;
+  const newConnection = k.connectStartNs > 0n;
+  return {
+    record: {
+      timestamp: Number((newConnection && k.connectStartNs < k.startNs ? k.connectStartNs : k.startNs) / 1000n) / 1e6,
+      peer_ip: k.remoteAddr,
+      peer_port: k.remotePort,
+      new_connection: newConnection,
+      connect_ms: newConnection ? k.connectNs / 1e6 : null,
+      duration_ms: Number(durationNs) / 1e6,
+      bytes_sent: k.bytesSent,
+      bytes_received: k.bytesReceived,
+      http_method: http?.method ?? null,
+      http_path: path,
+      http_status: response?.status ?? null,
+      span_id: newSpanId(),
+    },
+    // A new connection's call starts at connect(): that wait is part of what it cost.
+    startNs: newConnection && k.connectStartNs < k.startNs ? k.connectStartNs : k.startNs,
+    endNs: k.endNs,
+    http,
+    exchangeKey: exchangeKey(k.connId, k.seq),
+    newConnection,
+    localAddr: k.localAddr,
+    localPort: k.localPort,
+  };
+}

@@ -1,0 +1,118 @@
+/**
+ * Kernel records in, finished requests and spans out. `handle` is where every decoded kernel
+ * record enters; `finish` is where a request is final (linked, with its dependencies) and
+ * goes to the store, the metrics and the span exporter.
+ */
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { RequestAssembler, type AssembledDependency } from '../assemble/request-assembler.ts';
+import type { KernelData, KernelDependency, KernelRequest } from '../decode/records.ts';
+import type { SpanBuilder } from '../otel/span-builder.ts';
+import type { RequestRecord } from '../types.ts';
+import { buildDependency, exchangeKey } from './dependency-builder.ts';
+import { buildRequest, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
+import { TraceLinker } from './trace-linker.ts';
+
+export interface PipelineOutputs {
+  /** A finished request (also called again, with the same object, when a late dependency joins it). */
+  record(r: RequestRecord): void;
+  /** A finished span, when span export is on. */
+  span: ((s: ReadableSpan) => void) | null;
+}
+
+export interface PipelineCountersSnapshot {
+  requests: number;
+  requestsNotHttp: number;
+  dependencies: number;
+  dependenciesLate: number;
+  dependenciesOrphaned: number;
+  dataOrphaned: number;
+  linksMade: number;
+  linksTimedOut: number;
+}
+
+/** Finished requests that late dependencies can still join. */
+const MAX_RECENT_REQUESTS = 20_000;
+
+export class RequestPipeline {
+  private readonly assembler = new RequestAssembler();
+  private readonly linker: TraceLinker;
+  private readonly recent = new Map<string, RequestRecord>();
+  private readonly options: RequestBuilderOptions;
+  private readonly spans: SpanBuilder | null;
+  private readonly out: PipelineOutputs;
+  private requests = 0;
+  private requestsNotHttp = 0;
+  private dependencies = 0;
+  private dependenciesLate = 0;
+
+  constructor(options: RequestBuilderOptions, spans: SpanBuilder | null, out: PipelineOutputs, linkTimeoutMs?: number) {
+    this.options = options;
+    this.spans = spans;
+    this.out = out;
+    this.linker = new TraceLinker((b) => this.finish(b), linkTimeoutMs);
+  }
+
+  handle(rec: KernelData | KernelDependency | KernelRequest): void {
+    switch (rec.kind) {
+      case 'data':
+        return this.assembler.addData(rec);
+      case 'dependency': {
+        const late = this.assembler.addDependency(rec, (key) => this.recent.has(key));
+        if (late) this.joinLateDependency(late);
+        return;
+      }
+      case 'request': {
+        const built = buildRequest(this.assembler.completeRequest(rec), this.options);
+        this.requests++;
+        if (!built.isHttp) this.requestsNotHttp++;
+        this.dependencies += built.dependencies.length;
+        return this.linker.offer(built);
+      }
+    }
+  }
+
+  private finish(b: BuiltRequest): void {
+    const r = b.record;
+    if (this.recent.size >= MAX_RECENT_REQUESTS) {
+      const oldest = this.recent.keys().next();
+      if (!oldest.done) this.recent.delete(oldest.value);
+    }
+    this.recent.set(b.connKey, r);
+    for (const d of b.dependencies) this.linker.clientSpanReady(d.exchangeKey, { traceId: r.trace_id, spanId: d.record.span_id });
+    this.out.record(r);
+    if (this.spans && this.out.span) {
+      this.out.span(this.spans.build(b));
+      for (const d of b.dependencies) this.out.span(this.spans.buildClient(d, r));
+    }
+  }
+
+  /** An exchange that reached us after its request was finished: join it there. */
+  private joinLateDependency(a: AssembledDependency): void {
+    const parent = this.recent.get(exchangeKey(a.kernel.parentConnId, a.kernel.parentSeq));
+    if (!parent) return;
+    const d = buildDependency(a, this.options.keepQuery);
+    this.dependencies++;
+    this.dependenciesLate++;
+    parent.dependencies.push(d.record);
+    this.linker.clientSpanReady(d.exchangeKey, { traceId: parent.trace_id, spanId: d.record.span_id });
+    if (this.spans && this.out.span) this.out.span(this.spans.buildClient(d, parent));
+  }
+
+  /** Releases requests still waiting for their caller (shutdown). */
+  flush(): void {
+    this.linker.flush();
+  }
+
+  counters(): PipelineCountersSnapshot {
+    return {
+      requests: this.requests,
+      requestsNotHttp: this.requestsNotHttp,
+      dependencies: this.dependencies,
+      dependenciesLate: this.dependenciesLate,
+      dependenciesOrphaned: this.assembler.orphanedDependencies,
+      dataOrphaned: this.assembler.orphanedChunks,
+      linksMade: this.linker.linksMade,
+      linksTimedOut: this.linker.linksTimedOut,
+    };
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * Ground-truth servers in several runtimes (Node, Python, Go, Java, nginx), all speaking the
+ * same contract: see test/servers/*. Compiled servers (Go, Java) are built once per source
+ * hash into the peer cache, so only the first run on a machine (or after an edit) pays.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { ROOT } from './agent.ts';
+import { freePort, waitFor } from './ports.ts';
+import { spawnTracked, startServer, type Spawned } from './processes.ts';
+
+export type RunningServer = Spawned & { port: number };
+
+export interface RunningNginx {
+  staticPort: number;
+  proxyPort: number;
+  /** Master pid first, then the worker pid(s). */
+  pids: number[];
+  /** The private directory holding nginx.conf, www/, error.log and temp paths. */
+  dir: string;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+const SERVERS = join(ROOT, 'test', 'servers');
+const GO_BIN_DIR = '/usr/local/go/bin';
+
+function peerCache(): string {
+  return process.env.PERFCATCH_PEER_CACHE || join(homedir(), '.cache', 'perfcatch', 'peers');
+}
+
+function hashFiles(files: string[]): string {
+  const h = createHash('sha256');
+  for (const f of files) h.update(f).update('\0').update(readFileSync(f)).update('\0');
+  return h.digest('hex').slice(0, 16);
+}
+
+function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 300_000, ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.error?.message}): ${r.stdout}${r.stderr}`);
+}
+
+/** Builds into a temp sibling and renames into place, so concurrent builders never see half a build. */
+function buildOnce(target: string, build: (tmp: string) => void): string {
+  if (existsSync(target)) return target;
+  mkdirSync(dirname(target), { recursive: true });
+  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    build(tmp);
+    try {
+      renameSync(tmp, target);
+    } catch (err) {
+      if (!existsSync(target)) throw err; // someone else won the race: use theirs
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return target;
+}
+
+function pathWithGo(): string {
+  const path = process.env.PATH ?? '';
+  return path.split(':').includes(GO_BIN_DIR) ? path : `${path}:${GO_BIN_DIR}`;
+}
+
+/** Node http server (event loop), run under the test's own Node 24. */
+export function startNodeServer(): Promise<RunningServer> {
+  return startServer(process.execPath, [join(SERVERS, 'node-http-server.mjs'), '0']);
+}
+
+/** Python ThreadingHTTPServer (one thread per connection). */
+export function startPythonServer(): Promise<RunningServer> {
+  return startServer('python3', [join(SERVERS, 'python_http_server.py'), '0']);
+}
+
+/** Builds (or reuses) test/servers/go; returns the binary's path. */
+export function buildGoServer(): string {
+  const src = join(SERVERS, 'go');
+  const hash = hashFiles([join(src, 'main.go'), join(src, 'go.mod')]);
+  const dir = buildOnce(join(peerCache(), `gt-go-${hash}`), (tmp) => {
+    mkdirSync(tmp, { recursive: true });
+    const env = { ...process.env, PATH: pathWithGo(), GOTOOLCHAIN: 'local', CGO_ENABLED: '0' };
+    run('go', ['build', '-o', join(tmp, 'gt-go'), '.'], { cwd: src, env });
+  });
+  return join(dir, 'gt-go');
+}
+
+/** Go net/http server (goroutine per connection, handler locked to its OS thread). */
+export function startGoServer(): Promise<RunningServer> {
+  return startServer(buildGoServer(), ['0']);
+}
+
+/** Compiles (or reuses) test/servers/java; returns the class path directory. */
+export function buildJavaServer(): string {
+  const src = join(SERVERS, 'java', 'GroundTruthServer.java');
+  return buildOnce(join(peerCache(), `gt-java-${hashFiles([src])}`), (tmp) => {
+    mkdirSync(tmp, { recursive: true });
+    run('javac', ['-d', tmp, src]);
+  });
+}
+
+/** Java com.sun.net.httpserver.HttpServer on a fixed pool of 8 threads. */
+export function startJavaServer(): Promise<RunningServer> {
+  return startServer('java', ['-Xss512k', '-XX:+UseSerialGC', '-Xmx256m', '-cp', buildJavaServer(), 'GroundTruthServer', '0']);
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function childPids(pid: number): number[] {
+  const r = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' });
+  return r.stdout
+    .split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0);
+}
+
+/**
+ * nginx (master + 1 worker) with a static server over `staticFiles` (paths relative to the
+ * document root) and a reverse proxy onto 127.0.0.1:`upstreamPort` with pooled keep-alive
+ * upstream connections.
+ */
+export async function startNginx(opts: { upstreamPort: number; staticFiles: Record<string, Buffer | string> }): Promise<RunningNginx> {
+  const dir = mkdtempSync(join(tmpdir(), 'perfcatch-nginx-'));
+  mkdirSync(join(dir, 'www'), { recursive: true });
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  for (const [name, content] of Object.entries(opts.staticFiles)) {
+    const file = join(dir, 'www', name.replace(/^\/+/, ''));
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, content);
+  }
+  const staticPort = await freePort();
+  let proxyPort = await freePort();
+  while (proxyPort === staticPort) proxyPort = await freePort();
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    readFileSync(join(SERVERS, 'nginx', 'nginx.conf.template'), 'utf8')
+      .replaceAll('@DIR@', dir)
+      .replaceAll('@STATIC_PORT@', String(staticPort))
+      .replaceAll('@PROXY_PORT@', String(proxyPort))
+      .replaceAll('@UPSTREAM_PORT@', String(opts.upstreamPort)),
+  );
+  const s = spawnTracked('/usr/sbin/nginx', ['-c', conf, '-g', 'daemon off;']);
+  const errorLog = () => {
+    try {
+      return readFileSync(join(dir, 'error.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const stop = async () => {
+    await s.stop('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const workers = await waitFor(
+      'nginx to listen',
+      async () => {
+        if (s.child.exitCode !== null) throw new Error(`nginx exited ${s.child.exitCode}: ${s.output()}${errorLog()}`);
+        if (!(await accepts(staticPort)) || !(await accepts(proxyPort))) return undefined;
+        const w = childPids(s.pid);
+        return w.length > 0 ? w : undefined;
+      },
+      15_000,
+      50,
+    );
+    return { staticPort, proxyPort, pids: [s.pid, ...workers], dir, output: () => s.output() + errorLog(), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

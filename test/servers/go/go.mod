@@ -1,0 +1,3 @@
+module perfcatch-gt-go
+
+go 1.22
