@@ -30,7 +30,8 @@ static __always_inline __u64 pack_key(struct conn_key *k)
 enum conn_phase {
 	PHASE_IDLE = 0,    /* nothing exchanged yet */
 	PHASE_READING = 1, /* server: request arriving; client: response arriving */
-	PHASE_WRITING = 2  /* server: response leaving; client: request leaving */
+	PHASE_WRITING = 2, /* server: response leaving; client: request leaving */
+	PHASE_FLUSHED = 3  /* server: response idle, request already emitted by the idle flush */
 };
 
 enum conn_role {

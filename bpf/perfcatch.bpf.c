@@ -4,6 +4,7 @@
  *   request_tracker.bpf.h  - accept/read/write/close syscall tracepoints, request records
  *   dependency_tracker.bpf.h - outbound connections and the exchanges made while serving
  *   resource_tracker.bpf.h - on-CPU time per request (sched_switch), process RSS
+ *   idle_flush.bpf.h       - reports requests on idle keep-alive connections (uprobe)
  *   maps.bpf.h             - kernel-private state, one map per purpose
  *   perfcatch.h            - every record that userspace reads
  * Hooks are tracepoints and tp_btf only: no kprobes, no fentry (see platform notes).
@@ -19,6 +20,7 @@
 #include "resource_tracker.bpf.h"
 #include "dependency_tracker.bpf.h"
 #include "request_tracker.bpf.h"
+#include "idle_flush.bpf.h"
 
 /*
  * Userspace-only records and enums, referenced here so that their layouts are in this

@@ -41,8 +41,12 @@ enum pc_request_flags {
 	PC_F_DATA_LOST = 1 << 3,      /* a pc_data record for this request was dropped */
 	PC_F_SENDFILE = 1 << 4,       /* part of the response went out with sendfile */
 	PC_F_NO_RSS = 1 << 5,         /* kernel could not read the process RSS */
-	PC_F_PIPELINED = 1 << 6       /* started at a response boundary inside one read batch:
+	PC_F_PIPELINED = 1 << 6,      /* started at a response boundary inside one read batch:
 				       * its request bytes were counted in an earlier record */
+	PC_F_IDLE_FLUSH = 1 << 7,     /* emitted because its connection went idle after the
+				       * response, not because the next request started */
+	PC_F_LATE_WRITE = 1 << 8      /* re-emitted: more response bytes followed an idle flush;
+				       * replaces the earlier record with the same conn_id/seq */
 };
 
 /* pc_dependency.flags */
@@ -74,7 +78,8 @@ enum pc_counter {
 	PC_CNT_RB_DROP_DEPENDENCY = 9, /* ring buffer full: dependency record lost */
 	PC_CNT_DEP_UNATTRIBUTED = 10,  /* outbound exchange with no request in progress: not sent */
 	PC_CNT_CLIENT_CONNS = 11,   /* outbound connections tracked (connected or adopted) */
-	PC_CNT_MAX = 12
+	PC_CNT_IDLE_FLUSHES = 12,   /* requests emitted by the idle flush */
+	PC_CNT_MAX = 13
 };
 
 /* One HTTP (or other request/response) exchange on an accepted TCP connection. */

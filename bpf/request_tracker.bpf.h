@@ -145,6 +145,8 @@ static __always_inline void server_io_exit(struct conn_key *key, struct conn_sta
 					   __u32 tid, __u64 now)
 {
 	if (is_read) {
+		/* A read after the response: the previous request is over (unless the idle flush
+		 * already sent it). */
 		if (c->phase == PHASE_WRITING)
 			emit_request(key, c, 0);
 		if (c->phase != PHASE_READING)
@@ -156,6 +158,8 @@ static __always_inline void server_io_exit(struct conn_key *key, struct conn_sta
 			return; /* adopted mid-response: wait for the next request */
 		if (c->phase == PHASE_IDLE)
 			begin_request(c, tid, now); /* server spoke first */
+		else if (c->phase == PHASE_FLUSHED)
+			c->flags |= PC_F_LATE_WRITE; /* the response resumed after an idle flush */
 		else if (c->phase == PHASE_WRITING && c->bytes_sent && ret >= 7 &&
 			 io->op != IO_SENDFILE && starts_http_response(io))
 			begin_pipelined_request(key, c);
@@ -206,7 +210,8 @@ static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
 	/* An entry left under this fd means we missed its close (close_range, dup2): flush it. */
 	struct conn_state *stale = bpf_map_lookup_elem(&conns, &key);
 	if (stale) {
-		if (stale->role == ROLE_SERVER && stale->phase != PHASE_IDLE)
+		if (stale->role == ROLE_SERVER && stale->phase != PHASE_IDLE &&
+		    stale->phase != PHASE_FLUSHED)
 			emit_request(&key, stale, PC_F_CONN_CLOSED);
 		count(PC_CNT_CONN_REPLACED);
 	}
@@ -384,7 +389,7 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	}
 	if (c->role == ROLE_SERVER) {
-		if (c->phase != PHASE_IDLE)
+		if (c->phase == PHASE_READING || c->phase == PHASE_WRITING)
 			emit_request(&key, c, PC_F_CONN_CLOSED);
 	} else {
 		if (c->phase != PHASE_IDLE && !c->emitted)

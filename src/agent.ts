@@ -43,6 +43,7 @@ export class Agent {
     dependencies_orphaned: 0,
     links_made: 0,
     links_timed_out: 0,
+    requests_updated: 0,
   };
   private readonly config: AgentConfig;
   private readonly log: Logger;
@@ -160,6 +161,7 @@ export class Agent {
     this.counters.dependencies_orphaned = p.dependenciesOrphaned;
     this.counters.links_made = p.linksMade;
     this.counters.links_timed_out = p.linksTimedOut;
+    this.counters.requests_updated = p.requestsUpdated;
     this.counters.loader_restarts = this.loader.restartCount;
     return { kernel: this.kernelCounters, loader: this.loaderCounters, agent: { ...this.counters } };
   }

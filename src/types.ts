@@ -74,4 +74,5 @@ export interface AgentCounters {
   dependencies_orphaned: number;
   links_made: number;
   links_timed_out: number;
+  requests_updated: number;
 }

@@ -21,7 +21,12 @@ pub enum Hook<'a> {
     RawTracePoint {
         name: &'a str,
     },
-    /// uprobe/uretprobe: needs a target binary and symbol; not attached automatically yet.
+    /// `uprobe/<function>` without a binary: a function of this loader (e.g. the idle flush),
+    /// attached to our own executable. Optional: a kernel that refuses it is logged, not fatal.
+    SelfProbe {
+        function: &'a str,
+    },
+    /// uprobe/uretprobe into another binary: not attached automatically yet.
     UProbe,
     Unsupported,
 }
@@ -36,6 +41,7 @@ pub fn hook_for_section(section: &str) -> Hook<'_> {
         },
         "tp_btf" if !rest.is_empty() => Hook::BtfTracePoint { name: rest },
         "raw_tp" | "raw_tracepoint" if !rest.is_empty() => Hook::RawTracePoint { name: rest },
+        "uprobe" if rest.starts_with("perfcatch_") && !rest.contains(':') => Hook::SelfProbe { function: rest },
         "uprobe" | "uretprobe" | "uprobe.s" | "uretprobe.s" => Hook::UProbe,
         _ => Hook::Unsupported,
     }
@@ -142,6 +148,16 @@ pub fn attach_all(ebpf: &mut Ebpf, sections: &HashMap<String, String>, btf: &Btf
                 p.load().map_err(kernel)?;
                 p.attach(tp).map_err(kernel)?;
             }
+            (Hook::SelfProbe { function }, Program::UProbe(p)) => {
+                let exe = std::env::current_exe().map_err(|e| kernel(ProgramError::IOError(e)))?;
+                let attached = p
+                    .load()
+                    .and_then(|()| p.attach(function, &exe, aya::programs::uprobe::UProbeScope::CallingProcess).map(|_| ()));
+                if let Err(e) = attached {
+                    log::warn!("optional program {name} not attached ({}); continuing without it", crate::error_chain_line(&e));
+                    continue;
+                }
+            }
             (Hook::UProbe, _) => {
                 log::info!("skipping {name} ({section}): uprobes are not attached automatically yet");
                 continue;
@@ -176,6 +192,7 @@ mod tests {
         assert_eq!(hook_for_section("raw_tp/sys_enter"), Hook::RawTracePoint { name: "sys_enter" });
         assert_eq!(hook_for_section("raw_tracepoint/sys_exit"), Hook::RawTracePoint { name: "sys_exit" });
         assert_eq!(hook_for_section("uprobe/libssl.so:SSL_read"), Hook::UProbe);
+        assert_eq!(hook_for_section("uprobe/perfcatch_flush_idle"), Hook::SelfProbe { function: "perfcatch_flush_idle" });
         assert_eq!(hook_for_section("uretprobe"), Hook::UProbe);
         assert_eq!(hook_for_section("tracepoint/syscalls"), Hook::Unsupported);
         assert_eq!(hook_for_section("kprobe/tcp_sendmsg"), Hook::Unsupported);

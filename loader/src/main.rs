@@ -40,6 +40,8 @@ const USAGE: &str = "usage: perfcatch-loader --bpf-object PATH [options]
   --ringbuf-bytes N           ring buffer size, power of two, 4096..1073741824 (default 16777216)
   --drain-interval-ms N       ring buffer drain period (default 10)
   --stats-interval-ms N       stats record period (default 1000)
+  --idle-flush-ms N           report a request once its connection has been quiet this long
+                              after the response (default 500; 0 = only at the next request)
   --pids LIST                 only trace these process ids
   --ports LIST                only trace connections accepted on these local ports
   --cgroups LIST              only trace these cgroup v2 ids
@@ -59,6 +61,7 @@ struct Config {
     ringbuf_bytes: u32,
     drain_interval_ms: u64,
     stats_interval_ms: u64,
+    idle_flush_ms: u64,
     filters: Vec<FilterSet>,
 }
 
@@ -100,6 +103,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
         ringbuf_bytes: 1 << 24,
         drain_interval_ms: 10,
         stats_interval_ms: 1000,
+        idle_flush_ms: 500,
         filters: Vec::new(),
     };
     let mut it = args.iter();
@@ -121,6 +125,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             "--ringbuf-bytes",
             "--drain-interval-ms",
             "--stats-interval-ms",
+            "--idle-flush-ms",
             "--pids",
             "--ports",
             "--cgroups",
@@ -147,6 +152,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             }
             "--drain-interval-ms" => cfg.drain_interval_ms = parse_num(flag, &v, 1, 60_000)?,
             "--stats-interval-ms" => cfg.stats_interval_ms = parse_num(flag, &v, 1, 3_600_000)?,
+            "--idle-flush-ms" => cfg.idle_flush_ms = parse_num(flag, &v, 0, 3_600_000)?,
             _ => {
                 let set = filters::parse_filter(&flag[2..], &v).map_err(|e| format!("{flag}: {e}"))?;
                 cfg.filters.push(set);
@@ -470,6 +476,14 @@ fn handle_command(
     Ok(())
 }
 
+/// The idle flush: a BPF uprobe on this function reports requests whose connection has been
+/// quiet for `idle_ns` (bpf/idle_flush.bpf.h). Calling it is the whole trigger.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn perfcatch_flush_idle(idle_ns: u64) -> u64 {
+    std::hint::black_box(idle_ns)
+}
+
 /// Main loop. Returns when stdin closes or on SIGTERM/SIGINT; dropping `run` then detaches.
 async fn run_loop(cfg: &Config, run: Running, out: &mut Output<File>) -> io::Result<()> {
     let Running { ebpf, mut filters, ring, counters } = run;
@@ -477,6 +491,10 @@ async fn run_loop(cfg: &Config, run: Running, out: &mut Output<File>) -> io::Res
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }?;
     let mut drain_tick = tokio::time::interval(Duration::from_millis(cfg.drain_interval_ms));
     let mut stats_tick = tokio::time::interval(Duration::from_millis(cfg.stats_interval_ms));
+    // Check for idle requests twice per idle period, so one is reported within 1.5 periods.
+    let idle_ns = cfg.idle_flush_ms * 1_000_000;
+    let mut flush_tick = tokio::time::interval(Duration::from_millis((cfg.idle_flush_ms / 2).max(1)));
+    flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     stats_tick.tick().await; // the first tick is immediate; the first stats record comes one period in
@@ -492,6 +510,7 @@ async fn run_loop(cfg: &Config, run: Running, out: &mut Output<File>) -> io::Res
             }
             _ = drain_tick.tick() => { drain::drain_pass(ring.get_mut(), out)?; }
             _ = stats_tick.tick() => write_stats(&counters, out)?,
+            _ = flush_tick.tick(), if idle_ns > 0 => { perfcatch_flush_idle(idle_ns); }
             line = control.recv() => match line {
                 Some(line) => handle_command(&line, &mut filters, &counters, out)?,
                 None => break "stdin closed",

@@ -22,6 +22,8 @@ pub const PC_F_DATA_LOST: u32 = 1 << 3;
 pub const PC_F_SENDFILE: u32 = 1 << 4;
 pub const PC_F_NO_RSS: u32 = 1 << 5;
 pub const PC_F_PIPELINED: u32 = 1 << 6;
+pub const PC_F_IDLE_FLUSH: u32 = 1 << 7;
+pub const PC_F_LATE_WRITE: u32 = 1 << 8;
 
 // enum pc_dependency_flags
 pub const PC_DF_NEW_CONNECTION: u32 = 1 << 0;
@@ -47,7 +49,8 @@ pub const PC_CNT_DEPENDENCIES: u32 = 8;
 pub const PC_CNT_RB_DROP_DEPENDENCY: u32 = 9;
 pub const PC_CNT_DEP_UNATTRIBUTED: u32 = 10;
 pub const PC_CNT_CLIENT_CONNS: u32 = 11;
-pub const PC_CNT_MAX: usize = 12;
+pub const PC_CNT_IDLE_FLUSHES: u32 = 12;
+pub const PC_CNT_MAX: usize = 13;
 
 // enum pc_loader_counter (indexes of pc_stats.loader)
 pub const PC_LCNT_RECORDS_OUT: usize = 0;

@@ -203,6 +203,8 @@ fn enums_match_btf() {
             ("PC_F_SENDFILE", PC_F_SENDFILE as i64),
             ("PC_F_NO_RSS", PC_F_NO_RSS as i64),
             ("PC_F_PIPELINED", PC_F_PIPELINED as i64),
+            ("PC_F_IDLE_FLUSH", PC_F_IDLE_FLUSH as i64),
+            ("PC_F_LATE_WRITE", PC_F_LATE_WRITE as i64),
         ],
     );
     check_enum(
@@ -237,6 +239,7 @@ fn enums_match_btf() {
             ("PC_CNT_RB_DROP_DEPENDENCY", PC_CNT_RB_DROP_DEPENDENCY as i64),
             ("PC_CNT_DEP_UNATTRIBUTED", PC_CNT_DEP_UNATTRIBUTED as i64),
             ("PC_CNT_CLIENT_CONNS", PC_CNT_CLIENT_CONNS as i64),
+            ("PC_CNT_IDLE_FLUSHES", PC_CNT_IDLE_FLUSHES as i64),
             ("PC_CNT_MAX", PC_CNT_MAX as i64),
         ],
     );

@@ -20,6 +20,8 @@ export const RequestFlags = {
   SENDFILE: 1 << 4,
   NO_RSS: 1 << 5,
   PIPELINED: 1 << 6,
+  IDLE_FLUSH: 1 << 7,
+  LATE_WRITE: 1 << 8,
 } as const;
 
 export const DependencyFlags = {
@@ -49,8 +51,9 @@ export const KERNEL_COUNTERS = [
   'rb_drop_dependency',
   'dep_unattributed',
   'client_conns',
+  'idle_flushes',
 ] as const;
-export const PC_CNT_MAX = 12;
+export const PC_CNT_MAX = 13;
 
 /** enum pc_loader_counter, by index (PC_LCNT_MAX leaves room for more). */
 export const LOADER_COUNTERS = ['records_out', 'malformed', 'drains'] as const;
@@ -129,11 +132,11 @@ export const DATA = {
 
 /** struct pc_stats */
 export const STATS = {
-  size: 136,
+  size: 144,
   type: 0,
   n_kernel: 4,
   kernel: 8,
-  loader: 104,
+  loader: 112,
 } as const;
 
 /** struct pc_loader_info (followed by len bytes of JSON) */

@@ -28,6 +28,7 @@ export interface PipelineCountersSnapshot {
   dataOrphaned: number;
   linksMade: number;
   linksTimedOut: number;
+  requestsUpdated: number;
 }
 
 /** Finished requests that late dependencies can still join. */
@@ -44,6 +45,7 @@ export class RequestPipeline {
   private requestsNotHttp = 0;
   private dependencies = 0;
   private dependenciesLate = 0;
+  private updated = 0;
 
   constructor(options: RequestBuilderOptions, spans: SpanBuilder | null, out: PipelineOutputs, linkTimeoutMs?: number) {
     this.options = options;
@@ -62,7 +64,10 @@ export class RequestPipeline {
         return;
       }
       case 'request': {
-        const built = buildRequest(this.assembler.completeRequest(rec), this.options);
+        const assembled = this.assembler.completeRequest(rec);
+        const earlier = this.recent.get(exchangeKey(rec.connId, rec.seq));
+        if (earlier) return this.update(earlier, rec, assembled.bytesReceived);
+        const built = buildRequest(assembled, this.options);
         this.requests++;
         if (!built.isHttp) this.requestsNotHttp++;
         this.dependencies += built.dependencies.length;
@@ -84,6 +89,20 @@ export class RequestPipeline {
       this.out.span(this.spans.build(b));
       for (const d of b.dependencies) this.out.span(this.spans.buildClient(d, r));
     }
+  }
+
+  /**
+   * The same request again: its response resumed after an idle flush (PC_F_LATE_WRITE), or
+   * the flush raced with the next read. The stored record takes the final numbers; its span
+   * is already gone.
+   */
+  private update(r: RequestRecord, k: KernelRequest, bytesReceived: number): void {
+    this.updated++;
+    r.duration_ms = Number(k.endNs > k.startNs ? k.endNs - k.startNs : 0n) / 1e6;
+    r.cpu_time_ms = k.cpuNs / 1e6;
+    r.bytes_sent = k.bytesSent;
+    r.bytes_received = bytesReceived;
+    if (k.rssBytes > 0) r.memory_rss_bytes = k.rssBytes;
   }
 
   /** An exchange that reached us after its request was finished: join it there. */
@@ -113,6 +132,7 @@ export class RequestPipeline {
       dataOrphaned: this.assembler.orphanedChunks,
       linksMade: this.linker.linksMade,
       linksTimedOut: this.linker.linksTimedOut,
+      requestsUpdated: this.updated,
     };
   }
 }

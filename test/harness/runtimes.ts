@@ -67,14 +67,27 @@ function pathWithGo(): string {
   return path.split(':').includes(GO_BIN_DIR) ? path : `${path}:${GO_BIN_DIR}`;
 }
 
+/** Builds (or reuses) the CLOCK_THREAD_CPUTIME_ID addon for the Node server. */
+export function buildThreadCpuAddon(): string {
+  const src = join(SERVERS, 'node-thread-cpu', 'thread_cpu.c');
+  const dir = buildOnce(join(peerCache(), `gt-node-thread-cpu-${hashFiles([src])}`), (tmp) => {
+    mkdirSync(tmp, { recursive: true });
+    run('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', join(tmp, 'thread_cpu.node'), src]);
+  });
+  return join(dir, 'thread_cpu.node');
+}
+
 /** Node http server (event loop), run under the test's own Node 24. */
-export function startNodeServer(): Promise<RunningServer> {
-  return startServer(process.execPath, [join(SERVERS, 'node-http-server.mjs'), '0']);
+export function startNodeServer(env: Record<string, string> = {}): Promise<RunningServer> {
+  return startServer(process.execPath, [join(SERVERS, 'node-http-server.mjs'), '0'], {
+    PERFCATCH_THREAD_CPU_ADDON: buildThreadCpuAddon(),
+    ...env,
+  });
 }
 
 /** Python ThreadingHTTPServer (one thread per connection). */
-export function startPythonServer(): Promise<RunningServer> {
-  return startServer('python3', [join(SERVERS, 'python_http_server.py'), '0']);
+export function startPythonServer(env: Record<string, string> = {}): Promise<RunningServer> {
+  return startServer('python3', [join(SERVERS, 'python_http_server.py'), '0'], env);
 }
 
 /** Builds (or reuses) test/servers/go; returns the binary's path. */

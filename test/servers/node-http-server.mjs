@@ -1,39 +1,81 @@
 // Ground-truth Node http server (event loop). Prints "LISTENING <port>" once bound.
-// Every response carries X-Thread-Cpu-Ns: the handler's own on-CPU time, measured with
-// process.threadCpuUsage() around the synchronous handler body.
+// Every response carries:
+//   X-Thread-Cpu-Ns: the handler's own on-CPU time from the start of the request handler to
+//     just before the response head is written. Measured with CLOCK_THREAD_CPUTIME_ID through
+//     the small addon in node-thread-cpu/ (PERFCATCH_THREAD_CPU_ADDON); without it, with
+//     process.threadCpuUsage(), which only advances at scheduler ticks.
+//   X-Vm-Rss-Bytes: VmRSS of this process right before the response is written.
+// /fanout?to=PORT makes two outbound calls while serving: one on a new connection, one on a
+// pooled keep-alive connection (opened by an earlier /warm?to=PORT).
 import fs from 'node:fs';
 import http from 'node:http';
+import { createRequire } from 'node:module';
 
 const port = Number(process.argv[2] ?? 0);
+const addon = process.env.PERFCATCH_THREAD_CPU_ADDON;
+const threadCpuNs = addon
+  ? createRequire(import.meta.url)(addon).threadCpuNs
+  : () => {
+      const u = process.threadCpuUsage();
+      return (u.user + u.system) * 1000;
+    };
 
-// VmRSS of this process in bytes, from /proc/self/status.
 function vmRssBytes() {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'latin1'));
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-// Counts user + system time: the loop is mostly getrusage() syscalls, and the kernel's
-// user/system split is tick-sampled, so user time alone can lag the real CPU time by 10x.
-function threadCpuMs() {
-  const u = process.threadCpuUsage();
-  return (u.user + u.system) / 1000;
-}
-
 function burnCpu(ms) {
-  const until = threadCpuMs() + ms;
+  const until = threadCpuNs() + ms * 1e6;
   let x = 0;
-  while (threadCpuMs() < until) x += Math.sqrt(x + 1);
+  while (threadCpuNs() < until) x += Math.sqrt(x + 1);
   return x;
 }
 
+const pool = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+function call(to, path, agent) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: to, path, agent }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+  });
+}
+
+function respond(res, status, body, t0) {
+  const cpu = threadCpuNs() - t0;
+  res.writeHead(status, {
+    'Content-Type': 'text/plain',
+    'Content-Length': Buffer.byteLength(body),
+    'X-Thread-Cpu-Ns': String(Math.round(cpu)),
+    'X-Vm-Rss-Bytes': String(vmRssBytes()),
+  });
+  res.end(body);
+}
+
 const server = http.createServer((req, res) => {
-  const cpu0 = process.threadCpuUsage();
+  const t0 = threadCpuNs();
   const url = new URL(req.url, 'http://x');
+  const status = Number(url.searchParams.get('status') ?? 200);
+  const to = Number(url.searchParams.get('to') ?? 0);
+  if (url.pathname === '/warm') {
+    call(to, '/warm-dep', pool).then((r) => respond(res, status, `warm ${r.status}\n`, t0), (e) => respond(res, 502, String(e), t0));
+    return;
+  }
+  if (url.pathname === '/fanout') {
+    (async () => {
+      const fresh = await call(to, '/dep-new', false);
+      const pooled = await call(to, '/dep-pooled', pool);
+      return `fanout ${fresh.status} ${pooled.status}\n`;
+    })().then((body) => respond(res, status, body, t0), (e) => respond(res, 502, String(e), t0));
+    return;
+  }
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
-    const t0 = process.threadCpuUsage();
-    let status = Number(url.searchParams.get('status') ?? 200);
     let body;
     if (url.pathname === '/compute') {
       burnCpu(Number(url.searchParams.get('ms') ?? 1));
@@ -45,15 +87,7 @@ const server = http.createServer((req, res) => {
     } else {
       body = `hello ${url.pathname}\n`;
     }
-    const t1 = process.threadCpuUsage(t0);
-    void cpu0;
-    res.writeHead(status, {
-      'Content-Type': 'text/plain',
-      'Content-Length': Buffer.byteLength(body),
-      'X-Thread-Cpu-Ns': String((t1.user + t1.system) * 1000),
-      'X-Vm-Rss-Bytes': String(vmRssBytes()),
-    });
-    res.end(body);
+    respond(res, status, body, t0);
   });
 });
 server.keepAliveTimeout = 60_000;

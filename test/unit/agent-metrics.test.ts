@@ -41,6 +41,7 @@ const agentCounters: AgentCounters = {
   dependencies_orphaned: 0,
   links_made: 2,
   links_timed_out: 0,
+  requests_updated: 0,
   spans_started: 90,
   spans_exported: 80,
   spans_export_failed: 4,
