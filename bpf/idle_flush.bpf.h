@@ -32,10 +32,43 @@ static long flush_if_idle(struct bpf_map *map, struct conn_key *key, struct conn
 	return 0;
 }
 
+/*
+ * __per_cpu_offset[cpu] for every possible CPU, once: the address of a per-CPU map element
+ * on a CPU minus the map's per-CPU base pointer (read from struct bpf_array; needs
+ * bpf_map_lookup_percpu_elem, 5.19). Lets process_rss_bytes() sum per-CPU counters.
+ */
+static __always_inline void find_percpu_offsets(void)
+{
+	__u32 zero = 0;
+	struct cpu_offsets *cpus = bpf_map_lookup_elem(&percpu_offsets, &zero);
+	struct probe_scratch *s = bpf_map_lookup_elem(&probe_scratch, &zero);
+	if (!cpus || cpus->n || !s)
+		return;
+	__u32 off = bpf_core_field_offset(struct bpf_array, pptrs);
+	if (off > sizeof(s->b) - 8)
+		return;
+	/* The map pointer can be read from, but not offset: read the header whole. */
+	if (bpf_probe_read_kernel(s->b, off + 8, (void *)&percpu_probe))
+		return;
+	__u64 base = *(__u64 *)(s->b + off);
+	__u32 n = 0;
+	for (__u32 cpu = 0; cpu < MAX_CPUS; cpu++) {
+		void *elem = bpf_map_lookup_percpu_elem(&percpu_probe, &zero, cpu);
+		if (!elem)
+			break;
+		__u64 addr = 0;
+		bpf_probe_read_kernel(&addr, sizeof(addr), &elem); /* the address as a number */
+		cpus->off[cpu] = addr - base;
+		n = cpu + 1;
+	}
+	cpus->n = n;
+}
+
 /* Attached by the loader to its own perfcatch_flush_idle(idle_ns). */
 SEC("uprobe/perfcatch_flush_idle")
 int BPF_KPROBE(perfcatch_flush_idle, __u64 idle_ns)
 {
+	find_percpu_offsets();
 	struct flush_ctx fc = { .now = bpf_ktime_get_ns(), .idle_ns = idle_ns };
 	bpf_for_each_map_elem(&conns, flush_if_idle, &fc, 0);
 	return 0;

@@ -52,6 +52,7 @@ struct conn_state {
 	__u64 bytes_received;
 	__u64 bytes_sent;
 	__u64 rss_bytes;
+	__u64 rss_count_base;    /* global rss_stat counts (pages) when rss_bytes was last set */
 	__u64 sk;                /* struct sock *, to read ports lazily */
 	/* server: caller's client conn_id when it is tracked on this host */
 	__u64 peer_conn_id;
@@ -204,6 +205,43 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } conn_id_seq SEC(".maps");
+
+/*
+ * Per-CPU offsets (__per_cpu_offset[cpu]), found once by the idle-flush uprobe, so that
+ * RSS can be summed over the per-CPU parts of mm->rss_stat like /proc does.
+ */
+#define MAX_CPUS 256
+struct cpu_offsets {
+	__u64 off[MAX_CPUS];
+	__u32 n;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cpu_offsets);
+} percpu_offsets SEC(".maps");
+
+/* A per-CPU map whose element addresses reveal the per-CPU offsets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} percpu_probe SEC(".maps");
+
+struct probe_scratch {
+	__u8 b[512];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct probe_scratch);
+} probe_scratch SEC(".maps");
 
 /* Staging area for pc_data: too big for the 512-byte BPF stack. */
 struct {

@@ -113,6 +113,7 @@ static __always_inline void begin_request(struct conn_state *c, __u32 tid, __u64
 	c->cpu_at_last_write = 0;
 	c->bytes_received = 0;
 	c->bytes_sent = 0;
+	c->rss_bytes = 0;
 	c->flags = 0;
 	c->req_captured = 0;
 	c->resp_captured = 0;
@@ -172,7 +173,7 @@ static __always_inline void server_io_exit(struct conn_key *key, struct conn_sta
 	set_owner(tid, key, c, now);
 	if (!is_read) {
 		c->cpu_at_last_write = c->cpu_ns;
-		c->rss_bytes = process_rss_bytes((struct task_struct *)bpf_get_current_task());
+		update_rss(c);
 	}
 	if (io->op == IO_SENDFILE)
 		return;

@@ -75,22 +75,64 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	return 0;
 }
 
+/* One mm->rss_stat[] counter: its global count plus, when the per-CPU offsets are known,
+ * every CPU's not-yet-folded delta (percpu_counter_sum, what /proc/<pid>/status shows). */
+static __always_inline __s64 rss_counter(struct mm_struct *mm, int idx, struct cpu_offsets *cpus)
+{
+	__s64 v = 0;
+	__u64 counters = 0;
+	bpf_core_read(&v, sizeof(v), &mm->rss_stat[idx].count);
+	bpf_core_read(&counters, sizeof(counters), &mm->rss_stat[idx].counters);
+	if (!cpus || !counters)
+		return v;
+	for (int cpu = 0; cpu < MAX_CPUS; cpu++) {
+		if (cpu >= cpus->n)
+			break;
+		__s32 d = 0;
+		bpf_probe_read_kernel(&d, sizeof(d), (void *)(counters + cpus->off[cpu]));
+		v += d;
+	}
+	return v;
+}
+
+static __always_inline __u64 clamp_pages(__s64 file, __s64 anon, __s64 shmem)
+{
+	return (file > 0 ? file : 0) + (anon > 0 ? anon : 0) + (shmem > 0 ? shmem : 0);
+}
+
 /*
- * VmRSS as /proc/<pid>/status computes it since 6.2: file + anon + shmem pages, each read
- * from its percpu_counter's global count and clamped at zero.
+ * VmRSS in pages: file + anon + shmem (kernel >= 6.2 layout), each clamped at zero.
+ * MM_FILEPAGES = 0, MM_ANONPAGES = 1, MM_SHMEMPAGES = 3 (stable kernel enum).
+ * precise: sum the per-CPU parts too (one read per CPU and counter), else global counts only.
  */
-static __always_inline __u64 process_rss_bytes(struct task_struct *task)
+static __always_inline __u64 process_rss_pages(struct task_struct *task, bool precise)
 {
 	struct mm_struct *mm = BPF_CORE_READ(task, mm);
 	if (!mm)
 		return 0;
-	/* MM_FILEPAGES = 0, MM_ANONPAGES = 1, MM_SHMEMPAGES = 3 (stable kernel enum). */
-	s64 file = 0, anon = 0, shmem = 0;
-	bpf_core_read(&file, sizeof(file), &mm->rss_stat[0].count);
-	bpf_core_read(&anon, sizeof(anon), &mm->rss_stat[1].count);
-	bpf_core_read(&shmem, sizeof(shmem), &mm->rss_stat[3].count);
-	__u64 pages = (file > 0 ? file : 0) + (anon > 0 ? anon : 0) + (shmem > 0 ? shmem : 0);
-	return pages << 12; /* 4 KiB pages (x86-64, default arm64) */
+	__u32 zero = 0;
+	struct cpu_offsets *cpus = precise ? bpf_map_lookup_elem(&percpu_offsets, &zero) : NULL;
+	if (cpus && !cpus->n)
+		cpus = NULL;
+	return clamp_pages(rss_counter(mm, 0, cpus), rss_counter(mm, 1, cpus), rss_counter(mm, 3, cpus));
+}
+
+/*
+ * RSS at the end of a response, cheaply: the precise sum once, at its first write, then at
+ * later writes that value moved by how much the global counts moved since (changes of more
+ * than a per-CPU batch reach the global counts).
+ */
+static __always_inline void update_rss(struct conn_state *c)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	if (!c->rss_bytes) {
+		c->rss_bytes = process_rss_pages(task, true) << 12; /* 4 KiB pages */
+		c->rss_count_base = process_rss_pages(task, false);
+		return;
+	}
+	__s64 moved = (__s64)process_rss_pages(task, false) - (__s64)c->rss_count_base;
+	c->rss_bytes += moved * 4096;
+	c->rss_count_base += moved;
 }
 
 #endif /* __PC_RESOURCE_TRACKER_BPF_H */

@@ -103,8 +103,8 @@ export function buildGoServer(): string {
 }
 
 /** Go net/http server (goroutine per connection, handler locked to its OS thread). */
-export function startGoServer(): Promise<RunningServer> {
-  return startServer(buildGoServer(), ['0']);
+export function startGoServer(env: Record<string, string> = {}): Promise<RunningServer> {
+  return startServer(buildGoServer(), ['0'], env);
 }
 
 /** Compiles (or reuses) test/servers/java; returns the class path directory. */
@@ -117,8 +117,10 @@ export function buildJavaServer(): string {
 }
 
 /** Java com.sun.net.httpserver.HttpServer on a fixed pool of 8 threads. */
-export function startJavaServer(): Promise<RunningServer> {
-  return startServer('java', ['-Xss512k', '-XX:+UseSerialGC', '-Xmx256m', '-cp', buildJavaServer(), 'GroundTruthServer', '0']);
+export function startJavaServer(env: Record<string, string> = {}): Promise<RunningServer> {
+  // nodelay: head and body are separate writes; without it Nagle adds the client's 40 ms ACK delay.
+  const args = ['-Xss512k', '-XX:+UseSerialGC', '-Xmx256m', '-Dsun.net.httpserver.nodelay=true', '-cp', buildJavaServer(), 'GroundTruthServer', '0'];
+  return startServer('java', args, env);
 }
 
 function accepts(port: number): Promise<boolean> {

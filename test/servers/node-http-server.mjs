@@ -7,6 +7,9 @@
 //   X-Vm-Rss-Bytes: VmRSS of this process right before the response is written.
 // /fanout?to=PORT makes two outbound calls while serving: one on a new connection, one on a
 // pooled keep-alive connection (opened by an earlier /warm?to=PORT).
+// With PERFCATCH_TRUTH_FILE set, each request also appends "<x-correlation-id> <cpu_ns>
+// <rss_bytes>" once its response is written: CPU from the handler's start to just after
+// res.end() (so the write is included), VmRSS right after it.
 import fs from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -45,6 +48,9 @@ function call(to, path, agent) {
   });
 }
 
+const truthFile = process.env.PERFCATCH_TRUTH_FILE;
+const truthFd = truthFile ? fs.openSync(truthFile, 'a') : null;
+
 function respond(res, status, body, t0) {
   const cpu = threadCpuNs() - t0;
   res.writeHead(status, {
@@ -54,6 +60,11 @@ function respond(res, status, body, t0) {
     'X-Vm-Rss-Bytes': String(vmRssBytes()),
   });
   res.end(body);
+  const id = res.req.headers['x-correlation-id'];
+  if (truthFd !== null && id) {
+    const total = threadCpuNs() - t0;
+    fs.writeSync(truthFd, `${id} ${Math.round(total)} ${vmRssBytes()}\n`);
+  }
 }
 
 const server = http.createServer((req, res) => {
@@ -71,6 +82,18 @@ const server = http.createServer((req, res) => {
       const pooled = await call(to, '/dep-pooled', pool);
       return `fanout ${fresh.status} ${pooled.status}\n`;
     })().then((body) => respond(res, status, body, t0), (e) => respond(res, 502, String(e), t0));
+    return;
+  }
+  if (url.pathname === '/chunked') {
+    // A chunked response: several writes, no Content-Length.
+    const parts = Number(url.searchParams.get('parts') ?? 4);
+    const size = Number(url.searchParams.get('size') ?? 1000);
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(status, { 'Content-Type': 'text/plain', 'X-Thread-Cpu-Ns': String(Math.round(threadCpuNs() - t0)) });
+      for (let i = 0; i < parts; i++) res.write(Buffer.alloc(size, 97 + (i % 26)));
+      res.end();
+    });
     return;
   }
   const chunks = [];

@@ -1,7 +1,10 @@
 """Ground-truth Python server: ThreadingHTTPServer, HTTP/1.1 keep-alive, one thread per
 connection. Prints "LISTENING <port>" once bound. X-Thread-Cpu-Ns reports the handler
 thread's CPU time (time.thread_time_ns) spent producing the response."""
+import os
+import socket
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -23,11 +26,28 @@ def burn_cpu(ms):
     return x
 
 
+TRUTH_FILE = os.environ.get("PERFCATCH_TRUTH_FILE")
+TRUTH = open(TRUTH_FILE, "a", buffering=1) if TRUTH_FILE else None
+TRUTH_LOCK = threading.Lock()
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def handle_one_request(self):
+        # The truth clock starts before the request line is read: parsing is part of the
+        # request's cost (the thread's CPU clock does not advance while it waits for bytes).
+        self._truth_t0 = time.thread_time_ns()
+        super().handle_one_request()
+
     def log_message(self, *args):
         pass
+
+    def setup(self):
+        super().setup()
+        # Head and body go out in two writes: without NODELAY, Nagle holds the body until the
+        # client's delayed ACK (40 ms), and the client's latency stops matching the server's.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _respond(self):
         t0 = time.thread_time_ns()
@@ -53,6 +73,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-Vm-Rss-Bytes", str(vm_rss_bytes()))
         self.end_headers()
         self.wfile.write(body)
+        cid = self.headers.get("X-Correlation-ID")
+        if TRUTH and cid:
+            line = f"{cid} {time.thread_time_ns() - self._truth_t0} {vm_rss_bytes()}\n"
+            with TRUTH_LOCK:
+                TRUTH.write(line)
 
     do_GET = _respond
     do_POST = _respond

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"sync"
 	"bytes"
 	"fmt"
 	"io"
@@ -109,12 +110,36 @@ func handle(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Vm-Rss-Bytes", strconv.FormatInt(vmRSSBytes(), 10))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+	// Ground truth for the tests: CPU until the response has been handed to the kernel.
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	if id := r.Header.Get("X-Correlation-Id"); truth != nil && id != "" {
+		line := fmt.Sprintf("%s %d %d\n", id, threadCPUNs()-t0, vmRSSBytes())
+		truthMu.Lock()
+		_, _ = truth.WriteString(line)
+		truthMu.Unlock()
+	}
 }
+
+// With PERFCATCH_TRUTH_FILE set, each request appends "<x-correlation-id> <cpu_ns> <rss>".
+var (
+	truth   *os.File
+	truthMu sync.Mutex
+)
 
 func main() {
 	port := "0"
 	if len(os.Args) > 1 {
 		port = os.Args[1]
+	}
+	if path := os.Getenv("PERFCATCH_TRUTH_FILE"); path != "" {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		truth = f
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
 	if err != nil {

@@ -69,8 +69,17 @@ public final class GroundTruthServer {
         return q;
     }
 
+    /** CPU clock of this pool thread when it finished its previous exchange. */
+    private static final ThreadLocal<Long> LAST_END = new ThreadLocal<>();
+    private static final String TRUTH_FILE = System.getenv("PERFCATCH_TRUTH_FILE");
+    private static final Object TRUTH_LOCK = new Object();
+
     private static void handle(HttpExchange ex) throws IOException {
         long t0 = threadCpuNs();
+        // The request line and headers were parsed on this thread before handle(): the truth
+        // clock starts where this thread's previous exchange ended.
+        Long prevEnd = LAST_END.get();
+        long truthStart = prevEnd != null ? prevEnd : t0;
         try (ex) {
             URI uri = ex.getRequestURI();
             Map<String, String> q = query(uri);
@@ -106,6 +115,16 @@ public final class GroundTruthServer {
                 }
             }
         }
+        long end = threadCpuNs();
+        String id = ex.getRequestHeaders().getFirst("X-Correlation-ID");
+        if (TRUTH_FILE != null && id != null) {
+            String line = id + " " + (end - truthStart) + " " + vmRssBytes() + "\n";
+            synchronized (TRUTH_LOCK) {
+                Files.writeString(Path.of(TRUTH_FILE), line, StandardCharsets.ISO_8859_1,
+                        java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+            }
+        }
+        LAST_END.set(threadCpuNs()); // after the bookkeeping, which is not the next request's
     }
 
     public static void main(String[] args) throws IOException {
