@@ -48,7 +48,7 @@ struct conn_state {
 	__u64 start_ns;
 	__u64 end_ns;
 	__u64 cpu_ns;            /* server: charged so far (atomic: other threads may charge it) */
-	__u64 cpu_at_last_write; /* server: cpu_ns when the last response byte left */
+	__u64 cpu_at_last_write; /* server: cpu_ns when the last response byte left (pipelining) */
 	__u64 bytes_received;
 	__u64 bytes_sent;
 	__u64 rss_bytes;
@@ -120,8 +120,8 @@ struct thread_state {
 	struct conn_key owner;
 	__u64 owner_conn_id;
 	__u32 owner_seq;
-	__u32 _pad;
-	__u64 oncpu_since; /* 0 while off CPU */
+	__u32 owner_closed; /* slept after its owner's response started: charge nothing more */
+	__u64 oncpu_since;  /* 0 while off CPU or closed */
 };
 
 struct {

@@ -64,6 +64,9 @@ static __always_inline bool admit(struct task_struct *task, __u32 tgid, __u16 lo
 
 /* ---- request records --------------------------------------------------------------------- */
 
+/* emit_request() flag, never sent: emitted at a pipelined response boundary. */
+#define EMIT_AT_RESPONSE_BOUNDARY (1u << 31)
+
 static __always_inline void emit_request(struct conn_key *key, struct conn_state *c, __u32 flags)
 {
 	/* Its outbound exchanges first, so that userspace has them when the request arrives. */
@@ -76,14 +79,15 @@ static __always_inline void emit_request(struct conn_key *key, struct conn_state
 		return;
 	}
 	r->type = PC_REC_REQUEST;
-	r->flags = c->flags | flags;
+	r->flags = (c->flags | flags) & ~EMIT_AT_RESPONSE_BOUNDARY;
 	r->pid = key->tgid;
 	r->tid = c->tid;
 	r->conn_id = c->conn_id;
 	r->cgroup_id = c->cgroup_id;
 	r->start_ns = c->start_ns;
 	r->end_ns = c->end_ns ? c->end_ns : c->start_ns;
-	r->cpu_ns = c->cpu_at_last_write;
+	/* At a pipelined response boundary the CPU since the last write is the next request's. */
+	r->cpu_ns = (flags & EMIT_AT_RESPONSE_BOUNDARY) ? c->cpu_at_last_write : c->cpu_ns;
 	r->bytes_received = c->bytes_received;
 	r->bytes_sent = c->bytes_sent;
 	r->rss_bytes = c->rss_bytes;
@@ -132,7 +136,7 @@ static __always_inline void begin_request(struct conn_state *c, __u32 tid, __u64
 /* A response starts while the previous one is done: pipelined requests read in one batch. */
 static __always_inline void begin_pipelined_request(struct conn_key *key, struct conn_state *c)
 {
-	emit_request(key, c, 0);
+	emit_request(key, c, EMIT_AT_RESPONSE_BOUNDARY);
 	/* On-CPU time since the previous response's last write belongs to this request. */
 	__u64 tail_cpu = c->cpu_ns - c->cpu_at_last_write;
 	__u64 start = c->start_ns;

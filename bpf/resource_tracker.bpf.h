@@ -7,24 +7,32 @@
  * changes, is charged to the owner. Exact for thread-per-request servers and for event loops
  * whose handlers run synchronously between reading a request and writing its response; work
  * handed to other threads is charged to whatever those threads last served.
+ *
+ * A request's CPU includes its epilogue after the last write, until the thread next sleeps
+ * (a voluntary switch, not a preemption) or serves another request: for an event loop under
+ * load the requests' CPU then adds up to the loop's, while work a thread does after waking
+ * up again (timers, background jobs) is not charged to the request it served last.
  */
 #ifndef __PC_RESOURCE_TRACKER_BPF_H
 #define __PC_RESOURCE_TRACKER_BPF_H
 
 #include "maps.bpf.h"
 
-/* Add the thread's on-CPU time since the last charge to its owner, and restart the clock. */
-static __always_inline void charge_owner(struct thread_state *ts, __u64 now)
+/*
+ * Add the thread's on-CPU time since the last charge to its owner, and restart the clock.
+ * Returns the owner's phase, or PHASE_IDLE when there is no live owner.
+ */
+static __always_inline __u32 charge_owner(struct thread_state *ts, __u64 now)
 {
-	if (!ts->oncpu_since)
-		return;
-	__u64 delta = now - ts->oncpu_since;
-	ts->oncpu_since = now;
-
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &ts->owner);
-	/* The owner may have moved on to its next request or closed: then drop the slice. */
-	if (c && c->conn_id == ts->owner_conn_id && c->seq == ts->owner_seq)
-		__sync_fetch_and_add(&c->cpu_ns, delta);
+	/* The owner may have been reported (idle flush), or closed: then drop the slice. */
+	if (!c || c->conn_id != ts->owner_conn_id || c->seq != ts->owner_seq || c->phase == PHASE_FLUSHED)
+		return PHASE_IDLE;
+	if (ts->oncpu_since) {
+		__sync_fetch_and_add(&c->cpu_ns, now - ts->oncpu_since);
+		ts->oncpu_since = now;
+	}
+	return c->phase;
 }
 
 /* Called on a tracked syscall exit: settle the current slice, then make `c` the owner. */
@@ -46,6 +54,7 @@ static __always_inline void set_owner(__u32 tid, struct conn_key *key, struct co
 	ts->owner_conn_id = c->conn_id;
 	ts->owner_seq = c->seq;
 	ts->oncpu_since = now;
+	ts->owner_closed = 0;
 }
 
 /* Charge whatever the calling thread ran since its last charge to its current owner. */
@@ -66,11 +75,14 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	/* Only threads that ever served a tracked request are in the map. */
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (ts) {
-		charge_owner(ts, now);
+		__u32 phase = charge_owner(ts, now);
 		ts->oncpu_since = 0;
+		/* Going to sleep once the response has started: the request's work is done. */
+		if (!preempt && phase != PHASE_READING)
+			ts->owner_closed = 1;
 	}
 	ts = bpf_map_lookup_elem(&threads, &next_tid);
-	if (ts)
+	if (ts && !ts->owner_closed)
 		ts->oncpu_since = now;
 	return 0;
 }

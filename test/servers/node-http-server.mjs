@@ -62,8 +62,11 @@ function respond(res, status, body, t0) {
   res.end(body);
   const id = res.req.headers['x-correlation-id'];
   if (truthFd !== null && id) {
+    // RSS first, then the clock: the request's CPU runs until the thread goes back to the
+    // event loop, so the bookkeeping belongs inside the measured window.
+    const rss = vmRssBytes();
     const total = threadCpuNs() - t0;
-    fs.writeSync(truthFd, `${id} ${Math.round(total)} ${vmRssBytes()}\n`);
+    fs.writeSync(truthFd, `${id} ${Math.round(total)} ${rss}\n`);
   }
 }
 

@@ -115,7 +115,8 @@ func handle(w http.ResponseWriter, r *http.Request) {
 		f.Flush()
 	}
 	if id := r.Header.Get("X-Correlation-Id"); truth != nil && id != "" {
-		line := fmt.Sprintf("%s %d %d\n", id, threadCPUNs()-t0, vmRSSBytes())
+		rss := vmRSSBytes() // before the clock: the bookkeeping is in the window
+		line := fmt.Sprintf("%s %d %d\n", id, threadCPUNs()-t0, rss)
 		truthMu.Lock()
 		_, _ = truth.WriteString(line)
 		truthMu.Unlock()

@@ -115,10 +115,10 @@ public final class GroundTruthServer {
                 }
             }
         }
-        long end = threadCpuNs();
         String id = ex.getRequestHeaders().getFirst("X-Correlation-ID");
         if (TRUTH_FILE != null && id != null) {
-            String line = id + " " + (end - truthStart) + " " + vmRssBytes() + "\n";
+            long rss = vmRssBytes(); // before the clock: the bookkeeping is in the window
+            String line = id + " " + (threadCpuNs() - truthStart) + " " + rss + "\n";
             synchronized (TRUTH_LOCK) {
                 Files.writeString(Path.of(TRUTH_FILE), line, StandardCharsets.ISO_8859_1,
                         java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);

@@ -1,0 +1,67 @@
+/**
+ * An event loop under concurrent load: many connections interleave on one thread, so CPU
+ * must be split between them by the owner-thread rule. The sum over requests must be within
+ * 5% of the CPU the process spent in the same window (/proc/<pid>/stat).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { startAgent, type RunningAgent } from '../harness/agent.ts';
+import { waitFor } from '../harness/ports.ts';
+import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
+import { startNodeServer, type RunningServer } from '../harness/runtimes.ts';
+import type { RequestRecord } from '../../src/types.ts';
+
+const CONNECTIONS = 8;
+const PER_CONNECTION = 60;
+const TICKS_PER_SECOND = 100; // USER_HZ
+
+/** utime + stime of the whole process, in ms. */
+function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+}
+
+describe('event loop under concurrent load', () => {
+  let agent: RunningAgent;
+  let server: RunningServer;
+
+  before(async () => {
+    server = await startNodeServer({ OTEL_SERVICE_NAME: 'loop-node' });
+    agent = await startAgent(['--ports', String(server.port)]);
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await server?.stop();
+  });
+
+  it(`${CONNECTIONS} interleaved connections: the requests' CPU adds up to the process's`, async () => {
+    const clients = Array.from({ length: CONNECTIONS }, () => new RawHttpClient(server.port));
+    await Promise.all(clients.map((c) => c.ready));
+    await new Promise((r) => setTimeout(r, 300)); // let the server go quiet
+    const before = processCpuMs(server.pid);
+    const mainBefore = Number(readFileSync(`/proc/${server.pid}/task/${server.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+    await Promise.all(
+      clients.map(async (c, ci) => {
+        for (let i = 0; i < PER_CONNECTION; i++) {
+          await c.request(getRequest(`/compute?ms=${1 + (i % 4)}`, { 'X-Correlation-ID': `loop-${ci}-${i}` }));
+        }
+      }),
+    );
+    const spent = processCpuMs(server.pid) - before;
+    const mainSpent = Number(readFileSync(`/proc/${server.pid}/task/${server.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6 - mainBefore;
+    await Promise.all(clients.map((c) => c.close()));
+    const records = await waitFor('all records', async () => {
+      const r = await agent.get<{ count: number; requests: RequestRecord[] }>('/api/requests?process=loop-node&limit=10000');
+      return r.body.count >= CONNECTIONS * PER_CONNECTION ? r.body.requests : undefined;
+    });
+    assert.equal(records.length, CONNECTIONS * PER_CONNECTION);
+    const sum = records.reduce((n, r) => n + r.cpu_time_ms, 0);
+    console.log(
+      `event loop: requests' CPU ${sum.toFixed(1)} ms, loop thread ${mainSpent.toFixed(1)} ms, process ${spent.toFixed(1)} ms (${((100 * sum) / spent).toFixed(1)}%)`,
+    );
+    assert.ok(Math.abs(sum - spent) / spent <= 0.05, `sum ${sum} ms vs process ${spent} ms`);
+  });
+});
