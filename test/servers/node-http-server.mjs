@@ -8,8 +8,9 @@
 // /fanout?to=PORT makes two outbound calls while serving: one on a new connection, one on a
 // pooled keep-alive connection (opened by an earlier /warm?to=PORT).
 // With PERFCATCH_TRUTH_FILE set, each request also appends "<x-correlation-id> <cpu_ns>
-// <rss_bytes>" once its response is written: CPU from the handler's start to just after
-// res.end() (so the write is included), VmRSS right after it.
+// <rss_bytes>" once its response is written: CPU from the socket's first 'data' event for
+// the request (so HTTP parsing is included) to just after res.end() (so the write is),
+// VmRSS right after it.
 import fs from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -61,11 +62,14 @@ function respond(res, status, body, t0) {
   });
   res.end(body);
   const id = res.req.headers['x-correlation-id'];
+  const socket = res.req.socket;
+  const start = socket[requestStart] ?? t0;
+  socket[requestStart] = undefined; // the next 'data' starts the next request
   if (truthFd !== null && id) {
     // RSS first, then the clock: the request's CPU runs until the thread goes back to the
     // event loop, so the bookkeeping belongs inside the measured window.
     const rss = vmRssBytes();
-    const total = threadCpuNs() - t0;
+    const total = threadCpuNs() - start;
     fs.writeSync(truthFd, `${id} ${Math.round(total)} ${rss}\n`);
   }
 }
@@ -114,6 +118,13 @@ const server = http.createServer((req, res) => {
       body = `hello ${url.pathname}\n`;
     }
     respond(res, status, body, t0);
+  });
+});
+// The thread clock when a request's first bytes reach JavaScript, before HTTP parsing.
+const requestStart = Symbol('requestStart');
+server.on('connection', (socket) => {
+  socket.prependListener('data', () => {
+    if (socket[requestStart] === undefined) socket[requestStart] = threadCpuNs();
   });
 });
 server.keepAliveTimeout = 60_000;
