@@ -33,6 +33,11 @@ export interface RequestRecord {
   pid: number;
   process_name: string;
   service_name: string;
+  /** Kubernetes namespace and pod of the process, when known (else null). */
+  namespace: string | null;
+  pod_name: string | null;
+  /** Bounded-cardinality form of the path (id-like segments as {id}), for grouping. */
+  route: string | null;
   local_port: number;
   remote_ip: string;
   remote_port: number;

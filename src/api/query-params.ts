@@ -22,7 +22,18 @@ type ParamParser = (value: string, name: string) => Partial<RequestQuery>;
 
 const PARSERS: Record<string, ParamParser> = {
   process: (v) => ({ process: v }),
+  namespace: (v) => ({ namespace: v }),
+  pod: (v) => ({ pod: v }),
   correlation_id: (v) => ({ correlation_id: v }),
+  correlation_id_regex: (v, name) => {
+    // Bounded: the pattern runs against every stored record.
+    if (v.length > 200) throw invalid(name, v.slice(0, 20) + '...', 'a regular expression of at most 200 characters');
+    try {
+      return { correlation_id_regex: new RegExp(v) };
+    } catch {
+      throw invalid(name, v, 'a valid regular expression');
+    }
+  },
   method: (v) => ({ method: v }),
   path: (v) => ({ path: v }),
   status: (v, name) => ({ status: integerIn(v, name, 100, 599) }),

@@ -6,6 +6,7 @@ import type { AssembledRequest } from '../assemble/request-assembler.ts';
 import { readRssBytes, type ProcessInfoCache } from '../enrich/process-info.ts';
 import type { CorrelationExtractor } from '../http/correlation.ts';
 import { parseRequestHead, parseResponseHead, type HttpRequestHead } from '../http/parse.ts';
+import { routeTemplate } from '../http/route.ts';
 import { parseTraceParent, type TraceParent } from '../http/traceparent.ts';
 import { newSpanId, newTraceId } from '../otel/ids.ts';
 import type { RequestRecord } from '../types.ts';
@@ -64,6 +65,9 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     pid: k.pid,
     process_name: proc.processName,
     service_name: proc.serviceName,
+    namespace: null,
+    pod_name: null,
+    route: http ? routeTemplate(http.path) : null,
     local_port: k.localPort,
     remote_ip: k.remoteAddr,
     remote_port: k.remotePort,

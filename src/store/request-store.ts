@@ -10,7 +10,11 @@ export const DEFAULT_LIMIT = 50;
 export interface RequestQuery {
   /** Matches process_name or service_name exactly. */
   process?: string;
+  namespace?: string;
+  pod?: string;
   correlation_id?: string;
+  /** Matched against correlation_id (a compiled, length-bounded RegExp). */
+  correlation_id_regex?: RegExp;
   /** Case-insensitive. */
   method?: string;
   /** Exact match against http_path. */
@@ -73,6 +77,9 @@ export class RequestStore {
       if (r.timestamp < oldestTimestamp) continue;
       if (filter.process !== undefined && r.process_name !== filter.process && r.service_name !== filter.process) continue;
       if (filter.correlation_id !== undefined && r.correlation_id !== filter.correlation_id) continue;
+      if (filter.correlation_id_regex !== undefined && (r.correlation_id === null || !filter.correlation_id_regex.test(r.correlation_id))) continue;
+      if (filter.namespace !== undefined && r.namespace !== filter.namespace) continue;
+      if (filter.pod !== undefined && r.pod_name !== filter.pod) continue;
       if (method !== undefined && r.http_method?.toUpperCase() !== method) continue;
       if (filter.path !== undefined && r.http_path !== filter.path) continue;
       if (filter.status !== undefined && r.http_status !== filter.status) continue;

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AgentMetrics, PROMETHEUS_CONTENT_TYPE } from '../../src/metrics/agent-metrics.ts';
 import type { AgentCounters, PipelineCounters, RequestRecord } from '../../src/types.ts';
+import { sampleRecord } from './sample-record.ts';
 
 function record(overrides: Partial<RequestRecord>): RequestRecord {
-  return {
+  return sampleRecord({
     request_id: 'r',
     trace_id: 'a'.repeat(32),
     span_id: 'b'.repeat(16),
@@ -27,7 +28,7 @@ function record(overrides: Partial<RequestRecord>): RequestRecord {
     http_status: 200,
     dependencies: [],
     ...overrides,
-  };
+  });
 }
 
 const agentCounters: AgentCounters = {

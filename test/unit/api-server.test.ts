@@ -3,9 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import { startApiServer, type ApiServer } from '../../src/api/server.ts';
 import { RequestStore } from '../../src/store/request-store.ts';
 import type { RequestRecord } from '../../src/types.ts';
+import { sampleRecord } from './sample-record.ts';
 
 function record(id: string, overrides: Partial<RequestRecord> = {}): RequestRecord {
-  return {
+  return sampleRecord({
     request_id: id,
     trace_id: 'a'.repeat(32),
     span_id: 'b'.repeat(16),
@@ -28,7 +29,7 @@ function record(id: string, overrides: Partial<RequestRecord> = {}): RequestReco
     http_status: 200,
     dependencies: [],
     ...overrides,
-  };
+  });
 }
 
 describe('API server', () => {

@@ -42,6 +42,12 @@ describe('parseRequestQuery', () => {
     assert.deepEqual(parse('since=10080&status=599'), { since_minutes: 10080, status: 599 });
   });
 
+  it('compiles correlation_id_regex and rejects invalid or oversized patterns', () => {
+    assert.ok(parse('correlation_id_regex=%5Eorder-%5Cd%2B%24').correlation_id_regex?.test('order-42'));
+    assertRejects('correlation_id_regex=(unclosed', 'correlation_id_regex', /valid regular expression/);
+    assertRejects(`correlation_id_regex=${'a'.repeat(201)}`, 'correlation_id_regex', /at most 200/);
+  });
+
   it('rejects bad values, naming the parameter', () => {
     assertRejects('status=abc', 'status', /^status: expected an integer 100-599, got "abc"$/);
     assertRejects('status=99', 'status');
@@ -107,7 +113,8 @@ describe('parseRequestQuery', () => {
         // The query field for ?since= is since_minutes; every other field is named as its parameter.
         const parameter = key === 'since_minutes' ? 'since' : key;
         assert.ok(QUERY_PARAMETERS.includes(parameter), `${JSON.stringify(search)} produced ${key}`);
-        if (typeof value === 'string') assert.notEqual(value, '');
+        if (value instanceof RegExp) assert.ok(value.source.length <= 200);
+        else if (typeof value === 'string') assert.notEqual(value, '');
         else assert.ok(Number.isFinite(value) && value >= 0, `${JSON.stringify(search)}: ${key}=${value}`);
       }
       for (const [key, [min, max]] of Object.entries(limits)) {

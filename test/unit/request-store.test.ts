@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RequestStore } from '../../src/store/request-store.ts';
 import type { RequestRecord } from '../../src/types.ts';
+import { sampleRecord } from './sample-record.ts';
 
 const NOW = 1_800_000_000;
 
 function record(id: number, overrides: Partial<RequestRecord> = {}): RequestRecord {
-  return {
+  return sampleRecord({
     request_id: `req-${id}`,
     trace_id: '0'.repeat(32),
     span_id: '0'.repeat(16),
@@ -29,7 +30,7 @@ function record(id: number, overrides: Partial<RequestRecord> = {}): RequestReco
     http_status: 200,
     dependencies: [],
     ...overrides,
-  };
+  });
 }
 
 const ids = (records: RequestRecord[]) => records.map((r) => r.request_id);
