@@ -80,3 +80,11 @@ function integerIn(value: string, name: string, min: number, max: number): numbe
 function invalid(name: string, value: string, expected: string): QueryParamError {
   return new QueryParamError(name, `${name}: expected ${expected}, got ${JSON.stringify(value)}`);
 }
+
+/** For endpoints that only take `since` (minutes, default 5). */
+export function parseSinceOnly(params: URLSearchParams): number {
+  for (const name of params.keys()) {
+    if (name !== 'since') throw new QueryParamError(name, `unknown parameter ${JSON.stringify(name)}; expected since`);
+  }
+  return parseRequestQuery(params).since_minutes ?? 5;
+}

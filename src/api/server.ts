@@ -1,16 +1,18 @@
 /**
- * The agent's HTTP API on node:http: /health, /api/requests and /metrics.
- * Kept framework-free; three read-only routes do not need routing machinery.
+ * The agent's HTTP API on node:http: /health, /metrics, /api/requests, /api/requests/{id},
+ * /api/services and /api/openapi.json. Framework-free: a handful of read-only routes.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { RequestStore } from '../store/request-store.ts';
-import { parseRequestQuery, QueryParamError } from './query-params.ts';
+import type { RequestReader } from '../store/request-reader.ts';
+import { summarizeServices } from '../store/service-summary.ts';
+import { OPENAPI } from './openapi.ts';
+import { parseRequestQuery, parseSinceOnly, QueryParamError } from './query-params.ts';
 
 export interface ApiServerOptions {
   host: string;
   port: number;
-  store: RequestStore;
+  store: RequestReader;
   health: () => { ok: boolean; body: unknown };
   metrics: () => Promise<{ contentType: string; body: string }>;
   /** Told about unexpected handler failures (answered with 500). */
@@ -35,14 +37,37 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
       const requests = opts.store.query(parseRequestQuery(query));
       sendJson(res, 200, { count: requests.length, requests });
     }],
+    ['/api/services', (query, res) => {
+      const services = summarizeServices(opts.store.records(parseSinceOnly(query)));
+      sendJson(res, 200, { count: services.length, services });
+    }],
+    ['/api/openapi.json', (_query, res) => sendJson(res, 200, OPENAPI)],
     ['/metrics', async (_query, res) => {
       const { contentType, body } = await opts.metrics();
       res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body);
     }],
   ]);
 
+  const byIdPrefix = '/api/requests/';
+  const requestById = (pathname: string): Route | undefined => {
+    if (!pathname.startsWith(byIdPrefix) || pathname.length === byIdPrefix.length) return undefined;
+    let id: string;
+    try {
+      id = decodeURIComponent(pathname.slice(byIdPrefix.length));
+    } catch {
+      return () => {
+        throw new QueryParamError('request_id', 'request_id: not a valid percent-encoded id');
+      };
+    }
+    return (_query, res) => {
+      const r = opts.store.findById(id);
+      if (r) sendJson(res, 200, r);
+      else sendJson(res, 404, { error: `no request ${JSON.stringify(id)} (it may have left the buffer)` });
+    };
+  };
+
   const server = http.createServer((req, res) => {
-    handle(routes, req, res).catch((err: unknown) => {
+    handle(routes, requestById, req, res).catch((err: unknown) => {
       opts.log?.error(`api: ${req.method} ${req.url}: ${err instanceof Error ? err.message : String(err)}`);
       if (res.headersSent) res.destroy();
       else sendJson(res, 500, { error: 'internal error' });
@@ -69,14 +94,19 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   });
 }
 
-async function handle(routes: Map<string, Route>, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function handle(
+  routes: Map<string, Route>,
+  requestById: (pathname: string) => Route | undefined,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
   // Split by hand rather than with `new URL`, which would read "//x" as a host name.
   const url = req.url ?? '/';
   const queryStart = url.indexOf('?');
   const pathname = queryStart === -1 ? url : url.slice(0, queryStart);
-  const route = routes.get(pathname);
+  const route = routes.get(pathname) ?? requestById(pathname);
   if (route === undefined) {
-    sendJson(res, 404, { error: `no such endpoint: ${pathname}; try /health, /api/requests or /metrics` });
+    sendJson(res, 404, { error: `no such endpoint: ${pathname}; see /api/openapi.json` });
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -59,6 +59,17 @@ export class RequestStore {
     if (this.#size < this.capacity) this.#size++;
   }
 
+  /** Every stored record whose request started within `sinceMinutes`, in no particular order. */
+  records(sinceMinutes: number, nowSeconds: number = Date.now() / 1000): RequestRecord[] {
+    const oldest = nowSeconds - sinceMinutes * 60;
+    const out: RequestRecord[] = [];
+    for (let i = 0; i < this.#size; i++) {
+      const r = this.#slots[i]!;
+      if (r.timestamp >= oldest) out.push(r);
+    }
+    return out;
+  }
+
   findById(requestId: string): RequestRecord | undefined {
     const slot = this.#slotById.get(requestId);
     return slot === undefined ? undefined : this.#slots[slot];

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { startApiServer, type ApiServer } from '../../src/api/server.ts';
 import { RequestStore } from '../../src/store/request-store.ts';
 import type { RequestRecord } from '../../src/types.ts';
+import { QUERY_PARAMETERS } from '../../src/api/query-params.ts';
 import { sampleRecord } from './sample-record.ts';
 
 function record(id: string, overrides: Partial<RequestRecord> = {}): RequestRecord {
@@ -126,6 +127,44 @@ describe('API server', () => {
       metricsFail = false;
     }
     assert.equal((await fetch(`${base}/health`)).status, 200);
+  });
+
+  it('GET /api/requests/{id} returns one request, 404 for an unknown id, 400 for a broken one', async () => {
+    const one = await getJson('/api/requests/r2');
+    assert.equal(one.status, 200);
+    assert.deepEqual(one.body, store.findById('r2'));
+    const missing = await getJson('/api/requests/nope');
+    assert.equal(missing.status, 404);
+    assert.match(missing.body.error, /nope/);
+    const broken = await getJson('/api/requests/%E0%A4%A');
+    assert.equal(broken.status, 400);
+    assert.equal(broken.body.parameter, 'request_id');
+  });
+
+  it('GET /api/services aggregates per service, and only takes since', async () => {
+    const { status, body } = await getJson('/api/services?since=60');
+    assert.equal(status, 200);
+    assert.equal(body.count, 1);
+    const svc = body.services[0];
+    assert.equal(svc.service_name, 'checkout');
+    assert.equal(svc.count, 3);
+    assert.equal(svc.errors, 1);
+    assert.ok(Math.abs(svc.error_rate - 1 / 3) < 1e-9);
+    for (const k of ['p50', 'p95', 'p99']) assert.equal(typeof svc.duration_ms[k], 'number');
+    const bad = await getJson('/api/services?limit=3');
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.parameter, 'limit');
+  });
+
+  it('GET /api/openapi.json describes every route and /api/requests parameter', async () => {
+    const { status, body } = await getJson('/api/openapi.json');
+    assert.equal(status, 200);
+    assert.equal(body.openapi, '3.1.0');
+    for (const p of ['/api/requests', '/api/requests/{request_id}', '/api/services', '/health', '/metrics', '/api/openapi.json']) {
+      assert.ok(body.paths[p], p);
+    }
+    const documented = body.paths['/api/requests'].get.parameters.map((p: { name: string }) => p.name).sort();
+    assert.deepEqual(documented, [...QUERY_PARAMETERS].sort());
   });
 
   it('answers 404 JSON for unknown paths', async () => {
