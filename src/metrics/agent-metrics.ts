@@ -34,6 +34,7 @@ export interface AgentMetricsSources {
 }
 
 export class AgentMetrics {
+  readonly #routes = new RouteLimiter();
   readonly #provider: MeterProvider;
   readonly #reader: PrometheusExporter;
   // The exporter's own serializer is private; this one is configured the same way.
@@ -107,7 +108,7 @@ export class AgentMetrics {
   }
 
   recordRequest(r: RequestRecord): void {
-    const labels = requestLabels(r);
+    const labels = requestLabels(r, this.#routes.label(r.service_name, r.route));
     this.#requests.add(1, labels);
     this.#duration.record(r.duration_ms, labels);
     this.#cpu.record(r.cpu_time_ms, labels);
@@ -125,15 +126,42 @@ export class AgentMetrics {
   }
 }
 
-/** Only bounded labels: never the path, peer address or correlation id. */
-function requestLabels(r: RequestRecord): Attributes {
-  return {
+/** Only bounded labels: never the raw path, peer address, request or correlation id. */
+function requestLabels(r: RequestRecord, route: string): Attributes {
+  const labels: Attributes = {
     service: r.service_name,
     process: r.process_name,
     port: String(r.local_port),
     method: normaliseMethod(r.http_method),
     status_class: statusClass(r.http_status),
+    route,
   };
+  if (r.namespace !== null) labels.namespace = r.namespace;
+  if (r.pod_name !== null) labels.pod = r.pod_name;
+  return labels;
+}
+
+/**
+ * Route templates replace id-like segments, but an application can still have unbounded
+ * distinct paths: past MAX_ROUTES_PER_SERVICE a service's new routes are labelled "other".
+ */
+export const MAX_ROUTES_PER_SERVICE = 200;
+
+class RouteLimiter {
+  readonly #seen = new Map<string, Set<string>>();
+
+  label(service: string, route: string | null): string {
+    if (route === null) return 'none';
+    let routes = this.#seen.get(service);
+    if (!routes) {
+      routes = new Set();
+      this.#seen.set(service, routes);
+    }
+    if (routes.has(route)) return route;
+    if (routes.size >= MAX_ROUTES_PER_SERVICE) return 'other';
+    routes.add(route);
+    return route;
+  }
 }
 
 function normaliseMethod(method: string | null): string {

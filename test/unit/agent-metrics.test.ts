@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AgentMetrics, PROMETHEUS_CONTENT_TYPE } from '../../src/metrics/agent-metrics.ts';
+import { AgentMetrics, MAX_ROUTES_PER_SERVICE, PROMETHEUS_CONTENT_TYPE } from '../../src/metrics/agent-metrics.ts';
 import type { AgentCounters, PipelineCounters, RequestRecord } from '../../src/types.ts';
 import { sampleRecord } from './sample-record.ts';
 
@@ -25,6 +25,7 @@ function record(overrides: Partial<RequestRecord>): RequestRecord {
     correlation_id: 'corr-secret',
     http_method: 'GET',
     http_path: '/users/12345?token=secret',
+    route: '/users/{id}',
     http_status: 200,
     dependencies: [],
     ...overrides,
@@ -117,22 +118,34 @@ describe('AgentMetrics', () => {
       record({}),
       record({ http_method: 'get' }),
       record({ http_method: 'BREW', http_status: 418, duration_ms: 3000 }),
-      record({ http_method: null, http_status: null, service_name: 'redis', process_name: 'redis-server', local_port: 6379 }),
+      record({ http_method: null, http_status: null, service_name: 'redis', process_name: 'redis-server', local_port: 6379, route: null }),
+      record({ namespace: 'shop', pod_name: 'checkout-7d9f' }),
     ]);
     const labels = 'service="checkout",process="node",port="8080"';
-    assert.equal(sample(text, `perfcatch_requests_total{${labels},method="GET",status_class="2xx"}`), 2);
-    assert.equal(sample(text, `perfcatch_requests_total{${labels},method="OTHER",status_class="4xx"}`), 1);
+    const r = 'route="/users/{id}"';
+    assert.equal(sample(text, `perfcatch_requests_total{${labels},method="GET",status_class="2xx",${r}}`), 2);
+    assert.equal(sample(text, `perfcatch_requests_total{${labels},method="OTHER",status_class="4xx",${r}}`), 1);
     assert.equal(
-      sample(text, 'perfcatch_requests_total{service="redis",process="redis-server",port="6379",method="OTHER",status_class="none"}'),
+      sample(text, 'perfcatch_requests_total{service="redis",process="redis-server",port="6379",method="OTHER",status_class="none",route="none"}'),
       1,
     );
-    assert.equal(sample(text, `perfcatch_request_duration_ms_bucket{${labels},method="OTHER",status_class="4xx",le="2500"}`), 0);
-    assert.equal(sample(text, `perfcatch_request_duration_ms_bucket{${labels},method="OTHER",status_class="4xx",le="5000"}`), 1);
-    assert.equal(sample(text, `perfcatch_request_cpu_ms_sum{${labels},method="GET",status_class="2xx"}`), 3);
+    assert.equal(sample(text, `perfcatch_requests_total{${labels},method="GET",status_class="2xx",${r},namespace="shop",pod="checkout-7d9f"}`), 1);
+    assert.equal(sample(text, `perfcatch_request_duration_ms_bucket{${labels},method="OTHER",status_class="4xx",${r},le="2500"}`), 0);
+    assert.equal(sample(text, `perfcatch_request_duration_ms_bucket{${labels},method="OTHER",status_class="4xx",${r},le="5000"}`), 1);
+    assert.equal(sample(text, `perfcatch_request_cpu_ms_sum{${labels},method="GET",status_class="2xx",${r}}`), 3);
 
-    for (const leaked of ['/users', 'token', 'secret', '10.0.0.2', 'BREW']) assert.ok(!text.includes(leaked), leaked);
+    for (const leaked of ['12345', 'token', 'secret', '10.0.0.2', 'BREW']) assert.ok(!text.includes(leaked), leaked);
     const labelNames = new Set([...text.matchAll(/[{,]([a-z_]+)="/g)].map((m) => m[1]));
-    assert.deepEqual([...labelNames].sort(), ['le', 'method', 'port', 'process', 'service', 'stage', 'status_class']);
+    assert.deepEqual([...labelNames].sort(), ['le', 'method', 'namespace', 'pod', 'port', 'process', 'route', 'service', 'stage', 'status_class']);
+  });
+
+  it('caps distinct routes per service', async () => {
+    const many = Array.from({ length: MAX_ROUTES_PER_SERVICE + 20 }, (_, i) => record({ route: `/page-${i}` }));
+    const text = await render(many);
+    const routes = new Set([...text.matchAll(/perfcatch_requests_total\{[^}]*route="([^"]+)"/g)].map((m) => m[1]));
+    assert.equal(routes.size, MAX_ROUTES_PER_SERVICE + 1);
+    assert.ok(routes.has('other'));
+    assert.equal(sample(text, 'perfcatch_requests_total{service="checkout",process="node",port="8080",method="GET",status_class="2xx",route="other"}'), 20);
   });
 
   it('reports pipeline counters and buffer fill', async () => {
