@@ -33,6 +33,12 @@ export interface AgentConfig {
   loaderPath: string;
   bpfObjectPath: string;
   logLevel: LogLevel;
+  /** SQLite file for persistence; null keeps requests in memory only. */
+  dbPath: string | null;
+  dbRetentionHours: number;
+  dbMaxSizeMb: number;
+  /** Prometheus remote-write endpoint for per-request samples; null switches it off. */
+  remoteWriteUrl: string | null;
 }
 
 /** A configuration problem, with a one-line message naming the flag or environment variable. */
@@ -70,6 +76,10 @@ const OPTIONS = [
   { flag: '--loader', env: ['PERFCATCH_LOADER'], arg: 'PATH', description: 'perfcatch-loader executable', defaultText: DEFAULT_LOADER_PATH },
   { flag: '--bpf-object', env: ['PERFCATCH_BPF_OBJECT'], arg: 'PATH', description: 'compiled BPF object', defaultText: DEFAULT_BPF_OBJECT_PATH },
   { flag: '--log-level', env: ['PERFCATCH_LOG_LEVEL'], arg: 'LEVEL', description: LOG_LEVELS.join('|'), defaultText: 'info' },
+  { flag: '--db', env: ['PERFCATCH_DB_PATH'], arg: 'PATH', description: 'persist requests to this SQLite file (created with mode 0600); the API then serves history from it', defaultText: 'none (memory only)' },
+  { flag: '--db-retention-hours', env: ['PERFCATCH_DB_RETENTION_HOURS'], arg: 'N', description: 'delete persisted requests older than this (1-87600)', defaultText: '168' },
+  { flag: '--db-max-size-mb', env: ['PERFCATCH_DB_MAX_SIZE_MB'], arg: 'N', description: 'delete the oldest persisted requests beyond this size (1-1000000)', defaultText: '1024' },
+  { flag: '--remote-write-url', env: ['PERFCATCH_REMOTE_WRITE_URL'], arg: 'URL', description: 'Prometheus remote-write endpoint for per-request samples (VictoriaMetrics, Mimir)', defaultText: 'none' },
 ] as const satisfies readonly OptionSpec[];
 
 type Flag = (typeof OPTIONS)[number]['flag'];
@@ -128,7 +138,23 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     loaderPath: orDefault(raw('--loader'), parsePath, DEFAULT_LOADER_PATH),
     bpfObjectPath: orDefault(raw('--bpf-object'), parsePath, DEFAULT_BPF_OBJECT_PATH),
     logLevel: orDefault(raw('--log-level'), parseLogLevel, 'info'),
+    dbPath: orDefault(raw('--db'), parsePath, null),
+    dbRetentionHours: orDefault(raw('--db-retention-hours'), (v) => parseInteger(v, 1, 87_600), 168),
+    dbMaxSizeMb: orDefault(raw('--db-max-size-mb'), (v) => parseInteger(v, 1, 1_000_000), 1024),
+    remoteWriteUrl: orDefault(raw('--remote-write-url'), parseHttpUrl, null),
   };
+}
+
+function parseHttpUrl(v: RawValue): string {
+  const expected = 'an http(s):// URL';
+  let url: URL;
+  try {
+    url = new URL(v.text.trim());
+  } catch {
+    fail(v, expected);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(v, expected);
+  return url.toString();
 }
 
 function defaultConfig(): AgentConfig {

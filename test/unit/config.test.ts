@@ -38,7 +38,23 @@ describe('parseAgentArgs', () => {
       loaderPath: path.join(PACKAGE_ROOT, 'loader/target/release/perfcatch-loader'),
       bpfObjectPath: path.join(PACKAGE_ROOT, 'build/perfcatch.bpf.o'),
       logLevel: 'info',
+      dbPath: null,
+      dbRetentionHours: 168,
+      dbMaxSizeMb: 1024,
+      remoteWriteUrl: null,
     });
+  });
+
+  it('reads the storage and remote-write flags, and refuses bad ones', () => {
+    const c = parseAgentArgs(['--db', '/var/lib/perfcatch/requests.db', '--db-retention-hours=24', '--db-max-size-mb', '50'], {
+      PERFCATCH_REMOTE_WRITE_URL: 'http://vm:8428/api/v1/write',
+    });
+    assert.equal(c.dbPath, '/var/lib/perfcatch/requests.db');
+    assert.equal(c.dbRetentionHours, 24);
+    assert.equal(c.dbMaxSizeMb, 50);
+    assert.equal(c.remoteWriteUrl, 'http://vm:8428/api/v1/write');
+    assert.throws(() => parseAgentArgs(['--remote-write-url', 'ftp://x'], {}), /--remote-write-url: expected an http/);
+    assert.throws(() => parseAgentArgs(['--db-retention-hours', '0'], {}), /--db-retention-hours/);
   });
 
   it('exports the built-in correlation headers in order', () => {
