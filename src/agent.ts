@@ -70,6 +70,7 @@ export class Agent {
           this.store.add(r);
           this.metrics.recordRequest(r);
         },
+        updated: () => {},
         span: queue
           ? (span) => {
               this.counters.spans_started++;

@@ -13,8 +13,10 @@ import { buildRequest, type BuiltRequest, type RequestBuilderOptions } from './r
 import { TraceLinker } from './trace-linker.ts';
 
 export interface PipelineOutputs {
-  /** A finished request (also called again, with the same object, when a late dependency joins it). */
+  /** A finished request. */
   record(r: RequestRecord): void;
+  /** A finished request changed later (a late dependency joined it, or it was re-reported). */
+  updated(r: RequestRecord): void;
   /** A finished span, when span export is on. */
   span: ((s: ReadableSpan) => void) | null;
 }
@@ -103,6 +105,7 @@ export class RequestPipeline {
     r.bytes_sent = k.bytesSent;
     r.bytes_received = bytesReceived;
     if (k.rssBytes > 0) r.memory_rss_bytes = k.rssBytes;
+    this.out.updated(r);
   }
 
   /** An exchange that reached us after its request was finished: join it there. */
@@ -113,6 +116,7 @@ export class RequestPipeline {
     this.dependencies++;
     this.dependenciesLate++;
     parent.dependencies.push(d.record);
+    this.out.updated(parent);
     this.linker.clientSpanReady(d.exchangeKey, { traceId: parent.trace_id, spanId: d.record.span_id });
     if (this.spans && this.out.span) this.out.span(this.spans.buildClient(d, parent));
   }
