@@ -7,30 +7,7 @@ import { sampleRecord } from './sample-record.ts';
 const NOW = 1_800_000_000;
 
 function record(id: number, overrides: Partial<RequestRecord> = {}): RequestRecord {
-  return sampleRecord({
-    request_id: `req-${id}`,
-    trace_id: '0'.repeat(32),
-    span_id: '0'.repeat(16),
-    parent_span_id: null,
-    timestamp: NOW - 1,
-    pid: 100,
-    process_name: 'node',
-    service_name: 'checkout',
-    local_port: 8080,
-    remote_ip: '127.0.0.1',
-    remote_port: 50000,
-    duration_ms: 10,
-    cpu_time_ms: 1,
-    memory_rss_bytes: 1,
-    bytes_received: 100,
-    bytes_sent: 200,
-    correlation_id: null,
-    http_method: 'GET',
-    http_path: '/',
-    http_status: 200,
-    dependencies: [],
-    ...overrides,
-  });
+  return sampleRecord({ request_id: `req-${id}`, timestamp: NOW - 1, ...overrides });
 }
 
 const ids = (records: RequestRecord[]) => records.map((r) => r.request_id);
