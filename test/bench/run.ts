@@ -1,0 +1,285 @@
+/**
+ * `npm run bench`: the same servers measured with and without the agent, alternating, in one
+ * run. Not part of the test suite. Needs root (the agent loads eBPF), wrk (Debian) and oha
+ * (`cargo install oha`, done here when missing) for the fixed-rate scenario.
+ *
+ * Scenarios:
+ *   a  Node hello-world at saturation (wrk, keep-alive)
+ *   b  nginx serving a static file (wrk, keep-alive)
+ *   c  a server spending ~1 ms of CPU per request (wrk, keep-alive)
+ *   d  a fixed rate of 5,000 req/s for 60 s (oha -q), with span export to a real collector
+ *
+ * Reports throughput and p50/p99 latency ratios (with agent / without), in-kernel BPF ns per
+ * request (kernel.bpf_stats_enabled: run_time_ns summed over our programs / requests), the
+ * agent's userspace CPU µs per request (loader + Node, /proc/<pid>/stat), the agent's peak
+ * RSS, records lost at each stage, and spans received by the collector versus requests.
+ * Prints a table and writes JSON under test/bench/results/.
+ *
+ *   node test/bench/run.ts [--scenarios a,b,c,d] [--duration SEC] [--rounds N] [--rate N] [--rate-duration SEC]
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, hostname, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
+import { startCollector, type RunningCollector } from '../harness/collector.ts';
+import { startServer } from '../harness/processes.ts';
+import { startNginx } from '../harness/runtimes.ts';
+
+interface Options {
+  scenarios: string[];
+  duration: number;
+  rounds: number;
+  rate: number;
+  rateDuration: number;
+}
+
+function parseOptions(argv: string[]): Options {
+  const get = (name: string, fallback: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
+  };
+  return {
+    scenarios: get('--scenarios', 'a,b,c,d').split(','),
+    duration: Number(get('--duration', '10')),
+    rounds: Number(get('--rounds', '2')),
+    rate: Number(get('--rate', '5000')),
+    rateDuration: Number(get('--rate-duration', '60')),
+  };
+}
+
+interface LoadResult {
+  requests: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/** wrk's "Latency Distribution" lines: "50%  1.23ms". */
+function wrkPercentile(out: string, p: string): number {
+  const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+function runWrk(url: string, seconds: number, connections = 32): LoadResult {
+  const out = execFileSync('wrk', ['-t2', `-c${connections}`, `-d${seconds}s`, '--latency', url], { encoding: 'utf8' });
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
+  return { requests, rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN), p50Ms: wrkPercentile(out, '50'), p99Ms: wrkPercentile(out, '99') };
+}
+
+function ohaBinary(): string {
+  const bin = join(process.env.HOME ?? '/root', '.cargo/bin/oha');
+  if (!existsSync(bin)) {
+    console.error('bench: installing oha (cargo install oha, once)');
+    execFileSync('cargo', ['install', 'oha', '--locked'], { stdio: 'inherit' });
+  }
+  return bin;
+}
+
+function runOha(url: string, seconds: number, rate: number): LoadResult {
+  const out = execFileSync(ohaBinary(), ['-z', `${seconds}s`, '-q', String(rate), '-c', '64', '--no-tui', '--output-format', 'json', url], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  const j = JSON.parse(out) as { summary: { requestsPerSec: number }; latencyPercentiles: Record<string, number>; statusCodeDistribution: Record<string, number> };
+  const requests = Object.values(j.statusCodeDistribution).reduce((a, b) => a + b, 0);
+  return { requests, rps: j.summary.requestsPerSec, p50Ms: j.latencyPercentiles.p50! * 1000, p99Ms: j.latencyPercentiles.p99! * 1000 };
+}
+
+/** utime + stime of a process in µs (USER_HZ = 100). */
+function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10_000;
+}
+
+function vmHwmBytes(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/**
+ * Sum of run_time_ns and run_cnt over the agent's programs (bpf_stats must be on), found by
+ * name (the kernel keeps 15 bytes of it); the bench runs one agent at a time.
+ */
+function bpfStats(programs: string[]): { ns: number; runs: number } {
+  const names = new Set(programs.map((p) => p.slice(0, 15)));
+  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as { name?: string; run_time_ns?: number; run_cnt?: number }[];
+  let ns = 0;
+  let runs = 0;
+  for (const p of progs) {
+    if (!p.name || !names.has(p.name)) continue;
+    ns += p.run_time_ns ?? 0;
+    runs += p.run_cnt ?? 0;
+  }
+  return { ns, runs };
+}
+
+function loaderPidOf(agentPid: number): number {
+  const out = spawnSync('pgrep', ['-P', String(agentPid), '-f', 'perfcatch-loader'], { encoding: 'utf8' }).stdout.trim();
+  return Number(out.split('\n')[0]);
+}
+
+interface AgentRun {
+  load: LoadResult;
+  bpfNsPerRequest: number;
+  agentCpuUsPerRequest: number;
+  agentPeakRssMb: number;
+  lost: Record<string, number>;
+  spansReceived: number | null;
+  recorded: number;
+}
+
+async function withAgent(ports: number[], load: () => LoadResult, collector: RunningCollector | null): Promise<AgentRun> {
+  const args = ['--ports', ports.join(','), '--log-level', 'warn'];
+  if (collector) args.push('--otlp-endpoint', collector.grpcEndpoint);
+  const agent: RunningAgent = await startAgent(args);
+  const loaderPid = loaderPidOf(agent.pid);
+  const programs = (await agent.get<{ programs: string[] }>('/health')).body.programs;
+  const spansBefore = collector ? collector.spans().length : 0;
+  try {
+    execFileSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
+    const bpf0 = bpfStats(programs);
+    const cpu0 = cpuMicros(agent.pid) + cpuMicros(loaderPid);
+    const h0 = (await agent.get<{ counters: { agent: { requests_recorded: number } } }>('/health')).body.counters.agent.requests_recorded;
+    const result = load();
+    // Let the agent drain what the load produced before reading its CPU and counters.
+    await new Promise((r) => setTimeout(r, 2_000));
+    const bpf1 = bpfStats(programs);
+    const cpu1 = cpuMicros(agent.pid) + cpuMicros(loaderPid);
+    execFileSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=0']);
+    const health = (await agent.get<{ lost: Record<string, number>; counters: { agent: { requests_recorded: number } } }>('/health')).body;
+    let spansReceived: number | null = null;
+    if (collector) {
+      await new Promise((r) => setTimeout(r, 3_000));
+      spansReceived = collector.spans().length - spansBefore;
+    }
+    return {
+      load: result,
+      bpfNsPerRequest: (bpf1.ns - bpf0.ns) / result.requests,
+      agentCpuUsPerRequest: (cpu1 - cpu0) / result.requests,
+      agentPeakRssMb: (vmHwmBytes(agent.pid) + vmHwmBytes(loaderPid)) / (1 << 20),
+      lost: health.lost,
+      spansReceived,
+      recorded: health.counters.agent.requests_recorded - h0,
+    };
+  } finally {
+    await agent.stop();
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+interface ScenarioResult {
+  scenario: string;
+  description: string;
+  without: LoadResult[];
+  with: AgentRun[];
+  throughputRatio: number;
+  p50Ratio: number;
+  p99Ratio: number;
+}
+
+async function scenario(
+  id: string,
+  description: string,
+  ports: number[],
+  load: () => LoadResult,
+  rounds: number,
+  collector: RunningCollector | null,
+): Promise<ScenarioResult> {
+  console.error(`bench ${id}: ${description}`);
+  load(); // warm-up (JIT, caches), not counted
+  const without: LoadResult[] = [];
+  const withA: AgentRun[] = [];
+  for (let r = 0; r < rounds; r++) {
+    without.push(load());
+    withA.push(await withAgent(ports, load, collector));
+  }
+  const m = (xs: number[]) => median(xs);
+  return {
+    scenario: id,
+    description,
+    without,
+    with: withA,
+    throughputRatio: m(withA.map((x) => x.load.rps)) / m(without.map((x) => x.rps)),
+    p50Ratio: m(withA.map((x) => x.load.p50Ms)) / m(without.map((x) => x.p50Ms)),
+    p99Ratio: m(withA.map((x) => x.load.p99Ms)) / m(without.map((x) => x.p99Ms)),
+  };
+}
+
+function table(results: ScenarioResult[]): string {
+  const rows = [
+    ['scenario', 'req/s without', 'req/s with', 'throughput', 'p50', 'p99', 'BPF ns/req', 'agent µs/req', 'agent peak RSS', 'lost', 'spans/requests'],
+  ];
+  for (const r of results) {
+    const w = r.with;
+    const lost = w.reduce((n, x) => n + Object.values(x.lost).reduce((a, b) => a + b, 0), 0);
+    const spans = w.every((x) => x.spansReceived !== null)
+      ? `${w.reduce((n, x) => n + x.spansReceived!, 0)}/${w.reduce((n, x) => n + x.load.requests, 0)}`
+      : 'n/a';
+    rows.push([
+      `${r.scenario}: ${r.description}`,
+      median(r.without.map((x) => x.rps)).toFixed(0),
+      median(w.map((x) => x.load.rps)).toFixed(0),
+      r.throughputRatio.toFixed(2),
+      r.p50Ratio.toFixed(2),
+      r.p99Ratio.toFixed(2),
+      median(w.map((x) => x.bpfNsPerRequest)).toFixed(0),
+      median(w.map((x) => x.agentCpuUsPerRequest)).toFixed(1),
+      `${Math.max(...w.map((x) => x.agentPeakRssMb)).toFixed(0)} MB`,
+      String(lost),
+      spans,
+    ]);
+  }
+  return ['| ' + rows[0]!.join(' | ') + ' |', '|' + rows[0]!.map(() => '---').join('|') + '|', ...rows.slice(1).map((r) => '| ' + r.join(' | ') + ' |')].join('\n');
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  const results: ScenarioResult[] = [];
+  const collector = opts.scenarios.includes('d') ? await startCollector() : null;
+  // A plain server: the ground-truth servers read /proc on every request, which would
+  // dominate a hello-world.
+  const node = await startServer(process.execPath, [join(ROOT, 'test/bench/bench-server.mjs')], { OTEL_SERVICE_NAME: 'bench-node' });
+  try {
+    if (opts.scenarios.includes('a')) {
+      const url = `http://127.0.0.1:${node.port}/hello`;
+      results.push(await scenario('a', 'Node hello-world, saturation', [node.port], () => runWrk(url, opts.duration), opts.rounds, null));
+    }
+    if (opts.scenarios.includes('b')) {
+      const nginx = await startNginx({ upstreamPort: node.port, staticFiles: { 'index.html': Buffer.alloc(4096, 'n') } });
+      try {
+        const url = `http://127.0.0.1:${nginx.staticPort}/index.html`;
+        results.push(await scenario('b', 'nginx static 4 KB file', [nginx.staticPort], () => runWrk(url, opts.duration), opts.rounds, null));
+      } finally {
+        await nginx.stop();
+      }
+    }
+    if (opts.scenarios.includes('c')) {
+      const url = `http://127.0.0.1:${node.port}/compute?ms=1`;
+      results.push(await scenario('c', '1 ms of CPU per request', [node.port], () => runWrk(url, opts.duration, 4), opts.rounds, null));
+    }
+    if (opts.scenarios.includes('d')) {
+      const url = `http://127.0.0.1:${node.port}/hello`;
+      results.push(
+        await scenario('d', `${opts.rate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], () => runOha(url, opts.rateDuration, opts.rate), 1, collector),
+      );
+    }
+  } finally {
+    await node.stop();
+    await collector?.stop();
+  }
+  const machine = `${hostname()}: Linux ${release()}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
+  const report = { date: new Date().toISOString(), machine, options: opts, results };
+  const dir = join(ROOT, 'test/bench/results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `bench-${report.date.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(join(dir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
+  console.log(`\n${machine}\n\n${table(results)}\n\nwritten: ${file}`);
+}
+
+await main();
