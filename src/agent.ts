@@ -12,6 +12,7 @@ import { AgentMetrics } from './metrics/agent-metrics.ts';
 import { SpanBuilder } from './otel/span-builder.ts';
 import { createOtlpExporter, SpanExportQueue } from './otel/span-export.ts';
 import { RequestPipeline } from './pipeline/pipeline.ts';
+import { RemoteWriter } from './export/remote-write.ts';
 import { RequestStore } from './store/request-store.ts';
 import { startApiServer, type ApiServer } from './api/server.ts';
 import type { AgentCounters, PipelineCounters } from './types.ts';
@@ -20,6 +21,7 @@ export class Agent {
   private readonly store: RequestStore;
   private readonly pipeline: RequestPipeline;
   private readonly exportQueue: SpanExportQueue | null;
+  private readonly remoteWriter: RemoteWriter | null;
   private readonly metrics: AgentMetrics;
   private readonly loader: LoaderProcess;
   private api: ApiServer | null = null;
@@ -58,6 +60,8 @@ export class Agent {
         })
       : null;
     const queue = this.exportQueue;
+    this.remoteWriter = config.remoteWriteUrl ? new RemoteWriter({ url: config.remoteWriteUrl, log }) : null;
+    const writer = this.remoteWriter;
     this.pipeline = new RequestPipeline(
       {
         correlation: new CorrelationExtractor(config.correlationHeaders),
@@ -69,6 +73,7 @@ export class Agent {
         record: (r) => {
           this.store.add(r);
           this.metrics.recordRequest(r);
+          writer?.add(r);
         },
         updated: () => {},
         span: queue
@@ -181,6 +186,7 @@ export class Agent {
         otlp: this.config.otlpEndpoint
           ? { endpoint: this.config.otlpEndpoint, ...this.exportQueue?.counters }
           : null,
+        remote_write: this.remoteWriter ? { url: this.config.remoteWriteUrl, ...this.remoteWriter.counters } : null,
         lost: {
           kernel_ringbuf_request: c.kernel.rb_drop_request ?? 0,
           kernel_ringbuf_data: c.kernel.rb_drop_data ?? 0,
@@ -193,6 +199,7 @@ export class Agent {
           agent_dependencies_orphaned: c.agent.dependencies_orphaned,
           spans_dropped: c.agent.spans_dropped,
           spans_failed: c.agent.spans_export_failed,
+          remote_write_samples_dropped: this.remoteWriter?.counters.samplesDropped ?? 0,
         },
         counters: c,
       },
@@ -204,5 +211,6 @@ export class Agent {
     this.pipeline.flush();
     await this.api?.close();
     await this.exportQueue?.shutdown();
+    await this.remoteWriter?.shutdown();
   }
 }

@@ -6,6 +6,7 @@ import type { Attributes, Counter, Histogram } from '@opentelemetry/api';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { PipelineCounters, RequestRecord } from '../types.ts';
+import { RouteLimiter } from './route-limiter.ts';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -141,28 +142,6 @@ function requestLabels(r: RequestRecord, route: string): Attributes {
   return labels;
 }
 
-/**
- * Route templates replace id-like segments, but an application can still have unbounded
- * distinct paths: past MAX_ROUTES_PER_SERVICE a service's new routes are labelled "other".
- */
-export const MAX_ROUTES_PER_SERVICE = 200;
-
-class RouteLimiter {
-  readonly #seen = new Map<string, Set<string>>();
-
-  label(service: string, route: string | null): string {
-    if (route === null) return 'none';
-    let routes = this.#seen.get(service);
-    if (!routes) {
-      routes = new Set();
-      this.#seen.set(service, routes);
-    }
-    if (routes.has(route)) return route;
-    if (routes.size >= MAX_ROUTES_PER_SERVICE) return 'other';
-    routes.add(route);
-    return route;
-  }
-}
 
 function normaliseMethod(method: string | null): string {
   const upper = method?.toUpperCase();
@@ -172,3 +151,5 @@ function normaliseMethod(method: string | null): string {
 function statusClass(status: number | null): string {
   return status !== null && status >= 100 && status <= 599 ? `${Math.floor(status / 100)}xx` : 'none';
 }
+
+export { MAX_ROUTES_PER_SERVICE } from './route-limiter.ts';
