@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
-APT_PACKAGES=(clang llvm libbpf-dev bpftool make gcc pkg-config curl ca-certificates python3 nginx-light wrk util-linux victoria-metrics)
+APT_PACKAGES=(clang llvm libbpf-dev bpftool make gcc pkg-config curl ca-certificates python3 nginx-light wrk util-linux e2fsprogs victoria-metrics)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 command -v node >/dev/null || missing+=(nodejs npm)

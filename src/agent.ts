@@ -13,6 +13,8 @@ import { SpanBuilder } from './otel/span-builder.ts';
 import { createOtlpExporter, SpanExportQueue } from './otel/span-export.ts';
 import { RequestPipeline } from './pipeline/pipeline.ts';
 import { RemoteWriter } from './export/remote-write.ts';
+import { SqliteStore } from './store/sqlite-store.ts';
+import type { RequestReader } from './store/request-reader.ts';
 import { RequestStore } from './store/request-store.ts';
 import { startApiServer, type ApiServer } from './api/server.ts';
 import type { AgentCounters, PipelineCounters } from './types.ts';
@@ -22,6 +24,8 @@ export class Agent {
   private readonly pipeline: RequestPipeline;
   private readonly exportQueue: SpanExportQueue | null;
   private readonly remoteWriter: RemoteWriter | null;
+  /** Persistence (--db): written in batches, and what the API reads when configured. */
+  private readonly db: SqliteStore | null;
   private readonly metrics: AgentMetrics;
   private readonly loader: LoaderProcess;
   private api: ApiServer | null = null;
@@ -46,6 +50,9 @@ export class Agent {
     links_made: 0,
     links_timed_out: 0,
     requests_updated: 0,
+    storage_dropped: 0,
+    storage_write_errors: 0,
+    remote_write_dropped: 0,
   };
   private readonly config: AgentConfig;
   private readonly log: Logger;
@@ -60,6 +67,11 @@ export class Agent {
         })
       : null;
     const queue = this.exportQueue;
+    // Opened first: a bad --db path is a one-line StoreError before anything starts.
+    this.db = config.dbPath
+      ? SqliteStore.open({ path: config.dbPath, retentionHours: config.dbRetentionHours, maxSizeMb: config.dbMaxSizeMb, log })
+      : null;
+    const db = this.db;
     this.remoteWriter = config.remoteWriteUrl ? new RemoteWriter({ url: config.remoteWriteUrl, log }) : null;
     const writer = this.remoteWriter;
     this.pipeline = new RequestPipeline(
@@ -74,8 +86,9 @@ export class Agent {
           this.store.add(r);
           this.metrics.recordRequest(r);
           writer?.add(r);
+          db?.add(r);
         },
-        updated: () => {},
+        updated: (r) => db?.upsert(r),
         span: queue
           ? (span) => {
               this.counters.spans_started++;
@@ -120,7 +133,7 @@ export class Agent {
     this.api = await startApiServer({
       host: this.config.apiHost,
       port: this.config.apiPort,
-      store: this.store,
+      store: this.reader(),
       health: () => this.health(),
       metrics: () => this.metrics.renderPrometheus(),
     });
@@ -130,6 +143,11 @@ export class Agent {
       `perfcatch agent: ${programs} eBPF programs attached; API on http://${this.config.apiHost}:${this.api.port}; ` +
         `OTLP ${this.config.otlpEndpoint ?? 'off'}`,
     );
+  }
+
+  /** With --db the API serves history from the database, so it survives restarts. */
+  private reader(): RequestReader {
+    return this.db ?? this.store;
   }
 
   get apiPort(): number {
@@ -168,6 +186,9 @@ export class Agent {
     this.counters.links_made = p.linksMade;
     this.counters.links_timed_out = p.linksTimedOut;
     this.counters.requests_updated = p.requestsUpdated;
+    this.counters.storage_dropped = this.db?.droppedRecords ?? 0;
+    this.counters.storage_write_errors = this.db?.writeErrors ?? 0;
+    this.counters.remote_write_dropped = this.remoteWriter?.counters.samplesDropped ?? 0;
     this.counters.loader_restarts = this.loader.restartCount;
     return { kernel: this.kernelCounters, loader: this.loaderCounters, agent: { ...this.counters } };
   }
@@ -187,6 +208,7 @@ export class Agent {
           ? { endpoint: this.config.otlpEndpoint, ...this.exportQueue?.counters }
           : null,
         remote_write: this.remoteWriter ? { url: this.config.remoteWriteUrl, ...this.remoteWriter.counters } : null,
+        storage: this.db ? this.db.health() : null,
         lost: {
           kernel_ringbuf_request: c.kernel.rb_drop_request ?? 0,
           kernel_ringbuf_data: c.kernel.rb_drop_data ?? 0,
@@ -199,7 +221,8 @@ export class Agent {
           agent_dependencies_orphaned: c.agent.dependencies_orphaned,
           spans_dropped: c.agent.spans_dropped,
           spans_failed: c.agent.spans_export_failed,
-          remote_write_samples_dropped: this.remoteWriter?.counters.samplesDropped ?? 0,
+          remote_write_samples_dropped: c.agent.remote_write_dropped,
+          storage_dropped: c.agent.storage_dropped,
         },
         counters: c,
       },
@@ -212,5 +235,6 @@ export class Agent {
     await this.api?.close();
     await this.exportQueue?.shutdown();
     await this.remoteWriter?.shutdown();
+    this.db?.close();
   }
 }

@@ -7,11 +7,14 @@ import { Agent } from './agent.ts';
 import { AGENT_USAGE, ConfigError, parseAgentArgs } from './config.ts';
 import { LoaderStartError } from './loader/loader-process.ts';
 import { createLogger } from './log.ts';
+import { StoreError } from './store/sqlite-store.ts';
+import { COMMANDS, COMMANDS_USAGE, runCommand } from './cli/commands.ts';
 
 const USAGE = `usage: perfcatch <command> [options]
 
 commands:
   agent     capture per-request cost with eBPF and serve it (see: perfcatch agent --help)
+${COMMANDS_USAGE}
 `;
 
 function fail(message: string, code: number): never {
@@ -32,7 +35,13 @@ async function runAgent(argv: string[]): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
-  const agent = new Agent(config, log, process.env);
+  let agent: Agent;
+  try {
+    agent = new Agent(config, log, process.env);
+  } catch (err) {
+    if (err instanceof StoreError) fail(err.message, 1);
+    throw err;
+  }
   try {
     await agent.start();
   } catch (err) {
@@ -66,7 +75,11 @@ async function main(): Promise<void> {
       process.stdout.write(USAGE);
       return;
     default:
-      fail(`unknown command "${command}"\n${USAGE}`, 2);
+      if (COMMANDS.includes(command)) {
+        process.exitCode = await runCommand(command, rest, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+        return;
+      }
+      fail(`unknown command "${command}" (try: perfcatch --help)`, 2);
   }
 }
 

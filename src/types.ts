@@ -80,4 +80,7 @@ export interface AgentCounters {
   links_made: number;
   links_timed_out: number;
   requests_updated: number;
+  storage_dropped: number;
+  storage_write_errors: number;
+  remote_write_dropped: number;
 }

@@ -27,6 +27,8 @@ const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) => numbe
   ['agent_data_orphaned', (c) => c.agent.data_orphaned],
   ['kernel_ringbuf_dependency', (c) => c.kernel.rb_drop_dependency],
   ['agent_dependencies_orphaned', (c) => c.agent.dependencies_orphaned],
+  ['storage_dropped', (c) => c.agent.storage_dropped],
+  ['remote_write_dropped', (c) => c.agent.remote_write_dropped],
 ];
 
 export interface AgentMetricsSources {

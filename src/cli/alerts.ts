@@ -1,0 +1,136 @@
+/** `perfcatch alerts`: requests above a duration or CPU threshold; exit 1 when there are any. */
+import { numberFlag, stringFlag, UsageError } from './args.ts';
+import { PROCESS_FLAG, SINCE_FLAG, type Command } from './context.ts';
+import { statusColor } from './detail.ts';
+import { formatMs, formatTime, renderJson, renderTable, type Cell } from './format.ts';
+import { MAX_QUERY_LIMIT } from './sources.ts';
+import type { RequestQuery } from '../store/request-store.ts';
+import type { RequestRecord } from '../types.ts';
+
+export const ALERTS_DEFAULT_SINCE = 5;
+/** Rows of the human table; --json lists every breach. */
+const MAX_ROWS = 50;
+
+export const ALERTS: Command = {
+  name: 'alerts',
+  summary: 'requests above a duration or CPU threshold; exit 1 if any',
+  usage: `Usage: perfcatch alerts --threshold-duration MS --threshold-cpu MS [--since MIN] [--process NAME] [options]
+
+Prints the requests of the last MIN minutes whose duration or on-CPU time is above a
+threshold (at least one threshold is required). Exit status: 1 when any request is above
+a threshold, 0 when none is, 2 for a bad command line.
+
+Options:
+  --threshold-duration MS   duration threshold in milliseconds
+  --threshold-cpu MS        on-CPU time threshold in milliseconds
+  --since MIN               time window in minutes (default ${ALERTS_DEFAULT_SINCE})
+  --process NAME            only requests served by this service or process name
+`,
+  flags: {
+    'threshold-duration': { kind: 'number', min: 0 },
+    'threshold-cpu': { kind: 'number', min: 0 },
+    since: SINCE_FLAG,
+    process: PROCESS_FLAG,
+  },
+  positionals: 0,
+  async run(ctx) {
+    const durationMs = numberFlag(ctx.args, 'threshold-duration');
+    const cpuMs = numberFlag(ctx.args, 'threshold-cpu');
+    if (durationMs === undefined && cpuMs === undefined) {
+      throw new UsageError('alerts: give --threshold-duration MS, --threshold-cpu MS, or both');
+    }
+    const since = numberFlag(ctx.args, 'since') ?? ALERTS_DEFAULT_SINCE;
+    const process = stringFlag(ctx.args, 'process');
+    const source = await ctx.source();
+    const base: RequestQuery = { since_minutes: since, limit: MAX_QUERY_LIMIT, ...(process !== undefined ? { process } : {}) };
+
+    // Duration filters at the source, so that check is complete however busy the window;
+    // CPU is checked over the newest MAX_QUERY_LIMIT requests.
+    const found = new Map<string, RequestRecord>();
+    let truncated = false;
+    if (durationMs !== undefined) {
+      const list = await source.requests({ ...base, min_duration_ms: durationMs });
+      truncated ||= list.length >= MAX_QUERY_LIMIT;
+      for (const r of list) if (r.duration_ms > durationMs) found.set(r.request_id, r);
+    }
+    if (cpuMs !== undefined) {
+      const list = await source.requests(base);
+      truncated ||= list.length >= MAX_QUERY_LIMIT;
+      for (const r of list) if (r.cpu_time_ms > cpuMs) found.set(r.request_id, r);
+    }
+    const breaches = [...found.values()].sort((a, b) => b.timestamp - a.timestamp);
+    const exceeded = (r: RequestRecord) => [
+      ...(durationMs !== undefined && r.duration_ms > durationMs ? ['duration_ms'] : []),
+      ...(cpuMs !== undefined && r.cpu_time_ms > cpuMs ? ['cpu_time_ms'] : []),
+    ];
+    const code = breaches.length > 0 ? 1 : 0;
+
+    if (ctx.json) {
+      ctx.write(
+        renderJson({
+          breached: breaches.length > 0,
+          since_minutes: since,
+          process: process ?? null,
+          thresholds: { duration_ms: durationMs ?? null, cpu_time_ms: cpuMs ?? null },
+          truncated,
+          count: breaches.length,
+          requests: breaches.map((r) => ({
+            request_id: r.request_id,
+            timestamp: r.timestamp,
+            service_name: r.service_name,
+            process_name: r.process_name,
+            pid: r.pid,
+            http_method: r.http_method,
+            http_path: r.http_path,
+            http_status: r.http_status,
+            duration_ms: r.duration_ms,
+            cpu_time_ms: r.cpu_time_ms,
+            correlation_id: r.correlation_id,
+            exceeded: exceeded(r),
+          })),
+        }),
+      );
+      return code;
+    }
+
+    const limits = [
+      ...(durationMs !== undefined ? [`duration > ${durationMs} ms`] : []),
+      ...(cpuMs !== undefined ? [`cpu > ${cpuMs} ms`] : []),
+    ].join(' or ');
+    let out = '';
+    if (breaches.length > 0) {
+      const rows: Cell[][] = breaches.slice(0, MAX_ROWS).map((r) => {
+        const over = exceeded(r);
+        return [
+          formatTime(r.timestamp),
+          r.service_name,
+          `${r.http_method ?? '-'} ${r.http_path ?? '-'}`,
+          { text: r.http_status === null ? '-' : String(r.http_status), color: statusColor(r.http_status) },
+          { text: formatMs(r.duration_ms), color: over.includes('duration_ms') ? 'red' : undefined },
+          { text: formatMs(r.cpu_time_ms), color: over.includes('cpu_time_ms') ? 'red' : undefined },
+          r.request_id,
+        ];
+      });
+      out += renderTable(
+        [
+          { header: 'TIME' },
+          { header: 'SERVICE', maxWidth: 30 },
+          { header: 'REQUEST', maxWidth: 50 },
+          { header: 'STATUS', align: 'right' },
+          { header: 'DUR MS', align: 'right' },
+          { header: 'CPU MS', align: 'right' },
+          { header: 'ID' },
+        ],
+        rows,
+        ctx.paint,
+      );
+      if (breaches.length > MAX_ROWS) out += ctx.paint('dim', `… and ${breaches.length - MAX_ROWS} more (--json lists all)`) + '\n';
+      out += ctx.paint('red', `ALERT: ${breaches.length} request${breaches.length === 1 ? '' : 's'} above threshold (${limits}) in the last ${since} min`) + '\n';
+    } else {
+      out += ctx.paint('green', `OK: no request above threshold (${limits}) in the last ${since} min`) + '\n';
+    }
+    if (truncated) out += ctx.paint('dim', `note: only the newest ${MAX_QUERY_LIMIT} requests of the window were checked`) + '\n';
+    ctx.write(out);
+    return code;
+  },
+};

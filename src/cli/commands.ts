@@ -1,0 +1,88 @@
+/**
+ * The query commands of `perfcatch` (report, detail, services, alerts, top): dispatch, the
+ * common options, --help, and the one-line error contract (2 = usage, 1 = anything else).
+ */
+import { ALERTS } from './alerts.ts';
+import { CliError, parseArgs, stringFlag, booleanFlag, type FlagSpecs } from './args.ts';
+import type { CliIo, Command, CommandContext } from './context.ts';
+import { DETAIL } from './detail.ts';
+import { colorEnabled, painter } from './format.ts';
+import { REPORT } from './report.ts';
+import { SERVICES } from './services.ts';
+import { DEFAULT_API, openSource, type RequestSource } from './sources.ts';
+import { TOP } from './top.ts';
+
+export type { CliIo } from './context.ts';
+
+const ALL: readonly Command[] = [REPORT, DETAIL, SERVICES, ALERTS, TOP];
+
+export const COMMANDS: string[] = ALL.map((c) => c.name);
+
+/** Lines for the top-level `perfcatch --help` command list (one per command, indented). */
+export const COMMANDS_USAGE = ALL.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join('\n') + '\n';
+
+const COMMON_FLAGS: FlagSpecs = {
+  api: { kind: 'string' },
+  db: { kind: 'string' },
+  json: { kind: 'boolean' },
+};
+
+export const COMMON_USAGE = `
+Source (one of; default: the agent API at ${DEFAULT_API}):
+  --api URL    the live agent's HTTP API (env PERFCATCH_API)
+  --db FILE    the agent's SQLite database, opened read-only (env PERFCATCH_DB_PATH)
+Output:
+  --json       machine-readable JSON instead of a table
+  -h, --help   show this help
+Colour is used only on a terminal, and never when NO_COLOR is set.
+Exit status: 0 ok, 1 error (or alerts found), 2 bad command line.
+`;
+
+/** Full usage of the query commands, for `perfcatch help`. */
+export const USAGE = `usage: perfcatch <command> [options]
+
+commands:
+${COMMANDS_USAGE}${COMMON_USAGE}`;
+
+/** The --help text of one command. */
+export function commandUsage(name: string): string | undefined {
+  const c = ALL.find((x) => x.name === name);
+  return c ? c.usage + COMMON_USAGE : undefined;
+}
+
+/**
+ * Runs `perfcatch <name> ...argv`; returns the exit code. Never throws for a user error:
+ * it prints one line `perfcatch: …` on stderr instead.
+ */
+export async function runCommand(name: string, argv: string[], io: CliIo): Promise<number> {
+  const command = ALL.find((c) => c.name === name);
+  if (command === undefined) {
+    io.stderr.write(`perfcatch: unknown command ${JSON.stringify(name)}; expected one of ${COMMANDS.join(', ')}\n`);
+    return 2;
+  }
+  let source: RequestSource | undefined;
+  try {
+    const args = parseArgs(argv, { ...command.flags, ...COMMON_FLAGS }, command.positionals);
+    if (args.help) {
+      io.stdout.write(command.usage + COMMON_USAGE);
+      return 0;
+    }
+    const ctx: CommandContext = {
+      args,
+      io,
+      paint: painter(colorEnabled(io.stdout, io.env)),
+      json: booleanFlag(args, 'json'),
+      source: async () => (source ??= await openSource({ api: stringFlag(args, 'api'), db: stringFlag(args, 'db') }, io.env)),
+      now: () => Date.now() / 1000,
+      write: (text) => void io.stdout.write(text),
+    };
+    return await command.run(ctx);
+  } catch (err) {
+    const code = err instanceof CliError ? err.exitCode : 1;
+    const message = err instanceof Error ? err.message : String(err);
+    io.stderr.write(`perfcatch: ${message.replace(/\s*\n\s*/g, ' ').trim()}\n`);
+    return code;
+  } finally {
+    source?.close();
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * Where the query commands read requests from: the live agent's HTTP API (ApiSource) or the
+ * agent's SQLite database, opened read-only (DbSource). Both behind RequestSource.
+ * Failures a user can fix are CliErrors with a one-line message.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { MAX_LIMIT } from '../api/query-params.ts';
+import type { RequestQuery } from '../store/request-store.ts';
+import { summarizeServices, type ServiceSummary } from '../store/service-summary.ts';
+import type { RequestRecord } from '../types.ts';
+import { CliError, UsageError } from './args.ts';
+
+export const DEFAULT_API = 'http://127.0.0.1:9090';
+/** Most requests one query returns (the API's own cap). */
+export const MAX_QUERY_LIMIT = MAX_LIMIT;
+const API_TIMEOUT_MS = 10_000;
+
+export interface RequestSource {
+  /** Human description for headers and errors: "http://127.0.0.1:9090" or "/var/lib/perfcatch.db". */
+  readonly description: string;
+  /** Matching requests, newest first. */
+  requests(q: RequestQuery): Promise<RequestRecord[]>;
+  /** The request with this id, or null when there is none. */
+  request(id: string): Promise<RequestRecord | null>;
+  services(sinceMinutes: number): Promise<ServiceSummary[]>;
+  close(): void;
+}
+
+export interface SourceOptions {
+  api?: string | undefined;
+  db?: string | undefined;
+}
+
+/**
+ * Picks the source: --db or --api from the command line (not both); else PERFCATCH_API, else
+ * PERFCATCH_DB_PATH from the environment; else the agent API on its default address.
+ */
+export async function openSource(opts: SourceOptions, env: Record<string, string | undefined>): Promise<RequestSource> {
+  if (opts.api !== undefined && opts.db !== undefined) throw new UsageError('--api and --db: give one, not both');
+  if (opts.db !== undefined) return DbSource.open(opts.db);
+  if (opts.api !== undefined) return new ApiSource(opts.api, '--api');
+  if (env.PERFCATCH_API) return new ApiSource(env.PERFCATCH_API, 'PERFCATCH_API');
+  if (env.PERFCATCH_DB_PATH) return DbSource.open(env.PERFCATCH_DB_PATH);
+  return new ApiSource(DEFAULT_API, '--api');
+}
+
+/** Query string of /api/requests for a RequestQuery. */
+export function requestQueryParams(q: RequestQuery): URLSearchParams {
+  const p = new URLSearchParams();
+  if (q.process !== undefined) p.set('process', q.process);
+  if (q.namespace !== undefined) p.set('namespace', q.namespace);
+  if (q.pod !== undefined) p.set('pod', q.pod);
+  if (q.correlation_id !== undefined) p.set('correlation_id', q.correlation_id);
+  if (q.correlation_id_regex !== undefined) p.set('correlation_id_regex', q.correlation_id_regex.source);
+  if (q.method !== undefined) p.set('method', q.method);
+  if (q.path !== undefined) p.set('path', q.path);
+  if (q.status !== undefined) p.set('status', String(q.status));
+  if (q.min_duration_ms !== undefined) p.set('min_duration_ms', String(q.min_duration_ms));
+  if (q.since_minutes !== undefined) p.set('since', String(q.since_minutes));
+  if (q.limit !== undefined) p.set('limit', String(Math.min(q.limit, MAX_QUERY_LIMIT)));
+  return p;
+}
+
+export class ApiSource implements RequestSource {
+  readonly description: string;
+  readonly #base: string;
+
+  /** `origin` names where the URL came from, for the error message. */
+  constructor(url: string, origin = '--api') {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new UsageError(`${origin}: expected an http:// or https:// URL, got ${JSON.stringify(url)}`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new UsageError(`${origin}: expected an http:// or https:// URL, got ${JSON.stringify(url)}`);
+    }
+    if (parsed.search || parsed.hash) throw new UsageError(`${origin}: the URL must not have a query or fragment, got ${JSON.stringify(url)}`);
+    this.#base = parsed.href.replace(/\/+$/, '');
+    this.description = this.#base;
+  }
+
+  async requests(q: RequestQuery): Promise<RequestRecord[]> {
+    const body = await this.#get('/api/requests', requestQueryParams(q));
+    const list = (body as { requests?: unknown } | null)?.requests;
+    if (!Array.isArray(list)) throw this.#unexpected('/api/requests');
+    return list as RequestRecord[];
+  }
+
+  async request(id: string): Promise<RequestRecord | null> {
+    const path = `/api/requests/${encodeURIComponent(id)}`;
+    const body = await this.#get(path, undefined, true);
+    if (body === null) return null;
+    if (typeof body !== 'object' || typeof (body as RequestRecord).request_id !== 'string') throw this.#unexpected(path);
+    return body as RequestRecord;
+  }
+
+  async services(sinceMinutes: number): Promise<ServiceSummary[]> {
+    const body = await this.#get('/api/services', new URLSearchParams({ since: String(sinceMinutes) }));
+    const list = (body as { services?: unknown } | null)?.services;
+    if (!Array.isArray(list)) throw this.#unexpected('/api/services');
+    return list as ServiceSummary[];
+  }
+
+  close(): void {}
+
+  /** GETs JSON; with `notFoundIsNull`, a 404 about the resource (not the endpoint) gives null. */
+  async #get(path: string, params?: URLSearchParams, notFoundIsNull = false): Promise<unknown> {
+    const qs = params && params.size > 0 ? `?${params}` : '';
+    const url = `${this.#base}${path}${qs}`;
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: AbortSignal.timeout(API_TIMEOUT_MS), headers: { accept: 'application/json' } });
+    } catch (err) {
+      throw new CliError(`cannot reach the agent API at ${this.#base}: ${describeFetchError(err)} (is \`perfcatch agent\` running? see --api, --db)`);
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(await res.text());
+    } catch {
+      if (res.ok) throw this.#unexpected(path);
+      body = null;
+    }
+    if (res.ok) return body;
+    const message = typeof (body as { error?: unknown } | null)?.error === 'string' ? (body as { error: string }).error : `HTTP ${res.status}`;
+    if (res.status === 404) {
+      if (/no such endpoint/i.test(message) || body === null) {
+        throw new CliError(`the agent API at ${this.#base} has no ${path.replace(/^(\/api\/requests\/).+$/, '$1{id}')} endpoint (an older agent?)`);
+      }
+      if (notFoundIsNull) return null;
+    }
+    throw new CliError(`the agent API at ${this.#base} answered ${res.status}: ${oneLine(message)}`);
+  }
+
+  #unexpected(path: string): CliError {
+    return new CliError(`unexpected answer from ${this.#base}${path}: not the perfcatch API`);
+  }
+}
+
+function describeFetchError(err: unknown): string {
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return `no answer within ${API_TIMEOUT_MS / 1000} s`;
+  const cause = err instanceof Error ? (err.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
+  switch (cause?.code) {
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'unknown host';
+    case 'ECONNRESET':
+      return 'connection reset';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return 'host unreachable';
+    case 'ETIMEDOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return 'connection timed out';
+  }
+  if (typeof cause?.message === 'string') return oneLine(cause.message);
+  return oneLine(err instanceof Error ? err.message : String(err));
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}
+
+/** The part of SqliteStore (src/store/sqlite-store.ts) the CLI uses. */
+interface ReadOnlyStore {
+  query(q: RequestQuery): RequestRecord[];
+  findById(id: string): RequestRecord | null | undefined;
+  records(sinceMinutes: number): RequestRecord[];
+  close(): void;
+}
+
+export class DbSource implements RequestSource {
+  readonly description: string;
+  readonly #store: ReadOnlyStore;
+
+  private constructor(path: string, store: ReadOnlyStore) {
+    this.description = path;
+    this.#store = store;
+  }
+
+  /** Opens the agent's database read-only; a missing or unreadable file is a CliError. */
+  static async open(path: string): Promise<DbSource> {
+    if (!existsSync(path)) throw new CliError(`no database at ${path} (has the agent written one yet? see --db, PERFCATCH_DB_PATH)`);
+    if (statSync(path).isDirectory()) throw new CliError(`${path} is a directory, not a database file`);
+    // Loaded only here, so API users never load node:sqlite.
+    const { SqliteStore } = await import('../store/sqlite-store.ts');
+    let store: ReadOnlyStore;
+    try {
+      store = SqliteStore.open({ path, readOnly: true, retentionHours: 1e6, maxSizeMb: 1e6 });
+    } catch (err) {
+      // StoreError messages already say "cannot open database FILE: why".
+      const message = oneLine(err instanceof Error ? err.message : String(err));
+      throw new CliError(err instanceof Error && err.name === 'StoreError' ? message : `cannot open database ${path}: ${message}`);
+    }
+    return new DbSource(path, store);
+  }
+
+  async requests(q: RequestQuery): Promise<RequestRecord[]> {
+    return this.#guard(() => this.#store.query(q));
+  }
+
+  async request(id: string): Promise<RequestRecord | null> {
+    return this.#guard(() => this.#store.findById(id) ?? null);
+  }
+
+  async services(sinceMinutes: number): Promise<ServiceSummary[]> {
+    return this.#guard(() => summarizeServices(this.#store.records(sinceMinutes)));
+  }
+
+  close(): void {
+    try {
+      this.#store.close();
+    } catch {
+      // Closing a read-only handle cannot lose anything.
+    }
+  }
+
+  #guard<T>(read: () => T): T {
+    try {
+      return read();
+    } catch (err) {
+      throw new CliError(`reading database ${this.description}: ${oneLine(err instanceof Error ? err.message : String(err))}`);
+    }
+  }
+}

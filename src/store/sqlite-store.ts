@@ -1,0 +1,616 @@
+/**
+ * Optional on-disk history of requests (`--db PATH`): the same queries as the in-memory ring
+ * buffer, over days instead of minutes.
+ *
+ * Writes never block the pipeline on disk: add() queues in memory and a timer writes the
+ * queue in one transaction. Retention keeps the database within an age and a size. Disk
+ * failures (full, read-only, I/O errors) are counted and logged, never thrown: the agent
+ * keeps running on its in-memory buffer.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { Logger } from '../log.ts';
+import type { RequestRecord } from '../types.ts';
+import type { RequestReader } from './request-reader.ts';
+import { DEFAULT_LIMIT, DEFAULT_SINCE_MINUTES, type RequestQuery } from './request-store.ts';
+
+/** Schema version kept in `PRAGMA user_version`. */
+export const SCHEMA_VERSION = 1;
+/** Records waiting for the next flush, at most; beyond that add() drops and counts. */
+export const MAX_QUEUED = 20_000;
+export const DEFAULT_FLUSH_INTERVAL_MS = 250;
+export const RETENTION_INTERVAL_MS = 60_000;
+/** Size retention deletes down to this share of the limit, so it does not run on every flush. */
+const SIZE_TARGET = 0.9;
+/** The WAL file is truncated back to this after a checkpoint. */
+const JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024;
+/** Distinct error messages logged, at most (then they are only counted). */
+const MAX_LOGGED_ERRORS = 100;
+
+const SCHEMA = `
+CREATE TABLE requests (
+  seq            INTEGER PRIMARY KEY,  -- insertion order, breaks timestamp ties like the ring buffer
+  request_id     TEXT NOT NULL UNIQUE,
+  timestamp      REAL NOT NULL,        -- epoch seconds at the request's start
+  service_name   TEXT NOT NULL,
+  process_name   TEXT NOT NULL,
+  namespace      TEXT,
+  pod_name       TEXT,
+  correlation_id TEXT,
+  http_method    TEXT,                 -- upper-cased, for the case-insensitive filter
+  http_path      TEXT,
+  http_status    INTEGER,
+  duration_ms    REAL NOT NULL,
+  record         TEXT NOT NULL         -- the whole RequestRecord as JSON, dependencies included
+);
+CREATE INDEX requests_timestamp   ON requests (timestamp, seq);
+CREATE INDEX requests_service     ON requests (service_name, timestamp);
+CREATE INDEX requests_process     ON requests (process_name, timestamp);
+CREATE INDEX requests_correlation ON requests (correlation_id) WHERE correlation_id IS NOT NULL;
+CREATE INDEX requests_status      ON requests (http_status, timestamp);
+`;
+
+const COLUMNS = `request_id, timestamp, service_name, process_name, namespace, pod_name, correlation_id,
+  http_method, http_path, http_status, duration_ms, record`;
+const VALUES = '?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?';
+
+export class StoreError extends Error {
+  override name = 'StoreError';
+}
+
+export interface SqliteStoreOptions {
+  path: string;
+  /** Rows whose request started longer ago than this are deleted. */
+  retentionHours: number;
+  /** The database (page_count * page_size) is kept within this by deleting the oldest rows. */
+  maxSizeMb: number;
+  flushIntervalMs?: number;
+  /** For the CLI: query only, no writes, no timers. */
+  readOnly?: boolean;
+  log?: Logger;
+}
+
+export interface SqliteStoreHealth {
+  /** The last write (flush or retention) succeeded. */
+  ok: boolean;
+  path: string;
+  rows: number;
+  sizeBytes: number;
+  queued: number;
+  /** Failed flushes and retention passes. */
+  writeErrors: number;
+  /** Records lost: in failed flushes, or added while the queue was full. */
+  droppedRecords: number;
+  lastError: string | null;
+}
+
+interface Queued {
+  record: RequestRecord;
+  /** Update in place (keeping its position among equal timestamps) rather than add anew. */
+  upsert: boolean;
+}
+
+interface Statements {
+  insert: StatementSync;
+  upsert: StatementSync;
+  byId: StatementSync;
+  since: StatementSync;
+  deleteOlder: StatementSync;
+  deleteOldest: StatementSync;
+  count: StatementSync;
+}
+
+export class SqliteStore implements RequestReader {
+  readonly path: string;
+  readonly readOnly: boolean;
+  readonly #db: DatabaseSync;
+  readonly #st: Statements;
+  readonly #retentionSeconds: number;
+  readonly #maxBytes: number;
+  readonly #flushIntervalMs: number;
+  readonly #log: Logger | undefined;
+  #queue: Queued[] = [];
+  #flushTimer: NodeJS.Timeout | null = null;
+  #retentionTimer: NodeJS.Timeout | null = null;
+  #closed = false;
+  #lastWriteOk = true;
+  #writeErrors = 0;
+  #droppedRecords = 0;
+  #queueOverflowed = false;
+  #lastError: string | null = null;
+  readonly #loggedErrors = new Set<string>();
+  #rowCache: number | null = null;
+  readonly #queries = new Map<string, StatementSync>();
+
+  private constructor(db: DatabaseSync, opts: SqliteStoreOptions) {
+    this.#db = db;
+    this.path = opts.path;
+    this.readOnly = opts.readOnly ?? false;
+    this.#retentionSeconds = opts.retentionHours * 3600;
+    this.#maxBytes = opts.maxSizeMb * 1024 * 1024;
+    this.#flushIntervalMs = opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
+    this.#log = opts.log;
+    this.#st = {
+      insert: db.prepare(`INSERT OR REPLACE INTO requests (${COLUMNS}) VALUES (${VALUES})`),
+      upsert: db.prepare(
+        `INSERT INTO requests (${COLUMNS}) VALUES (${VALUES}) ON CONFLICT (request_id) DO UPDATE SET
+          timestamp = excluded.timestamp, service_name = excluded.service_name,
+          process_name = excluded.process_name, namespace = excluded.namespace,
+          pod_name = excluded.pod_name, correlation_id = excluded.correlation_id,
+          http_method = excluded.http_method, http_path = excluded.http_path,
+          http_status = excluded.http_status, duration_ms = excluded.duration_ms,
+          record = excluded.record`,
+      ),
+      byId: db.prepare('SELECT record FROM requests WHERE request_id = ?'),
+      since: db.prepare('SELECT record FROM requests WHERE timestamp >= ? ORDER BY timestamp DESC, seq DESC'),
+      deleteOlder: db.prepare('DELETE FROM requests WHERE timestamp < ?'),
+      deleteOldest: db.prepare(
+        'DELETE FROM requests WHERE seq IN (SELECT seq FROM requests ORDER BY timestamp, seq LIMIT ?)',
+      ),
+      count: db.prepare('SELECT COUNT(*) AS n FROM requests'),
+    };
+  }
+
+  /** Opens (creating if needed) the database; throws StoreError with one line on failure. */
+  static open(opts: SqliteStoreOptions): SqliteStore {
+    const file = opts.path;
+    const fail = (reason: string): never => {
+      throw new StoreError(`cannot open database ${file}: ${oneLine(reason)}`);
+    };
+    if (!(opts.retentionHours > 0)) fail(`retention must be a positive number of hours, got ${opts.retentionHours}`);
+    if (!(opts.maxSizeMb > 0)) fail(`maximum size must be a positive number of MB, got ${opts.maxSizeMb}`);
+    const flushMs = opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
+    if (!(flushMs > 0)) fail(`flush interval must be a positive number of ms, got ${flushMs}`);
+    const readOnly = opts.readOnly ?? false;
+
+    const dir = path.dirname(path.resolve(file));
+    const dirStat = statOrNull(dir);
+    if (!dirStat) fail('directory does not exist');
+    if (!dirStat!.isDirectory()) fail(`${dir} is not a directory`);
+    const fileStat = statOrNull(file);
+    if (fileStat?.isDirectory()) fail('is a directory');
+    if (!fileStat && readOnly) fail('file does not exist');
+
+    if (!readOnly) {
+      // SQLite would fall back to a read-only connection, or fail with a vague message.
+      if (fileStat) checkAccess(file, fs.constants.R_OK | fs.constants.W_OK, fail);
+      checkAccess(dir, fs.constants.W_OK | fs.constants.X_OK, fail, `directory ${dir} is not writable`);
+    }
+
+    const created = !fileStat;
+    if (created) {
+      try {
+        const fd = fs.openSync(file, 'a', 0o600);
+        try {
+          fs.fchmodSync(fd, 0o600);
+        } finally {
+          fs.closeSync(fd);
+        }
+      } catch (e) {
+        fail(describeFsError(e));
+      }
+    }
+
+    // The -wal and -shm files are created by SQLite on first access: no group/other bits.
+    const oldUmask = setUmask(0o077);
+    let db: DatabaseSync | null = null;
+    try {
+      db = new DatabaseSync(file, readOnly ? { readOnly: true, timeout: 2000 } : { timeout: 100 });
+      if (readOnly) checkSchema(db, true);
+      else initialize(db);
+      const store = new SqliteStore(db, { ...opts, readOnly });
+      if (created) {
+        for (const suffix of ['-wal', '-shm']) {
+          try {
+            fs.chmodSync(file + suffix, 0o600);
+          } catch {
+            // not there (yet): SQLite gives it the database file's mode when it creates it
+          }
+        }
+      }
+      if (!readOnly) {
+        store.retain();
+        store.#retentionTimer = setInterval(() => store.retain(), RETENTION_INTERVAL_MS);
+        store.#retentionTimer.unref();
+      }
+      return store;
+    } catch (e) {
+      try {
+        db?.close();
+      } catch {
+        // already failing
+      }
+      if (created) {
+        // Leave nothing behind that a later open would take for a database.
+        for (const suffix of ['', '-wal', '-shm']) {
+          try {
+            fs.rmSync(file + suffix, { force: true });
+          } catch {
+            // best effort
+          }
+        }
+      }
+      if (e instanceof StoreError) throw e;
+      return fail(describeSqliteError(e));
+    } finally {
+      if (oldUmask !== null) setUmask(oldUmask);
+    }
+  }
+
+  /** Queues a new record (replacing any stored one with the same request_id); never blocks. */
+  add(r: RequestRecord): void {
+    this.#enqueue(r, false);
+  }
+
+  /** Queues a changed record (late dependency, updated numbers): replaces it by request_id. */
+  upsert(r: RequestRecord): void {
+    this.#enqueue(r, true);
+  }
+
+  #enqueue(record: RequestRecord, upsert: boolean): void {
+    if (this.#closed || this.readOnly) {
+      this.#droppedRecords++;
+      return;
+    }
+    if (this.#queue.length >= MAX_QUEUED) {
+      this.#droppedRecords++;
+      if (!this.#queueOverflowed) {
+        this.#queueOverflowed = true;
+        this.#log?.warn(`database ${this.path}: write queue full (${MAX_QUEUED} records), dropping records`);
+      }
+      return;
+    }
+    this.#queue.push({ record, upsert });
+    if (this.#flushTimer === null) {
+      this.#flushTimer = setTimeout(() => {
+        this.#flushTimer = null;
+        this.flush();
+      }, this.#flushIntervalMs);
+      this.#flushTimer.unref();
+    }
+  }
+
+  /** Writes the queue now, in one transaction. A failed batch is dropped and counted. */
+  flush(): void {
+    if (this.#flushTimer !== null) {
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = null;
+    }
+    if (this.#closed || this.#queue.length === 0) return;
+    const batch = this.#queue;
+    this.#queue = [];
+    this.#queueOverflowed = false;
+    this.#rowCache = null;
+    try {
+      this.#db.exec('BEGIN');
+      for (const { record: r, upsert } of batch) {
+        (upsert ? this.#st.upsert : this.#st.insert).run(
+          r.request_id,
+          r.timestamp,
+          r.service_name,
+          r.process_name,
+          r.namespace,
+          r.pod_name,
+          r.correlation_id,
+          r.http_method === null ? null : r.http_method.toUpperCase(),
+          r.http_path,
+          r.http_status,
+          r.duration_ms,
+          JSON.stringify(r),
+        );
+      }
+      this.#db.exec('COMMIT');
+    } catch (e) {
+      this.#rollback();
+      this.#droppedRecords += batch.length;
+      this.#writeFailed(e, `write of ${batch.length} records`);
+      return;
+    }
+    this.#writeSucceeded();
+    // Between retention passes, keep to the size limit as it is reached.
+    let over = false;
+    try {
+      over = this.#sizeBytes() > this.#maxBytes;
+    } catch (e) {
+      this.#noteError(e, 'size check');
+    }
+    if (over) this.retain();
+  }
+
+  /**
+   * Deletes rows older than the retention, then the oldest rows while the database is over
+   * its size limit, and gives the freed pages back to the file system. Runs at open and
+   * every minute; public for tests.
+   */
+  retain(nowSeconds: number = Date.now() / 1000): void {
+    if (this.#closed || this.readOnly) return;
+    this.#rowCache = null;
+    try {
+      let deleted = Number(this.#st.deleteOlder.run(nowSeconds - this.#retentionSeconds).changes);
+      this.#db.exec('PRAGMA incremental_vacuum');
+      const target = this.#maxBytes * SIZE_TARGET;
+      for (let pass = 0; pass < 100 && this.#sizeBytes() > this.#maxBytes; pass++) {
+        const rows = this.#countRows();
+        if (rows === 0) break;
+        const size = this.#sizeBytes();
+        // Rows are about the same size: delete the share of them that is over the target.
+        const n = Math.min(rows, Math.max(1, Math.ceil((rows * (size - target)) / size)));
+        deleted += Number(this.#st.deleteOldest.run(n).changes);
+        this.#db.exec('PRAGMA incremental_vacuum');
+      }
+      // Copy the WAL into the file (passive: never waits for a reader) so it really shrinks.
+      if (deleted > 0) this.#db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+    } catch (e) {
+      this.#rollback();
+      this.#writeFailed(e, 'retention');
+      return;
+    }
+    this.#rowCache = null;
+  }
+
+  /** Matching requests, newest start first: the ring buffer's semantics. */
+  query(q: RequestQuery, nowSeconds: number = Date.now() / 1000): RequestRecord[] {
+    this.flush();
+    const limit = Math.max(0, Math.min(Number.MAX_SAFE_INTEGER, Math.floor(q.limit ?? DEFAULT_LIMIT)));
+    if (limit === 0) return [];
+    const where = ['timestamp >= ?'];
+    const params: (string | number)[] = [nowSeconds - (q.since_minutes ?? DEFAULT_SINCE_MINUTES) * 60];
+    if (q.process !== undefined) {
+      where.push('(process_name = ? OR service_name = ?)');
+      params.push(q.process, q.process);
+    }
+    const equal = (column: string, value: string | number | undefined) => {
+      if (value === undefined) return;
+      where.push(`${column} = ?`);
+      params.push(value);
+    };
+    equal('namespace', q.namespace);
+    equal('pod_name', q.pod);
+    equal('correlation_id', q.correlation_id);
+    equal('http_method', q.method?.toUpperCase());
+    equal('http_path', q.path);
+    equal('http_status', q.status);
+    if (q.min_duration_ms !== undefined) {
+      where.push('duration_ms >= ?');
+      params.push(q.min_duration_ms);
+    }
+    const regex = q.correlation_id_regex;
+    if (regex !== undefined) where.push('correlation_id IS NOT NULL');
+    const sql = `SELECT correlation_id, record FROM requests WHERE ${where.join(' AND ')} ORDER BY timestamp DESC, seq DESC`;
+    if (regex === undefined) return this.#prepared(`${sql} LIMIT ?`).all(...params, limit).map(parseRow);
+    // The regex is applied here, so stop reading once enough rows matched.
+    const out: RequestRecord[] = [];
+    for (const row of this.#prepared(sql).iterate(...params)) {
+      if (!regex.test(String(row['correlation_id']))) continue;
+      out.push(parseRow(row));
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  findById(requestId: string): RequestRecord | null {
+    this.flush();
+    const row = this.#st.byId.get(requestId);
+    return row === undefined ? null : parseRow(row);
+  }
+
+  /** Every request that started within `sinceMinutes`, newest first (for service summaries). */
+  records(sinceMinutes: number, nowSeconds: number = Date.now() / 1000): RequestRecord[] {
+    this.flush();
+    return this.#st.since.all(nowSeconds - sinceMinutes * 60).map(parseRow);
+  }
+
+  health(): SqliteStoreHealth {
+    let rows = 0;
+    let sizeBytes = 0;
+    if (!this.#closed) {
+      try {
+        rows = this.#countRows();
+        sizeBytes = this.#sizeBytes();
+      } catch (e) {
+        this.#noteError(e, 'health');
+      }
+    }
+    return {
+      ok: this.#lastWriteOk,
+      path: this.path,
+      rows,
+      sizeBytes,
+      queued: this.#queue.length,
+      writeErrors: this.#writeErrors,
+      droppedRecords: this.#droppedRecords,
+      lastError: this.#lastError,
+    };
+  }
+
+  get writeErrors(): number {
+    return this.#writeErrors;
+  }
+
+  get droppedRecords(): number {
+    return this.#droppedRecords;
+  }
+
+  get lastError(): string | null {
+    return this.#lastError;
+  }
+
+  /** Flushes the queue, stops the timers and closes the database. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.flush();
+    if (this.#retentionTimer !== null) clearInterval(this.#retentionTimer);
+    this.#retentionTimer = null;
+    this.#closed = true;
+    try {
+      this.#db.close();
+    } catch (e) {
+      this.#noteError(e, 'close');
+    }
+  }
+
+  /** Query statements by SQL text (one per combination of filters). */
+  #prepared(sql: string): StatementSync {
+    let st = this.#queries.get(sql);
+    if (st === undefined) {
+      st = this.#db.prepare(sql);
+      this.#queries.set(sql, st);
+    }
+    return st;
+  }
+
+  #countRows(): number {
+    if (this.#rowCache === null) this.#rowCache = Number(this.#st.count.get()!['n']);
+    return this.#rowCache;
+  }
+
+  /** The database's size: page_count * page_size (freed pages are given back by retention). */
+  #sizeBytes(): number {
+    const pages = Number(this.#prepared('PRAGMA page_count').get()!['page_count']);
+    const pageSize = Number(this.#prepared('PRAGMA page_size').get()!['page_size']);
+    return pages * pageSize;
+  }
+
+  #rollback(): void {
+    try {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+    } catch {
+      // SQLite may have rolled back already (SQLITE_FULL, I/O errors)
+    }
+  }
+
+  #writeFailed(e: unknown, what: string): void {
+    this.#writeErrors++;
+    this.#lastWriteOk = false;
+    this.#noteError(e, what);
+  }
+
+  #writeSucceeded(): void {
+    if (!this.#lastWriteOk) this.#log?.info(`database ${this.path}: writes succeed again`);
+    this.#lastWriteOk = true;
+  }
+
+  #noteError(e: unknown, what: string): void {
+    const reason = oneLine(describeSqliteError(e));
+    this.#lastError = `${what}: ${reason}`;
+    if (this.#loggedErrors.has(reason) || this.#loggedErrors.size >= MAX_LOGGED_ERRORS) return;
+    this.#loggedErrors.add(reason);
+    this.#log?.error(`database ${this.path}: ${what} failed: ${reason} (further occurrences are only counted)`);
+  }
+}
+
+function parseRow(row: Record<string, unknown>): RequestRecord {
+  return JSON.parse(String(row['record'])) as RequestRecord;
+}
+
+/** Creates or checks the schema of a database opened for writing. */
+function initialize(db: DatabaseSync): void {
+  const version = checkSchema(db, false);
+  if (version === 0) {
+    // auto_vacuum must be chosen before the first table exists.
+    db.exec('PRAGMA auto_vacuum = INCREMENTAL');
+  }
+  const mode = db.prepare('PRAGMA journal_mode = WAL').get()!['journal_mode'];
+  if (String(mode).toLowerCase() !== 'wal') throw new StoreError(`cannot enable WAL journal mode (got ${String(mode)})`);
+  db.exec('PRAGMA synchronous = NORMAL');
+  db.exec(`PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
+  if (version === 0) {
+    db.exec('BEGIN');
+    try {
+      db.exec(SCHEMA);
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      db.exec('COMMIT');
+    } catch (e) {
+      if (db.isTransaction) db.exec('ROLLBACK');
+      throw e;
+    }
+  }
+}
+
+/** The schema version; throws StoreError for a foreign or newer database. */
+function checkSchema(db: DatabaseSync, readOnly: boolean): number {
+  const version = Number(db.prepare('PRAGMA user_version').get()!['user_version']);
+  if (version > SCHEMA_VERSION) {
+    throw new StoreError(`schema version ${version} is newer than this PerfCatch supports (${SCHEMA_VERSION})`);
+  }
+  if (version === 0) {
+    const tables = Number(db.prepare("SELECT COUNT(*) AS n FROM sqlite_schema WHERE type = 'table'").get()!['n']);
+    if (tables > 0 || readOnly) throw new StoreError('not a PerfCatch database');
+  }
+  return version;
+}
+
+function statOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.statSync(p);
+  } catch {
+    return null;
+  }
+}
+
+function checkAccess(p: string, mode: number, fail: (reason: string) => never, denied?: string): void {
+  try {
+    fs.accessSync(p, mode);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    fail(denied !== undefined && (code === 'EACCES' || code === 'EPERM') ? denied : describeFsError(e));
+  }
+}
+
+function setUmask(mask: number): number | null {
+  try {
+    return process.umask(mask);
+  } catch {
+    return null; // worker threads cannot change it
+  }
+}
+
+function describeFsError(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EROFS':
+      return 'read-only file system';
+    case 'ENOSPC':
+      return 'no space left on device';
+    case 'ENOENT':
+      return 'directory does not exist';
+    default:
+      return e instanceof Error ? e.message : String(e);
+  }
+}
+
+const SQLITE_IOERR = 10;
+/** SQLITE_IOERR_READ, _SHORT_READ, _WRITE, _FSYNC, _DIR_FSYNC, _TRUNCATE, _FSTAT by extended code >> 8. */
+const IOERR_OPERATIONS: Record<number, string> = {
+  1: 'read',
+  2: 'short read',
+  3: 'write',
+  4: 'fsync',
+  5: 'directory fsync',
+  6: 'truncate',
+  7: 'fstat',
+};
+
+/** SQLite's own message, e.g. "database or disk is full", "attempt to write a readonly database". */
+function describeSqliteError(e: unknown): string {
+  if (e instanceof Error) {
+    const code = (e as Error & { code?: string }).code;
+    if (code !== undefined && code !== 'ERR_SQLITE_ERROR') return describeFsError(e);
+    const errcode = (e as Error & { errcode?: number }).errcode;
+    // SQLite's "disk I/O error" says nothing about which operation failed: name it.
+    if (errcode !== undefined && (errcode & 0xff) === SQLITE_IOERR && errcode !== SQLITE_IOERR) {
+      const op = IOERR_OPERATIONS[errcode >> 8];
+      return `${e.message} (${op ?? `extended code ${errcode}`})`;
+    }
+    return e.message;
+  }
+  return String(e);
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim();
+}
