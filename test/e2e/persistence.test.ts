@@ -84,8 +84,10 @@ describe('persistence and remote write', () => {
       30_000,
       500,
     );
-    const got = series.flatMap((s) => s.timestamps.map((t, i) => [t, s.values[i]!] as const)).sort((a, b) => a[0] - b[0]);
-    const want = records.map((r) => [Math.round(r.timestamp * 1000), r.duration_ms] as const).sort((a, b) => a[0] - b[0]);
+    // Requests under a millisecond apart share a timestamp: order pairs by value too.
+    const byTimeThenValue = (a: readonly [number, number], b: readonly [number, number]) => a[0] - b[0] || a[1] - b[1];
+    const got = series.flatMap((s) => s.timestamps.map((t, i) => [t, s.values[i]!] as const)).sort(byTimeThenValue);
+    const want = records.map((r) => [Math.round(r.timestamp * 1000), r.duration_ms] as const).sort(byTimeThenValue);
     assert.equal(got.length, N);
     for (let i = 0; i < N; i++) {
       assert.equal(got[i]![0], want[i]![0], 'timestamp (ms) of each request');
