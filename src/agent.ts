@@ -100,6 +100,9 @@ export class Agent {
     this.metrics = new AgentMetrics({
       counters: () => this.pipelineCounters(),
       buffer: () => ({ size: this.store.size, capacity: this.store.capacity }),
+      ...(config.otlpMetrics && config.otlpEndpoint
+        ? { otlp: { endpoint: config.otlpEndpoint, intervalMs: config.otlpMetricsIntervalMs } }
+        : {}),
     });
     this.loader = new LoaderProcess(
       {
@@ -235,6 +238,7 @@ export class Agent {
     await this.api?.close();
     await this.exportQueue?.shutdown();
     await this.remoteWriter?.shutdown();
+    await this.metrics.shutdown();
     this.db?.close();
   }
 }

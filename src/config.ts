@@ -39,6 +39,10 @@ export interface AgentConfig {
   dbMaxSizeMb: number;
   /** Prometheus remote-write endpoint for per-request samples; null switches it off. */
   remoteWriteUrl: string | null;
+  /** Also push the /metrics instruments over OTLP to otlpEndpoint. */
+  otlpMetrics: boolean;
+  /** OTEL_METRIC_EXPORT_INTERVAL, for the OTLP metrics push. */
+  otlpMetricsIntervalMs: number;
 }
 
 /** A configuration problem, with a one-line message naming the flag or environment variable. */
@@ -79,6 +83,7 @@ const OPTIONS = [
   { flag: '--db', env: ['PERFCATCH_DB_PATH'], arg: 'PATH', description: 'persist requests to this SQLite file (created with mode 0600); the API then serves history from it', defaultText: 'none (memory only)' },
   { flag: '--db-retention-hours', env: ['PERFCATCH_DB_RETENTION_HOURS'], arg: 'N', description: 'delete persisted requests older than this (1-87600)', defaultText: '168' },
   { flag: '--db-max-size-mb', env: ['PERFCATCH_DB_MAX_SIZE_MB'], arg: 'N', description: 'delete the oldest persisted requests beyond this size (1-1000000)', defaultText: '1024' },
+  { flag: '--otlp-metrics', env: ['PERFCATCH_OTLP_METRICS'], arg: null, description: 'also export metrics over OTLP to --otlp-endpoint (every OTEL_METRIC_EXPORT_INTERVAL ms, default 10000)', defaultText: 'off' },
   { flag: '--remote-write-url', env: ['PERFCATCH_REMOTE_WRITE_URL'], arg: 'URL', description: 'Prometheus remote-write endpoint for per-request samples (VictoriaMetrics, Mimir)', defaultText: 'none' },
 ] as const satisfies readonly OptionSpec[];
 
@@ -122,7 +127,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
   const orDefault = <T>(value: RawValue | undefined, parse: (v: RawValue) => T, fallback: T): T =>
     value === undefined ? fallback : parse(value);
 
-  return {
+  const config: AgentConfig = {
     help: false,
     apiHost: orDefault(raw('--api-host'), parseHost, '127.0.0.1'),
     apiPort: orDefault(raw('--api-port'), (v) => parseInteger(v, 0, 65535), 9090),
@@ -142,7 +147,17 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     dbRetentionHours: orDefault(raw('--db-retention-hours'), (v) => parseInteger(v, 1, 87_600), 168),
     dbMaxSizeMb: orDefault(raw('--db-max-size-mb'), (v) => parseInteger(v, 1, 1_000_000), 1024),
     remoteWriteUrl: orDefault(raw('--remote-write-url'), parseHttpUrl, null),
+    otlpMetrics: orDefault(raw('--otlp-metrics'), parseBoolean, false),
+    otlpMetricsIntervalMs: orDefault(
+      env.OTEL_METRIC_EXPORT_INTERVAL ? { source: 'OTEL_METRIC_EXPORT_INTERVAL', text: env.OTEL_METRIC_EXPORT_INTERVAL } : undefined,
+      (v) => parseInteger(v, 100, 3_600_000),
+      10_000,
+    ),
   };
+  if (config.otlpMetrics && !config.otlpEndpoint) {
+    throw new ConfigError('--otlp-metrics: needs an OTLP endpoint (--otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)');
+  }
+  return config;
 }
 
 function parseHttpUrl(v: RawValue): string {

@@ -2,9 +2,13 @@
  * Prometheus metrics of the agent: per-request cost histograms plus the agent's own
  * throughput and loss counters. Served by the API's /metrics, not the exporter's own server.
  */
+import { hostname } from 'node:os';
 import type { Attributes, Counter, Histogram } from '@opentelemetry/api';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
 import type { PipelineCounters, RequestRecord } from '../types.ts';
 import { RouteLimiter } from './route-limiter.ts';
 
@@ -32,6 +36,8 @@ const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) => numbe
 ];
 
 export interface AgentMetricsSources {
+  /** Also push metrics over OTLP/gRPC to this endpoint every intervalMs. */
+  otlp?: { endpoint: string; intervalMs: number };
   counters: () => PipelineCounters;
   buffer: () => { size: number; capacity: number };
 }
@@ -50,7 +56,21 @@ export class AgentMetrics {
 
   constructor(sources: AgentMetricsSources) {
     this.#reader = new PrometheusExporter({ preventServerStart: true, withoutTargetInfo: true, withoutScopeInfo: true });
-    this.#provider = new MeterProvider({ readers: [this.#reader] });
+    const readers: MetricReader[] = [this.#reader];
+    if (sources.otlp) {
+      // The same instruments, pushed to an OTLP endpoint (optional: --otlp-metrics).
+      readers.push(
+        new PeriodicExportingMetricReader({
+          exporter: new OTLPMetricExporter({ url: sources.otlp.endpoint, compression: CompressionAlgorithm.GZIP }),
+          exportIntervalMillis: sources.otlp.intervalMs,
+          exportTimeoutMillis: Math.min(sources.otlp.intervalMs, 10_000),
+        }),
+      );
+    }
+    this.#provider = new MeterProvider({
+      readers,
+      resource: resourceFromAttributes({ 'service.name': 'perfcatch-agent', 'host.name': hostname() }),
+    });
     const meter = this.#provider.getMeter('perfcatch');
 
     // Names are chosen so that what Prometheus sees is exactly the documented name: the

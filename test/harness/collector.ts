@@ -29,9 +29,17 @@ export interface ReceivedSpan {
   attrs: Record<string, unknown>;
 }
 
+export interface ReceivedMetric {
+  name: string;
+  resource: Record<string, unknown>;
+  /** Data points of sums and gauges as {attributes, value}; histograms as {attributes, count}. */
+  points: { attrs: Record<string, unknown>; value: number }[];
+}
+
 export interface RunningCollector extends Spawned {
   grpcEndpoint: string;
   spans(): ReceivedSpan[];
+  metrics(): ReceivedMetric[];
 }
 
 export function otelcolBinary(): string {
@@ -57,6 +65,7 @@ export async function startCollector(): Promise<RunningCollector> {
   const dir = mkdtempSync(join(tmpdir(), 'perfcatch-otelcol-'));
   const grpcPort = await freePort();
   const out = join(dir, 'spans.jsonl');
+  const metricsOut = join(dir, 'metrics.jsonl');
   const config = `
 receivers:
   otlp:
@@ -67,6 +76,9 @@ exporters:
   file:
     path: ${out}
     flush_interval: 100ms
+  file/metrics:
+    path: ${metricsOut}
+    flush_interval: 100ms
 service:
   telemetry:
     metrics:
@@ -75,6 +87,9 @@ service:
     traces:
       receivers: [otlp]
       exporters: [file]
+    metrics:
+      receivers: [otlp]
+      exporters: [file/metrics]
 `;
   writeFileSync(join(dir, 'config.yaml'), config);
   const s = spawnTracked(bin, ['--config', join(dir, 'config.yaml')]);
@@ -103,6 +118,27 @@ service:
         for (const rs of doc.resourceSpans) {
           const resource = attrMap(rs.resource?.attributes);
           for (const ss of rs.scopeSpans) for (const span of ss.spans) result.push({ span, resource, attrs: attrMap(span.attributes) });
+        }
+      }
+      return result;
+    },
+    metrics: () => {
+      if (!existsSync(metricsOut)) return [];
+      const result: ReceivedMetric[] = [];
+      type Point = { attributes?: never; asDouble?: number; asInt?: string; count?: string };
+      type Metric = { name: string; sum?: { dataPoints: Point[] }; gauge?: { dataPoints: Point[] }; histogram?: { dataPoints: Point[] } };
+      for (const line of readFileSync(metricsOut, 'utf8').split('\n')) {
+        if (!line.trim()) continue;
+        const doc = JSON.parse(line) as { resourceMetrics: { resource?: { attributes?: never }; scopeMetrics: { metrics: Metric[] }[] }[] };
+        for (const rm of doc.resourceMetrics) {
+          const resource = attrMap(rm.resource?.attributes);
+          for (const sm of rm.scopeMetrics) {
+            for (const m of sm.metrics) {
+              const dps = m.sum?.dataPoints ?? m.gauge?.dataPoints ?? m.histogram?.dataPoints ?? [];
+              const points = dps.map((p) => ({ attrs: attrMap(p.attributes), value: Number(p.asDouble ?? p.asInt ?? p.count ?? NaN) }));
+              result.push({ name: m.name, resource, points });
+            }
+          }
         }
       }
       return result;

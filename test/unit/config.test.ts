@@ -42,6 +42,8 @@ describe('parseAgentArgs', () => {
       dbRetentionHours: 168,
       dbMaxSizeMb: 1024,
       remoteWriteUrl: null,
+      otlpMetrics: false,
+      otlpMetricsIntervalMs: 10000,
     });
   });
 
@@ -233,5 +235,15 @@ describe('secrets', () => {
     for (const h of ['Authorization', 'cookie', 'x-id,Set-Cookie', 'proxy-authorization']) {
       assert.throws(() => parseAgentArgs(['--correlation-headers', h], {}), (err: Error) => err instanceof ConfigError && /credentials/.test(err.message));
     }
+  });
+});
+
+describe('--otlp-metrics', () => {
+  it('needs an OTLP endpoint, and takes the interval from OTEL_METRIC_EXPORT_INTERVAL', () => {
+    assert.throws(() => parseAgentArgs(['--otlp-metrics'], {}), (err: Error) => err instanceof ConfigError && /needs an OTLP endpoint/.test(err.message));
+    const c = parseAgentArgs(['--otlp-metrics', '--otlp-endpoint', 'collector:4317'], { OTEL_METRIC_EXPORT_INTERVAL: '2500' });
+    assert.equal(c.otlpMetrics, true);
+    assert.equal(c.otlpMetricsIntervalMs, 2500);
+    assert.throws(() => parseAgentArgs([], { OTEL_METRIC_EXPORT_INTERVAL: 'soon' }), /OTEL_METRIC_EXPORT_INTERVAL/);
   });
 });

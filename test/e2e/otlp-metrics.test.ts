@@ -1,0 +1,50 @@
+/** --otlp-metrics: the agent's metrics pushed over OTLP reach a real Collector. */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startAgent, type RunningAgent } from '../harness/agent.ts';
+import { startCollector, type RunningCollector } from '../harness/collector.ts';
+import { waitFor } from '../harness/ports.ts';
+import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
+import { startNodeServer, type RunningServer } from '../harness/runtimes.ts';
+
+describe('OTLP metrics export', () => {
+  let collector: RunningCollector;
+  let server: RunningServer;
+  let agent: RunningAgent;
+
+  before(async () => {
+    collector = await startCollector();
+    server = await startNodeServer({ OTEL_SERVICE_NAME: 'otlp-metrics-node' });
+    agent = await startAgent(['--ports', String(server.port), '--otlp-endpoint', collector.grpcEndpoint, '--otlp-metrics'], {
+      OTEL_METRIC_EXPORT_INTERVAL: '500',
+    });
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await server?.stop();
+    await collector?.stop();
+  });
+
+  it('pushes request counts and histograms with the same bounded labels as /metrics', async () => {
+    const client = new RawHttpClient(server.port);
+    for (let i = 0; i < 7; i++) await client.request(getRequest(`/items/${i}`, { 'X-Correlation-ID': `otlp-m-${i}` }));
+    await client.close();
+    const total = await waitFor('perfcatch_requests for the service in the collector', () => {
+      const points = collector
+        .metrics()
+        .filter((m) => m.name === 'perfcatch_requests')
+        .flatMap((m) => m.points)
+        .filter((p) => p.attrs.service === 'otlp-metrics-node');
+      // Cumulative sums: the newest point per label set carries the total.
+      const latest = points.length ? Math.max(...points.map((p) => p.value)) : 0;
+      return latest >= 7 ? { latest, points } : undefined;
+    }, 30_000, 250);
+    assert.equal(total.latest, 7);
+    assert.deepEqual(Object.keys(total.points[0]!.attrs).sort(), ['method', 'port', 'process', 'route', 'service', 'status_class']);
+    assert.equal(total.points[0]!.attrs.route, '/items/{id}');
+    const names = new Set(collector.metrics().map((m) => m.name));
+    for (const n of ['perfcatch_request_duration_ms', 'perfcatch_request_cpu_ms', 'perfcatch_buffer_size']) assert.ok(names.has(n), n);
+    assert.equal(collector.metrics()[0]!.resource['service.name'], 'perfcatch-agent');
+  });
+});
