@@ -11,6 +11,7 @@ import type { RequestRecord } from '../types.ts';
 import { buildDependency, exchangeKey } from './dependency-builder.ts';
 import { buildRequest, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
 import { TraceLinker } from './trace-linker.ts';
+import { BoundedMap } from '../util/bounded-map.ts';
 
 export interface PipelineOutputs {
   /** A finished request. */
@@ -39,7 +40,7 @@ const MAX_RECENT_REQUESTS = 20_000;
 export class RequestPipeline {
   private readonly assembler = new RequestAssembler();
   private readonly linker: TraceLinker;
-  private readonly recent = new Map<string, RequestRecord>();
+  private readonly recent = new BoundedMap<string, RequestRecord>(MAX_RECENT_REQUESTS);
   private readonly options: RequestBuilderOptions;
   private readonly spans: SpanBuilder | null;
   private readonly out: PipelineOutputs;
@@ -80,10 +81,6 @@ export class RequestPipeline {
 
   private finish(b: BuiltRequest): void {
     const r = b.record;
-    if (this.recent.size >= MAX_RECENT_REQUESTS) {
-      const oldest = this.recent.keys().next();
-      if (!oldest.done) this.recent.delete(oldest.value);
-    }
     this.recent.set(b.connKey, r);
     for (const d of b.dependencies) this.linker.clientSpanReady(d.exchangeKey, { traceId: r.trace_id, spanId: d.record.span_id });
     this.out.record(r);

@@ -6,6 +6,7 @@
  * exchanges reach userspace in either order, so a callee may wait here for its caller, at
  * most `timeoutMs`, after which it goes out unlinked (counted). A traceparent always wins.
  */
+import { BoundedMap } from '../util/bounded-map.ts';
 import type { BuiltRequest } from './request-builder.ts';
 
 interface SpanIds {
@@ -16,7 +17,7 @@ interface SpanIds {
 const MAX_CLIENT_SPANS = 65536;
 
 export class TraceLinker {
-  private readonly clientSpans = new Map<string, SpanIds>();
+  private readonly clientSpans = new BoundedMap<string, SpanIds>(MAX_CLIENT_SPANS);
   private readonly waiting = new Map<string, { built: BuiltRequest; timer: NodeJS.Timeout }>();
   private readonly release: (b: BuiltRequest) => void;
   private readonly timeoutMs: number;
@@ -48,10 +49,6 @@ export class TraceLinker {
 
   /** A CLIENT span got its ids: remember them, and release a callee waiting for them. */
   clientSpanReady(exchangeKey: string, ids: SpanIds): void {
-    if (this.clientSpans.size >= MAX_CLIENT_SPANS) {
-      const oldest = this.clientSpans.keys().next();
-      if (!oldest.done) this.clientSpans.delete(oldest.value);
-    }
     this.clientSpans.set(exchangeKey, ids);
     const w = this.waiting.get(exchangeKey);
     if (!w) return;

@@ -82,8 +82,8 @@ describe('AgentMetrics', () => {
         perfcatch_requests_total: 'counter',
         perfcatch_request_duration_ms: 'histogram',
         perfcatch_request_cpu_ms: 'histogram',
-        perfcatch_request_bytes_received: 'histogram',
-        perfcatch_request_bytes_sent: 'histogram',
+        perfcatch_request_bytes_received_total: 'counter',
+        perfcatch_request_bytes_sent_total: 'counter',
         perfcatch_records_lost_total: 'counter',
         perfcatch_spans_exported_total: 'counter',
         perfcatch_spans_failed_total: 'counter',
@@ -104,9 +104,8 @@ describe('AgentMetrics', () => {
     ];
     assert.deepEqual(bounds('perfcatch_request_duration_ms'), ['1', '2', '5', '10', '25', '50', '100', '250', '500', '1000', '2500', '5000', '10000', '+Inf']);
     assert.deepEqual(bounds('perfcatch_request_cpu_ms'), ['0.5', '1', '2', '5', '10', '25', '50', '100', '250', '500', '1000', '+Inf']);
-    const byteBounds = ['100', '1000', '10000', '100000', '1000000', '10000000', '+Inf'];
-    assert.deepEqual(bounds('perfcatch_request_bytes_received'), byteBounds);
-    assert.deepEqual(bounds('perfcatch_request_bytes_sent'), byteBounds);
+    // Bytes are counters (totals per label set), not histograms: see AgentMetrics.
+    assert.equal(sample(text, 'perfcatch_request_bytes_sent_total{service="checkout",process="node",port="8080",method="GET",status_class="2xx",route="/users/{id}"}'), 5000);
   });
 
   it('labels requests with bounded values only', async () => {
