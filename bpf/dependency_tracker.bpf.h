@@ -190,9 +190,8 @@ static __always_inline void client_io_exit(struct conn_key *key, struct conn_sta
  * ignored until it is closed. */
 static __always_inline struct conn_state *maybe_adopt(struct conn_key *key, __u64 now)
 {
-	if (!bpf_map_lookup_elem(&server_tgids, &key->tgid) ||
-	    bpf_map_lookup_elem(&ignored_fds, key))
-		return NULL;
+	if (bpf_map_lookup_elem(&ignored_fds, key))
+		return NULL; /* the caller checked server_tgids */
 	__u8 one = 1;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct sock *sk = sock_of_fd(task, key->fd);

@@ -262,8 +262,12 @@ static __always_inline int on_io_enter(__u64 fd, __u64 arg, __u8 op)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)fd };
+	/* Every tracked connection belongs to a serving process: one small lookup turns away
+	 * the syscalls of every other process on the host. */
+	if (!bpf_map_lookup_elem(&server_tgids, &key.tgid))
+		return 0;
 	if (!bpf_map_lookup_elem(&conns, &key) && !maybe_adopt(&key, bpf_ktime_get_ns()))
-		return 0; /* the common case: not a tracked socket */
+		return 0; /* not a tracked socket */
 	struct inflight_io io = { .arg = arg, .fd = (__u32)fd, .op = op };
 	if (bpf_map_update_elem(&inflight, &pid_tgid, &io, BPF_ANY))
 		count(PC_CNT_INFLIGHT_FULL);

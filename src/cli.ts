@@ -1,8 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-old-space-size=160 --max-semi-space-size=2
 /**
  * `perfcatch` command line. Errors a user can fix print one line and exit non-zero; they
  * never print a stack trace.
  */
+import { getHeapStatistics } from 'node:v8';
 import { Agent } from './agent.ts';
 import { AGENT_USAGE, ConfigError, parseAgentArgs } from './config.ts';
 import { LoaderStartError } from './loader/loader-process.ts';
@@ -22,6 +23,18 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
+/**
+ * The agent runs with a bounded V8 heap (see the shebang and `npm start`) so that its RSS
+ * follows what it holds, not what it once allocated. A large --buffer-size needs more.
+ */
+function warnIfHeapTooSmall(bufferSize: number, log: { warn(m: string): void }): void {
+  const neededMb = 64 + Math.ceil((bufferSize * 2048) / 2 ** 20);
+  const limitMb = Math.floor(getHeapStatistics().heap_size_limit / 2 ** 20);
+  if (neededMb > limitMb) {
+    log.warn(`--buffer-size ${bufferSize} may need a ${neededMb} MB heap (limit ${limitMb} MB): set NODE_OPTIONS=--max-old-space-size=${neededMb}`);
+  }
+}
+
 async function runAgent(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(AGENT_USAGE);
@@ -35,6 +48,7 @@ async function runAgent(argv: string[]): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
+  warnIfHeapTooSmall(config.bufferSize, log);
   let agent: Agent;
   try {
     agent = new Agent(config, log, process.env);

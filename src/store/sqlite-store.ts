@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Logger } from '../log.ts';
 import type { RequestRecord } from '../types.ts';
 import type { RequestReader } from './request-reader.ts';
@@ -196,7 +196,10 @@ export class SqliteStore implements RequestReader {
     const oldUmask = setUmask(0o077);
     let db: DatabaseSync | null = null;
     try {
-      db = new DatabaseSync(file, readOnly ? { readOnly: true, timeout: 2000 } : { timeout: 100 });
+      // Loaded on use, so that everything else still runs on a Node.js without node:sqlite.
+      const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite') | undefined;
+      if (!sqlite) throw new Error(`this Node.js (${process.version}) has no node:sqlite; use Node.js 24`);
+      db = new sqlite.DatabaseSync(file, readOnly ? { readOnly: true, timeout: 2000 } : { timeout: 100 });
       if (readOnly) checkSchema(db, true);
       else initialize(db);
       const store = new SqliteStore(db, { ...opts, readOnly });

@@ -5,6 +5,8 @@ import { spawnTracked, type Spawned } from './processes.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = `${ROOT}dist/cli.js`;
+/** The V8 flags the product runs the agent with (the bin's shebang, `npm start`). */
+export const AGENT_NODE_FLAGS = ['--max-old-space-size=160', '--max-semi-space-size=2'];
 
 export interface RunningAgent extends Spawned {
   api: string;
@@ -15,7 +17,7 @@ export interface RunningAgent extends Spawned {
 /** `wrap` runs the agent under another command, e.g. setpriv to drop capabilities. */
 export async function startAgent(args: string[], env: Record<string, string> = {}, wrap: string[] = []): Promise<RunningAgent> {
   const apiPort = await freePort();
-  const argv = [CLI, 'agent', '--api-port', String(apiPort), ...args];
+  const argv = [...AGENT_NODE_FLAGS, CLI, 'agent', '--api-port', String(apiPort), ...args];
   const [cmd, cmdArgs] = wrap.length ? [wrap[0]!, [...wrap.slice(1), process.execPath, ...argv]] : [process.execPath, argv];
   const s = spawnTracked(cmd, cmdArgs, { env: { ...process.env, ...env } });
   const api = `http://127.0.0.1:${apiPort}`;
