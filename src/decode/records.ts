@@ -72,7 +72,7 @@ export interface KernelData {
   connId: bigint;
   seq: number;
   offset: number;
-  /** A copy: frames are views into a reused buffer. */
+  /** A view into the loader's stdout chunk. */
   bytes: Buffer;
 }
 
@@ -97,9 +97,19 @@ function cString(buf: Buffer, start: number, len: number): string {
 }
 
 /** Formats an address as stored by the kernel: IPv4 in the first 4 bytes, else 16 bytes. */
+const ipv4Names = new Map<number, string>();
+
 export function formatAddress(buf: Buffer, start: number, family: number): string {
   if (family === AF_INET) {
-    return `${buf[start]}.${buf[start + 1]}.${buf[start + 2]}.${buf[start + 3]}`;
+    // Few distinct peers, many requests: remember the strings (bounded).
+    const n = buf.readUInt32BE(start);
+    let name = ipv4Names.get(n);
+    if (name === undefined) {
+      name = `${buf[start]}.${buf[start + 1]}.${buf[start + 2]}.${buf[start + 3]}`;
+      if (ipv4Names.size >= 4096) ipv4Names.clear();
+      ipv4Names.set(n, name);
+    }
+    return name;
   }
   const b = buf.subarray(start, start + 16);
   // IPv4-mapped IPv6 (::ffff:a.b.c.d): report the IPv4 address, as clients see it.
@@ -197,7 +207,9 @@ function decodeData(f: Buffer): KernelData {
     connId: f.readBigUInt64LE(DATA.conn_id),
     seq: f.readUInt32LE(DATA.seq),
     offset: f.readUInt32LE(DATA.offset),
-    bytes: Buffer.from(f.subarray(DATA.data, DATA.data + len)),
+    // A view, not a copy: frames come from a fresh stdout chunk each time, and the view only
+    // lives until its request record arrives (at most an idle-flush period).
+    bytes: f.subarray(DATA.data, DATA.data + len),
   };
 }
 
