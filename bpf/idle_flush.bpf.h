@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Idle flush: a request is normally reported when the next one starts on its connection or
- * the connection closes. On an idle keep-alive connection that can be much later, so the
- * loader calls perfcatch_flush_idle() in its own binary every few hundred ms; this uprobe
- * then reports every request whose response has been quiet for idle_ns. Needs
+ * the connection closes. On an idle keep-alive connection that can be much later, so every
+ * few hundred ms the loader calls prctl(PC_FLUSH_PRCTL, idle_ns), an option no kernel knows
+ * (it fails with EINVAL); this tracepoint program then reports every request whose response
+ * has been quiet for idle_ns. A syscall tracepoint rather than a uprobe: attaching uprobes
+ * needs CAP_SYS_ADMIN, the agent runs with CAP_BPF and CAP_PERFMON. Needs
  * bpf_for_each_map_elem (5.13); on older kernels the loader runs without it.
  */
 #ifndef __PC_IDLE_FLUSH_BPF_H
@@ -64,10 +66,15 @@ static __always_inline void find_percpu_offsets(void)
 	cpus->n = n;
 }
 
-/* Attached by the loader to its own perfcatch_flush_idle(idle_ns). */
-SEC("uprobe/perfcatch_flush_idle")
-int BPF_KPROBE(perfcatch_flush_idle, __u64 idle_ns)
+SEC("tracepoint/syscalls/sys_enter_prctl")
+int perfcatch_flush_idle(struct trace_event_raw_sys_enter *ctx)
 {
+	if (ctx->args[0] != PC_FLUSH_PRCTL)
+		return 0; /* everybody else's prctl */
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!bpf_map_lookup_elem(&ignore_pids, &tgid))
+		return 0; /* only the loader (always in ignore_pids) may trigger it */
+	__u64 idle_ns = ctx->args[1];
 	find_percpu_offsets();
 	struct flush_ctx fc = { .now = bpf_ktime_get_ns(), .idle_ns = idle_ns };
 	bpf_for_each_map_elem(&conns, flush_if_idle, &fc, 0);

@@ -4,7 +4,7 @@
  *   request_tracker.bpf.h  - accept/read/write/close syscall tracepoints, request records
  *   dependency_tracker.bpf.h - outbound connections and the exchanges made while serving
  *   resource_tracker.bpf.h - on-CPU time per request (sched_switch), process RSS
- *   idle_flush.bpf.h       - reports requests on idle keep-alive connections (uprobe)
+ *   idle_flush.bpf.h       - reports requests on idle keep-alive connections (prctl trigger)
  *   maps.bpf.h             - kernel-private state, one map per purpose
  *   perfcatch.h            - every record that userspace reads
  * Hooks are tracepoints and tp_btf only: no kprobes, no fentry (see platform notes).

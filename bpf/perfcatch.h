@@ -20,6 +20,9 @@
 
 #define PC_ABI_VERSION 1
 
+/* prctl() option the loader calls to trigger the idle flush (no kernel defines it). */
+#define PC_FLUSH_PRCTL 0x50434631 /* "PCF1" */
+
 /* Largest payload chunk in one pc_data record. Load-time capture sizes are clamped to it. */
 #define PC_DATA_MAX 4096
 /* Bytes of pc_data before its payload. */

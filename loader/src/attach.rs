@@ -8,6 +8,9 @@ use aya::programs::{Program, ProgramError};
 use aya::{Btf, Ebpf};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
+/// Name prefix of programs the agent can run without.
+const OPTIONAL_PREFIX: &str = "perfcatch_";
+
 /// What a section name asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Hook<'a> {
@@ -20,11 +23,6 @@ pub enum Hook<'a> {
     },
     RawTracePoint {
         name: &'a str,
-    },
-    /// `uprobe/<function>` without a binary: a function of this loader (e.g. the idle flush),
-    /// attached to our own executable. Optional: a kernel that refuses it is logged, not fatal.
-    SelfProbe {
-        function: &'a str,
     },
     /// uprobe/uretprobe into another binary: not attached automatically yet.
     UProbe,
@@ -41,7 +39,6 @@ pub fn hook_for_section(section: &str) -> Hook<'_> {
         },
         "tp_btf" if !rest.is_empty() => Hook::BtfTracePoint { name: rest },
         "raw_tp" | "raw_tracepoint" if !rest.is_empty() => Hook::RawTracePoint { name: rest },
-        "uprobe" if rest.starts_with("perfcatch_") && !rest.contains(':') => Hook::SelfProbe { function: rest },
         "uprobe" | "uretprobe" | "uprobe.s" | "uretprobe.s" => Hook::UProbe,
         _ => Hook::Unsupported,
     }
@@ -122,6 +119,8 @@ impl std::error::Error for AttachError {
 
 /// Loads and attaches every program whose section we understand, in name order (stable logs).
 /// Returns the names attached. Links live as long as `ebpf`; dropping it detaches everything.
+/// Programs named `perfcatch_*` are optional (the idle flush needs a newer kernel than the
+/// rest): if the kernel refuses one, the loader says so and goes on without it.
 pub fn attach_all(ebpf: &mut Ebpf, sections: &HashMap<String, String>, btf: &Btf) -> Result<Vec<String>, AttachError> {
     let mut names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
     names.sort();
@@ -137,8 +136,14 @@ pub fn attach_all(ebpf: &mut Ebpf, sections: &HashMap<String, String>, btf: &Btf
         let mismatch = || AttachError::KindMismatch { program: name.clone(), section: section.clone() };
         match (hook_for_section(section), prog) {
             (Hook::TracePoint { category, name: tp }, Program::TracePoint(p)) => {
-                p.load().map_err(kernel)?;
-                p.attach(category, tp).map_err(kernel)?;
+                let result = p.load().and_then(|()| p.attach(category, tp).map(|_| ()));
+                match result {
+                    Err(e) if name.starts_with(OPTIONAL_PREFIX) => {
+                        log::warn!("optional program {name} not attached ({}); continuing without it", crate::error_chain_line(&e));
+                        continue;
+                    }
+                    other => other.map_err(kernel)?,
+                }
             }
             (Hook::BtfTracePoint { name: tp }, Program::BtfTracePoint(p)) => {
                 p.load(tp, btf).map_err(kernel)?;
@@ -147,16 +152,6 @@ pub fn attach_all(ebpf: &mut Ebpf, sections: &HashMap<String, String>, btf: &Btf
             (Hook::RawTracePoint { name: tp }, Program::RawTracePoint(p)) => {
                 p.load().map_err(kernel)?;
                 p.attach(tp).map_err(kernel)?;
-            }
-            (Hook::SelfProbe { function }, Program::UProbe(p)) => {
-                let exe = std::env::current_exe().map_err(|e| kernel(ProgramError::IOError(e)))?;
-                let attached = p
-                    .load()
-                    .and_then(|()| p.attach(function, &exe, aya::programs::uprobe::UProbeScope::CallingProcess).map(|_| ()));
-                if let Err(e) = attached {
-                    log::warn!("optional program {name} not attached ({}); continuing without it", crate::error_chain_line(&e));
-                    continue;
-                }
             }
             (Hook::UProbe, _) => {
                 log::info!("skipping {name} ({section}): uprobes are not attached automatically yet");
@@ -192,7 +187,6 @@ mod tests {
         assert_eq!(hook_for_section("raw_tp/sys_enter"), Hook::RawTracePoint { name: "sys_enter" });
         assert_eq!(hook_for_section("raw_tracepoint/sys_exit"), Hook::RawTracePoint { name: "sys_exit" });
         assert_eq!(hook_for_section("uprobe/libssl.so:SSL_read"), Hook::UProbe);
-        assert_eq!(hook_for_section("uprobe/perfcatch_flush_idle"), Hook::SelfProbe { function: "perfcatch_flush_idle" });
         assert_eq!(hook_for_section("uretprobe"), Hook::UProbe);
         assert_eq!(hook_for_section("tracepoint/syscalls"), Hook::Unsupported);
         assert_eq!(hook_for_section("kprobe/tcp_sendmsg"), Hook::Unsupported);

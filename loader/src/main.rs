@@ -476,12 +476,12 @@ fn handle_command(
     Ok(())
 }
 
-/// The idle flush: a BPF uprobe on this function reports requests whose connection has been
-/// quiet for `idle_ns` (bpf/idle_flush.bpf.h). Calling it is the whole trigger.
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn perfcatch_flush_idle(idle_ns: u64) -> u64 {
-    std::hint::black_box(idle_ns)
+/// Triggers the idle flush: bpf/idle_flush.bpf.h watches for this prctl() option, which no
+/// kernel defines (the call itself fails with EINVAL, as intended), and reports requests whose
+/// connection has been quiet for `idle_ns`.
+fn trigger_idle_flush(idle_ns: u64) {
+    // SAFETY: prctl with an unknown option only returns EINVAL; no memory is passed.
+    unsafe { libc::prctl(PC_FLUSH_PRCTL, idle_ns as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
 }
 
 /// Main loop. Returns when stdin closes or on SIGTERM/SIGINT; dropping `run` then detaches.
@@ -510,7 +510,7 @@ async fn run_loop(cfg: &Config, run: Running, out: &mut Output<File>) -> io::Res
             }
             _ = drain_tick.tick() => { drain::drain_pass(ring.get_mut(), out)?; }
             _ = stats_tick.tick() => write_stats(&counters, out)?,
-            _ = flush_tick.tick(), if idle_ns > 0 => { perfcatch_flush_idle(idle_ns); }
+            _ = flush_tick.tick(), if idle_ns > 0 => trigger_idle_flush(idle_ns),
             line = control.recv() => match line {
                 Some(line) => handle_command(&line, &mut filters, &counters, out)?,
                 None => break "stdin closed",

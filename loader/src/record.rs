@@ -5,6 +5,8 @@
 
 pub const PC_ABI_VERSION: u32 = 1;
 pub const PC_DATA_MAX: usize = 4096;
+/// prctl() option that triggers the idle flush (#define PC_FLUSH_PRCTL).
+pub const PC_FLUSH_PRCTL: libc::c_int = 0x5043_4631;
 pub const PC_DATA_HDR_SIZE: usize = 24;
 
 // enum pc_record_type

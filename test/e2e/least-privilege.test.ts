@@ -38,11 +38,17 @@ describe('least privilege', () => {
 
     const client = new RawHttpClient(server.port);
     const res = await client.request(getRequest('/least-priv', { 'X-Correlation-ID': 'least-priv-1' }));
+    // The connection stays open and idle: only the idle flush can report this request, and
+    // it must work without CAP_SYS_ADMIN too.
+    const rec = await waitFor(
+      'the idle request reported by the idle flush',
+      async () => {
+        const r = await agent.get<{ requests: RequestRecord[] }>('/api/requests?correlation_id=least-priv-1');
+        return r.body.requests[0];
+      },
+      5_000,
+    );
     await client.close();
-    const rec = await waitFor('the request record', async () => {
-      const r = await agent.get<{ requests: RequestRecord[] }>('/api/requests?correlation_id=least-priv-1');
-      return r.body.requests[0];
-    });
     assert.equal(rec.http_status, 200);
     assert.equal(rec.bytes_sent, res.bytesReceived);
     assert.ok(rec.cpu_time_ms > 0);
