@@ -31,6 +31,9 @@ fi
 mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 
+# Offline Kubernetes schemas for the chart tests.
+python3 -m pip show kubernetes-validate >/dev/null 2>&1 || python3 -m pip install --quiet kubernetes-validate==1.37.0
+
 log "installing npm dependencies (Node 24 comes in as a devDependency)"
 npm ci --no-audit --no-fund --loglevel=error
 

@@ -9,6 +9,7 @@ export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
 npm run --silent build
 echo "otelcol: $(bash test/peers/build-otelcol.sh)"
 echo "jaeger: $(bash test/peers/build-jaeger.sh)"
+echo "helm: $(bash test/peers/build-helm.sh)"
 
 echo "== loader (Rust) tests"
 cargo test --release --quiet --manifest-path loader/Cargo.toml

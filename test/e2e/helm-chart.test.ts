@@ -507,6 +507,7 @@ describe('Helm chart charts/perfcatch', () => {
     assert.deepEqual(sm.spec.namespaceSelector, { matchNames: [NAMESPACE] });
     assert.equal(sm.spec.endpoints[0].port, 'http-metrics');
     assert.equal(sm.spec.endpoints[0].path, '/metrics');
+    assert.equal(sm.spec.endpoints[0].honorLabels, true, "the agent's namespace/pod labels survive the scrape");
   });
 
   it('standalone: no Prometheus or Grafana, SQLite on a hostPath through PERFCATCH_DB_PATH', () => {
