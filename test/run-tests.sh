@@ -10,6 +10,7 @@ npm run --silent build
 echo "otelcol: $(bash test/peers/build-otelcol.sh)"
 echo "jaeger: $(bash test/peers/build-jaeger.sh)"
 echo "helm: $(bash test/peers/build-helm.sh)"
+echo "kube-apiserver: $(bash test/peers/build-kube-apiserver.sh | tr "\n" " ")"
 
 echo "== loader (Rust) tests"
 cargo test --release --quiet --manifest-path loader/Cargo.toml
