@@ -14,6 +14,8 @@ import { createOtlpExporter, SpanExportQueue } from './otel/span-export.ts';
 import { RequestPipeline } from './pipeline/pipeline.ts';
 import { RemoteWriter } from './export/remote-write.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
+import { PodIndex } from './k8s/pod-index.ts';
+import { PodMetadataResolver } from './k8s/pod-metadata.ts';
 import type { RequestReader } from './store/request-reader.ts';
 import { RequestStore } from './store/request-store.ts';
 import { startApiServer, type ApiServer } from './api/server.ts';
@@ -26,6 +28,8 @@ export class Agent {
   private readonly remoteWriter: RemoteWriter | null;
   /** Persistence (--db): written in batches, and what the API reads when configured. */
   private readonly db: SqliteStore | null;
+  /** Pods on this node (--node-name), for namespace, pod and service metadata. */
+  private readonly pods: PodIndex | null;
   private readonly metrics: AgentMetrics;
   private readonly loader: LoaderProcess;
   private api: ApiServer | null = null;
@@ -72,6 +76,9 @@ export class Agent {
       ? SqliteStore.open({ path: config.dbPath, retentionHours: config.dbRetentionHours, maxSizeMb: config.dbMaxSizeMb, log })
       : null;
     const db = this.db;
+    this.pods = config.nodeName
+      ? new PodIndex({ nodeName: config.nodeName, ...(config.kubeconfig ? { kubeConfig: config.kubeconfig } : {}), logger: log })
+      : null;
     this.remoteWriter = config.remoteWriteUrl ? new RemoteWriter({ url: config.remoteWriteUrl, log }) : null;
     const writer = this.remoteWriter;
     this.pipeline = new RequestPipeline(
@@ -79,6 +86,7 @@ export class Agent {
         correlation: new CorrelationExtractor(config.correlationHeaders),
         processes: new ProcessInfoCache(),
         keepQuery: config.keepQuery,
+        pods: this.pods ? new PodMetadataResolver(this.pods) : null,
       },
       queue ? new SpanBuilder() : null,
       {
@@ -132,6 +140,8 @@ export class Agent {
 
   /** Starts capture first (so privilege errors surface before anything listens), then the API. */
   async start(): Promise<void> {
+    // Not awaited: pod metadata fills in when the first list arrives; the API may be down.
+    void this.pods?.start();
     await this.loader.start();
     this.api = await startApiServer({
       host: this.config.apiHost,
@@ -212,6 +222,7 @@ export class Agent {
           : null,
         remote_write: this.remoteWriter ? { url: this.config.remoteWriteUrl, ...this.remoteWriter.counters } : null,
         storage: this.db ? this.db.health() : null,
+        kubernetes: this.pods ? this.pods.health() : null,
         lost: {
           kernel_ringbuf_request: c.kernel.rb_drop_request ?? 0,
           kernel_ringbuf_data: c.kernel.rb_drop_data ?? 0,
@@ -240,5 +251,6 @@ export class Agent {
     await this.remoteWriter?.shutdown();
     await this.metrics.shutdown();
     this.db?.close();
+    await this.pods?.stop();
   }
 }

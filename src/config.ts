@@ -43,6 +43,10 @@ export interface AgentConfig {
   otlpMetrics: boolean;
   /** OTEL_METRIC_EXPORT_INTERVAL, for the OTLP metrics push. */
   otlpMetricsIntervalMs: number;
+  /** This node's name; with it, pods on this node are watched for metadata. */
+  nodeName: string | null;
+  /** kubeconfig file; null: in-cluster config (or ~/.kube/config). */
+  kubeconfig: string | null;
 }
 
 /** A configuration problem, with a one-line message naming the flag or environment variable. */
@@ -84,6 +88,8 @@ const OPTIONS = [
   { flag: '--db-retention-hours', env: ['PERFCATCH_DB_RETENTION_HOURS'], arg: 'N', description: 'delete persisted requests older than this (1-87600)', defaultText: '168' },
   { flag: '--db-max-size-mb', env: ['PERFCATCH_DB_MAX_SIZE_MB'], arg: 'N', description: 'delete the oldest persisted requests beyond this size (1-1000000)', defaultText: '1024' },
   { flag: '--otlp-metrics', env: ['PERFCATCH_OTLP_METRICS'], arg: null, description: 'also export metrics over OTLP to --otlp-endpoint (every OTEL_METRIC_EXPORT_INTERVAL ms, default 10000)', defaultText: 'off' },
+  { flag: '--node-name', env: ['PERFCATCH_NODE_NAME', 'NODE_NAME'], arg: 'NAME', description: 'Kubernetes node this agent runs on (the downward API spec.nodeName): pods on it give requests their namespace, pod and service', defaultText: 'none (no Kubernetes metadata)' },
+  { flag: '--kubeconfig', env: ['PERFCATCH_KUBECONFIG', 'KUBECONFIG'], arg: 'PATH', description: 'kubeconfig for the pod watch', defaultText: 'in-cluster' },
   { flag: '--remote-write-url', env: ['PERFCATCH_REMOTE_WRITE_URL'], arg: 'URL', description: 'Prometheus remote-write endpoint for per-request samples (VictoriaMetrics, Mimir)', defaultText: 'none' },
 ] as const satisfies readonly OptionSpec[];
 
@@ -148,12 +154,16 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     dbMaxSizeMb: orDefault(raw('--db-max-size-mb'), (v) => parseInteger(v, 1, 1_000_000), 1024),
     remoteWriteUrl: orDefault(raw('--remote-write-url'), parseHttpUrl, null),
     otlpMetrics: orDefault(raw('--otlp-metrics'), parseBoolean, false),
+    nodeName: null,
+    kubeconfig: null,
     otlpMetricsIntervalMs: orDefault(
       env.OTEL_METRIC_EXPORT_INTERVAL ? { source: 'OTEL_METRIC_EXPORT_INTERVAL', text: env.OTEL_METRIC_EXPORT_INTERVAL } : undefined,
       (v) => parseInteger(v, 100, 3_600_000),
       10_000,
     ),
   };
+  config.nodeName = orDefault(raw('--node-name'), (v) => v.text.trim() || fail(v, 'a node name'), null);
+  config.kubeconfig = orDefault(raw('--kubeconfig'), parsePath, null);
   if (config.otlpMetrics && !config.otlpEndpoint) {
     throw new ConfigError('--otlp-metrics: needs an OTLP endpoint (--otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)');
   }

@@ -14,6 +14,8 @@ export interface ProcessInfo {
   pid: number;
   processName: string;
   serviceName: string;
+  /** serviceName is the process's own OTEL_SERVICE_NAME (it then wins over pod labels). */
+  serviceNameFromEnv: boolean;
   executablePath: string | null;
 }
 
@@ -78,7 +80,7 @@ export class ProcessInfoCache {
     const argv0 = tryRead(`/proc/${pid}/cmdline`)?.split('\0')[0] ?? '';
     const fromArgv = basename(argv0.split(/[\s:]/)[0] ?? '');
     const processName = fromArgv || (exe ? basename(exe) : '') || comm || `pid-${pid}`;
-    const serviceName = serviceNameFromEnviron(pid) ?? processName;
-    return { pid, processName, serviceName, executablePath: exe };
+    const fromEnv = serviceNameFromEnviron(pid);
+    return { pid, processName, serviceName: fromEnv ?? processName, serviceNameFromEnv: fromEnv !== null, executablePath: exe };
   }
 }

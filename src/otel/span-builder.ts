@@ -11,6 +11,8 @@ import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime, typ
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { hostname } from 'node:os';
+import { k8sResourceAttributes } from '../k8s/pod-metadata.ts';
+import type { PodMetadata } from '../k8s/pod-index.ts';
 import type { BuiltDependency } from '../pipeline/dependency-builder.ts';
 import type { BuiltRequest } from '../pipeline/request-builder.ts';
 import type { RequestRecord } from '../types.ts';
@@ -54,12 +56,18 @@ export class SpanBuilder {
   private readonly resources = new Map<string, Resource>();
   private readonly host = hostname();
 
-  resourceFor(serviceName: string, processName: string): Resource {
-    const key = `${serviceName}\0${processName}`;
+  /**
+   * One Resource per service instance: service, process and (on Kubernetes) pod. A CLIENT span
+   * reported late knows its parent's pod only by name: it finds the resource already made.
+   */
+  resourceFor(serviceName: string, processName: string, pod: PodMetadata | null, podName: string | null = pod?.podName ?? null): Resource {
+    const key = `${serviceName}\0${processName}\0${podName ?? ''}`;
     let r = this.resources.get(key);
     if (!r) {
       if (this.resources.size >= MAX_RESOURCES) this.resources.clear();
       r = resourceFromAttributes({
+        ...(pod ? k8sResourceAttributes(pod) : {}),
+        // The record's service name already chose between the process's own name and the pod's.
         [sc.ATTR_SERVICE_NAME]: serviceName,
         [sc.ATTR_PROCESS_EXECUTABLE_NAME]: processName,
         [sc.ATTR_HOST_NAME]: this.host,
@@ -128,7 +136,7 @@ export class SpanBuilder {
         parentSpanContext: parent,
         status: isError ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
         attributes,
-        resource: this.resourceFor(r.service_name, r.process_name),
+        resource: this.resourceFor(r.service_name, r.process_name, b.pod),
       },
       ctx,
       b.startNs,
@@ -172,7 +180,7 @@ export class SpanBuilder {
         parentSpanContext: parentCtx,
         status: isError ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
         attributes,
-        resource: this.resourceFor(parent.service_name, parent.process_name),
+        resource: this.resourceFor(parent.service_name, parent.process_name, null, parent.pod_name),
       },
       ctx,
       d.startNs,

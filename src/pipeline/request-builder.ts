@@ -10,6 +10,8 @@ import { routeTemplate } from '../http/route.ts';
 import { parseTraceParent, type TraceParent } from '../http/traceparent.ts';
 import { newSpanId, newTraceId } from '../otel/ids.ts';
 import type { RequestRecord } from '../types.ts';
+import type { PodMetadata } from '../k8s/pod-index.ts';
+import type { PodMetadataResolver } from '../k8s/pod-metadata.ts';
 import { buildDependency, exchangeKey, type BuiltDependency } from './dependency-builder.ts';
 
 /** What span building needs beyond the public record. */
@@ -25,6 +27,8 @@ export interface BuiltRequest {
   captureIncomplete: boolean;
   isHttp: boolean;
   dependencies: BuiltDependency[];
+  /** The pod the process runs in, when known. */
+  pod: PodMetadata | null;
   /** The caller's exchange on this host (`${conn_id}:${seq}`), when the kernel linked one. */
   callerExchangeKey: string | null;
   connKey: string;
@@ -33,6 +37,8 @@ export interface BuiltRequest {
 export interface RequestBuilderOptions {
   correlation: CorrelationExtractor;
   processes: ProcessInfoCache;
+  /** Kubernetes metadata by pid, when the agent watches pods. */
+  pods?: PodMetadataResolver | null;
   /** Keep query strings in http_path / url.query instead of redacting them. */
   keepQuery: boolean;
 }
@@ -45,6 +51,9 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
   const response = parseResponseHead(a.responseHead);
   const traceParent = http ? parseTraceParent(http.headers.get('traceparent')) : null;
   const proc = opts.processes.get(k.pid, k.comm);
+  const pod = opts.pods?.metadataForPid(k.pid) ?? null;
+  // service.name: the process's own OTEL_SERVICE_NAME, else the pod's labels, else the process.
+  const serviceName = proc.serviceNameFromEnv ? proc.serviceName : (pod?.serviceName ?? proc.serviceName);
   const durationNs = k.endNs > k.startNs ? k.endNs - k.startNs : 0n;
   const rss = k.rssBytes > 0 ? k.rssBytes : (readRssBytes(k.pid) ?? 0);
   const spanId = newSpanId();
@@ -64,9 +73,9 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     timestamp: Number(k.startNs / 1000n) / 1e6,
     pid: k.pid,
     process_name: proc.processName,
-    service_name: proc.serviceName,
-    namespace: null,
-    pod_name: null,
+    service_name: serviceName,
+    namespace: pod?.namespace ?? null,
+    pod_name: pod?.podName ?? null,
     route: http ? routeTemplate(http.path) : null,
     local_port: k.localPort,
     remote_ip: k.remoteAddr,
@@ -94,6 +103,7 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     captureIncomplete: a.captureIncomplete,
     isHttp: http !== null,
     dependencies,
+    pod,
     callerExchangeKey: k.peerConnId ? exchangeKey(k.peerConnId, k.seq) : null,
     connKey: exchangeKey(k.connId, k.seq),
   };

@@ -44,6 +44,8 @@ describe('parseAgentArgs', () => {
       remoteWriteUrl: null,
       otlpMetrics: false,
       otlpMetricsIntervalMs: 10000,
+      nodeName: null,
+      kubeconfig: null,
     });
   });
 

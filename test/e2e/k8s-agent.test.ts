@@ -1,0 +1,147 @@
+/**
+ * The agent on a (simulated) Kubernetes node: a real kube-apiserver holds a pod on node-a
+ * whose container id names a cgroup v2 directory, a real server runs in that cgroup, and the
+ * agent (--node-name node-a) must put the pod's namespace, name and service on its records
+ * and the k8s.* attributes on its spans' resource.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startAgent, type RunningAgent } from '../harness/agent.ts';
+import { startCollector, type RunningCollector } from '../harness/collector.ts';
+import { startKubeApiServer, trustCa, type RunningKubeApiServer } from '../harness/kube-apiserver.ts';
+import { waitFor } from '../harness/ports.ts';
+import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
+import { startNodeServer, type RunningServer } from '../harness/runtimes.ts';
+import type { RequestRecord } from '../../src/types.ts';
+
+const NS = 'shop';
+const ID = randomBytes(32).toString('hex');
+
+/** The cgroup v2 hierarchy (at /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts). */
+function cgroup2Mount(): string {
+  const fields = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .find((f) => f[f.indexOf('-') + 1] === 'cgroup2');
+  assert.ok(fields?.[4], 'a cgroup v2 hierarchy is mounted');
+  return fields[4];
+}
+
+describe('Kubernetes pod metadata through the agent', () => {
+  let kube: RunningKubeApiServer;
+  let collector: RunningCollector;
+  let server: RunningServer;
+  let agent: RunningAgent;
+  const slice = join(cgroup2Mount(), 'perfcatch-agent-test.slice');
+  const scope = join(slice, `cri-containerd-${ID}.scope`);
+
+  async function api(method: string, path: string, body: unknown): Promise<{ metadata: { uid: string } }> {
+    const res = await fetch(`${kube.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${kube.token}`, 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${text}`);
+    return JSON.parse(text) as { metadata: { uid: string } };
+  }
+
+  /** Deployment checkout -> ReplicaSet checkout-7d9f8c6b5, as the controllers would make them. */
+  async function createOwners(): Promise<string> {
+    const labels = { 'app.kubernetes.io/name': 'checkout', 'pod-template-hash': '7d9f8c6b5' };
+    const template = { metadata: { labels }, spec: { containers: [{ name: 'app', image: 'registry.invalid/checkout:1' }] } };
+    const deployment = await api('POST', `/apis/apps/v1/namespaces/${NS}/deployments`, {
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'checkout', namespace: NS },
+      spec: { replicas: 1, selector: { matchLabels: labels }, template },
+    });
+    const rs = await api('POST', `/apis/apps/v1/namespaces/${NS}/replicasets`, {
+      apiVersion: 'apps/v1', kind: 'ReplicaSet',
+      metadata: {
+        name: 'checkout-7d9f8c6b5', namespace: NS, labels,
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'checkout', uid: deployment.metadata.uid, controller: true }],
+      },
+      spec: { replicas: 1, selector: { matchLabels: labels }, template },
+    });
+    return rs.metadata.uid;
+  }
+
+  before(async () => {
+    kube = await startKubeApiServer();
+    trustCa(kube.ca);
+    await api('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
+    const rsUid = await createOwners();
+    await api('POST', `/api/v1/namespaces/${NS}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: 'checkout-7d9f8c6b5-x2x9z',
+        namespace: NS,
+        labels: { 'app.kubernetes.io/name': 'checkout', 'pod-template-hash': '7d9f8c6b5' },
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'checkout-7d9f8c6b5', uid: rsUid, controller: true }],
+      },
+      spec: { nodeName: 'node-a', containers: [{ name: 'app', image: 'registry.invalid/checkout:1' }] },
+    });
+    await api('PATCH', `/api/v1/namespaces/${NS}/pods/checkout-7d9f8c6b5-x2x9z/status`, {
+      status: {
+        phase: 'Running',
+        containerStatuses: [
+          {
+            name: 'app', containerID: `containerd://${ID}`, image: 'registry.invalid/checkout:1', imageID: '', ready: true, restartCount: 0,
+            state: { running: { startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } },
+          },
+        ],
+      },
+    });
+    collector = await startCollector();
+    server = await startNodeServer(); // no OTEL_SERVICE_NAME: the pod's label names the service
+    mkdirSync(scope, { recursive: true });
+    writeFileSync(join(scope, 'cgroup.procs'), `${server.pid}\n`);
+    agent = await startAgent([
+      '--ports', String(server.port), '--node-name', 'node-a', '--kubeconfig', kube.kubeconfigPath, '--otlp-endpoint', collector.grpcEndpoint,
+    ]);
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await server?.stop();
+    await collector?.stop();
+    await kube?.stop();
+    if (existsSync(scope)) await waitFor('empty cgroup removed', () => { try { rmdirSync(scope); return true; } catch { return undefined; } }, 5_000);
+    if (existsSync(slice)) rmdirSync(slice);
+  });
+
+  it('records and spans carry the pod', async () => {
+    await waitFor('the pod watch synced', async () => {
+      const h = await agent.get<{ kubernetes: { synced: boolean } }>('/health');
+      return h.body.kubernetes.synced ? true : undefined;
+    });
+    const client = new RawHttpClient(server.port);
+    for (let i = 0; i < 3; i++) await client.request(getRequest(`/orders/${i}`, { 'X-Correlation-ID': `k8s-${i}` }));
+    await client.close();
+    const records = await waitFor('3 records of the pod', async () => {
+      const r = await agent.get<{ count: number; requests: RequestRecord[] }>(`/api/requests?namespace=${NS}&pod=checkout-7d9f8c6b5-x2x9z`);
+      return r.body.count === 3 ? r.body.requests : undefined;
+    });
+    for (const r of records) assert.equal(r.service_name, 'checkout', 'service.name from app.kubernetes.io/name');
+
+    const spans = await waitFor('the spans in the collector', () => {
+      const s = collector.spans().filter((x) => String(x.attrs['perfcatch.correlation_id'] ?? '').startsWith('k8s-'));
+      return s.length === 3 ? s : undefined;
+    });
+    const resource = spans[0]!.resource;
+    assert.equal(resource['service.name'], 'checkout');
+    assert.equal(resource['k8s.namespace.name'], NS);
+    assert.equal(resource['k8s.pod.name'], 'checkout-7d9f8c6b5-x2x9z');
+    assert.equal(resource['k8s.container.name'], 'app');
+    assert.equal(resource['k8s.node.name'], 'node-a');
+    assert.equal(resource['k8s.deployment.name'], 'checkout', "through the ReplicaSet's owner");
+    assert.match(String(resource['k8s.pod.uid']), /^[0-9a-f-]{36}$/);
+
+    const metrics = await agent.metrics();
+    const line = metrics.split('\n').find((l) => l.startsWith('perfcatch_requests_total{') && l.includes('service="checkout"'));
+    assert.ok(line?.endsWith(',namespace="shop",pod="checkout-7d9f8c6b5-x2x9z"} 3'), line);
+  });
+});
