@@ -16,6 +16,7 @@ import { RemoteWriter } from './export/remote-write.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import { PodIndex } from './k8s/pod-index.ts';
 import { PodMetadataResolver } from './k8s/pod-metadata.ts';
+import { CgroupAllowList, CLOSED_CGROUP_FILTER } from './k8s/cgroup-allow-list.ts';
 import type { RequestReader } from './store/request-reader.ts';
 import { RequestStore } from './store/request-store.ts';
 import { startApiServer, type ApiServer } from './api/server.ts';
@@ -30,6 +31,8 @@ export class Agent {
   private readonly db: SqliteStore | null;
   /** Pods on this node (--node-name), for namespace, pod and service metadata. */
   private readonly pods: PodIndex | null;
+  /** --namespace/--pods as a kernel cgroup filter. */
+  private allowList: CgroupAllowList | null = null;
   private readonly metrics: AgentMetrics;
   private readonly loader: LoaderProcess;
   private api: ApiServer | null = null;
@@ -121,6 +124,8 @@ export class Agent {
         pids: config.pids,
         ports: config.ports,
         processes: config.processes,
+        // With --namespace/--pods the filter starts closed, until the allowed pods are known.
+        cgroups: config.namespaces.length || config.podNames.length ? [CLOSED_CGROUP_FILTER] : [],
       },
       {
         onRecord: (rec) => this.handleRecord(rec),
@@ -132,6 +137,7 @@ export class Agent {
         onStateChange: (up, reason) => {
           this.captureUp = up;
           this.captureDownReason = reason;
+          if (up) this.allowList?.resend(); // a restarted loader starts with the filter closed
           if (!up) log.error(`capture down: ${reason}`);
         },
       },
@@ -140,9 +146,20 @@ export class Agent {
 
   /** Starts capture first (so privilege errors surface before anything listens), then the API. */
   async start(): Promise<void> {
+    const pods = this.pods;
+    if (pods && (this.config.namespaces.length || this.config.podNames.length)) {
+      this.allowList = new CgroupAllowList({
+        namespaces: this.config.namespaces,
+        pods: this.config.podNames,
+        lookup: (id) => pods.lookup(id),
+        send: (command) => this.loader.send(command),
+        log: this.log,
+      });
+    }
     // Not awaited: pod metadata fills in when the first list arrives; the API may be down.
-    void this.pods?.start();
+    void pods?.start().then(() => this.allowList?.refresh());
     await this.loader.start();
+    this.allowList?.start();
     this.api = await startApiServer({
       host: this.config.apiHost,
       port: this.config.apiPort,
@@ -251,6 +268,7 @@ export class Agent {
     await this.remoteWriter?.shutdown();
     await this.metrics.shutdown();
     this.db?.close();
+    this.allowList?.stop();
     await this.pods?.stop();
   }
 }

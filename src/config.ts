@@ -47,6 +47,9 @@ export interface AgentConfig {
   nodeName: string | null;
   /** kubeconfig file; null: in-cluster config (or ~/.kube/config). */
   kubeconfig: string | null;
+  /** Only these Kubernetes namespaces / pods (enforced in the kernel); empty: all. */
+  namespaces: string[];
+  podNames: string[];
 }
 
 /** A configuration problem, with a one-line message naming the flag or environment variable. */
@@ -89,6 +92,8 @@ const OPTIONS = [
   { flag: '--db-max-size-mb', env: ['PERFCATCH_DB_MAX_SIZE_MB'], arg: 'N', description: 'delete the oldest persisted requests beyond this size (1-1000000)', defaultText: '1024' },
   { flag: '--otlp-metrics', env: ['PERFCATCH_OTLP_METRICS'], arg: null, description: 'also export metrics over OTLP to --otlp-endpoint (every OTEL_METRIC_EXPORT_INTERVAL ms, default 10000)', defaultText: 'off' },
   { flag: '--node-name', env: ['PERFCATCH_NODE_NAME', 'NODE_NAME'], arg: 'NAME', description: 'Kubernetes node this agent runs on (the downward API spec.nodeName): pods on it give requests their namespace, pod and service', defaultText: 'none (no Kubernetes metadata)' },
+  { flag: '--namespace', env: ['PERFCATCH_NAMESPACE'], arg: 'NS,...', description: 'only trace pods of these Kubernetes namespaces, enforced in the kernel (needs --node-name)', defaultText: 'all' },
+  { flag: '--pods', env: ['PERFCATCH_PODS'], arg: 'POD,...', description: 'only trace these pods, enforced in the kernel (needs --node-name)', defaultText: 'all' },
   { flag: '--kubeconfig', env: ['PERFCATCH_KUBECONFIG', 'KUBECONFIG'], arg: 'PATH', description: 'kubeconfig for the pod watch', defaultText: 'in-cluster' },
   { flag: '--remote-write-url', env: ['PERFCATCH_REMOTE_WRITE_URL'], arg: 'URL', description: 'Prometheus remote-write endpoint for per-request samples (VictoriaMetrics, Mimir)', defaultText: 'none' },
 ] as const satisfies readonly OptionSpec[];
@@ -156,6 +161,8 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     otlpMetrics: orDefault(raw('--otlp-metrics'), parseBoolean, false),
     nodeName: null,
     kubeconfig: null,
+    namespaces: [],
+    podNames: [],
     otlpMetricsIntervalMs: orDefault(
       env.OTEL_METRIC_EXPORT_INTERVAL ? { source: 'OTEL_METRIC_EXPORT_INTERVAL', text: env.OTEL_METRIC_EXPORT_INTERVAL } : undefined,
       (v) => parseInteger(v, 100, 3_600_000),
@@ -164,6 +171,11 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
   };
   config.nodeName = orDefault(raw('--node-name'), (v) => v.text.trim() || fail(v, 'a node name'), null);
   config.kubeconfig = orDefault(raw('--kubeconfig'), parsePath, null);
+  config.namespaces = orDefault(raw('--namespace'), (v) => splitList(v, 'a comma-separated list of namespaces'), []);
+  config.podNames = orDefault(raw('--pods'), (v) => splitList(v, 'a comma-separated list of pod names'), []);
+  if ((config.namespaces.length || config.podNames.length) && !config.nodeName) {
+    throw new ConfigError('--namespace/--pods: need --node-name (NODE_NAME) to know which pods run here');
+  }
   if (config.otlpMetrics && !config.otlpEndpoint) {
     throw new ConfigError('--otlp-metrics: needs an OTLP endpoint (--otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)');
   }

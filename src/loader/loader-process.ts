@@ -29,6 +29,8 @@ export interface LoaderOptions {
   pids: number[];
   ports: number[];
   processes: string[];
+  /** Initial cgroup filter ("0" closes it until the allowed cgroups are known). */
+  cgroups: string[];
 }
 
 export interface LoaderHandlers {
@@ -85,6 +87,7 @@ export class LoaderProcess {
       if (this.filters.pids.length) args.push('--pids', this.filters.pids.join(','));
       if (this.filters.ports.length) args.push('--ports', this.filters.ports.join(','));
       if (this.filters.processes.length) args.push('--comms', this.filters.processes.join(','));
+      if (this.opts.cgroups.length) args.push('--cgroups', this.opts.cgroups.join(','));
 
       const child = spawn(this.opts.loaderPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
       this.child = child;

@@ -1,8 +1,9 @@
 /**
- * The agent on a (simulated) Kubernetes node: a real kube-apiserver holds a pod on node-a
- * whose container id names a cgroup v2 directory, a real server runs in that cgroup, and the
- * agent (--node-name node-a) must put the pod's namespace, name and service on its records
- * and the k8s.* attributes on its spans' resource.
+ * The agent on a (simulated) Kubernetes node: a real kube-apiserver holds pods on node-a
+ * whose container ids name cgroup v2 directories, real servers run in those cgroups, and the
+ * agent (--node-name node-a --namespace shop) must put the pod's namespace, name and service
+ * on its records and the k8s.* attributes on its spans' resource, and turn away the other
+ * namespace's pod in the kernel.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +20,7 @@ import type { RequestRecord } from '../../src/types.ts';
 
 const NS = 'shop';
 const ID = randomBytes(32).toString('hex');
+const OTHER_ID = randomBytes(32).toString('hex');
 
 /** The cgroup v2 hierarchy (at /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts). */
 function cgroup2Mount(): string {
@@ -34,9 +36,32 @@ describe('Kubernetes pod metadata through the agent', () => {
   let kube: RunningKubeApiServer;
   let collector: RunningCollector;
   let server: RunningServer;
+  let other: RunningServer;
   let agent: RunningAgent;
   const slice = join(cgroup2Mount(), 'perfcatch-agent-test.slice');
   const scope = join(slice, `cri-containerd-${ID}.scope`);
+  const otherScope = join(slice, `cri-containerd-${OTHER_ID}.scope`);
+
+  /** A running pod on node-a whose only container has `containerId`. */
+  async function createPod(ns: string, name: string, containerId: string, extra: Record<string, unknown> = {}): Promise<void> {
+    await api('POST', `/api/v1/namespaces/${ns}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: ns, ...extra },
+      spec: { nodeName: 'node-a', containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
+    });
+    await api('PATCH', `/api/v1/namespaces/${ns}/pods/${name}/status`, {
+      status: {
+        phase: 'Running',
+        containerStatuses: [
+          {
+            name: 'app', containerID: `containerd://${containerId}`, image: 'registry.invalid/app:1', imageID: '', ready: true, restartCount: 0,
+            state: { running: { startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } },
+          },
+        ],
+      },
+    });
+  }
 
   async function api(method: string, path: string, body: unknown): Promise<{ metadata: { uid: string } }> {
     const res = await fetch(`${kube.url}${path}`, {
@@ -73,43 +98,33 @@ describe('Kubernetes pod metadata through the agent', () => {
     trustCa(kube.ca);
     await api('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
     const rsUid = await createOwners();
-    await api('POST', `/api/v1/namespaces/${NS}/pods`, {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: {
-        name: 'checkout-7d9f8c6b5-x2x9z',
-        namespace: NS,
-        labels: { 'app.kubernetes.io/name': 'checkout', 'pod-template-hash': '7d9f8c6b5' },
-        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'checkout-7d9f8c6b5', uid: rsUid, controller: true }],
-      },
-      spec: { nodeName: 'node-a', containers: [{ name: 'app', image: 'registry.invalid/checkout:1' }] },
+    await createPod(NS, 'checkout-7d9f8c6b5-x2x9z', ID, {
+      labels: { 'app.kubernetes.io/name': 'checkout', 'pod-template-hash': '7d9f8c6b5' },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'checkout-7d9f8c6b5', uid: rsUid, controller: true }],
     });
-    await api('PATCH', `/api/v1/namespaces/${NS}/pods/checkout-7d9f8c6b5-x2x9z/status`, {
-      status: {
-        phase: 'Running',
-        containerStatuses: [
-          {
-            name: 'app', containerID: `containerd://${ID}`, image: 'registry.invalid/checkout:1', imageID: '', ready: true, restartCount: 0,
-            state: { running: { startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } },
-          },
-        ],
-      },
-    });
+    await api('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'other' } });
+    await createPod('other', 'intruder', OTHER_ID, { labels: { app: 'intruder' } });
     collector = await startCollector();
     server = await startNodeServer(); // no OTEL_SERVICE_NAME: the pod's label names the service
+    other = await startNodeServer();
     mkdirSync(scope, { recursive: true });
+    mkdirSync(otherScope, { recursive: true });
     writeFileSync(join(scope, 'cgroup.procs'), `${server.pid}\n`);
+    writeFileSync(join(otherScope, 'cgroup.procs'), `${other.pid}\n`);
     agent = await startAgent([
-      '--ports', String(server.port), '--node-name', 'node-a', '--kubeconfig', kube.kubeconfigPath, '--otlp-endpoint', collector.grpcEndpoint,
+      '--node-name', 'node-a', '--kubeconfig', kube.kubeconfigPath, '--namespace', NS, '--otlp-endpoint', collector.grpcEndpoint,
     ]);
   });
 
   after(async () => {
     await agent?.stop();
     await server?.stop();
+    await other?.stop();
     await collector?.stop();
     await kube?.stop();
-    if (existsSync(scope)) await waitFor('empty cgroup removed', () => { try { rmdirSync(scope); return true; } catch { return undefined; } }, 5_000);
+    for (const dir of [scope, otherScope]) {
+      if (existsSync(dir)) await waitFor('empty cgroup removed', () => { try { rmdirSync(dir); return true; } catch { return undefined; } }, 5_000);
+    }
     if (existsSync(slice)) rmdirSync(slice);
   });
 
@@ -139,6 +154,18 @@ describe('Kubernetes pod metadata through the agent', () => {
     assert.equal(resource['k8s.node.name'], 'node-a');
     assert.equal(resource['k8s.deployment.name'], 'checkout', "through the ReplicaSet's owner");
     assert.match(String(resource['k8s.pod.uid']), /^[0-9a-f-]{36}$/);
+
+    // The other namespace's pod is turned away in the kernel: no records, counted as filtered.
+    const intruder = new RawHttpClient(other.port);
+    for (let i = 0; i < 2; i++) await intruder.request(getRequest('/steal', { 'X-Correlation-ID': `intruder-${i}` }));
+    await intruder.close();
+    const filtered = await waitFor('the intruder connection filtered in the kernel', async () => {
+      const h = await agent.get<{ counters: { kernel: { conn_filtered: number } } }>('/health');
+      return h.body.counters.kernel.conn_filtered > 0 ? h.body.counters.kernel.conn_filtered : undefined;
+    });
+    assert.ok(filtered >= 1);
+    const stolen = await agent.get<{ count: number }>('/api/requests?correlation_id_regex=%5Eintruder&since=60');
+    assert.equal(stolen.body.count, 0, 'nothing recorded for the other namespace');
 
     const metrics = await agent.metrics();
     const line = metrics.split('\n').find((l) => l.startsWith('perfcatch_requests_total{') && l.includes('service="checkout"'));

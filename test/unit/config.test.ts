@@ -46,6 +46,8 @@ describe('parseAgentArgs', () => {
       otlpMetricsIntervalMs: 10000,
       nodeName: null,
       kubeconfig: null,
+      namespaces: [],
+      podNames: [],
     });
   });
 
@@ -247,5 +249,13 @@ describe('--otlp-metrics', () => {
     assert.equal(c.otlpMetrics, true);
     assert.equal(c.otlpMetricsIntervalMs, 2500);
     assert.throws(() => parseAgentArgs([], { OTEL_METRIC_EXPORT_INTERVAL: 'soon' }), /OTEL_METRIC_EXPORT_INTERVAL/);
+  });
+});
+
+describe('--namespace and --pods', () => {
+  it('need a node name', () => {
+    assert.throws(() => parseAgentArgs(['--namespace', 'shop'], {}), /need --node-name/);
+    const c = parseAgentArgs(['--namespace', 'shop,web', '--pods=a'], { NODE_NAME: 'node-a' });
+    assert.deepEqual([c.namespaces, c.podNames, c.nodeName], [['shop', 'web'], ['a'], 'node-a']);
   });
 });
