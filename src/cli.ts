@@ -3,6 +3,7 @@
  * `perfcatch` command line. Errors a user can fix print one line and exit non-zero; they
  * never print a stack trace.
  */
+import { setPriority } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { Agent } from './agent.ts';
 import { AGENT_USAGE, ConfigError, parseAgentArgs } from './config.ts';
@@ -49,6 +50,12 @@ async function runAgent(argv: string[]): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   warnIfHeapTooSmall(config.bufferSize, log);
+  // Lower our own priority (always allowed): the loader inherits it.
+  try {
+    setPriority(config.nice);
+  } catch (err) {
+    log.warn(`cannot set nice ${config.nice}: ${err instanceof Error ? err.message : String(err)}`);
+  }
   let agent: Agent;
   try {
     agent = new Agent(config, log, process.env);

@@ -50,6 +50,8 @@ export interface AgentConfig {
   /** Only these Kubernetes namespaces / pods (enforced in the kernel); empty: all. */
   namespaces: string[];
   podNames: string[];
+  /** Scheduling niceness of the agent and its loader: the monitored applications come first. */
+  nice: number;
 }
 
 /** A configuration problem, with a one-line message naming the flag or environment variable. */
@@ -95,6 +97,7 @@ const OPTIONS = [
   { flag: '--namespace', env: ['PERFCATCH_NAMESPACE'], arg: 'NS,...', description: 'only trace pods of these Kubernetes namespaces, enforced in the kernel (needs --node-name)', defaultText: 'all' },
   { flag: '--pods', env: ['PERFCATCH_PODS'], arg: 'POD,...', description: 'only trace these pods, enforced in the kernel (needs --node-name)', defaultText: 'all' },
   { flag: '--kubeconfig', env: ['PERFCATCH_KUBECONFIG', 'KUBECONFIG'], arg: 'PATH', description: 'kubeconfig for the pod watch', defaultText: 'in-cluster' },
+  { flag: '--nice', env: ['PERFCATCH_NICE'], arg: 'N', description: 'nice value of the agent and loader (0-19): when CPU is short the applications win, and what the agent cannot keep up with is dropped and counted', defaultText: '10' },
   { flag: '--remote-write-url', env: ['PERFCATCH_REMOTE_WRITE_URL'], arg: 'URL', description: 'Prometheus remote-write endpoint for per-request samples (VictoriaMetrics, Mimir)', defaultText: 'none' },
 ] as const satisfies readonly OptionSpec[];
 
@@ -163,6 +166,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     kubeconfig: null,
     namespaces: [],
     podNames: [],
+    nice: orDefault(raw('--nice'), (v) => parseInteger(v, 0, 19), 10),
     otlpMetricsIntervalMs: orDefault(
       env.OTEL_METRIC_EXPORT_INTERVAL ? { source: 'OTEL_METRIC_EXPORT_INTERVAL', text: env.OTEL_METRIC_EXPORT_INTERVAL } : undefined,
       (v) => parseInteger(v, 100, 3_600_000),

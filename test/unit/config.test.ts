@@ -48,6 +48,7 @@ describe('parseAgentArgs', () => {
       kubeconfig: null,
       namespaces: [],
       podNames: [],
+      nice: 10,
     });
   });
 
