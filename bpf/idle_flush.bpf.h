@@ -26,9 +26,10 @@ static long flush_if_idle(struct bpf_map *map, struct conn_key *key, struct conn
 		return 0;
 	if (fc->now - c->end_ns < fc->idle_ns)
 		return 0;
-	/* No atomics: if the server reads at this very moment, the request may be emitted twice,
-	 * and userspace keeps the last record of a conn_id/seq. */
-	emit_request(key, c, PC_F_IDLE_FLUSH);
+	/* No atomics: if the server reads at this very moment, the request may still be emitted
+	 * twice (userspace then keeps the later numbers); a record torn by that read is dropped. */
+	if (!emit_request(key, c, PC_F_IDLE_FLUSH | EMIT_FROM_FLUSH))
+		return 0;
 	c->phase = PHASE_FLUSHED;
 	count(PC_CNT_IDLE_FLUSHES);
 	return 0;

@@ -64,22 +64,26 @@ static __always_inline bool admit(struct task_struct *task, __u32 tgid, __u16 lo
 
 /* ---- request records --------------------------------------------------------------------- */
 
-/* emit_request() flag, never sent: emitted at a pipelined response boundary. */
+/* emit_request() flags, never sent: emitted at a pipelined response boundary; emitted by the
+ * idle flush from another thread, which must not send a record torn by a concurrent read. */
 #define EMIT_AT_RESPONSE_BOUNDARY (1u << 31)
+#define EMIT_FROM_FLUSH (1u << 30)
+#define EMIT_INTERNAL (EMIT_AT_RESPONSE_BOUNDARY | EMIT_FROM_FLUSH)
 
-static __always_inline void emit_request(struct conn_key *key, struct conn_state *c, __u32 flags)
+/* Returns false when an idle-flush emission was abandoned (the connection moved on). */
+static __always_inline bool emit_request(struct conn_key *key, struct conn_state *c, __u32 flags)
 {
 	/* Its outbound exchanges first, so that userspace has them when the request arrives. */
 	flush_dependencies_of(c);
 	if (c->seq == 0)
-		return; /* adopted connection: the first request is only half seen */
+		return true; /* adopted connection: the first request is only half seen */
 	struct pc_request *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
 		count(PC_CNT_RB_DROP_REQUEST);
-		return;
+		return true;
 	}
 	r->type = PC_REC_REQUEST;
-	r->flags = (c->flags | flags) & ~EMIT_AT_RESPONSE_BOUNDARY;
+	r->flags = (c->flags | flags) & ~EMIT_INTERNAL;
 	r->pid = key->tgid;
 	r->tid = c->tid;
 	r->conn_id = c->conn_id;
@@ -102,8 +106,16 @@ static __always_inline void emit_request(struct conn_key *key, struct conn_state
 	__builtin_memcpy(r->remote_addr, c->remote_addr, sizeof(r->remote_addr));
 	__builtin_memcpy(r->comm, c->comm, sizeof(r->comm));
 	r->peer_conn_id = c->peer_conn_id;
+	/* The idle flush runs on the loader's thread: if the server started the next request
+	 * while the record was being filled, the record may mix two requests; drop it (the
+	 * server's own read already reported this request). */
+	if ((flags & EMIT_FROM_FLUSH) && (c->seq != r->seq || c->phase != PHASE_WRITING)) {
+		bpf_ringbuf_discard(r, 0);
+		return false;
+	}
 	bpf_ringbuf_submit(r, wakeup_flag());
 	count(PC_CNT_REQUESTS);
+	return true;
 }
 
 /* Reset `c` for the next request on the same connection. */

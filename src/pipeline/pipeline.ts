@@ -4,12 +4,14 @@
  * goes to the store, the metrics and the span exporter.
  */
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { RequestAssembler, type AssembledDependency } from '../assemble/request-assembler.ts';
+import { RequestAssembler, type AssembledDependency, type AssembledRequest } from '../assemble/request-assembler.ts';
+import { parseRequestHead, parseResponseHead } from '../http/parse.ts';
+import { routeTemplate } from '../http/route.ts';
 import type { KernelData, KernelDependency, KernelRequest } from '../decode/records.ts';
 import type { SpanBuilder } from '../otel/span-builder.ts';
 import type { RequestRecord } from '../types.ts';
 import { buildDependency, exchangeKey } from './dependency-builder.ts';
-import { buildRequest, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
+import { buildRequest, REDACTED, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
 import { TraceLinker } from './trace-linker.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 
@@ -69,7 +71,7 @@ export class RequestPipeline {
       case 'request': {
         const assembled = this.assembler.completeRequest(rec);
         const earlier = this.recent.get(exchangeKey(rec.connId, rec.seq));
-        if (earlier) return this.update(earlier, rec, assembled.bytesReceived);
+        if (earlier) return this.update(earlier, rec, assembled);
         const built = buildRequest(assembled, this.options);
         this.requests++;
         if (!built.isHttp) this.requestsNotHttp++;
@@ -95,13 +97,23 @@ export class RequestPipeline {
    * the flush raced with the next read. The stored record takes the final numbers; its span
    * is already gone.
    */
-  private update(r: RequestRecord, k: KernelRequest, bytesReceived: number): void {
+  private update(r: RequestRecord, k: KernelRequest, a: AssembledRequest): void {
     this.updated++;
     r.duration_ms = Number(k.endNs > k.startNs ? k.endNs - k.startNs : 0n) / 1e6;
     r.cpu_time_ms = k.cpuNs / 1e6;
     r.bytes_sent = k.bytesSent;
-    r.bytes_received = bytesReceived;
+    r.bytes_received = a.bytesReceived;
     if (k.rssBytes > 0) r.memory_rss_bytes = k.rssBytes;
+    // Bytes captured after the earlier report (its response head, typically) fill what it lacked.
+    if (r.http_status === null) r.http_status = parseResponseHead(a.responseHead)?.status ?? null;
+    if (r.http_method === null) {
+      const head = parseRequestHead(a.requestHead);
+      if (head) {
+        r.http_method = head.method;
+        r.http_path = head.query === null ? head.path : `${head.path}?${this.options.keepQuery ? head.query : REDACTED}`;
+        r.route = routeTemplate(head.path);
+      }
+    }
     this.out.updated(r);
   }
 

@@ -242,7 +242,10 @@ describe('accuracy against ground truth in four runtimes', () => {
           continue;
         }
         if (r.bytes_received !== s.res.bytesSent || r.bytes_sent !== s.res.bytesReceived) m.byteErrors++;
-        if (r.http_method !== s.method || r.http_path !== s.path || r.http_status !== s.res.status) m.fieldErrors++;
+        if (r.http_method !== s.method || r.http_path !== s.path || r.http_status !== s.res.status) {
+          m.fieldErrors++;
+          console.log('field error', s.id, JSON.stringify([r.http_method, r.http_path, r.http_status]), 'sent', JSON.stringify([s.method, s.path, s.res.status]));
+        }
         if (r.duration_ms > s.res.latencyMs) m.durationOverLatency++;
         const t = truth.get(s.id)!;
         const rssErr = Math.abs(r.memory_rss_bytes - t.rss) / t.rss;
