@@ -140,10 +140,7 @@ fn loader_info_json(f: &[u8]) -> serde_json::Value {
 
 #[test]
 fn info_stats_and_clean_exit() {
-    if !is_root() {
-        eprintln!("info_stats_and_clean_exit: not root, nothing to check");
-        return;
-    }
+    assert!(is_root(), "info_stats_and_clean_exit loads the BPF object: run the tests as root");
     let mut l = Loader::start(&["--capture-response-bytes", "100"]);
     let first = l.next_frame(Instant::now() + Duration::from_secs(30)).expect("a first frame");
     assert_eq!(u32_at(&first, 0), REC_LOADER_INFO, "the first frame is the loader info");
@@ -202,10 +199,7 @@ fn http_get(port: u16) -> String {
 
 #[test]
 fn http_requests_come_out_as_frames() {
-    if !is_root() {
-        eprintln!("http_requests_come_out_as_frames: not root, nothing to check");
-        return;
-    }
+    assert!(is_root(), "http_requests_come_out_as_frames loads the BPF object: run the tests as root");
     let (server, port) = start_server();
     let mut l = Loader::start(&[]);
     l.wait_for(REC_LOADER_INFO, 30);
@@ -243,10 +237,8 @@ fn http_requests_come_out_as_frames() {
 
 #[test]
 fn unprivileged_run_exits_3() {
-    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        eprintln!("unprivileged_run_exits_3: needs root and setpriv to drop privileges, nothing to check");
-        return;
-    }
+    assert!(is_root(), "unprivileged_run_exits_3 drops root's privileges: run the tests as root");
+    assert!(Command::new("setpriv").arg("--version").output().is_ok(), "unprivileged_run_exits_3 needs setpriv (util-linux)");
     // Copies readable by nobody, whatever the permissions of the work tree.
     let dir = std::env::temp_dir().join(format!("perfcatch-loader-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

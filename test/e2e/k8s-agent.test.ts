@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { cgroup2Mount } from '../../src/k8s/cgroup-allow-list.ts';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startAgent, type RunningAgent } from '../harness/agent.ts';
@@ -22,23 +23,15 @@ const NS = 'shop';
 const ID = randomBytes(32).toString('hex');
 const OTHER_ID = randomBytes(32).toString('hex');
 
-/** The cgroup v2 hierarchy (at /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts). */
-function cgroup2Mount(): string {
-  const fields = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' '))
-    .find((f) => f[f.indexOf('-') + 1] === 'cgroup2');
-  assert.ok(fields?.[4], 'a cgroup v2 hierarchy is mounted');
-  return fields[4];
-}
-
 describe('Kubernetes pod metadata through the agent', () => {
   let kube: RunningKubeApiServer;
   let collector: RunningCollector;
   let server: RunningServer;
   let other: RunningServer;
   let agent: RunningAgent;
-  const slice = join(cgroup2Mount(), 'perfcatch-agent-test.slice');
+  const mount = cgroup2Mount();
+  assert.ok(mount, 'a cgroup v2 hierarchy is mounted');
+  const slice = join(mount, 'perfcatch-agent-test.slice');
   const scope = join(slice, `cri-containerd-${ID}.scope`);
   const otherScope = join(slice, `cri-containerd-${OTHER_ID}.scope`);
 

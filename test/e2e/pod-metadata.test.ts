@@ -16,6 +16,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PodIndex } from '../../src/k8s/pod-index.ts';
+import { cgroup2Mount } from '../../src/k8s/cgroup-allow-list.ts';
 import { PodMetadataResolver } from '../../src/k8s/pod-metadata.ts';
 import type { Logger } from '../../src/log.ts';
 import { startKubeApiServer, trustCa, type RunningKubeApiServer } from '../harness/kube-apiserver.ts';
@@ -281,12 +282,10 @@ describe('PodIndex against a real kube-apiserver', () => {
     assert.ok(log.lines.some((l) => l.startsWith('info') && /reachable again/.test(l)));
   });
 
-  it('maps a pid in a containerd-named cgroup v2 directory to its pod', async (t) => {
-    const mount = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[f.indexOf('-') + 1] === 'cgroup2')?.[4];
-    if (!mount || process.getuid?.() !== 0) {
-      t.skip('no writable cgroup v2 hierarchy');
-      return;
-    }
+  it('maps a pid in a containerd-named cgroup v2 directory to its pod', async () => {
+    const mount = cgroup2Mount();
+    assert.ok(mount, 'a cgroup v2 hierarchy is mounted');
+    assert.equal(process.getuid?.(), 0, 'creating cgroups needs root');
     const id = hex64();
     const slice = join(mount, 'perfcatch-test.slice');
     const scope = join(slice, `cri-containerd-${id}.scope`);
