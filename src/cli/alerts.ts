@@ -2,7 +2,7 @@
 import { numberFlag, stringFlag, UsageError } from './args.ts';
 import { PROCESS_FLAG, SINCE_FLAG, type Command } from './context.ts';
 import { statusColor } from './detail.ts';
-import { formatMs, formatTime, renderJson, renderTable, type Cell } from './format.ts';
+import { formatMs, formatTime, renderJson, renderTable, requestSummary, type Cell } from './format.ts';
 import { MAX_QUERY_LIMIT } from './sources.ts';
 import type { RequestQuery } from '../store/request-store.ts';
 import type { RequestRecord } from '../types.ts';
@@ -75,16 +75,8 @@ Options:
           truncated,
           count: breaches.length,
           requests: breaches.map((r) => ({
-            request_id: r.request_id,
-            timestamp: r.timestamp,
-            service_name: r.service_name,
+            ...requestSummary(r),
             process_name: r.process_name,
-            pid: r.pid,
-            http_method: r.http_method,
-            http_path: r.http_path,
-            http_status: r.http_status,
-            duration_ms: r.duration_ms,
-            cpu_time_ms: r.cpu_time_ms,
             correlation_id: r.correlation_id,
             exceeded: exceeded(r),
           })),

@@ -1,4 +1,5 @@
 /** Output helpers of the query commands: units, plain-text tables, optional ANSI colour. */
+import type { RequestRecord } from '../types.ts';
 
 export type ColorName = 'bold' | 'dim' | 'red' | 'yellow' | 'green' | 'cyan';
 
@@ -151,4 +152,19 @@ export function renderTree(items: readonly string[], indent = ''): string {
 /** Stable, pretty JSON with a trailing newline. */
 export function renderJson(value: unknown): string {
   return JSON.stringify(value, null, 2) + '\n';
+}
+
+/** The fields of a request that `--json` listings print (alerts, top). */
+export function requestSummary(r: RequestRecord): Record<string, unknown> {
+  return {
+    request_id: r.request_id,
+    timestamp: r.timestamp,
+    service_name: r.service_name,
+    pid: r.pid,
+    http_method: r.http_method,
+    http_path: r.http_path,
+    http_status: r.http_status,
+    duration_ms: r.duration_ms,
+    cpu_time_ms: r.cpu_time_ms,
+  };
 }

@@ -2,7 +2,7 @@
 import { booleanFlag, numberFlag, stringFlag } from './args.ts';
 import { PROCESS_FLAG, SINCE_FLAG, type Command, type CommandContext } from './context.ts';
 import { statusColor } from './detail.ts';
-import { formatAge, formatMs, renderJson, renderTable, type Cell, type Column, type Paint } from './format.ts';
+import { formatAge, formatMs, renderJson, renderTable, requestSummary, type Cell, type Column, type Paint } from './format.ts';
 import type { RequestSource } from './sources.ts';
 import type { RequestRecord } from '../types.ts';
 
@@ -86,18 +86,7 @@ async function takeFrame(source: RequestSource, opts: TopOptions): Promise<TopFr
 }
 
 function frameJson(f: TopFrame, opts: TopOptions): unknown {
-  const slim = (r: RequestRecord) => ({
-    request_id: r.request_id,
-    timestamp: r.timestamp,
-    service_name: r.service_name,
-    pid: r.pid,
-    http_method: r.http_method,
-    http_path: r.http_path,
-    http_status: r.http_status,
-    duration_ms: r.duration_ms,
-    cpu_time_ms: r.cpu_time_ms,
-  });
-  return { since_minutes: opts.since, process: opts.process ?? null, scanned: f.scanned, slowest: f.slowest.map(slim), cpu: f.hungriest.map(slim) };
+  return { since_minutes: opts.since, process: opts.process ?? null, scanned: f.scanned, slowest: f.slowest.map(requestSummary), cpu: f.hungriest.map(requestSummary) };
 }
 
 function table(list: RequestRecord[], first: 'duration' | 'cpu', now: number, paint: Paint): string {
