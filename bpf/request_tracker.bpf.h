@@ -157,7 +157,7 @@ static __always_inline void begin_pipelined_request(struct conn_key *key, struct
 	c->flags = PC_F_PIPELINED;
 }
 
-static __always_inline void server_io_exit(struct conn_key *key, struct conn_state *c,
+static __always_inline void server_io_exit(struct thread_state *ts, struct conn_key *key, struct conn_state *c,
 					   struct inflight_io *io, long ret, bool is_read,
 					   __u32 tid, __u64 now)
 {
@@ -186,7 +186,7 @@ static __always_inline void server_io_exit(struct conn_key *key, struct conn_sta
 		if (io->op == IO_SENDFILE)
 			c->flags |= PC_F_SENDFILE;
 	}
-	set_owner(tid, key, c, now);
+	set_owner(ts, tid, key, c, now);
 	if (!is_read) {
 		c->cpu_at_last_write = c->cpu_ns;
 		update_rss(c);
@@ -306,10 +306,10 @@ static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	/* Whatever this thread ran until now belongs to the request it was serving. */
-	settle_current_thread(tid, now);
+	struct thread_state *ts = settle_current_thread(tid, now);
 	bool is_read = io.op <= IO_RECVMSG;
 	if (c->role == ROLE_SERVER)
-		server_io_exit(&key, c, &io, ret, is_read, tid, now);
+		server_io_exit(ts, &key, c, &io, ret, is_read, tid, now);
 	else
 		client_io_exit(&key, c, &io, ret, is_read, tid, now);
 	return 0;

@@ -35,11 +35,20 @@ static __always_inline __u32 charge_owner(struct thread_state *ts, __u64 now)
 	return c->phase;
 }
 
-/* Called on a tracked syscall exit: settle the current slice, then make `c` the owner. */
-static __always_inline void set_owner(__u32 tid, struct conn_key *key, struct conn_state *c,
-				      __u64 now)
+/* Charge whatever the calling thread ran since its last charge to its current owner.
+ * Returns the thread's state (NULL for a thread that never served), for set_owner(). */
+static __always_inline struct thread_state *settle_current_thread(__u32 tid, __u64 now)
 {
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
+	if (ts)
+		charge_owner(ts, now);
+	return ts;
+}
+
+/* After settle_current_thread(): make `c` the owner of the calling thread. */
+static __always_inline void set_owner(struct thread_state *ts, __u32 tid, struct conn_key *key,
+				      struct conn_state *c, __u64 now)
+{
 	if (!ts) {
 		struct thread_state fresh = {
 			.owner = *key,
@@ -55,14 +64,6 @@ static __always_inline void set_owner(__u32 tid, struct conn_key *key, struct co
 	ts->owner_seq = c->seq;
 	ts->oncpu_since = now;
 	ts->owner_closed = 0;
-}
-
-/* Charge whatever the calling thread ran since its last charge to its current owner. */
-static __always_inline void settle_current_thread(__u32 tid, __u64 now)
-{
-	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
-	if (ts)
-		charge_owner(ts, now);
 }
 
 SEC("tp_btf/sched_switch")
