@@ -163,7 +163,7 @@ static __always_inline void begin_exchange(struct conn_key *key, struct conn_sta
 
 /* Read/write exit on an outbound connection. */
 static __always_inline void client_io_exit(struct conn_key *key, struct conn_state *c,
-					   struct inflight_io *io, long ret, bool is_read,
+					   struct io_call *io, long ret, bool is_read,
 					   __u32 tid, __u64 now)
 {
 	if (is_read) {

@@ -38,7 +38,7 @@ static long flush_if_idle(struct bpf_map *map, struct conn_key *key, struct conn
 /*
  * __per_cpu_offset[cpu] for every possible CPU, once: the address of a per-CPU map element
  * on a CPU minus the map's per-CPU base pointer (read from struct bpf_array; needs
- * bpf_map_lookup_percpu_elem, 5.19). Lets process_rss_bytes() sum per-CPU counters.
+ * bpf_map_lookup_percpu_elem, 5.19). Lets process_rss_pages() sum per-CPU counters.
  */
 static __always_inline void find_percpu_offsets(void)
 {

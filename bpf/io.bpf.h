@@ -31,7 +31,7 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u6
 }
 
 /* First user buffer of an I/O op and its usable length. */
-static __always_inline __u64 first_buffer(struct inflight_io *io, __u64 *buf_len)
+static __always_inline __u64 first_buffer(struct io_call *io, __u64 *buf_len)
 {
 	struct iovec iov = {};
 	__u64 iov_ptr = io->arg;
@@ -60,7 +60,7 @@ static __always_inline __u64 first_buffer(struct inflight_io *io, __u64 *buf_len
  * Capture the head of `ret` transferred bytes in `direction`, within `budget` bytes per
  * request. Returns true when bytes were left out (truncated).
  */
-static __always_inline bool capture(struct conn_state *c, struct inflight_io *io, __u64 ret,
+static __always_inline bool capture(struct conn_state *c, struct io_call *io, __u64 ret,
 				    __u8 direction, __u32 budget)
 {
 	__u32 done = direction == PC_DIR_REQUEST ? c->req_captured : c->resp_captured;
@@ -84,7 +84,7 @@ static __always_inline bool capture(struct conn_state *c, struct inflight_io *io
 }
 
 /* Does the written buffer start with an HTTP/1.x status line? */
-static __always_inline bool starts_http_response(struct inflight_io *io)
+static __always_inline bool starts_http_response(struct io_call *io)
 {
 	__u64 buf_len = 0;
 	__u64 buf = first_buffer(io, &buf_len);

@@ -14,7 +14,7 @@
 const volatile __u32 capture_req_bytes = 1024;  /* loader default is 4096 */
 const volatile __u32 capture_resp_bytes = 512;
 const volatile __u32 capture_dep_bytes = 512;    /* each direction of an outbound exchange */
-const volatile __u64 wakeup_bytes = 4 << 20;     /* force a wakeup past this much unread data */
+const volatile __u64 wakeup_bytes = 4 << 20;     /* wake the loader as unread data crosses this */
 
 /* A tracked connection is known by the process and the fd it uses. */
 struct conn_key {
@@ -52,7 +52,6 @@ struct conn_state {
 	__u64 bytes_received;
 	__u64 bytes_sent;
 	__u64 rss_bytes;
-	__u64 rss_count_base;    /* global rss_stat counts (pages) when rss_bytes was last set */
 	__u64 sk;                /* struct sock *, to read ports lazily */
 	/* server: caller's client conn_id when it is tracked on this host */
 	__u64 peer_conn_id;
@@ -97,7 +96,8 @@ struct connecting_state {
 	__u64 start_ns;
 };
 
-/* What a thread's syscall on a tracked socket was asked to do, kept from enter to exit. */
+/* What a syscall on a tracked socket was asked to do, read at its exit from the registers it
+ * was entered with (so no program runs, and no map is written, at syscall entry). */
 enum io_op {
 	IO_READ = 1,     /* arg is the user buffer */
 	IO_READV = 2,    /* arg is a struct iovec * */
@@ -108,7 +108,7 @@ enum io_op {
 	IO_SENDFILE = 7  /* no payload capture */
 };
 
-struct inflight_io {
+struct io_call {
 	__u64 arg;
 	__u32 fd;
 	__u8 op;
@@ -138,25 +138,26 @@ struct {
 } conns SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid */
-	__type(value, struct inflight_io);
-} inflight SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 32768);
 	__type(key, __u32); /* tid */
 	__type(value, struct thread_state);
 } threads SEC(".maps");
 
-/* Processes that serve monitored connections: their outbound connections are tracked. */
+/* A process that serves monitored connections (its outbound connections are tracked too),
+ * and its RSS: summed exactly at most every RSS_EXACT_EVERY_NS, moved by the cheap global
+ * counts in between. Threads update it without a lock: a lost update costs one refresh. */
+struct server_process {
+	__u64 rss_pages;      /* RSS in pages at the last update */
+	__u64 rss_count_base; /* global rss_stat counts (pages) at the last update */
+	__u64 rss_exact_ns;   /* when rss_pages was last summed exactly */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
-	__type(key, __u32);
-	__type(value, __u8);
+	__type(key, __u32); /* tgid */
+	__type(value, struct server_process);
 } server_tgids SEC(".maps");
 
 /* Local ports something listens on: tells adopted inbound sockets from outbound ones. */
@@ -301,10 +302,19 @@ static __always_inline void count(__u32 idx)
 		*v += 1; /* per-CPU slot: no atomics needed */
 }
 
-/* Batch wakeups: the loader drains on a timer; wake it only when data piles up. */
+/* Unread data within which a record crossing wakeup_bytes wakes the loader. */
+#define WAKEUP_WINDOW (64 << 10)
+
+/*
+ * Batch wakeups: the loader drains on a timer, so wake it only as unread data crosses
+ * wakeup_bytes. A loader that is already behind gains nothing from more wakeups, and each
+ * one costs the writer an interrupt (an IPI, and a VM exit under virtualisation): waking on
+ * every record past the threshold tripled the in-kernel cost per request at saturation.
+ */
 static __always_inline __u64 wakeup_flag(void)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+	__u64 unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	return unread >= wakeup_bytes && unread < wakeup_bytes + WAKEUP_WINDOW ? BPF_RB_FORCE_WAKEUP
 									      : BPF_RB_NO_WAKEUP;
 }
 

@@ -157,8 +157,9 @@ static __always_inline void begin_pipelined_request(struct conn_key *key, struct
 	c->flags = PC_F_PIPELINED;
 }
 
-static __always_inline void server_io_exit(struct thread_state *ts, struct conn_key *key, struct conn_state *c,
-					   struct inflight_io *io, long ret, bool is_read,
+static __always_inline void server_io_exit(struct thread_state *ts, struct server_process *proc,
+					   struct conn_key *key, struct conn_state *c,
+					   struct io_call *io, long ret, bool is_read,
 					   __u32 tid, __u64 now)
 {
 	if (is_read) {
@@ -189,7 +190,7 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct conn_
 	set_owner(ts, tid, key, c, now);
 	if (!is_read) {
 		c->cpu_at_last_write = c->cpu_ns;
-		update_rss(c);
+		c->rss_bytes = process_rss_pages(proc, now) << 12; /* 4 KiB pages */
 	}
 	if (io->op == IO_SENDFILE)
 		return;
@@ -219,7 +220,8 @@ static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	}
 	__u8 one = 1;
-	bpf_map_update_elem(&server_tgids, &tgid, &one, BPF_ANY);
+	struct server_process fresh = {};
+	bpf_map_update_elem(&server_tgids, &tgid, &fresh, BPF_NOEXIST);
 	bpf_map_update_elem(&listen_ports, &local_port, &one, BPF_ANY);
 
 	struct conn_key key = { .tgid = tgid, .fd = fd };
@@ -264,52 +266,53 @@ int sys_enter_listen(struct trace_event_raw_sys_enter *ctx)
 	__u16 local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	__u8 one = 1;
 	bpf_map_update_elem(&listen_ports, &local_port, &one, BPF_ANY);
+	struct server_process fresh = {};
 	if (admit(task, tgid, local_port, bpf_get_current_cgroup_id()))
-		bpf_map_update_elem(&server_tgids, &tgid, &one, BPF_ANY);
+		bpf_map_update_elem(&server_tgids, &tgid, &fresh, BPF_NOEXIST);
 	return 0;
 }
 
-/* Enter side of every read/write syscall: remember the call only for tracked sockets. */
-static __always_inline int on_io_enter(__u64 fd, __u64 arg, __u8 op)
+/*
+ * Exit of every read/write syscall. Its arguments come from the registers the task entered
+ * with: the syscall ABI leaves them unchanged (arm64 keeps the first one in orig_x0), so no
+ * program runs at entry and no map carries arguments from entry to exit. `flags_arg` is the
+ * 1-based argument holding MSG_* flags (0: none).
+ */
+static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx, __u8 op, int flags_arg)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)fd };
-	/* Every tracked connection belongs to a serving process: one small lookup turns away
-	 * the syscalls of every other process on the host. */
-	if (!bpf_map_lookup_elem(&server_tgids, &key.tgid))
-		return 0;
-	if (!bpf_map_lookup_elem(&conns, &key) && !maybe_adopt(&key, bpf_ktime_get_ns()))
-		return 0; /* not a tracked socket */
-	struct inflight_io io = { .arg = arg, .fd = (__u32)fd, .op = op };
-	if (bpf_map_update_elem(&inflight, &pid_tgid, &io, BPF_ANY))
-		count(PC_CNT_INFLIGHT_FULL);
-	return 0;
-}
-
-static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct inflight_io *iop = bpf_map_lookup_elem(&inflight, &pid_tgid);
-	if (!iop)
-		return 0;
-	struct inflight_io io = *iop;
-	bpf_map_delete_elem(&inflight, &pid_tgid);
-
 	long ret = ctx->ret;
 	if (ret <= 0)
 		return 0; /* EAGAIN, EOF, errors: no bytes, no boundary */
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	/* Every tracked connection belongs to a serving process: one small lookup turns away
+	 * the syscalls of every other process on the host. */
+	struct server_process *proc = bpf_map_lookup_elem(&server_tgids, &tgid);
+	if (!proc)
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (flags_arg == 4 && (PT_REGS_PARM4_SYSCALL(regs) & MSG_PEEK))
+		return 0; /* peeked bytes are read again later: count them once */
+	if (flags_arg == 3 && (PT_REGS_PARM3_SYSCALL(regs) & MSG_PEEK))
+		return 0;
+	struct io_call io = { .op = op };
+	io.fd = (__u32)PT_REGS_PARM1_SYSCALL(regs);
+	if (op != IO_SENDFILE) /* sendfile's first argument is out_fd; no payload capture */
+		io.arg = PT_REGS_PARM2_SYSCALL(regs);
 
-	__u32 tid = (__u32)pid_tgid;
-	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = io.fd };
+	struct conn_key key = { .tgid = tgid, .fd = io.fd };
+	__u64 now = bpf_ktime_get_ns();
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
-		return 0;
-	__u64 now = bpf_ktime_get_ns();
+		c = maybe_adopt(&key, now);
+	if (!c)
+		return 0; /* not a tracked socket */
+	__u32 tid = (__u32)pid_tgid;
 	/* Whatever this thread ran until now belongs to the request it was serving. */
-	struct thread_state *ts = settle_current_thread(tid, now);
-	bool is_read = io.op <= IO_RECVMSG;
+	struct thread_state *ts = settle_current_thread(tid, now, &key, c);
+	bool is_read = op <= IO_RECVMSG;
 	if (c->role == ROLE_SERVER)
-		server_io_exit(ts, &key, c, &io, ret, is_read, tid, now);
+		server_io_exit(ts, proc, &key, c, &io, ret, is_read, tid, now);
 	else
 		client_io_exit(&key, c, &io, ret, is_read, tid, now);
 	return 0;
@@ -321,83 +324,25 @@ int sys_exit_accept(struct trace_event_raw_sys_exit *ctx) { return on_accept_exi
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int sys_exit_accept4(struct trace_event_raw_sys_exit *ctx) { return on_accept_exit(ctx); }
 
-SEC("tracepoint/syscalls/sys_enter_read")
-int sys_enter_read(struct trace_event_raw_sys_enter *ctx)
-{
-	return on_io_enter(ctx->args[0], ctx->args[1], IO_READ);
-}
-
-SEC("tracepoint/syscalls/sys_enter_readv")
-int sys_enter_readv(struct trace_event_raw_sys_enter *ctx)
-{
-	return on_io_enter(ctx->args[0], ctx->args[1], IO_READV);
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int sys_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
-{
-	if (ctx->args[3] & MSG_PEEK)
-		return 0; /* peeked bytes are read again later: count them once */
-	return on_io_enter(ctx->args[0], ctx->args[1], IO_READ);
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int sys_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	if (ctx->args[2] & MSG_PEEK)
-		return 0;
-	return on_io_enter(ctx->args[0], ctx->args[1], IO_RECVMSG);
-}
-
-SEC("tracepoint/syscalls/sys_enter_write")
-int sys_enter_write(struct trace_event_raw_sys_enter *ctx)
-{
-	return on_io_enter(ctx->args[0], ctx->args[1], IO_WRITE);
-}
-
-SEC("tracepoint/syscalls/sys_enter_writev")
-int sys_enter_writev(struct trace_event_raw_sys_enter *ctx)
-{
-	return on_io_enter(ctx->args[0], ctx->args[1], IO_WRITEV);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int sys_enter_sendto(struct trace_event_raw_sys_enter *ctx)
-{
-	return on_io_enter(ctx->args[0], ctx->args[1], IO_WRITE);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int sys_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return on_io_enter(ctx->args[0], ctx->args[1], IO_SENDMSG);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendfile64")
-int sys_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
-{
-	return on_io_enter(ctx->args[0], 0, IO_SENDFILE); /* args[0] is out_fd */
-}
-
-/* One exit handler per syscall: tracepoints can't share a program across events. */
+/* One program per syscall: a tracepoint program can't be shared across events. */
 SEC("tracepoint/syscalls/sys_exit_read")
-int sys_exit_read(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+int sys_exit_read(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx, IO_READ, 0); }
 SEC("tracepoint/syscalls/sys_exit_readv")
-int sys_exit_readv(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+int sys_exit_readv(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx, IO_READV, 0); }
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int sys_exit_recvfrom(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+int sys_exit_recvfrom(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx, IO_READ, 4); }
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int sys_exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+int sys_exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx, IO_RECVMSG, 3); }
 SEC("tracepoint/syscalls/sys_exit_write")
-int sys_exit_write(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+int sys_exit_write(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx, IO_WRITE, 0); }
 SEC("tracepoint/syscalls/sys_exit_writev")
-int sys_exit_writev(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+int sys_exit_writev(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx, IO_WRITEV, 0); }
 SEC("tracepoint/syscalls/sys_exit_sendto")
-int sys_exit_sendto(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+int sys_exit_sendto(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx, IO_WRITE, 0); }
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int sys_exit_sendmsg(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+int sys_exit_sendmsg(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx, IO_SENDMSG, 0); }
 SEC("tracepoint/syscalls/sys_exit_sendfile64")
-int sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx); }
+int sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx, IO_SENDFILE, 0); }
 
 SEC("tracepoint/syscalls/sys_enter_close")
 int sys_enter_close(struct trace_event_raw_sys_enter *ctx)

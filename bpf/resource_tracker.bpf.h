@@ -19,12 +19,13 @@
 #include "maps.bpf.h"
 
 /*
- * Add the thread's on-CPU time since the last charge to its owner, and restart the clock.
- * Returns the owner's phase, or PHASE_IDLE when there is no live owner.
+ * Add the thread's on-CPU time since the last charge to its owner `c` (looked up when NULL),
+ * and restart the clock. Returns the owner's phase, or PHASE_IDLE when there is no live owner.
  */
-static __always_inline __u32 charge_owner(struct thread_state *ts, __u64 now)
+static __always_inline __u32 charge_owner(struct thread_state *ts, struct conn_state *c, __u64 now)
 {
-	struct conn_state *c = bpf_map_lookup_elem(&conns, &ts->owner);
+	if (!c)
+		c = bpf_map_lookup_elem(&conns, &ts->owner);
 	/* The owner may have been reported (idle flush), or closed: then drop the slice. */
 	if (!c || c->conn_id != ts->owner_conn_id || c->seq != ts->owner_seq || c->phase == PHASE_FLUSHED)
 		return PHASE_IDLE;
@@ -35,13 +36,18 @@ static __always_inline __u32 charge_owner(struct thread_state *ts, __u64 now)
 	return c->phase;
 }
 
-/* Charge whatever the calling thread ran since its last charge to its current owner.
- * Returns the thread's state (NULL for a thread that never served), for set_owner(). */
-static __always_inline struct thread_state *settle_current_thread(__u32 tid, __u64 now)
+/* Charge whatever the calling thread ran since its last charge to its current owner; `key`
+ * and `c` are the connection in hand, usually that owner (saves a lookup). Returns the
+ * thread's state (NULL for a thread that never served), for set_owner(). */
+static __always_inline struct thread_state *settle_current_thread(__u32 tid, __u64 now,
+								  struct conn_key *key,
+								  struct conn_state *c)
 {
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
-	if (ts)
-		charge_owner(ts, now);
+	if (ts) {
+		bool same = ts->owner.tgid == key->tgid && ts->owner.fd == key->fd;
+		charge_owner(ts, same ? c : NULL, now);
+	}
 	return ts;
 }
 
@@ -76,7 +82,7 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	/* Only threads that ever served a tracked request are in the map. */
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (ts) {
-		__u32 phase = charge_owner(ts, now);
+		__u32 phase = charge_owner(ts, NULL, now);
 		ts->oncpu_since = 0;
 		/* Going to sleep once the response has started: the request's work is done. */
 		if (!preempt && phase != PHASE_READING)
@@ -88,15 +94,24 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	return 0;
 }
 
-/* One mm->rss_stat[] counter: its global count plus, when the per-CPU offsets are known,
- * every CPU's not-yet-folded delta (percpu_counter_sum, what /proc/<pid>/status shows). */
-static __always_inline __s64 rss_counter(struct mm_struct *mm, int idx, struct cpu_offsets *cpus)
+/* How often a process's RSS is summed exactly (its per-CPU parts too); requests in between
+ * see the exact sum moved by the global counts, which any change of more than a per-CPU
+ * batch reaches. At low rates every request gets the exact sum. */
+#define RSS_EXACT_EVERY_NS 1000000ULL
+
+/* Global count of one mm->rss_stat[] counter (direct BTF loads, no helper calls). */
+static __always_inline __s64 rss_global(struct mm_struct *mm, int idx)
 {
-	__s64 v = 0;
-	__u64 counters = 0;
-	bpf_core_read(&v, sizeof(v), &mm->rss_stat[idx].count);
-	bpf_core_read(&counters, sizeof(counters), &mm->rss_stat[idx].counters);
-	if (!cpus || !counters)
+	return mm->rss_stat[idx].count;
+}
+
+/* The same counter with every CPU's not-yet-folded delta (percpu_counter_sum, what
+ * /proc/<pid>/status shows); per-CPU offsets come from idle_flush.bpf.h. */
+static __always_inline __s64 rss_exact(struct mm_struct *mm, int idx, struct cpu_offsets *cpus)
+{
+	__s64 v = mm->rss_stat[idx].count;
+	__u64 counters = (__u64)mm->rss_stat[idx].counters;
+	if (!counters)
 		return v;
 	for (int cpu = 0; cpu < MAX_CPUS; cpu++) {
 		if (cpu >= cpus->n)
@@ -114,38 +129,26 @@ static __always_inline __u64 clamp_pages(__s64 file, __s64 anon, __s64 shmem)
 }
 
 /*
- * VmRSS in pages: file + anon + shmem (kernel >= 6.2 layout), each clamped at zero.
- * MM_FILEPAGES = 0, MM_ANONPAGES = 1, MM_SHMEMPAGES = 3 (stable kernel enum).
- * precise: sum the per-CPU parts too (one read per CPU and counter), else global counts only.
+ * The calling process's VmRSS in pages: file + anon + shmem (kernel >= 6.2 layout), each
+ * clamped at zero. MM_FILEPAGES = 0, MM_ANONPAGES = 1, MM_SHMEMPAGES = 3 (stable enum).
  */
-static __always_inline __u64 process_rss_pages(struct task_struct *task, bool precise)
+static __always_inline __u64 process_rss_pages(struct server_process *proc, __u64 now)
 {
-	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	struct mm_struct *mm = bpf_get_current_task_btf()->mm;
 	if (!mm)
-		return 0;
+		return proc->rss_pages;
+	__u64 global = clamp_pages(rss_global(mm, 0), rss_global(mm, 1), rss_global(mm, 3));
 	__u32 zero = 0;
-	struct cpu_offsets *cpus = precise ? bpf_map_lookup_elem(&percpu_offsets, &zero) : NULL;
-	if (cpus && !cpus->n)
-		cpus = NULL;
-	return clamp_pages(rss_counter(mm, 0, cpus), rss_counter(mm, 1, cpus), rss_counter(mm, 3, cpus));
-}
-
-/*
- * RSS at the end of a response, cheaply: the precise sum once, at its first write, then at
- * later writes that value moved by how much the global counts moved since (changes of more
- * than a per-CPU batch reach the global counts).
- */
-static __always_inline void update_rss(struct conn_state *c)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	if (!c->rss_bytes) {
-		c->rss_bytes = process_rss_pages(task, true) << 12; /* 4 KiB pages */
-		c->rss_count_base = process_rss_pages(task, false);
-		return;
+	struct cpu_offsets *cpus = bpf_map_lookup_elem(&percpu_offsets, &zero);
+	if (cpus && cpus->n && now - proc->rss_exact_ns >= RSS_EXACT_EVERY_NS) {
+		proc->rss_pages = clamp_pages(rss_exact(mm, 0, cpus), rss_exact(mm, 1, cpus),
+					      rss_exact(mm, 3, cpus));
+		proc->rss_exact_ns = now;
+	} else {
+		proc->rss_pages += global - proc->rss_count_base;
 	}
-	__s64 moved = (__s64)process_rss_pages(task, false) - (__s64)c->rss_count_base;
-	c->rss_bytes += moved * 4096;
-	c->rss_count_base += moved;
+	proc->rss_count_base = global;
+	return proc->rss_pages;
 }
 
 #endif /* __PC_RESOURCE_TRACKER_BPF_H */

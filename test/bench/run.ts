@@ -104,17 +104,40 @@ function vmHwmBytes(pid: number): number {
  * Sum of run_time_ns and run_cnt over the agent's programs (bpf_stats must be on), found by
  * name (the kernel keeps 15 bytes of it); the bench runs one agent at a time.
  */
-function bpfStats(programs: string[]): { ns: number; runs: number } {
-  const names = new Set(programs.map((p) => p.slice(0, 15)));
+interface BpfStats {
+  ns: number;
+  runs: number;
+  byProgram: Map<string, { ns: number; runs: number }>;
+}
+
+function bpfStats(programs: string[]): BpfStats {
+  // bpftool prints the full name from BTF where it can, else the kernel's 15 bytes.
+  const full = new Map<string, string>();
+  for (const p of programs) full.set(p.slice(0, 15), p);
+  for (const p of programs) full.set(p, p); // an exact name wins over another's truncation
   const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as { name?: string; run_time_ns?: number; run_cnt?: number }[];
-  let ns = 0;
-  let runs = 0;
+  const stats: BpfStats = { ns: 0, runs: 0, byProgram: new Map() };
   for (const p of progs) {
-    if (!p.name || !names.has(p.name)) continue;
-    ns += p.run_time_ns ?? 0;
-    runs += p.run_cnt ?? 0;
+    const name = p.name && full.get(p.name);
+    if (!name) continue;
+    if (stats.byProgram.has(name)) throw new Error(`bench: two programs named ${name} are loaded: is another agent running?`);
+    stats.ns += p.run_time_ns ?? 0;
+    stats.runs += p.run_cnt ?? 0;
+    stats.byProgram.set(name, { ns: p.run_time_ns ?? 0, runs: p.run_cnt ?? 0 });
   }
-  return { ns, runs };
+  return stats;
+}
+
+/** Per program: runs and ns per request between two samples, costliest first. */
+function bpfPerProgram(before: BpfStats, after: BpfStats, requests: number): Record<string, { runsPerRequest: number; nsPerRequest: number; nsPerRun: number }> {
+  const rows = [...after.byProgram].map(([name, a]) => {
+    const b = before.byProgram.get(name) ?? { ns: 0, runs: 0 };
+    const runs = a.runs - b.runs;
+    const ns = a.ns - b.ns;
+    return [name, { runsPerRequest: runs / requests, nsPerRequest: ns / requests, nsPerRun: runs ? ns / runs : 0 }] as const;
+  });
+  rows.sort((x, y) => y[1].nsPerRequest - x[1].nsPerRequest);
+  return Object.fromEntries(rows.filter(([, r]) => r.runsPerRequest > 0));
 }
 
 function loaderPidOf(agentPid: number): number {
@@ -125,6 +148,7 @@ function loaderPidOf(agentPid: number): number {
 interface AgentRun {
   load: LoadResult;
   bpfNsPerRequest: number;
+  bpfPerProgram: ReturnType<typeof bpfPerProgram>;
   agentCpuUsPerRequest: number;
   agentPeakRssMb: number;
   lost: Record<string, number>;
@@ -159,6 +183,7 @@ async function withAgent(ports: number[], load: () => LoadResult, collector: Run
     return {
       load: result,
       bpfNsPerRequest: (bpf1.ns - bpf0.ns) / result.requests,
+      bpfPerProgram: bpfPerProgram(bpf0, bpf1, result.requests),
       agentCpuUsPerRequest: (cpu1 - cpu0) / result.requests,
       agentPeakRssMb: (vmHwmBytes(agent.pid) + vmHwmBytes(loaderPid)) / (1 << 20),
       lost: health.lost,
