@@ -9,6 +9,13 @@
 static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u64 ubuf,
 				      __u32 len, __u32 offset)
 {
+	/* Overload: the loader is behind. Keep the request records (timing, bytes, CPU) and
+	 * shed the payloads, the bulk of the bytes; the request is flagged and counted. */
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= shed_capture_bytes) {
+		count(PC_CNT_CAPTURE_SHED);
+		c->flags |= PC_F_DATA_LOST;
+		return;
+	}
 	__u32 zero = 0;
 	struct pc_data *d = bpf_map_lookup_elem(&data_scratch, &zero);
 	if (!d)

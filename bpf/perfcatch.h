@@ -41,7 +41,7 @@ enum pc_request_flags {
 	PC_F_CONN_CLOSED = 1 << 0,    /* emitted because the server closed the connection */
 	PC_F_REQ_TRUNCATED = 1 << 1,  /* request bytes exceeded the capture size */
 	PC_F_RESP_TRUNCATED = 1 << 2, /* response bytes exceeded the capture size */
-	PC_F_DATA_LOST = 1 << 3,      /* a pc_data record for this request was dropped */
+	PC_F_DATA_LOST = 1 << 3,      /* a pc_data record for this request was dropped or shed */
 	PC_F_SENDFILE = 1 << 4,       /* part of the response went out with sendfile */
 	PC_F_NO_RSS = 1 << 5,         /* kernel could not read the process RSS */
 	PC_F_PIPELINED = 1 << 6,      /* started at a response boundary inside one read batch:
@@ -74,7 +74,7 @@ enum pc_counter {
 	PC_CNT_RB_DROP_DATA = 2,    /* ring buffer full: data record lost */
 	PC_CNT_CONN_ACCEPTED = 3,   /* accepted TCP connections that passed the filters */
 	PC_CNT_CONN_TABLE_FULL = 4, /* connection could not be tracked (map update failed) */
-	PC_CNT_INFLIGHT_FULL = 5,   /* syscall could not be tracked (map update failed) */
+	PC_CNT_CAPTURE_SHED = 5,    /* payload not captured: ring buffer over half full (overload) */
 	PC_CNT_CONN_FILTERED = 6,   /* accepted connections rejected by the filters */
 	PC_CNT_CONN_REPLACED = 7,   /* fd reused while a request was open (flushed early) */
 	PC_CNT_DEPENDENCIES = 8,    /* dependency records submitted */

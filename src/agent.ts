@@ -244,7 +244,7 @@ export class Agent {
           kernel_ringbuf_request: c.kernel.rb_drop_request ?? 0,
           kernel_ringbuf_data: c.kernel.rb_drop_data ?? 0,
           kernel_conn_table_full: c.kernel.conn_table_full ?? 0,
-          kernel_inflight_full: c.kernel.inflight_full ?? 0,
+          kernel_capture_shed: c.kernel.capture_shed ?? 0,
           kernel_ringbuf_dependency: c.kernel.rb_drop_dependency ?? 0,
           pipe_malformed: c.loader.malformed ?? 0,
           agent_malformed: c.agent.frames_malformed,

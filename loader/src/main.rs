@@ -370,12 +370,15 @@ fn start(cfg: &Config, out: &mut Output<File>) -> Result<Running, Fatal> {
     bump_memlock();
 
     let wakeup_bytes = cfg.ringbuf_bytes as u64 / 4;
+    // Past half full the loader is behind: the kernel stops capturing payloads first.
+    let shed_capture_bytes = cfg.ringbuf_bytes as u64 / 2;
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&btf))
         .map_max_entries("events", cfg.ringbuf_bytes)
         .override_global("capture_req_bytes", &cfg.capture_req_bytes, true)
         .override_global("capture_resp_bytes", &cfg.capture_resp_bytes, true)
         .override_global("wakeup_bytes", &wakeup_bytes, true)
+        .override_global("shed_capture_bytes", &shed_capture_bytes, true)
         .load(&elf)
         .map_err(|e| classify(&format!("loading {}", cfg.bpf_object), &e))?;
 

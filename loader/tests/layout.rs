@@ -232,7 +232,7 @@ fn enums_match_btf() {
             ("PC_CNT_RB_DROP_DATA", PC_CNT_RB_DROP_DATA as i64),
             ("PC_CNT_CONN_ACCEPTED", PC_CNT_CONN_ACCEPTED as i64),
             ("PC_CNT_CONN_TABLE_FULL", PC_CNT_CONN_TABLE_FULL as i64),
-            ("PC_CNT_INFLIGHT_FULL", PC_CNT_INFLIGHT_FULL as i64),
+            ("PC_CNT_CAPTURE_SHED", PC_CNT_CAPTURE_SHED as i64),
             ("PC_CNT_CONN_FILTERED", PC_CNT_CONN_FILTERED as i64),
             ("PC_CNT_CONN_REPLACED", PC_CNT_CONN_REPLACED as i64),
             ("PC_CNT_DEPENDENCIES", PC_CNT_DEPENDENCIES as i64),

@@ -44,7 +44,7 @@ export const KERNEL_COUNTERS = [
   'rb_drop_data',
   'conn_accepted',
   'conn_table_full',
-  'inflight_full',
+  'capture_shed',
   'conn_filtered',
   'conn_replaced',
   'dependencies',

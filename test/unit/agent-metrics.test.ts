@@ -48,7 +48,7 @@ const agentCounters: AgentCounters = {
 };
 
 const counters: PipelineCounters = {
-  kernel: { requests: 95, rb_drop_request: 6, rb_drop_data: 7, conn_accepted: 11, conn_table_full: 8, inflight_full: 9, conn_filtered: 0, conn_replaced: 0 },
+  kernel: { requests: 95, rb_drop_request: 6, rb_drop_data: 7, conn_accepted: 11, conn_table_full: 8, capture_shed: 9, conn_filtered: 0, conn_replaced: 0 },
   loader: { records_out: 200, malformed: 10, drains: 50 },
   agent: agentCounters,
 };
@@ -149,7 +149,7 @@ describe('AgentMetrics', () => {
     assert.equal(lost('kernel_ringbuf_request'), 6);
     assert.equal(lost('kernel_ringbuf_data'), 7);
     assert.equal(lost('kernel_conn_table_full'), 8);
-    assert.equal(lost('kernel_inflight_full'), 9);
+    assert.equal(lost('kernel_capture_shed'), 9);
     assert.equal(lost('pipe_malformed'), 10);
     assert.equal(lost('agent_malformed'), 2);
     assert.equal(lost('agent_data_orphaned'), 3);
