@@ -121,6 +121,7 @@ export class Agent {
         bpfObjectPath: config.bpfObjectPath,
         captureRequestBytes: config.captureRequestBytes,
         captureResponseBytes: config.captureResponseBytes,
+        ringbufBytes: config.ringbufBytes,
         pids: config.pids,
         ports: config.ports,
         processes: config.processes,

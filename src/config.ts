@@ -28,6 +28,8 @@ export interface AgentConfig {
   otlpEndpoint: string | null;
   captureRequestBytes: number;
   captureResponseBytes: number;
+  /** Size of the kernel ring buffer (bytes, a power of two). */
+  ringbufBytes: number;
   /** False: query strings are redacted from http_path. */
   keepQuery: boolean;
   loaderPath: string;
@@ -85,6 +87,7 @@ const OPTIONS = [
   { flag: '--otlp-endpoint', env: ['PERFCATCH_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'], arg: 'URL', description: 'OTLP/gRPC endpoint for spans, http(s)://host:port or host:port', defaultText: 'none (span export off)' },
   { flag: '--capture-request-bytes', env: ['PERFCATCH_CAPTURE_REQUEST_BYTES'], arg: 'N', description: 'request bytes captured for parsing (64-4096)', defaultText: '4096' },
   { flag: '--capture-response-bytes', env: ['PERFCATCH_CAPTURE_RESPONSE_BYTES'], arg: 'N', description: 'response bytes captured for parsing (16-4096)', defaultText: '512' },
+  { flag: '--ringbuf-kb', env: ['PERFCATCH_RINGBUF_KB'], arg: 'N', description: 'kernel ring buffer in KiB, a power of two (64-1048576): past half full, payload capture is shed; when full, records are dropped (both counted)', defaultText: '16384' },
   { flag: '--keep-query', env: ['PERFCATCH_KEEP_QUERY'], arg: null, description: 'keep query strings in paths instead of redacting them', defaultText: 'off' },
   { flag: '--loader', env: ['PERFCATCH_LOADER'], arg: 'PATH', description: 'perfcatch-loader executable', defaultText: DEFAULT_LOADER_PATH },
   { flag: '--bpf-object', env: ['PERFCATCH_BPF_OBJECT'], arg: 'PATH', description: 'compiled BPF object', defaultText: DEFAULT_BPF_OBJECT_PATH },
@@ -153,6 +156,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     otlpEndpoint: orDefault(raw('--otlp-endpoint'), parseOtlpEndpoint, null),
     captureRequestBytes: orDefault(raw('--capture-request-bytes'), (v) => parseInteger(v, 64, 4096), 4096),
     captureResponseBytes: orDefault(raw('--capture-response-bytes'), (v) => parseInteger(v, 16, 4096), 512),
+    ringbufBytes: orDefault(raw('--ringbuf-kb'), parseRingbufKb, 16 << 20),
     keepQuery: orDefault(raw('--keep-query'), parseBoolean, false),
     loaderPath: orDefault(raw('--loader'), parsePath, DEFAULT_LOADER_PATH),
     bpfObjectPath: orDefault(raw('--bpf-object'), parsePath, DEFAULT_BPF_OBJECT_PATH),
@@ -242,6 +246,13 @@ function toInteger(text: string, min: number, max: number): number | undefined {
 
 function parseInteger(v: RawValue, min: number, max: number): number {
   return toInteger(v.text.trim(), min, max) ?? fail(v, `an integer ${min}-${max}`);
+}
+
+/** KiB -> bytes; the kernel wants a power-of-two number of pages. */
+function parseRingbufKb(v: RawValue): number {
+  const kb = parseInteger(v, 64, 1 << 20);
+  if ((kb & (kb - 1)) !== 0) fail(v, 'a power of two (64-1048576)');
+  return kb * 1024;
 }
 
 /** Splits a comma list; blank items are an error rather than silently skipped. */

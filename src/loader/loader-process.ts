@@ -26,6 +26,7 @@ export interface LoaderOptions {
   bpfObjectPath: string;
   captureRequestBytes: number;
   captureResponseBytes: number;
+  ringbufBytes: number;
   pids: number[];
   ports: number[];
   processes: string[];
@@ -83,6 +84,7 @@ export class LoaderProcess {
         '--bpf-object', this.opts.bpfObjectPath,
         '--capture-request-bytes', String(this.opts.captureRequestBytes),
         '--capture-response-bytes', String(this.opts.captureResponseBytes),
+        '--ringbuf-bytes', String(this.opts.ringbufBytes),
       ];
       if (this.filters.pids.length) args.push('--pids', this.filters.pids.join(','));
       if (this.filters.ports.length) args.push('--ports', this.filters.ports.join(','));

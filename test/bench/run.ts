@@ -169,8 +169,9 @@ async function withAgent(ports: number[], load: () => LoadResult, collector: Run
     const cpu0 = cpuMicros(agent.pid) + cpuMicros(loaderPid);
     const h0 = (await agent.get<{ counters: { agent: { requests_recorded: number } } }>('/health')).body.counters.agent.requests_recorded;
     const result = load();
-    // Let the agent drain what the load produced before reading its CPU and counters.
-    await new Promise((r) => setTimeout(r, 2_000));
+    // Let the agent drain what the load produced before reading its CPU and counters: at
+    // saturation it runs behind the load (nice 10) and catches up afterwards.
+    await drained(agent);
     const bpf1 = bpfStats(programs);
     const cpu1 = cpuMicros(agent.pid) + cpuMicros(loaderPid);
     execFileSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=0']);
@@ -192,6 +193,17 @@ async function withAgent(ports: number[], load: () => LoadResult, collector: Run
     };
   } finally {
     await agent.stop();
+  }
+}
+
+/** Resolves once the agent's recorded count has stopped growing for a second. */
+async function drained(agent: RunningAgent): Promise<void> {
+  let previous = -1;
+  for (;;) {
+    const recorded = (await agent.get<{ counters: { agent: { requests_recorded: number } } }>('/health')).body.counters.agent.requests_recorded;
+    if (recorded === previous) return;
+    previous = recorded;
+    await new Promise((r) => setTimeout(r, 1_000));
   }
 }
 

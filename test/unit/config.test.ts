@@ -34,6 +34,7 @@ describe('parseAgentArgs', () => {
       otlpEndpoint: null,
       captureRequestBytes: 4096,
       captureResponseBytes: 512,
+      ringbufBytes: 16 << 20,
       keepQuery: false,
       loaderPath: path.join(PACKAGE_ROOT, 'loader/target/release/perfcatch-loader'),
       bpfObjectPath: path.join(PACKAGE_ROOT, 'build/perfcatch.bpf.o'),
@@ -180,6 +181,8 @@ describe('parseAgentArgs', () => {
       assertConfigError(['--buffer-size', '10000001'], {}, /^--buffer-size:/);
       assertConfigError(['--capture-request-bytes', '63'], {}, /^--capture-request-bytes: expected an integer 64-4096/);
       assertConfigError(['--capture-response-bytes', '4097'], {}, /^--capture-response-bytes: expected an integer 16-4096/);
+      assertConfigError(['--ringbuf-kb', '100'], {}, /^--ringbuf-kb: expected a power of two/);
+      assertConfigError(['--ringbuf-kb', '32'], {}, /^--ringbuf-kb: expected an integer 64-1048576/);
       assertConfigError(['--pids', '1,x'], {}, /^--pids: expected a comma-separated list of positive integers, got "1,x"$/);
       assertConfigError(['--pids', '0'], {}, /^--pids:/);
       assertConfigError(['--pids', '1,,2'], {}, /^--pids:/);
@@ -223,7 +226,7 @@ describe('parseAgentArgs', () => {
 describe('AGENT_USAGE', () => {
   it('lists every flag with its environment variable', () => {
     const flags = ['--api-port', '--api-host', '--pids', '--ports', '--process', '--buffer-size', '--correlation-headers',
-      '--otlp-endpoint', '--capture-request-bytes', '--capture-response-bytes', '--keep-query', '--loader', '--bpf-object',
+      '--otlp-endpoint', '--capture-request-bytes', '--capture-response-bytes', '--ringbuf-kb', '--keep-query', '--loader', '--bpf-object',
       '--log-level', '--help'];
     for (const flag of flags) assert.ok(AGENT_USAGE.includes(flag), flag);
     for (const flag of flags.filter((f) => f !== '--help')) {
