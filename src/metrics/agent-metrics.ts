@@ -3,21 +3,16 @@
  * throughput and loss counters. Served by the API's /metrics, not the exporter's own server.
  */
 import { hostname } from 'node:os';
-import type { Attributes, Histogram } from '@opentelemetry/api';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
 import type { PipelineCounters, RequestRecord } from '../types.ts';
-import { RouteLimiter } from './route-limiter.ts';
+import { RequestMetricsProducer } from './request-metrics.ts';
+import { RequestSeriesTable } from './request-series.ts';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-
-const DURATION_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
-const CPU_BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000];
-
-const STANDARD_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 
 /** `stage` label of perfcatch_records_lost_total -> where the count lives in PipelineCounters. */
 const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) => number | undefined][] = [
@@ -42,27 +37,24 @@ export interface AgentMetricsSources {
 }
 
 export class AgentMetrics {
-  readonly #routes = new RouteLimiter();
+  /** Per-request counts and histograms, aggregated without SDK instruments (see request-series.ts). */
+  readonly #requests = new RequestSeriesTable();
   readonly #provider: MeterProvider;
   readonly #reader: PrometheusExporter;
   // The exporter's own serializer is private; this one is configured the same way.
   readonly #serializer = new PrometheusSerializer(undefined, false, undefined, true, true);
-  readonly #duration: Histogram;
-  readonly #cpu: Histogram;
-  /**
-   * Request and byte counts are summed here per label set and observed at collection: the
-   * SDK hashes the attributes on every record() call, which was a fifth of the agent's CPU.
-   */
-  readonly #totals = new Map<string, { labels: Attributes; requests: number; received: number; sent: number }>();
 
   constructor(sources: AgentMetricsSources) {
-    this.#reader = new PrometheusExporter({ preventServerStart: true, withoutTargetInfo: true, withoutScopeInfo: true });
+    // Every reader collects the request metrics from this producer, the rest from the meter below.
+    const metricProducers = [new RequestMetricsProducer(this.#requests)];
+    this.#reader = new PrometheusExporter({ preventServerStart: true, withoutTargetInfo: true, withoutScopeInfo: true, metricProducers });
     const readers: MetricReader[] = [this.#reader];
     if (sources.otlp) {
-      // The same instruments, pushed to an OTLP endpoint (optional: --otlp-metrics).
+      // The same metrics, pushed to an OTLP endpoint (optional: --otlp-metrics).
       readers.push(
         new PeriodicExportingMetricReader({
           exporter: new OTLPMetricExporter({ url: sources.otlp.endpoint, compression: CompressionAlgorithm.GZIP }),
+          metricProducers,
           exportIntervalMillis: sources.otlp.intervalMs,
           exportTimeoutMillis: Math.min(sources.otlp.intervalMs, 10_000),
         }),
@@ -73,38 +65,6 @@ export class AgentMetrics {
       resource: resourceFromAttributes({ 'service.name': 'perfcatch-agent', 'host.name': hostname() }),
     });
     const meter = this.#provider.getMeter('perfcatch');
-
-    // Names are chosen so that what Prometheus sees is exactly the documented name: the
-    // exporter appends `_total` to monotonic counters and leaves unit suffixes alone.
-    const requests = meter.createObservableCounter('perfcatch_requests', { description: 'Requests observed' });
-    const bytesReceived = meter.createObservableCounter('perfcatch_request_bytes_received', {
-      description: 'Bytes read from clients (all requests)',
-      unit: 'By',
-    });
-    const bytesSent = meter.createObservableCounter('perfcatch_request_bytes_sent', {
-      description: 'Bytes written to clients (all requests)',
-      unit: 'By',
-    });
-    meter.addBatchObservableCallback(
-      (result) => {
-        for (const t of this.#totals.values()) {
-          result.observe(requests, t.requests, t.labels);
-          result.observe(bytesReceived, t.received, t.labels);
-          result.observe(bytesSent, t.sent, t.labels);
-        }
-      },
-      [requests, bytesReceived, bytesSent],
-    );
-    this.#duration = meter.createHistogram('perfcatch_request_duration_ms', {
-      description: 'Request duration, first read to last write of the response',
-      unit: 'ms',
-      advice: { explicitBucketBoundaries: DURATION_BUCKETS_MS },
-    });
-    this.#cpu = meter.createHistogram('perfcatch_request_cpu_ms', {
-      description: 'On-CPU time charged to the request',
-      unit: 'ms',
-      advice: { explicitBucketBoundaries: CPU_BUCKETS_MS },
-    });
 
     const recordsLost = meter.createObservableCounter('perfcatch_records_lost', {
       description: 'Records lost, by pipeline stage',
@@ -140,20 +100,7 @@ export class AgentMetrics {
   }
 
   recordRequest(r: RequestRecord): void {
-    const route = this.#routes.label(r.service_name, r.route);
-    const method = normaliseMethod(r.http_method);
-    const status = statusClass(r.http_status);
-    const key = `${r.service_name}\0${r.process_name}\0${r.local_port}\0${method}\0${status}\0${route}\0${r.namespace}\0${r.pod_name}`;
-    let t = this.#totals.get(key);
-    if (!t) {
-      t = { labels: requestLabels(r, method, status, route), requests: 0, received: 0, sent: 0 };
-      this.#totals.set(key, t);
-    }
-    t.requests++;
-    t.received += r.bytes_received;
-    t.sent += r.bytes_sent;
-    this.#duration.record(r.duration_ms, t.labels);
-    this.#cpu.record(r.cpu_time_ms, t.labels);
+    this.#requests.record(r);
   }
 
   async renderPrometheus(): Promise<{ contentType: string; body: string }> {
@@ -164,31 +111,6 @@ export class AgentMetrics {
   shutdown(): Promise<void> {
     return this.#provider.shutdown();
   }
-}
-
-/** Only bounded labels: never the raw path, peer address, request or correlation id. */
-function requestLabels(r: RequestRecord, method: string, status: string, route: string): Attributes {
-  const labels: Attributes = {
-    service: r.service_name,
-    process: r.process_name,
-    port: String(r.local_port),
-    method,
-    status_class: status,
-    route,
-  };
-  if (r.namespace !== null) labels.namespace = r.namespace;
-  if (r.pod_name !== null) labels.pod = r.pod_name;
-  return labels;
-}
-
-
-function normaliseMethod(method: string | null): string {
-  const upper = method?.toUpperCase();
-  return upper !== undefined && STANDARD_METHODS.has(upper) ? upper : 'OTHER';
-}
-
-function statusClass(status: number | null): string {
-  return status !== null && status >= 100 && status <= 599 ? `${Math.floor(status / 100)}xx` : 'none';
 }
 
 export { MAX_ROUTES_PER_SERVICE } from './route-limiter.ts';

@@ -1,6 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { hrTime, hrTimeToNanoseconds } from '@opentelemetry/core';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AggregationTemporality,
+  DataPointType,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+  type HistogramMetricData,
+  type MetricData,
+} from '@opentelemetry/sdk-metrics';
 import { AgentMetrics, MAX_ROUTES_PER_SERVICE, PROMETHEUS_CONTENT_TYPE } from '../../src/metrics/agent-metrics.ts';
+import { RequestMetricsProducer } from '../../src/metrics/request-metrics.ts';
+import { CPU_BUCKETS_MS, DURATION_BUCKETS_MS, RequestSeriesTable } from '../../src/metrics/request-series.ts';
 import type { AgentCounters, PipelineCounters, RequestRecord } from '../../src/types.ts';
 import { sampleRecord } from './sample-record.ts';
 
@@ -53,8 +66,12 @@ const counters: PipelineCounters = {
   agent: agentCounters,
 };
 
+function agentMetrics(pipeline: PipelineCounters = counters): AgentMetrics {
+  return new AgentMetrics({ counters: () => pipeline, buffer: () => ({ size: 90, capacity: 50000 }) });
+}
+
 async function render(records: RequestRecord[], pipeline: PipelineCounters = counters): Promise<string> {
-  const metrics = new AgentMetrics({ counters: () => pipeline, buffer: () => ({ size: 90, capacity: 50000 }) });
+  const metrics = agentMetrics(pipeline);
   for (const r of records) metrics.recordRequest(r);
   const { contentType, body } = await metrics.renderPrometheus();
   assert.equal(contentType, PROMETHEUS_CONTENT_TYPE);
@@ -134,6 +151,48 @@ describe('AgentMetrics', () => {
     assert.deepEqual([...labelNames].sort(), ['le', 'method', 'namespace', 'pod', 'port', 'process', 'route', 'service', 'stage', 'status_class']);
   });
 
+  it('aggregates histograms per label set, with inclusive upper bounds', async () => {
+    const text = await render([
+      record({ duration_ms: 10, cpu_time_ms: 0.5 }),
+      record({ duration_ms: 10.5, cpu_time_ms: 0.25 }),
+      record({ duration_ms: 20000, cpu_time_ms: 2000 }),
+      // Dropped by the histograms, as the SDK's did, but still a request.
+      record({ duration_ms: -1, cpu_time_ms: -1 }),
+      record({ http_status: 500, duration_ms: 1, cpu_time_ms: 1 }),
+    ]);
+    const ok = 'service="checkout",process="node",port="8080",method="GET",status_class="2xx",route="/users/{id}"';
+    const failed = ok.replace('2xx', '5xx');
+    assert.equal(sample(text, `perfcatch_requests_total{${ok}}`), 4);
+    assert.equal(sample(text, `perfcatch_request_duration_ms_count{${ok}}`), 3);
+    assert.equal(sample(text, `perfcatch_request_duration_ms_sum{${ok}}`), 20020.5);
+    const durationBucket = (le: string) => sample(text, `perfcatch_request_duration_ms_bucket{${ok},le="${le}"}`);
+    assert.deepEqual(['5', '10', '25', '10000', '+Inf'].map(durationBucket), [0, 1, 2, 2, 3]);
+    const cpuBucket = (le: string) => sample(text, `perfcatch_request_cpu_ms_bucket{${ok},le="${le}"}`);
+    assert.deepEqual(['0.5', '1', '1000', '+Inf'].map(cpuBucket), [2, 2, 2, 3]);
+    assert.equal(sample(text, `perfcatch_request_duration_ms_count{${failed}}`), 1);
+    assert.equal(sample(text, `perfcatch_request_duration_ms_bucket{${failed},le="1"}`), 1);
+    assert.equal(sample(text, `perfcatch_request_cpu_ms_sum{${failed}}`), 1);
+  });
+
+  it('reports nothing per request before the first one', async () => {
+    const names = [...families(await render([])).keys()];
+    assert.deepEqual(names.filter((n) => n.startsWith('perfcatch_request')), []);
+  });
+
+  it('keeps counting across scrapes (cumulative, not reset by a collection)', async () => {
+    const metrics = agentMetrics();
+    const series = 'service="checkout",process="node",port="8080",method="GET",status_class="2xx",route="/users/{id}"';
+    metrics.recordRequest(record({}));
+    const first = (await metrics.renderPrometheus()).body;
+    metrics.recordRequest(record({ duration_ms: 30 }));
+    const second = (await metrics.renderPrometheus()).body;
+    await metrics.shutdown();
+    assert.equal(sample(first, `perfcatch_requests_total{${series}}`), 1);
+    assert.equal(sample(second, `perfcatch_requests_total{${series}}`), 2);
+    assert.equal(sample(second, `perfcatch_request_duration_ms_sum{${series}}`), 42);
+    assert.equal(sample(second, `perfcatch_request_bytes_received_total{${series}}`), 600);
+  });
+
   it('caps distinct routes per service', async () => {
     const many = Array.from({ length: MAX_ROUTES_PER_SERVICE + 20 }, (_, i) => record({ route: `/page-${i}` }));
     const text = await render(many);
@@ -168,5 +227,73 @@ describe('AgentMetrics', () => {
     assert.equal(sample(text, 'perfcatch_records_lost_total{stage="kernel_ringbuf_request"}'), 0);
     assert.equal(sample(text, 'perfcatch_records_lost_total{stage="pipe_malformed"}'), 0);
     assert.equal(sample(text, 'perfcatch_kernel_requests_total'), 0);
+  });
+});
+
+describe('RequestMetricsProducer', () => {
+  /** A push reader like --otlp-metrics' one, exporting to memory, beside a second reader. */
+  async function exportOnce(table: RequestSeriesTable): Promise<MetricData[]> {
+    const producer = new RequestMetricsProducer(table);
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const push = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000, metricProducers: [producer] });
+    const other = new PeriodicExportingMetricReader({
+      exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
+      exportIntervalMillis: 60_000,
+      metricProducers: [producer],
+    });
+    const provider = new MeterProvider({ readers: [push, other], resource: resourceFromAttributes({ 'service.name': 'perfcatch-agent' }) });
+    await other.forceFlush();
+    await push.forceFlush();
+    // Copied before shutdown, which exports (into the same array) once more.
+    const exported = [...exporter.getMetrics()];
+    await provider.shutdown();
+    for (const { resource } of exported) assert.equal(resource.attributes['service.name'], 'perfcatch-agent');
+    return exported.flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics));
+  }
+
+  it('hands push readers the same cumulative histograms and counters', async () => {
+    const table = new RequestSeriesTable();
+    const before = hrTimeToNanoseconds(hrTime());
+    for (const duration_ms of [0.5, 3, 3, 700]) table.record(record({ duration_ms, cpu_time_ms: duration_ms / 10 }));
+    table.record(record({ namespace: 'shop', pod_name: 'checkout-1', duration_ms: 9, cpu_time_ms: 4 }));
+
+    const metrics = await exportOnce(table);
+    assert.deepEqual(
+      metrics.map((m) => [m.descriptor.name, m.dataPointType, m.aggregationTemporality]),
+      [
+        ['perfcatch_requests', DataPointType.SUM, AggregationTemporality.CUMULATIVE],
+        ['perfcatch_request_bytes_received', DataPointType.SUM, AggregationTemporality.CUMULATIVE],
+        ['perfcatch_request_bytes_sent', DataPointType.SUM, AggregationTemporality.CUMULATIVE],
+        ['perfcatch_request_duration_ms', DataPointType.HISTOGRAM, AggregationTemporality.CUMULATIVE],
+        ['perfcatch_request_cpu_ms', DataPointType.HISTOGRAM, AggregationTemporality.CUMULATIVE],
+      ],
+    );
+    const requests = metrics[0]!;
+    assert.ok(requests.dataPointType === DataPointType.SUM && requests.isMonotonic);
+    assert.deepEqual(requests.dataPoints.map((p) => p.value), [4, 1]);
+
+    const duration = metrics[3] as HistogramMetricData;
+    const [plain, inPod] = duration.dataPoints;
+    assert.ok(plain && inPod);
+    assert.deepEqual(plain.attributes, { service: 'checkout', process: 'node', port: '8080', method: 'GET', status_class: '2xx', route: '/users/{id}' });
+    assert.deepEqual(inPod.attributes, { ...plain.attributes, namespace: 'shop', pod: 'checkout-1' });
+    assert.deepEqual(plain.value, {
+      buckets: { boundaries: DURATION_BUCKETS_MS, counts: [1, 0, 2, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0] },
+      count: 4,
+      sum: 706.5,
+      min: 0.5,
+      max: 700,
+    });
+    const cpu = metrics[4] as HistogramMetricData;
+    assert.deepEqual(cpu.dataPoints[1]!.value.buckets, { boundaries: CPU_BUCKETS_MS, counts: [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0] });
+
+    // Cumulative since the series appeared, up to the collection.
+    const start = hrTimeToNanoseconds(plain.startTime);
+    assert.ok(start >= before && start <= hrTimeToNanoseconds(plain.endTime));
+    assert.ok(hrTimeToNanoseconds(inPod.startTime) >= start);
+  });
+
+  it('exports nothing before the first request', async () => {
+    assert.deepEqual(await exportOnce(new RequestSeriesTable()), []);
   });
 });

@@ -1,0 +1,102 @@
+/**
+ * The per-request metrics (request and byte counters, duration and CPU histograms), served to
+ * the SDK's readers as a MetricProducer from RequestSeriesTable's own aggregates. Every reader
+ * (the /metrics one, the OTLP one) collects the same cumulative state: nothing is reset by a
+ * collection, so no reader takes data from another.
+ */
+import { ValueType, type HrTime } from '@opentelemetry/api';
+import { hrTime } from '@opentelemetry/core';
+import { emptyResource } from '@opentelemetry/resources';
+import {
+  AggregationTemporality,
+  DataPointType,
+  type CollectionResult,
+  type HistogramMetricData,
+  type MetricData,
+  type MetricDescriptor,
+  type MetricProducer,
+  type SumMetricData,
+} from '@opentelemetry/sdk-metrics';
+import type { BucketHistogram, RequestSeries, RequestSeriesTable } from './request-series.ts';
+
+// Names are chosen so that what Prometheus sees is exactly the documented name: the
+// exporter appends `_total` to monotonic counters and leaves unit suffixes alone.
+const REQUESTS = descriptor('perfcatch_requests', 'Requests observed', '');
+const BYTES_RECEIVED = descriptor('perfcatch_request_bytes_received', 'Bytes read from clients (all requests)', 'By');
+const BYTES_SENT = descriptor('perfcatch_request_bytes_sent', 'Bytes written to clients (all requests)', 'By');
+const DURATION = descriptor('perfcatch_request_duration_ms', 'Request duration, first read to last write of the response', 'ms');
+const CPU = descriptor('perfcatch_request_cpu_ms', 'On-CPU time charged to the request', 'ms');
+
+export class RequestMetricsProducer implements MetricProducer {
+  readonly #table: RequestSeriesTable;
+
+  constructor(table: RequestSeriesTable) {
+    this.#table = table;
+  }
+
+  async collect(): Promise<CollectionResult> {
+    const series = this.#table.all;
+    const endTime = hrTime();
+    // Like the SDK's instruments, nothing at all until the first request.
+    const metrics: MetricData[] = series.length === 0 ? [] : [
+      sum(REQUESTS, series, endTime, (s) => s.requests),
+      sum(BYTES_RECEIVED, series, endTime, (s) => s.bytesReceived),
+      sum(BYTES_SENT, series, endTime, (s) => s.bytesSent),
+      histogram(DURATION, series, endTime, (s) => s.duration),
+      histogram(CPU, series, endTime, (s) => s.cpu),
+    ];
+    return {
+      // Readers replace the resource with their MeterProvider's.
+      resourceMetrics: { resource: emptyResource(), scopeMetrics: metrics.length ? [{ scope: { name: 'perfcatch' }, metrics }] : [] },
+      errors: [],
+    };
+  }
+}
+
+function descriptor(name: string, description: string, unit: string): MetricDescriptor {
+  return { name, description, unit, valueType: ValueType.DOUBLE };
+}
+
+function sum(
+  descriptor: MetricDescriptor,
+  series: readonly RequestSeries[],
+  endTime: HrTime,
+  value: (s: RequestSeries) => number,
+): SumMetricData {
+  return {
+    descriptor,
+    aggregationTemporality: AggregationTemporality.CUMULATIVE,
+    dataPointType: DataPointType.SUM,
+    isMonotonic: true,
+    dataPoints: series.map((s) => ({ attributes: s.attributes, startTime: s.startTime, endTime, value: value(s) })),
+  };
+}
+
+function histogram(
+  descriptor: MetricDescriptor,
+  series: readonly RequestSeries[],
+  endTime: HrTime,
+  histogramOf: (s: RequestSeries) => BucketHistogram,
+): HistogramMetricData {
+  return {
+    descriptor,
+    aggregationTemporality: AggregationTemporality.CUMULATIVE,
+    dataPointType: DataPointType.HISTOGRAM,
+    dataPoints: series.map((s) => {
+      const h = histogramOf(s);
+      // Copies: an exporter may still be encoding this while new requests are recorded.
+      return {
+        attributes: s.attributes,
+        startTime: s.startTime,
+        endTime,
+        value: {
+          buckets: { boundaries: [...h.boundaries], counts: Array.from(h.counts) },
+          count: h.count,
+          sum: h.sum,
+          min: h.count ? h.min : undefined,
+          max: h.count ? h.max : undefined,
+        },
+      };
+    }),
+  };
+}
