@@ -91,7 +91,12 @@ export class Agent {
         keepQuery: config.keepQuery,
         pods: this.pods ? new PodMetadataResolver(this.pods) : null,
       },
-      queue ? new SpanBuilder() : null,
+      queue
+        ? new SpanBuilder((resource, span) => {
+            this.counters.spans_started++;
+            queue.add(resource, span);
+          })
+        : null,
       {
         record: (r) => {
           this.store.add(r);
@@ -100,12 +105,6 @@ export class Agent {
           db?.add(r);
         },
         updated: (r) => db?.upsert(r),
-        span: queue
-          ? (span) => {
-              this.counters.spans_started++;
-              queue.add(span);
-            }
-          : null,
       },
     );
     this.metrics = new AgentMetrics({

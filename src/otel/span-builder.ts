@@ -1,15 +1,14 @@
 /**
- * Builds one SERVER span per request, as a finished ReadableSpan handed straight to the
- * export queue: the request is already over when the kernel reports it, so there is no live
- * span to start and end, and ids and times come from the record itself.
+ * Builds one SERVER span per request, and a CLIENT span per outbound call, encoded straight
+ * into OTLP protobuf (opentelemetry.proto.trace.v1.Span) and handed to a sink. The request
+ * is over when the kernel reports it, so there is no live span to start and end; ids and
+ * times come from the record. Encoding at once, rather than queueing SDK span objects, keeps
+ * each span's garbage short-lived: queued span objects survived young-generation GCs and
+ * made span export cost more than the rest of the agent together.
  *
- * Every monitored service gets its own Resource object; the OTLP serializer groups spans
- * by resource object, so spans of different services go out under their own service.name
- * through one shared exporter.
+ * Every monitored service instance gets its own Resource, encoded once; the export queue
+ * groups spans by it, so spans of different services go out under their own service.name.
  */
-import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime, type SpanContext } from '@opentelemetry/api';
-import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { hostname } from 'node:os';
 import { k8sResourceAttributes } from '../k8s/pod-metadata.ts';
 import type { PodMetadata } from '../k8s/pod-index.ts';
@@ -17,173 +16,238 @@ import type { BuiltDependency } from '../pipeline/dependency-builder.ts';
 import type { BuiltRequest } from '../pipeline/request-builder.ts';
 import type { RequestRecord } from '../types.ts';
 import { routeTemplate } from '../http/route.ts';
+import { ProtobufWriter, WireType } from './protobuf-writer.ts';
 import * as sc from './semconv.ts';
 
 export const INSTRUMENTATION_SCOPE = { name: 'perfcatch', version: '0.1.0' } as const;
 
 const MAX_RESOURCES = 1024;
 
-export function hrTimeFromEpochNs(ns: bigint): HrTime {
-  return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
+/** OTLP SpanKind (the API's value + 1). */
+const KIND_SERVER = 2;
+const KIND_CLIENT = 3;
+const STATUS_ERROR = 2;
+const TRACE_FLAG_SAMPLED = 0x01;
+/** Span.flags bits 8 and 9: whether the parent is remote is known / it is remote. */
+const FLAG_HAS_IS_REMOTE = 0x100;
+const FLAG_IS_REMOTE = 0x200;
+
+// Span fields (opentelemetry/proto/trace/v1/trace.proto).
+const SPAN_TRACE_ID = 1;
+const SPAN_SPAN_ID = 2;
+const SPAN_PARENT_SPAN_ID = 4;
+const SPAN_NAME = 5;
+const SPAN_KIND = 6;
+const SPAN_START = 7;
+const SPAN_END = 8;
+const SPAN_ATTRIBUTES = 9;
+const SPAN_STATUS = 15;
+const SPAN_FLAGS = 16;
+const STATUS_CODE = 3;
+const RESOURCE_ATTRIBUTES = 1;
+
+/** A service instance's encoded opentelemetry.proto.resource.v1.Resource message. */
+export interface OtlpResource {
+  readonly serviceName: string;
+  readonly bytes: Buffer;
 }
 
-/** Fields every finished span shares. */
-function finishedSpan(
-  fields: Pick<ReadableSpan, 'name' | 'kind' | 'attributes' | 'status' | 'resource' | 'parentSpanContext'>,
-  ctx: SpanContext,
-  startNs: bigint,
-  endNs: bigint,
-): ReadableSpan {
-  const end = endNs >= startNs ? endNs : startNs;
-  return {
-    ...fields,
-    spanContext: () => ctx,
-    startTime: hrTimeFromEpochNs(startNs),
-    endTime: hrTimeFromEpochNs(end),
-    duration: hrTimeFromEpochNs(end - startNs),
-    links: [],
-    events: [],
-    ended: true,
-    instrumentationScope: INSTRUMENTATION_SCOPE,
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-  };
+/** Receives each encoded Span message; `span` is only valid during the call. */
+export type SpanSink = (resource: OtlpResource, span: Buffer) => void;
+
+type AttributeValue = string | number | boolean;
+
+/** One KeyValue (as field `field` of the enclosing message): string, bool, int64 or double. */
+function writeAttribute(w: ProtobufWriter, field: number, key: string, value: AttributeValue): void {
+  w.tag(field, WireType.LEN);
+  const kv = w.beginLength();
+  w.tag(1, WireType.LEN);
+  w.string(key);
+  w.tag(2, WireType.LEN);
+  const any = w.beginLength();
+  if (typeof value === 'string') {
+    w.tag(1, WireType.LEN);
+    w.string(value);
+  } else if (typeof value === 'boolean') {
+    w.tag(2, WireType.VARINT);
+    w.varint(value ? 1 : 0);
+  } else if (Number.isSafeInteger(value) && value >= 0) {
+    w.tag(3, WireType.VARINT);
+    w.varint(value);
+  } else {
+    w.tag(4, WireType.FIXED64);
+    w.double(value);
+  }
+  w.endLength(any);
+  w.endLength(kv);
 }
 
-/** Builds the SERVER span of each request and the CLIENT spans of its dependencies. */
+/** Trace flags and the parent's remoteness, as Span.flags. */
+function spanFlags(traceFlags: number, parentIsRemote: boolean): number {
+  return (traceFlags & 0xff) | FLAG_HAS_IS_REMOTE | (parentIsRemote ? FLAG_IS_REMOTE : 0);
+}
+
 export class SpanBuilder {
-  private readonly resources = new Map<string, Resource>();
+  /** Resources by service name, process name and pod name. */
+  private readonly resources = new Map<string, Map<string, Map<string, OtlpResource>>>();
+  private resourceCount = 0;
   private readonly host = hostname();
+  private readonly w = new ProtobufWriter(8192);
+  private readonly sink: SpanSink;
+
+  constructor(sink: SpanSink) {
+    this.sink = sink;
+  }
 
   /**
    * One Resource per service instance: service, process and (on Kubernetes) pod. A CLIENT span
    * reported late knows its parent's pod only by name: it finds the resource already made.
    */
-  resourceFor(serviceName: string, processName: string, pod: PodMetadata | null, podName: string | null = pod?.podName ?? null): Resource {
-    const key = `${serviceName}\0${processName}\0${podName ?? ''}`;
-    let r = this.resources.get(key);
+  resourceFor(serviceName: string, processName: string, pod: PodMetadata | null, podName: string | null = pod?.podName ?? null): OtlpResource {
+    let byProcess = this.resources.get(serviceName);
+    if (!byProcess) this.resources.set(serviceName, (byProcess = new Map()));
+    let byPod = byProcess.get(processName);
+    if (!byPod) byProcess.set(processName, (byPod = new Map()));
+    const podKey = podName ?? '';
+    let r = byPod.get(podKey);
     if (!r) {
-      if (this.resources.size >= MAX_RESOURCES) this.resources.clear();
-      r = resourceFromAttributes({
-        ...(pod ? k8sResourceAttributes(pod) : {}),
-        // The record's service name already chose between the process's own name and the pod's.
-        [sc.ATTR_SERVICE_NAME]: serviceName,
-        [sc.ATTR_PROCESS_EXECUTABLE_NAME]: processName,
-        [sc.ATTR_HOST_NAME]: this.host,
-        [sc.ATTR_TELEMETRY_SDK_NAME]: 'perfcatch',
-        [sc.ATTR_TELEMETRY_SDK_LANGUAGE]: 'ebpf',
-        [sc.ATTR_TELEMETRY_SDK_VERSION]: INSTRUMENTATION_SCOPE.version,
-      });
-      this.resources.set(key, r);
+      if (this.resourceCount >= MAX_RESOURCES) {
+        this.resources.clear();
+        this.resourceCount = 0;
+        return this.resourceFor(serviceName, processName, pod, podName);
+      }
+      r = this.encodeResource(serviceName, processName, pod);
+      byPod.set(podKey, r);
+      this.resourceCount++;
     }
     return r;
   }
 
-  build(b: BuiltRequest): ReadableSpan {
+  private encodeResource(serviceName: string, processName: string, pod: PodMetadata | null): OtlpResource {
+    const attributes: Record<string, AttributeValue> = {
+      ...(pod ? k8sResourceAttributes(pod) : {}),
+      // The record's service name already chose between the process's own name and the pod's.
+      [sc.ATTR_SERVICE_NAME]: serviceName,
+      [sc.ATTR_PROCESS_EXECUTABLE_NAME]: processName,
+      [sc.ATTR_HOST_NAME]: this.host,
+      [sc.ATTR_TELEMETRY_SDK_NAME]: 'perfcatch',
+      [sc.ATTR_TELEMETRY_SDK_LANGUAGE]: 'ebpf',
+      [sc.ATTR_TELEMETRY_SDK_VERSION]: INSTRUMENTATION_SCOPE.version,
+    };
+    const w = new ProtobufWriter(512);
+    for (const [key, value] of Object.entries(attributes)) writeAttribute(w, RESOURCE_ATTRIBUTES, key, value);
+    return { serviceName, bytes: Buffer.from(w.view()) };
+  }
+
+  /** Fields every span starts with: ids, name, kind, times. */
+  private beginSpan(traceId: string, spanId: string, parentSpanId: string | null, name: string, kind: number, startNs: bigint, endNs: bigint): void {
+    const w = this.w;
+    w.reset();
+    w.tag(SPAN_TRACE_ID, WireType.LEN);
+    w.hexBytes(traceId);
+    w.tag(SPAN_SPAN_ID, WireType.LEN);
+    w.hexBytes(spanId);
+    if (parentSpanId) {
+      w.tag(SPAN_PARENT_SPAN_ID, WireType.LEN);
+      w.hexBytes(parentSpanId);
+    }
+    w.tag(SPAN_NAME, WireType.LEN);
+    w.string(name);
+    w.tag(SPAN_KIND, WireType.VARINT);
+    w.varint(kind);
+    w.tag(SPAN_START, WireType.FIXED64);
+    w.fixed64(startNs);
+    w.tag(SPAN_END, WireType.FIXED64);
+    w.fixed64(endNs >= startNs ? endNs : startNs);
+  }
+
+  /** Status (only ERROR is written: UNSET is the default) and flags. */
+  private endSpan(isError: boolean, flags: number): Buffer {
+    const w = this.w;
+    if (isError) {
+      w.tag(SPAN_STATUS, WireType.LEN);
+      w.varint(2);
+      w.tag(STATUS_CODE, WireType.VARINT);
+      w.varint(STATUS_ERROR);
+    }
+    w.tag(SPAN_FLAGS, WireType.FIXED32);
+    w.fixed32(flags);
+    return w.view();
+  }
+
+  private attr(key: string, value: AttributeValue): void {
+    writeAttribute(this.w, SPAN_ATTRIBUTES, key, value);
+  }
+
+  /** The request's SERVER span. */
+  build(b: BuiltRequest): void {
     const r = b.record;
     const method = r.http_method;
     const route = b.http ? routeTemplate(b.http.path) : null;
-    const attributes: Attributes = {
-      [sc.ATTR_NETWORK_TRANSPORT]: 'tcp',
-      [sc.ATTR_SERVER_PORT]: r.local_port,
-      [sc.ATTR_NETWORK_LOCAL_ADDRESS]: b.localAddr,
-      [sc.ATTR_NETWORK_LOCAL_PORT]: r.local_port,
-      [sc.ATTR_CLIENT_ADDRESS]: r.remote_ip,
-      [sc.ATTR_CLIENT_PORT]: r.remote_port,
-      [sc.ATTR_NETWORK_PEER_ADDRESS]: r.remote_ip,
-      [sc.ATTR_NETWORK_PEER_PORT]: r.remote_port,
-      [sc.ATTR_HTTP_REQUEST_SIZE]: r.bytes_received,
-      [sc.ATTR_HTTP_RESPONSE_SIZE]: r.bytes_sent,
-      [sc.ATTR_PROCESS_PID]: r.pid,
-      [sc.ATTR_PERFCATCH_CPU_TIME_NS]: b.cpuNs,
-      [sc.ATTR_PERFCATCH_MEMORY_RSS_BYTES]: r.memory_rss_bytes,
-      [sc.ATTR_PERFCATCH_REQUEST_ID]: r.request_id,
-      [sc.ATTR_PERFCATCH_CONNECTION_REQUEST_SEQ]: b.seq,
-    };
-    if (b.http) {
-      attributes[sc.ATTR_URL_SCHEME] = 'http';
-      attributes[sc.ATTR_HTTP_REQUEST_METHOD] = b.http.method;
-      attributes[sc.ATTR_URL_PATH] = b.http.path;
-      attributes[sc.ATTR_NETWORK_PROTOCOL_VERSION] = b.http.version;
-      if (route) attributes[sc.ATTR_PERFCATCH_ROUTE] = route;
-      if (b.http.query !== null && r.http_path) attributes[sc.ATTR_URL_QUERY] = r.http_path.slice(b.http.path.length + 1);
-      const ua = b.http.headers.get('user-agent');
-      if (ua) attributes[sc.ATTR_USER_AGENT_ORIGINAL] = ua.slice(0, 256);
-    }
-    if (r.http_status !== null) attributes[sc.ATTR_HTTP_RESPONSE_STATUS_CODE] = r.http_status;
-    if (r.correlation_id) attributes[sc.ATTR_PERFCATCH_CORRELATION_ID] = r.correlation_id;
-    if (b.captureIncomplete) attributes[sc.ATTR_PERFCATCH_CAPTURE_INCOMPLETE] = true;
-
-    // Sampling policy: PerfCatch measured every request, so every span is exported and marked
-    // sampled, including children of a traceparent whose sampled flag is 00 (documented).
-    const ctx: SpanContext = { traceId: r.trace_id, spanId: r.span_id, traceFlags: TraceFlags.SAMPLED };
     // The parent is an incoming traceparent (remote), or the caller's CLIENT span when the
     // caller runs on this host too (linked by the kernel from the connection's two ends).
-    const parent: SpanContext | undefined = r.parent_span_id
-      ? {
-          traceId: r.trace_id,
-          spanId: r.parent_span_id,
-          traceFlags: b.traceParent && !b.traceParent.sampled ? TraceFlags.NONE : TraceFlags.SAMPLED,
-          isRemote: b.traceParent !== null,
-        }
-      : undefined;
+    this.beginSpan(r.trace_id, r.span_id, r.parent_span_id, method ? (route ? `${method} ${route}` : method) : 'tcp request', KIND_SERVER, b.startNs, b.endNs);
+    this.attr(sc.ATTR_NETWORK_TRANSPORT, 'tcp');
+    this.attr(sc.ATTR_SERVER_PORT, r.local_port);
+    this.attr(sc.ATTR_NETWORK_LOCAL_ADDRESS, b.localAddr);
+    this.attr(sc.ATTR_NETWORK_LOCAL_PORT, r.local_port);
+    this.attr(sc.ATTR_CLIENT_ADDRESS, r.remote_ip);
+    this.attr(sc.ATTR_CLIENT_PORT, r.remote_port);
+    this.attr(sc.ATTR_NETWORK_PEER_ADDRESS, r.remote_ip);
+    this.attr(sc.ATTR_NETWORK_PEER_PORT, r.remote_port);
+    this.attr(sc.ATTR_HTTP_REQUEST_SIZE, r.bytes_received);
+    this.attr(sc.ATTR_HTTP_RESPONSE_SIZE, r.bytes_sent);
+    this.attr(sc.ATTR_PROCESS_PID, r.pid);
+    this.attr(sc.ATTR_PERFCATCH_CPU_TIME_NS, b.cpuNs);
+    this.attr(sc.ATTR_PERFCATCH_MEMORY_RSS_BYTES, r.memory_rss_bytes);
+    this.attr(sc.ATTR_PERFCATCH_REQUEST_ID, r.request_id);
+    this.attr(sc.ATTR_PERFCATCH_CONNECTION_REQUEST_SEQ, b.seq);
+    if (b.http) {
+      this.attr(sc.ATTR_URL_SCHEME, 'http');
+      this.attr(sc.ATTR_HTTP_REQUEST_METHOD, b.http.method);
+      this.attr(sc.ATTR_URL_PATH, b.http.path);
+      this.attr(sc.ATTR_NETWORK_PROTOCOL_VERSION, b.http.version);
+      if (route) this.attr(sc.ATTR_PERFCATCH_ROUTE, route);
+      if (b.http.query !== null && r.http_path) this.attr(sc.ATTR_URL_QUERY, r.http_path.slice(b.http.path.length + 1));
+      const ua = b.http.headers.get('user-agent');
+      if (ua) this.attr(sc.ATTR_USER_AGENT_ORIGINAL, ua.slice(0, 256));
+    }
+    if (r.http_status !== null) this.attr(sc.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
+    if (r.correlation_id) this.attr(sc.ATTR_PERFCATCH_CORRELATION_ID, r.correlation_id);
+    if (b.captureIncomplete) this.attr(sc.ATTR_PERFCATCH_CAPTURE_INCOMPLETE, true);
+    // Sampling policy: PerfCatch measured every request, so every span is exported and marked
+    // sampled, including children of a traceparent whose sampled flag is 00 (documented).
     const isError = r.http_status !== null && r.http_status >= 500;
-    return finishedSpan(
-      {
-        name: method ? (route ? `${method} ${route}` : method) : 'tcp request',
-        kind: SpanKind.SERVER,
-        parentSpanContext: parent,
-        status: isError ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
-        attributes,
-        resource: this.resourceFor(r.service_name, r.process_name, b.pod),
-      },
-      ctx,
-      b.startNs,
-      b.endNs,
-    );
+    const span = this.endSpan(isError, spanFlags(TRACE_FLAG_SAMPLED, b.traceParent !== null && r.parent_span_id !== null));
+    this.sink(this.resourceFor(r.service_name, r.process_name, b.pod), span);
   }
 
   /** A CLIENT span for one outbound exchange, child of its request's SERVER span. */
-  buildClient(d: BuiltDependency, parent: RequestRecord): ReadableSpan {
+  buildClient(d: BuiltDependency, parent: RequestRecord): void {
     const r = d.record;
-    const attributes: Attributes = {
-      [sc.ATTR_SERVER_ADDRESS]: r.peer_ip,
-      [sc.ATTR_SERVER_PORT]: r.peer_port,
-      [sc.ATTR_NETWORK_PEER_ADDRESS]: r.peer_ip,
-      [sc.ATTR_NETWORK_PEER_PORT]: r.peer_port,
-      [sc.ATTR_NETWORK_LOCAL_ADDRESS]: d.localAddr,
-      [sc.ATTR_NETWORK_LOCAL_PORT]: d.localPort,
-      [sc.ATTR_NETWORK_TRANSPORT]: 'tcp',
-      [sc.ATTR_HTTP_REQUEST_SIZE]: r.bytes_sent,
-      [sc.ATTR_HTTP_RESPONSE_SIZE]: r.bytes_received,
-      [sc.ATTR_PERFCATCH_NEW_CONNECTION]: r.new_connection,
-    };
-    if (r.connect_ms !== null) attributes[sc.ATTR_PERFCATCH_CONNECT_MS] = r.connect_ms;
-    let name = `tcp ${r.peer_ip}:${r.peer_port}`;
+    const name = d.http ? `${d.http.method} ${routeTemplate(d.http.path)}` : `tcp ${r.peer_ip}:${r.peer_port}`;
+    this.beginSpan(parent.trace_id, r.span_id, parent.span_id, name, KIND_CLIENT, d.startNs, d.endNs);
+    this.attr(sc.ATTR_SERVER_ADDRESS, r.peer_ip);
+    this.attr(sc.ATTR_SERVER_PORT, r.peer_port);
+    this.attr(sc.ATTR_NETWORK_PEER_ADDRESS, r.peer_ip);
+    this.attr(sc.ATTR_NETWORK_PEER_PORT, r.peer_port);
+    this.attr(sc.ATTR_NETWORK_LOCAL_ADDRESS, d.localAddr);
+    this.attr(sc.ATTR_NETWORK_LOCAL_PORT, d.localPort);
+    this.attr(sc.ATTR_NETWORK_TRANSPORT, 'tcp');
+    this.attr(sc.ATTR_HTTP_REQUEST_SIZE, r.bytes_sent);
+    this.attr(sc.ATTR_HTTP_RESPONSE_SIZE, r.bytes_received);
+    this.attr(sc.ATTR_PERFCATCH_NEW_CONNECTION, r.new_connection);
+    if (r.connect_ms !== null) this.attr(sc.ATTR_PERFCATCH_CONNECT_MS, r.connect_ms);
     if (d.http) {
       const host = d.http.headers.get('host') ?? `${r.peer_ip}:${r.peer_port}`;
-      attributes[sc.ATTR_HTTP_REQUEST_METHOD] = d.http.method;
-      attributes[sc.ATTR_URL_PATH] = d.http.path;
-      attributes[sc.ATTR_URL_FULL] = `http://${host}${r.http_path ?? d.http.path}`;
-      attributes[sc.ATTR_NETWORK_PROTOCOL_VERSION] = d.http.version;
-      name = `${d.http.method} ${routeTemplate(d.http.path)}`;
+      this.attr(sc.ATTR_HTTP_REQUEST_METHOD, d.http.method);
+      this.attr(sc.ATTR_URL_PATH, d.http.path);
+      this.attr(sc.ATTR_URL_FULL, `http://${host}${r.http_path ?? d.http.path}`);
+      this.attr(sc.ATTR_NETWORK_PROTOCOL_VERSION, d.http.version);
     }
-    if (r.http_status !== null) attributes[sc.ATTR_HTTP_RESPONSE_STATUS_CODE] = r.http_status;
-    const ctx: SpanContext = { traceId: parent.trace_id, spanId: r.span_id, traceFlags: TraceFlags.SAMPLED };
-    const parentCtx: SpanContext = { traceId: parent.trace_id, spanId: parent.span_id, traceFlags: TraceFlags.SAMPLED };
+    if (r.http_status !== null) this.attr(sc.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
     const isError = r.http_status !== null && r.http_status >= 400;
-    return finishedSpan(
-      {
-        name,
-        kind: SpanKind.CLIENT,
-        parentSpanContext: parentCtx,
-        status: isError ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.UNSET },
-        attributes,
-        resource: this.resourceFor(parent.service_name, parent.process_name, null, parent.pod_name),
-      },
-      ctx,
-      d.startNs,
-      d.endNs,
-    );  }
+    const span = this.endSpan(isError, spanFlags(TRACE_FLAG_SAMPLED, false));
+    this.sink(this.resourceFor(parent.service_name, parent.process_name, null, parent.pod_name), span);
+  }
 }

@@ -1,12 +1,16 @@
 /**
- * Bounded span queue in front of the OTLP gRPC exporter. Unlike the SDK's batch processor it
+ * Bounded queue of encoded spans in front of the OTLP/gRPC transport. Spans arrive as
+ * protobuf bytes (span-builder.ts) and wait in per-resource byte buffers, never as objects;
+ * a batch becomes one ExportTraceServiceRequest. Unlike the SDK's batch processor the queue
  * counts every span it drops, and it never blocks the pipeline: when the collector is slow
  * or unreachable the queue fills and further spans are dropped and counted.
  */
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { CompressionAlgorithm, type IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
+import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { ProtobufWriter, varintSize, WireType } from './protobuf-writer.ts';
+import { INSTRUMENTATION_SCOPE, type OtlpResource } from './span-builder.ts';
 
 export interface SpanExportCounters {
   exported: number;
@@ -22,8 +26,58 @@ export interface SpanExportQueueOptions {
   onExportError?: (message: string) => void;
 }
 
+/** One ExportTraceServiceRequest, already encoded. */
+export interface EncodedSpanBatch {
+  bytes: Uint8Array;
+  spans: number;
+}
+
+/** Sends encoded requests: the OTLP/gRPC delegate of @opentelemetry/otlp-grpc-exporter-base. */
+export type EncodedSpanExporter = Pick<IOtlpExportDelegate<EncodedSpanBatch>, 'export' | 'shutdown'>;
+
+/** Spans waiting for one request: each resource's encoded ScopeSpans.spans fields. */
+interface PendingBatch {
+  byResource: Map<OtlpResource, ProtobufWriter>;
+  spans: number;
+}
+
+/** ScopeSpans.scope, encoded once: field 1 holding InstrumentationScope{name, version}. */
+const SCOPE_FIELD: Buffer = (() => {
+  const scope = new ProtobufWriter(64);
+  scope.tag(1, WireType.LEN);
+  scope.string(INSTRUMENTATION_SCOPE.name);
+  scope.tag(2, WireType.LEN);
+  scope.string(INSTRUMENTATION_SCOPE.version);
+  const field = new ProtobufWriter(64);
+  field.tag(1, WireType.LEN);
+  field.varint(scope.pos);
+  field.raw(scope.view());
+  return Buffer.from(field.view());
+})();
+
+const lengthDelimitedSize = (n: number) => 1 + varintSize(n) + n;
+
+/** ExportTraceServiceRequest { repeated ResourceSpans { Resource, ScopeSpans { scope, spans } } } */
+export function encodeExportRequest(batch: PendingBatch): Uint8Array {
+  const out = new ProtobufWriter(64 * 1024);
+  for (const [resource, spans] of batch.byResource) {
+    const scopeSpans = SCOPE_FIELD.length + spans.pos;
+    out.tag(1, WireType.LEN); // ExportTraceServiceRequest.resource_spans
+    out.varint(lengthDelimitedSize(resource.bytes.length) + lengthDelimitedSize(scopeSpans));
+    out.tag(1, WireType.LEN); // ResourceSpans.resource
+    out.varint(resource.bytes.length);
+    out.raw(resource.bytes);
+    out.tag(2, WireType.LEN); // ResourceSpans.scope_spans
+    out.varint(scopeSpans);
+    out.raw(SCOPE_FIELD);
+    out.raw(spans.view());
+  }
+  return out.view();
+}
+
 export class SpanExportQueue {
-  private queue: ReadableSpan[] = [];
+  /** Oldest first; spans go to the last one until it holds maxBatch. */
+  private batches: PendingBatch[] = [];
   private inFlight = false;
   private readonly timer: NodeJS.Timeout;
   private readonly maxQueue: number;
@@ -31,9 +85,9 @@ export class SpanExportQueue {
   private readonly onExportError: (message: string) => void;
   private lastError = '';
   readonly counters: SpanExportCounters = { exported: 0, failed: 0, dropped: 0, queued: 0 };
-  private readonly exporter: SpanExporter;
+  private readonly exporter: EncodedSpanExporter;
 
-  constructor(exporter: SpanExporter, opts: SpanExportQueueOptions = {}) {
+  constructor(exporter: EncodedSpanExporter, opts: SpanExportQueueOptions = {}) {
     this.exporter = exporter;
     this.maxQueue = opts.maxQueue ?? 20_000;
     this.maxBatch = opts.maxBatch ?? 1_000;
@@ -42,29 +96,40 @@ export class SpanExportQueue {
     this.timer.unref();
   }
 
-  add(span: ReadableSpan): void {
-    if (this.queue.length >= this.maxQueue) {
+  /** Queues one encoded Span message (copied: `span` may be reused by the caller). */
+  add(resource: OtlpResource, span: Uint8Array): void {
+    if (this.counters.queued >= this.maxQueue) {
       this.counters.dropped++;
       return;
     }
-    this.queue.push(span);
-    this.counters.queued = this.queue.length;
-    if (this.queue.length >= this.maxBatch) this.flush();
+    let batch = this.batches[this.batches.length - 1];
+    if (!batch || batch.spans >= this.maxBatch) {
+      batch = { byResource: new Map(), spans: 0 };
+      this.batches.push(batch);
+    }
+    let w = batch.byResource.get(resource);
+    if (!w) batch.byResource.set(resource, (w = new ProtobufWriter(32 * 1024)));
+    w.tag(2, WireType.LEN); // ScopeSpans.spans
+    w.varint(span.length);
+    w.raw(span);
+    batch.spans++;
+    this.counters.queued++;
+    if (batch.spans >= this.maxBatch) this.flush();
   }
 
   /** Starts one export if none is running. */
   flush(): void {
-    if (this.inFlight || this.queue.length === 0) return;
-    const batch = this.queue.length <= this.maxBatch ? this.queue : this.queue.slice(0, this.maxBatch);
-    this.queue = this.queue.length <= this.maxBatch ? [] : this.queue.slice(this.maxBatch);
-    this.counters.queued = this.queue.length;
+    if (this.inFlight) return;
+    const batch = this.batches.shift();
+    if (!batch) return;
+    this.counters.queued -= batch.spans;
     this.inFlight = true;
-    this.exporter.export(batch, (result: ExportResult) => {
+    this.exporter.export({ bytes: encodeExportRequest(batch), spans: batch.spans }, (result: ExportResult) => {
       this.inFlight = false;
       if (result.code === ExportResultCode.SUCCESS) {
-        this.counters.exported += batch.length;
+        this.counters.exported += batch.spans;
       } else {
-        this.counters.failed += batch.length;
+        this.counters.failed += batch.spans;
         const message = result.error?.message ?? 'export failed';
         // Log each distinct failure once per streak, not once per batch.
         if (message !== this.lastError) this.onExportError(message);
@@ -72,7 +137,8 @@ export class SpanExportQueue {
         return;
       }
       this.lastError = '';
-      if (this.queue.length >= this.maxBatch) this.flush();
+      const next = this.batches[0];
+      if (next && next.spans >= this.maxBatch) this.flush();
     });
   }
 
@@ -80,7 +146,7 @@ export class SpanExportQueue {
   async shutdown(timeoutMs = 5_000): Promise<void> {
     clearInterval(this.timer);
     const deadline = Date.now() + timeoutMs;
-    while ((this.queue.length > 0 || this.inFlight) && Date.now() < deadline) {
+    while ((this.batches.length > 0 || this.inFlight) && Date.now() < deadline) {
       this.flush();
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -89,13 +155,19 @@ export class SpanExportQueue {
 }
 
 /**
- * OTLP/gRPC exporter for an endpoint like http://collector:4317. Headers, TLS and timeouts
- * still follow the standard OTEL_EXPORTER_OTLP_* variables; compression defaults to gzip.
+ * OTLP/gRPC transport for an endpoint like http://collector:4317, from the OpenTelemetry
+ * exporter package: headers, TLS, timeouts and retries follow the standard
+ * OTEL_EXPORTER_OTLP_* variables; compression defaults to gzip. Requests arrive encoded.
  */
-export function createOtlpExporter(endpoint: string, env: Record<string, string | undefined>): SpanExporter {
+export function createOtlpExporter(endpoint: string, env: Record<string, string | undefined>): EncodedSpanExporter {
   const compressionSet = env.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION ?? env.OTEL_EXPORTER_OTLP_COMPRESSION;
-  return new OTLPTraceExporter({
-    url: endpoint,
-    ...(compressionSet ? {} : { compression: CompressionAlgorithm.GZIP }),
-  });
+  return createOtlpGrpcExportDelegate(
+    convertLegacyOtlpGrpcOptions({ url: endpoint, ...(compressionSet ? {} : { compression: CompressionAlgorithm.GZIP }) }, 'TRACES'),
+    { serializeRequest: (batch: EncodedSpanBatch) => batch.bytes, deserializeResponse: ProtobufTraceSerializer.deserializeResponse },
+    'otlp_grpc_span_exporter',
+    { name: 'span', countItems: (batch: EncodedSpanBatch) => batch.spans },
+    undefined,
+    'TraceExportService',
+    '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+  );
 }

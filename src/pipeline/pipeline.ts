@@ -3,7 +3,6 @@
  * record enters; `finish` is where a request is final (linked, with its dependencies) and
  * goes to the store, the metrics and the span exporter.
  */
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { RequestAssembler, type AssembledDependency, type AssembledRequest } from '../assemble/request-assembler.ts';
 import { parseRequestHead, parseResponseHead } from '../http/parse.ts';
 import { routeTemplate } from '../http/route.ts';
@@ -20,8 +19,6 @@ export interface PipelineOutputs {
   record(r: RequestRecord): void;
   /** A finished request changed later (a late dependency joined it, or it was re-reported). */
   updated(r: RequestRecord): void;
-  /** A finished span, when span export is on. */
-  span: ((s: ReadableSpan) => void) | null;
 }
 
 export interface PipelineCountersSnapshot {
@@ -86,9 +83,9 @@ export class RequestPipeline {
     this.recent.set(b.connKey, r);
     for (const d of b.dependencies) this.linker.clientSpanReady(d.exchangeKey, { traceId: r.trace_id, spanId: d.record.span_id });
     this.out.record(r);
-    if (this.spans && this.out.span) {
-      this.out.span(this.spans.build(b));
-      for (const d of b.dependencies) this.out.span(this.spans.buildClient(d, r));
+    if (this.spans) {
+      this.spans.build(b);
+      for (const d of b.dependencies) this.spans.buildClient(d, r);
     }
   }
 
@@ -127,7 +124,7 @@ export class RequestPipeline {
     parent.dependencies.push(d.record);
     this.out.updated(parent);
     this.linker.clientSpanReady(d.exchangeKey, { traceId: parent.trace_id, spanId: d.record.span_id });
-    if (this.spans && this.out.span) this.out.span(this.spans.buildClient(d, parent));
+    this.spans?.buildClient(d, parent);
   }
 
   /** Releases requests still waiting for their caller (shutdown). */

@@ -1,8 +1,9 @@
 /**
  * Userspace cost per request, without the kernel: replays the recorded loader stream
  * (test/fixtures/loader-stream.bin) many times, with fresh connection ids, through the
- * decoder, the request pipeline, the ring buffer, the metrics and span building (exported to
- * a sink that drops them), and prints µs per request.
+ * decoder, the request pipeline, the ring buffer, the metrics, span encoding and the export
+ * queue's request encoding (handed to a transport that drops them: no gzip, no gRPC), and
+ * prints µs per request.
  *   node test/bench/pipeline-cost.ts [--requests N] [--no-spans]
  */
 import { readFileSync } from 'node:fs';
@@ -12,7 +13,9 @@ import { decodeRecord } from '../../src/decode/records.ts';
 import { ProcessInfoCache } from '../../src/enrich/process-info.ts';
 import { CorrelationExtractor } from '../../src/http/correlation.ts';
 import { AgentMetrics } from '../../src/metrics/agent-metrics.ts';
+import { ExportResultCode } from '@opentelemetry/core';
 import { SpanBuilder } from '../../src/otel/span-builder.ts';
+import { SpanExportQueue } from '../../src/otel/span-export.ts';
 import { RequestPipeline } from '../../src/pipeline/pipeline.ts';
 import { RequestStore } from '../../src/store/request-store.ts';
 import type { PipelineCounters } from '../../src/types.ts';
@@ -34,16 +37,22 @@ const store = new RequestStore(50_000);
 const counters = (): PipelineCounters => ({ kernel: {}, loader: {}, agent: {} as PipelineCounters['agent'] });
 const metrics = new AgentMetrics({ counters, buffer: () => ({ size: store.size, capacity: store.capacity }) });
 let spans = 0;
+const queue = new SpanExportQueue({
+  export: (batch, done) => {
+    spans += batch.spans;
+    done({ code: ExportResultCode.SUCCESS });
+  },
+  shutdown: async () => {},
+});
 const pipeline = new RequestPipeline(
   { correlation: new CorrelationExtractor([]), processes: new ProcessInfoCache(), keepQuery: false },
-  spansOn ? new SpanBuilder() : null,
+  spansOn ? new SpanBuilder((resource, span) => queue.add(resource, span)) : null,
   {
     record: (r) => {
       store.add(r);
       metrics.recordRequest(r);
     },
     updated: () => {},
-    span: spansOn ? () => void spans++ : null,
   },
 );
 
@@ -58,6 +67,7 @@ for (let i = 0; i < replays; i++) {
     if (rec.kind === 'request' || rec.kind === 'data') pipeline.handle(rec);
   }
 }
+queue.flush(); // the last, partial batch
 const ns = Number(process.hrtime.bigint() - t0);
 const total = replays * perReplay;
 console.log(JSON.stringify({ requests: total, us_per_request: (ns / total / 1000).toFixed(2), spans, heap_mb: (process.memoryUsage().heapUsed / 2 ** 20).toFixed(0) }));

@@ -11,7 +11,7 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { hrTimeFromEpochNs } from '../../src/otel/span-builder.ts';
+import { hrTimeFromEpochNs } from '../harness/sdk-spans.ts';
 import { startJaeger, type JaegerTrace, type RunningJaeger } from '../harness/jaeger.ts';
 import { waitFor } from '../harness/ports.ts';
 

@@ -18,7 +18,7 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { hrTimeFromEpochNs } from '../../src/otel/span-builder.ts';
+import { hrTimeFromEpochNs } from '../harness/sdk-spans.ts';
 import { ROOT } from '../harness/agent.ts';
 import { attrMap, otelcolBinary, startCollector, type OtlpSpan, type ReceivedSpan, type RunningCollector } from '../harness/collector.ts';
 import { freePort, waitFor } from '../harness/ports.ts';

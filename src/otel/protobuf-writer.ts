@@ -1,0 +1,140 @@
+/**
+ * A small protobuf wire-format writer over one growable Buffer: just what OTLP spans need.
+ * Spans are encoded straight from request records into bytes, so no span object graph lives
+ * on the JS heap while it waits for export.
+ */
+
+export const WireType = { VARINT: 0, FIXED64: 1, LEN: 2, FIXED32: 5 } as const;
+
+export class ProtobufWriter {
+  buf: Buffer;
+  pos = 0;
+
+  constructor(initialBytes = 4096) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  reset(): void {
+    this.pos = 0;
+  }
+
+  /** The bytes written so far (a view, valid until the next write or reset). */
+  view(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf = bigger;
+  }
+
+  tag(field: number, wireType: number): void {
+    this.varint(field * 8 + wireType);
+  }
+
+  /** Non-negative integers up to 2^53. */
+  varint(v: number): void {
+    this.ensure(10);
+    while (v > 0x7f) {
+      this.buf[this.pos++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    this.buf[this.pos++] = v;
+  }
+
+  fixed32(v: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32LE(v >>> 0, this.pos);
+    this.pos += 4;
+  }
+
+  fixed64(v: bigint): void {
+    this.ensure(8);
+    this.buf.writeBigUInt64LE(v, this.pos);
+    this.pos += 8;
+  }
+
+  double(v: number): void {
+    this.ensure(8);
+    this.buf.writeDoubleLE(v, this.pos);
+    this.pos += 8;
+  }
+
+  /** A length-delimited UTF-8 string (without its tag). */
+  string(s: string): void {
+    // Most strings are short ASCII (keys, addresses, paths): a loop beats a call into C++.
+    if (s.length < 128) {
+      this.ensure(s.length + 1);
+      const start = this.pos;
+      const buf = this.buf;
+      buf[start] = s.length;
+      let i = 0;
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[start + 1 + i] = c;
+      }
+      if (i === s.length) {
+        this.pos = start + 1 + i;
+        return;
+      }
+    }
+    const n = Buffer.byteLength(s, 'utf8');
+    this.varint(n);
+    this.ensure(n);
+    this.pos += this.buf.write(s, this.pos, n, 'utf8');
+  }
+
+  /** A length-delimited byte string given as hex (trace and span ids), without its tag. */
+  hexBytes(hex: string): void {
+    const n = hex.length >>> 1;
+    this.varint(n);
+    this.ensure(n);
+    this.pos += this.buf.write(hex, this.pos, n, 'hex');
+  }
+
+  /** Raw bytes, copied as they are. */
+  raw(bytes: Uint8Array): void {
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
+  /**
+   * Starts a length-delimited field whose length is not known yet: reserves one byte for it.
+   * Returns the position to hand to endLength().
+   */
+  beginLength(): number {
+    this.ensure(1);
+    return this.pos++;
+  }
+
+  /** Writes the length of what followed beginLength(), moving it when the varint needs more room. */
+  endLength(at: number): void {
+    const length = this.pos - at - 1;
+    const size = varintSize(length);
+    if (size > 1) {
+      this.ensure(size - 1);
+      this.buf.copy(this.buf, at + size, at + 1, this.pos);
+      this.pos += size - 1;
+    }
+    let v = length;
+    let p = at;
+    while (v > 0x7f) {
+      this.buf[p++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    this.buf[p] = v;
+  }
+}
+
+export function varintSize(v: number): number {
+  let n = 1;
+  while (v > 0x7f) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}

@@ -1,0 +1,310 @@
+/**
+ * Spans are encoded straight into OTLP protobuf. This reads the encoded
+ * ExportTraceServiceRequest back with a minimal wire-format reader and checks every field a
+ * backend reads: resource, scope, ids, parent, name, kind, times, attributes, status, flags.
+ * (The e2e tests check the same spans in a real Collector and in Jaeger.)
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ExportResultCode } from '@opentelemetry/core';
+import { ProtobufWriter } from '../../src/otel/protobuf-writer.ts';
+import { SpanBuilder } from '../../src/otel/span-builder.ts';
+import { SpanExportQueue, type EncodedSpanBatch } from '../../src/otel/span-export.ts';
+import type { BuiltDependency } from '../../src/pipeline/dependency-builder.ts';
+import type { BuiltRequest } from '../../src/pipeline/request-builder.ts';
+import { sampleRecord } from './sample-record.ts';
+
+type Field = Buffer | bigint | number;
+
+/** Fields of one message by number, in order. */
+function readMessage(buf: Buffer): Map<number, Field[]> {
+  const out = new Map<number, Field[]>();
+  let pos = 0;
+  const varint = (): number => {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      const b = buf[pos++]!;
+      v += (b & 0x7f) * mul;
+      if (b < 0x80) return v;
+      mul *= 128;
+    }
+  };
+  while (pos < buf.length) {
+    const key = varint();
+    const field = Math.floor(key / 8);
+    let value: Field;
+    switch (key & 7) {
+      case 0:
+        value = varint();
+        break;
+      case 1:
+        value = buf.readBigUInt64LE(pos);
+        pos += 8;
+        break;
+      case 2: {
+        const n = varint();
+        value = buf.subarray(pos, pos + n);
+        pos += n;
+        break;
+      }
+      case 5:
+        value = buf.readUInt32LE(pos);
+        pos += 4;
+        break;
+      default:
+        throw new Error(`wire type ${key & 7}`);
+    }
+    if (!out.has(field)) out.set(field, []);
+    out.get(field)!.push(value);
+  }
+  assert.equal(pos, buf.length, 'message ends exactly at its length');
+  return out;
+}
+
+const one = (m: Map<number, Field[]>, f: number) => m.get(f)?.[0];
+const all = (m: Map<number, Field[]>, f: number) => (m.get(f) ?? []) as Buffer[];
+
+/** KeyValue list -> { key: string | number | boolean | double }. */
+function attributes(kvs: Buffer[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const kv of kvs) {
+    const m = readMessage(kv);
+    const any = readMessage(one(m, 2) as Buffer);
+    const key = (one(m, 1) as Buffer).toString();
+    if (any.has(1)) out[key] = (one(any, 1) as Buffer).toString();
+    else if (any.has(2)) out[key] = one(any, 2) === 1;
+    else if (any.has(3)) out[key] = one(any, 3);
+    else out[key] = { double: (one(any, 4) as bigint) };
+  }
+  return out;
+}
+
+interface DecodedSpan {
+  resource: Record<string, unknown>;
+  scope: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | null;
+  name: string;
+  kind: number;
+  start: bigint;
+  end: bigint;
+  attributes: Record<string, unknown>;
+  statusCode: number;
+  flags: number;
+}
+
+function decodeRequest(bytes: Uint8Array): DecodedSpan[] {
+  const spans: DecodedSpan[] = [];
+  for (const rs of all(readMessage(Buffer.from(bytes)), 1)) {
+    const resourceSpans = readMessage(rs);
+    const resource = attributes(all(readMessage(one(resourceSpans, 1) as Buffer), 1));
+    for (const ss of all(resourceSpans, 2)) {
+      const scopeSpans = readMessage(ss);
+      const scope = (one(readMessage(one(scopeSpans, 1) as Buffer), 1) as Buffer).toString();
+      for (const s of all(scopeSpans, 2)) {
+        const span = readMessage(s);
+        const status = span.has(15) ? readMessage(one(span, 15) as Buffer) : null;
+        spans.push({
+          resource,
+          scope,
+          traceId: (one(span, 1) as Buffer).toString('hex'),
+          spanId: (one(span, 2) as Buffer).toString('hex'),
+          parentSpanId: span.has(4) ? (one(span, 4) as Buffer).toString('hex') : null,
+          name: (one(span, 5) as Buffer).toString(),
+          kind: one(span, 6) as number,
+          start: one(span, 7) as bigint,
+          end: one(span, 8) as bigint,
+          attributes: attributes(all(span, 9)),
+          statusCode: status ? (one(status, 3) as number) : 0,
+          flags: one(span, 16) as number,
+        });
+      }
+    }
+  }
+  return spans;
+}
+
+function exportOnce(build: (b: SpanBuilder) => void): DecodedSpan[] {
+  const sent: EncodedSpanBatch[] = [];
+  const queue = new SpanExportQueue({
+    export: (batch, done) => {
+      sent.push({ bytes: Buffer.from(batch.bytes), spans: batch.spans });
+      done({ code: ExportResultCode.SUCCESS });
+    },
+    shutdown: async () => {},
+  });
+  build(new SpanBuilder((resource, span) => queue.add(resource, span)));
+  queue.flush();
+  void queue.shutdown(0);
+  assert.equal(sent.length, 1);
+  const spans = decodeRequest(sent[0]!.bytes);
+  assert.equal(spans.length, sent[0]!.spans);
+  assert.equal(queue.counters.exported, spans.length);
+  return spans;
+}
+
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const PARENT = '00f067aa0ba902b7';
+const SPAN = 'a3ce929d0e0e4736';
+
+function builtRequest(overrides: Partial<BuiltRequest> = {}, record = sampleRecord()): BuiltRequest {
+  return {
+    record,
+    startNs: 1_800_000_000_123_456_789n,
+    endNs: 1_800_000_000_133_456_789n,
+    cpuNs: 1_234_567,
+    localAddr: '127.0.0.1',
+    seq: 3,
+    http: { method: 'GET', path: '/orders/42', query: 'x=1', version: '1.1', headers: new Map([['user-agent', 'curl/8 ünïcode']]), complete: true },
+    traceParent: null,
+    captureIncomplete: false,
+    isHttp: true,
+    dependencies: [],
+    pod: null,
+    callerExchangeKey: null,
+    connKey: '1:3',
+    ...overrides,
+  };
+}
+
+describe('OTLP span encoding', () => {
+  it('encodes a SERVER span with its resource, attributes and remote parent', () => {
+    const record = sampleRecord({
+      trace_id: TRACE,
+      span_id: SPAN,
+      request_id: SPAN,
+      parent_span_id: PARENT,
+      http_path: '/orders/42?<redacted>',
+      http_status: 503,
+      correlation_id: 'corr-7',
+      memory_rss_bytes: 50_000_000,
+    });
+    const traceParent = { traceId: TRACE, parentSpanId: PARENT, sampled: false };
+    const [span, ...rest] = exportOnce((b) => b.build(builtRequest({ traceParent, captureIncomplete: true }, record)));
+    assert.equal(rest.length, 0);
+    assert.equal(span!.resource['service.name'], 'checkout');
+    assert.equal(span!.resource['process.executable.name'], 'node');
+    assert.equal(span!.resource['telemetry.sdk.name'], 'perfcatch');
+    assert.equal(span!.scope, 'perfcatch');
+    assert.equal(span!.traceId, TRACE);
+    assert.equal(span!.spanId, SPAN);
+    assert.equal(span!.parentSpanId, PARENT);
+    assert.equal(span!.name, 'GET /orders/{id}');
+    assert.equal(span!.kind, 2, 'SPAN_KIND_SERVER');
+    assert.equal(span!.start, 1_800_000_000_123_456_789n);
+    assert.equal(span!.end, 1_800_000_000_133_456_789n);
+    assert.equal(span!.statusCode, 2, 'STATUS_CODE_ERROR for a 5xx');
+    assert.equal(span!.flags, 0x301, 'sampled, parent known to be remote');
+    assert.deepEqual(span!.attributes, {
+      'network.transport': 'tcp',
+      'server.port': 8080,
+      'network.local.address': '127.0.0.1',
+      'network.local.port': 8080,
+      'client.address': '127.0.0.1',
+      'client.port': 50000,
+      'network.peer.address': '127.0.0.1',
+      'network.peer.port': 50000,
+      'http.request.size': 100,
+      'http.response.size': 200,
+      'process.pid': 100,
+      'perfcatch.cpu_time_ns': 1_234_567,
+      'perfcatch.memory_rss_bytes': 50_000_000,
+      'perfcatch.request_id': SPAN,
+      'perfcatch.connection.request_seq': 3,
+      'url.scheme': 'http',
+      'http.request.method': 'GET',
+      'url.path': '/orders/42',
+      'network.protocol.version': '1.1',
+      'perfcatch.route': '/orders/{id}',
+      'url.query': '<redacted>',
+      'user_agent.original': 'curl/8 ünïcode',
+      'http.response.status_code': 503,
+      'perfcatch.correlation_id': 'corr-7',
+      'perfcatch.capture_incomplete': true,
+    });
+  });
+
+  it('encodes a non-HTTP request and an unset status, with no parent', () => {
+    const record = sampleRecord({ trace_id: TRACE, span_id: SPAN, http_method: null, http_path: null, http_status: null });
+    const [span] = exportOnce((b) => b.build(builtRequest({ http: null, isHttp: false, endNs: 1n }, record)));
+    assert.equal(span!.name, 'tcp request');
+    assert.equal(span!.parentSpanId, null);
+    assert.equal(span!.statusCode, 0);
+    assert.equal(span!.flags, 0x101);
+    assert.equal(span!.end, span!.start, 'an end before the start is clamped');
+    assert.equal(span!.attributes['http.request.method'], undefined);
+  });
+
+  it('encodes CLIENT spans under their parent, and groups spans by resource', () => {
+    const parent = sampleRecord({ trace_id: TRACE, span_id: SPAN });
+    const other = sampleRecord({ trace_id: TRACE, span_id: PARENT, service_name: 'billing' });
+    const dep: BuiltDependency = {
+      record: {
+        timestamp: 1,
+        peer_ip: '10.0.0.2',
+        peer_port: 5432,
+        new_connection: true,
+        connect_ms: 0.25,
+        duration_ms: 3,
+        bytes_sent: 10,
+        bytes_received: 20,
+        http_method: 'POST',
+        http_path: '/charge',
+        http_status: 404,
+        span_id: '1111111111111111',
+      },
+      startNs: 10n,
+      endNs: 20n,
+      http: { method: 'POST', path: '/charge', query: null, version: '1.1', headers: new Map([['host', 'pay:80']]), complete: true },
+      exchangeKey: '9:1',
+      newConnection: true,
+      localAddr: '10.0.0.1',
+      localPort: 40000,
+    };
+    const spans = exportOnce((b) => {
+      b.buildClient(dep, parent);
+      b.build(builtRequest({}, other));
+      b.buildClient({ ...dep, record: { ...dep.record, span_id: '2222222222222222' } }, parent);
+    });
+    assert.deepEqual(spans.map((s) => [s.resource['service.name'], s.spanId]), [
+      ['checkout', '1111111111111111'],
+      ['checkout', '2222222222222222'],
+      ['billing', PARENT],
+    ]);
+    const client = spans[0]!;
+    assert.equal(client.kind, 3, 'SPAN_KIND_CLIENT');
+    assert.equal(client.traceId, TRACE);
+    assert.equal(client.parentSpanId, SPAN);
+    assert.equal(client.name, 'POST /charge');
+    assert.equal(client.statusCode, 2, 'a 4xx answer is a client-side error');
+    assert.equal(client.flags, 0x101);
+    assert.equal(client.attributes['url.full'], 'http://pay:80/charge');
+    assert.equal(client.attributes['perfcatch.new_connection'], true);
+    assert.ok(typeof client.attributes['perfcatch.connect_ms'] === 'object', 'a fractional number is a double');
+  });
+
+  it('writes lengths of every size, and strings beyond the ASCII fast path', () => {
+    const w = new ProtobufWriter(4);
+    const long = 'é'.repeat(300) + 'x'.repeat(20_000);
+    w.tag(1, 2);
+    const at = w.beginLength();
+    w.string(long);
+    w.endLength(at);
+    const m = readMessage(w.view());
+    const inner = one(m, 1) as Buffer;
+    // The field holds the string's own length varint and its UTF-8 bytes: read it as field 1.
+    const decoded = readMessage(Buffer.concat([Buffer.from([0x0a]), inner]));
+    assert.equal((one(decoded, 1) as Buffer).toString('utf8'), long);
+  });
+
+  it('drops and counts spans beyond the queue bound', () => {
+    const queue = new SpanExportQueue({ export: () => {}, shutdown: async () => {} }, { maxQueue: 3, maxBatch: 100 });
+    const builder = new SpanBuilder((resource, span) => queue.add(resource, span));
+    for (let i = 0; i < 5; i++) builder.build(builtRequest());
+    assert.equal(queue.counters.queued, 3);
+    assert.equal(queue.counters.dropped, 2);
+    void queue.shutdown(0);
+  });
+});
