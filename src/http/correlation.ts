@@ -3,7 +3,7 @@
  * ones first, then the built-ins. Header names are matched case-insensitively (the parser
  * lowercases them).
  */
-import { parseTraceParent } from './traceparent.ts';
+import { parseTraceParent, type TraceParent } from './traceparent.ts';
 
 export const BUILTIN_CORRELATION_HEADERS = [
   'x-correlation-id',
@@ -19,19 +19,22 @@ export const BUILTIN_CORRELATION_HEADERS = [
 const MAX_CORRELATION_ID = 256;
 
 export class CorrelationExtractor {
-  private readonly order: string[];
+  /** The headers checked, in order: what the request head parser must read. */
+  readonly headerNames: readonly string[];
 
   constructor(customHeaders: readonly string[]) {
     const custom = customHeaders.map((h) => h.trim().toLowerCase()).filter((h) => h.length > 0);
-    this.order = [...new Set([...custom, ...BUILTIN_CORRELATION_HEADERS])];
+    this.headerNames = [...new Set([...custom, ...BUILTIN_CORRELATION_HEADERS])];
   }
 
-  extract(headers: Map<string, string>): string | null {
-    for (const name of this.order) {
+  /** `traceParent`: the traceparent header already parsed, when the caller has done it. */
+  extract(headers: ReadonlyMap<string, string>, traceParent?: TraceParent | null): string | null {
+    if (headers.size === 0) return null;
+    for (const name of this.headerNames) {
       const raw = headers.get(name);
       if (!raw) continue;
       // For traceparent the trace id is what correlates requests across services.
-      const value = name === 'traceparent' ? (parseTraceParent(raw)?.traceId ?? null) : raw.trim();
+      const value = name === 'traceparent' ? (traceParent === undefined ? parseTraceParent(raw) : traceParent)?.traceId : raw.trim();
       if (value) return value.slice(0, MAX_CORRELATION_ID);
     }
     return null;

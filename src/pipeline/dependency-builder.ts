@@ -3,7 +3,7 @@
  * connect time, duration, bytes, and for plaintext HTTP the method, path and status.
  */
 import type { AssembledDependency } from '../assemble/request-assembler.ts';
-import { parseRequestHead, parseResponseHead, type HttpRequestHead } from '../http/parse.ts';
+import { HeaderSelection, parseRequestHead, parseResponseHead, type HttpRequestHead } from '../http/parse.ts';
 import { newSpanId } from '../otel/ids.ts';
 import type { DependencyRecord } from '../types.ts';
 import { REDACTED } from './request-builder.ts';
@@ -24,9 +24,12 @@ export function exchangeKey(connId: bigint, seq: number): string {
   return `${connId}:${seq}`;
 }
 
+/** The client span's url.full names the host. */
+const DEPENDENCY_HEADERS = new HeaderSelection(['host']);
+
 export function buildDependency(a: AssembledDependency, keepQuery: boolean): BuiltDependency {
   const k = a.kernel;
-  const http = parseRequestHead(a.requestHead);
+  const http = parseRequestHead(a.requestHead, DEPENDENCY_HEADERS);
   const response = parseResponseHead(a.responseHead);
   const durationNs = k.endNs > k.startNs ? k.endNs - k.startNs : 0n;
   let path: string | null = null;

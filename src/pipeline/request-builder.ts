@@ -5,7 +5,7 @@
 import type { AssembledRequest } from '../assemble/request-assembler.ts';
 import { readRssBytes, type ProcessInfoCache } from '../enrich/process-info.ts';
 import type { CorrelationExtractor } from '../http/correlation.ts';
-import { parseRequestHead, parseResponseHead, type HttpRequestHead } from '../http/parse.ts';
+import { HeaderSelection, parseRequestHead, parseResponseHead, type HttpRequestHead } from '../http/parse.ts';
 import { routeTemplate } from '../http/route.ts';
 import { parseTraceParent, type TraceParent } from '../http/traceparent.ts';
 import { newSpanId, newTraceId } from '../otel/ids.ts';
@@ -45,9 +45,21 @@ export interface RequestBuilderOptions {
 
 export const REDACTED = 'REDACTED';
 
+/** The request headers read: the correlation ones, traceparent for the trace, user-agent for the span. */
+const headerSelections = new WeakMap<CorrelationExtractor, HeaderSelection>();
+
+function requestHeaders(correlation: CorrelationExtractor): HeaderSelection {
+  let selection = headerSelections.get(correlation);
+  if (selection === undefined) {
+    selection = new HeaderSelection([...correlation.headerNames, 'traceparent', 'user-agent']);
+    headerSelections.set(correlation, selection);
+  }
+  return selection;
+}
+
 export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): BuiltRequest {
   const k = a.kernel;
-  const http = parseRequestHead(a.requestHead);
+  const http = parseRequestHead(a.requestHead, requestHeaders(opts.correlation));
   const response = parseResponseHead(a.responseHead);
   const traceParent = http ? parseTraceParent(http.headers.get('traceparent')) : null;
   const proc = opts.processes.get(k.pid, k.comm);
@@ -85,7 +97,7 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     memory_rss_bytes: rss,
     bytes_received: a.bytesReceived,
     bytes_sent: k.bytesSent,
-    correlation_id: http ? opts.correlation.extract(http.headers) : null,
+    correlation_id: http ? opts.correlation.extract(http.headers, traceParent) : null,
     http_method: http?.method ?? null,
     http_path: httpPath,
     http_status: response?.status ?? null,
