@@ -91,7 +91,7 @@ struct pc_request {
 	__u32 flags;       /* enum pc_request_flags */
 	__u32 pid;         /* thread-group id of the server process */
 	__u32 tid;         /* thread that read the request's first bytes */
-	__u64 conn_id;     /* unique per accepted connection (cpu << 56 | counter) */
+	__u64 conn_id;     /* unique per connection: cpu << 40 | counter, below 2^53 */
 	__u64 cgroup_id;   /* cgroup v2 id of the reading thread */
 	__u64 start_ns;    /* first read of the request (epoch ns once through the loader) */
 	__u64 end_ns;      /* last write of the response (epoch ns once through the loader) */
