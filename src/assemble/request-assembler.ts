@@ -55,8 +55,8 @@ function join(parts: Buffer[]): Buffer {
 }
 
 export class RequestAssembler {
-  private readonly pending = new Map<bigint, PendingCapture>();
-  private readonly carries = new Map<bigint, Carry>();
+  private readonly pending = new Map<number, PendingCapture>();
+  private readonly carries = new Map<number, Carry>();
   private readonly depsByParent = new Map<string, AssembledDependency[]>();
   /** Chunks thrown away because their record never came. */
   orphanedChunks = 0;
@@ -88,7 +88,7 @@ export class RequestAssembler {
   }
 
   /** Takes the captured chunks of (connId, seq). */
-  private takeCapture(connId: bigint, seq: number, reqCaptured: number, respCaptured: number): Captured {
+  private takeCapture(connId: number, seq: number, reqCaptured: number, respCaptured: number): Captured {
     const p = this.pending.get(connId);
     let requestHead = EMPTY;
     let responseHead = EMPTY;

@@ -19,8 +19,9 @@ export interface KernelRequest {
   flags: number;
   pid: number;
   tid: number;
-  connId: bigint;
-  cgroupId: bigint;
+  /** Below 2^53 (see bpf/perfcatch.h), so a number. */
+  connId: number;
+  cgroupId: number;
   /** Epoch nanoseconds (the loader converted them from CLOCK_MONOTONIC). */
   startNs: bigint;
   endNs: bigint;
@@ -37,8 +38,8 @@ export interface KernelRequest {
   localAddr: string;
   remoteAddr: string;
   comm: string;
-  /** The caller's client conn_id when the caller is tracked on this host, else 0n. */
-  peerConnId: bigint;
+  /** The caller's client conn_id when the caller is tracked on this host, else 0. */
+  peerConnId: number;
 }
 
 export interface KernelDependency {
@@ -46,8 +47,8 @@ export interface KernelDependency {
   flags: number;
   pid: number;
   tid: number;
-  connId: bigint;
-  parentConnId: bigint;
+  connId: number;
+  parentConnId: number;
   startNs: bigint;
   endNs: bigint;
   /** Epoch ns of connect() when this exchange opened the connection, else 0n. */
@@ -69,7 +70,7 @@ export interface KernelDependency {
 export interface KernelData {
   kind: 'data';
   direction: number;
-  connId: bigint;
+  connId: number;
   seq: number;
   offset: number;
   /** A view into the loader's stdout chunk. */
@@ -90,6 +91,11 @@ export interface LoaderInfo {
 export type DecodedRecord = KernelRequest | KernelDependency | KernelData | LoaderStats | LoaderInfo;
 
 export class RecordDecodeError extends Error {}
+
+/** A u64 known to be below 2^53 (ids, counts, bytes) as a number: no BigInt per field. */
+function u64(f: Buffer, offset: number): number {
+  return f.readUInt32LE(offset) + f.readUInt32LE(offset + 4) * 0x1_0000_0000;
+}
 
 function cString(buf: Buffer, start: number, len: number): string {
   const end = buf.indexOf(0, start);
@@ -148,14 +154,14 @@ function decodeRequest(f: Buffer): KernelRequest {
     flags: f.readUInt32LE(REQUEST.flags),
     pid: f.readUInt32LE(REQUEST.pid),
     tid: f.readUInt32LE(REQUEST.tid),
-    connId: f.readBigUInt64LE(REQUEST.conn_id),
-    cgroupId: f.readBigUInt64LE(REQUEST.cgroup_id),
+    connId: u64(f, REQUEST.conn_id),
+    cgroupId: u64(f, REQUEST.cgroup_id),
     startNs: f.readBigUInt64LE(REQUEST.start_ns),
     endNs: f.readBigUInt64LE(REQUEST.end_ns),
-    cpuNs: Number(f.readBigUInt64LE(REQUEST.cpu_ns)),
-    bytesReceived: Number(f.readBigUInt64LE(REQUEST.bytes_received)),
-    bytesSent: Number(f.readBigUInt64LE(REQUEST.bytes_sent)),
-    rssBytes: Number(f.readBigUInt64LE(REQUEST.rss_bytes)),
+    cpuNs: u64(f, REQUEST.cpu_ns),
+    bytesReceived: u64(f, REQUEST.bytes_received),
+    bytesSent: u64(f, REQUEST.bytes_sent),
+    rssBytes: u64(f, REQUEST.rss_bytes),
     seq: f.readUInt32LE(REQUEST.seq),
     family,
     localPort: f.readUInt16LE(REQUEST.local_port),
@@ -165,7 +171,7 @@ function decodeRequest(f: Buffer): KernelRequest {
     localAddr: formatAddress(f, REQUEST.local_addr, family),
     remoteAddr: formatAddress(f, REQUEST.remote_addr, family),
     comm: cString(f, REQUEST.comm, 16),
-    peerConnId: f.readBigUInt64LE(REQUEST.peer_conn_id),
+    peerConnId: u64(f, REQUEST.peer_conn_id),
   };
 }
 
@@ -177,14 +183,14 @@ function decodeDependency(f: Buffer): KernelDependency {
     flags: f.readUInt32LE(DEPENDENCY.flags),
     pid: f.readUInt32LE(DEPENDENCY.pid),
     tid: f.readUInt32LE(DEPENDENCY.tid),
-    connId: f.readBigUInt64LE(DEPENDENCY.conn_id),
-    parentConnId: f.readBigUInt64LE(DEPENDENCY.parent_conn_id),
+    connId: u64(f, DEPENDENCY.conn_id),
+    parentConnId: u64(f, DEPENDENCY.parent_conn_id),
     startNs: f.readBigUInt64LE(DEPENDENCY.start_ns),
     endNs: f.readBigUInt64LE(DEPENDENCY.end_ns),
     connectStartNs: f.readBigUInt64LE(DEPENDENCY.connect_start_ns),
-    connectNs: Number(f.readBigUInt64LE(DEPENDENCY.connect_ns)),
-    bytesSent: Number(f.readBigUInt64LE(DEPENDENCY.bytes_sent)),
-    bytesReceived: Number(f.readBigUInt64LE(DEPENDENCY.bytes_received)),
+    connectNs: u64(f, DEPENDENCY.connect_ns),
+    bytesSent: u64(f, DEPENDENCY.bytes_sent),
+    bytesReceived: u64(f, DEPENDENCY.bytes_received),
     seq: f.readUInt32LE(DEPENDENCY.seq),
     parentSeq: f.readUInt32LE(DEPENDENCY.parent_seq),
     family,
@@ -204,7 +210,7 @@ function decodeData(f: Buffer): KernelData {
   return {
     kind: 'data',
     direction: f.readUInt8(DATA.direction),
-    connId: f.readBigUInt64LE(DATA.conn_id),
+    connId: u64(f, DATA.conn_id),
     seq: f.readUInt32LE(DATA.seq),
     offset: f.readUInt32LE(DATA.offset),
     // A view, not a copy: frames come from a fresh stdout chunk each time, and the view only

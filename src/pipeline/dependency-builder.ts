@@ -20,7 +20,7 @@ export interface BuiltDependency {
   localPort: number;
 }
 
-export function exchangeKey(connId: bigint, seq: number): string {
+export function exchangeKey(connId: number, seq: number): string {
   return `${connId}:${seq}`;
 }
 

@@ -46,6 +46,7 @@ describe('recorded loader stream', () => {
         assert.ok(r.endNs >= r.startNs);
         assert.ok(r.startNs > 1_700_000_000_000_000_000n, 'epoch ns');
         assert.equal(r.remoteAddr, '127.0.0.1');
+        assert.ok(Number.isSafeInteger(r.connId) && r.connId > 0, `conn_id ${r.connId} is held exactly as a number`);
       }
     }
     assert.ok(requests >= 3);
@@ -77,8 +78,8 @@ describe('malformed input', () => {
 
   it('counts chunks whose request record never came', () => {
     const asm = new RequestAssembler();
-    asm.addData({ kind: 'data', direction: 1, connId: 5n, seq: 1, offset: 0, bytes: Buffer.from('GET / HTTP/1.1\r\n\r\n') });
-    asm.addData({ kind: 'data', direction: 1, connId: 5n, seq: 2, offset: 0, bytes: Buffer.from('GET /2 HTTP/1.1\r\n\r\n') });
+    asm.addData({ kind: 'data', direction: 1, connId: 5, seq: 1, offset: 0, bytes: Buffer.from('GET / HTTP/1.1\r\n\r\n') });
+    asm.addData({ kind: 'data', direction: 1, connId: 5, seq: 2, offset: 0, bytes: Buffer.from('GET /2 HTTP/1.1\r\n\r\n') });
     assert.equal(asm.orphanedChunks, 1);
   });
 });
