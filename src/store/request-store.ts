@@ -33,7 +33,6 @@ export class RequestStore {
   /** Slot the next record goes to; once full, it holds the oldest record. */
   #next = 0;
   #size = 0;
-  readonly #slotById = new Map<string, number>();
 
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) {
@@ -49,12 +48,7 @@ export class RequestStore {
 
   /** Stores a record, overwriting the oldest one when full. */
   add(record: RequestRecord): void {
-    const evicted = this.#slots[this.#next];
-    if (evicted !== undefined && this.#slotById.get(evicted.request_id) === this.#next) {
-      this.#slotById.delete(evicted.request_id);
-    }
     this.#slots[this.#next] = record;
-    this.#slotById.set(record.request_id, this.#next);
     this.#next = (this.#next + 1) % this.capacity;
     if (this.#size < this.capacity) this.#size++;
   }
@@ -70,9 +64,16 @@ export class RequestStore {
     return out;
   }
 
+  /**
+   * A scan, newest first: an id index cost a Map insert and delete per request (7% of the
+   * agent's CPU), while a scan of 50,000 records answers an API call in well under 1 ms.
+   */
   findById(requestId: string): RequestRecord | undefined {
-    const slot = this.#slotById.get(requestId);
-    return slot === undefined ? undefined : this.#slots[slot];
+    for (let i = 1; i <= this.#size; i++) {
+      const r = this.#slots[(this.#next - i + this.capacity) % this.capacity]!;
+      if (r.request_id === requestId) return r;
+    }
+    return undefined;
   }
 
   /** Matching records, most recently stored first. */
