@@ -55,11 +55,17 @@ const SCOPE_FIELD: Buffer = (() => {
   return Buffer.from(field.view());
 })();
 
+/** Per-resource span buffers kept for reuse (one per service instance in a batch). */
+const MAX_SPARE_WRITERS = 64;
+
 const lengthDelimitedSize = (n: number) => 1 + varintSize(n) + n;
 
-/** ExportTraceServiceRequest { repeated ResourceSpans { Resource, ScopeSpans { scope, spans } } } */
-export function encodeExportRequest(batch: PendingBatch): Uint8Array {
-  const out = new ProtobufWriter(64 * 1024);
+/**
+ * ExportTraceServiceRequest { repeated ResourceSpans { Resource, ScopeSpans { scope, spans } } },
+ * written into `out` (reset first).
+ */
+export function encodeExportRequest(batch: PendingBatch, out: ProtobufWriter): Uint8Array {
+  out.reset();
   for (const [resource, spans] of batch.byResource) {
     const scopeSpans = SCOPE_FIELD.length + spans.pos;
     out.tag(1, WireType.LEN); // ExportTraceServiceRequest.resource_spans
@@ -86,6 +92,13 @@ export class SpanExportQueue {
   private lastError = '';
   readonly counters: SpanExportCounters = { exported: 0, failed: 0, dropped: 0, queued: 0 };
   private readonly exporter: EncodedSpanExporter;
+  /**
+   * Buffers are reused, not reallocated per batch: fresh megabytes of ArrayBuffers per second
+   * count as external memory pressure and set off full GCs of the agent's heap. The request
+   * buffer is free again once its export has called back (one export at a time).
+   */
+  private readonly spareWriters: ProtobufWriter[] = [];
+  private readonly request = new ProtobufWriter(256 * 1024);
 
   constructor(exporter: EncodedSpanExporter, opts: SpanExportQueueOptions = {}) {
     this.exporter = exporter;
@@ -108,7 +121,11 @@ export class SpanExportQueue {
       this.batches.push(batch);
     }
     let w = batch.byResource.get(resource);
-    if (!w) batch.byResource.set(resource, (w = new ProtobufWriter(32 * 1024)));
+    if (!w) {
+      w = this.spareWriters.pop() ?? new ProtobufWriter(32 * 1024);
+      w.reset();
+      batch.byResource.set(resource, w);
+    }
     w.tag(2, WireType.LEN); // ScopeSpans.spans
     w.varint(span.length);
     w.raw(span);
@@ -124,7 +141,9 @@ export class SpanExportQueue {
     if (!batch) return;
     this.counters.queued -= batch.spans;
     this.inFlight = true;
-    this.exporter.export({ bytes: encodeExportRequest(batch), spans: batch.spans }, (result: ExportResult) => {
+    const bytes = encodeExportRequest(batch, this.request);
+    for (const w of batch.byResource.values()) if (this.spareWriters.length < MAX_SPARE_WRITERS) this.spareWriters.push(w);
+    this.exporter.export({ bytes, spans: batch.spans }, (result: ExportResult) => {
       this.inFlight = false;
       if (result.code === ExportResultCode.SUCCESS) {
         this.counters.exported += batch.spans;
