@@ -64,26 +64,22 @@ export class ProtobufWriter {
 
   /** A length-delimited UTF-8 string (without its tag). */
   string(s: string): void {
-    // Most strings are short ASCII (keys, addresses, paths): a loop beats a call into C++.
-    if (s.length < 128) {
-      this.ensure(s.length + 1);
-      const start = this.pos;
-      const buf = this.buf;
-      buf[start] = s.length;
-      let i = 0;
-      for (; i < s.length; i++) {
-        const c = s.charCodeAt(i);
-        if (c >= 0x80) break;
-        buf[start + 1 + i] = c;
-      }
-      if (i === s.length) {
-        this.pos = start + 1 + i;
-        return;
-      }
-    }
-    const n = Buffer.byteLength(s, 'utf8');
+    const n = utf8Length(s);
     this.varint(n);
+    this.utf8(s, n);
+  }
+
+  /** The `n` UTF-8 bytes of `s` (n from utf8Length), without a length. */
+  utf8(s: string, n: number): void {
     this.ensure(n);
+    if (n === s.length && n < 128) {
+      // Short ASCII (keys, addresses, paths): a loop beats a call into C++.
+      const buf = this.buf;
+      const at = this.pos;
+      for (let i = 0; i < n; i++) buf[at + i] = s.charCodeAt(i);
+      this.pos += n;
+      return;
+    }
     this.pos += this.buf.write(s, this.pos, n, 'utf8');
   }
 
@@ -128,6 +124,16 @@ export class ProtobufWriter {
     }
     this.buf[p] = v;
   }
+}
+
+/** UTF-8 length of `s`; short ASCII strings are measured without a call into C++. */
+export function utf8Length(s: string): number {
+  if (s.length < 128) {
+    let i = 0;
+    while (i < s.length && s.charCodeAt(i) < 0x80) i++;
+    if (i === s.length) return i;
+  }
+  return Buffer.byteLength(s, 'utf8');
 }
 
 export function varintSize(v: number): number {

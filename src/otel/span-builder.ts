@@ -16,7 +16,7 @@ import type { BuiltDependency } from '../pipeline/dependency-builder.ts';
 import type { BuiltRequest } from '../pipeline/request-builder.ts';
 import type { RequestRecord } from '../types.ts';
 import { routeTemplate } from '../http/route.ts';
-import { ProtobufWriter, WireType } from './protobuf-writer.ts';
+import { ProtobufWriter, utf8Length, varintSize, WireType } from './protobuf-writer.ts';
 import * as sc from './semconv.ts';
 
 export const INSTRUMENTATION_SCOPE = { name: 'perfcatch', version: '0.1.0' } as const;
@@ -57,29 +57,61 @@ export type SpanSink = (resource: OtlpResource, span: Buffer) => void;
 
 type AttributeValue = string | number | boolean;
 
-/** One KeyValue (as field `field` of the enclosing message): string, bool, int64 or double. */
+/**
+ * One KeyValue (as field `field` of the enclosing message): string, bool, int64 or double.
+ * Sizes are computed up front, so nothing is written twice; the key's bytes are encoded once
+ * per key name.
+ */
 function writeAttribute(w: ProtobufWriter, field: number, key: string, value: AttributeValue): void {
-  w.tag(field, WireType.LEN);
-  const kv = w.beginLength();
-  w.tag(1, WireType.LEN);
-  w.string(key);
-  w.tag(2, WireType.LEN);
-  const any = w.beginLength();
+  const keyField = keyFieldOf(key);
+  let valueSize: number; // the AnyValue message
+  let utf8 = 0;
+  const isInt = typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
   if (typeof value === 'string') {
-    w.tag(1, WireType.LEN);
-    w.string(value);
+    utf8 = utf8Length(value);
+    valueSize = 1 + varintSize(utf8) + utf8;
   } else if (typeof value === 'boolean') {
-    w.tag(2, WireType.VARINT);
+    valueSize = 2;
+  } else if (isInt) {
+    valueSize = 1 + varintSize(value);
+  } else {
+    valueSize = 9;
+  }
+  w.tag(field, WireType.LEN);
+  w.varint(keyField.length + 1 + varintSize(valueSize) + valueSize);
+  w.raw(keyField);
+  w.tag(2, WireType.LEN); // KeyValue.value
+  w.varint(valueSize);
+  if (typeof value === 'string') {
+    w.tag(1, WireType.LEN); // AnyValue.string_value
+    w.varint(utf8);
+    w.utf8(value, utf8);
+  } else if (typeof value === 'boolean') {
+    w.tag(2, WireType.VARINT); // AnyValue.bool_value
     w.varint(value ? 1 : 0);
-  } else if (Number.isSafeInteger(value) && value >= 0) {
-    w.tag(3, WireType.VARINT);
+  } else if (isInt) {
+    w.tag(3, WireType.VARINT); // AnyValue.int_value
     w.varint(value);
   } else {
-    w.tag(4, WireType.FIXED64);
+    w.tag(4, WireType.FIXED64); // AnyValue.double_value
     w.double(value);
   }
-  w.endLength(any);
-  w.endLength(kv);
+}
+
+/** KeyValue.key fields (tag, length, name), by attribute name. */
+const keyFields = new Map<string, Buffer>();
+
+function keyFieldOf(key: string): Buffer {
+  let f = keyFields.get(key);
+  if (!f) {
+    const w = new ProtobufWriter(64);
+    w.tag(1, WireType.LEN);
+    w.string(key);
+    f = Buffer.from(w.view());
+    // Span keys are a fixed set; resource keys come from pods (bounded by MAX_RESOURCES).
+    if (keyFields.size < 4096) keyFields.set(key, f);
+  }
+  return f;
 }
 
 /** Trace flags and the parent's remoteness, as Span.flags. */

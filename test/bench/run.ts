@@ -191,6 +191,9 @@ async function withAgent(ports: number[], load: () => LoadResult, collector: Run
       spansReceived,
       recorded: health.counters.agent.requests_recorded - h0,
     };
+  } catch (e) {
+    console.error(`bench: agent output:\n${agent.output().slice(-3000)}`);
+    throw e;
   } finally {
     await agent.stop();
   }

@@ -22,7 +22,9 @@ export async function startAgent(args: string[], env: Record<string, string> = {
   const s = spawnTracked(cmd, cmdArgs, { env: { ...process.env, ...env } });
   const api = `http://127.0.0.1:${apiPort}`;
   const get = async <T>(path: string) => {
-    const res = await fetch(api + path);
+    // A GET is idempotent: retry once when the server closed an idle keep-alive connection
+    // just as it was reused (a starved agent, e.g. at nice 10 under a saturating load).
+    const res = await fetch(api + path).catch(() => fetch(api + path));
     return { status: res.status, body: (await res.json()) as T };
   };
   await waitFor(

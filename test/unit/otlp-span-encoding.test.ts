@@ -179,7 +179,7 @@ describe('OTLP span encoding', () => {
       http_path: '/orders/42?<redacted>',
       http_status: 503,
       correlation_id: 'corr-7',
-      memory_rss_bytes: 50_000_000,
+      memory_rss_bytes: 2 ** 50 + 1, // an int64 whose varint takes 8 bytes
     });
     const traceParent = { traceId: TRACE, parentSpanId: PARENT, sampled: false };
     const [span, ...rest] = exportOnce((b) => b.build(builtRequest({ traceParent, captureIncomplete: true }, record)));
@@ -210,7 +210,7 @@ describe('OTLP span encoding', () => {
       'http.response.size': 200,
       'process.pid': 100,
       'perfcatch.cpu_time_ns': 1_234_567,
-      'perfcatch.memory_rss_bytes': 50_000_000,
+      'perfcatch.memory_rss_bytes': 2 ** 50 + 1,
       'perfcatch.request_id': SPAN,
       'perfcatch.connection.request_seq': 3,
       'url.scheme': 'http',
