@@ -3,6 +3,7 @@
  * `perfcatch` command line. Errors a user can fix print one line and exit non-zero; they
  * never print a stack trace.
  */
+import { spawnSync } from 'node:child_process';
 import { setPriority } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { Agent } from './agent.ts';
@@ -50,12 +51,7 @@ async function runAgent(argv: string[]): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   warnIfHeapTooSmall(config.bufferSize, log);
-  // Lower our own priority (always allowed): the loader inherits it.
-  try {
-    setPriority(config.nice);
-  } catch (err) {
-    log.warn(`cannot set nice ${config.nice}: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  lowerPriority(config.nice, config.schedIdle, log);
   let agent: Agent;
   try {
     agent = new Agent(config, log, process.env);
@@ -105,3 +101,19 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => fail(err instanceof Error ? err.message : String(err), 1));
+
+/**
+ * Applications first: SCHED_IDLE for every thread of the agent (V8's GC helpers included), so
+ * it only runs on CPU time no other task wants, else nice. The loader, started later, inherits
+ * it. Lowering one's own priority needs no privilege; chrt is util-linux's, on every Debian.
+ */
+function lowerPriority(nice: number, schedIdle: boolean, log: ReturnType<typeof createLogger>): void {
+  try {
+    setPriority(nice);
+  } catch (err) {
+    log.warn(`cannot set nice ${nice}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!schedIdle) return;
+  const r = spawnSync('chrt', ['--idle', '--all-tasks', '--pid', '0', String(process.pid)], { encoding: 'utf8' });
+  if (r.status !== 0) log.warn(`cannot switch to SCHED_IDLE (${(r.error?.message ?? r.stderr).trim()}): running at nice ${nice}`);
+}

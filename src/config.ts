@@ -54,6 +54,8 @@ export interface AgentConfig {
   podNames: string[];
   /** Scheduling niceness of the agent and its loader: the monitored applications come first. */
   nice: number;
+  /** Run under SCHED_IDLE: only CPU time no other task wants. */
+  schedIdle: boolean;
 }
 
 /** A configuration problem, with a one-line message naming the flag or environment variable. */
@@ -100,7 +102,8 @@ const OPTIONS = [
   { flag: '--namespace', env: ['PERFCATCH_NAMESPACE'], arg: 'NS,...', description: 'only trace pods of these Kubernetes namespaces, enforced in the kernel (needs --node-name)', defaultText: 'all' },
   { flag: '--pods', env: ['PERFCATCH_PODS'], arg: 'POD,...', description: 'only trace these pods, enforced in the kernel (needs --node-name)', defaultText: 'all' },
   { flag: '--kubeconfig', env: ['PERFCATCH_KUBECONFIG', 'KUBECONFIG'], arg: 'PATH', description: 'kubeconfig for the pod watch', defaultText: 'in-cluster' },
-  { flag: '--nice', env: ['PERFCATCH_NICE'], arg: 'N', description: 'nice value of the agent and loader (0-19): when CPU is short the applications win, and what the agent cannot keep up with is dropped and counted', defaultText: '10' },
+  { flag: '--nice', env: ['PERFCATCH_NICE'], arg: 'N', description: 'nice value of the agent and loader (0-19), used with --sched-idle=false', defaultText: '10' },
+  { flag: '--sched-idle', env: ['PERFCATCH_SCHED_IDLE'], arg: null, description: 'run the agent and loader under SCHED_IDLE (on by default; =false to use --nice): they only use CPU the applications leave, and what they cannot keep up with is shed and counted', defaultText: 'on' },
   { flag: '--remote-write-url', env: ['PERFCATCH_REMOTE_WRITE_URL'], arg: 'URL', description: 'Prometheus remote-write endpoint for per-request samples (VictoriaMetrics, Mimir)', defaultText: 'none' },
 ] as const satisfies readonly OptionSpec[];
 
@@ -171,6 +174,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     namespaces: [],
     podNames: [],
     nice: orDefault(raw('--nice'), (v) => parseInteger(v, 0, 19), 10),
+    schedIdle: orDefault(raw('--sched-idle'), parseBoolean, true),
     otlpMetricsIntervalMs: orDefault(
       env.OTEL_METRIC_EXPORT_INTERVAL ? { source: 'OTEL_METRIC_EXPORT_INTERVAL', text: env.OTEL_METRIC_EXPORT_INTERVAL } : undefined,
       (v) => parseInteger(v, 100, 3_600_000),

@@ -50,6 +50,7 @@ describe('parseAgentArgs', () => {
       namespaces: [],
       podNames: [],
       nice: 10,
+      schedIdle: true,
     });
   });
 
