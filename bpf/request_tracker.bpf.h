@@ -349,6 +349,9 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
+	/* Only serving processes have tracked or ignored fds: one small lookup for everyone else. */
+	if (!bpf_map_lookup_elem(&server_tgids, &key.tgid))
+		return 0;
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
 	if (!c) {
 		bpf_map_delete_elem(&ignored_fds, &key);

@@ -494,9 +494,10 @@ async fn run_loop(cfg: &Config, run: Running, out: &mut Output<File>) -> io::Res
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }?;
     let mut drain_tick = tokio::time::interval(Duration::from_millis(cfg.drain_interval_ms));
     let mut stats_tick = tokio::time::interval(Duration::from_millis(cfg.stats_interval_ms));
-    // Check for idle requests twice per idle period, so one is reported within 1.5 periods.
+    // Check for idle requests once per idle period, so one is reported within two periods:
+    // each check walks every bucket of the connection map (~0.9 ms for 65,536).
     let idle_ns = cfg.idle_flush_ms * 1_000_000;
-    let mut flush_tick = tokio::time::interval(Duration::from_millis((cfg.idle_flush_ms / 2).max(1)));
+    let mut flush_tick = tokio::time::interval(Duration::from_millis(cfg.idle_flush_ms.max(1)));
     flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
