@@ -17,7 +17,8 @@
  * RSS, records lost at each stage, and spans received by the collector versus requests.
  * Prints a table and writes JSON under test/bench/results/.
  *
- *   node test/bench/run.ts [--scenarios a,b,c,d] [--duration SEC] [--rounds N] [--rate N] [--rate-duration SEC]
+ *   node test/bench/run.ts [--scenarios a,b,c,d,e] [--duration SEC] [--rounds N] [--rate N] [--rate-duration SEC]
+ *   node test/bench/run.ts --table results/FILE.json   (the table of an earlier run)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -214,7 +215,12 @@ async function drained(agent: RunningAgent): Promise<void> {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** The middle value; the mean of the two middle values for an even count (2 rounds: their mean). */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
 
 interface ScenarioResult {
   scenario: string;
@@ -286,7 +292,24 @@ function table(results: ScenarioResult[]): string {
   return ['| ' + rows[0]!.join(' | ') + ' |', '|' + rows[0]!.map(() => '---').join('|') + '|', ...rows.slice(1).map((r) => '| ' + r.join(' | ') + ' |')].join('\n');
 }
 
+/** Ratios from the raw runs (recomputed, so a table of an earlier run uses today's rules). */
+function withRatios(r: ScenarioResult): ScenarioResult {
+  const m = (xs: number[]) => median(xs);
+  return {
+    ...r,
+    throughputRatio: m(r.with.map((x) => x.load.rps)) / m(r.without.map((x) => x.rps)),
+    p50Ratio: m(r.with.map((x) => x.load.p50Ms)) / m(r.without.map((x) => x.p50Ms)),
+    p99Ratio: m(r.with.map((x) => x.load.p99Ms)) / m(r.without.map((x) => x.p99Ms)),
+  };
+}
+
 async function main(): Promise<void> {
+  const tableOf = process.argv.indexOf('--table');
+  if (tableOf >= 0) {
+    const report = JSON.parse(readFileSync(process.argv[tableOf + 1]!, 'utf8')) as { machine: string; results: ScenarioResult[] };
+    console.log(`${report.machine}\n\n${table(report.results.map(withRatios))}`);
+    return;
+  }
   const opts = parseOptions(process.argv.slice(2));
   const results: ScenarioResult[] = [];
   const collector = opts.scenarios.includes('d') ? await startCollector() : null;
