@@ -109,10 +109,15 @@ static __always_inline bool emit_request(struct conn_key *key, struct conn_state
 	/* The idle flush runs on the loader's thread: if the server started the next request
 	 * while the record was being filled, the record may mix two requests; drop it (the
 	 * server's own read already reported this request). */
-	if ((flags & EMIT_FROM_FLUSH) && (c->seq != r->seq || c->phase != PHASE_WRITING)) {
+	if (flags & EMIT_FROM_FLUSH) {
+		/* Re-read after every field was copied: the compiler may not hoist these loads. */
+		asm volatile("" ::: "memory");
+		if (*(volatile __u32 *)&c->seq == r->seq && *(volatile __u8 *)&c->phase == PHASE_WRITING)
+			goto submit;
 		bpf_ringbuf_discard(r, 0);
 		return false;
 	}
+submit:
 	bpf_ringbuf_submit(r, wakeup_flag());
 	count(PC_CNT_REQUESTS);
 	return true;
@@ -121,7 +126,11 @@ static __always_inline bool emit_request(struct conn_key *key, struct conn_state
 /* Reset `c` for the next request on the same connection. */
 static __always_inline void begin_request(struct conn_state *c, __u32 tid, __u64 now)
 {
-	c->seq += 1;
+	/* seq changes first, atomically (a full barrier): an idle flush copying this connection
+	 * on another CPU that sees any field reset below also sees the new seq, and drops its
+	 * record. Plain stores could be reordered by the compiler, and the flush then sent request
+	 * N with request N+1's first bytes. */
+	__sync_fetch_and_add(&c->seq, 1);
 	c->tid = tid;
 	c->start_ns = now;
 	c->end_ns = 0;
