@@ -38,7 +38,7 @@ const USAGE: &str = "usage: perfcatch-loader --bpf-object PATH [options]
   --capture-request-bytes N   request bytes captured per request (0..4096, default 4096)
   --capture-response-bytes N  response bytes captured per request (0..4096, default 512)
   --ringbuf-bytes N           ring buffer size, power of two, 4096..1073741824 (default 16777216)
-  --drain-interval-ms N       ring buffer drain period (default 10)
+  --drain-interval-ms N       ring buffer drain period (default 50)
   --stats-interval-ms N       stats record period (default 1000)
   --idle-flush-ms N           report a request once its connection has been quiet this long
                               after the response (default 500; 0 = only at the next request)
@@ -101,7 +101,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
         capture_req_bytes: 4096,
         capture_resp_bytes: 512,
         ringbuf_bytes: 1 << 24,
-        drain_interval_ms: 10,
+        drain_interval_ms: 50,
         stats_interval_ms: 1000,
         idle_flush_ms: 500,
         filters: Vec::new(),
@@ -591,7 +591,7 @@ mod tests {
         assert_eq!(c.bpf_object, "x.o");
         assert_eq!((c.capture_req_bytes, c.capture_resp_bytes), (4096, 512));
         assert_eq!(c.ringbuf_bytes, 16 * 1024 * 1024);
-        assert_eq!((c.drain_interval_ms, c.stats_interval_ms), (10, 1000));
+        assert_eq!((c.drain_interval_ms, c.stats_interval_ms), (50, 1000));
         assert!(c.filters.is_empty());
     }
 
