@@ -11,7 +11,8 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u6
 {
 	/* Overload: the loader is behind. Keep the request records (timing, bytes, CPU) and
 	 * shed the payloads, the bulk of the bytes; the request is flagged and counted. */
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= shed_capture_bytes) {
+	__u64 unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (unread >= shed_capture_bytes) {
 		count(PC_CNT_CAPTURE_SHED);
 		c->flags |= PC_F_DATA_LOST;
 		return;
@@ -31,7 +32,7 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u6
 	d->conn_id = c->conn_id;
 	d->seq = c->seq;
 	d->offset = offset;
-	if (bpf_ringbuf_output(&events, d, PC_DATA_HDR_SIZE + len, wakeup_flag())) {
+	if (bpf_ringbuf_output(&events, d, PC_DATA_HDR_SIZE + len, wakeup_flag_for(unread))) {
 		count(PC_CNT_RB_DROP_DATA);
 		c->flags |= PC_F_DATA_LOST; /* same bit as PC_DF_DATA_LOST */
 	}

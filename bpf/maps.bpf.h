@@ -146,8 +146,8 @@ struct {
 } threads SEC(".maps");
 
 /* A process that serves monitored connections (its outbound connections are tracked too),
- * and its RSS: summed exactly at most every RSS_EXACT_EVERY_NS, moved by the cheap global
- * counts in between. Threads update it without a lock: a lost update costs one refresh. */
+ * and its RSS as process_rss_pages() last computed it (resource_tracker.bpf.h). Threads
+ * update it without a lock: a lost update costs one refresh. */
 struct server_process {
 	__u64 rss_pages;      /* RSS in pages at the last update */
 	__u64 rss_count_base; /* global rss_stat counts (pages) at the last update */
@@ -312,11 +312,15 @@ static __always_inline void count(__u32 idx)
  * one costs the writer an interrupt (an IPI, and a VM exit under virtualisation): waking on
  * every record past the threshold tripled the in-kernel cost per request at saturation.
  */
-static __always_inline __u64 wakeup_flag(void)
+static __always_inline __u64 wakeup_flag_for(__u64 unread)
 {
-	__u64 unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	return unread >= wakeup_bytes && unread < wakeup_bytes + WAKEUP_WINDOW ? BPF_RB_FORCE_WAKEUP
 									      : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline __u64 wakeup_flag(void)
+{
+	return wakeup_flag_for(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA));
 }
 
 #endif /* __PC_MAPS_BPF_H */

@@ -70,6 +70,14 @@ static __always_inline bool admit(struct task_struct *task, __u32 tgid, __u16 lo
 #define EMIT_FROM_FLUSH (1u << 30)
 #define EMIT_INTERNAL (EMIT_AT_RESPONSE_BOUNDARY | EMIT_FROM_FLUSH)
 
+/* Is `c` still writing request `seq`? Read after every field was copied: the barrier keeps
+ * the compiler from hoisting these loads above the copy. */
+static __always_inline bool still_writing(struct conn_state *c, __u32 seq)
+{
+	asm volatile("" ::: "memory");
+	return *(volatile __u32 *)&c->seq == seq && *(volatile __u8 *)&c->phase == PHASE_WRITING;
+}
+
 /* Returns false when an idle-flush emission was abandoned (the connection moved on). */
 static __always_inline bool emit_request(struct conn_key *key, struct conn_state *c, __u32 flags)
 {
@@ -109,15 +117,10 @@ static __always_inline bool emit_request(struct conn_key *key, struct conn_state
 	/* The idle flush runs on the loader's thread: if the server started the next request
 	 * while the record was being filled, the record may mix two requests; drop it (the
 	 * server's own read already reported this request). */
-	if (flags & EMIT_FROM_FLUSH) {
-		/* Re-read after every field was copied: the compiler may not hoist these loads. */
-		asm volatile("" ::: "memory");
-		if (*(volatile __u32 *)&c->seq == r->seq && *(volatile __u8 *)&c->phase == PHASE_WRITING)
-			goto submit;
+	if ((flags & EMIT_FROM_FLUSH) && !still_writing(c, r->seq)) {
 		bpf_ringbuf_discard(r, 0);
 		return false;
 	}
-submit:
 	bpf_ringbuf_submit(r, wakeup_flag());
 	count(PC_CNT_REQUESTS);
 	return true;

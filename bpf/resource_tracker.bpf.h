@@ -114,7 +114,7 @@ static __always_inline __s64 rss_global(struct mm_struct *mm, int idx)
  * /proc/<pid>/status shows); per-CPU offsets come from idle_flush.bpf.h. */
 static __always_inline __s64 rss_exact(struct mm_struct *mm, int idx, struct cpu_offsets *cpus)
 {
-	__s64 v = mm->rss_stat[idx].count;
+	__s64 v = rss_global(mm, idx);
 	__u64 counters = (__u64)mm->rss_stat[idx].counters;
 	if (!counters)
 		return v;
