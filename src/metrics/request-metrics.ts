@@ -47,7 +47,7 @@ export class RequestMetricsProducer implements MetricProducer {
     ];
     return {
       // Readers replace the resource with their MeterProvider's.
-      resourceMetrics: { resource: emptyResource(), scopeMetrics: metrics.length ? [{ scope: { name: 'perfcatch' }, metrics }] : [] },
+      resourceMetrics: { resource: emptyResource(), scopeMetrics: series.length ? [{ scope: { name: 'perfcatch' }, metrics }] : [] },
       errors: [],
     };
   }

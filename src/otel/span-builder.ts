@@ -48,7 +48,6 @@ const RESOURCE_ATTRIBUTES = 1;
 
 /** A service instance's encoded opentelemetry.proto.resource.v1.Resource message. */
 export interface OtlpResource {
-  readonly serviceName: string;
   readonly bytes: Buffer;
 }
 
@@ -168,7 +167,7 @@ export class SpanBuilder {
     };
     const w = new ProtobufWriter(512);
     for (const [key, value] of Object.entries(attributes)) writeAttribute(w, RESOURCE_ATTRIBUTES, key, value);
-    return { serviceName, bytes: Buffer.from(w.view()) };
+    return { bytes: Buffer.from(w.view()) };
   }
 
   /** Fields every span starts with: ids, name, kind, times. */
@@ -215,7 +214,7 @@ export class SpanBuilder {
   build(b: BuiltRequest): void {
     const r = b.record;
     const method = r.http_method;
-    const route = b.http ? routeTemplate(b.http.path) : null;
+    const route = r.route; // the record's template of b.http.path
     // The parent is an incoming traceparent (remote), or the caller's CLIENT span when the
     // caller runs on this host too (linked by the kernel from the connection's two ends).
     this.beginSpan(r.trace_id, r.span_id, r.parent_span_id, method ? (route ? `${method} ${route}` : method) : 'tcp request', KIND_SERVER, b.startNs, b.endNs);

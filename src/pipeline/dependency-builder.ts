@@ -6,7 +6,7 @@ import type { AssembledDependency } from '../assemble/request-assembler.ts';
 import { HeaderSelection, parseRequestHead, parseResponseHead, type HttpRequestHead } from '../http/parse.ts';
 import { newSpanId } from '../otel/ids.ts';
 import type { DependencyRecord } from '../types.ts';
-import { REDACTED } from './request-builder.ts';
+import { pathWithQuery } from './request-builder.ts';
 
 export interface BuiltDependency {
   record: DependencyRecord;
@@ -32,8 +32,7 @@ export function buildDependency(a: AssembledDependency, keepQuery: boolean): Bui
   const http = parseRequestHead(a.requestHead, DEPENDENCY_HEADERS);
   const response = parseResponseHead(a.responseHead);
   const durationNs = k.endNs > k.startNs ? k.endNs - k.startNs : 0n;
-  let path: string | null = null;
-  if (http) path = http.query === null ? http.path : `${http.path}?${keepQuery ? http.query : REDACTED}`;
+  const path = http ? pathWithQuery(http, keepQuery) : null;
   const newConnection = k.connectStartNs > 0n;
   return {
     record: {

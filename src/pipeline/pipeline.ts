@@ -10,7 +10,7 @@ import type { KernelData, KernelDependency, KernelRequest } from '../decode/reco
 import type { SpanBuilder } from '../otel/span-builder.ts';
 import type { RequestRecord } from '../types.ts';
 import { buildDependency, exchangeKey } from './dependency-builder.ts';
-import { buildRequest, REDACTED, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
+import { buildRequest, pathWithQuery, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
 import { TraceLinker } from './trace-linker.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 
@@ -107,7 +107,7 @@ export class RequestPipeline {
       const head = parseRequestHead(a.requestHead);
       if (head) {
         r.http_method = head.method;
-        r.http_path = head.query === null ? head.path : `${head.path}?${this.options.keepQuery ? head.query : REDACTED}`;
+        r.http_path = pathWithQuery(head, this.options.keepQuery);
         r.route = routeTemplate(head.path);
       }
     }

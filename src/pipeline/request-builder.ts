@@ -45,6 +45,11 @@ export interface RequestBuilderOptions {
 
 export const REDACTED = 'REDACTED';
 
+/** The path as stored and exported: with its query string, which is redacted by default. */
+export function pathWithQuery(head: HttpRequestHead, keepQuery: boolean): string {
+  return head.query === null ? head.path : `${head.path}?${keepQuery ? head.query : REDACTED}`;
+}
+
 /** The request headers read: the correlation ones, traceparent for the trace, user-agent for the span. */
 const headerSelections = new WeakMap<CorrelationExtractor, HeaderSelection>();
 
@@ -72,11 +77,6 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
   const dependencies = a.dependencies.map((d) => buildDependency(d, opts.keepQuery));
   dependencies.sort((x, y) => (x.startNs < y.startNs ? -1 : x.startNs > y.startNs ? 1 : 0));
 
-  let httpPath: string | null = null;
-  if (http) {
-    httpPath = http.query === null ? http.path : `${http.path}?${opts.keepQuery ? http.query : REDACTED}`;
-  }
-
   const record: RequestRecord = {
     request_id: spanId,
     trace_id: traceParent?.traceId ?? newTraceId(),
@@ -99,7 +99,7 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     bytes_sent: k.bytesSent,
     correlation_id: http ? opts.correlation.extract(http.headers, traceParent) : null,
     http_method: http?.method ?? null,
-    http_path: httpPath,
+    http_path: http ? pathWithQuery(http, opts.keepQuery) : null,
     http_status: response?.status ?? null,
     dependencies: dependencies.map((d) => d.record),
   };
