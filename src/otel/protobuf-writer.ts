@@ -97,33 +97,6 @@ export class ProtobufWriter {
     this.buf.set(bytes, this.pos);
     this.pos += bytes.length;
   }
-
-  /**
-   * Starts a length-delimited field whose length is not known yet: reserves one byte for it.
-   * Returns the position to hand to endLength().
-   */
-  beginLength(): number {
-    this.ensure(1);
-    return this.pos++;
-  }
-
-  /** Writes the length of what followed beginLength(), moving it when the varint needs more room. */
-  endLength(at: number): void {
-    const length = this.pos - at - 1;
-    const size = varintSize(length);
-    if (size > 1) {
-      this.ensure(size - 1);
-      this.buf.copy(this.buf, at + size, at + 1, this.pos);
-      this.pos += size - 1;
-    }
-    let v = length;
-    let p = at;
-    while (v > 0x7f) {
-      this.buf[p++] = (v % 128) | 0x80;
-      v = Math.floor(v / 128);
-    }
-    this.buf[p] = v;
-  }
 }
 
 /** UTF-8 length of `s`; short ASCII strings are measured without a call into C++. */

@@ -64,7 +64,7 @@ const lengthDelimitedSize = (n: number) => 1 + varintSize(n) + n;
  * ExportTraceServiceRequest { repeated ResourceSpans { Resource, ScopeSpans { scope, spans } } },
  * written into `out` (reset first).
  */
-export function encodeExportRequest(batch: PendingBatch, out: ProtobufWriter): Uint8Array {
+function encodeExportRequest(batch: PendingBatch, out: ProtobufWriter): Uint8Array {
   out.reset();
   for (const [resource, spans] of batch.byResource) {
     const scopeSpans = SCOPE_FIELD.length + spans.pos;

@@ -249,16 +249,7 @@ async function scenario(
     without.push(load());
     withA.push(await withAgent(ports, load, collector, agentArgs));
   }
-  const m = (xs: number[]) => median(xs);
-  return {
-    scenario: id,
-    description,
-    without,
-    with: withA,
-    throughputRatio: m(withA.map((x) => x.load.rps)) / m(without.map((x) => x.rps)),
-    p50Ratio: m(withA.map((x) => x.load.p50Ms)) / m(without.map((x) => x.p50Ms)),
-    p99Ratio: m(withA.map((x) => x.load.p99Ms)) / m(without.map((x) => x.p99Ms)),
-  };
+  return withRatios({ scenario: id, description, without, with: withA });
 }
 
 function table(results: ScenarioResult[]): string {
@@ -292,14 +283,13 @@ function table(results: ScenarioResult[]): string {
   return ['| ' + rows[0]!.join(' | ') + ' |', '|' + rows[0]!.map(() => '---').join('|') + '|', ...rows.slice(1).map((r) => '| ' + r.join(' | ') + ' |')].join('\n');
 }
 
-/** Ratios from the raw runs (recomputed, so a table of an earlier run uses today's rules). */
-function withRatios(r: ScenarioResult): ScenarioResult {
-  const m = (xs: number[]) => median(xs);
+/** Ratios (with agent / without) of the medians of the raw runs; also recomputes an earlier run's. */
+function withRatios(r: Pick<ScenarioResult, 'scenario' | 'description' | 'without' | 'with'>): ScenarioResult {
   return {
     ...r,
-    throughputRatio: m(r.with.map((x) => x.load.rps)) / m(r.without.map((x) => x.rps)),
-    p50Ratio: m(r.with.map((x) => x.load.p50Ms)) / m(r.without.map((x) => x.p50Ms)),
-    p99Ratio: m(r.with.map((x) => x.load.p99Ms)) / m(r.without.map((x) => x.p99Ms)),
+    throughputRatio: median(r.with.map((x) => x.load.rps)) / median(r.without.map((x) => x.rps)),
+    p50Ratio: median(r.with.map((x) => x.load.p50Ms)) / median(r.without.map((x) => x.p50Ms)),
+    p99Ratio: median(r.with.map((x) => x.load.p99Ms)) / median(r.without.map((x) => x.p99Ms)),
   };
 }
 
