@@ -28,7 +28,7 @@ static __always_inline __u64 next_conn_id(void)
 	return ((__u64)(bpf_get_smp_processor_id() & 0x1fff) << 40) | (*ctr & ((1ULL << 40) - 1));
 }
 
-static __noinline void emit_dependency(struct conn_key *key, struct conn_state *c, __u32 flags)
+static __noinline void emit_dependency(struct pc_conn_key *key, struct conn_state *c, __u32 flags)
 {
 	if (!c->parent_conn_id) {
 		count(PC_CNT_DEP_UNATTRIBUTED);
@@ -76,7 +76,7 @@ static __always_inline void flush_dependencies_of(struct conn_state *server)
 		if (i >= server->dep_count)
 			break;
 		__u64 packed = server->dep_keys[i];
-		struct conn_key key = { .tgid = packed >> 32, .fd = (__u32)packed };
+		struct pc_conn_key key = { .tgid = packed >> 32, .fd = (__u32)packed };
 		struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
 		if (c && c->role == ROLE_CLIENT && !c->emitted && c->phase != PHASE_IDLE &&
 		    c->parent_conn_id == server->conn_id && c->parent_seq == server->seq)
@@ -85,7 +85,7 @@ static __always_inline void flush_dependencies_of(struct conn_state *server)
 }
 
 /* A new outbound connection (or one found already open) of a tracked process. */
-static __always_inline struct conn_state *track_client(struct conn_key *key, struct sock *sk,
+static __always_inline struct conn_state *track_client(struct pc_conn_key *key, struct sock *sk,
 						       bool from_start, __u64 now)
 {
 	struct conn_state c = {};
@@ -121,7 +121,7 @@ static __always_inline void forget_tuple(struct conn_state *c)
 }
 
 /* The request the calling thread is serving right now, if any. */
-static __always_inline void attribute_to_owner(struct conn_state *c, struct conn_key *client_key,
+static __always_inline void attribute_to_owner(struct conn_state *c, struct pc_conn_key *client_key,
 					       __u32 tid)
 {
 	c->parent_conn_id = 0;
@@ -142,7 +142,7 @@ static __always_inline void attribute_to_owner(struct conn_state *c, struct conn
 	}
 }
 
-static __always_inline void begin_exchange(struct conn_key *key, struct conn_state *c, __u32 tid,
+static __always_inline void begin_exchange(struct pc_conn_key *key, struct conn_state *c, __u32 tid,
 					   __u64 now)
 {
 	if (c->phase != PHASE_IDLE && !c->emitted)
@@ -163,7 +163,7 @@ static __always_inline void begin_exchange(struct conn_key *key, struct conn_sta
 }
 
 /* Read/write exit on an outbound connection. */
-static __always_inline void client_io_exit(struct conn_key *key, struct conn_state *c,
+static __always_inline void client_io_exit(struct pc_conn_key *key, struct conn_state *c,
 					   struct io_call *io, long ret, bool is_read,
 					   __u32 tid, __u64 now)
 {
@@ -189,7 +189,7 @@ static __always_inline void client_io_exit(struct conn_key *key, struct conn_sta
 /* An fd of a tracked process that we have not seen: an outbound or inbound TCP connection
  * opened before tracking began? Found sockets are adopted; anything else is remembered as
  * ignored until it is closed. */
-static __always_inline struct conn_state *maybe_adopt(struct conn_key *key, __u64 now)
+static __always_inline struct conn_state *maybe_adopt(struct pc_conn_key *key, __u64 now)
 {
 	if (bpf_map_lookup_elem(&ignored_fds, key))
 		return NULL; /* the caller checked server_tgids */
@@ -225,7 +225,7 @@ SEC("tracepoint/syscalls/sys_enter_connect")
 int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
+	struct pc_conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
 	if (!bpf_map_lookup_elem(&server_tgids, &key.tgid))
 		return 0;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();

@@ -22,6 +22,10 @@
 
 /* prctl() option the loader calls to trigger the idle flush (no kernel defines it). */
 #define PC_FLUSH_PRCTL 0x50434631 /* "PCF1" */
+/* Its third argument on kernels without bpf_for_each_map_elem (< 5.13): flush only the
+ * connections the loader listed in map "flush_list" (struct pc_flush_list). */
+#define PC_FLUSH_LISTED 1
+#define PC_FLUSH_LIST_MAX 64
 
 /* Largest payload chunk in one pc_data record. Load-time capture sizes are clamped to it. */
 #define PC_DATA_MAX 4096
@@ -191,6 +195,19 @@ struct pc_filter_cfg {
 	__u32 ports_on;
 	__u32 cgroups_on;
 	__u32 comms_on;
+};
+
+/* A tracked connection: the process and the fd it uses (key of the kernel's "conns" map). */
+struct pc_conn_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+/* Array map "flush_list", key 0: connections for the listed idle flush (PC_FLUSH_LISTED). */
+struct pc_flush_list {
+	__u32 n;          /* valid entries in keys[], at most PC_FLUSH_LIST_MAX */
+	__u32 _pad;
+	struct pc_conn_key keys[PC_FLUSH_LIST_MAX];
 };
 
 #endif /* __PERFCATCH_H */

@@ -40,7 +40,7 @@ static __always_inline __u32 charge_owner(struct thread_state *ts, struct conn_s
  * and `c` are the connection in hand, usually that owner (saves a lookup). Returns the
  * thread's state (NULL for a thread that never served), for set_owner(). */
 static __always_inline struct thread_state *settle_current_thread(__u32 tid, __u64 now,
-								  struct conn_key *key,
+								  struct pc_conn_key *key,
 								  struct conn_state *c)
 {
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
@@ -52,7 +52,7 @@ static __always_inline struct thread_state *settle_current_thread(__u32 tid, __u
 }
 
 /* After settle_current_thread(): make `c` the owner of the calling thread. */
-static __always_inline void set_owner(struct thread_state *ts, __u32 tid, struct conn_key *key,
+static __always_inline void set_owner(struct thread_state *ts, __u32 tid, struct pc_conn_key *key,
 				      struct conn_state *c, __u64 now)
 {
 	if (!ts) {
@@ -134,11 +134,39 @@ static __always_inline __u64 clamp_pages(__s64 file, __s64 anon, __s64 shmem)
 }
 
 /*
- * The calling process's VmRSS in pages: file + anon + shmem (kernel >= 6.2 layout), each
- * clamped at zero. MM_FILEPAGES = 0, MM_ANONPAGES = 1, MM_SHMEMPAGES = 3 (stable enum).
+ * Kernels before 6.2 keep RSS in atomic counters (struct mm_rss_stat), and /proc reads exactly
+ * those: the atomics are the exact value there. The ___pre62 flavours let CO-RE find them.
+ */
+struct mm_rss_stat___pre62 {
+	atomic_long_t count[4];
+} __attribute__((preserve_access_index));
+
+struct mm_struct___pre62 {
+	struct mm_rss_stat___pre62 rss_stat;
+} __attribute__((preserve_access_index));
+
+static __always_inline __s64 rss_atomic(struct mm_struct___pre62 *mm, int idx)
+{
+	__s64 v = 0;
+	bpf_core_read(&v, sizeof(v), &mm->rss_stat.count[idx].counter);
+	return v;
+}
+
+/*
+ * The calling process's VmRSS in pages: file + anon + shmem, each clamped at zero.
+ * MM_FILEPAGES = 0, MM_ANONPAGES = 1, MM_SHMEMPAGES = 3 (stable enum). Which layout the kernel
+ * has is a CO-RE constant: the other branch is dead code the verifier never walks, so the
+ * >= 6.2 branch's bpf_get_current_task_btf (5.11) costs older kernels nothing.
  */
 static __always_inline __u64 process_rss_pages(struct server_process *proc, __u64 now)
 {
+	if (bpf_core_type_exists(struct mm_rss_stat___pre62)) {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		struct mm_struct___pre62 *mm = (void *)BPF_CORE_READ(task, mm);
+		if (mm)
+			proc->rss_pages = clamp_pages(rss_atomic(mm, 0), rss_atomic(mm, 1), rss_atomic(mm, 3));
+		return proc->rss_pages;
+	}
 	struct mm_struct *mm = bpf_get_current_task_btf()->mm;
 	if (!mm)
 		return proc->rss_pages;

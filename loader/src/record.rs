@@ -7,6 +7,10 @@ pub const PC_ABI_VERSION: u32 = 1;
 pub const PC_DATA_MAX: usize = 4096;
 /// prctl() option that triggers the idle flush (#define PC_FLUSH_PRCTL).
 pub const PC_FLUSH_PRCTL: libc::c_int = 0x5043_4631;
+/// Third prctl() argument for the listed idle flush (#define PC_FLUSH_LISTED).
+pub const PC_FLUSH_LISTED: libc::c_ulong = 1;
+/// Entries of struct pc_flush_list (#define PC_FLUSH_LIST_MAX).
+pub const PC_FLUSH_LIST_MAX: usize = 64;
 pub const PC_DATA_HDR_SIZE: usize = 24;
 
 // enum pc_record_type
@@ -161,6 +165,34 @@ pub struct PcFilterCfg {
 
 // SAFETY: repr(C), only integer fields and no padding, so every bit pattern is valid.
 unsafe impl aya::Pod for PcFilterCfg {}
+
+/// struct pc_conn_key: key of the kernel's "conns" map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PcConnKey {
+    pub tgid: u32,
+    pub fd: u32,
+}
+
+/// struct pc_flush_list: value at key 0 of the array map "flush_list".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PcFlushList {
+    pub n: u32,
+    pub _pad: u32,
+    pub keys: [PcConnKey; PC_FLUSH_LIST_MAX],
+}
+
+impl Default for PcFlushList {
+    fn default() -> Self {
+        PcFlushList { n: 0, _pad: 0, keys: [PcConnKey::default(); PC_FLUSH_LIST_MAX] }
+    }
+}
+
+// SAFETY: repr(C), only integer fields and no padding, so every bit pattern is valid.
+unsafe impl aya::Pod for PcConnKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for PcFlushList {}
 
 // Byte offsets the loader touches directly in ring-buffer items.
 pub const REQ_START_NS_OFF: usize = std::mem::offset_of!(PcRequest, start_ns);

@@ -176,6 +176,8 @@ fn structs_match_btf() {
         size_of::<PcFilterCfg>(),
         fields!(PcFilterCfg { pids_on, ports_on, cgroups_on, comms_on }),
     );
+    check_struct(&types, "pc_conn_key", size_of::<PcConnKey>(), fields!(PcConnKey { tgid, fd }));
+    check_struct(&types, "pc_flush_list", size_of::<PcFlushList>(), fields!(PcFlushList { n, _pad, keys }));
 }
 
 #[test]
