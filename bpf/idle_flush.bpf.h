@@ -104,6 +104,7 @@ int idle_flush_listed(struct trace_event_raw_sys_enter *ctx)
 {
 	if (!is_flush_trigger(ctx) || ctx->args[2] != PC_FLUSH_LISTED)
 		return 0;
+	find_percpu_offsets();
 	__u32 zero = 0;
 	struct pc_flush_list *list = bpf_map_lookup_elem(&flush_list, &zero);
 	if (!list)

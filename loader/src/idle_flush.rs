@@ -56,7 +56,12 @@ impl IdleFlush {
             IdleFlush::KernelWalk => prctl_flush(idle_ns, 0),
             IdleFlush::LoaderScan { conns, list } => {
                 let keys = map_keys(conns);
-                for chunk in keys.chunks(PC_FLUSH_LIST_MAX) {
+                // One call even with no connections: the program also finds the per-CPU
+                // offsets RSS needs (bpf/idle_flush.bpf.h), from the first period on.
+                let empty: [PcConnKey; 0] = [];
+                let chunks: Vec<&[PcConnKey]> =
+                    if keys.is_empty() { vec![&empty] } else { keys.chunks(PC_FLUSH_LIST_MAX).collect() };
+                for chunk in chunks {
                     let mut value = PcFlushList { n: chunk.len() as u32, ..Default::default() };
                     value.keys[..chunk.len()].copy_from_slice(chunk);
                     if let Err(e) = list.set(0, value, 0) {
