@@ -81,6 +81,7 @@ struct conn_state {
 	__u8 emitted;            /* client: current exchange already sent */
 	__u8 from_start;         /* seen since accept/connect: seq numbers match the peer's */
 	__u8 peer_looked_up;
+	__u8 parent_at_connect;  /* client: parent chosen when connect() was called */
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
 	char comm[16];
@@ -137,13 +138,29 @@ struct {
 	__type(value, struct pc_flush_list);
 } flush_list SEC(".maps");
 
-/* Owner-thread rule: a thread's on-CPU time is charged to the request it last read or wrote. */
+/* A request one thread read and whose handler has not acted on it yet (resource_tracker.bpf.h). */
+#define FRESH_MAX 8
+struct fresh_request {
+	struct pc_conn_key key;
+	__u64 conn_id;
+	__u32 seq;
+	__u32 _pad;
+};
+
+/* Per serving thread: its CPU segment in progress and who it serves (resource_tracker.bpf.h). */
 struct thread_state {
-	struct pc_conn_key owner;
+	struct pc_conn_key owner; /* the request it last served: read, wrote, or got an upstream
+				   * response for */
 	__u64 owner_conn_id;
 	__u32 owner_seq;
-	__u32 owner_closed; /* slept after its owner's response started: charge nothing more */
-	__u64 oncpu_since;  /* 0 while off CPU or closed */
+	__u32 owner_closed; /* slept after its owner's response started: the owner is done */
+	__u64 oncpu_since;  /* start of the current on-CPU stretch; 0 while off CPU */
+	__u64 pending_ns;   /* on-CPU time since the segment began, not charged yet */
+	__u8 after_upstream_read; /* its last tracked syscall read an upstream response: the
+				   * code running now continues the owner's handler */
+	__u8 n_fresh;
+	__u8 _pad[6];
+	struct fresh_request fresh[FRESH_MAX]; /* oldest first */
 };
 
 struct {

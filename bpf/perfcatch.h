@@ -52,8 +52,11 @@ enum pc_request_flags {
 				       * its request bytes were counted in an earlier record */
 	PC_F_IDLE_FLUSH = 1 << 7,     /* emitted because its connection went idle after the
 				       * response, not because the next request started */
-	PC_F_LATE_WRITE = 1 << 8      /* re-emitted: more response bytes followed an idle flush;
+	PC_F_LATE_WRITE = 1 << 8,     /* re-emitted: more response bytes followed an idle flush;
 				       * replaces the earlier record with the same conn_id/seq */
+	PC_F_CPU_APPORTIONED = 1 << 9 /* part of cpu_ns came from a segment charged by rule (the
+				       * thread's owner) while other requests it had read were
+				       * waiting: which of them used it, the kernel cannot know */
 };
 
 /* pc_dependency.flags */
@@ -86,7 +89,8 @@ enum pc_counter {
 	PC_CNT_DEP_UNATTRIBUTED = 10,  /* outbound exchange with no request in progress: not sent */
 	PC_CNT_CLIENT_CONNS = 11,   /* outbound connections tracked (connected or adopted) */
 	PC_CNT_IDLE_FLUSHES = 12,   /* requests emitted by the idle flush */
-	PC_CNT_MAX = 13
+	PC_CNT_CPU_UNATTRIBUTED_NS = 13, /* serving threads' on-CPU ns charged to no request */
+	PC_CNT_MAX = 14
 };
 
 /* One HTTP (or other request/response) exchange on an accepted TCP connection. */

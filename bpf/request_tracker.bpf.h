@@ -175,12 +175,18 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 					   __u32 tid, __u64 now)
 {
 	if (is_read) {
+		/* The segment that ends in a read is the owner's (its handler or epilogue), charged
+		 * before the owner may be emitted below; once the owner was done, nobody's. */
+		if (!charge_owner(ts, live_owner(ts)))
+			charge_nobody(ts);
 		/* A read after the response: the previous request is over (unless the idle flush
 		 * already sent it). */
 		if (c->phase == PHASE_WRITING)
 			emit_request(key, c, 0);
-		if (c->phase != PHASE_READING)
+		if (c->phase != PHASE_READING) {
 			begin_request(c, tid, now);
+			push_fresh(ts, key, c);
+		}
 		c->phase = PHASE_READING;
 		__sync_fetch_and_add(&c->bytes_received, ret);
 	} else {
@@ -198,8 +204,12 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 		c->end_ns = now;
 		if (io->op == IO_SENDFILE)
 			c->flags |= PC_F_SENDFILE;
+		/* The segment that ends in this response write is its request's; it has acted. */
+		charge(ts, c, false);
+		drop_fresh(ts, c->conn_id, c->seq);
 	}
-	set_owner(ts, tid, key, c, now);
+	set_owner(ts, key, c);
+	ts->after_upstream_read = 0;
 	if (!is_read) {
 		c->cpu_at_last_write = c->cpu_ns;
 		c->rss_bytes = process_rss_pages(proc, now) << 12; /* 4 KiB pages */
@@ -359,13 +369,15 @@ static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx, __u8
 		c = maybe_adopt(&key, now);
 	if (!c)
 		return 0; /* not a tracked socket */
-	/* Whatever this thread ran until now belongs to the request it was serving. */
-	struct thread_state *ts = settle_current_thread(tid, now, &key, c);
+	/* The thread's CPU since its last tracked syscall is charged by where it ends: here. */
+	struct thread_state *ts = current_thread(tid, now);
+	if (!ts)
+		return 0;
 	bool is_read = op <= IO_RECVMSG;
 	if (c->role == ROLE_SERVER)
 		server_io_exit(ts, proc, &key, c, &io, ret, is_read, tid, now);
 	else
-		client_io_exit(&key, c, &io, ret, is_read, tid, now);
+		client_io_exit(ts, &key, c, &io, ret, is_read, tid, now);
 	return 0;
 }
 

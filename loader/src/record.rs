@@ -30,6 +30,7 @@ pub const PC_F_NO_RSS: u32 = 1 << 5;
 pub const PC_F_PIPELINED: u32 = 1 << 6;
 pub const PC_F_IDLE_FLUSH: u32 = 1 << 7;
 pub const PC_F_LATE_WRITE: u32 = 1 << 8;
+pub const PC_F_CPU_APPORTIONED: u32 = 1 << 9;
 
 // enum pc_dependency_flags
 pub const PC_DF_NEW_CONNECTION: u32 = 1 << 0;
@@ -56,7 +57,8 @@ pub const PC_CNT_RB_DROP_DEPENDENCY: u32 = 9;
 pub const PC_CNT_DEP_UNATTRIBUTED: u32 = 10;
 pub const PC_CNT_CLIENT_CONNS: u32 = 11;
 pub const PC_CNT_IDLE_FLUSHES: u32 = 12;
-pub const PC_CNT_MAX: usize = 13;
+pub const PC_CNT_CPU_UNATTRIBUTED_NS: u32 = 13;
+pub const PC_CNT_MAX: usize = 14;
 
 // enum pc_loader_counter (indexes of pc_stats.loader)
 pub const PC_LCNT_RECORDS_OUT: usize = 0;

@@ -207,6 +207,7 @@ fn enums_match_btf() {
             ("PC_F_PIPELINED", PC_F_PIPELINED as i64),
             ("PC_F_IDLE_FLUSH", PC_F_IDLE_FLUSH as i64),
             ("PC_F_LATE_WRITE", PC_F_LATE_WRITE as i64),
+            ("PC_F_CPU_APPORTIONED", PC_F_CPU_APPORTIONED as i64),
         ],
     );
     check_enum(
@@ -242,6 +243,7 @@ fn enums_match_btf() {
             ("PC_CNT_DEP_UNATTRIBUTED", PC_CNT_DEP_UNATTRIBUTED as i64),
             ("PC_CNT_CLIENT_CONNS", PC_CNT_CLIENT_CONNS as i64),
             ("PC_CNT_IDLE_FLUSHES", PC_CNT_IDLE_FLUSHES as i64),
+            ("PC_CNT_CPU_UNATTRIBUTED_NS", PC_CNT_CPU_UNATTRIBUTED_NS as i64),
             ("PC_CNT_MAX", PC_CNT_MAX as i64),
         ],
     );
