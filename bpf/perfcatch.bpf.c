@@ -5,6 +5,7 @@
  *   dependency_tracker.bpf.h - outbound connections and the exchanges made while serving
  *   resource_tracker.bpf.h - on-CPU time per request (sched_switch), process RSS
  *   idle_flush.bpf.h       - reports requests on idle keep-alive connections (prctl trigger)
+ *   process_identity.bpf.h - OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES of each exec
  *   maps.bpf.h             - kernel-private state, one map per purpose
  *   perfcatch.h            - every record that userspace reads
  * Hooks are tracepoints and tp_btf only: no kprobes, no fentry (see platform notes).
@@ -21,6 +22,7 @@
 #include "dependency_tracker.bpf.h"
 #include "request_tracker.bpf.h"
 #include "idle_flush.bpf.h"
+#include "process_identity.bpf.h"
 
 /*
  * Userspace-only records and enums, referenced here so that their layouts are in this
@@ -30,6 +32,7 @@ struct pc_btf_anchor {
 	struct pc_request request;
 	struct pc_dependency dependency;
 	struct pc_data data;
+	struct pc_process_env process_env;
 	struct pc_stats stats;
 	struct pc_loader_info loader_info;
 	struct pc_filter_cfg filter_cfg;
@@ -38,6 +41,7 @@ struct pc_btf_anchor {
 	enum pc_request_flags request_flags;
 	enum pc_dependency_flags dependency_flags;
 	enum pc_direction direction;
+	enum pc_env_key env_key;
 	enum pc_counter counter;
 	enum pc_loader_counter loader_counter;
 };

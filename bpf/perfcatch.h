@@ -36,6 +36,7 @@ enum pc_record_type {
 	PC_REC_REQUEST = 1,     /* kernel: one finished server-side request */
 	PC_REC_DATA = 2,        /* kernel: captured request/response bytes, before its request */
 	PC_REC_DEPENDENCY = 3,  /* kernel: one outbound exchange made while serving a request */
+	PC_REC_PROCESS_ENV = 4, /* kernel: an OpenTelemetry variable a process exec'd with */
 	PC_REC_STATS = 16,      /* loader: counter snapshot, about once a second */
 	PC_REC_LOADER_INFO = 17 /* loader: JSON (programs attached, kernel, tunables), once */
 };
@@ -163,6 +164,30 @@ struct pc_data {
 	__u32 seq;
 	__u32 offset;     /* position of data[0] in the captured stream of this direction */
 	__u8 data[PC_DATA_MAX];
+};
+
+/* pc_process_env.key */
+enum pc_env_key {
+	PC_ENV_SERVICE_NAME = 1,        /* OTEL_SERVICE_NAME */
+	PC_ENV_RESOURCE_ATTRIBUTES = 2  /* OTEL_RESOURCE_ATTRIBUTES */
+};
+
+#define PC_ENV_VALUE_MAX 256
+/* Entries of a new process's environment searched for them (the search costs the exec; the
+ * verifier bounds it). */
+#define PC_ENV_SCAN_ENTRIES 384
+
+/*
+ * An OpenTelemetry identity variable as a process exec'd with it, read from its environment
+ * at exec, before the process can rewrite that memory (setproctitle does, and
+ * /proc/<pid>/environ then reads as the new title). Children forked later inherit it.
+ */
+struct pc_process_env {
+	__u32 type;      /* PC_REC_PROCESS_ENV */
+	__u32 pid;       /* thread-group id that exec'd */
+	__u32 key;       /* enum pc_env_key */
+	__u32 len;       /* bytes of value, no NUL; PC_ENV_VALUE_MAX when cut */
+	char value[PC_ENV_VALUE_MAX];
 };
 
 /* Loader counters, after the kernel ones in pc_stats. */

@@ -36,12 +36,22 @@ static __always_inline bool admit_process(struct task_struct *task, __u32 tgid, 
 	if (cfg->cgroups_on && !bpf_map_lookup_elem(&filter_cgroups, &cgroup_id))
 		return false;
 	if (cfg->comms_on) {
-		/* Match the leader's comm or the executable's name: runtimes rename their main
-		 * thread (Node 24 calls it "MainThread"), but users filter by program name. */
+		/* Match the leader's comm, its program part, or the executable's name: runtimes
+		 * rename their main thread (Node 24 calls it "MainThread"), setproctitle writes
+		 * "gunicorn: worker" there, but users filter by program name. */
 		char name[16] = {};
 		struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 		bpf_probe_read_kernel_str(name, sizeof(name), &leader->comm);
 		if (bpf_map_lookup_elem(&filter_comms, name))
+			return true;
+		bool cut = false;
+		for (int i = 0; i < sizeof(name); i++) {
+			if (name[i] == ':' || name[i] == ' ')
+				cut = true;
+			if (cut)
+				name[i] = 0;
+		}
+		if (cut && bpf_map_lookup_elem(&filter_comms, name))
 			return true;
 		const unsigned char *exe = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
 		__builtin_memset(name, 0, sizeof(name));

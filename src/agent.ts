@@ -4,6 +4,7 @@
  */
 import type { AgentConfig } from './config.ts';
 import type { DecodedRecord } from './decode/records.ts';
+import { ExecIdentity } from './enrich/exec-identity.ts';
 import { ProcessInfoCache } from './enrich/process-info.ts';
 import { CorrelationExtractor } from './http/correlation.ts';
 import { LoaderProcess } from './loader/loader-process.ts';
@@ -36,6 +37,8 @@ export class Agent {
   private allowList: CgroupAllowList | null = null;
   private readonly metrics: AgentMetrics;
   private readonly loader: LoaderProcess;
+  /** OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES that processes exec'd with. */
+  private readonly execIdentity = new ExecIdentity();
   private api: ApiServer | null = null;
   private kernelCounters: Record<string, number> = {};
   private loaderCounters: Record<string, number> = {};
@@ -88,7 +91,7 @@ export class Agent {
     this.pipeline = new RequestPipeline(
       {
         correlation: new CorrelationExtractor(config.correlationHeaders),
-        processes: new ProcessInfoCache(),
+        processes: new ProcessInfoCache(this.execIdentity),
         keepQuery: config.keepQuery,
         pods: this.pods ? new PodMetadataResolver(this.pods) : null,
       },
@@ -200,6 +203,8 @@ export class Agent {
         this.kernelCounters = rec.kernel;
         this.loaderCounters = rec.loader;
         return;
+      case 'process_env':
+        return this.execIdentity.record(rec);
       case 'loader_info':
         return;
     }

@@ -81,6 +81,7 @@ pub fn prepare_item(buf: &mut [u8], mono_to_epoch: i64) -> Option<usize> {
             rewrite_time(buf, DEP_CONNECT_START_NS_OFF, mono_to_epoch);
             Some(buf.len())
         }
+        PC_REC_PROCESS_ENV if buf.len() >= PC_PROCESS_ENV_SIZE => Some(buf.len()),
         PC_REC_DATA if buf.len() >= PC_DATA_HDR_SIZE => {
             let len = read_u16(buf, DATA_LEN_OFF)? as usize;
             if len > PC_DATA_MAX {

@@ -17,6 +17,7 @@ pub const PC_DATA_HDR_SIZE: usize = 24;
 pub const PC_REC_REQUEST: u32 = 1;
 pub const PC_REC_DATA: u32 = 2;
 pub const PC_REC_DEPENDENCY: u32 = 3;
+pub const PC_REC_PROCESS_ENV: u32 = 4;
 pub const PC_REC_STATS: u32 = 16;
 pub const PC_REC_LOADER_INFO: u32 = 17;
 
@@ -167,6 +168,23 @@ pub struct PcFilterCfg {
 
 // SAFETY: repr(C), only integer fields and no padding, so every bit pattern is valid.
 unsafe impl aya::Pod for PcFilterCfg {}
+
+// enum pc_env_key
+pub const PC_ENV_SERVICE_NAME: u32 = 1;
+pub const PC_ENV_RESOURCE_ATTRIBUTES: u32 = 2;
+pub const PC_ENV_VALUE_MAX: usize = 256;
+
+/// struct pc_process_env: an OpenTelemetry variable a process exec'd with.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PcProcessEnv {
+    pub r#type: u32,
+    pub pid: u32,
+    pub key: u32,
+    pub len: u32,
+    pub value: [u8; PC_ENV_VALUE_MAX],
+}
+pub const PC_PROCESS_ENV_SIZE: usize = std::mem::size_of::<PcProcessEnv>();
 
 /// struct pc_conn_key: key of the kernel's "conns" map.
 #[repr(C)]

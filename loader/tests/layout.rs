@@ -176,6 +176,7 @@ fn structs_match_btf() {
         size_of::<PcFilterCfg>(),
         fields!(PcFilterCfg { pids_on, ports_on, cgroups_on, comms_on }),
     );
+    check_struct(&types, "pc_process_env", size_of::<PcProcessEnv>(), fields!(PcProcessEnv { r#type, pid, key, len, value }));
     check_struct(&types, "pc_conn_key", size_of::<PcConnKey>(), fields!(PcConnKey { tgid, fd }));
     check_struct(&types, "pc_flush_list", size_of::<PcFlushList>(), fields!(PcFlushList { n, _pad, keys }));
 }
@@ -190,6 +191,7 @@ fn enums_match_btf() {
             ("PC_REC_REQUEST", PC_REC_REQUEST as i64),
             ("PC_REC_DATA", PC_REC_DATA as i64),
             ("PC_REC_DEPENDENCY", PC_REC_DEPENDENCY as i64),
+            ("PC_REC_PROCESS_ENV", PC_REC_PROCESS_ENV as i64),
             ("PC_REC_STATS", PC_REC_STATS as i64),
             ("PC_REC_LOADER_INFO", PC_REC_LOADER_INFO as i64),
         ],
@@ -219,6 +221,14 @@ fn enums_match_btf() {
             ("PC_DF_ADOPTED", PC_DF_ADOPTED as i64),
             ("PC_DF_DATA_LOST", PC_DF_DATA_LOST as i64),
             ("PC_DF_AT_PARENT_END", PC_DF_AT_PARENT_END as i64),
+        ],
+    );
+    check_enum(
+        &types,
+        "pc_env_key",
+        &[
+            ("PC_ENV_SERVICE_NAME", PC_ENV_SERVICE_NAME as i64),
+            ("PC_ENV_RESOURCE_ATTRIBUTES", PC_ENV_RESOURCE_ATTRIBUTES as i64),
         ],
     );
     check_enum(

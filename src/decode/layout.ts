@@ -8,6 +8,7 @@ export const RecordType = {
   REQUEST: 1,
   DATA: 2,
   DEPENDENCY: 3,
+  PROCESS_ENV: 4,
   STATS: 16,
   LOADER_INFO: 17,
 } as const;
@@ -146,6 +147,22 @@ export const LOADER_INFO = {
   size: 8,
   type: 0,
   len: 4,
+} as const;
+
+/** enum pc_env_key */
+export const EnvKey = {
+  SERVICE_NAME: 1,
+  RESOURCE_ATTRIBUTES: 2,
+} as const;
+
+/** struct pc_process_env */
+export const PROCESS_ENV = {
+  size: 272,
+  type: 0,
+  pid: 4,
+  key: 8,
+  len: 12,
+  value: 16,
 } as const;
 
 /** struct pc_filter_cfg (written by the loader; mirrored so the layout test covers it) */

@@ -8,7 +8,9 @@ import {
   DEPENDENCY,
   KERNEL_COUNTERS,
   LOADER_COUNTERS,
+  EnvKey,
   LOADER_INFO,
+  PROCESS_ENV,
   RecordType,
   REQUEST,
   STATS,
@@ -88,7 +90,15 @@ export interface LoaderInfo {
   info: Record<string, unknown>;
 }
 
-export type DecodedRecord = KernelRequest | KernelDependency | KernelData | LoaderStats | LoaderInfo;
+/** An OpenTelemetry variable a process exec'd with (bpf/process_identity.bpf.h). */
+export interface ProcessEnv {
+  kind: 'process_env';
+  pid: number;
+  name: 'OTEL_SERVICE_NAME' | 'OTEL_RESOURCE_ATTRIBUTES';
+  value: string;
+}
+
+export type DecodedRecord = KernelRequest | KernelDependency | KernelData | LoaderStats | LoaderInfo | ProcessEnv;
 
 export class RecordDecodeError extends Error {}
 
@@ -243,6 +253,18 @@ function decodeLoaderInfo(f: Buffer): LoaderInfo {
   }
 }
 
+function decodeProcessEnv(f: Buffer): ProcessEnv {
+  if (f.length < PROCESS_ENV.size) throw new RecordDecodeError(`process env record too short: ${f.length}`);
+  const key = f.readUInt32LE(PROCESS_ENV.key);
+  const len = f.readUInt32LE(PROCESS_ENV.len);
+  if (len > PROCESS_ENV.size - PROCESS_ENV.value) throw new RecordDecodeError(`process env value length ${len}`);
+  const name =
+    key === EnvKey.SERVICE_NAME ? 'OTEL_SERVICE_NAME' : key === EnvKey.RESOURCE_ATTRIBUTES ? 'OTEL_RESOURCE_ATTRIBUTES' : null;
+  if (!name) throw new RecordDecodeError(`unknown process env key ${key}`);
+  const value = f.toString('utf8', PROCESS_ENV.value, PROCESS_ENV.value + len);
+  return { kind: 'process_env', pid: f.readUInt32LE(PROCESS_ENV.pid), name, value };
+}
+
 export function decodeRecord(frame: Buffer): DecodedRecord {
   if (frame.length < 4) throw new RecordDecodeError(`frame too short: ${frame.length}`);
   const type = frame.readUInt32LE(0);
@@ -253,6 +275,8 @@ export function decodeRecord(frame: Buffer): DecodedRecord {
       return decodeData(frame);
     case RecordType.DEPENDENCY:
       return decodeDependency(frame);
+    case RecordType.PROCESS_ENV:
+      return decodeProcessEnv(frame);
     case RecordType.STATS:
       return decodeStats(frame);
     case RecordType.LOADER_INFO:

@@ -1,14 +1,17 @@
 /**
  * Process metadata for a pid: name, service name and RSS, read from /proc and cached.
  *
- * process name: argv[0]'s basename (cut at ':' or a space, for servers like nginx that
- * rewrite their argv), else the executable's basename, else the kernel's comm. comm alone
- * misleads: Node 24 renames its main thread "MainThread".
- * service.name: the process's own OTEL_SERVICE_NAME when it sets one (reading
- * /proc/<pid>/environ needs CAP_SYS_PTRACE or the same user), else the process name.
+ * process name: what ps shows, the kernel's comm of the process, cut at ':' or a space (nginx
+ * and setproctitle write "gunicorn: worker [app]" there); Node 24 renames its main thread
+ * "MainThread", so then argv[0]'s basename, else the executable's.
+ * service.name: OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES) the process or
+ * its nearest ancestor exec'd with, as the kernel read it at exec (exec-identity.ts); for
+ * processes started before the agent, /proc/<pid>/environ (needs CAP_SYS_PTRACE or the same
+ * user); else the process name.
  */
 import { readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
+import { serviceNameFromResourceAttributes, type ExecIdentity } from './exec-identity.ts';
 
 export interface ProcessInfo {
   pid: number;
@@ -42,13 +45,16 @@ function tryReadLink(path: string): string | null {
 function serviceNameFromEnviron(pid: number): string | null {
   const environ = tryRead(`/proc/${pid}/environ`);
   if (!environ) return null;
+  let fromResource: string | null = null;
   for (const entry of environ.split('\0')) {
     if (entry.startsWith('OTEL_SERVICE_NAME=')) {
       const v = entry.slice('OTEL_SERVICE_NAME='.length).trim();
       if (v) return v;
+    } else if (entry.startsWith('OTEL_RESOURCE_ATTRIBUTES=')) {
+      fromResource = serviceNameFromResourceAttributes(entry.slice('OTEL_RESOURCE_ATTRIBUTES='.length));
     }
   }
-  return null;
+  return fromResource;
 }
 
 /** VmRSS from /proc/<pid>/status in bytes, or null if the process is gone. */
@@ -58,7 +64,21 @@ export function readRssBytes(pid: number): number | null {
   return m ? Number(m[1]) * 1024 : null;
 }
 
+/** Thread names runtimes give their main thread, which ps then shows instead of the program. */
+const RUNTIME_THREAD_NAMES = new Set(['MainThread']);
+
+/** The program name in a comm or argv[0]: up to the first ':' or space, without a directory. */
+export function programName(text: string): string {
+  return basename(text.split(/[\s:]/)[0] ?? '');
+}
+
 export class ProcessInfoCache {
+  private readonly identity: ExecIdentity | null;
+
+  constructor(identity: ExecIdentity | null = null) {
+    this.identity = identity;
+  }
+
   private readonly cache = new Map<number, { info: ProcessInfo; comm: string; at: number }>();
 
   /** `comm` is what the kernel reported, used when /proc is gone (short-lived processes). */
@@ -77,10 +97,10 @@ export class ProcessInfoCache {
 
   private load(pid: number, comm: string): ProcessInfo {
     const exe = tryReadLink(`/proc/${pid}/exe`);
-    const argv0 = tryRead(`/proc/${pid}/cmdline`)?.split('\0')[0] ?? '';
-    const fromArgv = basename(argv0.split(/[\s:]/)[0] ?? '');
-    const processName = fromArgv || (exe ? basename(exe) : '') || comm || `pid-${pid}`;
-    const fromEnv = serviceNameFromEnviron(pid);
+    const fromComm = RUNTIME_THREAD_NAMES.has(comm) ? '' : programName(comm);
+    const argv0 = fromComm ? '' : (tryRead(`/proc/${pid}/cmdline`)?.split('\0')[0] ?? '');
+    const processName = fromComm || programName(argv0) || (exe ? basename(exe) : '') || comm || `pid-${pid}`;
+    const fromEnv = this.identity?.serviceNameOf(pid) ?? serviceNameFromEnviron(pid);
     return { pid, processName, serviceName: fromEnv ?? processName, serviceNameFromEnv: fromEnv !== null, executablePath: exe };
   }
 }

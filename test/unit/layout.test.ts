@@ -49,6 +49,7 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
     ['pc_dependency', L.DEPENDENCY],
     ['pc_data', L.DATA],
     ['pc_stats', L.STATS],
+    ['pc_process_env', L.PROCESS_ENV],
     ['pc_loader_info', L.LOADER_INFO],
     ['pc_filter_cfg', L.FILTER_CFG],
   ] as const) {
@@ -62,6 +63,7 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
       PC_REC_REQUEST: L.RecordType.REQUEST,
       PC_REC_DATA: L.RecordType.DATA,
       PC_REC_DEPENDENCY: L.RecordType.DEPENDENCY,
+      PC_REC_PROCESS_ENV: L.RecordType.PROCESS_ENV,
       PC_REC_STATS: L.RecordType.STATS,
       PC_REC_LOADER_INFO: L.RecordType.LOADER_INFO,
     });
@@ -75,6 +77,13 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
   it('enum pc_dependency_flags', () => {
     const expected = Object.fromEntries(Object.entries(L.DependencyFlags).map(([k, v]) => [`PC_DF_${k}`, v]));
     assert.deepEqual(enumValues('pc_dependency_flags'), expected);
+  });
+
+  it('enum pc_env_key', () => {
+    assert.deepEqual(enumValues('pc_env_key'), {
+      PC_ENV_SERVICE_NAME: L.EnvKey.SERVICE_NAME,
+      PC_ENV_RESOURCE_ATTRIBUTES: L.EnvKey.RESOURCE_ATTRIBUTES,
+    });
   });
 
   it('enum pc_direction', () => {
