@@ -33,6 +33,8 @@ export interface TruthLine {
   wall_end_ns: string;
   /** The handler ran work on other threads at once (its CPU may exceed its wall time). */
   parallel: boolean;
+  /** Outbound calls of a handler that made some, in order; new_connection null if unknown. */
+  deps?: { path: string; new_connection: boolean | null }[];
 }
 
 export interface RunningFramework {

@@ -7,11 +7,13 @@
 //                     fetch() on undici's pooled keep-alive connections, then http.request
 //                     with agent:false (a new connection); paths carry the request id
 //   anything else     404 from the handler below (so it has a truth line too)
+// /fanout's truth line also lists its two calls and whether each opened its connection.
 // After each handler, one JSON line goes to PERFCATCH_TRUTH_FILE (TruthLine in
 // test/harness/frameworks.ts):
 // the handler's own CPU, read with CLOCK_THREAD_CPUTIME_ID through the addon in
 // ../../node-thread-cpu (PERFCATCH_THREAD_CPU_ADDON), summed over its synchronous segments:
 // an await hands the thread to other requests, so the clock stops at each await.
+import diagnostics from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -24,6 +26,15 @@ const upstreamPort = Number(process.env.UPSTREAM_PORT || 0);
 const truthFd = fs.openSync(process.env.PERFCATCH_TRUTH_FILE, 'a');
 const nowNs = () => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
+// Whether each fetch() went out on a connection of undici's pool or on one it just opened:
+// the first request written on a socket opened it. Keyed by path (which carries the id).
+const seenSockets = new WeakSet();
+const fetchOpened = new Map();
+diagnostics.subscribe('undici:client:sendHeaders', ({ request, socket }) => {
+  fetchOpened.set(request.path, !seenSockets.has(socket));
+  seenSockets.add(socket);
+});
+
 /** CPU of one handler, counted only while it runs (between awaits). */
 class HandlerClock {
   constructor(id) {
@@ -31,6 +42,7 @@ class HandlerClock {
     this.wallStart = nowNs();
     this.cpu = 0;
     this.since = threadCpuNs();
+    this.deps = undefined;
   }
   pause() {
     this.cpu += threadCpuNs() - this.since;
@@ -41,7 +53,7 @@ class HandlerClock {
   /** Stops the clock and appends the truth line. */
   finish() {
     this.pause();
-    const line = { id: this.id, pid: process.pid, tid: process.pid, cpu_ns: Math.round(this.cpu), wall_start_ns: String(this.wallStart), wall_end_ns: String(nowNs()), parallel: false };
+    const line = { id: this.id, pid: process.pid, tid: process.pid, cpu_ns: Math.round(this.cpu), wall_start_ns: String(this.wallStart), wall_end_ns: String(nowNs()), parallel: false, deps: this.deps };
     fs.writeSync(truthFd, JSON.stringify(line) + '\n');
   }
 }
@@ -86,7 +98,9 @@ app.get('/fanout', async (req, res) => {
   const id = req.get('x-request-id');
   const clock = new HandlerClock(id);
   try {
-    const pending = fetch(`http://127.0.0.1:${upstreamPort}/dep/${id}/pooled`);
+    const pooledPath = `/dep/${id}/pooled`;
+    const freshPath = `/dep/${id}/new`;
+    const pending = fetch(`http://127.0.0.1:${upstreamPort}${pooledPath}`);
     clock.pause();
     const pooled = await pending;
     clock.resume();
@@ -94,10 +108,15 @@ app.get('/fanout', async (req, res) => {
     clock.pause();
     await bodyPending;
     clock.resume();
-    const freshPending = newConnectionGet(`/dep/${id}/new`);
+    const freshPending = newConnectionGet(freshPath);
     clock.pause();
     const fresh = await freshPending;
     clock.resume();
+    clock.deps = [
+      { path: pooledPath, new_connection: fetchOpened.get(pooledPath) ?? null },
+      { path: freshPath, new_connection: true },
+    ];
+    fetchOpened.delete(pooledPath);
     res.type('text/plain').send(`fanout ${pooled.status} ${fresh.status}\n`);
   } catch (err) {
     res.status(502).type('text/plain').send(String(err));

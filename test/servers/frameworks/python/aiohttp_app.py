@@ -35,10 +35,13 @@ async def size(request):
     return res
 
 
-async def fetch_text(session, url, clock):
-    """One GET; the clock runs only while this coroutine holds the thread."""
+async def fetch_text(session, path, clock):
+    """One GET; the clock runs only while this coroutine holds the thread. Records in the
+    clock's deps whether the call opened its connection (aiohttp's connection tracing)."""
+    dep = {"path": path, "new_connection": None}
+    clock.deps.append(dep)
     clock.pause()
-    async with session.get(url) as r:
+    async with session.get(UPSTREAM + path, trace_request_ctx=dep) as r:
         clock.resume()
         clock.pause()
         body = await r.text()
@@ -50,8 +53,9 @@ async def fanout(request):
     request_id = request.headers.get("X-Request-Id")
     clock = HandlerClock(request_id)
     app = request.app
-    pooled, _ = await fetch_text(app["pooled"], f"{UPSTREAM}/dep/{request_id}/pooled", clock)
-    fresh, _ = await fetch_text(app["fresh"], f"{UPSTREAM}/dep/{request_id}/new", clock)
+    clock.deps = []
+    pooled, _ = await fetch_text(app["pooled"], f"/dep/{request_id}/pooled", clock)
+    fresh, _ = await fetch_text(app["fresh"], f"/dep/{request_id}/new", clock)
     res = web.Response(text=f"fanout {pooled} {fresh}\n")
     clock.finish()
     return res
@@ -64,9 +68,26 @@ async def not_found(request):
     return res
 
 
+async def _opened(session, ctx, params):
+    ctx.trace_request_ctx["new_connection"] = True
+
+
+async def _reused(session, ctx, params):
+    ctx.trace_request_ctx["new_connection"] = False
+
+
+def connection_tracing():
+    tc = aiohttp.TraceConfig()
+    tc.on_connection_create_end.append(_opened)
+    tc.on_connection_reuseconn.append(_reused)
+    return [tc]
+
+
 async def clients(app):
-    app["pooled"] = aiohttp.ClientSession()
-    app["fresh"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+    app["pooled"] = aiohttp.ClientSession(trace_configs=connection_tracing())
+    app["fresh"] = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(force_close=True), trace_configs=connection_tracing()
+    )
     yield
     await app["pooled"].close()
     await app["fresh"].close()

@@ -27,6 +27,8 @@ class HandlerClock:
         self.wall_start = time.time_ns()
         self.cpu = 0
         self.since = time.thread_time_ns()
+        # For a handler that calls out: [{"path", "new_connection"}] per call, in order.
+        self.deps = None
 
     def pause(self):
         self.cpu += time.thread_time_ns() - self.since
@@ -46,4 +48,6 @@ class HandlerClock:
             "wall_end_ns": str(time.time_ns()),
             "parallel": False,
         }
+        if self.deps is not None:
+            line["deps"] = self.deps
         os.write(_FD, (json.dumps(line) + "\n").encode())
