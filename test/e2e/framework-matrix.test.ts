@@ -200,21 +200,25 @@ async function driveSequential(
 
 type Requests = { count: number; requests: RequestRecord[] };
 
-async function recordsOf(agent: RunningAgent, service: string): Promise<RequestRecord[]> {
-  return (await agent.get<Requests>(`/api/requests?process=${service}&limit=10000&since=60`)).body.requests;
+/**
+ * Every record served on `port`, whatever service or process name the agent gave it (those
+ * are scored, so they cannot select what gets scored).
+ */
+async function recordsOn(agent: RunningAgent, port: number): Promise<RequestRecord[]> {
+  return (await agent.get<Requests>('/api/requests?limit=10000&since=60')).body.requests.filter((r) => r.local_port === port);
 }
 
 /** Waits for every id's record (and the upstream's two per fanout), then a grace for extras. */
-async function settle(agent: RunningAgent, service: string, upstreamService: string | null, sent: Sent[]): Promise<void> {
+async function settle(agent: RunningAgent, port: number, upstreamPort: number | null, sent: Sent[]): Promise<void> {
   const ids = new Set(sent.map((s) => s.id));
   const fanouts = sent.filter((s) => s.kind === 'fanout').length;
   await waitFor(
-    `${ids.size} records of ${service}`,
+    `${ids.size} records on port ${port}`,
     async () => {
-      const got = new Set((await recordsOf(agent, service)).map((r) => r.correlation_id).filter((c) => c !== null && ids.has(c)));
+      const got = new Set((await recordsOn(agent, port)).map((r) => r.correlation_id).filter((c) => c !== null && ids.has(c)));
       if (got.size < ids.size) return undefined;
-      if (upstreamService) {
-        const ups = (await recordsOf(agent, upstreamService)).filter((r) => sent.some((s) => r.http_path?.startsWith(`/dep/${s.id}/`)));
+      if (upstreamPort) {
+        const ups = (await recordsOn(agent, upstreamPort)).filter((r) => sent.some((s) => r.http_path?.startsWith(`/dep/${s.id}/`)));
         if (ups.length < 2 * fanouts) return undefined;
       }
       return true;
@@ -309,14 +313,14 @@ describe('framework matrix', () => {
       }
 
       async function scoreMode(mode: string, sent: Sent[], window: [number, number], schedstatMs?: Map<string, number>): Promise<MatrixRow> {
-        await settle(agent, service, upstream ? upstreamService : null, sent);
+        await settle(agent, server.port, upstream?.port ?? null, sent);
         return score({
           framework: fw.name,
           model: fw.model,
           mode,
           sent,
-          records: await recordsOf(agent, service),
-          upstream: upstream ? await recordsOf(agent, upstreamService) : [],
+          records: await recordsOn(agent, server.port),
+          upstream: upstream ? await recordsOn(agent, upstream.port) : [],
           upstreamPort: upstream?.port ?? 0,
           truth: readTruth(truthFile),
           overheads,
