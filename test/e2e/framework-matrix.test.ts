@@ -77,6 +77,11 @@ interface Framework {
    */
   calibrateOn: 'thread' | 'process';
   /**
+   * With 'process': only the threads whose comm starts with this (the framework's own pool,
+   * not the JVM's JIT compiler and GC threads, which work on their own schedule).
+   */
+  calibrationThreads?: string;
+  /**
    * The process_name its records must carry: the name ps shows for the command the user ran
    * (a Node 24 main thread renames its comm to "MainThread"; setproctitle rewrites gunicorn's
    * to "gunicorn: worke"), printed beside the live comm.
@@ -101,7 +106,7 @@ const FRAMEWORKS: Framework[] = [
     processFilter: 'gunicorn',
   },
   { name: 'gin', model: 'goroutines', processName: 'gin-app', start: startGin, keepAlive: true, fanout: false, extraKind: 'parallel', cpuMarkAsserted: false, calibrateOn: 'process' },
-  { name: 'jetty', model: 'pool', processName: 'java', start: startJetty, keepAlive: true, fanout: false, cpuMarkAsserted: false, calibrateOn: 'process' },
+  { name: 'jetty', model: 'pool', processName: 'java', start: startJetty, keepAlive: true, fanout: false, cpuMarkAsserted: false, calibrateOn: 'process', calibrationThreads: 'jetty-pool' },
 ];
 
 /** PERFCATCH_FRAMEWORKS=express,gin runs only those (their rows replace theirs in the JSON). */
@@ -158,11 +163,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const total = (m: Map<number, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
 /** Waits until no thread of the server runs for 2 ms (its epilogue after the response is done). */
-async function quiet(pids: number[]): Promise<Map<number, number>> {
-  let prev = readSchedstat(pids);
+async function quiet(pids: number[], namePrefix?: string): Promise<Map<number, number>> {
+  let prev = readSchedstat(pids, namePrefix);
   for (let i = 0; i < 25; i++) {
     await sleep(2);
-    const now = readSchedstat(pids);
+    const now = readSchedstat(pids, namePrefix);
     if (total(now) === total(prev)) return now;
     prev = now;
   }
@@ -180,13 +185,13 @@ async function driveSequential(
   const samples: CalibrationSample[] = [];
   const schedstatMs = new Map<string, number>();
   const conn = { client: null as RawHttpClient | null, port: server.port };
-  let before = await quiet(server.allPids);
+  let before = await quiet(server.allPids, fw.calibrationThreads);
   for (let i = 0; i < SEQUENTIAL; i++) {
     const id = `${prefix}-${i}`;
     const { kind, path } = requestFor(fw, i);
     const res = await send(fw, conn, id, path);
     sent.push({ id, kind, path, res });
-    const afterReq = await quiet(server.allPids);
+    const afterReq = await quiet(server.allPids, fw.calibrationThreads);
     const t: TruthLine = await waitFor(`truth for ${id}`, () => readTruth(truthFile).get(id), 5_000, 5);
     const threadNs = (afterReq.get(t.tid) ?? 0) - (before.get(t.tid) ?? 0);
     const processNs = total(afterReq) - total(before);

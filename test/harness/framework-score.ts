@@ -184,7 +184,10 @@ export function score(input: ScoreInput): MatrixRow {
       row.exact_records++;
     }
     if (!t) continue;
-    if (!t.parallel && r.cpu_time_ms > r.duration_ms * WALL_REL + WALL_ABS_MS) row.cpu_over_wall++;
+    if (!t.parallel && r.cpu_time_ms > r.duration_ms * WALL_REL + WALL_ABS_MS) {
+      row.cpu_over_wall++;
+      input.onMiss?.('cpu>wall', { id: s.id, kind: s.kind, agent_ms: r.cpu_time_ms, duration_ms: r.duration_ms, handler_ms: t.cpu_ns / 1e6 });
+    }
     const truthMs = truthCpuMs(t, s.kind, input.overheads);
     cpuErrs.push(Math.abs(r.cpu_time_ms - truthMs));
     if (cpuWithin(r.cpu_time_ms, truthMs)) cpuWithinCount++;

@@ -192,8 +192,11 @@ export function readTruth(file: string): Map<string, TruthLine> {
   return out;
 }
 
-/** ns on CPU of every thread of the given processes, from /proc/<pid>/task/<tid>/schedstat. */
-export function readSchedstat(pids: number[]): Map<number, number> {
+/**
+ * ns on CPU of every thread of the given processes, from /proc/<pid>/task/<tid>/schedstat;
+ * with `namePrefix`, only the threads whose comm starts with it.
+ */
+export function readSchedstat(pids: number[], namePrefix?: string): Map<number, number> {
   const out = new Map<number, number>();
   for (const pid of pids) {
     let tids: string[];
@@ -204,6 +207,7 @@ export function readSchedstat(pids: number[]): Map<number, number> {
     }
     for (const tid of tids) {
       try {
+        if (namePrefix && !readFileSync(`/proc/${pid}/task/${tid}/comm`, 'latin1').startsWith(namePrefix)) continue;
         const first = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0];
         out.set(Number(tid), Number(first));
       } catch {
