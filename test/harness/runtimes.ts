@@ -33,19 +33,19 @@ function peerCache(): string {
   return process.env.PERFCATCH_PEER_CACHE || join(homedir(), '.cache', 'perfcatch', 'peers');
 }
 
-function hashFiles(files: string[]): string {
+export function hashFiles(files: string[]): string {
   const h = createHash('sha256');
   for (const f of files) h.update(f).update('\0').update(readFileSync(f)).update('\0');
   return h.digest('hex').slice(0, 16);
 }
 
-function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): void {
+export function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 300_000, ...opts });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.error?.message}): ${r.stdout}${r.stderr}`);
 }
 
 /** Builds into a temp sibling and renames into place, so concurrent builders never see half a build. */
-function buildOnce(target: string, build: (tmp: string) => void): string {
+export function buildOnce(target: string, build: (tmp: string) => void): string {
   if (existsSync(target)) return target;
   mkdirSync(dirname(target), { recursive: true });
   const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;

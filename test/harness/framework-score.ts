@@ -1,0 +1,228 @@
+/**
+ * Scores the agent's records for one framework x mode against the apps' own ground truth
+ * (TruthLine) and the client's exact bytes: one row of the framework matrix.
+ */
+import type { DependencyRecord, RequestRecord } from '../../src/types.ts';
+import type { RawResponse } from './raw-client.ts';
+import type { TruthLine } from './frameworks.ts';
+
+/** The pass marks (issue 10): CPU within max(10%, 0.5 ms); CPU <= wall x 1.05 + 0.3 ms. */
+export const CPU_REL = 0.1;
+export const CPU_ABS_MS = 0.5;
+export const WALL_REL = 1.05;
+export const WALL_ABS_MS = 0.3;
+
+export type RequestKind = 'work' | 'size' | 'missing' | 'fanout' | 'parallel';
+
+export interface Sent {
+  id: string;
+  kind: RequestKind;
+  path: string;
+  res: RawResponse;
+}
+
+/** One calibration sample: a sequential request's handler clock and what schedstat saw. */
+export interface CalibrationSample {
+  kind: RequestKind;
+  handlerNs: number;
+  /** Serving thread's schedstat delta (ns) over the request, until the process was quiet. */
+  threadNs: number;
+  /** Sum over every thread of the server's processes. */
+  processNs: number;
+}
+
+/** The framework's own per-request CPU beyond the handler clock, per request kind (ms). */
+export type Overheads = Partial<Record<RequestKind, number>>;
+
+export interface MatrixRow {
+  framework: string;
+  model: string;
+  mode: string;
+  requests: number;
+  exact_records: number;
+  missing: number;
+  extra: number;
+  exact_bytes: number;
+  /** null where the CPU mark is not scored (a mode that does not measure CPU). */
+  cpu_within_pct: number | null;
+  cpu_median_err_ms: number | null;
+  cpu_worst_err_ms: number | null;
+  /** Sequential mode only: the agent against each request's own schedstat delta. */
+  cpu_within_pct_vs_schedstat: number | null;
+  cpu_over_wall: number;
+  fanout_requests: number;
+  deps_exact_pct: number | null;
+  links_right_pct: number | null;
+  process_names: string[];
+  /** /proc/<pid>/comm of a worker, for comparison with process_names. */
+  comm?: string;
+  service_names: string[];
+  cpu_attribution: Record<string, number> | 'absent';
+  overhead_ms: Overheads;
+}
+
+/** The q-quantile (nearest rank) of an ascending array. */
+export function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
+}
+
+const median = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
+const pct = (n: number, of: number) => (of === 0 ? null : Math.round((1000 * n) / of) / 10);
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/** Median of (schedstat delta - handler clock) per kind, on the thread or the whole process. */
+export function calibrate(samples: CalibrationSample[], on: 'thread' | 'process'): Overheads {
+  const out: Overheads = {};
+  const kinds = new Set(samples.map((s) => s.kind));
+  for (const k of kinds) {
+    const xs = samples.filter((s) => s.kind === k).map((s) => ((on === 'thread' ? s.threadNs : s.processNs) - s.handlerNs) / 1e6);
+    out[k] = round3(median(xs));
+  }
+  return out;
+}
+
+export function truthCpuMs(t: TruthLine, kind: RequestKind, overheads: Overheads): number {
+  return t.cpu_ns / 1e6 + (overheads[kind] ?? 0);
+}
+
+export function cpuWithin(measuredMs: number, truthMs: number): boolean {
+  return Math.abs(measuredMs - truthMs) <= Math.max(CPU_REL * truthMs, CPU_ABS_MS);
+}
+
+export interface ScoreInput {
+  framework: string;
+  model: string;
+  mode: string;
+  sent: Sent[];
+  /** Every record of the framework's service (all modes). */
+  records: RequestRecord[];
+  /** Records of the upstream's service, for frameworks that call out. */
+  upstream: RequestRecord[];
+  upstreamPort: number;
+  truth: Map<string, TruthLine>;
+  overheads: Overheads;
+  /** Per-request schedstat deltas (sequential mode), by id, ms. */
+  schedstatMs?: Map<string, number>;
+  /** The mode's time window (epoch s): records without a correlation id inside it are extra. */
+  window: [number, number];
+  scoreCpu: boolean;
+  /** Called with each request that misses a mark, and why (PERFCATCH_DEBUG_MATRIX). */
+  onMiss?: (what: string, detail: unknown) => void;
+}
+
+function dependencyExact(d: DependencyRecord | undefined, expected: { path: string; new_connection: boolean | null }, served: RequestRecord | undefined, port: number): boolean {
+  if (!d || !served) return false;
+  return (
+    d.peer_port === port &&
+    d.http_method === 'GET' &&
+    d.http_status === 200 &&
+    d.new_connection === expected.new_connection &&
+    d.bytes_sent === served.bytes_received &&
+    d.bytes_received === served.bytes_sent
+  );
+}
+
+export function score(input: ScoreInput): MatrixRow {
+  const ids = new Set(input.sent.map((s) => s.id));
+  const byId = new Map<string, RequestRecord[]>();
+  for (const r of input.records) {
+    if (r.correlation_id && ids.has(r.correlation_id)) byId.set(r.correlation_id, [...(byId.get(r.correlation_id) ?? []), r]);
+  }
+  const [from, to] = input.window;
+  const uncorrelated = input.records.filter((r) => r.correlation_id === null && r.timestamp >= from && r.timestamp <= to).length;
+  const upstreamByPath = new Map<string, RequestRecord[]>();
+  for (const r of input.upstream) if (r.http_path) upstreamByPath.set(r.http_path, [...(upstreamByPath.get(r.http_path) ?? []), r]);
+
+  const row: MatrixRow = {
+    framework: input.framework,
+    model: input.model,
+    mode: input.mode,
+    requests: input.sent.length,
+    exact_records: 0,
+    missing: 0,
+    extra: uncorrelated,
+    exact_bytes: 0,
+    cpu_within_pct: null,
+    cpu_median_err_ms: null,
+    cpu_worst_err_ms: null,
+    cpu_within_pct_vs_schedstat: null,
+    cpu_over_wall: 0,
+    fanout_requests: 0,
+    deps_exact_pct: null,
+    links_right_pct: null,
+    process_names: [],
+    service_names: [],
+    cpu_attribution: 'absent',
+    overhead_ms: input.overheads,
+  };
+  const processNames = new Set<string>();
+  const serviceNames = new Set<string>();
+  const attribution = new Map<string, number>();
+  const cpuErrs: number[] = [];
+  let cpuWithinCount = 0;
+  let directWithin = 0;
+  let depsExact = 0;
+  let links = 0;
+  let linksRight = 0;
+  for (const s of input.sent) {
+    const recs = byId.get(s.id) ?? [];
+    if (recs.length === 0) {
+      row.missing++;
+      continue;
+    }
+    row.extra += recs.length - 1;
+    const r = recs[0]!;
+    const t = input.truth.get(s.id);
+    processNames.add(r.process_name);
+    serviceNames.add(r.service_name);
+    const attr = (r as unknown as Record<string, unknown>)['cpu_attribution'];
+    if (attr !== undefined) attribution.set(String(attr), (attribution.get(String(attr)) ?? 0) + 1);
+    const bytesExact = r.bytes_received === s.res.bytesSent && r.bytes_sent === s.res.bytesReceived;
+    if (bytesExact) row.exact_bytes++;
+    if (recs.length === 1 && bytesExact && t && r.http_method === 'GET' && r.http_path === s.path && r.http_status === s.res.status && r.pid === t.pid) {
+      row.exact_records++;
+    }
+    if (!t) continue;
+    if (!t.parallel && r.cpu_time_ms > r.duration_ms * WALL_REL + WALL_ABS_MS) {
+      row.cpu_over_wall++;
+      input.onMiss?.('cpu>wall', { id: s.id, kind: s.kind, agent_ms: r.cpu_time_ms, duration_ms: r.duration_ms, handler_ms: t.cpu_ns / 1e6 });
+    }
+    const truthMs = truthCpuMs(t, s.kind, input.overheads);
+    cpuErrs.push(Math.abs(r.cpu_time_ms - truthMs));
+    if (cpuWithin(r.cpu_time_ms, truthMs)) cpuWithinCount++;
+    else input.onMiss?.('cpu', { id: s.id, kind: s.kind, agent_ms: r.cpu_time_ms, truth_ms: round3(truthMs), handler_ms: t.cpu_ns / 1e6, duration_ms: r.duration_ms, schedstat_ms: input.schedstatMs?.get(s.id) });
+    const direct = input.schedstatMs?.get(s.id);
+    if (direct !== undefined && cpuWithin(r.cpu_time_ms, direct)) directWithin++;
+    if (s.kind === 'fanout' && t.deps) {
+      row.fanout_requests++;
+      let allOwn = r.dependencies.length === t.deps.length;
+      for (const expected of t.deps) {
+        const mine = r.dependencies.filter((d) => d.http_path === expected.path);
+        const served = upstreamByPath.get(expected.path) ?? [];
+        if (mine.length !== 1 || served.length !== 1 || !dependencyExact(mine[0], expected, served[0], input.upstreamPort)) allOwn = false;
+        links++;
+        if (mine.length === 1 && served.length === 1 && served[0]!.parent_span_id === mine[0]!.span_id && served[0]!.trace_id === r.trace_id) linksRight++;
+      }
+      if (allOwn) depsExact++;
+      else {
+        const brief = (d: DependencyRecord) => ({ path: d.http_path, new: d.new_connection, sent: d.bytes_sent, recv: d.bytes_received, span: d.span_id });
+        const served = t.deps.map((e) => (upstreamByPath.get(e.path) ?? []).map((u) => ({ path: u.http_path, recv: u.bytes_received, sent: u.bytes_sent, parent: u.parent_span_id })));
+        input.onMiss?.('deps', { id: s.id, truth: t.deps, agent: r.dependencies.map(brief), upstream: served });
+      }
+    }
+  }
+  if (input.scoreCpu) {
+    cpuErrs.sort((a, b) => a - b);
+    row.cpu_within_pct = pct(cpuWithinCount, cpuErrs.length);
+    row.cpu_median_err_ms = round3(quantile(cpuErrs, 0.5));
+    row.cpu_worst_err_ms = round3(cpuErrs[cpuErrs.length - 1] ?? NaN);
+    if (input.schedstatMs) row.cpu_within_pct_vs_schedstat = pct(directWithin, cpuErrs.length);
+  }
+  row.deps_exact_pct = pct(depsExact, row.fanout_requests);
+  row.links_right_pct = pct(linksRight, links);
+  row.process_names = [...processNames].sort();
+  row.service_names = [...serviceNames].sort();
+  if (attribution.size) row.cpu_attribution = Object.fromEntries([...attribution].sort());
+  return row;
+}
