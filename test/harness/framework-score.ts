@@ -49,6 +49,11 @@ export interface MatrixRow {
   cpu_worst_err_ms: number | null;
   /** Sequential mode only: the agent against each request's own schedstat delta. */
   cpu_within_pct_vs_schedstat: number | null;
+  /**
+   * Sequential mode only: the share of requests whose own schedstat delta is within the CPU
+   * tolerance of handler + median overhead, i.e. the most a perfect agent could score here.
+   */
+  truth_self_within_pct: number | null;
   cpu_over_wall: number;
   fanout_requests: number;
   deps_exact_pct: number | null;
@@ -80,6 +85,12 @@ export function calibrate(samples: CalibrationSample[], on: 'thread' | 'process'
     out[k] = round3(median(xs));
   }
   return out;
+}
+
+/** The share (%) of samples whose own delta is within tolerance of handler + overhead. */
+export function truthSelfWithinPct(samples: CalibrationSample[], on: 'thread' | 'process', overheads: Overheads): number | null {
+  const ok = samples.filter((s) => cpuWithin((on === 'thread' ? s.threadNs : s.processNs) / 1e6, s.handlerNs / 1e6 + (overheads[s.kind] ?? 0)));
+  return pct(ok.length, samples.length);
 }
 
 export function truthCpuMs(t: TruthLine, kind: RequestKind, overheads: Overheads): number {
@@ -147,6 +158,7 @@ export function score(input: ScoreInput): MatrixRow {
     cpu_median_err_ms: null,
     cpu_worst_err_ms: null,
     cpu_within_pct_vs_schedstat: null,
+    truth_self_within_pct: null,
     cpu_over_wall: 0,
     fanout_requests: 0,
     deps_exact_pct: null,

@@ -16,6 +16,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ROOT } from './agent.ts';
+import { waitFor } from './ports.ts';
 import { spawnTracked, type Spawned } from './processes.ts';
 import { buildOnce, buildThreadCpuAddon, hashFiles, run } from './runtimes.ts';
 
@@ -109,9 +110,18 @@ export function buildJetty(): string {
   return `${join(dir, 'classes')}:${join(dir, 'lib')}/*`;
 }
 
+function childPids(pid: number): number[] {
+  const r = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' });
+  return r.stdout
+    .split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0);
+}
+
 /**
- * Spawns a server and waits for "LISTENING <port>" and, for a prefork server, one
- * "WORKER <pid>" line per worker.
+ * Spawns a server and waits for its "LISTENING <port>" line and, for a prefork server, for
+ * its `workers` child processes. A server that does not get there in time is stopped, so a
+ * failed start leaves nothing running.
  */
 async function startFramework(
   name: string,
@@ -120,25 +130,31 @@ async function startFramework(
   opts: { env: Record<string, string>; cwd?: string; workers?: number },
 ): Promise<RunningFramework> {
   const s: Spawned = spawnTracked(cmd, args, { env: { ...process.env, ...opts.env }, cwd: opts.cwd });
-  const workers: number[] = [];
-  const port = await new Promise<number>((resolve, reject) => {
-    let listening = 0;
-    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${s.output()}`)), 60_000);
-    const check = () => {
-      if (listening && workers.length >= (opts.workers ?? 0)) {
-        clearTimeout(timer);
-        resolve(listening);
-      }
-    };
-    createInterface({ input: s.child.stdout! }).on('line', (line) => {
-      const l = /^LISTENING (\d+)/.exec(line);
-      if (l) listening = Number(l[1]);
-      const w = /^WORKER (\d+)/.exec(line);
-      if (w) workers.push(Number(w[1]));
-      check();
-    });
-    void s.exited.then((code) => reject(new Error(`${name} exited ${code}: ${s.output()}`)));
+  let port = 0;
+  createInterface({ input: s.child.stdout! }).on('line', (line) => {
+    const l = /^LISTENING (\d+)/.exec(line);
+    if (l) port = Number(l[1]);
   });
+  let workers: number[] = [];
+  try {
+    await waitFor(
+      `${name} to listen`,
+      () => {
+        if (s.child.exitCode !== null) throw new Error(`${name} exited ${s.child.exitCode}: ${s.output()}`);
+        if (!port) return undefined;
+        if (opts.workers) {
+          workers = childPids(s.pid);
+          if (workers.length < opts.workers) return undefined;
+        }
+        return true;
+      },
+      60_000,
+      50,
+    );
+  } catch (err) {
+    await s.stop('SIGTERM');
+    throw new Error(`${String(err)}\n${s.output()}`);
+  }
   return {
     name,
     port,

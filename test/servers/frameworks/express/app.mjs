@@ -7,12 +7,11 @@
 //                     fetch() on undici's pooled keep-alive connections, then http.request
 //                     with agent:false (a new connection); paths carry the request id
 //   anything else     404 from the handler below (so it has a truth line too)
-// /fanout's truth line also lists its two calls and whether each opened its connection.
 // After each handler, one JSON line goes to PERFCATCH_TRUTH_FILE (TruthLine in
-// test/harness/frameworks.ts):
-// the handler's own CPU, read with CLOCK_THREAD_CPUTIME_ID through the addon in
-// ../../node-thread-cpu (PERFCATCH_THREAD_CPU_ADDON), summed over its synchronous segments:
-// an await hands the thread to other requests, so the clock stops at each await.
+// test/harness/frameworks.ts) with the handler's own CPU, read with CLOCK_THREAD_CPUTIME_ID
+// through the addon in ../../node-thread-cpu (PERFCATCH_THREAD_CPU_ADDON), summed over its
+// synchronous segments: an await hands the thread to other requests, so the clock stops at
+// each await. /fanout's line also lists its two calls and whether each opened its connection.
 import diagnostics from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import http from 'node:http';

@@ -1,6 +1,6 @@
 """gunicorn for the framework matrix: 3 sync workers (prefork: one request at a time per
 worker process, no keep-alive), bound to a free port. Prints "LISTENING <port>" once the
-socket is bound and "WORKER <pid>" as each worker is ready, for test/harness/frameworks.ts."""
+socket is bound, for test/harness/frameworks.ts (which then waits for the 3 workers)."""
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:0")
@@ -12,7 +12,3 @@ wsgi_app = "flask_app:app"
 
 def when_ready(server):
     print(f"LISTENING {server.LISTENERS[0].getsockname()[1]}", flush=True)
-
-
-def post_worker_init(worker):
-    print(f"WORKER {worker.pid}", flush=True)
