@@ -59,7 +59,7 @@ const WARMUP_PER_CONNECTION = 6;
 const SEQUENTIAL = 60;
 const CPU_WITHIN_PCT = 95;
 const DEPS_PCT = 99;
-const RESULTS = join(ROOT, 'test', 'e2e', 'results', 'framework-matrix.json');
+const RESULTS = join(ROOT, 'test', 'results', 'framework-matrix.json');
 
 interface Framework {
   name: string;
@@ -271,7 +271,7 @@ describe('framework matrix', () => {
 
   after(() => {
     if (rows.length === 0) return;
-    mkdirSync(join(ROOT, 'test', 'e2e', 'results'), { recursive: true });
+    mkdirSync(join(ROOT, 'test', 'results'), { recursive: true });
     const ran = new Set(rows.map((r) => r.framework));
     const earlier = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as { rows: MatrixRow[] }).rows.filter((r) => !ran.has(r.framework)) : [];
     writeFileSync(RESULTS, JSON.stringify({ measured_at: new Date().toISOString(), rows: [...earlier, ...rows] }, null, 2) + '\n');
