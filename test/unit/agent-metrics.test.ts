@@ -57,6 +57,7 @@ const agentCounters: AgentCounters = {
   spans_exported: 80,
   spans_export_failed: 4,
   spans_dropped: 5,
+  spans_sampled_out: 12,
   loader_restarts: 1,
 };
 
@@ -105,6 +106,7 @@ describe('AgentMetrics', () => {
         perfcatch_spans_exported_total: 'counter',
         perfcatch_spans_failed_total: 'counter',
         perfcatch_spans_dropped_total: 'counter',
+        perfcatch_spans_sampled_out_total: 'counter',
         perfcatch_loader_restarts_total: 'counter',
         perfcatch_kernel_requests_total: 'counter',
         perfcatch_connections_accepted_total: 'counter',
@@ -215,6 +217,7 @@ describe('AgentMetrics', () => {
     assert.equal(sample(text, 'perfcatch_spans_exported_total'), 80);
     assert.equal(sample(text, 'perfcatch_spans_failed_total'), 4);
     assert.equal(sample(text, 'perfcatch_spans_dropped_total'), 5);
+    assert.equal(sample(text, 'perfcatch_spans_sampled_out_total'), 12);
     assert.equal(sample(text, 'perfcatch_loader_restarts_total'), 1);
     assert.equal(sample(text, 'perfcatch_kernel_requests_total'), 95);
     assert.equal(sample(text, 'perfcatch_connections_accepted_total'), 11);

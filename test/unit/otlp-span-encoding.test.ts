@@ -217,11 +217,13 @@ describe('OTLP span encoding', () => {
       'url.scheme': 'http',
       'http.request.method': 'GET',
       'url.path': '/orders/42',
+      'network.protocol.name': 'http',
       'network.protocol.version': '1.1',
       'perfcatch.route': '/orders/{id}',
       'url.query': '<redacted>',
       'user_agent.original': 'curl/8 ünïcode',
       'http.response.status_code': 503,
+      'error.type': '503',
       'perfcatch.correlation_id': 'corr-7',
       'perfcatch.capture_incomplete': true,
     });
