@@ -4,8 +4,8 @@
  * simply not encoded nor sent, and counted (perfcatch_spans_sampled_out_total).
  *
  * traceidratio follows the Go and Java SDKs: the trace is kept when the lower 64 bits of its
- * id, as a fraction of 2^64, are below the ratio, so every service of a trace that samples at
- * the same ratio keeps or drops it together.
+ * id are below ratio * 2^64, so every service of a trace that samples at the same ratio keeps
+ * or drops it together.
  */
 import { fail, type RawValue } from '../config-error.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
@@ -87,11 +87,12 @@ export class TraceSampler {
   }
 }
 
-/** The lower 64 bits of a 32-hex-digit trace id, as a fraction of 2^64, below `ratio`. */
+/**
+ * The Go SDK's rule, exactly: the lower 64 bits of the 32-hex-digit trace id, shifted right
+ * once, below ratio * 2^63. (In BigInt: doubles lose the low bits at the boundary.)
+ */
 export function traceIdBelowRatio(traceId: string, ratio: number): boolean {
   if (ratio >= 1) return true;
   if (ratio <= 0) return false;
-  const high = Number.parseInt(traceId.slice(16, 24), 16);
-  const low = Number.parseInt(traceId.slice(24, 32), 16);
-  return high / 2 ** 32 + low / 2 ** 64 < ratio;
+  return BigInt(`0x${traceId.slice(16, 32)}`) >> 1n < BigInt(Math.floor(ratio * 2 ** 63));
 }

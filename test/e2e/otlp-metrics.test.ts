@@ -15,7 +15,7 @@ describe('OTLP metrics export', () => {
   before(async () => {
     collector = await startCollector();
     server = await startNodeServer({ OTEL_SERVICE_NAME: 'otlp-metrics-node' });
-    agent = await startAgent(['--ports', String(server.port), '--otlp-endpoint', collector.grpcEndpoint, '--otlp-metrics'], {
+    agent = await startAgent(['--ports', String(server.port), '--otlp-endpoint', collector.httpEndpoint, '--otlp-metrics'], {
       OTEL_METRIC_EXPORT_INTERVAL: '500',
     });
   });
