@@ -15,6 +15,7 @@ import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
 import { startNodeServer, type RunningServer } from '../harness/runtimes.ts';
 import { startTcpRelay, type TcpRelay } from '../harness/tcp-relay.ts';
 import { makeTestCertificates } from '../harness/tls-certs.ts';
+import { nonConventionNames } from '../harness/semconv-names.ts';
 
 const TENANT = 'x-perfcatch-tenant';
 const COPIED_HEADERS = [TENANT, 'content-encoding', 'grpc-encoding'];
@@ -129,6 +130,10 @@ describe('OTLP transports', () => {
       // The agents' own measurements of the same request agree within scheduling noise.
       assert.ok(Math.abs(Number(BigInt(h.span.endTimeUnixNano) - BigInt(h.span.startTimeUnixNano)) - Number(BigInt(g.span.endTimeUnixNano) - BigInt(g.span.startTimeUnixNano))) < 5e6);
     }
+    // Every name PerfCatch exported is a semantic convention or under perfcatch. (received.*
+    // is the Collector's copy of request headers, added by this test's pipeline).
+    const exported = [...http.values(), ...grpc.values()].flatMap((s) => [...Object.keys(s.attrs), ...Object.keys(s.resource)]);
+    assert.deepEqual(nonConventionNames(exported.filter((n) => !n.startsWith('received.'))), []);
     const anyHttp = http.get(sent[0]!.traceId)!;
     const anyGrpc = grpc.get(sent[0]!.traceId)!;
     assert.equal(anyHttp.resource['service.name'], 'otlp-transport-node');
