@@ -10,7 +10,7 @@ import { createOtlpMetricExporter } from '../otel/otlp-metric-exporter.ts';
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
 import type { PipelineCounters, RequestRecord } from '../types.ts';
 import { RequestMetricsProducer } from './request-metrics.ts';
-import { RequestSeriesTable } from './request-series.ts';
+import { HttpSeriesTable, RequestSeriesTable } from './request-series.ts';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -41,6 +41,8 @@ export interface AgentMetricsSources {
 export class AgentMetrics {
   /** Per-request counts and histograms, aggregated without SDK instruments (see request-series.ts). */
   readonly #requests = new RequestSeriesTable();
+  /** The semantic conventions' HTTP duration histograms (and the CPU one beside them). */
+  readonly #http = new HttpSeriesTable();
   readonly #provider: MeterProvider;
   readonly #reader: PrometheusExporter;
   // The exporter's own serializer is private; this one is configured the same way.
@@ -48,7 +50,7 @@ export class AgentMetrics {
 
   constructor(sources: AgentMetricsSources) {
     // Every reader collects the request metrics from this producer, the rest from the meter below.
-    const metricProducers = [new RequestMetricsProducer(this.#requests)];
+    const metricProducers = [new RequestMetricsProducer(this.#requests, this.#http)];
     this.#reader = new PrometheusExporter({ preventServerStart: true, withoutTargetInfo: true, withoutScopeInfo: true, metricProducers });
     const readers: MetricReader[] = [this.#reader];
     if (sources.otlp) {
@@ -107,6 +109,7 @@ export class AgentMetrics {
 
   recordRequest(r: RequestRecord): void {
     this.#requests.record(r);
+    this.#http.record(r);
   }
 
   async renderPrometheus(): Promise<{ contentType: string; body: string }> {

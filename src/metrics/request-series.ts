@@ -6,7 +6,7 @@
  */
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
-import type { RequestRecord } from '../types.ts';
+import type { DependencyRecord, RequestRecord } from '../types.ts';
 import { RouteLimiter } from './route-limiter.ts';
 
 export const DURATION_BUCKETS_MS: readonly number[] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
@@ -149,4 +149,76 @@ function methodIndex(method: string | null): number {
 
 function statusClassIndex(status: number | null): number {
   return status !== null && status >= 100 && status <= 599 ? Math.floor(status / 100) : 0;
+}
+
+/**
+ * The semantic conventions' advised buckets for http.server/client.request.duration (seconds).
+ * The per-request CPU histogram uses the perfcatch_request_cpu_ms buckets, in seconds.
+ */
+export const HTTP_DURATION_BUCKETS_S: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+export const CPU_BUCKETS_S: readonly number[] = CPU_BUCKETS_MS.map((ms) => ms / 1000);
+
+/** One label set of the standard HTTP metrics: durations in seconds (and CPU for servers). */
+export class HttpSeries {
+  readonly attributes: Attributes;
+  readonly startTime: HrTime = hrTime();
+  readonly duration = new BucketHistogram(HTTP_DURATION_BUCKETS_S);
+  readonly cpu = new BucketHistogram(CPU_BUCKETS_S);
+
+  constructor(attributes: Attributes) {
+    this.attributes = attributes;
+  }
+}
+
+/**
+ * http.server.request.duration and http.client.request.duration with the conventions' stable
+ * attributes (method, status code, error.type, url.scheme; server.address and server.port for
+ * calls), plus service.name: all services share the agent's Resource. No http.route: PerfCatch's
+ * route is its own guess from the path, not the framework's (it stays on perfcatch_* metrics).
+ */
+export class HttpSeriesTable {
+  /** service -> method index * 1000 + status (0: none) -> series. */
+  readonly #server = new Map<string, Map<number, HttpSeries>>();
+  /** service -> "method status peer port" -> series. */
+  readonly #client = new Map<string, Map<string, HttpSeries>>();
+  readonly server: HttpSeries[] = [];
+  readonly client: HttpSeries[] = [];
+
+  record(r: RequestRecord): void {
+    const method = methodIndex(r.http_method);
+    const status = r.http_status !== null && r.http_status >= 100 && r.http_status <= 599 ? r.http_status : 0;
+    const byKey = child(this.#server, r.service_name);
+    const key = method * 1000 + status;
+    let series = byKey.get(key);
+    if (!series) {
+      series = new HttpSeries(httpAttributes(r.service_name, METHODS[method]!, status, status >= 500));
+      byKey.set(key, series);
+      this.server.push(series);
+    }
+    series.duration.record(r.duration_ms / 1000);
+    series.cpu.record(r.cpu_time_ms / 1000);
+    for (const d of r.dependencies) this.recordClient(r.service_name, d);
+  }
+
+  private recordClient(service: string, d: DependencyRecord): void {
+    const method = METHODS[methodIndex(d.http_method)]!;
+    const status = d.http_status !== null && d.http_status >= 100 && d.http_status <= 599 ? d.http_status : 0;
+    const byKey = child(this.#client, service);
+    const key = `${method} ${status} ${d.peer_ip} ${d.peer_port}`;
+    let series = byKey.get(key);
+    if (!series) {
+      series = new HttpSeries({ ...httpAttributes(service, method, status, status >= 400), 'server.address': d.peer_ip, 'server.port': d.peer_port });
+      byKey.set(key, series);
+      this.client.push(series);
+    }
+    series.duration.record(d.duration_ms / 1000);
+  }
+}
+
+function httpAttributes(service: string, method: string, status: number, isError: boolean): Attributes {
+  // OTHER is the conventions' _OTHER for methods outside the known set.
+  const attributes: Attributes = { 'service.name': service, 'http.request.method': method === 'OTHER' ? '_OTHER' : method, 'url.scheme': 'http' };
+  if (status !== 0) attributes['http.response.status_code'] = status;
+  if (isError) attributes['error.type'] = String(status);
+  return attributes;
 }

@@ -44,7 +44,11 @@ describe('OTLP metrics export', () => {
     assert.deepEqual(Object.keys(total.points[0]!.attrs).sort(), ['method', 'port', 'process', 'route', 'service', 'status_class']);
     assert.equal(total.points[0]!.attrs.route, '/items/{id}');
     const names = new Set(collector.metrics().map((m) => m.name));
-    for (const n of ['perfcatch_request_duration_ms', 'perfcatch_request_cpu_ms', 'perfcatch_buffer_size']) assert.ok(names.has(n), n);
+    for (const n of ['perfcatch_request_duration_ms', 'perfcatch_request_cpu_ms', 'perfcatch_buffer_size', 'http.server.request.duration', 'perfcatch.http.server.request.cpu_time']) {
+      assert.ok(names.has(n), n);
+    }
+    const standard = collector.metrics().filter((m) => m.name === 'http.server.request.duration').flatMap((m) => m.points);
+    assert.ok(standard.some((p) => p.attrs['service.name'] === 'otlp-metrics-node' && p.attrs['http.request.method'] === 'GET' && p.value >= 7));
     assert.equal(collector.metrics()[0]!.resource['service.name'], 'perfcatch-agent');
   });
 });
