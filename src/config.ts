@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, fail, type RawValue } from './config-error.ts';
 import type { LogLevel } from './log.ts';
-import { OTEL_ENVIRONMENT, OTLP_PROTOCOLS, DEFAULT_OTLP_PROTOCOL, parseKeyValueList, resolveOtlpExport, type OtlpExportSettings } from './otel/otlp-env.ts';
+import { DEFAULT_METRIC_EXPORT_INTERVAL_MS, OTEL_ENVIRONMENT, OTLP_PROTOCOLS, DEFAULT_OTLP_PROTOCOL, parseKeyValueList, resolveOtlpExport, type OtlpExportSettings } from './otel/otlp-env.ts';
 import { parseSamplerSettings, type SamplerSettings } from './otel/sampler.ts';
 
 export { ConfigError } from './config-error.ts';
@@ -197,7 +197,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     otlpMetricsIntervalMs: orDefault(
       env.OTEL_METRIC_EXPORT_INTERVAL ? { source: 'OTEL_METRIC_EXPORT_INTERVAL', text: env.OTEL_METRIC_EXPORT_INTERVAL } : undefined,
       (v) => parseInteger(v, 100, 3_600_000),
-      10_000,
+      DEFAULT_METRIC_EXPORT_INTERVAL_MS,
     ),
   };
   config.nodeName = orDefault(raw('--node-name'), (v) => v.text.trim() || fail(v, 'a node name'), null);

@@ -14,6 +14,7 @@ export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
 /** The exporter spec's default. PerfCatch sent only gRPC before (its default port was 4317). */
 export const DEFAULT_OTLP_PROTOCOL: OtlpProtocol = 'http/protobuf';
 export const DEFAULT_OTLP_TIMEOUT_MS = 10_000;
+export const DEFAULT_METRIC_EXPORT_INTERVAL_MS = 10_000;
 /** PerfCatch compresses unless told otherwise (the SDKs default to none): spans gzip about 5:1. */
 export const DEFAULT_OTLP_COMPRESSION: OtlpCompression = 'gzip';
 export type OtlpCompression = 'gzip' | 'none';
@@ -56,7 +57,7 @@ export const OTEL_ENVIRONMENT: readonly { name: string; description: string; def
   { name: 'OTEL_SDK_DISABLED', description: 'true: no OTLP export at all (spans and metrics); capture, the API and /metrics keep running', defaultText: 'false' },
   { name: 'OTEL_TRACES_SAMPLER', description: 'always_on | always_off | traceidratio | parentbased_always_on | parentbased_always_off | parentbased_traceidratio; drops only the export (requests are still stored and counted; perfcatch_spans_sampled_out_total)', defaultText: 'always_on' },
   { name: 'OTEL_TRACES_SAMPLER_ARG', description: 'ratio 0-1 for the traceidratio samplers', defaultText: '1.0' },
-  { name: 'OTEL_METRIC_EXPORT_INTERVAL', description: 'milliseconds between OTLP metric exports (--otlp-metrics)', defaultText: '10000' },
+  { name: 'OTEL_METRIC_EXPORT_INTERVAL', description: 'milliseconds between OTLP metric exports (--otlp-metrics)', defaultText: String(DEFAULT_METRIC_EXPORT_INTERVAL_MS) },
 ];
 
 /** PerfCatch's own flags (or their PERFCATCH_* variables), which win over the standard variables. */
