@@ -9,6 +9,7 @@ import { CorrelationExtractor } from './http/correlation.ts';
 import { LoaderProcess } from './loader/loader-process.ts';
 import type { Logger } from './log.ts';
 import { AgentMetrics } from './metrics/agent-metrics.ts';
+import { protocolPortHint } from './otel/otlp-env.ts';
 import { TraceSampler } from './otel/sampler.ts';
 import { SpanBuilder } from './otel/span-builder.ts';
 import { createOtlpExporter, SpanExportQueue } from './otel/span-export.ts';
@@ -72,6 +73,10 @@ export class Agent {
     this.log = log;
     this.store = new RequestStore(config.bufferSize);
     if (config.sdkDisabled) log.info('OTEL_SDK_DISABLED=true: no OTLP export');
+    for (const settings of [config.traceExport, config.metricExport]) {
+      const hint = settings && protocolPortHint(settings);
+      if (hint) log.warn(hint);
+    }
     this.exportQueue = config.traceExport
       ? new SpanExportQueue(createOtlpExporter(config.traceExport), {
           onExportError: (m) => log.warn(`OTLP export to ${config.otlpEndpoint} failed: ${m}`),

@@ -213,3 +213,12 @@ export function parseKeyValueList(v: RawValue): Record<string, string> {
   }
   return out;
 }
+
+/**
+ * A hint when the settings look like a configuration written for PerfCatch's old gRPC-only
+ * exporter: OTLP/HTTP sent to 4317, the standard gRPC port, fails on every export.
+ */
+export function protocolPortHint(s: OtlpExportSettings): string | null {
+  if (s.protocol === 'grpc' || new URL(s.url).port !== '4317') return null;
+  return `OTLP ${s.signal} go to ${s.url} over http/protobuf (the default), but 4317 is the OTLP/gRPC port: use port 4318, or --otlp-protocol grpc`;
+}

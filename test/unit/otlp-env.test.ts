@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/config-error.ts';
 import { parseAgentArgs } from '../../src/config.ts';
-import { resolveOtlpExport, type OtlpExportSettings, type OtlpSignal } from '../../src/otel/otlp-env.ts';
+import { protocolPortHint, resolveOtlpExport, type OtlpExportSettings, type OtlpSignal } from '../../src/otel/otlp-env.ts';
 import { parseSamplerSettings, TraceSampler, traceIdBelowRatio } from '../../src/otel/sampler.ts';
 
 type Env = Record<string, string>;
@@ -221,4 +221,12 @@ describe('OTEL_SDK_DISABLED, OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME (read b
       assert.deepEqual({ sdkDisabled: c.sdkDisabled, agentServiceName: c.agentServiceName, resourceAttributes: c.resourceAttributes }, expected);
     });
   }
+});
+
+describe('protocolPortHint', () => {
+  it('flags OTLP/HTTP sent to the gRPC port, and nothing else', () => {
+    assert.match(protocolPortHint(resolve('traces', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317' })!)!, /4317 is the OTLP\/gRPC port: use port 4318, or --otlp-protocol grpc/);
+    assert.equal(protocolPortHint(resolve('traces', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317' }, { protocol: 'grpc' })!), null);
+    assert.equal(protocolPortHint(resolve('traces', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })!), null);
+  });
 });
