@@ -32,6 +32,24 @@ const HTTP_SERVER_DURATION = descriptor('http.server.request.duration', 'Duratio
 const HTTP_CLIENT_DURATION = descriptor('http.client.request.duration', 'Duration of HTTP client requests', 's');
 const HTTP_SERVER_CPU = descriptor('perfcatch.http.server.request.cpu_time', 'On-CPU time charged to the HTTP server request', 's');
 
+/** A bucket's exemplar: the latest request (or call) measured into it. */
+export interface PointExemplar {
+  value: number;
+  timeMs: number;
+  traceId: string;
+  spanId: string;
+}
+
+/**
+ * The SDK's data model has no exemplars, and its serializers write none: the producer attaches
+ * them to its histogram points, and src/otel/metrics-exemplars.ts writes them into OTLP.
+ */
+export type PointWithExemplars = HistogramMetricData['dataPoints'][number] & { exemplars?: readonly PointExemplar[] };
+
+export function exemplarsOf(point: object): readonly PointExemplar[] {
+  return (point as PointWithExemplars).exemplars ?? [];
+}
+
 export class RequestMetricsProducer implements MetricProducer {
   readonly #table: RequestSeriesTable;
   readonly #http: HttpSeriesTable;
@@ -99,8 +117,15 @@ function histogram<S extends { attributes: Attributes; startTime: HrTime }>(
     dataPointType: DataPointType.HISTOGRAM,
     dataPoints: series.map((s) => {
       const h = histogramOf(s);
+      const e = h.exemplars;
+      const exemplars: PointExemplar[] = [];
+      for (let i = 0; i < e.values.length; i++) {
+        const traceId = e.traceIds[i];
+        const spanId = e.spanIds[i];
+        if (traceId !== undefined && spanId !== undefined) exemplars.push({ value: e.values[i]!, timeMs: e.timesMs[i]!, traceId, spanId });
+      }
       // Copies: an exporter may still be encoding this while new requests are recorded.
-      return {
+      const point: PointWithExemplars = {
         attributes: s.attributes,
         startTime: s.startTime,
         endTime,
@@ -111,7 +136,9 @@ function histogram<S extends { attributes: Attributes; startTime: HrTime }>(
           min: h.count ? h.min : undefined,
           max: h.count ? h.max : undefined,
         },
+        exemplars,
       };
+      return point;
     }),
   };
 }

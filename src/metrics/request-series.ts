@@ -19,11 +19,39 @@ const METHOD_INDEX = new Map<string, number>(METHODS.slice(0, OTHER_METHOD).map(
 /** `status_class` label values, indexed by the status' hundreds digit (0: no valid status). */
 const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
+/**
+ * The latest measurement of each bucket with the request that made it (its trace and span):
+ * a spike in a panel then opens that request. Parallel arrays, so recording allocates nothing
+ * (the ids are the record's own strings).
+ */
+export class BucketExemplars {
+  readonly values: Float64Array;
+  /** Epoch milliseconds of the measurement (the request's end). */
+  readonly timesMs: Float64Array;
+  readonly traceIds: (string | undefined)[];
+  readonly spanIds: (string | undefined)[];
+
+  constructor(buckets: number) {
+    this.values = new Float64Array(buckets);
+    this.timesMs = new Float64Array(buckets);
+    this.traceIds = new Array<string | undefined>(buckets).fill(undefined);
+    this.spanIds = new Array<string | undefined>(buckets).fill(undefined);
+  }
+}
+
+/** What an exemplar points at: a request's ids and when it ended. */
+export interface ExemplarSource {
+  traceId: string;
+  spanId: string;
+  timeMs: number;
+}
+
 /** Explicit-bucket histogram with inclusive upper bounds, like the SDK's. */
 export class BucketHistogram {
   readonly boundaries: readonly number[];
   /** One per boundary, then the +Inf bucket. */
   readonly counts: Float64Array;
+  readonly exemplars: BucketExemplars;
   count = 0;
   sum = 0;
   min = Infinity;
@@ -32,9 +60,10 @@ export class BucketHistogram {
   constructor(boundaries: readonly number[]) {
     this.boundaries = boundaries;
     this.counts = new Float64Array(boundaries.length + 1);
+    this.exemplars = new BucketExemplars(boundaries.length + 1);
   }
 
-  record(value: number): void {
+  record(value: number, source?: ExemplarSource): void {
     // The SDK's histograms drop negative values (and count NaN nowhere); so do these.
     if (!(value >= 0)) return;
     const bounds = this.boundaries;
@@ -45,7 +74,24 @@ export class BucketHistogram {
     this.sum += value;
     if (value < this.min) this.min = value;
     if (value > this.max) this.max = value;
+    if (source) {
+      const e = this.exemplars;
+      e.values[i] = value;
+      e.timesMs[i] = source.timeMs;
+      e.traceIds[i] = source.traceId;
+      e.spanIds[i] = source.spanId;
+    }
   }
+}
+
+/** A request's exemplar source, reused: record() copies what it keeps. */
+const requestSource: ExemplarSource = { traceId: '', spanId: '', timeMs: 0 };
+
+function sourceOf(r: RequestRecord): ExemplarSource {
+  requestSource.traceId = r.trace_id;
+  requestSource.spanId = r.span_id;
+  requestSource.timeMs = r.timestamp * 1000 + r.duration_ms;
+  return requestSource;
 }
 
 /** One label set's cumulative totals. */
@@ -67,8 +113,9 @@ export class RequestSeries {
     this.requests++;
     this.bytesReceived += r.bytes_received;
     this.bytesSent += r.bytes_sent;
-    this.duration.record(r.duration_ms);
-    this.cpu.record(r.cpu_time_ms);
+    const source = sourceOf(r);
+    this.duration.record(r.duration_ms, source);
+    this.cpu.record(r.cpu_time_ms, source);
   }
 }
 
@@ -195,12 +242,13 @@ export class HttpSeriesTable {
       byKey.set(key, series);
       this.server.push(series);
     }
-    series.duration.record(r.duration_ms / 1000);
-    series.cpu.record(r.cpu_time_ms / 1000);
-    for (const d of r.dependencies) this.recordClient(r.service_name, d);
+    const source = sourceOf(r);
+    series.duration.record(r.duration_ms / 1000, source);
+    series.cpu.record(r.cpu_time_ms / 1000, source);
+    for (const d of r.dependencies) this.recordClient(r.service_name, d, r.trace_id);
   }
 
-  private recordClient(service: string, d: DependencyRecord): void {
+  private recordClient(service: string, d: DependencyRecord, traceId: string): void {
     const method = METHODS[methodIndex(d.http_method)]!;
     const status = d.http_status !== null && d.http_status >= 100 && d.http_status <= 599 ? d.http_status : 0;
     const byKey = child(this.#client, service);
@@ -211,7 +259,11 @@ export class HttpSeriesTable {
       byKey.set(key, series);
       this.client.push(series);
     }
-    series.duration.record(d.duration_ms / 1000);
+    // The exemplar is the call's CLIENT span, in its request's trace.
+    requestSource.traceId = traceId;
+    requestSource.spanId = d.span_id;
+    requestSource.timeMs = d.timestamp * 1000 + d.duration_ms;
+    series.duration.record(d.duration_ms / 1000, requestSource);
   }
 }
 

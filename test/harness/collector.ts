@@ -34,8 +34,8 @@ export interface ReceivedSpan {
 export interface ReceivedMetric {
   name: string;
   resource: Record<string, unknown>;
-  /** Data points of sums and gauges as {attributes, value}; histograms as {attributes, count}. */
-  points: { attrs: Record<string, unknown>; value: number }[];
+  /** Data points of sums and gauges as {attributes, value}; histograms as {attributes, count} and their exemplars. */
+  points: { attrs: Record<string, unknown>; value: number; exemplars: { traceId: string; spanId: string; value: number }[] }[];
 }
 
 export interface CollectorOptions {
@@ -160,7 +160,7 @@ service:
     metrics: () => {
       if (!existsSync(metricsOut)) return [];
       const result: ReceivedMetric[] = [];
-      type Point = { attributes?: never; asDouble?: number; asInt?: string; count?: string };
+      type Point = { attributes?: never; asDouble?: number; asInt?: string; count?: string; exemplars?: { traceId: string; spanId: string; asDouble: number }[] };
       type Metric = { name: string; sum?: { dataPoints: Point[] }; gauge?: { dataPoints: Point[] }; histogram?: { dataPoints: Point[] } };
       for (const line of readFileSync(metricsOut, 'utf8').split('\n')) {
         if (!line.trim()) continue;
@@ -170,7 +170,11 @@ service:
           for (const sm of rm.scopeMetrics) {
             for (const m of sm.metrics) {
               const dps = m.sum?.dataPoints ?? m.gauge?.dataPoints ?? m.histogram?.dataPoints ?? [];
-              const points = dps.map((p) => ({ attrs: attrMap(p.attributes), value: Number(p.asDouble ?? p.asInt ?? p.count ?? NaN) }));
+              const points = dps.map((p) => ({
+                attrs: attrMap(p.attributes),
+                value: Number(p.asDouble ?? p.asInt ?? p.count ?? NaN),
+                exemplars: (p.exemplars ?? []).map((e) => ({ traceId: e.traceId, spanId: e.spanId, value: e.asDouble })),
+              }));
               result.push({ name: m.name, resource, points });
             }
           }
