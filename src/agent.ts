@@ -177,7 +177,7 @@ export class Agent {
       port: this.config.apiPort,
       store: this.reader(),
       health: () => this.health(),
-      metrics: () => this.metrics.renderPrometheus(),
+      metrics: (accept) => this.metrics.renderPrometheus(accept),
     });
     const info = this.loader.loaderInfo;
     const programs = Array.isArray(info?.programs) ? info.programs.length : 0;

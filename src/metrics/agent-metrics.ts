@@ -11,6 +11,7 @@ import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from 
 import type { PipelineCounters, RequestRecord } from '../types.ts';
 import { RequestMetricsProducer } from './request-metrics.ts';
 import { HttpSeriesTable, RequestSeriesTable } from './request-series.ts';
+import { acceptsOpenMetrics, OPENMETRICS_CONTENT_TYPE, serializeOpenMetrics } from './openmetrics.ts';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -112,8 +113,10 @@ export class AgentMetrics {
     this.#http.record(r);
   }
 
-  async renderPrometheus(): Promise<{ contentType: string; body: string }> {
+  /** Prometheus text, or OpenMetrics (with exemplars) when the Accept header asks for it. */
+  async renderPrometheus(accept?: string): Promise<{ contentType: string; body: string }> {
     const { resourceMetrics } = await this.#reader.collect();
+    if (acceptsOpenMetrics(accept)) return { contentType: OPENMETRICS_CONTENT_TYPE, body: serializeOpenMetrics(resourceMetrics) };
     return { contentType: PROMETHEUS_CONTENT_TYPE, body: this.#serializer.serialize(resourceMetrics) };
   }
 
