@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
-APT_PACKAGES=(clang llvm libbpf-dev bpftool make gcc pkg-config curl ca-certificates python3 nginx-light wrk util-linux e2fsprogs victoria-metrics)
+APT_PACKAGES=(clang llvm libbpf-dev bpftool make gcc pkg-config curl ca-certificates python3 nginx-light wrk util-linux e2fsprogs victoria-metrics prometheus)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 command -v node >/dev/null || missing+=(nodejs npm)
@@ -16,6 +16,9 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts a Prometheus service on :9090, the agent API's default port; the exemplar
+  # test runs its own Prometheus on a free port.
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
 fi
 
 # Rust >= 1.87 for aya 0.14 (Debian's cargo is older): use rustup's toolchain when present.

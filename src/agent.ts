@@ -11,6 +11,8 @@ import { LoaderProcess } from './loader/loader-process.ts';
 import { kernelOf } from './loader/kernel-info.ts';
 import type { Logger } from './log.ts';
 import { AgentMetrics } from './metrics/agent-metrics.ts';
+import { protocolPortHint } from './otel/otlp-env.ts';
+import { TraceSampler } from './otel/sampler.ts';
 import { SpanBuilder } from './otel/span-builder.ts';
 import { createOtlpExporter, SpanExportQueue } from './otel/span-export.ts';
 import { RequestPipeline } from './pipeline/pipeline.ts';
@@ -28,6 +30,7 @@ export class Agent {
   private readonly store: RequestStore;
   private readonly pipeline: RequestPipeline;
   private readonly exportQueue: SpanExportQueue | null;
+  private readonly spanBuilder: SpanBuilder | null;
   private readonly remoteWriter: RemoteWriter | null;
   /** Persistence (--db): written in batches, and what the API reads when configured. */
   private readonly db: SqliteStore | null;
@@ -54,6 +57,7 @@ export class Agent {
     spans_exported: 0,
     spans_export_failed: 0,
     spans_dropped: 0,
+    spans_sampled_out: 0,
     loader_restarts: 0,
     dependencies_recorded: 0,
     dependencies_late: 0,
@@ -72,12 +76,26 @@ export class Agent {
     this.config = config;
     this.log = log;
     this.store = new RequestStore(config.bufferSize);
-    this.exportQueue = config.otlpEndpoint
-      ? new SpanExportQueue(createOtlpExporter(config.otlpEndpoint, env), {
+    if (config.sdkDisabled) log.info('OTEL_SDK_DISABLED=true: no OTLP export');
+    for (const settings of [config.traceExport, config.metricExport]) {
+      const hint = settings && protocolPortHint(settings);
+      if (hint) log.warn(hint);
+    }
+    this.exportQueue = config.traceExport
+      ? new SpanExportQueue(createOtlpExporter(config.traceExport), {
           onExportError: (m) => log.warn(`OTLP export to ${config.otlpEndpoint} failed: ${m}`),
         })
       : null;
     const queue = this.exportQueue;
+    this.spanBuilder = queue
+      ? new SpanBuilder(
+          (resource, span) => {
+            this.counters.spans_started++;
+            queue.add(resource, span);
+          },
+          { sampler: new TraceSampler(config.sampler), resourceAttributes: config.resourceAttributes },
+        )
+      : null;
     // Opened first: a bad --db path is a one-line StoreError before anything starts.
     this.db = config.dbPath
       ? SqliteStore.open({ path: config.dbPath, retentionHours: config.dbRetentionHours, maxSizeMb: config.dbMaxSizeMb, log })
@@ -95,12 +113,7 @@ export class Agent {
         keepQuery: config.keepQuery,
         pods: this.pods ? new PodMetadataResolver(this.pods) : null,
       },
-      queue
-        ? new SpanBuilder((resource, span) => {
-            this.counters.spans_started++;
-            queue.add(resource, span);
-          })
-        : null,
+      this.spanBuilder,
       {
         record: (r) => {
           this.store.add(r);
@@ -114,9 +127,8 @@ export class Agent {
     this.metrics = new AgentMetrics({
       counters: () => this.pipelineCounters(),
       buffer: () => ({ size: this.store.size, capacity: this.store.capacity }),
-      ...(config.otlpMetrics && config.otlpEndpoint
-        ? { otlp: { endpoint: config.otlpEndpoint, intervalMs: config.otlpMetricsIntervalMs } }
-        : {}),
+      ...(config.metricExport ? { otlp: { settings: config.metricExport, intervalMs: config.otlpMetricsIntervalMs } } : {}),
+      resource: { ...config.resourceAttributes, 'service.name': config.agentServiceName },
     });
     this.loader = new LoaderProcess(
       {
@@ -170,7 +182,7 @@ export class Agent {
       port: this.config.apiPort,
       store: this.reader(),
       health: () => this.health(),
-      metrics: () => this.metrics.renderPrometheus(),
+      metrics: (accept) => this.metrics.renderPrometheus(accept),
     });
     const info = this.loader.loaderInfo;
     const programs = Array.isArray(info?.programs) ? info.programs.length : 0;
@@ -215,6 +227,7 @@ export class Agent {
     this.counters.spans_exported = q?.exported ?? 0;
     this.counters.spans_export_failed = q?.failed ?? 0;
     this.counters.spans_dropped = q?.dropped ?? 0;
+    this.counters.spans_sampled_out = this.spanBuilder?.sampledOut ?? 0;
     const p = this.pipeline.counters();
     this.counters.requests_recorded = p.requests;
     this.counters.requests_not_http = p.requestsNotHttp;
@@ -244,7 +257,13 @@ export class Agent {
         kernel: kernelOf(info),
         buffer: { size: this.store.size, capacity: this.store.capacity },
         otlp: this.config.otlpEndpoint
-          ? { endpoint: this.config.otlpEndpoint, ...this.exportQueue?.counters }
+          ? {
+              endpoint: this.config.otlpEndpoint,
+              protocol: this.config.traceExport?.protocol,
+              sampler: this.config.sampler,
+              sampled_out: this.counters.spans_sampled_out,
+              ...this.exportQueue?.counters,
+            }
           : null,
         remote_write: this.remoteWriter ? { url: this.config.remoteWriteUrl, ...this.remoteWriter.counters } : null,
         storage: this.db ? this.db.health() : null,

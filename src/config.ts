@@ -5,7 +5,12 @@
 import { Buffer } from 'node:buffer';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ConfigError, fail, type RawValue } from './config-error.ts';
 import type { LogLevel } from './log.ts';
+import { DEFAULT_METRIC_EXPORT_INTERVAL_MS, OTEL_ENVIRONMENT, OTLP_PROTOCOLS, DEFAULT_OTLP_PROTOCOL, parseKeyValueList, resolveOtlpExport, type OtlpExportSettings } from './otel/otlp-env.ts';
+import { parseSamplerSettings, type SamplerSettings } from './otel/sampler.ts';
+
+export { ConfigError } from './config-error.ts';
 
 // The built-ins live with the extractor that applies them; re-exported for the CLI's users.
 export { BUILTIN_CORRELATION_HEADERS } from './http/correlation.ts';
@@ -24,8 +29,20 @@ export interface AgentConfig {
   bufferSize: number;
   /** User-supplied headers, lowercased; CorrelationExtractor checks them before the built-ins. */
   correlationHeaders: string[];
-  /** OTLP/gRPC traces endpoint URL; null switches span export off. */
+  /** Where spans go (traceExport's URL), for logs and /health; null: span export off. */
   otlpEndpoint: string | null;
+  /** Span export: protocol, URL, headers, TLS...; null when off (no endpoint, or OTEL_SDK_DISABLED). */
+  traceExport: OtlpExportSettings | null;
+  /** OTLP metric export with --otlp-metrics; null otherwise. */
+  metricExport: OtlpExportSettings | null;
+  /** OTEL_TRACES_SAMPLER(_ARG): which spans are exported (every request is still stored). */
+  sampler: SamplerSettings;
+  /** OTEL_RESOURCE_ATTRIBUTES: added to every Resource PerfCatch exports. */
+  resourceAttributes: Record<string, string>;
+  /** OTEL_SERVICE_NAME: service.name of the agent's own telemetry. */
+  agentServiceName: string;
+  /** OTEL_SDK_DISABLED=true: no OTLP export of any signal. */
+  sdkDisabled: boolean;
   captureRequestBytes: number;
   captureResponseBytes: number;
   /** Size of the kernel ring buffer (bytes, a power of two). */
@@ -60,11 +77,6 @@ export interface AgentConfig {
   kernelVariants: string[];
 }
 
-/** A configuration problem, with a one-line message naming the flag or environment variable. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
 // src/config.ts and dist/config.js both sit one directory below the package root.
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DEFAULT_LOADER_PATH = path.join(PACKAGE_ROOT, 'loader/target/release/perfcatch-loader');
@@ -91,7 +103,8 @@ const OPTIONS = [
   { flag: '--process', env: ['PERFCATCH_PROCESS'], arg: 'NAME,...', description: 'only trace processes with these command names (at most 15 bytes each)', defaultText: 'all' },
   { flag: '--buffer-size', env: ['PERFCATCH_BUFFER_SIZE'], arg: 'N', description: 'requests kept in memory for /api/requests (1-10000000)', defaultText: '50000' },
   { flag: '--correlation-headers', env: ['PERFCATCH_CORRELATION_HEADERS'], arg: 'NAME,...', description: 'extra correlation-id headers, checked before the built-in ones', defaultText: 'none' },
-  { flag: '--otlp-endpoint', env: ['PERFCATCH_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'], arg: 'URL', description: 'OTLP/gRPC endpoint for spans, http(s)://host:port or host:port', defaultText: 'none (span export off)' },
+  { flag: '--otlp-endpoint', env: ['PERFCATCH_OTLP_ENDPOINT'], arg: 'URL', description: 'OTLP endpoint for spans (and metrics with --otlp-metrics), http(s)://host:port[/path]; HTTP appends /v1/traces, /v1/metrics; gRPC also takes host:port. Else the OTEL_EXPORTER_OTLP_*ENDPOINT variables', defaultText: 'none (span export off)' },
+  { flag: '--otlp-protocol', env: ['PERFCATCH_OTLP_PROTOCOL'], arg: 'PROTOCOL', description: `${OTLP_PROTOCOLS.join(' | ')}; else the OTEL_EXPORTER_OTLP_*PROTOCOL variables`, defaultText: DEFAULT_OTLP_PROTOCOL },
   { flag: '--capture-request-bytes', env: ['PERFCATCH_CAPTURE_REQUEST_BYTES'], arg: 'N', description: 'request bytes captured for parsing (64-4096)', defaultText: '4096' },
   { flag: '--capture-response-bytes', env: ['PERFCATCH_CAPTURE_RESPONSE_BYTES'], arg: 'N', description: 'response bytes captured for parsing (16-4096)', defaultText: '512' },
   { flag: '--ringbuf-kb', env: ['PERFCATCH_RINGBUF_KB'], arg: 'N', description: 'kernel ring buffer in KiB, a power of two (64-1048576): past half full, payload capture is shed; when full, records are dropped (both counted)', defaultText: '16384' },
@@ -102,7 +115,7 @@ const OPTIONS = [
   { flag: '--db', env: ['PERFCATCH_DB_PATH'], arg: 'PATH', description: 'persist requests to this SQLite file (created with mode 0600); the API then serves history from it', defaultText: 'none (memory only)' },
   { flag: '--db-retention-hours', env: ['PERFCATCH_DB_RETENTION_HOURS'], arg: 'N', description: 'delete persisted requests older than this (1-87600)', defaultText: '168' },
   { flag: '--db-max-size-mb', env: ['PERFCATCH_DB_MAX_SIZE_MB'], arg: 'N', description: 'delete the oldest persisted requests beyond this size (1-1000000)', defaultText: '1024' },
-  { flag: '--otlp-metrics', env: ['PERFCATCH_OTLP_METRICS'], arg: null, description: 'also export metrics over OTLP to --otlp-endpoint (every OTEL_METRIC_EXPORT_INTERVAL ms, default 10000)', defaultText: 'off' },
+  { flag: '--otlp-metrics', env: ['PERFCATCH_OTLP_METRICS'], arg: null, description: 'also export metrics over OTLP (to --otlp-endpoint or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, every OTEL_METRIC_EXPORT_INTERVAL ms)', defaultText: 'off' },
   { flag: '--node-name', env: ['PERFCATCH_NODE_NAME', 'NODE_NAME'], arg: 'NAME', description: 'Kubernetes node this agent runs on (the downward API spec.nodeName): pods on it give requests their namespace, pod and service', defaultText: 'none (no Kubernetes metadata)' },
   { flag: '--namespace', env: ['PERFCATCH_NAMESPACE'], arg: 'NS,...', description: 'only trace pods of these Kubernetes namespaces, enforced in the kernel (needs --node-name)', defaultText: 'all' },
   { flag: '--pods', env: ['PERFCATCH_PODS'], arg: 'POD,...', description: 'only trace these pods, enforced in the kernel (needs --node-name)', defaultText: 'all' },
@@ -115,6 +128,9 @@ const OPTIONS = [
 
 type Flag = (typeof OPTIONS)[number]['flag'];
 
+/** The flags and their variables, for the README's table (rows come from here, not by hand). */
+export const AGENT_OPTIONS: readonly OptionSpec[] = OPTIONS;
+
 export const AGENT_USAGE = [
   'Usage: perfcatch agent [options]',
   '',
@@ -126,13 +142,10 @@ export const AGENT_USAGE = [
   ]),
   '  --help, -h',
   '      show this help',
+  '',
+  'Standard OpenTelemetry environment (read as the SDKs read it; the flags above win):',
+  ...OTEL_ENVIRONMENT.flatMap((v) => [`  ${v.name}`, `      ${v.description}`, `      default: ${v.defaultText}`]),
 ].join('\n');
-
-/** Where a raw value came from, used to name it in error messages. */
-interface RawValue {
-  source: string;
-  text: string;
-}
 
 export function parseAgentArgs(argv: string[], env: Record<string, string | undefined>): AgentConfig {
   // Help wins over everything, so a broken environment cannot hide the usage text.
@@ -162,7 +175,13 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     processes: orDefault(raw('--process'), parseCommList, []),
     bufferSize: orDefault(raw('--buffer-size'), (v) => parseInteger(v, 1, 10_000_000), 50_000),
     correlationHeaders: orDefault(raw('--correlation-headers'), parseHeaderList, []),
-    otlpEndpoint: orDefault(raw('--otlp-endpoint'), parseOtlpEndpoint, null),
+    otlpEndpoint: null,
+    traceExport: null,
+    metricExport: null,
+    sampler: parseSamplerSettings(env),
+    resourceAttributes: orDefault(standardVariable(env, 'OTEL_RESOURCE_ATTRIBUTES'), parseKeyValueList, {}),
+    agentServiceName: 'perfcatch-agent',
+    sdkDisabled: orDefault(standardVariable(env, 'OTEL_SDK_DISABLED'), parseStandardBoolean, false),
     captureRequestBytes: orDefault(raw('--capture-request-bytes'), (v) => parseInteger(v, 64, 4096), 4096),
     captureResponseBytes: orDefault(raw('--capture-response-bytes'), (v) => parseInteger(v, 16, 4096), 512),
     ringbufBytes: orDefault(raw('--ringbuf-kb'), parseRingbufKb, 16 << 20),
@@ -185,7 +204,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     otlpMetricsIntervalMs: orDefault(
       env.OTEL_METRIC_EXPORT_INTERVAL ? { source: 'OTEL_METRIC_EXPORT_INTERVAL', text: env.OTEL_METRIC_EXPORT_INTERVAL } : undefined,
       (v) => parseInteger(v, 100, 3_600_000),
-      10_000,
+      DEFAULT_METRIC_EXPORT_INTERVAL_MS,
     ),
   };
   config.nodeName = orDefault(raw('--node-name'), (v) => v.text.trim() || fail(v, 'a node name'), null);
@@ -195,8 +214,18 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
   if ((config.namespaces.length || config.podNames.length) && !config.nodeName) {
     throw new ConfigError('--namespace/--pods: need --node-name (NODE_NAME) to know which pods run here');
   }
-  if (config.otlpMetrics && !config.otlpEndpoint) {
-    throw new ConfigError('--otlp-metrics: needs an OTLP endpoint (--otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)');
+  // As the SDKs: OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES.
+  config.agentServiceName = env.OTEL_SERVICE_NAME?.trim() || config.resourceAttributes['service.name'] || 'perfcatch-agent';
+  if (!config.sdkDisabled) {
+    const overrides = { endpoint: raw('--otlp-endpoint'), protocol: raw('--otlp-protocol') };
+    config.traceExport = resolveOtlpExport('traces', overrides, env);
+    config.otlpEndpoint = config.traceExport?.url ?? null;
+    if (config.otlpMetrics) {
+      config.metricExport = resolveOtlpExport('metrics', overrides, env);
+      if (!config.metricExport) {
+        throw new ConfigError('--otlp-metrics: needs an OTLP endpoint (--otlp-endpoint, OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)');
+      }
+    }
   }
   return config;
 }
@@ -253,8 +282,18 @@ function readFlags(argv: string[]): Map<string, string> {
   return flags;
 }
 
-function fail(v: RawValue, expected: string): never {
-  throw new ConfigError(`${v.source}: expected ${expected}, got ${JSON.stringify(v.text)}`);
+/** A standard OTEL_* variable that is set and not blank. */
+function standardVariable(env: Record<string, string | undefined>, name: string): RawValue | undefined {
+  const text = env[name];
+  return text !== undefined && text.trim() !== '' ? { source: name, text } : undefined;
+}
+
+/** The specification's booleans: true or false, case-insensitive. */
+function parseStandardBoolean(v: RawValue): boolean {
+  const text = v.text.trim().toLowerCase();
+  if (text === 'true') return true;
+  if (text === 'false') return false;
+  return fail(v, 'true or false');
 }
 
 function toInteger(text: string, min: number, max: number): number | undefined {
@@ -313,23 +352,6 @@ function parseHost(v: RawValue): string {
   const host = v.text.trim();
   if (host === '' || /\s/.test(host)) fail(v, 'a host name or IP address');
   return host;
-}
-
-function parseOtlpEndpoint(v: RawValue): string {
-  const expected = 'a URL like http://host:4317 or host:port';
-  const text = v.text.trim();
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
-  // Without a scheme, an explicit port is required: "collector" alone is more likely a mistake.
-  if (withScheme !== text && !/^(\[[0-9a-f:.]+\]|[^\s/:[\]]+):\d+$/i.test(text)) fail(v, expected);
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
-    fail(v, expected);
-  }
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') fail(v, expected);
-  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') fail(v, expected);
-  return url.pathname === '/' ? url.origin : url.origin + url.pathname;
 }
 
 function parseBoolean(v: RawValue): boolean {

@@ -79,6 +79,8 @@ export interface AgentCounters {
   spans_exported: number;
   spans_export_failed: number;
   spans_dropped: number;
+  /** Spans the trace sampler (OTEL_TRACES_SAMPLER) left out of the export. */
+  spans_sampled_out: number;
   loader_restarts: number;
   dependencies_recorded: number;
   dependencies_late: number;

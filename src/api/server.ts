@@ -14,7 +14,8 @@ export interface ApiServerOptions {
   port: number;
   store: RequestReader;
   health: () => { ok: boolean; body: unknown };
-  metrics: () => Promise<{ contentType: string; body: string }>;
+  /** Given the request's Accept header (OpenMetrics when a scraper asks for it). */
+  metrics: (accept: string | undefined) => Promise<{ contentType: string; body: string }>;
   /** Told about unexpected handler failures (answered with 500). */
   log?: { error(message: string): void };
 }
@@ -25,7 +26,7 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-type Route = (query: URLSearchParams, res: http.ServerResponse) => void | Promise<void>;
+type Route = (query: URLSearchParams, res: http.ServerResponse, req: http.IncomingMessage) => void | Promise<void>;
 
 export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const routes = new Map<string, Route>([
@@ -42,9 +43,9 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
       sendJson(res, 200, { count: services.length, services });
     }],
     ['/api/openapi.json', (_query, res) => sendJson(res, 200, OPENAPI)],
-    ['/metrics', async (_query, res) => {
-      const { contentType, body } = await opts.metrics();
-      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body);
+    ['/metrics', async (_query, res, req) => {
+      const { contentType, body } = await opts.metrics(req.headers.accept);
+      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store', vary: 'accept' }).end(body);
     }],
   ]);
 
@@ -115,7 +116,7 @@ async function handle(
     return;
   }
   try {
-    await route(new URLSearchParams(queryStart === -1 ? '' : url.slice(queryStart + 1)), res);
+    await route(new URLSearchParams(queryStart === -1 ? '' : url.slice(queryStart + 1)), res, req);
   } catch (err) {
     if (!(err instanceof QueryParamError)) throw err;
     sendJson(res, 400, { error: err.message, parameter: err.parameter });

@@ -3,14 +3,15 @@
  * throughput and loss counters. Served by the API's /metrics, not the exporter's own server.
  */
 import { hostname } from 'node:os';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
 import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { OtlpExportSettings } from '../otel/otlp-env.ts';
+import { createOtlpMetricExporter } from '../otel/otlp-metric-exporter.ts';
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
 import type { PipelineCounters, RequestRecord } from '../types.ts';
 import { RequestMetricsProducer } from './request-metrics.ts';
-import { RequestSeriesTable } from './request-series.ts';
+import { HttpSeriesTable, RequestSeriesTable } from './request-series.ts';
+import { acceptsOpenMetrics, OPENMETRICS_CONTENT_TYPE, serializeOpenMetrics } from './openmetrics.ts';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -30,8 +31,10 @@ const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) => numbe
 ];
 
 export interface AgentMetricsSources {
-  /** Also push metrics over OTLP/gRPC to this endpoint every intervalMs. */
-  otlp?: { endpoint: string; intervalMs: number };
+  /** Also push metrics over OTLP (HTTP or gRPC, as configured) every intervalMs. */
+  otlp?: { settings: OtlpExportSettings; intervalMs: number };
+  /** The agent's own Resource: OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME. */
+  resource?: Record<string, string>;
   counters: () => PipelineCounters;
   buffer: () => { size: number; capacity: number };
 }
@@ -39,6 +42,8 @@ export interface AgentMetricsSources {
 export class AgentMetrics {
   /** Per-request counts and histograms, aggregated without SDK instruments (see request-series.ts). */
   readonly #requests = new RequestSeriesTable();
+  /** The semantic conventions' HTTP duration histograms (and the CPU one beside them). */
+  readonly #http = new HttpSeriesTable();
   readonly #provider: MeterProvider;
   readonly #reader: PrometheusExporter;
   // The exporter's own serializer is private; this one is configured the same way.
@@ -46,14 +51,14 @@ export class AgentMetrics {
 
   constructor(sources: AgentMetricsSources) {
     // Every reader collects the request metrics from this producer, the rest from the meter below.
-    const metricProducers = [new RequestMetricsProducer(this.#requests)];
+    const metricProducers = [new RequestMetricsProducer(this.#requests, this.#http)];
     this.#reader = new PrometheusExporter({ preventServerStart: true, withoutTargetInfo: true, withoutScopeInfo: true, metricProducers });
     const readers: MetricReader[] = [this.#reader];
     if (sources.otlp) {
       // The same metrics, pushed to an OTLP endpoint (optional: --otlp-metrics).
       readers.push(
         new PeriodicExportingMetricReader({
-          exporter: new OTLPMetricExporter({ url: sources.otlp.endpoint, compression: CompressionAlgorithm.GZIP }),
+          exporter: createOtlpMetricExporter(sources.otlp.settings),
           metricProducers,
           exportIntervalMillis: sources.otlp.intervalMs,
           exportTimeoutMillis: Math.min(sources.otlp.intervalMs, 10_000),
@@ -62,7 +67,7 @@ export class AgentMetrics {
     }
     this.#provider = new MeterProvider({
       readers,
-      resource: resourceFromAttributes({ 'service.name': 'perfcatch-agent', 'host.name': hostname() }),
+      resource: resourceFromAttributes({ 'host.name': hostname(), 'service.name': 'perfcatch-agent', ...sources.resource }),
     });
     const meter = this.#provider.getMeter('perfcatch');
 
@@ -72,6 +77,9 @@ export class AgentMetrics {
     const spansExported = meter.createObservableCounter('perfcatch_spans_exported', { description: 'Spans accepted by the OTLP endpoint' });
     const spansFailed = meter.createObservableCounter('perfcatch_spans_failed', { description: 'Spans whose OTLP export failed' });
     const spansDropped = meter.createObservableCounter('perfcatch_spans_dropped', { description: 'Spans dropped before export (queue full)' });
+    const spansSampledOut = meter.createObservableCounter('perfcatch_spans_sampled_out', {
+      description: 'Spans not exported by the trace sampler (OTEL_TRACES_SAMPLER); their requests are stored and counted',
+    });
     const loaderRestarts = meter.createObservableCounter('perfcatch_loader_restarts', { description: 'Restarts of the eBPF loader process' });
     const kernelRequests = meter.createObservableCounter('perfcatch_kernel_requests', { description: 'Request records submitted by the kernel' });
     const connectionsAccepted = meter.createObservableCounter('perfcatch_connections_accepted', {
@@ -88,6 +96,7 @@ export class AgentMetrics {
         result.observe(spansExported, counters.agent.spans_exported);
         result.observe(spansFailed, counters.agent.spans_export_failed);
         result.observe(spansDropped, counters.agent.spans_dropped);
+        result.observe(spansSampledOut, counters.agent.spans_sampled_out);
         result.observe(loaderRestarts, counters.agent.loader_restarts);
         result.observe(kernelRequests, counters.kernel.requests ?? 0);
         result.observe(connectionsAccepted, counters.kernel.conn_accepted ?? 0);
@@ -95,16 +104,19 @@ export class AgentMetrics {
         result.observe(bufferSize, buffer.size);
         result.observe(bufferCapacity, buffer.capacity);
       },
-      [recordsLost, spansExported, spansFailed, spansDropped, loaderRestarts, kernelRequests, connectionsAccepted, bufferSize, bufferCapacity],
+      [recordsLost, spansExported, spansFailed, spansDropped, spansSampledOut, loaderRestarts, kernelRequests, connectionsAccepted, bufferSize, bufferCapacity],
     );
   }
 
   recordRequest(r: RequestRecord): void {
     this.#requests.record(r);
+    this.#http.record(r);
   }
 
-  async renderPrometheus(): Promise<{ contentType: string; body: string }> {
+  /** Prometheus text, or OpenMetrics (with exemplars) when the Accept header asks for it. */
+  async renderPrometheus(accept?: string): Promise<{ contentType: string; body: string }> {
     const { resourceMetrics } = await this.#reader.collect();
+    if (acceptsOpenMetrics(accept)) return { contentType: OPENMETRICS_CONTENT_TYPE, body: serializeOpenMetrics(resourceMetrics) };
     return { contentType: PROMETHEUS_CONTENT_TYPE, body: this.#serializer.serialize(resourceMetrics) };
   }
 

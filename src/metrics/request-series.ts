@@ -6,7 +6,7 @@
  */
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
-import type { RequestRecord } from '../types.ts';
+import type { DependencyRecord, RequestRecord } from '../types.ts';
 import { RouteLimiter } from './route-limiter.ts';
 
 export const DURATION_BUCKETS_MS: readonly number[] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
@@ -19,11 +19,39 @@ const METHOD_INDEX = new Map<string, number>(METHODS.slice(0, OTHER_METHOD).map(
 /** `status_class` label values, indexed by the status' hundreds digit (0: no valid status). */
 const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
+/**
+ * The latest measurement of each bucket with the request that made it (its trace and span):
+ * a spike in a panel then opens that request. Parallel arrays, so recording allocates nothing
+ * (the ids are the record's own strings).
+ */
+export class BucketExemplars {
+  readonly values: Float64Array;
+  /** Epoch milliseconds of the measurement (the request's end). */
+  readonly timesMs: Float64Array;
+  readonly traceIds: (string | undefined)[];
+  readonly spanIds: (string | undefined)[];
+
+  constructor(buckets: number) {
+    this.values = new Float64Array(buckets);
+    this.timesMs = new Float64Array(buckets);
+    this.traceIds = new Array<string | undefined>(buckets).fill(undefined);
+    this.spanIds = new Array<string | undefined>(buckets).fill(undefined);
+  }
+}
+
+/** What an exemplar points at: a request's ids and when it ended. */
+export interface ExemplarSource {
+  traceId: string;
+  spanId: string;
+  timeMs: number;
+}
+
 /** Explicit-bucket histogram with inclusive upper bounds, like the SDK's. */
 export class BucketHistogram {
   readonly boundaries: readonly number[];
   /** One per boundary, then the +Inf bucket. */
   readonly counts: Float64Array;
+  readonly exemplars: BucketExemplars;
   count = 0;
   sum = 0;
   min = Infinity;
@@ -32,9 +60,10 @@ export class BucketHistogram {
   constructor(boundaries: readonly number[]) {
     this.boundaries = boundaries;
     this.counts = new Float64Array(boundaries.length + 1);
+    this.exemplars = new BucketExemplars(boundaries.length + 1);
   }
 
-  record(value: number): void {
+  record(value: number, source?: ExemplarSource): void {
     // The SDK's histograms drop negative values (and count NaN nowhere); so do these.
     if (!(value >= 0)) return;
     const bounds = this.boundaries;
@@ -45,7 +74,24 @@ export class BucketHistogram {
     this.sum += value;
     if (value < this.min) this.min = value;
     if (value > this.max) this.max = value;
+    if (source) {
+      const e = this.exemplars;
+      e.values[i] = value;
+      e.timesMs[i] = source.timeMs;
+      e.traceIds[i] = source.traceId;
+      e.spanIds[i] = source.spanId;
+    }
   }
+}
+
+/** A request's exemplar source, reused: record() copies what it keeps. */
+const requestSource: ExemplarSource = { traceId: '', spanId: '', timeMs: 0 };
+
+function sourceOf(r: RequestRecord): ExemplarSource {
+  requestSource.traceId = r.trace_id;
+  requestSource.spanId = r.span_id;
+  requestSource.timeMs = r.timestamp * 1000 + r.duration_ms;
+  return requestSource;
 }
 
 /** One label set's cumulative totals. */
@@ -67,8 +113,9 @@ export class RequestSeries {
     this.requests++;
     this.bytesReceived += r.bytes_received;
     this.bytesSent += r.bytes_sent;
-    this.duration.record(r.duration_ms);
-    this.cpu.record(r.cpu_time_ms);
+    const source = sourceOf(r);
+    this.duration.record(r.duration_ms, source);
+    this.cpu.record(r.cpu_time_ms, source);
   }
 }
 
@@ -149,4 +196,81 @@ function methodIndex(method: string | null): number {
 
 function statusClassIndex(status: number | null): number {
   return status !== null && status >= 100 && status <= 599 ? Math.floor(status / 100) : 0;
+}
+
+/**
+ * The semantic conventions' advised buckets for http.server/client.request.duration (seconds).
+ * The per-request CPU histogram uses the perfcatch_request_cpu_ms buckets, in seconds.
+ */
+export const HTTP_DURATION_BUCKETS_S: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+export const CPU_BUCKETS_S: readonly number[] = CPU_BUCKETS_MS.map((ms) => ms / 1000);
+
+/** One label set of the standard HTTP metrics: durations in seconds (and CPU for servers). */
+export class HttpSeries {
+  readonly attributes: Attributes;
+  readonly startTime: HrTime = hrTime();
+  readonly duration = new BucketHistogram(HTTP_DURATION_BUCKETS_S);
+  readonly cpu = new BucketHistogram(CPU_BUCKETS_S);
+
+  constructor(attributes: Attributes) {
+    this.attributes = attributes;
+  }
+}
+
+/**
+ * http.server.request.duration and http.client.request.duration with the conventions' stable
+ * attributes (method, status code, error.type, url.scheme; server.address and server.port for
+ * calls), plus service.name: all services share the agent's Resource. No http.route: PerfCatch's
+ * route is its own guess from the path, not the framework's (it stays on perfcatch_* metrics).
+ */
+export class HttpSeriesTable {
+  /** service -> method index * 1000 + status (0: none) -> series. */
+  readonly #server = new Map<string, Map<number, HttpSeries>>();
+  /** service -> "method status peer port" -> series. */
+  readonly #client = new Map<string, Map<string, HttpSeries>>();
+  readonly server: HttpSeries[] = [];
+  readonly client: HttpSeries[] = [];
+
+  record(r: RequestRecord): void {
+    const method = methodIndex(r.http_method);
+    const status = r.http_status !== null && r.http_status >= 100 && r.http_status <= 599 ? r.http_status : 0;
+    const byKey = child(this.#server, r.service_name);
+    const key = method * 1000 + status;
+    let series = byKey.get(key);
+    if (!series) {
+      series = new HttpSeries(httpAttributes(r.service_name, METHODS[method]!, status, status >= 500));
+      byKey.set(key, series);
+      this.server.push(series);
+    }
+    const source = sourceOf(r);
+    series.duration.record(r.duration_ms / 1000, source);
+    series.cpu.record(r.cpu_time_ms / 1000, source);
+    for (const d of r.dependencies) this.recordClient(r.service_name, d, r.trace_id);
+  }
+
+  private recordClient(service: string, d: DependencyRecord, traceId: string): void {
+    const method = METHODS[methodIndex(d.http_method)]!;
+    const status = d.http_status !== null && d.http_status >= 100 && d.http_status <= 599 ? d.http_status : 0;
+    const byKey = child(this.#client, service);
+    const key = `${method} ${status} ${d.peer_ip} ${d.peer_port}`;
+    let series = byKey.get(key);
+    if (!series) {
+      series = new HttpSeries({ ...httpAttributes(service, method, status, status >= 400), 'server.address': d.peer_ip, 'server.port': d.peer_port });
+      byKey.set(key, series);
+      this.client.push(series);
+    }
+    // The exemplar is the call's CLIENT span, in its request's trace.
+    requestSource.traceId = traceId;
+    requestSource.spanId = d.span_id;
+    requestSource.timeMs = d.timestamp * 1000 + d.duration_ms;
+    series.duration.record(d.duration_ms / 1000, requestSource);
+  }
+}
+
+function httpAttributes(service: string, method: string, status: number, isError: boolean): Attributes {
+  // OTHER is the conventions' _OTHER for methods outside the known set.
+  const attributes: Attributes = { 'service.name': service, 'http.request.method': method === 'OTHER' ? '_OTHER' : method, 'url.scheme': 'http' };
+  if (status !== 0) attributes['http.response.status_code'] = status;
+  if (isError) attributes['error.type'] = String(status);
+  return attributes;
 }

@@ -18,6 +18,7 @@ import type { RequestRecord } from '../types.ts';
 import { routeTemplate } from '../http/route.ts';
 import { ProtobufWriter, utf8Length, varintSize, WireType } from './protobuf-writer.ts';
 import * as sc from './semconv.ts';
+import { TraceSampler, DEFAULT_SAMPLER, type ParentContext } from './sampler.ts';
 
 export const INSTRUMENTATION_SCOPE = { name: 'perfcatch', version: '0.1.0' } as const;
 
@@ -55,6 +56,29 @@ export interface OtlpResource {
 export type SpanSink = (resource: OtlpResource, span: Buffer) => void;
 
 type AttributeValue = string | number | boolean;
+
+export interface SpanBuilderOptions {
+  /** Which spans are exported (OTEL_TRACES_SAMPLER); the rest are counted, not encoded. */
+  sampler?: TraceSampler;
+  /** OTEL_RESOURCE_ATTRIBUTES: in every Resource, below what PerfCatch knows of the service. */
+  resourceAttributes?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The host (no port) of a Host header, for server.address (HTTP/2's :authority is not parsed). Null when it is
+ * empty or carries userinfo (never a valid Host).
+ */
+export function hostOfAuthority(authority: string | undefined): string | null {
+  const a = authority?.trim();
+  if (!a || a.includes('@')) return null;
+  if (a.startsWith('[')) {
+    const end = a.indexOf(']');
+    return end > 1 ? a.slice(1, end) : null;
+  }
+  const colon = a.indexOf(':');
+  const host = colon === -1 ? a : a.slice(0, colon);
+  return host === '' ? null : host.slice(0, 256);
+}
 
 /**
  * One KeyValue (as field `field` of the enclosing message): string, bool, int64 or double.
@@ -125,9 +149,15 @@ export class SpanBuilder {
   private readonly host = hostname();
   private readonly w = new ProtobufWriter(8192);
   private readonly sink: SpanSink;
+  private readonly sampler: TraceSampler;
+  private readonly resourceAttributes: Readonly<Record<string, string>>;
+  /** Spans the sampler left out of the export (their requests are stored and counted as usual). */
+  sampledOut = 0;
 
-  constructor(sink: SpanSink) {
+  constructor(sink: SpanSink, opts: SpanBuilderOptions = {}) {
     this.sink = sink;
+    this.sampler = opts.sampler ?? new TraceSampler(DEFAULT_SAMPLER);
+    this.resourceAttributes = opts.resourceAttributes ?? {};
   }
 
   /**
@@ -156,6 +186,7 @@ export class SpanBuilder {
 
   private encodeResource(serviceName: string, processName: string, pod: PodMetadata | null): OtlpResource {
     const attributes: Record<string, AttributeValue> = {
+      ...this.resourceAttributes,
       ...(pod ? k8sResourceAttributes(pod) : {}),
       // The record's service name already chose between the process's own name and the pod's.
       [sc.ATTR_SERVICE_NAME]: serviceName,
@@ -192,10 +223,14 @@ export class SpanBuilder {
     w.fixed64(endNs >= startNs ? endNs : startNs);
   }
 
-  /** Status (only ERROR is written: UNSET is the default) and flags. */
-  private endSpan(isError: boolean, flags: number): Buffer {
+  /**
+   * error.type, status (only ERROR is written: UNSET is the default) and flags. HTTP spans
+   * give the status code as error.type, as the HTTP conventions say.
+   */
+  private endSpan(isError: boolean, status: number | null, flags: number): Buffer {
     const w = this.w;
     if (isError) {
+      if (status !== null) this.attr(sc.ATTR_ERROR_TYPE, String(status));
       w.tag(SPAN_STATUS, WireType.LEN);
       w.varint(2);
       w.tag(STATUS_CODE, WireType.VARINT);
@@ -215,6 +250,14 @@ export class SpanBuilder {
     const r = b.record;
     const method = r.http_method;
     const route = r.route; // the record's template of b.http.path
+    const parent: ParentContext =
+      r.parent_span_id === null ? { kind: 'none' }
+      : b.traceParent !== null ? { kind: 'remote', sampled: b.traceParent.sampled }
+      : { kind: 'local' };
+    if (!this.sampler.sampleRequest(r.span_id, r.trace_id, parent)) {
+      this.sampledOut++;
+      return;
+    }
     // The parent is an incoming traceparent (remote), or the caller's CLIENT span when the
     // caller runs on this host too (linked by the kernel from the connection's two ends).
     this.beginSpan(r.trace_id, r.span_id, r.parent_span_id, method ? (route ? `${method} ${route}` : method) : 'tcp request', KIND_SERVER, b.startNs, b.endNs);
@@ -238,7 +281,10 @@ export class SpanBuilder {
       this.attr(sc.ATTR_URL_SCHEME, 'http');
       this.attr(sc.ATTR_HTTP_REQUEST_METHOD, b.http.method);
       this.attr(sc.ATTR_URL_PATH, b.http.path);
+      this.attr(sc.ATTR_NETWORK_PROTOCOL_NAME, 'http');
       this.attr(sc.ATTR_NETWORK_PROTOCOL_VERSION, b.http.version);
+      const serverAddress = hostOfAuthority(b.http.headers.get('host'));
+      if (serverAddress) this.attr(sc.ATTR_SERVER_ADDRESS, serverAddress);
       if (route) this.attr(sc.ATTR_PERFCATCH_ROUTE, route);
       if (b.http.query !== null && r.http_path) this.attr(sc.ATTR_URL_QUERY, r.http_path.slice(b.http.path.length + 1));
       const ua = b.http.headers.get('user-agent');
@@ -247,16 +293,20 @@ export class SpanBuilder {
     if (r.http_status !== null) this.attr(sc.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
     if (r.correlation_id) this.attr(sc.ATTR_PERFCATCH_CORRELATION_ID, r.correlation_id);
     if (b.captureIncomplete) this.attr(sc.ATTR_PERFCATCH_CAPTURE_INCOMPLETE, true);
-    // Sampling policy: PerfCatch measured every request, so every span is exported and marked
-    // sampled, including children of a traceparent whose sampled flag is 00 (documented).
+    // Sampling policy: an exported span is marked sampled, including (with the default
+    // always_on sampler) a child of a traceparent whose sampled flag is 00 (documented).
     const isError = r.http_status !== null && r.http_status >= 500;
-    const span = this.endSpan(isError, spanFlags(TRACE_FLAG_SAMPLED, b.traceParent !== null && r.parent_span_id !== null));
+    const span = this.endSpan(isError, r.http_status, spanFlags(TRACE_FLAG_SAMPLED, b.traceParent !== null && r.parent_span_id !== null));
     this.sink(this.resourceFor(r.service_name, r.process_name, b.pod), span);
   }
 
   /** A CLIENT span for one outbound exchange, child of its request's SERVER span. */
   buildClient(d: BuiltDependency, parent: RequestRecord): void {
     const r = d.record;
+    if (!this.sampler.sampleClient(parent.span_id, parent.trace_id)) {
+      this.sampledOut++;
+      return;
+    }
     const name = d.http ? `${d.http.method} ${routeTemplate(d.http.path)}` : `tcp ${r.peer_ip}:${r.peer_port}`;
     this.beginSpan(parent.trace_id, r.span_id, parent.span_id, name, KIND_CLIENT, d.startNs, d.endNs);
     this.attr(sc.ATTR_SERVER_ADDRESS, r.peer_ip);
@@ -275,11 +325,12 @@ export class SpanBuilder {
       this.attr(sc.ATTR_HTTP_REQUEST_METHOD, d.http.method);
       this.attr(sc.ATTR_URL_PATH, d.http.path);
       this.attr(sc.ATTR_URL_FULL, `http://${host}${r.http_path ?? d.http.path}`);
+      this.attr(sc.ATTR_NETWORK_PROTOCOL_NAME, 'http');
       this.attr(sc.ATTR_NETWORK_PROTOCOL_VERSION, d.http.version);
     }
     if (r.http_status !== null) this.attr(sc.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
     const isError = r.http_status !== null && r.http_status >= 400;
-    const span = this.endSpan(isError, spanFlags(TRACE_FLAG_SAMPLED, false));
+    const span = this.endSpan(isError, r.http_status, spanFlags(TRACE_FLAG_SAMPLED, false));
     this.sink(this.resourceFor(parent.service_name, parent.process_name, null, parent.pod_name), span);
   }
 }

@@ -1,14 +1,15 @@
 /**
- * Bounded queue of encoded spans in front of the OTLP/gRPC transport. Spans arrive as
+ * Bounded queue of encoded spans in front of the OTLP transport (HTTP or gRPC). Spans arrive as
  * protobuf bytes (span-builder.ts) and wait in per-resource byte buffers, never as objects;
  * a batch becomes one ExportTraceServiceRequest. Unlike the SDK's batch processor the queue
  * counts every span it drops, and it never blocks the pipeline: when the collector is slow
  * or unreachable the queue fills and further spans are dropped and counted.
  */
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { CompressionAlgorithm, type IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
-import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
+import type { IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import type { OtlpExportSettings } from './otlp-env.ts';
+import { createOtlpExportDelegate } from './otlp-transport.ts';
 import { ProtobufWriter, varintSize, WireType } from './protobuf-writer.ts';
 import { INSTRUMENTATION_SCOPE, type OtlpResource } from './span-builder.ts';
 
@@ -32,7 +33,7 @@ export interface EncodedSpanBatch {
   spans: number;
 }
 
-/** Sends encoded requests: the OTLP/gRPC delegate of @opentelemetry/otlp-grpc-exporter-base. */
+/** Sends encoded requests: an OTLP/HTTP or OTLP/gRPC delegate (otlp-transport.ts). */
 export type EncodedSpanExporter = Pick<IOtlpExportDelegate<EncodedSpanBatch>, 'export' | 'shutdown'>;
 
 /** Spans waiting for one request: each resource's encoded ScopeSpans.spans fields. */
@@ -174,19 +175,13 @@ export class SpanExportQueue {
 }
 
 /**
- * OTLP/gRPC transport for an endpoint like http://collector:4317, from the OpenTelemetry
- * exporter package: headers, TLS, timeouts and retries follow the standard
- * OTEL_EXPORTER_OTLP_* variables; compression defaults to gzip. Requests arrive encoded.
+ * The exporter for encoded span batches, over OTLP/HTTP or OTLP/gRPC as configured
+ * (otlp-env.ts): headers, TLS, timeout and compression come from the settings.
  */
-export function createOtlpExporter(endpoint: string, env: Record<string, string | undefined>): EncodedSpanExporter {
-  const compressionSet = env.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION ?? env.OTEL_EXPORTER_OTLP_COMPRESSION;
-  return createOtlpGrpcExportDelegate(
-    convertLegacyOtlpGrpcOptions({ url: endpoint, ...(compressionSet ? {} : { compression: CompressionAlgorithm.GZIP }) }, 'TRACES'),
+export function createOtlpExporter(settings: OtlpExportSettings): EncodedSpanExporter {
+  return createOtlpExportDelegate(
+    settings,
     { serializeRequest: (batch: EncodedSpanBatch) => batch.bytes, deserializeResponse: ProtobufTraceSerializer.deserializeResponse },
-    'otlp_grpc_span_exporter',
     { name: 'span', countItems: (batch: EncodedSpanBatch) => batch.spans },
-    undefined,
-    'TraceExportService',
-    '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
   );
 }

@@ -57,7 +57,7 @@ const headerSelections = new WeakMap<CorrelationExtractor, HeaderSelection>();
 function requestHeaders(correlation: CorrelationExtractor): HeaderSelection {
   let selection = headerSelections.get(correlation);
   if (selection === undefined) {
-    selection = new HeaderSelection([...correlation.headerNames, 'traceparent', 'user-agent']);
+    selection = new HeaderSelection([...correlation.headerNames, 'traceparent', 'user-agent', 'host']);
     headerSelections.set(correlation, selection);
   }
   return selection;

@@ -162,7 +162,7 @@ interface AgentRun {
 
 async function withAgent(ports: number[], load: () => LoadResult, collector: RunningCollector | null, extraArgs: string[]): Promise<AgentRun> {
   const args = ['--ports', ports.join(','), '--log-level', 'warn', ...extraArgs];
-  if (collector) args.push('--otlp-endpoint', collector.grpcEndpoint);
+  if (collector) args.push('--otlp-endpoint', collector.httpEndpoint);
   const agent: RunningAgent = await startAgent(args);
   const loaderPid = loaderPidOf(agent.pid);
   const programs = (await agent.get<{ programs: string[] }>('/health')).body.programs;

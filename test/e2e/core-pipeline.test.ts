@@ -87,7 +87,7 @@ describe('core pipeline on the real kernel', () => {
       OTEL_SERVICE_NAME: 'gt-node-server',
     });
     python = await startServer('python3', [`${ROOT}test/servers/python_http_server.py`]);
-    agent = await startAgent(['--ports', `${node.port},${python.port}`, '--otlp-endpoint', collector.grpcEndpoint]);
+    agent = await startAgent(['--ports', `${node.port},${python.port}`, '--otlp-endpoint', collector.httpEndpoint]);
   });
 
   after(async () => {

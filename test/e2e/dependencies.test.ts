@@ -29,7 +29,7 @@ describe('dependencies and linked traces', () => {
     jaeger = await startJaeger();
     caller = await startNodeServer({ OTEL_SERVICE_NAME: 'gt-caller' });
     callee = await startPythonServer({ OTEL_SERVICE_NAME: 'gt-callee' });
-    agent = await startAgent(['--ports', `${caller.port},${callee.port}`, '--otlp-endpoint', jaeger.grpcEndpoint]);
+    agent = await startAgent(['--ports', `${caller.port},${callee.port}`, '--otlp-endpoint', jaeger.httpEndpoint]);
   });
 
   after(async () => {

@@ -105,7 +105,7 @@ describe('Kubernetes pod metadata through the agent', () => {
     writeFileSync(join(scope, 'cgroup.procs'), `${server.pid}\n`);
     writeFileSync(join(otherScope, 'cgroup.procs'), `${other.pid}\n`);
     agent = await startAgent([
-      '--node-name', 'node-a', '--kubeconfig', kube.kubeconfigPath, '--namespace', NS, '--otlp-endpoint', collector.grpcEndpoint,
+      '--node-name', 'node-a', '--kubeconfig', kube.kubeconfigPath, '--namespace', NS, '--otlp-endpoint', collector.httpEndpoint,
     ]);
   });
 

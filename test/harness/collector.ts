@@ -1,6 +1,8 @@
 /**
  * A real OpenTelemetry Collector (built by test/peers/build-otelcol.sh, cached) receiving
- * OTLP/gRPC and writing every span to a JSON-lines file the test reads back.
+ * OTLP/gRPC and OTLP/HTTP and writing every span to a JSON-lines file the test reads back.
+ * Optionally both receivers require TLS (and a client certificate), and chosen request headers
+ * are copied onto every span as `received.<header>` (the receivers keep request metadata).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,12 +34,22 @@ export interface ReceivedSpan {
 export interface ReceivedMetric {
   name: string;
   resource: Record<string, unknown>;
-  /** Data points of sums and gauges as {attributes, value}; histograms as {attributes, count}. */
-  points: { attrs: Record<string, unknown>; value: number }[];
+  /** Data points of sums and gauges as {attributes, value}; histograms as {attributes, count} and their exemplars. */
+  points: { attrs: Record<string, unknown>; value: number; exemplars: { traceId: string; spanId: string; value: number }[] }[];
+}
+
+export interface CollectorOptions {
+  /** PEM files: both receivers serve TLS; with clientCaFile they require a client certificate. */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string };
+  /** Request headers (lowercase) copied onto every span as the attribute `received.<header>`. */
+  copyHeaders?: readonly string[];
 }
 
 export interface RunningCollector extends Spawned {
+  /** OTLP/gRPC receiver (https:// with TLS). */
   grpcEndpoint: string;
+  /** OTLP/HTTP receiver base URL: POST /v1/traces, /v1/metrics (https:// with TLS). */
+  httpEndpoint: string;
   spans(): ReceivedSpan[];
   metrics(): ReceivedMetric[];
 }
@@ -60,10 +72,26 @@ export function attrMap(list: { key: string; value: Record<string, unknown> }[] 
   return out;
 }
 
-export async function startCollector(): Promise<RunningCollector> {
+export async function startCollector(opts: CollectorOptions = {}): Promise<RunningCollector> {
   const bin = otelcolBinary();
   const dir = mkdtempSync(join(tmpdir(), 'perfcatch-otelcol-'));
   const grpcPort = await freePort();
+  const httpPort = await freePort();
+  const tls = opts.tls
+    ? `
+        tls:
+          cert_file: ${opts.tls.certFile}
+          key_file: ${opts.tls.keyFile}${opts.tls.clientCaFile ? `\n          client_ca_file: ${opts.tls.clientCaFile}` : ''}`
+    : '';
+  const copied = opts.copyHeaders ?? [];
+  const headerProcessor = copied.length
+    ? `
+processors:
+  attributes/headers:
+    actions:
+${copied.map((h) => `      - key: received.${h}\n        from_context: metadata.${h}\n        action: insert`).join('\n')}`
+    : '';
+  const tracesProcessors = copied.length ? '\n      processors: [attributes/headers]' : '';
   const out = join(dir, 'spans.jsonl');
   const metricsOut = join(dir, 'metrics.jsonl');
   const config = `
@@ -72,6 +100,10 @@ receivers:
     protocols:
       grpc:
         endpoint: 127.0.0.1:${grpcPort}
+        include_metadata: true${tls}
+      http:
+        endpoint: 127.0.0.1:${httpPort}
+        include_metadata: true${tls}${headerProcessor}
 exporters:
   file:
     path: ${out}
@@ -85,7 +117,7 @@ service:
       level: none
   pipelines:
     traces:
-      receivers: [otlp]
+      receivers: [otlp]${tracesProcessors}
       exporters: [file]
     metrics:
       receivers: [otlp]
@@ -93,20 +125,23 @@ service:
 `;
   writeFileSync(join(dir, 'config.yaml'), config);
   const s = spawnTracked(bin, ['--config', join(dir, 'config.yaml')]);
-  await waitFor('collector gRPC port', () =>
-    new Promise<true | undefined>((resolve) => {
-      if (s.child.exitCode !== null) throw new Error(`collector exited: ${s.output()}`);
-      const sock = connect(grpcPort, '127.0.0.1');
-      sock.once('connect', () => {
-        sock.destroy();
-        resolve(true);
-      });
-      sock.once('error', () => resolve(undefined));
-    }),
-  );
+  for (const port of [grpcPort, httpPort]) {
+    await waitFor(`collector port ${port}`, () =>
+      new Promise<true | undefined>((resolve) => {
+        if (s.child.exitCode !== null) throw new Error(`collector exited: ${s.output()}`);
+        const sock = connect(port, '127.0.0.1');
+        sock.once('connect', () => {
+          sock.destroy();
+          resolve(true);
+        });
+        sock.once('error', () => resolve(undefined));
+      }),
+    );
+  }
   return {
     ...s,
-    grpcEndpoint: `http://127.0.0.1:${grpcPort}`,
+    grpcEndpoint: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${grpcPort}`,
+    httpEndpoint: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${httpPort}`,
     spans: () => {
       if (!existsSync(out)) return [];
       const result: ReceivedSpan[] = [];
@@ -125,7 +160,7 @@ service:
     metrics: () => {
       if (!existsSync(metricsOut)) return [];
       const result: ReceivedMetric[] = [];
-      type Point = { attributes?: never; asDouble?: number; asInt?: string; count?: string };
+      type Point = { attributes?: never; asDouble?: number; asInt?: string; count?: string; exemplars?: { traceId: string; spanId: string; asDouble: number }[] };
       type Metric = { name: string; sum?: { dataPoints: Point[] }; gauge?: { dataPoints: Point[] }; histogram?: { dataPoints: Point[] } };
       for (const line of readFileSync(metricsOut, 'utf8').split('\n')) {
         if (!line.trim()) continue;
@@ -135,7 +170,11 @@ service:
           for (const sm of rm.scopeMetrics) {
             for (const m of sm.metrics) {
               const dps = m.sum?.dataPoints ?? m.gauge?.dataPoints ?? m.histogram?.dataPoints ?? [];
-              const points = dps.map((p) => ({ attrs: attrMap(p.attributes), value: Number(p.asDouble ?? p.asInt ?? p.count ?? NaN) }));
+              const points = dps.map((p) => ({
+                attrs: attrMap(p.attributes),
+                value: Number(p.asDouble ?? p.asInt ?? p.count ?? NaN),
+                exemplars: (p.exemplars ?? []).map((e) => ({ traceId: e.traceId, spanId: e.spanId, value: e.asDouble })),
+              }));
               result.push({ name: m.name, resource, points });
             }
           }

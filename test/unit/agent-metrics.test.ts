@@ -13,7 +13,7 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { AgentMetrics, MAX_ROUTES_PER_SERVICE, PROMETHEUS_CONTENT_TYPE } from '../../src/metrics/agent-metrics.ts';
 import { RequestMetricsProducer } from '../../src/metrics/request-metrics.ts';
-import { CPU_BUCKETS_MS, DURATION_BUCKETS_MS, RequestSeriesTable } from '../../src/metrics/request-series.ts';
+import { CPU_BUCKETS_MS, CPU_BUCKETS_S, DURATION_BUCKETS_MS, HTTP_DURATION_BUCKETS_S, HttpSeriesTable, RequestSeriesTable } from '../../src/metrics/request-series.ts';
 import type { AgentCounters, PipelineCounters, RequestRecord } from '../../src/types.ts';
 import { sampleRecord } from './sample-record.ts';
 
@@ -57,6 +57,7 @@ const agentCounters: AgentCounters = {
   spans_exported: 80,
   spans_export_failed: 4,
   spans_dropped: 5,
+  spans_sampled_out: 12,
   loader_restarts: 1,
 };
 
@@ -101,10 +102,13 @@ describe('AgentMetrics', () => {
         perfcatch_request_cpu_ms: 'histogram',
         perfcatch_request_bytes_received_total: 'counter',
         perfcatch_request_bytes_sent_total: 'counter',
+        http_server_request_duration: 'histogram',
+        perfcatch_http_server_request_cpu_time: 'histogram',
         perfcatch_records_lost_total: 'counter',
         perfcatch_spans_exported_total: 'counter',
         perfcatch_spans_failed_total: 'counter',
         perfcatch_spans_dropped_total: 'counter',
+        perfcatch_spans_sampled_out_total: 'counter',
         perfcatch_loader_restarts_total: 'counter',
         perfcatch_kernel_requests_total: 'counter',
         perfcatch_connections_accepted_total: 'counter',
@@ -148,7 +152,10 @@ describe('AgentMetrics', () => {
 
     for (const leaked of ['12345', 'token', 'secret', '10.0.0.2', 'BREW']) assert.ok(!text.includes(leaked), leaked);
     const labelNames = new Set([...text.matchAll(/[{,]([a-z_]+)="/g)].map((m) => m[1]));
-    assert.deepEqual([...labelNames].sort(), ['le', 'method', 'namespace', 'pod', 'port', 'process', 'route', 'service', 'stage', 'status_class']);
+    assert.deepEqual([...labelNames].sort(), [
+      'http_request_method', 'http_response_status_code', 'le', 'method', 'namespace', 'pod', 'port', 'process', 'route', 'service',
+      'service_name', 'stage', 'status_class', 'url_scheme',
+    ]);
   });
 
   it('aggregates histograms per label set, with inclusive upper bounds', async () => {
@@ -215,6 +222,7 @@ describe('AgentMetrics', () => {
     assert.equal(sample(text, 'perfcatch_spans_exported_total'), 80);
     assert.equal(sample(text, 'perfcatch_spans_failed_total'), 4);
     assert.equal(sample(text, 'perfcatch_spans_dropped_total'), 5);
+    assert.equal(sample(text, 'perfcatch_spans_sampled_out_total'), 12);
     assert.equal(sample(text, 'perfcatch_loader_restarts_total'), 1);
     assert.equal(sample(text, 'perfcatch_kernel_requests_total'), 95);
     assert.equal(sample(text, 'perfcatch_connections_accepted_total'), 11);
@@ -232,8 +240,8 @@ describe('AgentMetrics', () => {
 
 describe('RequestMetricsProducer', () => {
   /** A push reader like --otlp-metrics' one, exporting to memory, beside a second reader. */
-  async function exportOnce(table: RequestSeriesTable): Promise<MetricData[]> {
-    const producer = new RequestMetricsProducer(table);
+  async function exportOnce(table: RequestSeriesTable, http = new HttpSeriesTable()): Promise<MetricData[]> {
+    const producer = new RequestMetricsProducer(table, http);
     const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
     const push = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000, metricProducers: [producer] });
     const other = new PeriodicExportingMetricReader({
@@ -257,7 +265,7 @@ describe('RequestMetricsProducer', () => {
     for (const duration_ms of [0.5, 3, 3, 700]) table.record(record({ duration_ms, cpu_time_ms: duration_ms / 10 }));
     table.record(record({ namespace: 'shop', pod_name: 'checkout-1', duration_ms: 9, cpu_time_ms: 4 }));
 
-    const metrics = await exportOnce(table);
+    const metrics = (await exportOnce(table)).filter((m) => m.descriptor.name.startsWith('perfcatch_'));
     assert.deepEqual(
       metrics.map((m) => [m.descriptor.name, m.dataPointType, m.aggregationTemporality]),
       [
@@ -295,5 +303,56 @@ describe('RequestMetricsProducer', () => {
 
   it('exports nothing before the first request', async () => {
     assert.deepEqual(await exportOnce(new RequestSeriesTable()), []);
+  });
+});
+
+describe('standard HTTP metrics (semantic conventions)', () => {
+  const dependency = (status: number, duration_ms: number) => ({
+    timestamp: 1, peer_ip: '10.9.9.9', peer_port: 5432, new_connection: false, connect_ms: null, duration_ms,
+    bytes_sent: 1, bytes_received: 1, http_method: 'POST', http_path: '/pay', http_status: status, span_id: 'c'.repeat(16),
+  });
+
+  it('http.server.request.duration and the CPU histogram: seconds, advised buckets, stable attributes', async () => {
+    const http = new HttpSeriesTable();
+    for (const duration_ms of [3, 60, 60, 12000]) http.record(record({ duration_ms, cpu_time_ms: duration_ms / 4 }));
+    http.record(record({ http_status: 503, duration_ms: 1, cpu_time_ms: 1 }));
+    http.record(record({ http_method: 'BREW', http_status: null, duration_ms: 1, cpu_time_ms: 1, dependencies: [dependency(404, 30), dependency(404, 70), dependency(200, 1)] }));
+    const producer = new RequestMetricsProducer(new RequestSeriesTable(), http);
+    const { resourceMetrics } = await producer.collect();
+    const metrics = new Map(resourceMetrics.scopeMetrics[0]!.metrics.map((m) => [m.descriptor.name, m as HistogramMetricData]));
+    const server = metrics.get('http.server.request.duration')!;
+    assert.equal(server.descriptor.unit, 's');
+    assert.deepEqual(server.dataPoints.map((p) => p.attributes), [
+      { 'service.name': 'checkout', 'http.request.method': 'GET', 'url.scheme': 'http', 'http.response.status_code': 200 },
+      { 'service.name': 'checkout', 'http.request.method': 'GET', 'url.scheme': 'http', 'http.response.status_code': 503, 'error.type': '503' },
+      { 'service.name': 'checkout', 'http.request.method': '_OTHER', 'url.scheme': 'http' },
+    ]);
+    const ok = server.dataPoints[0]!.value;
+    assert.deepEqual(ok.buckets.boundaries, HTTP_DURATION_BUCKETS_S);
+    assert.deepEqual(HTTP_DURATION_BUCKETS_S, [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]);
+    //                                     0.005 0.01 .025 .05 .075 0.1 ...                      10  +Inf
+    assert.deepEqual(ok.buckets.counts, [1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    assert.equal(ok.sum, 12.123);
+    const cpu = metrics.get('perfcatch.http.server.request.cpu_time')!;
+    assert.equal(cpu.descriptor.unit, 's');
+    assert.deepEqual(cpu.dataPoints[0]!.value.buckets.boundaries, CPU_BUCKETS_S);
+    assert.equal(cpu.dataPoints[0]!.value.count, 4);
+    assert.equal(cpu.dataPoints[0]!.value.max, 3);
+    const client = metrics.get('http.client.request.duration')!;
+    assert.deepEqual(client.dataPoints.map((p) => [p.attributes, p.value.count]), [
+      [{ 'service.name': 'checkout', 'http.request.method': 'POST', 'url.scheme': 'http', 'http.response.status_code': 404, 'error.type': '404', 'server.address': '10.9.9.9', 'server.port': 5432 }, 2],
+      [{ 'service.name': 'checkout', 'http.request.method': 'POST', 'url.scheme': 'http', 'http.response.status_code': 200, 'server.address': '10.9.9.9', 'server.port': 5432 }, 1],
+    ]);
+    assert.equal(client.dataPoints[0]!.value.sum, 0.1);
+  });
+
+  it('every metric attribute name is a semantic convention (the perfcatch_* metrics keep their own labels)', async () => {
+    const { nonConventionNames } = await import('../harness/semconv-names.ts');
+    const http = new HttpSeriesTable();
+    http.record(record({ http_status: 500, dependencies: [dependency(500, 1)] }));
+    const { resourceMetrics } = await new RequestMetricsProducer(new RequestSeriesTable(), http).collect();
+    const names = resourceMetrics.scopeMetrics[0]!.metrics.flatMap((m) => m.dataPoints.flatMap((p) => Object.keys(p.attributes)));
+    assert.ok(names.length > 0);
+    assert.deepEqual(nonConventionNames(names), []);
   });
 });

@@ -32,6 +32,12 @@ describe('parseAgentArgs', () => {
       bufferSize: 50000,
       correlationHeaders: [],
       otlpEndpoint: null,
+      traceExport: null,
+      metricExport: null,
+      sampler: { name: 'always_on', ratio: 1 },
+      resourceAttributes: {},
+      agentServiceName: 'perfcatch-agent',
+      sdkDisabled: false,
       captureRequestBytes: 4096,
       captureResponseBytes: 512,
       ringbufBytes: 16 << 20,
@@ -104,6 +110,7 @@ describe('parseAgentArgs', () => {
       PERFCATCH_BUFFER_SIZE: '10000000',
       PERFCATCH_CORRELATION_HEADERS: 'X-My-Id',
       PERFCATCH_OTLP_ENDPOINT: 'collector:4317',
+      PERFCATCH_OTLP_PROTOCOL: 'grpc',
       PERFCATCH_CAPTURE_REQUEST_BYTES: '100',
       PERFCATCH_CAPTURE_RESPONSE_BYTES: '4096',
       PERFCATCH_KEEP_QUERY: 'true',
@@ -118,7 +125,8 @@ describe('parseAgentArgs', () => {
     assert.deepEqual(c.processes, ['python3']);
     assert.equal(c.bufferSize, 10_000_000);
     assert.deepEqual(c.correlationHeaders, ['x-my-id']);
-    assert.equal(c.otlpEndpoint, 'http://collector:4317');
+    assert.equal(c.otlpEndpoint, 'https://collector:4317');
+    assert.equal(c.traceExport?.protocol, 'grpc');
     assert.equal(c.captureRequestBytes, 100);
     assert.equal(c.captureResponseBytes, 4096);
     assert.equal(c.keepQuery, true);
@@ -140,35 +148,53 @@ describe('parseAgentArgs', () => {
     assert.deepEqual(c.correlationHeaders, ['x-tenant-trace', 'x-request-id']);
   });
 
-  describe('OTLP endpoint', () => {
-    it('falls back through the OpenTelemetry variables', () => {
-      const base = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://base:4317' };
-      assert.equal(parseAgentArgs([], base).otlpEndpoint, 'http://base:4317');
-      const traces = { ...base, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://traces:4317' };
-      assert.equal(parseAgentArgs([], traces).otlpEndpoint, 'https://traces:4317');
-      const own = { ...traces, PERFCATCH_OTLP_ENDPOINT: 'own:4317' };
-      assert.equal(parseAgentArgs([], own).otlpEndpoint, 'http://own:4317');
-      assert.equal(parseAgentArgs(['--otlp-endpoint', 'http://flag:1'], own).otlpEndpoint, 'http://flag:1');
+  describe('OTLP endpoint (the per-variable tables are in otlp-env.test.ts)', () => {
+    it('falls back through the OpenTelemetry variables; the flag is a general endpoint', () => {
+      const base = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://base:4318' };
+      assert.equal(parseAgentArgs([], base).otlpEndpoint, 'http://base:4318/v1/traces');
+      const traces = { ...base, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://traces:4318/custom' };
+      assert.equal(parseAgentArgs([], traces).otlpEndpoint, 'https://traces:4318/custom');
+      const own = { ...traces, PERFCATCH_OTLP_ENDPOINT: 'http://own:4318' };
+      assert.equal(parseAgentArgs([], own).otlpEndpoint, 'http://own:4318/v1/traces');
+      assert.equal(parseAgentArgs(['--otlp-endpoint', 'http://flag:1'], own).otlpEndpoint, 'http://flag:1/v1/traces');
+      assert.equal(parseAgentArgs(['--otlp-endpoint', 'http://flag:1', '--otlp-protocol', 'grpc'], own).otlpEndpoint, 'http://flag:1');
     });
 
-    it('accepts URLs and host:port forms', () => {
-      const cases: [string, string][] = [
-        ['localhost:4317', 'http://localhost:4317'],
-        ['10.0.0.1:4317', 'http://10.0.0.1:4317'],
-        ['[::1]:4317', 'http://[::1]:4317'],
-        ['http://collector:4317/', 'http://collector:4317'],
-        ['HTTPS://Collector.example:443', 'https://collector.example'],
-      ];
-      for (const [input, expected] of cases) {
-        assert.equal(parseAgentArgs(['--otlp-endpoint', input], {}).otlpEndpoint, expected, input);
-      }
+    it('accepts host:port only for gRPC, and says so', () => {
+      assert.equal(parseAgentArgs(['--otlp-endpoint', 'collector:4317', '--otlp-protocol', 'grpc'], {}).otlpEndpoint, 'https://collector:4317');
+      assertConfigError(['--otlp-endpoint', 'collector:4317'], {}, /^--otlp-endpoint: expected an http:\/\/ or https:\/\/ URL for OTLP\/HTTP \(host:port alone is for --otlp-protocol grpc\)/);
     });
 
     it('rejects anything else', () => {
       for (const bad of ['collector', 'grpc://collector:4317', 'http://', 'host:port', 'http://user:pw@h:1', 'http://h:1/?x=1', 'a b:1']) {
-        assertConfigError(['--otlp-endpoint', bad], {}, /^--otlp-endpoint: expected a URL/);
+        assertConfigError(['--otlp-endpoint', bad], {}, /^--otlp-endpoint: expected (an http|a URL)/);
+        assertConfigError(['--otlp-endpoint', bad, '--otlp-protocol', 'grpc'], {}, /^--otlp-endpoint: expected a URL/);
       }
-      assertConfigError([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'nope' }, /^OTEL_EXPORTER_OTLP_ENDPOINT: expected a URL.*got "nope"$/);
+      assertConfigError([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'nope' }, /^OTEL_EXPORTER_OTLP_ENDPOINT: expected an http.*got "nope"$/);
+      assertConfigError(['--otlp-protocol', 'thrift'], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }, /^--otlp-protocol: expected one of http\/protobuf, grpc, got "thrift"$/);
+    });
+
+    it('OTEL_SDK_DISABLED switches every OTLP export off, and nothing else', () => {
+      const env = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'TRUE' };
+      const c = parseAgentArgs(['--otlp-metrics', '--api-port', '1'], env);
+      assert.equal(c.sdkDisabled, true);
+      assert.equal(c.traceExport, null);
+      assert.equal(c.metricExport, null);
+      assert.equal(c.otlpEndpoint, null);
+      assert.equal(c.apiPort, 1);
+      assert.equal(parseAgentArgs([], { ...env, OTEL_SDK_DISABLED: 'false' }).otlpEndpoint, 'http://c:4318/v1/traces');
+      assertConfigError([], { OTEL_SDK_DISABLED: 'yes' }, /^OTEL_SDK_DISABLED: expected true or false, got "yes"$/);
+    });
+
+    it('OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME', () => {
+      const attrs = { OTEL_RESOURCE_ATTRIBUTES: 'k8s.cluster.name=prod-eu, deployment.environment.name=prod,team=a%20b' };
+      const c = parseAgentArgs([], attrs);
+      assert.deepEqual(c.resourceAttributes, { 'k8s.cluster.name': 'prod-eu', 'deployment.environment.name': 'prod', team: 'a b' });
+      assert.equal(c.agentServiceName, 'perfcatch-agent');
+      assert.equal(parseAgentArgs([], { OTEL_RESOURCE_ATTRIBUTES: 'service.name=from-attrs' }).agentServiceName, 'from-attrs');
+      assert.equal(parseAgentArgs([], { OTEL_RESOURCE_ATTRIBUTES: 'service.name=from-attrs', OTEL_SERVICE_NAME: 'agent-eu' }).agentServiceName, 'agent-eu');
+      assertConfigError([], { OTEL_RESOURCE_ATTRIBUTES: 'novalue' }, /^OTEL_RESOURCE_ATTRIBUTES: expected a comma-separated list of key=value/);
+      assertConfigError([], { OTEL_RESOURCE_ATTRIBUTES: 'k=%zz' }, /^OTEL_RESOURCE_ATTRIBUTES: expected a URL-encoded value for k/);
     });
   });
 
@@ -228,14 +254,19 @@ describe('parseAgentArgs', () => {
 describe('AGENT_USAGE', () => {
   it('lists every flag with its environment variable', () => {
     const flags = ['--api-port', '--api-host', '--pids', '--ports', '--process', '--buffer-size', '--correlation-headers',
-      '--otlp-endpoint', '--capture-request-bytes', '--capture-response-bytes', '--ringbuf-kb', '--keep-query', '--loader', '--bpf-object',
+      '--otlp-endpoint', '--otlp-protocol', '--capture-request-bytes', '--capture-response-bytes', '--ringbuf-kb', '--keep-query', '--loader', '--bpf-object',
       '--log-level', '--help'];
     for (const flag of flags) assert.ok(AGENT_USAGE.includes(flag), flag);
     for (const flag of flags.filter((f) => f !== '--help')) {
       const env = `PERFCATCH_${flag.slice(2).toUpperCase().replaceAll('-', '_')}`;
       assert.ok(AGENT_USAGE.includes(env), env);
     }
-    assert.ok(AGENT_USAGE.includes('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'));
+    for (const name of ['ENDPOINT', 'PROTOCOL', 'HEADERS', 'TIMEOUT', 'COMPRESSION', 'CERTIFICATE', 'CLIENT_CERTIFICATE', 'CLIENT_KEY', 'INSECURE']) {
+      assert.ok(AGENT_USAGE.includes(`OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}${name}\n`), name);
+    }
+    for (const name of ['OTEL_RESOURCE_ATTRIBUTES', 'OTEL_SERVICE_NAME', 'OTEL_SDK_DISABLED', 'OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG', 'OTEL_METRIC_EXPORT_INTERVAL']) {
+      assert.ok(AGENT_USAGE.includes(`  ${name}\n`), name);
+    }
     assert.ok(AGENT_USAGE.includes('default: 9090'));
   });
 });
@@ -251,8 +282,13 @@ describe('secrets', () => {
 describe('--otlp-metrics', () => {
   it('needs an OTLP endpoint, and takes the interval from OTEL_METRIC_EXPORT_INTERVAL', () => {
     assert.throws(() => parseAgentArgs(['--otlp-metrics'], {}), (err: Error) => err instanceof ConfigError && /needs an OTLP endpoint/.test(err.message));
-    const c = parseAgentArgs(['--otlp-metrics', '--otlp-endpoint', 'collector:4317'], { OTEL_METRIC_EXPORT_INTERVAL: '2500' });
+    const c = parseAgentArgs(['--otlp-metrics', '--otlp-endpoint', 'http://collector:4318'], { OTEL_METRIC_EXPORT_INTERVAL: '2500' });
     assert.equal(c.otlpMetrics, true);
+    assert.equal(c.metricExport?.url, 'http://collector:4318/v1/metrics');
+    // A metrics-only endpoint is enough; spans then stay off.
+    const metricsOnly = parseAgentArgs(['--otlp-metrics'], { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://m:4318/in' });
+    assert.equal(metricsOnly.metricExport?.url, 'http://m:4318/in');
+    assert.equal(metricsOnly.traceExport, null);
     assert.equal(c.otlpMetricsIntervalMs, 2500);
     assert.throws(() => parseAgentArgs([], { OTEL_METRIC_EXPORT_INTERVAL: 'soon' }), /OTEL_METRIC_EXPORT_INTERVAL/);
   });

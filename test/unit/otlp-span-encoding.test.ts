@@ -13,6 +13,9 @@ import { SpanExportQueue, type EncodedSpanBatch } from '../../src/otel/span-expo
 import type { BuiltDependency } from '../../src/pipeline/dependency-builder.ts';
 import type { BuiltRequest } from '../../src/pipeline/request-builder.ts';
 import { sampleRecord } from './sample-record.ts';
+import { TraceSampler } from '../../src/otel/sampler.ts';
+import { hostOfAuthority, type SpanBuilderOptions } from '../../src/otel/span-builder.ts';
+import { nonConventionNames } from '../harness/semconv-names.ts';
 
 type Field = Buffer | bigint | number;
 
@@ -126,7 +129,7 @@ function decodeRequest(bytes: Uint8Array): DecodedSpan[] {
   return spans;
 }
 
-function exportOnce(build: (b: SpanBuilder) => void): DecodedSpan[] {
+function exportOnce(build: (b: SpanBuilder) => void, opts: SpanBuilderOptions = {}, expectBatch = true): DecodedSpan[] {
   const sent: EncodedSpanBatch[] = [];
   const queue = new SpanExportQueue({
     export: (batch, done) => {
@@ -135,9 +138,13 @@ function exportOnce(build: (b: SpanBuilder) => void): DecodedSpan[] {
     },
     shutdown: async () => {},
   });
-  build(new SpanBuilder((resource, span) => queue.add(resource, span)));
+  build(new SpanBuilder((resource, span) => queue.add(resource, span), opts));
   queue.flush();
   void queue.shutdown(0);
+  if (!expectBatch) {
+    assert.equal(sent.length, 0);
+    return [];
+  }
   assert.equal(sent.length, 1);
   const spans = decodeRequest(sent[0]!.bytes);
   assert.equal(spans.length, sent[0]!.spans);
@@ -217,11 +224,13 @@ describe('OTLP span encoding', () => {
       'url.scheme': 'http',
       'http.request.method': 'GET',
       'url.path': '/orders/42',
+      'network.protocol.name': 'http',
       'network.protocol.version': '1.1',
       'perfcatch.route': '/orders/{id}',
       'url.query': '<redacted>',
       'user_agent.original': 'curl/8 ünïcode',
       'http.response.status_code': 503,
+      'error.type': '503',
       'perfcatch.correlation_id': 'corr-7',
       'perfcatch.cpu_attribution': 'exact',
       'perfcatch.capture_incomplete': true,
@@ -305,5 +314,93 @@ describe('OTLP span encoding', () => {
     assert.equal(queue.counters.queued, 3);
     assert.equal(queue.counters.dropped, 2);
     void queue.shutdown(0);
+  });
+
+  describe('semantic conventions', () => {
+    const pod = { namespace: 'shop', podName: 'checkout-1', podUid: 'u-1', containerName: 'app', nodeName: 'n1', deploymentName: 'checkout', serviceName: 'checkout' };
+    const dependency = (status: number): BuiltDependency => ({
+      record: { timestamp: 1, peer_ip: '10.0.0.2', peer_port: 80, new_connection: true, connect_ms: 0.5, duration_ms: 1, bytes_sent: 1, bytes_received: 2, http_method: 'GET', http_path: '/x', http_status: status, span_id: '3333333333333333' },
+      startNs: 1n,
+      endNs: 2n,
+      http: { method: 'GET', path: '/x', query: null, version: '1.1', headers: new Map([['host', 'api:80']]), complete: true },
+      exchangeKey: '1:1',
+      newConnection: true,
+      localAddr: '10.0.0.1',
+      localPort: 40000,
+    });
+
+    it('every exported attribute name is in @opentelemetry/semantic-conventions or under perfcatch.', () => {
+      const parent = sampleRecord({ trace_id: TRACE, span_id: SPAN, http_status: 500, correlation_id: 'c' });
+      const spans = exportOnce((b) => {
+        // Every optional attribute present: HTTP with a query, Host, user agent, a remote
+        // parent, an incomplete capture, a pod; a non-HTTP request; a CLIENT span with HTTP.
+        const http = { method: 'GET', path: '/a', query: 'q=1', version: '1.1', headers: new Map([['host', 'shop.example:8080'], ['user-agent', 'ua']]), complete: true };
+        b.build(builtRequest({ http, pod, captureIncomplete: true, traceParent: { traceId: TRACE, parentSpanId: PARENT, sampled: true } }, sampleRecord({ ...parent, parent_span_id: PARENT, http_path: '/a?q=1' })));
+        b.build(builtRequest({ http: null, isHttp: false }, sampleRecord({ http_method: null, http_path: null, http_status: null })));
+        b.buildClient(dependency(503), parent);
+      });
+      assert.equal(spans.length, 3);
+      const names = spans.flatMap((s) => [...Object.keys(s.attributes), ...Object.keys(s.resource)]);
+      assert.ok(names.includes('k8s.pod.uid') && names.includes('url.query') && names.includes('server.address') && names.includes('error.type'));
+      assert.deepEqual(nonConventionNames(names), []);
+    });
+
+    it('error.type is the status code next to ERROR: SERVER from 500, CLIENT from 400', () => {
+      const at = (status: number) => {
+        const [server, client] = exportOnce((b) => {
+          const r = sampleRecord({ trace_id: TRACE, span_id: SPAN, http_status: status });
+          b.build(builtRequest({}, r));
+          b.buildClient(dependency(status), r);
+        });
+        return [server!.attributes['error.type'] ?? null, server!.statusCode, client!.attributes['error.type'] ?? null, client!.statusCode];
+      };
+      assert.deepEqual(at(200), [null, 0, null, 0]);
+      assert.deepEqual(at(404), [null, 0, '404', 2]);
+      assert.deepEqual(at(503), ['503', 2, '503', 2]);
+    });
+
+    it('server.address is the Host header without its port', () => {
+      const cases: [string | undefined, string | null][] = [
+        ['shop.example:8080', 'shop.example'],
+        ['shop.example', 'shop.example'],
+        ['[::1]:8080', '::1'],
+        ['10.0.0.1:80', '10.0.0.1'],
+        ['', null],
+        [':80', null],
+        ['user@host', null],
+        [undefined, null],
+      ];
+      for (const [header, expected] of cases) assert.equal(hostOfAuthority(header), expected, String(header));
+      const [span] = exportOnce((b) => b.build(builtRequest({ http: { method: 'GET', path: '/', query: null, version: '1.1', headers: new Map([['host', 'api.example:443']]), complete: true } })));
+      assert.equal(span!.attributes['server.address'], 'api.example');
+    });
+  });
+
+  describe('OTEL_TRACES_SAMPLER and OTEL_RESOURCE_ATTRIBUTES in the builder', () => {
+    it('a sampled-out request and its CLIENT spans are counted, not encoded', () => {
+      let builder: SpanBuilder | undefined;
+      exportOnce((b) => {
+        builder = b;
+        const r = sampleRecord({ trace_id: TRACE, span_id: SPAN });
+        b.build(builtRequest({}, r));
+        b.buildClient({ record: { timestamp: 1, peer_ip: '10.0.0.2', peer_port: 80, new_connection: false, connect_ms: null, duration_ms: 1, bytes_sent: 1, bytes_received: 2, http_method: null, http_path: null, http_status: null, span_id: '4444444444444444' }, startNs: 1n, endNs: 2n, http: null, exchangeKey: '1:1', newConnection: false, localAddr: '10.0.0.1', localPort: 40000 }, r);
+      }, { sampler: new TraceSampler({ name: 'always_off', ratio: 1 }) }, false);
+      assert.equal(builder!.sampledOut, 2);
+    });
+
+    it('a parent-based sampler follows the traceparent flag', () => {
+      const sampler = new TraceSampler({ name: 'parentbased_always_on', ratio: 1 });
+      const spans = exportOnce((b) => {
+        b.build(builtRequest({ traceParent: { traceId: TRACE, parentSpanId: PARENT, sampled: false } }, sampleRecord({ trace_id: TRACE, span_id: SPAN, parent_span_id: PARENT })));
+        b.build(builtRequest({ traceParent: { traceId: TRACE, parentSpanId: PARENT, sampled: true } }, sampleRecord({ trace_id: TRACE, span_id: '5555555555555555', parent_span_id: PARENT })));
+      }, { sampler });
+      assert.deepEqual(spans.map((s) => s.spanId), ['5555555555555555']);
+    });
+
+    it('OTEL_RESOURCE_ATTRIBUTES are in every Resource, below what PerfCatch knows', () => {
+      const [span] = exportOnce((b) => b.build(builtRequest()), { resourceAttributes: { 'k8s.cluster.name': 'eu-1', 'service.name': 'not-this' } });
+      assert.equal(span!.resource['k8s.cluster.name'], 'eu-1');
+      assert.equal(span!.resource['service.name'], 'checkout');
+    });
   });
 });
