@@ -41,7 +41,7 @@ static __noinline void emit_dependency(struct pc_conn_key *key, struct conn_stat
 		return;
 	}
 	d->type = PC_REC_DEPENDENCY;
-	d->flags = c->flags | flags;
+	d->flags = c->flags | flags | (c->caller_inferred ? PC_DF_CALLER_INFERRED : 0);
 	d->pid = key->tgid;
 	d->tid = c->tid;
 	d->conn_id = c->conn_id;
@@ -123,18 +123,25 @@ static __always_inline void forget_tuple(struct conn_state *c)
 /*
  * The request an outbound call made by this thread now serves (resource_tracker.bpf.h): the
  * one whose upstream response it just read, else the oldest one it read whose handler had not
- * acted, else its owner. Sets *pkey; NULL when the thread serves nothing.
+ * acted, else its owner. Sets *pkey, and *inferred when other requests' code was runnable
+ * on the thread too (the choice then follows their order: the kernel cannot know); NULL when
+ * the thread serves nothing.
  */
-static __always_inline struct conn_state *caller_of(struct thread_state *ts, struct pc_conn_key *pkey)
+static __always_inline struct conn_state *caller_of(struct thread_state *ts, struct pc_conn_key *pkey,
+						    __u8 *inferred)
 {
 	struct conn_state *owner = live_owner(ts);
 	if (ts->after_upstream_read && owner && owner->role == ROLE_SERVER) {
 		*pkey = ts->owner;
+		*inferred = others_waiting(ts);
 		return owner;
 	}
 	struct conn_state *f = pop_fresh(ts, pkey);
-	if (f)
+	if (f) {
+		*inferred = ts->n_fresh > 0;
 		return f;
+	}
+	*inferred = 0;
 	if (owner && owner->role == ROLE_SERVER) {
 		*pkey = ts->owner;
 		return owner;
@@ -187,7 +194,7 @@ static __always_inline void begin_exchange(struct thread_state *ts, struct pc_co
 		return;
 	c->parent_conn_id = 0;
 	struct pc_conn_key skey = {};
-	struct conn_state *server = caller_of(ts, &skey);
+	struct conn_state *server = caller_of(ts, &skey, &c->caller_inferred);
 	if (server)
 		set_parent(c, key, &skey, server);
 }
@@ -283,7 +290,7 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	__u32 tid = (__u32)pid_tgid;
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
 	struct pc_conn_key skey = {};
-	struct conn_state *server = ts ? caller_of(ts, &skey) : NULL;
+	struct conn_state *server = ts ? caller_of(ts, &skey, &c->caller_inferred) : NULL;
 	if (server) {
 		set_parent(c, &key, &skey, server);
 		c->parent_at_connect = 1;

@@ -66,7 +66,9 @@ enum pc_dependency_flags {
 	PC_DF_CONN_CLOSED = 1 << 1,    /* emitted because the client closed the connection */
 	PC_DF_ADOPTED = 1 << 2,        /* connection existed before tracking began */
 	PC_DF_DATA_LOST = 1 << 3,      /* a pc_data record for this exchange was dropped */
-	PC_DF_AT_PARENT_END = 1 << 4   /* emitted when its parent request ended */
+	PC_DF_AT_PARENT_END = 1 << 4,  /* emitted when its parent request ended */
+	PC_DF_CALLER_INFERRED = 1 << 5 /* the thread had made several requests' code runnable:
+					* the caller was chosen by their order, not known */
 };
 
 /* pc_data.direction */

@@ -19,6 +19,10 @@ export interface DependencyRecord {
   http_method: string | null;
   http_path: string | null;
   http_status: number | null;
+  /** How the request that made this call was found (bpf/dependency_tracker.bpf.h): "exact"
+   * when the thread was serving only that request; "inferred" when several requests' code was
+   * runnable on it (an event loop) and the order of their reads decided. */
+  caller_attribution: 'exact' | 'inferred';
   span_id: string;
 }
 

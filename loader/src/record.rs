@@ -39,6 +39,7 @@ pub const PC_DF_CONN_CLOSED: u32 = 1 << 1;
 pub const PC_DF_ADOPTED: u32 = 1 << 2;
 pub const PC_DF_DATA_LOST: u32 = 1 << 3;
 pub const PC_DF_AT_PARENT_END: u32 = 1 << 4;
+pub const PC_DF_CALLER_INFERRED: u32 = 1 << 5;
 
 // enum pc_direction
 pub const PC_DIR_REQUEST: u8 = 1;

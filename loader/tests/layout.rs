@@ -221,6 +221,7 @@ fn enums_match_btf() {
             ("PC_DF_ADOPTED", PC_DF_ADOPTED as i64),
             ("PC_DF_DATA_LOST", PC_DF_DATA_LOST as i64),
             ("PC_DF_AT_PARENT_END", PC_DF_AT_PARENT_END as i64),
+            ("PC_DF_CALLER_INFERRED", PC_DF_CALLER_INFERRED as i64),
         ],
     );
     check_enum(

@@ -104,6 +104,7 @@ export const OPENAPI = {
           http_method: nullable(str),
           http_path: nullable(str),
           http_status: nullable(int),
+          caller_attribution: { type: 'string', enum: ['exact', 'inferred'] },
           span_id: str,
         },
       },

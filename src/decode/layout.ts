@@ -32,6 +32,7 @@ export const DependencyFlags = {
   ADOPTED: 1 << 2,
   DATA_LOST: 1 << 3,
   AT_PARENT_END: 1 << 4,
+  CALLER_INFERRED: 1 << 5,
 } as const;
 
 export const Direction = {

@@ -319,6 +319,7 @@ export class SpanBuilder {
     this.attr(sc.ATTR_HTTP_REQUEST_SIZE, r.bytes_sent);
     this.attr(sc.ATTR_HTTP_RESPONSE_SIZE, r.bytes_received);
     this.attr(sc.ATTR_PERFCATCH_NEW_CONNECTION, r.new_connection);
+    this.attr(sc.ATTR_PERFCATCH_CALLER_ATTRIBUTION, r.caller_attribution);
     if (r.connect_ms !== null) this.attr(sc.ATTR_PERFCATCH_CONNECT_MS, r.connect_ms);
     if (d.http) {
       const host = d.http.headers.get('host') ?? `${r.peer_ip}:${r.peer_port}`;

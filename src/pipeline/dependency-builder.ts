@@ -4,6 +4,7 @@
  */
 import type { AssembledDependency } from '../assemble/request-assembler.ts';
 import { HeaderSelection, parseRequestHead, parseResponseHead, type HttpRequestHead } from '../http/parse.ts';
+import { DependencyFlags } from '../decode/layout.ts';
 import { newSpanId } from '../otel/ids.ts';
 import type { DependencyRecord } from '../types.ts';
 import { pathWithQuery } from './request-builder.ts';
@@ -47,6 +48,7 @@ export function buildDependency(a: AssembledDependency, keepQuery: boolean): Bui
       http_method: http?.method ?? null,
       http_path: path,
       http_status: response?.status ?? null,
+      caller_attribution: k.flags & DependencyFlags.CALLER_INFERRED ? 'inferred' : 'exact',
       span_id: newSpanId(),
     },
     // A new connection's call starts at connect(): that wait is part of what it cost.

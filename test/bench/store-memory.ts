@@ -24,6 +24,7 @@ function record(i: number): RequestRecord {
     http_method: j ? 'GET' : null,
     http_path: j ? `/inventory/items/{id}` : null,
     http_status: j ? 200 : null,
+    caller_attribution: 'exact' as const,
     span_id: hex(i * 2 + j, 16),
   });
   return {

@@ -309,7 +309,7 @@ describe('RequestMetricsProducer', () => {
 describe('standard HTTP metrics (semantic conventions)', () => {
   const dependency = (status: number, duration_ms: number) => ({
     timestamp: 1, peer_ip: '10.9.9.9', peer_port: 5432, new_connection: false, connect_ms: null, duration_ms,
-    bytes_sent: 1, bytes_received: 1, http_method: 'POST', http_path: '/pay', http_status: status, span_id: 'c'.repeat(16),
+    bytes_sent: 1, bytes_received: 1, http_method: 'POST', http_path: '/pay', http_status: status, caller_attribution: 'exact' as const, span_id: 'c'.repeat(16),
   });
 
   it('http.server.request.duration and the CPU histogram: seconds, advised buckets, stable attributes', async () => {

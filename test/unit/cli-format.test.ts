@@ -196,8 +196,8 @@ function fixtures(now: number): RequestRecord[] {
         dependencies:
           i === 2
             ? [
-                { timestamp: now, peer_ip: '127.0.0.1', peer_port: 5000, new_connection: true, connect_ms: 0.25, duration_ms: 4, bytes_sent: 80, bytes_received: 2048, http_method: 'GET', http_path: '/dep-new', http_status: 200, span_id: '1'.repeat(16) },
-                { timestamp: now, peer_ip: '127.0.0.1', peer_port: 5000, new_connection: false, connect_ms: null, duration_ms: 2, bytes_sent: 80, bytes_received: 512, http_method: 'GET', http_path: '/dep-pooled', http_status: 200, span_id: '2'.repeat(16) },
+                { timestamp: now, peer_ip: '127.0.0.1', peer_port: 5000, new_connection: true, connect_ms: 0.25, duration_ms: 4, bytes_sent: 80, bytes_received: 2048, http_method: 'GET', http_path: '/dep-new', http_status: 200, caller_attribution: 'exact', span_id: '1'.repeat(16) },
+                { timestamp: now, peer_ip: '127.0.0.1', peer_port: 5000, new_connection: false, connect_ms: null, duration_ms: 2, bytes_sent: 80, bytes_received: 512, http_method: 'GET', http_path: '/dep-pooled', http_status: 200, caller_attribution: 'exact', span_id: '2'.repeat(16) },
               ]
             : [],
       }),

@@ -28,7 +28,7 @@ function record(id: string | null, path: string, over: Partial<RequestRecord> = 
 }
 
 function dep(path: string, newConnection: boolean, spanId: string): DependencyRecord {
-  return { timestamp: 10, peer_ip: '127.0.0.1', peer_port: UPSTREAM_PORT, new_connection: newConnection, connect_ms: null, duration_ms: 1, bytes_sent: 80, bytes_received: 150, http_method: 'GET', http_path: path, http_status: 200, span_id: spanId };
+  return { timestamp: 10, peer_ip: '127.0.0.1', peer_port: UPSTREAM_PORT, new_connection: newConnection, connect_ms: null, duration_ms: 1, bytes_sent: 80, bytes_received: 150, http_method: 'GET', http_path: path, http_status: 200, caller_attribution: 'exact', span_id: spanId };
 }
 
 function input(over: Partial<ScoreInput>): ScoreInput {

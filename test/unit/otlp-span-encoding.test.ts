@@ -264,6 +264,7 @@ describe('OTLP span encoding', () => {
         http_method: 'POST',
         http_path: '/charge',
         http_status: 404,
+        caller_attribution: 'inferred',
         span_id: '1111111111111111',
       },
       startNs: 10n,
@@ -293,6 +294,7 @@ describe('OTLP span encoding', () => {
     assert.equal(client.flags, 0x101);
     assert.equal(client.attributes['url.full'], 'http://pay:80/charge');
     assert.equal(client.attributes['perfcatch.new_connection'], true);
+    assert.equal(client.attributes['perfcatch.caller_attribution'], 'inferred');
     assert.ok(typeof client.attributes['perfcatch.connect_ms'] === 'object', 'a fractional number is a double');
   });
 
@@ -319,7 +321,7 @@ describe('OTLP span encoding', () => {
   describe('semantic conventions', () => {
     const pod = { namespace: 'shop', podName: 'checkout-1', podUid: 'u-1', containerName: 'app', nodeName: 'n1', deploymentName: 'checkout', serviceName: 'checkout' };
     const dependency = (status: number): BuiltDependency => ({
-      record: { timestamp: 1, peer_ip: '10.0.0.2', peer_port: 80, new_connection: true, connect_ms: 0.5, duration_ms: 1, bytes_sent: 1, bytes_received: 2, http_method: 'GET', http_path: '/x', http_status: status, span_id: '3333333333333333' },
+      record: { timestamp: 1, peer_ip: '10.0.0.2', peer_port: 80, new_connection: true, connect_ms: 0.5, duration_ms: 1, bytes_sent: 1, bytes_received: 2, http_method: 'GET', http_path: '/x', http_status: status, caller_attribution: 'exact', span_id: '3333333333333333' },
       startNs: 1n,
       endNs: 2n,
       http: { method: 'GET', path: '/x', query: null, version: '1.1', headers: new Map([['host', 'api:80']]), complete: true },
@@ -383,7 +385,7 @@ describe('OTLP span encoding', () => {
         builder = b;
         const r = sampleRecord({ trace_id: TRACE, span_id: SPAN });
         b.build(builtRequest({}, r));
-        b.buildClient({ record: { timestamp: 1, peer_ip: '10.0.0.2', peer_port: 80, new_connection: false, connect_ms: null, duration_ms: 1, bytes_sent: 1, bytes_received: 2, http_method: null, http_path: null, http_status: null, span_id: '4444444444444444' }, startNs: 1n, endNs: 2n, http: null, exchangeKey: '1:1', newConnection: false, localAddr: '10.0.0.1', localPort: 40000 }, r);
+        b.buildClient({ record: { timestamp: 1, peer_ip: '10.0.0.2', peer_port: 80, new_connection: false, connect_ms: null, duration_ms: 1, bytes_sent: 1, bytes_received: 2, http_method: null, http_path: null, http_status: null, caller_attribution: 'exact', span_id: '4444444444444444' }, startNs: 1n, endNs: 2n, http: null, exchangeKey: '1:1', newConnection: false, localAddr: '10.0.0.1', localPort: 40000 }, r);
       }, { sampler: new TraceSampler({ name: 'always_off', ratio: 1 }) }, false);
       assert.equal(builder!.sampledOut, 2);
     });

@@ -52,6 +52,7 @@ function dependency(i: number, overrides: Partial<DependencyRecord> = {}): Depen
     http_method: i % 3 === 0 ? 'GET' : null,
     http_path: i % 3 === 0 ? `/inventory/${i}` : null,
     http_status: i % 3 === 0 ? 200 : null,
+    caller_attribution: 'exact',
     span_id: i.toString(16).padStart(16, '0'),
     ...overrides,
   };
