@@ -15,6 +15,7 @@
 #include "maps.bpf.h"
 #include "sock.bpf.h"
 #include "io.bpf.h"
+#include "admission.bpf.h"
 #include "resource_tracker.bpf.h"
 
 static __always_inline __u64 next_conn_id(void)
@@ -235,8 +236,10 @@ static __always_inline void client_io_exit(struct thread_state *ts, struct pc_co
 }
 
 /* An fd of a tracked process that we have not seen: an outbound or inbound TCP connection
- * opened before tracking began? Found sockets are adopted; anything else is remembered as
- * ignored until it is closed. */
+ * opened before tracking began? Found sockets are adopted, through the same filters as
+ * accept(); anything else is remembered as ignored until it is closed. A connection is
+ * inbound when its local port is one something listens on (listen(), accept(), and what the
+ * loader found listening when it started): never taken for an outbound one. */
 static __always_inline struct conn_state *maybe_adopt(struct pc_conn_key *key, __u64 now)
 {
 	if (bpf_map_lookup_elem(&ignored_fds, key))
@@ -249,7 +252,19 @@ static __always_inline struct conn_state *maybe_adopt(struct pc_conn_key *key, _
 		return NULL;
 	}
 	__u16 local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u32 zero = 0;
+	struct pc_filter_cfg *cfg = bpf_map_lookup_elem(&filter_cfg, &zero);
+	if (!admit_process(task, key->tgid, bpf_get_current_cgroup_id(), cfg)) {
+		/* Seeded as a server by the loader, or the filters changed: stop looking at it. */
+		bpf_map_delete_elem(&server_tgids, &key->tgid);
+		return NULL;
+	}
 	if (bpf_map_lookup_elem(&listen_ports, &local_port)) {
+		if (cfg && cfg->ports_on && !bpf_map_lookup_elem(&filter_ports, &local_port)) {
+			count(PC_CNT_CONN_FILTERED);
+			bpf_map_update_elem(&ignored_fds, key, &one, BPF_ANY);
+			return NULL;
+		}
 		/* Inbound, accepted before we started: becomes a server conn at its next request. */
 		struct conn_state c = {};
 		c.role = ROLE_SERVER;

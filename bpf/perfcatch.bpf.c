@@ -6,6 +6,7 @@
  *   resource_tracker.bpf.h - on-CPU time per request (sched_switch), process RSS
  *   idle_flush.bpf.h       - reports requests on idle keep-alive connections (prctl trigger)
  *   process_identity.bpf.h - OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES of each exec
+ *   admission.bpf.h        - the filters, on every path into the connection table
  *   maps.bpf.h             - kernel-private state, one map per purpose
  *   perfcatch.h            - every record that userspace reads
  * Hooks are tracepoints and tp_btf only: no kprobes, no fentry (see platform notes).

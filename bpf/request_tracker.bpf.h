@@ -18,59 +18,9 @@
 #include "maps.bpf.h"
 #include "sock.bpf.h"
 #include "io.bpf.h"
+#include "admission.bpf.h"
 #include "resource_tracker.bpf.h"
 #include "dependency_tracker.bpf.h"
-
-/* ---- admission ---------------------------------------------------------------------------- */
-
-/* Process-level filters: ignored pids, --pids, --process (comm or executable), cgroups. */
-static __always_inline bool admit_process(struct task_struct *task, __u32 tgid, __u64 cgroup_id,
-					  struct pc_filter_cfg *cfg)
-{
-	if (bpf_map_lookup_elem(&ignore_pids, &tgid))
-		return false;
-	if (!cfg)
-		return true;
-	if (cfg->pids_on && !bpf_map_lookup_elem(&filter_pids, &tgid))
-		return false;
-	if (cfg->cgroups_on && !bpf_map_lookup_elem(&filter_cgroups, &cgroup_id))
-		return false;
-	if (cfg->comms_on) {
-		/* Match the leader's comm, its program part, or the executable's name: runtimes
-		 * rename their main thread (Node 24 calls it "MainThread"), setproctitle writes
-		 * "gunicorn: worker" there, but users filter by program name. */
-		char name[16] = {};
-		struct task_struct *leader = BPF_CORE_READ(task, group_leader);
-		bpf_probe_read_kernel_str(name, sizeof(name), &leader->comm);
-		if (bpf_map_lookup_elem(&filter_comms, name))
-			return true;
-		bool cut = false;
-		for (int i = 0; i < sizeof(name); i++) {
-			if (name[i] == ':' || name[i] == ' ')
-				cut = true;
-			if (cut)
-				name[i] = 0;
-		}
-		if (cut && bpf_map_lookup_elem(&filter_comms, name))
-			return true;
-		const unsigned char *exe = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
-		__builtin_memset(name, 0, sizeof(name));
-		if (!exe || bpf_probe_read_kernel_str(name, sizeof(name), exe) < 0)
-			return false;
-		return bpf_map_lookup_elem(&filter_comms, name) != NULL;
-	}
-	return true;
-}
-
-static __always_inline bool admit(struct task_struct *task, __u32 tgid, __u16 local_port,
-				  __u64 cgroup_id)
-{
-	__u32 zero = 0;
-	struct pc_filter_cfg *cfg = bpf_map_lookup_elem(&filter_cfg, &zero);
-	if (cfg && cfg->ports_on && !bpf_map_lookup_elem(&filter_ports, &local_port))
-		return false;
-	return admit_process(task, tgid, cgroup_id, cfg);
-}
 
 /* ---- request records --------------------------------------------------------------------- */
 

@@ -8,6 +8,7 @@ mod features;
 mod filters;
 mod idle_flush;
 mod record;
+mod seed;
 
 use std::error::Error;
 use std::fs::File;
@@ -414,6 +415,11 @@ fn start(cfg: &Config, out: &mut Output<File>) -> Result<Running, Fatal> {
     for set in &cfg.filters {
         filters.apply(set).map_err(|e| map_fatal("applying filter flags", &e))?;
     }
+    // Servers that were listening before we started (or before a restart): their connections
+    // are adopted at their next request, not missed or taken for outbound ones.
+    let listening = seed::scan();
+    seed::seed(&mut ebpf, &listening).map_err(|e| fatal(EXIT_LOAD, e))?;
+    log::debug!("seeded {} listening ports of {} processes", listening.ports.len(), listening.pids.len());
     let ring = ebpf
         .take_map("events")
         .ok_or_else(|| fatal(EXIT_LOAD, "BPF object has no map 'events'"))
