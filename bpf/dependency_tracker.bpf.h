@@ -125,8 +125,9 @@ static __always_inline void forget_tuple(struct conn_state *c)
  * The request an outbound call made by this thread now serves (resource_tracker.bpf.h): the
  * one whose upstream response it just read, else the oldest one it read whose handler had not
  * acted, else its owner. Sets *pkey, and *inferred when other requests' code was runnable
- * on the thread too (the choice then follows their order: the kernel cannot know); NULL when
- * the thread serves nothing.
+ * on the thread too, or other requests it read are still waiting for their response (the
+ * choice then follows their order: the kernel cannot know); NULL when the thread serves
+ * nothing.
  */
 static __always_inline struct conn_state *caller_of(struct thread_state *ts, struct pc_conn_key *pkey,
 						    __u8 *inferred)
@@ -134,15 +135,15 @@ static __always_inline struct conn_state *caller_of(struct thread_state *ts, str
 	struct conn_state *owner = live_owner(ts);
 	if (ts->after_upstream_read && owner && owner->role == ROLE_SERVER) {
 		*pkey = ts->owner;
-		*inferred = others_waiting(ts);
+		*inferred = others_waiting(ts) || ts->in_flight > 1;
 		return owner;
 	}
 	struct conn_state *f = pop_fresh(ts, pkey);
 	if (f) {
-		*inferred = ts->n_fresh > 0;
+		*inferred = ts->n_fresh > 0 || ts->in_flight > 1;
 		return f;
 	}
-	*inferred = 0;
+	*inferred = ts->in_flight > 1;
 	if (owner && owner->role == ROLE_SERVER) {
 		*pkey = ts->owner;
 		return owner;

@@ -160,7 +160,8 @@ struct thread_state {
 	__u8 after_upstream_read; /* its last tracked syscall read an upstream response: the
 				   * code running now continues the owner's handler */
 	__u8 n_fresh;
-	__u8 _pad[6];
+	__u8 in_flight;     /* requests it began reading whose response has not started */
+	__u8 _pad[5];
 	struct fresh_request fresh[FRESH_MAX]; /* oldest first */
 };
 

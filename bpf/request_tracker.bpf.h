@@ -146,12 +146,16 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 		if (c->phase != PHASE_READING) {
 			begin_request(c, tid, now);
 			push_fresh(ts, key, c);
+			if (ts->in_flight < 255)
+				ts->in_flight += 1;
 		}
 		c->phase = PHASE_READING;
 		__sync_fetch_and_add(&c->bytes_received, ret);
 	} else {
 		if (c->seq == 0 && c->phase == PHASE_WRITING)
 			return; /* adopted mid-response: wait for the next request */
+		if (c->phase == PHASE_READING)
+			response_started(c, ts, tid);
 		if (c->phase == PHASE_IDLE)
 			begin_request(c, tid, now); /* server spoke first */
 		else if (c->phase == PHASE_FLUSHED)
@@ -401,6 +405,10 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	}
 	if (c->role == ROLE_SERVER) {
+		if (c->phase == PHASE_READING) {
+			__u32 tid = (__u32)pid_tgid;
+			response_started(c, bpf_map_lookup_elem(&threads, &tid), tid);
+		}
 		if (c->phase == PHASE_READING || c->phase == PHASE_WRITING)
 			emit_request(&key, c, PC_F_CONN_CLOSED);
 	} else {

@@ -151,6 +151,15 @@ static __always_inline struct conn_state *pop_fresh(struct thread_state *ts, str
 	return NULL;
 }
 
+/* A request's response started (or it ended without one): it no longer counts as in flight
+ * on the thread that read it. */
+static __always_inline void response_started(struct conn_state *c, struct thread_state *ts, __u32 tid)
+{
+	struct thread_state *reader = c->tid == tid ? ts : bpf_map_lookup_elem(&threads, &c->tid);
+	if (reader && reader->in_flight)
+		reader->in_flight -= 1;
+}
+
 /* The calling thread's state with its pending segment brought up to now (created, with an
  * empty segment, the first time the thread touches a tracked socket). */
 static __always_inline struct thread_state *current_thread(__u32 tid, __u64 now)

@@ -244,7 +244,7 @@ async function settle(agent: RunningAgent, port: number, upstreamPort: number | 
 }
 
 function printTable(rows: MatrixRow[]): void {
-  const head = ['framework', 'mode', 'reqs', 'exact', 'bytes', 'cpu ok %', 'vs schedstat %', 'ceiling %', 'cpu err med/worst ms', 'cpu>wall', 'deps %', 'links %', 'process_name', 'service_name', 'cpu_attribution', 'overhead ms'];
+  const head = ['framework', 'mode', 'reqs', 'exact', 'bytes', 'cpu ok %', 'vs schedstat %', 'ceiling %', 'cpu err med/worst ms', 'cpu>wall', 'deps %', 'links %', 'misplaced deps (flagged inferred %)', 'process_name', 'service_name', 'cpu_attribution', 'overhead ms'];
   const lines = rows.map((r) => [
     r.framework,
     r.mode,
@@ -258,6 +258,7 @@ function printTable(rows: MatrixRow[]): void {
     r.cpu_over_wall,
     r.deps_exact_pct ?? '-',
     r.links_right_pct ?? '-',
+    r.deps_misplaced ? `${r.deps_misplaced} (${r.deps_misplaced_flagged_pct}%)` : '-',
     r.process_names.join(','),
     r.service_names.join(','),
     typeof r.cpu_attribution === 'string' ? r.cpu_attribution : JSON.stringify(r.cpu_attribution),
@@ -340,6 +341,8 @@ describe('framework matrix', () => {
           mark((row.deps_exact_pct ?? 0) >= DEPS_PCT, `exactly own dependencies for ${row.deps_exact_pct}% (mark ${DEPS_PCT}%)`);
           mark((row.links_right_pct ?? 0) >= DEPS_PCT, `upstream linked to the right CLIENT span for ${row.links_right_pct}% (mark ${DEPS_PCT}%)`);
         }
+        // Never silently wrong: a call the kernel could not tell apart says so.
+        expect(row.deps_misplaced === 0 || row.deps_misplaced_flagged_pct === 100, `${row.deps_misplaced} calls under the wrong request, only ${row.deps_misplaced_flagged_pct}% marked inferred`);
         if (opts.serviceKnown) {
           expect(row.service_names.length === 1 && row.service_names[0] === service, `service_name ${JSON.stringify(row.service_names)}, want ${service}`);
         }

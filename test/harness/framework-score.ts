@@ -58,6 +58,10 @@ export interface MatrixRow {
   fanout_requests: number;
   deps_exact_pct: number | null;
   links_right_pct: number | null;
+  /** Dependencies listed under a request that did not make them, and the share of those the
+   * agent marked caller_attribution "inferred" (never silently wrong: should be 100). */
+  deps_misplaced: number;
+  deps_misplaced_flagged_pct: number | null;
   process_names: string[];
   /** /proc/<pid>/comm of a worker, for comparison with process_names. */
   comm?: string;
@@ -163,6 +167,8 @@ export function score(input: ScoreInput): MatrixRow {
     fanout_requests: 0,
     deps_exact_pct: null,
     links_right_pct: null,
+    deps_misplaced: 0,
+    deps_misplaced_flagged_pct: null,
     process_names: [],
     service_names: [],
     cpu_attribution: 'absent',
@@ -177,6 +183,7 @@ export function score(input: ScoreInput): MatrixRow {
   let depsExact = 0;
   let links = 0;
   let linksRight = 0;
+  let misplacedFlagged = 0;
   for (const s of input.sent) {
     const recs = byId.get(s.id) ?? [];
     if (recs.length === 0) {
@@ -216,6 +223,12 @@ export function score(input: ScoreInput): MatrixRow {
         links++;
         if (mine.length === 1 && served.length === 1 && served[0]!.parent_span_id === mine[0]!.span_id && served[0]!.trace_id === r.trace_id) linksRight++;
       }
+      const ownPaths = new Set(t.deps.map((e) => e.path));
+      for (const d of r.dependencies) {
+        if (d.http_path !== null && ownPaths.has(d.http_path)) continue;
+        row.deps_misplaced++;
+        if (d.caller_attribution === 'inferred') misplacedFlagged++;
+      }
       if (allOwn) depsExact++;
       else {
         const brief = (d: DependencyRecord) => ({ path: d.http_path, new: d.new_connection, sent: d.bytes_sent, recv: d.bytes_received, span: d.span_id });
@@ -233,6 +246,7 @@ export function score(input: ScoreInput): MatrixRow {
   }
   row.deps_exact_pct = pct(depsExact, row.fanout_requests);
   row.links_right_pct = pct(linksRight, links);
+  row.deps_misplaced_flagged_pct = pct(misplacedFlagged, row.deps_misplaced);
   row.process_names = [...processNames].sort();
   row.service_names = [...serviceNames].sort();
   if (attribution.size) row.cpu_attribution = Object.fromEntries([...attribution].sort());

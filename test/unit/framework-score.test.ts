@@ -65,13 +65,15 @@ describe('framework matrix score', () => {
     // a: right. b: its pooled call swapped for a's new one (what a wrong owner looks like).
     const records = [
       record('a', '/fanout', { dependencies: [dep('/dep/a/pooled', false, 'da1'), dep('/dep/a/new', true, 'da2')] }),
-      record('b', '/fanout', { dependencies: [dep('/dep/b/new', true, 'db2')] }),
+      record('b', '/fanout', { dependencies: [dep('/dep/b/new', true, 'db2'), { ...dep('/dep/x/new', true, 'dx'), caller_attribution: 'inferred' }] }),
     ];
     const upstream = [up('/dep/a/pooled', 'da1', 't-a'), up('/dep/a/new', 'da2', 't-a'), up('/dep/b/pooled', 'da2', 't-a'), up('/dep/b/new', 'db2', 't-b')];
     const row = score(input({ sent: s, truth: t, records, upstream }));
     assert.equal(row.fanout_requests, 2);
     assert.equal(row.deps_exact_pct, 50);
     assert.equal(row.links_right_pct, 75);
+    assert.equal(row.deps_misplaced, 1, "b lists a call it did not make");
+    assert.equal(row.deps_misplaced_flagged_pct, 100, 'and the agent said its caller was inferred');
   });
 
   it('calibrates the overhead as the median excess over the handler clock, per kind', () => {
