@@ -229,7 +229,7 @@ static __always_inline void client_io_exit(struct thread_state *ts, struct pc_co
 		drop_fresh(ts, parent->conn_id, parent->seq);
 		set_owner(ts, &c->parent, parent);
 	} else if (!charge_owner(ts, live_owner(ts))) {
-		charge_nobody(ts);
+		charge_nobody(ts, key->tgid);
 	}
 	ts->after_upstream_read = is_read && parent;
 	if (io->op != IO_SENDFILE && !c->emitted)

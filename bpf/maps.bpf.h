@@ -240,6 +240,15 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* Serving threads' on-CPU ns charged to no request, by process (resource_tracker.bpf.h); the
+ * loader reports it as pc_process_cpu records with its stats. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32); /* tgid */
+	__type(value, __u64);
+} cpu_unattributed SEC(".maps");
+
 /* Source of conn ids: per-CPU counter, CPU number in the top byte. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

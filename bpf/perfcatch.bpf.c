@@ -35,6 +35,7 @@ struct pc_btf_anchor {
 	struct pc_data data;
 	struct pc_process_env process_env;
 	struct pc_stats stats;
+	struct pc_process_cpu process_cpu;
 	struct pc_loader_info loader_info;
 	struct pc_filter_cfg filter_cfg;
 	struct pc_flush_list flush_list;

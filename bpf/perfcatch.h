@@ -38,6 +38,7 @@ enum pc_record_type {
 	PC_REC_DEPENDENCY = 3,  /* kernel: one outbound exchange made while serving a request */
 	PC_REC_PROCESS_ENV = 4, /* kernel: an OpenTelemetry variable a process exec'd with */
 	PC_REC_STATS = 16,      /* loader: counter snapshot, about once a second */
+	PC_REC_PROCESS_CPU = 18, /* loader: one process's CPU charged to no request, with stats */
 	PC_REC_LOADER_INFO = 17 /* loader: JSON (programs attached, kernel, tunables), once */
 };
 
@@ -206,6 +207,15 @@ struct pc_stats {
 	__u32 n_kernel;   /* PC_CNT_MAX */
 	__u64 kernel[PC_CNT_MAX];   /* enum pc_counter, summed over CPUs */
 	__u64 loader[PC_LCNT_MAX];  /* enum pc_loader_counter */
+};
+
+/* Written by the loader after each pc_stats, one per serving process with any: the on-CPU ns
+ * of its serving threads that no request was charged (kernel map "cpu_unattributed"). With
+ * the requests' cpu_ns it adds up to those threads' CPU. */
+struct pc_process_cpu {
+	__u32 type;       /* PC_REC_PROCESS_CPU */
+	__u32 pid;
+	__u64 unattributed_ns;
 };
 
 /* Written by the loader once after attaching: header, then len bytes of UTF-8 JSON. */

@@ -138,7 +138,7 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 		/* The segment that ends in a read is the owner's (its handler or epilogue), charged
 		 * before the owner may be emitted below; once the owner was done, nobody's. */
 		if (!charge_owner(ts, live_owner(ts)))
-			charge_nobody(ts);
+			charge_nobody(ts, key->tgid);
 		/* A read after the response: the previous request is over (unless the idle flush
 		 * already sent it). */
 		if (c->phase == PHASE_WRITING)

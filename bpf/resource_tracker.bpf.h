@@ -66,10 +66,19 @@ static __always_inline void charge(struct thread_state *ts, struct conn_state *c
 	ts->pending_ns = 0;
 }
 
-static __always_inline void charge_nobody(struct thread_state *ts)
+/* The pending segment belongs to no request: counted in total and for its process (`tgid`). */
+static __always_inline void charge_nobody(struct thread_state *ts, __u32 tgid)
 {
-	if (ts->pending_ns)
-		count_n(PC_CNT_CPU_UNATTRIBUTED_NS, ts->pending_ns);
+	if (!ts->pending_ns)
+		return;
+	count_n(PC_CNT_CPU_UNATTRIBUTED_NS, ts->pending_ns);
+	__u64 *per_process = bpf_map_lookup_elem(&cpu_unattributed, &tgid);
+	if (per_process) {
+		__sync_fetch_and_add(per_process, ts->pending_ns);
+	} else {
+		__u64 first = ts->pending_ns;
+		bpf_map_update_elem(&cpu_unattributed, &tgid, &first, BPF_NOEXIST);
+	}
 	ts->pending_ns = 0;
 }
 
@@ -200,7 +209,7 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		if (!preempt) {
 			struct conn_state *owner = live_owner(ts);
 			if (!charge_owner(ts, owner))
-				charge_nobody(ts);
+				charge_nobody(ts, prev->tgid);
 			if (!owner || owner->phase != PHASE_READING)
 				ts->owner_closed = 1;
 		}

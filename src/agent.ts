@@ -6,6 +6,7 @@ import type { AgentConfig } from './config.ts';
 import type { DecodedRecord } from './decode/records.ts';
 import { ExecIdentity } from './enrich/exec-identity.ts';
 import { ProcessInfoCache } from './enrich/process-info.ts';
+import { UnattributedCpuTable } from './enrich/unattributed-cpu.ts';
 import { CorrelationExtractor } from './http/correlation.ts';
 import { LoaderProcess } from './loader/loader-process.ts';
 import { kernelOf } from './loader/kernel-info.ts';
@@ -42,6 +43,9 @@ export class Agent {
   private readonly loader: LoaderProcess;
   /** OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES that processes exec'd with. */
   private readonly execIdentity = new ExecIdentity();
+  private readonly processes = new ProcessInfoCache(this.execIdentity);
+  /** Serving threads' CPU that no request was charged, by process. */
+  private readonly unattributedCpu = new UnattributedCpuTable(this.processes);
   private api: ApiServer | null = null;
   private kernelCounters: Record<string, number> = {};
   private loaderCounters: Record<string, number> = {};
@@ -109,7 +113,7 @@ export class Agent {
     this.pipeline = new RequestPipeline(
       {
         correlation: new CorrelationExtractor(config.correlationHeaders),
-        processes: new ProcessInfoCache(this.execIdentity),
+        processes: this.processes,
         keepQuery: config.keepQuery,
         pods: this.pods ? new PodMetadataResolver(this.pods) : null,
       },
@@ -127,6 +131,7 @@ export class Agent {
     this.metrics = new AgentMetrics({
       counters: () => this.pipelineCounters(),
       buffer: () => ({ size: this.store.size, capacity: this.store.capacity }),
+      cpuUnattributed: () => this.unattributedCpu.byName(),
       ...(config.metricExport ? { otlp: { settings: config.metricExport, intervalMs: config.otlpMetricsIntervalMs } } : {}),
       resource: { ...config.resourceAttributes, 'service.name': config.agentServiceName },
     });
@@ -217,6 +222,8 @@ export class Agent {
         return;
       case 'process_env':
         return this.execIdentity.record(rec);
+      case 'process_cpu':
+        return this.unattributedCpu.record(rec);
       case 'loader_info':
         return;
     }
@@ -284,6 +291,8 @@ export class Agent {
           storage_dropped: c.agent.storage_dropped,
         },
         counters: c,
+        // With the requests' CPU, the serving threads' whole CPU (README, "How it works").
+        cpu_unattributed_ms: this.unattributedCpu.top(20),
       },
     };
   }

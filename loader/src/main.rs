@@ -361,7 +361,7 @@ struct Running {
     ebpf: Ebpf,
     filters: Filters,
     ring: RingBuf<MapData>,
-    counters: PerCpuArray<MapData, u64>,
+    stats: StatsMaps,
     idle_flush: IdleFlush,
 }
 
@@ -452,7 +452,11 @@ fn start(cfg: &Config, out: &mut Output<File>) -> Result<Running, Fatal> {
         cfg.ringbuf_bytes,
         programs.join(",")
     );
-    Ok(Running { ebpf, filters, ring, counters, idle_flush })
+    let unattributed = ebpf
+        .take_map("cpu_unattributed")
+        .ok_or_else(|| fatal(EXIT_LOAD, "BPF object has no map 'cpu_unattributed'"))
+        .and_then(|m| aya::maps::HashMap::try_from(m).map_err(|e| classify("map 'cpu_unattributed'", &e)))?;
+    Ok(Running { ebpf, filters, ring, stats: StatsMaps { counters, unattributed }, idle_flush })
 }
 
 fn map_fatal(what: &str, e: &filters::FilterError) -> Fatal {
@@ -466,8 +470,16 @@ fn output_fatal(e: &io::Error) -> Fatal {
     fatal(EXIT_OTHER, format!("writing to stdout: {e}"))
 }
 
-/// Sums the per-CPU kernel counters and writes a PC_REC_STATS frame.
-fn write_stats(counters: &PerCpuArray<MapData, u64>, out: &mut Output<File>) -> io::Result<()> {
+/// The kernel maps a stats report reads.
+struct StatsMaps {
+    counters: PerCpuArray<MapData, u64>,
+    unattributed: aya::maps::HashMap<MapData, u32, u64>,
+}
+
+/// Sums the per-CPU kernel counters and writes a PC_REC_STATS frame, then one
+/// PC_REC_PROCESS_CPU frame per process with CPU charged to no request.
+fn write_stats(maps: &StatsMaps, out: &mut Output<File>) -> io::Result<()> {
+    let StatsMaps { counters, unattributed } = maps;
     let mut s = PcStats { r#type: PC_REC_STATS, n_kernel: PC_CNT_MAX as u32, ..Default::default() };
     for (i, slot) in s.kernel.iter_mut().enumerate() {
         match counters.get(&(i as u32), 0) {
@@ -477,6 +489,9 @@ fn write_stats(counters: &PerCpuArray<MapData, u64>, out: &mut Output<File>) -> 
     }
     s.loader = out.loader;
     out.write_frame(&[&s.to_bytes()])?;
+    for (pid, ns) in unattributed.iter().filter_map(Result::ok) {
+        out.write_frame(&[&PcProcessCpu { r#type: PC_REC_PROCESS_CPU, pid, unattributed_ns: ns }.to_bytes()])?;
+    }
     out.flush()
 }
 
@@ -498,12 +513,12 @@ fn spawn_stdin_reader() -> mpsc::UnboundedReceiver<String> {
 fn handle_command(
     line: &str,
     filters: &mut Filters,
-    counters: &PerCpuArray<MapData, u64>,
+    stats: &StatsMaps,
     out: &mut Output<File>,
 ) -> io::Result<()> {
     match filters::parse_command(line) {
         Ok(None) => {}
-        Ok(Some(Command::Stats)) => write_stats(counters, out)?,
+        Ok(Some(Command::Stats)) => write_stats(stats, out)?,
         Ok(Some(Command::Set(set))) => match filters.apply(&set) {
             Ok(()) => log::debug!("filter applied: {set:?}"),
             Err(e) => log::warn!("command '{}': {}", line.trim(), error_chain_line(&e)),
@@ -515,7 +530,7 @@ fn handle_command(
 
 /// Main loop. Returns when stdin closes or on SIGTERM/SIGINT; dropping `run` then detaches.
 async fn run_loop(cfg: &Config, run: Running, out: &mut Output<File>) -> io::Result<()> {
-    let Running { ebpf, mut filters, ring, counters, mut idle_flush } = run;
+    let Running { ebpf, mut filters, ring, stats, mut idle_flush } = run;
     // SAFETY: the AsyncFd owns the RingBuf, so the fd stays open for as long as it is registered.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }?;
     let mut drain_tick = tokio::time::interval(Duration::from_millis(cfg.drain_interval_ms));
@@ -539,10 +554,10 @@ async fn run_loop(cfg: &Config, run: Running, out: &mut Output<File>) -> io::Res
                 guard.clear_ready();
             }
             _ = drain_tick.tick() => { drain::drain_pass(ring.get_mut(), out)?; }
-            _ = stats_tick.tick() => write_stats(&counters, out)?,
+            _ = stats_tick.tick() => write_stats(&stats, out)?,
             _ = flush_tick.tick(), if idle_ns > 0 => idle_flush.trigger(idle_ns),
             line = control.recv() => match line {
-                Some(line) => handle_command(&line, &mut filters, &counters, out)?,
+                Some(line) => handle_command(&line, &mut filters, &stats, out)?,
                 None => break "stdin closed",
             },
             _ = sigterm.recv() => break "SIGTERM",

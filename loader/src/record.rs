@@ -20,6 +20,7 @@ pub const PC_REC_DEPENDENCY: u32 = 3;
 pub const PC_REC_PROCESS_ENV: u32 = 4;
 pub const PC_REC_STATS: u32 = 16;
 pub const PC_REC_LOADER_INFO: u32 = 17;
+pub const PC_REC_PROCESS_CPU: u32 = 18;
 
 // enum pc_request_flags
 pub const PC_F_CONN_CLOSED: u32 = 1 << 0;
@@ -147,6 +148,25 @@ pub struct PcStats {
     pub n_kernel: u32,
     pub kernel: [u64; PC_CNT_MAX],
     pub loader: [u64; PC_LCNT_MAX],
+}
+
+/// struct pc_process_cpu: one process's CPU charged to no request.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PcProcessCpu {
+    pub r#type: u32,
+    pub pid: u32,
+    pub unattributed_ns: u64,
+}
+
+impl PcProcessCpu {
+    pub fn to_bytes(self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[0..4].copy_from_slice(&self.r#type.to_le_bytes());
+        out[4..8].copy_from_slice(&self.pid.to_le_bytes());
+        out[8..16].copy_from_slice(&self.unattributed_ns.to_le_bytes());
+        out
+    }
 }
 
 /// struct pc_loader_info: header of the one-off JSON record.

@@ -169,6 +169,7 @@ fn structs_match_btf() {
         fields!(PcData { r#type, direction, _pad0, len, conn_id, seq, offset, data }),
     );
     check_struct(&types, "pc_stats", size_of::<PcStats>(), fields!(PcStats { r#type, n_kernel, kernel, loader }));
+    check_struct(&types, "pc_process_cpu", size_of::<PcProcessCpu>(), fields!(PcProcessCpu { r#type, pid, unattributed_ns }));
     check_struct(&types, "pc_loader_info", size_of::<PcLoaderInfo>(), fields!(PcLoaderInfo { r#type, len }));
     check_struct(
         &types,
@@ -192,6 +193,7 @@ fn enums_match_btf() {
             ("PC_REC_DATA", PC_REC_DATA as i64),
             ("PC_REC_DEPENDENCY", PC_REC_DEPENDENCY as i64),
             ("PC_REC_PROCESS_ENV", PC_REC_PROCESS_ENV as i64),
+            ("PC_REC_PROCESS_CPU", PC_REC_PROCESS_CPU as i64),
             ("PC_REC_STATS", PC_REC_STATS as i64),
             ("PC_REC_LOADER_INFO", PC_REC_LOADER_INFO as i64),
         ],

@@ -10,6 +10,7 @@ export const RecordType = {
   DEPENDENCY: 3,
   PROCESS_ENV: 4,
   STATS: 16,
+  PROCESS_CPU: 18,
   LOADER_INFO: 17,
 } as const;
 
@@ -148,6 +149,14 @@ export const LOADER_INFO = {
   size: 8,
   type: 0,
   len: 4,
+} as const;
+
+/** struct pc_process_cpu (written by the loader) */
+export const PROCESS_CPU = {
+  size: 16,
+  type: 0,
+  pid: 4,
+  unattributed_ns: 8,
 } as const;
 
 /** enum pc_env_key */

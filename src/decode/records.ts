@@ -10,6 +10,7 @@ import {
   LOADER_COUNTERS,
   EnvKey,
   LOADER_INFO,
+  PROCESS_CPU,
   PROCESS_ENV,
   RecordType,
   REQUEST,
@@ -98,7 +99,14 @@ export interface ProcessEnv {
   value: string;
 }
 
-export type DecodedRecord = KernelRequest | KernelDependency | KernelData | LoaderStats | LoaderInfo | ProcessEnv;
+/** A process's serving-thread CPU that no request was charged, cumulative (loader, with stats). */
+export interface ProcessCpu {
+  kind: 'process_cpu';
+  pid: number;
+  unattributedNs: number;
+}
+
+export type DecodedRecord = KernelRequest | KernelDependency | KernelData | LoaderStats | LoaderInfo | ProcessEnv | ProcessCpu;
 
 export class RecordDecodeError extends Error {}
 
@@ -265,6 +273,11 @@ function decodeProcessEnv(f: Buffer): ProcessEnv {
   return { kind: 'process_env', pid: f.readUInt32LE(PROCESS_ENV.pid), name, value };
 }
 
+function decodeProcessCpu(f: Buffer): ProcessCpu {
+  if (f.length < PROCESS_CPU.size) throw new RecordDecodeError(`process cpu record too short: ${f.length}`);
+  return { kind: 'process_cpu', pid: f.readUInt32LE(PROCESS_CPU.pid), unattributedNs: Number(f.readBigUInt64LE(PROCESS_CPU.unattributed_ns)) };
+}
+
 export function decodeRecord(frame: Buffer): DecodedRecord {
   if (frame.length < 4) throw new RecordDecodeError(`frame too short: ${frame.length}`);
   const type = frame.readUInt32LE(0);
@@ -279,6 +292,8 @@ export function decodeRecord(frame: Buffer): DecodedRecord {
       return decodeProcessEnv(frame);
     case RecordType.STATS:
       return decodeStats(frame);
+    case RecordType.PROCESS_CPU:
+      return decodeProcessCpu(frame);
     case RecordType.LOADER_INFO:
       return decodeLoaderInfo(frame);
     default:

@@ -37,6 +37,8 @@ export interface AgentMetricsSources {
   resource?: Record<string, string>;
   counters: () => PipelineCounters;
   buffer: () => { size: number; capacity: number };
+  /** Serving threads' CPU charged to no request, by process and service (cumulative). */
+  cpuUnattributed?: () => { process: string; service: string; seconds: number }[];
 }
 
 export class AgentMetrics {
@@ -85,6 +87,10 @@ export class AgentMetrics {
     const connectionsAccepted = meter.createObservableCounter('perfcatch_connections_accepted', {
       description: 'Accepted TCP connections that passed the filters',
     });
+    const cpuUnattributed = meter.createObservableCounter('perfcatch_cpu_unattributed_seconds', {
+      unit: 's',
+      description: "Serving threads' on-CPU time charged to no request (with the requests' CPU, all of it)",
+    });
     const bufferSize = meter.createObservableGauge('perfcatch_buffer_size', { description: 'Requests held in the in-memory buffer' });
     const bufferCapacity = meter.createObservableGauge('perfcatch_buffer_capacity', { description: 'Capacity of the in-memory request buffer' });
 
@@ -100,11 +106,12 @@ export class AgentMetrics {
         result.observe(loaderRestarts, counters.agent.loader_restarts);
         result.observe(kernelRequests, counters.kernel.requests ?? 0);
         result.observe(connectionsAccepted, counters.kernel.conn_accepted ?? 0);
+        for (const p of sources.cpuUnattributed?.() ?? []) result.observe(cpuUnattributed, p.seconds, { process: p.process, service: p.service });
         const buffer = sources.buffer();
         result.observe(bufferSize, buffer.size);
         result.observe(bufferCapacity, buffer.capacity);
       },
-      [recordsLost, spansExported, spansFailed, spansDropped, spansSampledOut, loaderRestarts, kernelRequests, connectionsAccepted, bufferSize, bufferCapacity],
+      [recordsLost, spansExported, spansFailed, spansDropped, spansSampledOut, loaderRestarts, kernelRequests, connectionsAccepted, cpuUnattributed, bufferSize, bufferCapacity],
     );
   }
 

@@ -25,15 +25,12 @@ function processCpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
 }
 
-/** The kernel's count of serving threads' CPU charged to no request, in ms, once a stats
+/** The process's serving-thread CPU charged to no request, in ms (/health), once a stats
  * record newer than `after` (ms since epoch) has arrived. */
-async function unattributedMs(agent: RunningAgent, after = 0): Promise<number> {
-  const start = Date.now();
-  await new Promise((r) => setTimeout(r, Math.max(0, after + 1_500 - start))); // stats come every second
-  const { body } = await agent.get<{ counters: { kernel: Record<string, number> } }>('/health');
-  const ns = body.counters.kernel.cpu_unattributed_ns;
-  assert.equal(typeof ns, 'number', 'cpu_unattributed_ns in /health');
-  return ns! / 1e6;
+async function unattributedMs(agent: RunningAgent, pid: number, after: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, Math.max(0, after + 1_500 - Date.now()))); // stats come every second
+  const { body } = await agent.get<{ cpu_unattributed_ms: { pid: number; ms: number }[] }>('/health');
+  return body.cpu_unattributed_ms.find((p) => p.pid === pid)?.ms ?? 0;
 }
 
 describe('event loop under concurrent load', () => {
@@ -54,7 +51,7 @@ describe('event loop under concurrent load', () => {
     const clients = Array.from({ length: CONNECTIONS }, () => new RawHttpClient(server.port));
     await Promise.all(clients.map((c) => c.ready));
     await new Promise((r) => setTimeout(r, 300)); // let the server go quiet
-    const unattributedBefore = await unattributedMs(agent, Date.now());
+    const unattributedBefore = await unattributedMs(agent, server.pid, Date.now());
     const before = processCpuMs(server.pid);
     const mainBefore = Number(readFileSync(`/proc/${server.pid}/task/${server.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
     await Promise.all(
@@ -66,7 +63,7 @@ describe('event loop under concurrent load', () => {
     );
     const spent = processCpuMs(server.pid) - before;
     const mainSpent = Number(readFileSync(`/proc/${server.pid}/task/${server.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6 - mainBefore;
-    const unattributed = (await unattributedMs(agent, Date.now())) - unattributedBefore;
+    const unattributed = (await unattributedMs(agent, server.pid, Date.now())) - unattributedBefore;
     const mainAfterStats = Number(readFileSync(`/proc/${server.pid}/task/${server.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6 - mainBefore;
     await Promise.all(clients.map((c) => c.close()));
     const records = await waitFor('all records', async () => {
@@ -83,6 +80,7 @@ describe('event loop under concurrent load', () => {
     // that carried the counter: compare with its CPU up to then.
     console.log(`conservation: requests ${sum.toFixed(1)} + unattributed ${unattributed.toFixed(1)} ms vs loop thread ${mainSpent.toFixed(1)}..${mainAfterStats.toFixed(1)} ms`);
     const total = sum + unattributed;
+    assert.match(await agent.metrics(), /perfcatch_cpu_unattributed_seconds_total\{process="node",service="loop-node"\} [0-9.e-]+/);
     assert.ok(total >= mainSpent * 0.98 && total <= mainAfterStats * 1.02, `requests + unattributed ${total.toFixed(1)} ms vs loop thread ${mainSpent.toFixed(1)}..${mainAfterStats.toFixed(1)} ms`);
   });
 });

@@ -50,6 +50,7 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
     ['pc_data', L.DATA],
     ['pc_stats', L.STATS],
     ['pc_process_env', L.PROCESS_ENV],
+    ['pc_process_cpu', L.PROCESS_CPU],
     ['pc_loader_info', L.LOADER_INFO],
     ['pc_filter_cfg', L.FILTER_CFG],
   ] as const) {
@@ -65,6 +66,7 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
       PC_REC_DEPENDENCY: L.RecordType.DEPENDENCY,
       PC_REC_PROCESS_ENV: L.RecordType.PROCESS_ENV,
       PC_REC_STATS: L.RecordType.STATS,
+      PC_REC_PROCESS_CPU: L.RecordType.PROCESS_CPU,
       PC_REC_LOADER_INFO: L.RecordType.LOADER_INFO,
     });
   });
