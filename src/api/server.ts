@@ -4,8 +4,9 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { QueryBudget, QueryBudgetError } from '../store/query-budget.ts';
 import type { RequestReader } from '../store/request-reader.ts';
-import { summarizeServices } from '../store/service-summary.ts';
+import { ApiLoadGuard, API_LIMITS } from './load-guard.ts';
 import { OPENAPI } from './openapi.ts';
 import { parseRequestQuery, parseSinceOnly, QueryParamError } from './query-params.ts';
 
@@ -28,19 +29,36 @@ export interface ApiServer {
 type Route = (query: URLSearchParams, res: http.ServerResponse) => void | Promise<void>;
 
 export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
+  const guard = new ApiLoadGuard();
+  /** A query route: refused while queries already took their share of the thread, else run within a budget. */
+  const budgeted = <P>(parse: (query: URLSearchParams) => P, run: (params: P, budget: QueryBudget) => unknown): Route => (query, res) => {
+    // A bad parameter is a 400 whatever the load: validation is cheap.
+    const params = parse(query);
+    if (!guard.admit()) {
+      res.setHeader('retry-after', '1');
+      sendJson(res, 429, { error: 'the API is busy with other queries; retry in a second' });
+      return;
+    }
+    const started = performance.now();
+    try {
+      sendJson(res, 200, run(params, new QueryBudget()));
+    } finally {
+      guard.spent(performance.now() - started);
+    }
+  };
   const routes = new Map<string, Route>([
     ['/health', (_query, res) => {
       const { ok, body } = opts.health();
       sendJson(res, ok ? 200 : 503, body);
     }],
-    ['/api/requests', (query, res) => {
-      const requests = opts.store.query(parseRequestQuery(query));
-      sendJson(res, 200, { count: requests.length, requests });
-    }],
-    ['/api/services', (query, res) => {
-      const services = summarizeServices(opts.store.records(parseSinceOnly(query)));
-      sendJson(res, 200, { count: services.length, services });
-    }],
+    ['/api/requests', budgeted(parseRequestQuery, (q, budget) => {
+      const requests = opts.store.query(q, undefined, budget);
+      return { count: requests.length, requests };
+    })],
+    ['/api/services', budgeted(parseSinceOnly, (since, budget) => {
+      const services = opts.store.services(since, undefined, budget);
+      return { count: services.length, services };
+    })],
     ['/api/openapi.json', (_query, res) => sendJson(res, 200, OPENAPI)],
     ['/metrics', async (_query, res) => {
       const { contentType, body } = await opts.metrics();
@@ -60,19 +78,32 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
       };
     }
     return (_query, res) => {
+      if (id.length > API_LIMITS.maxRequestIdLength) {
+        sendJson(res, 404, { error: 'no such request id (too long to be one)' });
+        return;
+      }
       const r = opts.store.findById(id);
       if (r) sendJson(res, 200, r);
       else sendJson(res, 404, { error: `no request ${JSON.stringify(id)} (it may have left the buffer)` });
     };
   };
 
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({
+    // A client that trickles its head or never finishes its request does not hold a socket.
+    headersTimeout: API_LIMITS.headersTimeoutMs,
+    requestTimeout: API_LIMITS.requestTimeoutMs,
+    maxHeaderSize: API_LIMITS.maxHeaderBytes,
+  }, (req, res) => {
     handle(routes, requestById, req, res).catch((err: unknown) => {
       opts.log?.error(`api: ${req.method} ${req.url}: ${err instanceof Error ? err.message : String(err)}`);
       if (res.headersSent) res.destroy();
       else sendJson(res, 500, { error: 'internal error' });
     });
   });
+
+  // Beyond this many open sockets new connections are refused (closed at once) by Node.
+  server.maxConnections = API_LIMITS.maxConnections;
+  server.keepAliveTimeout = API_LIMITS.keepAliveTimeoutMs;
 
   return new Promise((resolve, reject) => {
     const onListenError = (err: NodeJS.ErrnoException) => {
@@ -102,6 +133,10 @@ async function handle(
 ): Promise<void> {
   // Split by hand rather than with `new URL`, which would read "//x" as a host name.
   const url = req.url ?? '/';
+  if (url.length > API_LIMITS.maxUrlLength) {
+    sendJson(res, 414, { error: `request target longer than ${API_LIMITS.maxUrlLength} characters` });
+    return;
+  }
   const queryStart = url.indexOf('?');
   const pathname = queryStart === -1 ? url : url.slice(0, queryStart);
   const route = routes.get(pathname) ?? requestById(pathname);
@@ -117,8 +152,9 @@ async function handle(
   try {
     await route(new URLSearchParams(queryStart === -1 ? '' : url.slice(queryStart + 1)), res);
   } catch (err) {
-    if (!(err instanceof QueryParamError)) throw err;
-    sendJson(res, 400, { error: err.message, parameter: err.parameter });
+    if (err instanceof QueryBudgetError) sendJson(res, 422, { error: err.message });
+    else if (err instanceof QueryParamError) sendJson(res, 400, { error: err.message, parameter: err.parameter });
+    else throw err;
   }
 }
 

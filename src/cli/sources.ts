@@ -5,6 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { MAX_LIMIT } from '../api/query-params.ts';
+import { unboundedBudget, type QueryBudget } from '../store/query-budget.ts';
 import type { RequestQuery } from '../store/request-store.ts';
 import { summarizeServices, type ServiceSummary } from '../store/service-summary.ts';
 import type { RequestRecord } from '../types.ts';
@@ -166,9 +167,9 @@ function oneLine(text: string): string {
 
 /** The part of SqliteStore (src/store/sqlite-store.ts) the CLI uses. */
 interface ReadOnlyStore {
-  query(q: RequestQuery): RequestRecord[];
+  query(q: RequestQuery, nowSeconds?: number, budget?: QueryBudget): RequestRecord[];
   findById(id: string): RequestRecord | null | undefined;
-  records(sinceMinutes: number): RequestRecord[];
+  services(sinceMinutes: number, nowSeconds?: number, budget?: QueryBudget): ServiceSummary[];
   close(): void;
 }
 
@@ -199,7 +200,8 @@ export class DbSource implements RequestSource {
   }
 
   async requests(q: RequestQuery): Promise<RequestRecord[]> {
-    return this.#guard(() => this.#store.query(q));
+    // The user's own process reading a file: no one else waits on it, so no budget.
+    return this.#guard(() => this.#store.query(q, undefined, unboundedBudget()));
   }
 
   async request(id: string): Promise<RequestRecord | null> {
@@ -207,7 +209,7 @@ export class DbSource implements RequestSource {
   }
 
   async services(sinceMinutes: number): Promise<ServiceSummary[]> {
-    return this.#guard(() => summarizeServices(this.#store.records(sinceMinutes)));
+    return this.#guard(() => this.#store.services(sinceMinutes, undefined, unboundedBudget()));
   }
 
   close(): void {
