@@ -6,9 +6,11 @@ import type { AgentConfig } from './config.ts';
 import type { DecodedRecord } from './decode/records.ts';
 import { ProcessInfoCache } from './enrich/process-info.ts';
 import { CorrelationExtractor } from './http/correlation.ts';
+import { CounterTotals } from './loader/counter-totals.ts';
 import { LoaderProcess } from './loader/loader-process.ts';
 import type { Logger } from './log.ts';
 import { AgentMetrics } from './metrics/agent-metrics.ts';
+import { lossesByStage } from './metrics/loss-stages.ts';
 import { SpanBuilder } from './otel/span-builder.ts';
 import { createOtlpExporter, SpanExportQueue } from './otel/span-export.ts';
 import { RequestPipeline } from './pipeline/pipeline.ts';
@@ -36,8 +38,9 @@ export class Agent {
   private readonly metrics: AgentMetrics;
   private readonly loader: LoaderProcess;
   private api: ApiServer | null = null;
-  private kernelCounters: Record<string, number> = {};
-  private loaderCounters: Record<string, number> = {};
+  /** Summed over loader restarts: each loader's counters start at 0. */
+  private readonly kernelCounters = new CounterTotals();
+  private readonly loaderCounters = new CounterTotals();
   private captureUp = false;
   private captureDownReason = 'starting';
   private readonly counters: AgentCounters = {
@@ -60,6 +63,7 @@ export class Agent {
     storage_dropped: 0,
     storage_write_errors: 0,
     remote_write_dropped: 0,
+    restart_in_flight_lost: 0,
   };
   private readonly config: AgentConfig;
   private readonly log: Logger;
@@ -128,7 +132,7 @@ export class Agent {
         cgroups: config.namespaces.length || config.podNames.length ? [CLOSED_CGROUP_FILTER] : [],
       },
       {
-        onRecord: (rec) => this.handleRecord(rec),
+        onRecord: (rec, generation) => this.handleRecord(rec, generation),
         onMalformed: (err) => {
           this.counters.frames_malformed++;
           log.debug(`malformed loader frame: ${err.message}`);
@@ -184,17 +188,17 @@ export class Agent {
     return this.api?.port ?? 0;
   }
 
-  /** Every decoded loader record enters here. */
-  handleRecord(rec: DecodedRecord): void {
+  /** Every decoded loader record enters here, with the generation of the loader it came from. */
+  handleRecord(rec: DecodedRecord, generation: number): void {
     this.counters.frames_decoded++;
     switch (rec.kind) {
       case 'data':
       case 'dependency':
       case 'request':
-        return this.pipeline.handle(rec);
+        return this.pipeline.handle(rec, generation);
       case 'stats':
-        this.kernelCounters = rec.kernel;
-        this.loaderCounters = rec.loader;
+        this.kernelCounters.update(generation, rec.kernel);
+        this.loaderCounters.update(generation, rec.loader);
         return;
       case 'loader_info':
         return;
@@ -216,11 +220,12 @@ export class Agent {
     this.counters.links_made = p.linksMade;
     this.counters.links_timed_out = p.linksTimedOut;
     this.counters.requests_updated = p.requestsUpdated;
+    this.counters.restart_in_flight_lost = p.restartInFlightLost;
     this.counters.storage_dropped = this.db?.droppedRecords ?? 0;
     this.counters.storage_write_errors = this.db?.writeErrors ?? 0;
     this.counters.remote_write_dropped = this.remoteWriter?.counters.samplesDropped ?? 0;
     this.counters.loader_restarts = this.loader.restartCount;
-    return { kernel: this.kernelCounters, loader: this.loaderCounters, agent: { ...this.counters } };
+    return { kernel: this.kernelCounters.totals(), loader: this.loaderCounters.totals(), agent: { ...this.counters } };
   }
 
   health(): { ok: boolean; body: unknown } {
@@ -240,21 +245,7 @@ export class Agent {
         remote_write: this.remoteWriter ? { url: this.config.remoteWriteUrl, ...this.remoteWriter.counters } : null,
         storage: this.db ? this.db.health() : null,
         kubernetes: this.pods ? this.pods.health() : null,
-        lost: {
-          kernel_ringbuf_request: c.kernel.rb_drop_request ?? 0,
-          kernel_ringbuf_data: c.kernel.rb_drop_data ?? 0,
-          kernel_conn_table_full: c.kernel.conn_table_full ?? 0,
-          kernel_capture_shed: c.kernel.capture_shed ?? 0,
-          kernel_ringbuf_dependency: c.kernel.rb_drop_dependency ?? 0,
-          pipe_malformed: c.loader.malformed ?? 0,
-          agent_malformed: c.agent.frames_malformed,
-          agent_data_orphaned: c.agent.data_orphaned,
-          agent_dependencies_orphaned: c.agent.dependencies_orphaned,
-          spans_dropped: c.agent.spans_dropped,
-          spans_failed: c.agent.spans_export_failed,
-          remote_write_samples_dropped: c.agent.remote_write_dropped,
-          storage_dropped: c.agent.storage_dropped,
-        },
+        lost: lossesByStage(c),
         counters: c,
       },
     };

@@ -83,4 +83,6 @@ export interface AgentCounters {
   storage_dropped: number;
   storage_write_errors: number;
   remote_write_dropped: number;
+  /** Records under way in a loader that died (see LOSS_STAGES). */
+  restart_in_flight_lost: number;
 }

@@ -35,7 +35,12 @@ export interface LoaderOptions {
 }
 
 export interface LoaderHandlers {
-  onRecord(rec: DecodedRecord): void;
+  /**
+   * `generation` numbers the loader process the record came from (1 for the first, +1 per
+   * restart). Each loader's kernel state starts afresh: its connection ids restart at 1 and
+   * its counters at 0, so ids are unique, and counters cumulative, only per generation.
+   */
+  onRecord(rec: DecodedRecord, generation: number): void;
   /** A frame that could not be decoded: counted, never fatal. */
   onMalformed(err: Error): void;
   onLog(level: 'info' | 'warn' | 'error', message: string): void;
@@ -55,6 +60,7 @@ export class LoaderProcess {
   private child: ChildProcessWithoutNullStreams | null = null;
   private stopping = false;
   private restarts = 0;
+  private generationSeq = 0;
   private backoffMs = 1_000;
   private readonly opts: LoaderOptions;
   private readonly handlers: LoaderHandlers;
@@ -65,6 +71,11 @@ export class LoaderProcess {
     this.opts = opts;
     this.handlers = handlers;
     this.filters = { pids: opts.pids, ports: opts.ports, processes: opts.processes };
+  }
+
+  /** The generation of the newest loader process started (0 before the first). */
+  get generation(): number {
+    return this.generationSeq;
   }
 
   get restartCount(): number {
@@ -93,6 +104,7 @@ export class LoaderProcess {
 
       const child = spawn(this.opts.loaderPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
       this.child = child;
+      const generation = ++this.generationSeq;
       const frames = new FrameReader((frame) => {
         let rec: DecodedRecord;
         try {
@@ -111,7 +123,7 @@ export class LoaderProcess {
             resolve();
           }
         }
-        this.handlers.onRecord(rec);
+        this.handlers.onRecord(rec, generation);
       });
       child.stdout.on('data', (chunk: Buffer) => {
         try {

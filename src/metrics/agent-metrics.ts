@@ -9,25 +9,11 @@ import { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
 import type { PipelineCounters, RequestRecord } from '../types.ts';
+import { LOSS_STAGES } from './loss-stages.ts';
 import { RequestMetricsProducer } from './request-metrics.ts';
 import { RequestSeriesTable } from './request-series.ts';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-
-/** `stage` label of perfcatch_records_lost_total -> where the count lives in PipelineCounters. */
-const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) => number | undefined][] = [
-  ['kernel_ringbuf_request', (c) => c.kernel.rb_drop_request],
-  ['kernel_ringbuf_data', (c) => c.kernel.rb_drop_data],
-  ['kernel_conn_table_full', (c) => c.kernel.conn_table_full],
-  ['kernel_capture_shed', (c) => c.kernel.capture_shed],
-  ['pipe_malformed', (c) => c.loader.malformed],
-  ['agent_malformed', (c) => c.agent.frames_malformed],
-  ['agent_data_orphaned', (c) => c.agent.data_orphaned],
-  ['kernel_ringbuf_dependency', (c) => c.kernel.rb_drop_dependency],
-  ['agent_dependencies_orphaned', (c) => c.agent.dependencies_orphaned],
-  ['storage_dropped', (c) => c.agent.storage_dropped],
-  ['remote_write_dropped', (c) => c.agent.remote_write_dropped],
-];
 
 export interface AgentMetricsSources {
   /** Also push metrics over OTLP/gRPC to this endpoint every intervalMs. */

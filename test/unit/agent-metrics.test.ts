@@ -53,6 +53,7 @@ const agentCounters: AgentCounters = {
   storage_dropped: 0,
   storage_write_errors: 0,
   remote_write_dropped: 0,
+  restart_in_flight_lost: 0,
   spans_started: 90,
   spans_exported: 80,
   spans_export_failed: 4,
