@@ -16,6 +16,8 @@ import { createOtlpExporter, SpanExportQueue } from './otel/span-export.ts';
 import { RequestPipeline } from './pipeline/pipeline.ts';
 import { RemoteWriter } from './export/remote-write.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
+import { SqliteReader } from './store/sqlite-reader.ts';
+import { FallbackReader } from './store/fallback-reader.ts';
 import { PodIndex } from './k8s/pod-index.ts';
 import { PodMetadataResolver } from './k8s/pod-metadata.ts';
 import { CgroupAllowList, CLOSED_CGROUP_FILTER } from './k8s/cgroup-allow-list.ts';
@@ -31,6 +33,8 @@ export class Agent {
   private readonly remoteWriter: RemoteWriter | null;
   /** Persistence (--db): written in batches, and what the API reads when configured. */
   private readonly db: SqliteStore | null;
+  /** Reads the database in a worker thread (src/store/sqlite-reader.ts). */
+  private readonly dbReader: SqliteReader | null;
   /** Pods on this node (--node-name), for namespace, pod and service metadata. */
   private readonly pods: PodIndex | null;
   /** --namespace/--pods as a kernel cgroup filter. */
@@ -83,6 +87,7 @@ export class Agent {
       ? SqliteStore.open({ path: config.dbPath, retentionHours: config.dbRetentionHours, maxSizeMb: config.dbMaxSizeMb, log })
       : null;
     const db = this.db;
+    this.dbReader = db ? new SqliteReader(db.path, () => db.flush()) : null;
     this.pods = config.nodeName
       ? new PodIndex({ nodeName: config.nodeName, ...(config.kubeconfig ? { kubeConfig: config.kubeconfig } : {}), logger: log })
       : null;
@@ -179,9 +184,14 @@ export class Agent {
     );
   }
 
-  /** With --db the API serves history from the database, so it survives restarts. */
+  /**
+   * With --db the API serves history from the database, so it survives restarts; while
+   * writes to it fail, from the ring buffer, which still has everything recent.
+   */
   private reader(): RequestReader {
-    return this.db ?? this.store;
+    const db = this.db;
+    if (!db || !this.dbReader) return this.store;
+    return new FallbackReader(this.dbReader, this.store, () => db.health().ok);
   }
 
   get apiPort(): number {
@@ -258,6 +268,7 @@ export class Agent {
     await this.exportQueue?.shutdown();
     await this.remoteWriter?.shutdown();
     await this.metrics.shutdown();
+    await this.dbReader?.close();
     this.db?.close();
     this.allowList?.stop();
     await this.pods?.stop();

@@ -31,17 +31,22 @@ type Route = (query: URLSearchParams, res: http.ServerResponse) => void | Promis
 export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const guard = new ApiLoadGuard();
   /** A query route: refused while queries already took their share of the thread, else run within a budget. */
-  const budgeted = <P>(parse: (query: URLSearchParams) => P, run: (params: P, budget: QueryBudget) => unknown): Route => (query, res) => {
+  const budgeted = <P>(parse: (query: URLSearchParams) => P, run: (params: P, budget: QueryBudget) => unknown): Route => async (query, res) => {
     // A bad parameter is a 400 whatever the load: validation is cheap.
     const params = parse(query);
-    if (!guard.admit()) {
-      res.setHeader('retry-after', '1');
-      sendJson(res, 429, { error: 'the API is busy with other queries; retry in a second' });
-      return;
-    }
-    const started = performance.now();
+    if (!guard.admit()) throw new QueryBudgetError('the API is busy with other queries; retry in a second', 429);
+    // Only time on this thread is charged: a database read runs in a worker meanwhile.
+    let started = performance.now();
+    let answer: unknown;
     try {
-      sendJson(res, 200, run(params, new QueryBudget()));
+      answer = run(params, new QueryBudget());
+    } finally {
+      guard.spent(performance.now() - started);
+    }
+    if (answer instanceof Promise) answer = await answer;
+    started = performance.now();
+    try {
+      sendJson(res, 200, answer);
     } finally {
       guard.spent(performance.now() - started);
     }
@@ -51,14 +56,10 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
       const { ok, body } = opts.health();
       sendJson(res, ok ? 200 : 503, body);
     }],
-    ['/api/requests', budgeted(parseRequestQuery, (q, budget) => {
-      const requests = opts.store.query(q, undefined, budget);
-      return { count: requests.length, requests };
-    })],
-    ['/api/services', budgeted(parseSinceOnly, (since, budget) => {
-      const services = opts.store.services(since, undefined, budget);
-      return { count: services.length, services };
-    })],
+    ['/api/requests', budgeted(parseRequestQuery, (q, budget) =>
+      then(opts.store.query(q, undefined, budget), (requests) => ({ count: requests.length, requests })))],
+    ['/api/services', budgeted(parseSinceOnly, (since, budget) =>
+      then(opts.store.services(since, undefined, budget), (services) => ({ count: services.length, services })))],
     ['/api/openapi.json', (_query, res) => sendJson(res, 200, OPENAPI)],
     ['/metrics', async (_query, res) => {
       const { contentType, body } = await opts.metrics();
@@ -77,12 +78,12 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
         throw new QueryParamError('request_id', 'request_id: not a valid percent-encoded id');
       };
     }
-    return (_query, res) => {
+    return async (_query, res) => {
       if (id.length > API_LIMITS.maxRequestIdLength) {
         sendJson(res, 404, { error: 'no such request id (too long to be one)' });
         return;
       }
-      const r = opts.store.findById(id);
+      const r = await opts.store.findById(id);
       if (r) sendJson(res, 200, r);
       else sendJson(res, 404, { error: `no request ${JSON.stringify(id)} (it may have left the buffer)` });
     };
@@ -152,10 +153,18 @@ async function handle(
   try {
     await route(new URLSearchParams(queryStart === -1 ? '' : url.slice(queryStart + 1)), res);
   } catch (err) {
-    if (err instanceof QueryBudgetError) sendJson(res, 422, { error: err.message });
+    if (err instanceof QueryBudgetError) {
+      if (err.status === 429) res.setHeader('retry-after', '1');
+      sendJson(res, err.status, { error: err.message });
+    }
     else if (err instanceof QueryParamError) sendJson(res, 400, { error: err.message, parameter: err.parameter });
     else throw err;
   }
+}
+
+/** Applies `f` to an answer given now or later. */
+function then<T, U>(answer: T | Promise<T>, f: (value: T) => U): U | Promise<U> {
+  return answer instanceof Promise ? answer.then(f) : f(answer);
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {

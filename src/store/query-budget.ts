@@ -14,6 +14,13 @@ const CLOCK_EVERY = 512;
 
 export class QueryBudgetError extends Error {
   override name = 'QueryBudgetError';
+  /** 422: this query is too costly as asked; 429: too many queries under way, retry later. */
+  readonly status: 422 | 429;
+
+  constructor(message: string, status: 422 | 429 = 422) {
+    super(message);
+    this.status = status;
+  }
 }
 
 export class QueryBudget {
