@@ -24,6 +24,7 @@ import { CgroupAllowList, CLOSED_CGROUP_FILTER } from './k8s/cgroup-allow-list.t
 import type { RequestReader } from './store/request-reader.ts';
 import { RequestStore } from './store/request-store.ts';
 import { startApiServer, type ApiServer } from './api/server.ts';
+import { degradedReasons, healthStatus } from './api/health-status.ts';
 import type { AgentCounters, PipelineCounters } from './types.ts';
 
 export class Agent {
@@ -241,11 +242,22 @@ export class Agent {
   health(): { ok: boolean; body: unknown } {
     const info = this.loader.loaderInfo;
     const c = this.pipelineCounters();
+    const storage = this.db?.health() ?? null;
+    const reasons = degradedReasons({
+      captureUp: this.captureUp,
+      nowMs: Date.now(),
+      storage,
+      exportFailingSinceMs: this.exportQueue?.failingSince ?? null,
+      lastLoaderRestartMs: this.loader.lastRestartAt,
+      loaderRestarts: this.loader.restartCount,
+      podFilter: this.allowList && this.pods ? this.pods.health() : null,
+    });
     return {
       ok: this.captureUp,
       body: {
-        status: this.captureUp ? 'ok' : 'capture_down',
+        status: healthStatus(this.captureUp, reasons),
         ...(this.captureUp ? {} : { reason: this.captureDownReason }),
+        ...(reasons.length ? { degraded: reasons } : {}),
         programs: Array.isArray(info?.programs) ? info.programs : [],
         kernel: info?.kernel ?? null,
         buffer: { size: this.store.size, capacity: this.store.capacity },
@@ -253,7 +265,7 @@ export class Agent {
           ? { endpoint: this.config.otlpEndpoint, ...this.exportQueue?.counters }
           : null,
         remote_write: this.remoteWriter ? { url: this.config.remoteWriteUrl, ...this.remoteWriter.counters } : null,
-        storage: this.db ? this.db.health() : null,
+        storage,
         kubernetes: this.pods ? this.pods.health() : null,
         lost: lossesByStage(c),
         counters: c,

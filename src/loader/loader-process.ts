@@ -66,6 +66,8 @@ export class LoaderProcess {
   private readonly handlers: LoaderHandlers;
   private filters: { pids: number[]; ports: number[]; processes: string[] };
   loaderInfo: Record<string, unknown> | null = null;
+  /** Epoch ms of the last restart attempt, null before any. */
+  lastRestartAt: number | null = null;
 
   constructor(opts: LoaderOptions, handlers: LoaderHandlers) {
     this.opts = opts;
@@ -175,6 +177,7 @@ export class LoaderProcess {
     setTimeout(() => {
       if (this.stopping) return;
       this.restarts++;
+      this.lastRestartAt = Date.now();
       this.start().catch((err: Error) => {
         this.handlers.onLog('error', `loader restart failed: ${err.message}`);
         this.scheduleRestart();

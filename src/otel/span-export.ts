@@ -90,6 +90,8 @@ export class SpanExportQueue {
   private readonly maxBatch: number;
   private readonly onExportError: (message: string) => void;
   private lastError = '';
+  /** Epoch ms of the first failure since the last success, null while exports succeed. */
+  failingSince: number | null = null;
   readonly counters: SpanExportCounters = { exported: 0, failed: 0, dropped: 0, queued: 0 };
   private readonly exporter: EncodedSpanExporter;
   /**
@@ -149,6 +151,7 @@ export class SpanExportQueue {
         this.counters.exported += batch.spans;
       } else {
         this.counters.failed += batch.spans;
+        this.failingSince ??= Date.now();
         const message = result.error?.message ?? 'export failed';
         // Log each distinct failure once per streak, not once per batch.
         if (message !== this.lastError) this.onExportError(message);
@@ -156,6 +159,7 @@ export class SpanExportQueue {
         return;
       }
       this.lastError = '';
+      this.failingSince = null;
       const next = this.batches[0];
       if (next && next.spans >= this.maxBatch) this.flush();
     });
