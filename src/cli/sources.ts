@@ -8,6 +8,7 @@ import { MAX_LIMIT } from '../api/query-params.ts';
 import { unboundedBudget, type QueryBudget } from '../store/query-budget.ts';
 import type { RequestQuery } from '../store/request-store.ts';
 import { summarizeServices, type ServiceSummary } from '../store/service-summary.ts';
+import { escapeControls, escapeControlsDeep } from '../http/safe-text.ts';
 import type { RequestRecord } from '../types.ts';
 import { CliError, UsageError } from './args.ts';
 
@@ -37,12 +38,48 @@ export interface SourceOptions {
  * PERFCATCH_DB_PATH from the environment; else the agent API on its default address.
  */
 export async function openSource(opts: SourceOptions, env: Record<string, string | undefined>): Promise<RequestSource> {
+  return new ControlEscapingSource(await pickSource(opts, env));
+}
+
+async function pickSource(opts: SourceOptions, env: Record<string, string | undefined>): Promise<RequestSource> {
   if (opts.api !== undefined && opts.db !== undefined) throw new UsageError('--api and --db: give one, not both');
   if (opts.db !== undefined) return DbSource.open(opts.db);
   if (opts.api !== undefined) return new ApiSource(opts.api, '--api');
   if (env.PERFCATCH_API) return new ApiSource(env.PERFCATCH_API, 'PERFCATCH_API');
   if (env.PERFCATCH_DB_PATH) return DbSource.open(env.PERFCATCH_DB_PATH);
   return new ApiSource(DEFAULT_API, '--api');
+}
+
+/**
+ * What the agent or a database hands the CLI ends up on a terminal: every string in it has
+ * its control characters escaped (an older agent's records, or a hostile API, could hold
+ * ESC sequences that clear the screen or set the window title). The CLI's own colours are
+ * added after, by its painter.
+ */
+class ControlEscapingSource implements RequestSource {
+  readonly #inner: RequestSource;
+  readonly description: string;
+
+  constructor(inner: RequestSource) {
+    this.#inner = inner;
+    this.description = escapeControls(inner.description);
+  }
+
+  async requests(q: RequestQuery): Promise<RequestRecord[]> {
+    return escapeControlsDeep(await this.#inner.requests(q));
+  }
+
+  async request(id: string): Promise<RequestRecord | null> {
+    return escapeControlsDeep(await this.#inner.request(id));
+  }
+
+  async services(sinceMinutes: number): Promise<ServiceSummary[]> {
+    return escapeControlsDeep(await this.#inner.services(sinceMinutes));
+  }
+
+  close(): void {
+    this.#inner.close();
+  }
 }
 
 /** Query string of /api/requests for a RequestQuery. */
