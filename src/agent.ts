@@ -120,6 +120,7 @@ export class Agent {
     this.metrics = new AgentMetrics({
       counters: () => this.pipelineCounters(),
       buffer: () => ({ size: this.store.size, capacity: this.store.capacity }),
+      seriesTtlMs: config.metricsSeriesTtlMinutes * 60_000,
       ...(config.otlpMetrics && config.otlpEndpoint
         ? { otlp: { endpoint: config.otlpEndpoint, intervalMs: config.otlpMetricsIntervalMs } }
         : {}),

@@ -38,6 +38,8 @@ export interface AgentConfig {
   /** SQLite file for persistence; null keeps requests in memory only. */
   dbPath: string | null;
   dbRetentionHours: number;
+  /** /metrics request series with no request for this long are dropped; 0 keeps them forever. */
+  metricsSeriesTtlMinutes: number;
   dbMaxSizeMb: number;
   /** Prometheus remote-write endpoint for per-request samples; null switches it off. */
   remoteWriteUrl: string | null;
@@ -95,6 +97,7 @@ const OPTIONS = [
   { flag: '--bpf-object', env: ['PERFCATCH_BPF_OBJECT'], arg: 'PATH', description: 'compiled BPF object', defaultText: DEFAULT_BPF_OBJECT_PATH },
   { flag: '--log-level', env: ['PERFCATCH_LOG_LEVEL'], arg: 'LEVEL', description: LOG_LEVELS.join('|'), defaultText: 'info' },
   { flag: '--db', env: ['PERFCATCH_DB_PATH'], arg: 'PATH', description: 'persist requests to this SQLite file (created with mode 0600); the API then serves history from it', defaultText: 'none (memory only)' },
+  { flag: '--metrics-series-ttl-minutes', env: ['PERFCATCH_METRICS_SERIES_TTL_MINUTES'], arg: 'N', description: 'drop /metrics request series unseen this long (0: never; 0-525600)', defaultText: '60' },
   { flag: '--db-retention-hours', env: ['PERFCATCH_DB_RETENTION_HOURS'], arg: 'N', description: 'delete persisted requests older than this (1-87600)', defaultText: '168' },
   { flag: '--db-max-size-mb', env: ['PERFCATCH_DB_MAX_SIZE_MB'], arg: 'N', description: 'delete the oldest persisted requests beyond this size (1-1000000)', defaultText: '1024' },
   { flag: '--otlp-metrics', env: ['PERFCATCH_OTLP_METRICS'], arg: null, description: 'also export metrics over OTLP to --otlp-endpoint (every OTEL_METRIC_EXPORT_INTERVAL ms, default 10000)', defaultText: 'off' },
@@ -166,6 +169,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     logLevel: orDefault(raw('--log-level'), parseLogLevel, 'info'),
     dbPath: orDefault(raw('--db'), parsePath, null),
     dbRetentionHours: orDefault(raw('--db-retention-hours'), (v) => parseInteger(v, 1, 87_600), 168),
+    metricsSeriesTtlMinutes: orDefault(raw('--metrics-series-ttl-minutes'), (v) => parseInteger(v, 0, 525_600), 60),
     dbMaxSizeMb: orDefault(raw('--db-max-size-mb'), (v) => parseInteger(v, 1, 1_000_000), 1024),
     remoteWriteUrl: orDefault(raw('--remote-write-url'), parseHttpUrl, null),
     otlpMetrics: orDefault(raw('--otlp-metrics'), parseBoolean, false),

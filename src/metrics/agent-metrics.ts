@@ -20,7 +20,12 @@ export interface AgentMetricsSources {
   otlp?: { endpoint: string; intervalMs: number };
   counters: () => PipelineCounters;
   buffer: () => { size: number; capacity: number };
+  /** Request series with no request for this long are dropped (0: never). */
+  seriesTtlMs?: number;
 }
+
+/** How often expired series are looked for, at most. */
+const EXPIRY_SWEEP_MAX_MS = 60_000;
 
 export class AgentMetrics {
   /** Per-request counts and histograms, aggregated without SDK instruments (see request-series.ts). */
@@ -29,8 +34,14 @@ export class AgentMetrics {
   readonly #reader: PrometheusExporter;
   // The exporter's own serializer is private; this one is configured the same way.
   readonly #serializer = new PrometheusSerializer(undefined, false, undefined, true, true);
+  readonly #expiryTimer: NodeJS.Timeout | null = null;
 
   constructor(sources: AgentMetricsSources) {
+    const ttl = sources.seriesTtlMs ?? 0;
+    if (ttl > 0) {
+      this.#expiryTimer = setInterval(() => this.expireSeries(Date.now() - ttl), Math.min(EXPIRY_SWEEP_MAX_MS, Math.max(1_000, ttl / 4)));
+      this.#expiryTimer.unref();
+    }
     // Every reader collects the request metrics from this producer, the rest from the meter below.
     const metricProducers = [new RequestMetricsProducer(this.#requests)];
     this.#reader = new PrometheusExporter({ preventServerStart: true, withoutTargetInfo: true, withoutScopeInfo: true, metricProducers });
@@ -85,6 +96,15 @@ export class AgentMetrics {
     );
   }
 
+  /** Drops request series with no request since `cutoffMs` (epoch ms); returns how many. */
+  expireSeries(cutoffMs: number): number {
+    return this.#requests.expire(cutoffMs / 1000);
+  }
+
+  get seriesCount(): number {
+    return this.#requests.all.length;
+  }
+
   recordRequest(r: RequestRecord): void {
     this.#requests.record(r);
   }
@@ -95,6 +115,7 @@ export class AgentMetrics {
   }
 
   shutdown(): Promise<void> {
+    if (this.#expiryTimer) clearInterval(this.#expiryTimer);
     return this.#provider.shutdown();
   }
 }

@@ -41,6 +41,7 @@ describe('parseAgentArgs', () => {
       logLevel: 'info',
       dbPath: null,
       dbRetentionHours: 168,
+      metricsSeriesTtlMinutes: 60,
       dbMaxSizeMb: 1024,
       remoteWriteUrl: null,
       otlpMetrics: false,
