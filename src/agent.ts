@@ -2,7 +2,8 @@
  * The agent: wires the loader, the request pipeline (src/pipeline/pipeline.ts), the
  * ring-buffer store, metrics, span export and the HTTP API.
  */
-import type { AgentConfig } from './config.ts';
+import { readFileSync } from 'node:fs';
+import { ConfigError, type AgentConfig } from './config.ts';
 import type { DecodedRecord } from './decode/records.ts';
 import { ProcessInfoCache } from './enrich/process-info.ts';
 import { CorrelationExtractor } from './http/correlation.ts';
@@ -43,6 +44,8 @@ export class Agent {
   private readonly metrics: AgentMetrics;
   private readonly loader: LoaderProcess;
   private api: ApiServer | null = null;
+  /** --metrics-port: /metrics and /health apart from /api/*. */
+  private metricsApi: ApiServer | null = null;
   /** Summed over loader restarts: each loader's counters start at 0. */
   private readonly kernelCounters = new CounterTotals();
   private readonly loaderCounters = new CounterTotals();
@@ -72,10 +75,14 @@ export class Agent {
   };
   private readonly config: AgentConfig;
   private readonly log: Logger;
+  /** --api-token-file's token: /api/* requires it. */
+  private readonly apiToken: string | null;
 
   constructor(config: AgentConfig, log: Logger, env: Record<string, string | undefined>) {
     this.config = config;
     this.log = log;
+    // Read first: a bad token file is a one-line usage error before anything starts.
+    this.apiToken = readApiToken(config.apiTokenFile);
     this.store = new RequestStore(config.bufferSize);
     this.exportQueue = config.otlpEndpoint
       ? new SpanExportQueue(createOtlpExporter(config.otlpEndpoint, env), {
@@ -177,7 +184,18 @@ export class Agent {
       store: this.reader(),
       health: () => this.health(),
       metrics: () => this.metrics.renderPrometheus(),
+      token: this.apiToken,
     });
+    if (this.config.metricsPort > 0) {
+      this.metricsApi = await startApiServer({
+        host: this.config.metricsHost,
+        port: this.config.metricsPort,
+        store: this.store,
+        health: () => this.health(),
+        metrics: () => this.metrics.renderPrometheus(),
+        endpoints: 'metrics',
+      });
+    }
     const info = this.loader.loaderInfo;
     const programs = Array.isArray(info?.programs) ? info.programs.length : 0;
     this.log.info(
@@ -278,6 +296,7 @@ export class Agent {
     await this.loader.stop();
     this.pipeline.flush();
     await this.api?.close();
+    await this.metricsApi?.close();
     await this.exportQueue?.shutdown();
     await this.remoteWriter?.shutdown();
     await this.metrics.shutdown();
@@ -286,4 +305,17 @@ export class Agent {
     this.allowList?.stop();
     await this.pods?.stop();
   }
+}
+
+/** The API token from --api-token-file (trimmed); a missing or empty file is a one-line error. */
+function readApiToken(file: string | null): string | null {
+  if (file === null) return null;
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new ConfigError(`--api-token-file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  if (token.length < 16) throw new ConfigError(`--api-token-file ${file}: the token must be at least 16 characters`);
+  return token;
 }

@@ -17,6 +17,11 @@ export interface AgentConfig {
   help: boolean;
   apiHost: string;
   apiPort: number;
+  /** File holding the bearer token /api/* requires; needed when apiHost is not loopback. */
+  apiTokenFile: string | null;
+  /** A second listener serving only /metrics and /health (no request data); 0: none. */
+  metricsPort: number;
+  metricsHost: string;
   /** Empty means no filter of that kind. */
   pids: number[];
   ports: number[];
@@ -83,6 +88,9 @@ interface OptionSpec {
 const OPTIONS = [
   { flag: '--api-host', env: ['PERFCATCH_API_HOST'], arg: 'HOST', description: 'address the HTTP API listens on', defaultText: '127.0.0.1' },
   { flag: '--api-port', env: ['PERFCATCH_API_PORT'], arg: 'PORT', description: 'port of the HTTP API (0-65535, 0 = any free port)', defaultText: '9090' },
+  { flag: '--api-token-file', env: ['PERFCATCH_API_TOKEN_FILE'], arg: 'PATH', description: 'bearer token /api/* requires (needed to bind the API to a non-loopback address: it serves paths, correlation ids and client addresses)', defaultText: 'none' },
+  { flag: '--metrics-port', env: ['PERFCATCH_METRICS_PORT'], arg: 'PORT', description: 'also serve /metrics and /health (no request data) on this port, apart from /api/* (0: off)', defaultText: '0' },
+  { flag: '--metrics-host', env: ['PERFCATCH_METRICS_HOST'], arg: 'HOST', description: 'address of the --metrics-port listener', defaultText: '0.0.0.0' },
   { flag: '--pids', env: ['PERFCATCH_PIDS'], arg: 'PID,...', description: 'only trace these server processes', defaultText: 'all' },
   { flag: '--ports', env: ['PERFCATCH_PORTS'], arg: 'PORT,...', description: 'only trace connections accepted on these local ports', defaultText: 'all' },
   { flag: '--process', env: ['PERFCATCH_PROCESS'], arg: 'NAME,...', description: 'only trace processes with these command names (at most 15 bytes each)', defaultText: 'all' },
@@ -154,6 +162,9 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     help: false,
     apiHost: orDefault(raw('--api-host'), parseHost, '127.0.0.1'),
     apiPort: orDefault(raw('--api-port'), (v) => parseInteger(v, 0, 65535), 9090),
+    apiTokenFile: orDefault(raw('--api-token-file'), parsePath, null),
+    metricsPort: orDefault(raw('--metrics-port'), (v) => parseInteger(v, 0, 65535), 0),
+    metricsHost: orDefault(raw('--metrics-host'), parseHost, '0.0.0.0'),
     pids: orDefault(raw('--pids'), (v) => parseIntegerList(v, 1, 2 ** 31 - 1, 'positive integers'), []),
     ports: orDefault(raw('--ports'), (v) => parseIntegerList(v, 1, 65535, 'ports 1-65535'), []),
     processes: orDefault(raw('--process'), parseCommList, []),
@@ -191,6 +202,13 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
   config.podNames = orDefault(raw('--pods'), (v) => splitList(v, 'a comma-separated list of pod names'), []);
   if ((config.namespaces.length || config.podNames.length) && !config.nodeName) {
     throw new ConfigError('--namespace/--pods: need --node-name (NODE_NAME) to know which pods run here');
+  }
+  if (!isLoopback(config.apiHost) && config.apiTokenFile === null) {
+    throw new ConfigError(
+      `--api-host ${config.apiHost}: the API serves request paths, correlation ids and client addresses; ` +
+        'a non-loopback address needs --api-token-file (PERFCATCH_API_TOKEN_FILE). ' +
+        '/metrics and /health alone can be served with --metrics-port',
+    );
   }
   if (config.otlpMetrics && !config.otlpEndpoint) {
     throw new ConfigError('--otlp-metrics: needs an OTLP endpoint (--otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)');
@@ -296,6 +314,11 @@ function parseHeaderList(v: RawValue): string[] {
   const secret = names.find((s) => SECRET_HEADERS.has(s));
   if (secret) fail(v, `header names other than ${secret} (credentials are never captured)`);
   return [...new Set(names)];
+}
+
+/** 127.0.0.0/8, ::1 and localhost: only this host can connect. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function parseHost(v: RawValue): string {

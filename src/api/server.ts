@@ -2,6 +2,7 @@
  * The agent's HTTP API on node:http: /health, /metrics, /api/requests, /api/requests/{id},
  * /api/services and /api/openapi.json. Framework-free: a handful of read-only routes.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { QueryBudget, QueryBudgetError } from '../store/query-budget.ts';
@@ -18,6 +19,10 @@ export interface ApiServerOptions {
   metrics: () => Promise<{ contentType: string; body: string }>;
   /** Told about unexpected handler failures (answered with 500). */
   log?: { error(message: string): void };
+  /** When set, /api/* answers only requests with `Authorization: Bearer <token>`. */
+  token?: string | null;
+  /** `metrics`: only /metrics and /health (a listener for scrapers and probes, no request data). */
+  endpoints?: 'all' | 'metrics';
 }
 
 export interface ApiServer {
@@ -67,8 +72,14 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
     }],
   ]);
 
+  if (opts.endpoints === 'metrics') {
+    for (const path of [...routes.keys()]) if (path.startsWith('/api/')) routes.delete(path);
+  }
+  const authorized = bearerCheck(opts.token ?? null);
+
   const byIdPrefix = '/api/requests/';
   const requestById = (pathname: string): Route | undefined => {
+    if (opts.endpoints === 'metrics') return undefined;
     if (!pathname.startsWith(byIdPrefix) || pathname.length === byIdPrefix.length) return undefined;
     let id: string;
     try {
@@ -95,7 +106,7 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
     requestTimeout: API_LIMITS.requestTimeoutMs,
     maxHeaderSize: API_LIMITS.maxHeaderBytes,
   }, (req, res) => {
-    handle(routes, requestById, req, res).catch((err: unknown) => {
+    handle(routes, requestById, authorized, req, res).catch((err: unknown) => {
       opts.log?.error(`api: ${req.method} ${req.url}: ${err instanceof Error ? err.message : String(err)}`);
       if (res.headersSent) res.destroy();
       else sendJson(res, 500, { error: 'internal error' });
@@ -129,6 +140,7 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
 async function handle(
   routes: Map<string, Route>,
   requestById: (pathname: string) => Route | undefined,
+  authorized: (header: string | undefined) => boolean,
   req: http.IncomingMessage,
   res: http.ServerResponse,
 ): Promise<void> {
@@ -143,6 +155,12 @@ async function handle(
   const route = routes.get(pathname) ?? requestById(pathname);
   if (route === undefined) {
     sendJson(res, 404, { error: `no such endpoint: ${pathname}; see /api/openapi.json` });
+    return;
+  }
+  // Request data (/api/*) needs the token; /health and /metrics carry none.
+  if (pathname.startsWith('/api/') && !authorized(req.headers.authorization)) {
+    res.setHeader('www-authenticate', 'Bearer');
+    sendJson(res, 401, { error: 'this API needs Authorization: Bearer <token> (the agent\'s --api-token-file)' });
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -160,6 +178,17 @@ async function handle(
     else if (err instanceof QueryParamError) sendJson(res, 400, { error: err.message, parameter: err.parameter });
     else throw err;
   }
+}
+
+/** Checks an Authorization header against the token, in constant time; no token: all pass. */
+function bearerCheck(token: string | null): (header: string | undefined) => boolean {
+  if (token === null) return () => true;
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  const expected = digest(token);
+  return (header) => {
+    const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return m !== null && timingSafeEqual(digest(m[1]!), expected);
+  };
 }
 
 /** Applies `f` to an answer given now or later. */

@@ -44,10 +44,12 @@ export async function openSource(opts: SourceOptions, env: Record<string, string
 async function pickSource(opts: SourceOptions, env: Record<string, string | undefined>): Promise<RequestSource> {
   if (opts.api !== undefined && opts.db !== undefined) throw new UsageError('--api and --db: give one, not both');
   if (opts.db !== undefined) return DbSource.open(opts.db);
-  if (opts.api !== undefined) return new ApiSource(opts.api, '--api');
-  if (env.PERFCATCH_API) return new ApiSource(env.PERFCATCH_API, 'PERFCATCH_API');
+  // An agent bound beyond loopback requires its token (--api-token-file there).
+  const token = env.PERFCATCH_API_TOKEN || undefined;
+  if (opts.api !== undefined) return new ApiSource(opts.api, '--api', token);
+  if (env.PERFCATCH_API) return new ApiSource(env.PERFCATCH_API, 'PERFCATCH_API', token);
   if (env.PERFCATCH_DB_PATH) return DbSource.open(env.PERFCATCH_DB_PATH);
-  return new ApiSource(DEFAULT_API, '--api');
+  return new ApiSource(DEFAULT_API, '--api', token);
 }
 
 /**
@@ -102,9 +104,11 @@ export function requestQueryParams(q: RequestQuery): URLSearchParams {
 export class ApiSource implements RequestSource {
   readonly description: string;
   readonly #base: string;
+  readonly #headers: Record<string, string>;
 
   /** `origin` names where the URL came from, for the error message. */
-  constructor(url: string, origin = '--api') {
+  constructor(url: string, origin = '--api', token?: string) {
+    this.#headers = { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -149,7 +153,7 @@ export class ApiSource implements RequestSource {
     const url = `${this.#base}${path}${qs}`;
     let res: Response;
     try {
-      res = await fetch(url, { signal: AbortSignal.timeout(API_TIMEOUT_MS), headers: { accept: 'application/json' } });
+      res = await fetch(url, { signal: AbortSignal.timeout(API_TIMEOUT_MS), headers: this.#headers });
     } catch (err) {
       throw new CliError(`cannot reach the agent API at ${this.#base}: ${describeFetchError(err)} (is \`perfcatch agent\` running? see --api, --db)`);
     }
