@@ -61,6 +61,7 @@ export class Agent {
     spans_exported: 0,
     spans_export_failed: 0,
     spans_dropped: 0,
+    span_export_retries: 0,
     loader_restarts: 0,
     dependencies_recorded: 0,
     dependencies_late: 0,
@@ -240,6 +241,7 @@ export class Agent {
     this.counters.spans_exported = q?.exported ?? 0;
     this.counters.spans_export_failed = q?.failed ?? 0;
     this.counters.spans_dropped = q?.dropped ?? 0;
+    this.counters.span_export_retries = q?.retries ?? 0;
     const p = this.pipeline.counters();
     this.counters.requests_recorded = p.requests;
     this.counters.requests_not_http = p.requestsNotHttp;

@@ -73,6 +73,8 @@ export interface AgentCounters {
   spans_exported: number;
   spans_export_failed: number;
   spans_dropped: number;
+  /** Failed export attempts that were retried (the spans are still queued). */
+  span_export_retries: number;
   loader_restarts: number;
   dependencies_recorded: number;
   dependencies_late: number;

@@ -67,7 +67,8 @@ export class AgentMetrics {
       description: 'Records lost, by pipeline stage',
     });
     const spansExported = meter.createObservableCounter('perfcatch_spans_exported', { description: 'Spans accepted by the OTLP endpoint' });
-    const spansFailed = meter.createObservableCounter('perfcatch_spans_failed', { description: 'Spans whose OTLP export failed' });
+    const spansFailed = meter.createObservableCounter('perfcatch_spans_failed', { description: 'Spans given up after their OTLP export failed for the retry window' });
+    const exportRetries = meter.createObservableCounter('perfcatch_span_export_retries', { description: 'Failed OTLP export attempts, retried' });
     const spansDropped = meter.createObservableCounter('perfcatch_spans_dropped', { description: 'Spans dropped before export (queue full)' });
     const loaderRestarts = meter.createObservableCounter('perfcatch_loader_restarts', { description: 'Restarts of the eBPF loader process' });
     const kernelRequests = meter.createObservableCounter('perfcatch_kernel_requests', { description: 'Request records submitted by the kernel' });
@@ -84,6 +85,7 @@ export class AgentMetrics {
         for (const [stage, read] of LOSS_STAGES) result.observe(recordsLost, read(counters) ?? 0, { stage });
         result.observe(spansExported, counters.agent.spans_exported);
         result.observe(spansFailed, counters.agent.spans_export_failed);
+        result.observe(exportRetries, counters.agent.span_export_retries);
         result.observe(spansDropped, counters.agent.spans_dropped);
         result.observe(loaderRestarts, counters.agent.loader_restarts);
         result.observe(kernelRequests, counters.kernel.requests ?? 0);
@@ -92,7 +94,7 @@ export class AgentMetrics {
         result.observe(bufferSize, buffer.size);
         result.observe(bufferCapacity, buffer.capacity);
       },
-      [recordsLost, spansExported, spansFailed, spansDropped, loaderRestarts, kernelRequests, connectionsAccepted, bufferSize, bufferCapacity],
+      [recordsLost, spansExported, spansFailed, exportRetries, spansDropped, loaderRestarts, kernelRequests, connectionsAccepted, bufferSize, bufferCapacity],
     );
   }
 
