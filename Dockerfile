@@ -66,10 +66,13 @@ RUN npm run build:ts \
 # ---------------------------------------------------------------------------------------------
 # 4. runtime: Node 24 slim, no compilers, non-root
 FROM node:24-slim AS runtime
-# In a container the API must listen beyond loopback to be scraped; the DaemonSet (or a
-# NetworkPolicy) decides who reaches it.
+# The API (request paths, correlation ids, client addresses) stays on loopback, reached with
+# `kubectl port-forward` or `docker exec`; binding it wider needs --api-token-file. /metrics
+# and /health (no request data) listen on all addresses on their own port, for scrapers and
+# probes.
 ENV NODE_ENV=production \
-    PERFCATCH_API_HOST=0.0.0.0
+    PERFCATCH_API_HOST=127.0.0.1 \
+    PERFCATCH_METRICS_PORT=9091
 WORKDIR /opt/perfcatch
 COPY --from=agent /src/package.json ./package.json
 COPY --from=agent /src/node_modules ./node_modules
@@ -110,7 +113,7 @@ RUN groupadd --system --gid 10001 perfcatch \
  && mkdir -p /var/lib/perfcatch && chown 10001:10001 /var/lib/perfcatch
 USER 10001:10001
 
-EXPOSE 9090
+EXPOSE 9091
 # /health is 503 while capture is down. (Kubernetes ignores this; the chart's probes use /health.)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PERFCATCH_API_PORT || 9090) + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

@@ -2,29 +2,35 @@
  * The agent: wires the loader, the request pipeline (src/pipeline/pipeline.ts), the
  * ring-buffer store, metrics, span export and the HTTP API.
  */
-import type { AgentConfig } from './config.ts';
+import { readFileSync } from 'node:fs';
+import { ConfigError, type AgentConfig } from './config.ts';
 import type { DecodedRecord } from './decode/records.ts';
 import { ExecIdentity } from './enrich/exec-identity.ts';
 import { ProcessInfoCache } from './enrich/process-info.ts';
 import { UnattributedCpuTable } from './enrich/unattributed-cpu.ts';
 import { CorrelationExtractor } from './http/correlation.ts';
+import { CounterTotals } from './loader/counter-totals.ts';
 import { LoaderProcess } from './loader/loader-process.ts';
 import { kernelOf } from './loader/kernel-info.ts';
 import type { Logger } from './log.ts';
 import { AgentMetrics } from './metrics/agent-metrics.ts';
 import { protocolPortHint } from './otel/otlp-env.ts';
 import { TraceSampler } from './otel/sampler.ts';
+import { lossesByStage } from './metrics/loss-stages.ts';
 import { SpanBuilder } from './otel/span-builder.ts';
 import { createOtlpExporter, SpanExportQueue } from './otel/span-export.ts';
 import { RequestPipeline } from './pipeline/pipeline.ts';
 import { RemoteWriter } from './export/remote-write.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
+import { SqliteReader } from './store/sqlite-reader.ts';
+import { FallbackReader } from './store/fallback-reader.ts';
 import { PodIndex } from './k8s/pod-index.ts';
 import { PodMetadataResolver } from './k8s/pod-metadata.ts';
 import { CgroupAllowList, CLOSED_CGROUP_FILTER } from './k8s/cgroup-allow-list.ts';
 import type { RequestReader } from './store/request-reader.ts';
 import { RequestStore } from './store/request-store.ts';
 import { startApiServer, type ApiServer } from './api/server.ts';
+import { degradedReasons, healthStatus } from './api/health-status.ts';
 import type { AgentCounters, PipelineCounters } from './types.ts';
 
 export class Agent {
@@ -35,6 +41,8 @@ export class Agent {
   private readonly remoteWriter: RemoteWriter | null;
   /** Persistence (--db): written in batches, and what the API reads when configured. */
   private readonly db: SqliteStore | null;
+  /** Reads the database in a worker thread (src/store/sqlite-reader.ts). */
+  private readonly dbReader: SqliteReader | null;
   /** Pods on this node (--node-name), for namespace, pod and service metadata. */
   private readonly pods: PodIndex | null;
   /** --namespace/--pods as a kernel cgroup filter. */
@@ -47,8 +55,11 @@ export class Agent {
   /** Serving threads' CPU that no request was charged, by process. */
   private readonly unattributedCpu = new UnattributedCpuTable(this.processes);
   private api: ApiServer | null = null;
-  private kernelCounters: Record<string, number> = {};
-  private loaderCounters: Record<string, number> = {};
+  /** --metrics-port: /metrics and /health apart from /api/*. */
+  private metricsApi: ApiServer | null = null;
+  /** Summed over loader restarts: each loader's counters start at 0. */
+  private readonly kernelCounters = new CounterTotals();
+  private readonly loaderCounters = new CounterTotals();
   private captureUp = false;
   private captureDownReason = 'starting';
   private readonly counters: AgentCounters = {
@@ -62,6 +73,7 @@ export class Agent {
     spans_export_failed: 0,
     spans_dropped: 0,
     spans_sampled_out: 0,
+    span_export_retries: 0,
     loader_restarts: 0,
     dependencies_recorded: 0,
     dependencies_late: 0,
@@ -72,13 +84,18 @@ export class Agent {
     storage_dropped: 0,
     storage_write_errors: 0,
     remote_write_dropped: 0,
+    restart_in_flight_lost: 0,
   };
   private readonly config: AgentConfig;
   private readonly log: Logger;
+  /** --api-token-file's token: /api/* requires it. */
+  private readonly apiToken: string | null;
 
   constructor(config: AgentConfig, log: Logger, env: Record<string, string | undefined>) {
     this.config = config;
     this.log = log;
+    // Read first: a bad token file is a one-line usage error before anything starts.
+    this.apiToken = readApiToken(config.apiTokenFile);
     this.store = new RequestStore(config.bufferSize);
     if (config.sdkDisabled) log.info('OTEL_SDK_DISABLED=true: no OTLP export');
     for (const settings of [config.traceExport, config.metricExport]) {
@@ -105,6 +122,7 @@ export class Agent {
       ? SqliteStore.open({ path: config.dbPath, retentionHours: config.dbRetentionHours, maxSizeMb: config.dbMaxSizeMb, log })
       : null;
     const db = this.db;
+    this.dbReader = db ? new SqliteReader(db.path, () => db.flush()) : null;
     this.pods = config.nodeName
       ? new PodIndex({ nodeName: config.nodeName, ...(config.kubeconfig ? { kubeConfig: config.kubeconfig } : {}), logger: log })
       : null;
@@ -134,6 +152,7 @@ export class Agent {
       cpuUnattributed: () => this.unattributedCpu.byName(),
       ...(config.metricExport ? { otlp: { settings: config.metricExport, intervalMs: config.otlpMetricsIntervalMs } } : {}),
       resource: { ...config.resourceAttributes, 'service.name': config.agentServiceName },
+      seriesTtlMs: config.metricsSeriesTtlMinutes * 60_000,
     });
     this.loader = new LoaderProcess(
       {
@@ -150,7 +169,7 @@ export class Agent {
         kernelVariants: config.kernelVariants,
       },
       {
-        onRecord: (rec) => this.handleRecord(rec),
+        onRecord: (rec, generation) => this.handleRecord(rec, generation),
         onMalformed: (err) => {
           this.counters.frames_malformed++;
           log.debug(`malformed loader frame: ${err.message}`);
@@ -188,7 +207,18 @@ export class Agent {
       store: this.reader(),
       health: () => this.health(),
       metrics: (accept) => this.metrics.renderPrometheus(accept),
+      token: this.apiToken,
     });
+    if (this.config.metricsPort > 0) {
+      this.metricsApi = await startApiServer({
+        host: this.config.metricsHost,
+        port: this.config.metricsPort,
+        store: this.store,
+        health: () => this.health(),
+        metrics: (accept) => this.metrics.renderPrometheus(accept),
+        endpoints: 'metrics',
+      });
+    }
     const info = this.loader.loaderInfo;
     const programs = Array.isArray(info?.programs) ? info.programs.length : 0;
     const kernel = kernelOf(info);
@@ -199,26 +229,31 @@ export class Agent {
     );
   }
 
-  /** With --db the API serves history from the database, so it survives restarts. */
+  /**
+   * With --db the API serves history from the database, so it survives restarts; while
+   * writes to it fail, from the ring buffer, which still has everything recent.
+   */
   private reader(): RequestReader {
-    return this.db ?? this.store;
+    const db = this.db;
+    if (!db || !this.dbReader) return this.store;
+    return new FallbackReader(this.dbReader, this.store, () => db.health().ok);
   }
 
   get apiPort(): number {
     return this.api?.port ?? 0;
   }
 
-  /** Every decoded loader record enters here. */
-  handleRecord(rec: DecodedRecord): void {
+  /** Every decoded loader record enters here, with the generation of the loader it came from. */
+  handleRecord(rec: DecodedRecord, generation: number): void {
     this.counters.frames_decoded++;
     switch (rec.kind) {
       case 'data':
       case 'dependency':
       case 'request':
-        return this.pipeline.handle(rec);
+        return this.pipeline.handle(rec, generation);
       case 'stats':
-        this.kernelCounters = rec.kernel;
-        this.loaderCounters = rec.loader;
+        this.kernelCounters.update(generation, rec.kernel);
+        this.loaderCounters.update(generation, rec.loader);
         return;
       case 'process_env':
         return this.execIdentity.record(rec);
@@ -235,6 +270,7 @@ export class Agent {
     this.counters.spans_export_failed = q?.failed ?? 0;
     this.counters.spans_dropped = q?.dropped ?? 0;
     this.counters.spans_sampled_out = this.spanBuilder?.sampledOut ?? 0;
+    this.counters.span_export_retries = q?.retries ?? 0;
     const p = this.pipeline.counters();
     this.counters.requests_recorded = p.requests;
     this.counters.requests_not_http = p.requestsNotHttp;
@@ -245,21 +281,33 @@ export class Agent {
     this.counters.links_made = p.linksMade;
     this.counters.links_timed_out = p.linksTimedOut;
     this.counters.requests_updated = p.requestsUpdated;
+    this.counters.restart_in_flight_lost = p.restartInFlightLost;
     this.counters.storage_dropped = this.db?.droppedRecords ?? 0;
     this.counters.storage_write_errors = this.db?.writeErrors ?? 0;
     this.counters.remote_write_dropped = this.remoteWriter?.counters.samplesDropped ?? 0;
     this.counters.loader_restarts = this.loader.restartCount;
-    return { kernel: this.kernelCounters, loader: this.loaderCounters, agent: { ...this.counters } };
+    return { kernel: this.kernelCounters.totals(), loader: this.loaderCounters.totals(), agent: { ...this.counters } };
   }
 
   health(): { ok: boolean; body: unknown } {
     const info = this.loader.loaderInfo;
     const c = this.pipelineCounters();
+    const storage = this.db?.health() ?? null;
+    const reasons = degradedReasons({
+      captureUp: this.captureUp,
+      nowMs: Date.now(),
+      storage,
+      exportFailingSinceMs: this.exportQueue?.failingSince ?? null,
+      lastLoaderRestartMs: this.loader.lastRestartAt,
+      loaderRestarts: this.loader.restartCount,
+      podFilter: this.allowList && this.pods ? this.pods.health() : null,
+    });
     return {
       ok: this.captureUp,
       body: {
-        status: this.captureUp ? 'ok' : 'capture_down',
+        status: healthStatus(this.captureUp, reasons),
         ...(this.captureUp ? {} : { reason: this.captureDownReason }),
+        ...(reasons.length ? { degraded: reasons } : {}),
         programs: Array.isArray(info?.programs) ? info.programs : [],
         kernel: kernelOf(info),
         buffer: { size: this.store.size, capacity: this.store.capacity },
@@ -273,23 +321,9 @@ export class Agent {
             }
           : null,
         remote_write: this.remoteWriter ? { url: this.config.remoteWriteUrl, ...this.remoteWriter.counters } : null,
-        storage: this.db ? this.db.health() : null,
+        storage,
         kubernetes: this.pods ? this.pods.health() : null,
-        lost: {
-          kernel_ringbuf_request: c.kernel.rb_drop_request ?? 0,
-          kernel_ringbuf_data: c.kernel.rb_drop_data ?? 0,
-          kernel_conn_table_full: c.kernel.conn_table_full ?? 0,
-          kernel_capture_shed: c.kernel.capture_shed ?? 0,
-          kernel_ringbuf_dependency: c.kernel.rb_drop_dependency ?? 0,
-          pipe_malformed: c.loader.malformed ?? 0,
-          agent_malformed: c.agent.frames_malformed,
-          agent_data_orphaned: c.agent.data_orphaned,
-          agent_dependencies_orphaned: c.agent.dependencies_orphaned,
-          spans_dropped: c.agent.spans_dropped,
-          spans_failed: c.agent.spans_export_failed,
-          remote_write_samples_dropped: c.agent.remote_write_dropped,
-          storage_dropped: c.agent.storage_dropped,
-        },
+        lost: lossesByStage(c),
         counters: c,
         // With the requests' CPU, the serving threads' whole CPU (README, "How it works").
         cpu_unattributed_ms: this.unattributedCpu.top(20),
@@ -301,11 +335,26 @@ export class Agent {
     await this.loader.stop();
     this.pipeline.flush();
     await this.api?.close();
+    await this.metricsApi?.close();
     await this.exportQueue?.shutdown();
     await this.remoteWriter?.shutdown();
     await this.metrics.shutdown();
+    await this.dbReader?.close();
     this.db?.close();
     this.allowList?.stop();
     await this.pods?.stop();
   }
+}
+
+/** The API token from --api-token-file (trimmed); a missing or empty file is a one-line error. */
+function readApiToken(file: string | null): string | null {
+  if (file === null) return null;
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new ConfigError(`--api-token-file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  if (token.length < 16) throw new ConfigError(`--api-token-file ${file}: the token must be at least 16 characters`);
+  return token;
 }

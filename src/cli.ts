@@ -57,6 +57,7 @@ async function runAgent(argv: string[]): Promise<void> {
     agent = new Agent(config, log, process.env);
   } catch (err) {
     if (err instanceof StoreError) fail(err.message, 1);
+    if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
   }
   try {

@@ -22,6 +22,11 @@ export interface AgentConfig {
   help: boolean;
   apiHost: string;
   apiPort: number;
+  /** File holding the bearer token /api/* requires; needed when apiHost is not loopback. */
+  apiTokenFile: string | null;
+  /** A second listener serving only /metrics and /health (no request data); 0: none. */
+  metricsPort: number;
+  metricsHost: string;
   /** Empty means no filter of that kind. */
   pids: number[];
   ports: number[];
@@ -55,6 +60,8 @@ export interface AgentConfig {
   /** SQLite file for persistence; null keeps requests in memory only. */
   dbPath: string | null;
   dbRetentionHours: number;
+  /** /metrics request series with no request for this long are dropped; 0 keeps them forever. */
+  metricsSeriesTtlMinutes: number;
   dbMaxSizeMb: number;
   /** Prometheus remote-write endpoint for per-request samples; null switches it off. */
   remoteWriteUrl: string | null;
@@ -98,6 +105,9 @@ export const KERNEL_DOWNGRADES = ['syscall_args=enter_map', 'idle_flush=loader_s
 const OPTIONS = [
   { flag: '--api-host', env: ['PERFCATCH_API_HOST'], arg: 'HOST', description: 'address the HTTP API listens on', defaultText: '127.0.0.1' },
   { flag: '--api-port', env: ['PERFCATCH_API_PORT'], arg: 'PORT', description: 'port of the HTTP API (0-65535, 0 = any free port)', defaultText: '9090' },
+  { flag: '--api-token-file', env: ['PERFCATCH_API_TOKEN_FILE'], arg: 'PATH', description: 'bearer token /api/* requires (needed to bind the API to a non-loopback address: it serves paths, correlation ids and client addresses)', defaultText: 'none' },
+  { flag: '--metrics-port', env: ['PERFCATCH_METRICS_PORT'], arg: 'PORT', description: 'also serve /metrics and /health (no request data) on this port, apart from /api/* (0: off)', defaultText: '0' },
+  { flag: '--metrics-host', env: ['PERFCATCH_METRICS_HOST'], arg: 'HOST', description: 'address of the --metrics-port listener', defaultText: '0.0.0.0' },
   { flag: '--pids', env: ['PERFCATCH_PIDS'], arg: 'PID,...', description: 'only trace these server processes', defaultText: 'all' },
   { flag: '--ports', env: ['PERFCATCH_PORTS'], arg: 'PORT,...', description: 'only trace connections accepted on these local ports', defaultText: 'all' },
   { flag: '--process', env: ['PERFCATCH_PROCESS'], arg: 'NAME,...', description: 'only trace processes with these command names (at most 15 bytes each)', defaultText: 'all' },
@@ -113,6 +123,7 @@ const OPTIONS = [
   { flag: '--bpf-object', env: ['PERFCATCH_BPF_OBJECT'], arg: 'PATH', description: 'compiled BPF object', defaultText: DEFAULT_BPF_OBJECT_PATH },
   { flag: '--log-level', env: ['PERFCATCH_LOG_LEVEL'], arg: 'LEVEL', description: LOG_LEVELS.join('|'), defaultText: 'info' },
   { flag: '--db', env: ['PERFCATCH_DB_PATH'], arg: 'PATH', description: 'persist requests to this SQLite file (created with mode 0600); the API then serves history from it', defaultText: 'none (memory only)' },
+  { flag: '--metrics-series-ttl-minutes', env: ['PERFCATCH_METRICS_SERIES_TTL_MINUTES'], arg: 'N', description: 'drop /metrics request series unseen this long (0: never; 0-525600)', defaultText: '60' },
   { flag: '--db-retention-hours', env: ['PERFCATCH_DB_RETENTION_HOURS'], arg: 'N', description: 'delete persisted requests older than this (1-87600)', defaultText: '168' },
   { flag: '--db-max-size-mb', env: ['PERFCATCH_DB_MAX_SIZE_MB'], arg: 'N', description: 'delete the oldest persisted requests beyond this size (1-1000000)', defaultText: '1024' },
   { flag: '--otlp-metrics', env: ['PERFCATCH_OTLP_METRICS'], arg: null, description: 'also export metrics over OTLP (to --otlp-endpoint or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, every OTEL_METRIC_EXPORT_INTERVAL ms)', defaultText: 'off' },
@@ -170,6 +181,9 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     help: false,
     apiHost: orDefault(raw('--api-host'), parseHost, '127.0.0.1'),
     apiPort: orDefault(raw('--api-port'), (v) => parseInteger(v, 0, 65535), 9090),
+    apiTokenFile: orDefault(raw('--api-token-file'), parsePath, null),
+    metricsPort: orDefault(raw('--metrics-port'), (v) => parseInteger(v, 0, 65535), 0),
+    metricsHost: orDefault(raw('--metrics-host'), parseHost, '0.0.0.0'),
     pids: orDefault(raw('--pids'), (v) => parseIntegerList(v, 1, 2 ** 31 - 1, 'positive integers'), []),
     ports: orDefault(raw('--ports'), (v) => parseIntegerList(v, 1, 65535, 'ports 1-65535'), []),
     processes: orDefault(raw('--process'), parseCommList, []),
@@ -191,6 +205,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     logLevel: orDefault(raw('--log-level'), parseLogLevel, 'info'),
     dbPath: orDefault(raw('--db'), parsePath, null),
     dbRetentionHours: orDefault(raw('--db-retention-hours'), (v) => parseInteger(v, 1, 87_600), 168),
+    metricsSeriesTtlMinutes: orDefault(raw('--metrics-series-ttl-minutes'), (v) => parseInteger(v, 0, 525_600), 60),
     dbMaxSizeMb: orDefault(raw('--db-max-size-mb'), (v) => parseInteger(v, 1, 1_000_000), 1024),
     remoteWriteUrl: orDefault(raw('--remote-write-url'), parseHttpUrl, null),
     otlpMetrics: orDefault(raw('--otlp-metrics'), parseBoolean, false),
@@ -226,6 +241,13 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
         throw new ConfigError('--otlp-metrics: needs an OTLP endpoint (--otlp-endpoint, OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)');
       }
     }
+  }
+  if (!isLoopback(config.apiHost) && config.apiTokenFile === null) {
+    throw new ConfigError(
+      `--api-host ${config.apiHost}: the API serves request paths, correlation ids and client addresses; ` +
+        'a non-loopback address needs --api-token-file (PERFCATCH_API_TOKEN_FILE). ' +
+        '/metrics and /health alone can be served with --metrics-port',
+    );
   }
   return config;
 }
@@ -346,6 +368,11 @@ function parseHeaderList(v: RawValue): string[] {
   const secret = names.find((s) => SECRET_HEADERS.has(s));
   if (secret) fail(v, `header names other than ${secret} (credentials are never captured)`);
   return [...new Set(names)];
+}
+
+/** 127.0.0.0/8, ::1 and localhost: only this host can connect. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function parseHost(v: RawValue): string {

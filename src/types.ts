@@ -85,6 +85,8 @@ export interface AgentCounters {
   spans_dropped: number;
   /** Spans the trace sampler (OTEL_TRACES_SAMPLER) left out of the export. */
   spans_sampled_out: number;
+  /** Failed export attempts that were retried (the spans are still queued). */
+  span_export_retries: number;
   loader_restarts: number;
   dependencies_recorded: number;
   dependencies_late: number;
@@ -95,4 +97,6 @@ export interface AgentCounters {
   storage_dropped: number;
   storage_write_errors: number;
   remote_write_dropped: number;
+  /** Records under way in a loader that died (see LOSS_STAGES). */
+  restart_in_flight_lost: number;
 }

@@ -19,6 +19,17 @@ const error = {
   },
 };
 
+const plainError = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: { type: 'object', required: ['error'], properties: { error: str } } } },
+});
+/** What every query endpoint may answer besides 200 and 400 (budgets: src/store/query-budget.ts, src/api/load-guard.ts). */
+const overBudget = {
+  '414': plainError('Request target longer than 4096 characters'),
+  '422': plainError('The query ran over its time or row budget: narrow it'),
+  '429': plainError('Other queries used the API\'s share of the agent; retry after the Retry-After seconds'),
+};
+
 export const OPENAPI = {
   openapi: '3.1.0',
   info: { title: 'PerfCatch agent API', version: '0.1.0', description: 'Per-request cost measured with eBPF: duration, on-CPU time, RSS, bytes, dependencies.' },
@@ -31,7 +42,7 @@ export const OPENAPI = {
           queryParam('namespace', str, 'Kubernetes namespace (exact).'),
           queryParam('pod', str, 'Kubernetes pod name (exact).'),
           queryParam('correlation_id', str, 'Correlation ID (exact).'),
-          queryParam('correlation_id_regex', { type: 'string', maxLength: 200 }, 'Correlation ID (JavaScript regular expression).'),
+          queryParam('correlation_id_regex', { type: 'string', maxLength: 200 }, 'Correlation ID (JavaScript regular expression, run by the linear-time engine: no backreferences or lookahead).'),
           queryParam('method', str, 'HTTP method (case-insensitive).'),
           queryParam('path', str, 'HTTP path as reported (query strings redacted unless --keep-query).'),
           queryParam('status', { type: 'integer', minimum: 100, maximum: 599 }, 'HTTP status code.'),
@@ -49,6 +60,7 @@ export const OPENAPI = {
             },
           },
           '400': error,
+          ...overBudget,
         },
       },
     },
@@ -76,6 +88,7 @@ export const OPENAPI = {
             },
           },
           '400': error,
+          ...overBudget,
         },
       },
     },

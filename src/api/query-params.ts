@@ -1,5 +1,6 @@
 /** Validation of /api/requests query parameters into a RequestQuery. */
 import type { RequestQuery } from '../store/request-store.ts';
+import { compileLinearRegex, LinearRegexError } from './linear-regex.ts';
 
 export const MAX_SINCE_MINUTES = 10_080; // one week
 export const MAX_LIMIT = 10_000;
@@ -29,9 +30,10 @@ const PARSERS: Record<string, ParamParser> = {
     // Bounded: the pattern runs against every stored record.
     if (v.length > 200) throw invalid(name, v.slice(0, 20) + '...', 'a regular expression of at most 200 characters');
     try {
-      return { correlation_id_regex: new RegExp(v) };
-    } catch {
-      throw invalid(name, v, 'a valid regular expression');
+      return { correlation_id_regex: compileLinearRegex(v) };
+    } catch (e) {
+      if (e instanceof LinearRegexError) throw invalid(name, v, e.message);
+      throw e;
     }
   },
   method: (v) => ({ method: v }),

@@ -5,7 +5,12 @@
  *  - request bytes across records of one connection: when a server read several pipelined
  *    requests in one batch, the first record counted all their bytes; HTTP framing moves
  *    the excess to the records that follow.
- * Memory is bounded: per open connection, only the current request's chunks and carry.
+ * Memory is bounded: per open connection, only the current request's chunks and carry, and
+ * all captures together within MAX_PENDING_BYTES (slow, incomplete requests cannot pile up).
+ *
+ * One assembler serves one loader generation (see LoaderProcess): connection ids are unique
+ * only within it, so a restarted loader gets a new assembler and the old one's unfinished
+ * work is counted as lost (inFlight()).
  */
 import { Direction, RequestFlags } from '../decode/layout.ts';
 import type { KernelData, KernelDependency, KernelRequest } from '../decode/records.ts';
@@ -21,10 +26,13 @@ export interface Captured {
 
 export interface AssembledDependency extends Captured {
   kernel: KernelDependency;
+  /** The loader generation whose connection ids these are. */
+  generation: number;
 }
 
 export interface AssembledRequest extends Captured {
   kernel: KernelRequest;
+  generation: number;
   /** Request bytes after realigning pipelined batches (kernel.bytesReceived is the raw sum). */
   bytesReceived: number;
   dependencies: AssembledDependency[];
@@ -47,6 +55,11 @@ interface Carry {
 }
 
 const MAX_OPEN_CONNECTIONS = 65536;
+/**
+ * Captured bytes held for requests whose record has not come yet. 65,536 captures of a full
+ * 4 KB head would be 300 MB outside the V8 heap; past this the oldest capture goes (counted).
+ */
+export const MAX_PENDING_BYTES = 32 * 1024 * 1024;
 const MAX_PENDING_PARENTS = 65536;
 const EMPTY: Buffer = Buffer.alloc(0);
 
@@ -55,13 +68,23 @@ function join(parts: Buffer[]): Buffer {
 }
 
 export class RequestAssembler {
+  readonly generation: number;
   private readonly pending = new Map<number, PendingCapture>();
+  private pendingBytes = 0;
+  private readonly maxPendingBytes: number;
   private readonly carries = new Map<number, Carry>();
   private readonly depsByParent = new Map<string, AssembledDependency[]>();
   /** Chunks thrown away because their record never came. */
   orphanedChunks = 0;
   /** Dependencies whose parent request record never came (evicted). */
   orphanedDependencies = 0;
+  /** Captures evicted to keep within MAX_PENDING_BYTES. */
+  capturesEvictedForBytes = 0;
+
+  constructor(generation = 0, maxPendingBytes = MAX_PENDING_BYTES) {
+    this.generation = generation;
+    this.maxPendingBytes = maxPendingBytes;
+  }
 
   addData(d: KernelData): void {
     let p = this.pending.get(d.connId);
@@ -69,6 +92,7 @@ export class RequestAssembler {
       // The previous request on this connection never produced a record (dropped in the
       // kernel): its chunks are orphans.
       this.orphanedChunks += p.request.length + p.response.length;
+      this.drop(d.connId, p);
       p = undefined;
     }
     if (!p) {
@@ -76,15 +100,45 @@ export class RequestAssembler {
       p = { seq: d.seq, request: [], requestBytes: 0, response: [], responseBytes: 0, gap: false };
       this.pending.set(d.connId, p);
     }
+    // A copy with its own memory: the decoder's view would pin the whole stdout chunk it
+    // came in (up to 64 KB) for as long as the request stays incomplete.
+    const bytes = Buffer.allocUnsafeSlow(d.bytes.length);
+    d.bytes.copy(bytes);
     if (d.direction === Direction.REQUEST) {
       if (d.offset !== p.requestBytes) p.gap = true;
-      p.request.push(d.bytes);
-      p.requestBytes += d.bytes.length;
+      p.request.push(bytes);
+      p.requestBytes += bytes.length;
     } else {
       if (d.offset !== p.responseBytes) p.gap = true;
-      p.response.push(d.bytes);
-      p.responseBytes += d.bytes.length;
+      p.response.push(bytes);
+      p.responseBytes += bytes.length;
     }
+    this.pendingBytes += bytes.length;
+    while (this.pendingBytes > this.maxPendingBytes && this.pending.size > 1) {
+      this.evictOldestCapture();
+      this.capturesEvictedForBytes++;
+    }
+  }
+
+  /** Forgets a pending capture, and its bytes. */
+  private drop(connId: number, p: PendingCapture): void {
+    this.pendingBytes -= p.requestBytes + p.responseBytes;
+    this.pending.delete(connId);
+  }
+
+  /**
+   * Work this assembler will never finish once its loader is gone: captures whose request
+   * or exchange record never came, pipelined requests carried to a record that never came,
+   * and dependencies waiting for their parent request.
+   */
+  inFlight(): { records: number; dependencies: number } {
+    let dependencies = 0;
+    for (const list of this.depsByParent.values()) dependencies += list.length;
+    return { records: this.pending.size + this.carries.size, dependencies };
+  }
+
+  get heldBytes(): number {
+    return this.pendingBytes;
   }
 
   /** Takes the captured chunks of (connId, seq). */
@@ -97,10 +151,10 @@ export class RequestAssembler {
       requestHead = join(p.request);
       responseHead = join(p.response);
       gap = p.gap;
-      this.pending.delete(connId);
+      this.drop(connId, p);
     } else if (p && p.seq < seq) {
       this.orphanedChunks += p.request.length + p.response.length;
-      this.pending.delete(connId);
+      this.drop(connId, p);
     }
     const captureIncomplete = gap || requestHead.length !== reqCaptured || responseHead.length !== respCaptured;
     return { requestHead, responseHead, captureIncomplete };
@@ -110,11 +164,15 @@ export class RequestAssembler {
    * An outbound exchange. Returns it when its parent request was already completed (a late
    * dependency); otherwise keeps it for the parent and returns null.
    */
-  addDependency(d: KernelDependency, parentCompleted: (parentKey: string) => boolean): AssembledDependency | null {
+  addDependency(d: KernelDependency, parentCompleted: (parentConnId: number, parentSeq: number) => boolean): AssembledDependency | null {
     // Client side: "request" is what the process wrote, "response" what it read.
-    const dep: AssembledDependency = { kernel: d, ...this.takeCapture(d.connId, d.seq, d.reqCaptured, d.respCaptured) };
+    const dep: AssembledDependency = {
+      kernel: d,
+      generation: this.generation,
+      ...this.takeCapture(d.connId, d.seq, d.reqCaptured, d.respCaptured),
+    };
     const parentKey = `${d.parentConnId}:${d.parentSeq}`;
-    if (parentCompleted(parentKey)) return dep;
+    if (parentCompleted(d.parentConnId, d.parentSeq)) return dep;
     let list = this.depsByParent.get(parentKey);
     if (!list) {
       if (this.depsByParent.size >= MAX_PENDING_PARENTS) this.evictOldestParent();
@@ -158,6 +216,7 @@ export class RequestAssembler {
     this.depsByParent.delete(`${k.connId}:${k.seq}`);
     return {
       kernel: k,
+      generation: this.generation,
       requestHead: head,
       responseHead: captured.responseHead,
       captureIncomplete: incomplete,
@@ -174,8 +233,10 @@ export class RequestAssembler {
     const oldest = this.pending.keys().next();
     if (oldest.done) return;
     const p = this.pending.get(oldest.value);
-    if (p) this.orphanedChunks += p.request.length + p.response.length;
-    this.pending.delete(oldest.value);
+    if (p) {
+      this.orphanedChunks += p.request.length + p.response.length;
+      this.drop(oldest.value, p);
+    }
   }
 
   private evictOldestParent(): void {

@@ -2,6 +2,7 @@
  * The query commands of `perfcatch` (report, detail, services, alerts, top): dispatch, the
  * common options, --help, and the one-line error contract (2 = usage, 1 = anything else).
  */
+import { escapeControls } from '../http/safe-text.ts';
 import { ALERTS } from './alerts.ts';
 import { CliError, parseArgs, stringFlag, booleanFlag, type FlagSpecs } from './args.ts';
 import type { CliIo, Command, CommandContext } from './context.ts';
@@ -80,7 +81,8 @@ export async function runCommand(name: string, argv: string[], io: CliIo): Promi
   } catch (err) {
     const code = err instanceof CliError ? err.exitCode : 1;
     const message = err instanceof Error ? err.message : String(err);
-    io.stderr.write(`perfcatch: ${message.replace(/\s*\n\s*/g, ' ').trim()}\n`);
+    // The message may quote what the agent answered: no control character reaches the terminal.
+    io.stderr.write(`perfcatch: ${escapeControls(message.replace(/\s*\n\s*/g, ' ').trim())}\n`);
     return code;
   } finally {
     source?.close();

@@ -5,8 +5,10 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { MAX_LIMIT } from '../api/query-params.ts';
+import { unboundedBudget, type QueryBudget } from '../store/query-budget.ts';
 import type { RequestQuery } from '../store/request-store.ts';
 import { summarizeServices, type ServiceSummary } from '../store/service-summary.ts';
+import { escapeControls, escapeControlsDeep } from '../http/safe-text.ts';
 import type { RequestRecord } from '../types.ts';
 import { CliError, UsageError } from './args.ts';
 
@@ -36,12 +38,50 @@ export interface SourceOptions {
  * PERFCATCH_DB_PATH from the environment; else the agent API on its default address.
  */
 export async function openSource(opts: SourceOptions, env: Record<string, string | undefined>): Promise<RequestSource> {
+  return new ControlEscapingSource(await pickSource(opts, env));
+}
+
+async function pickSource(opts: SourceOptions, env: Record<string, string | undefined>): Promise<RequestSource> {
   if (opts.api !== undefined && opts.db !== undefined) throw new UsageError('--api and --db: give one, not both');
   if (opts.db !== undefined) return DbSource.open(opts.db);
-  if (opts.api !== undefined) return new ApiSource(opts.api, '--api');
-  if (env.PERFCATCH_API) return new ApiSource(env.PERFCATCH_API, 'PERFCATCH_API');
+  // An agent bound beyond loopback requires its token (--api-token-file there).
+  const token = env.PERFCATCH_API_TOKEN || undefined;
+  if (opts.api !== undefined) return new ApiSource(opts.api, '--api', token);
+  if (env.PERFCATCH_API) return new ApiSource(env.PERFCATCH_API, 'PERFCATCH_API', token);
   if (env.PERFCATCH_DB_PATH) return DbSource.open(env.PERFCATCH_DB_PATH);
-  return new ApiSource(DEFAULT_API, '--api');
+  return new ApiSource(DEFAULT_API, '--api', token);
+}
+
+/**
+ * What the agent or a database hands the CLI ends up on a terminal: every string in it has
+ * its control characters escaped (an older agent's records, or a hostile API, could hold
+ * ESC sequences that clear the screen or set the window title). The CLI's own colours are
+ * added after, by its painter.
+ */
+class ControlEscapingSource implements RequestSource {
+  readonly #inner: RequestSource;
+  readonly description: string;
+
+  constructor(inner: RequestSource) {
+    this.#inner = inner;
+    this.description = escapeControls(inner.description);
+  }
+
+  async requests(q: RequestQuery): Promise<RequestRecord[]> {
+    return escapeControlsDeep(await this.#inner.requests(q));
+  }
+
+  async request(id: string): Promise<RequestRecord | null> {
+    return escapeControlsDeep(await this.#inner.request(id));
+  }
+
+  async services(sinceMinutes: number): Promise<ServiceSummary[]> {
+    return escapeControlsDeep(await this.#inner.services(sinceMinutes));
+  }
+
+  close(): void {
+    this.#inner.close();
+  }
 }
 
 /** Query string of /api/requests for a RequestQuery. */
@@ -64,9 +104,11 @@ export function requestQueryParams(q: RequestQuery): URLSearchParams {
 export class ApiSource implements RequestSource {
   readonly description: string;
   readonly #base: string;
+  readonly #headers: Record<string, string>;
 
   /** `origin` names where the URL came from, for the error message. */
-  constructor(url: string, origin = '--api') {
+  constructor(url: string, origin = '--api', token?: string) {
+    this.#headers = { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -111,7 +153,7 @@ export class ApiSource implements RequestSource {
     const url = `${this.#base}${path}${qs}`;
     let res: Response;
     try {
-      res = await fetch(url, { signal: AbortSignal.timeout(API_TIMEOUT_MS), headers: { accept: 'application/json' } });
+      res = await fetch(url, { signal: AbortSignal.timeout(API_TIMEOUT_MS), headers: this.#headers });
     } catch (err) {
       throw new CliError(`cannot reach the agent API at ${this.#base}: ${describeFetchError(err)} (is \`perfcatch agent\` running? see --api, --db)`);
     }
@@ -166,9 +208,9 @@ function oneLine(text: string): string {
 
 /** The part of SqliteStore (src/store/sqlite-store.ts) the CLI uses. */
 interface ReadOnlyStore {
-  query(q: RequestQuery): RequestRecord[];
+  query(q: RequestQuery, nowSeconds?: number, budget?: QueryBudget): RequestRecord[];
   findById(id: string): RequestRecord | null | undefined;
-  records(sinceMinutes: number): RequestRecord[];
+  services(sinceMinutes: number, nowSeconds?: number, budget?: QueryBudget): ServiceSummary[];
   close(): void;
 }
 
@@ -199,7 +241,8 @@ export class DbSource implements RequestSource {
   }
 
   async requests(q: RequestQuery): Promise<RequestRecord[]> {
-    return this.#guard(() => this.#store.query(q));
+    // The user's own process reading a file: no one else waits on it, so no budget.
+    return this.#guard(() => this.#store.query(q, undefined, unboundedBudget()));
   }
 
   async request(id: string): Promise<RequestRecord | null> {
@@ -207,7 +250,7 @@ export class DbSource implements RequestSource {
   }
 
   async services(sinceMinutes: number): Promise<ServiceSummary[]> {
-    return this.#guard(() => summarizeServices(this.#store.records(sinceMinutes)));
+    return this.#guard(() => this.#store.services(sinceMinutes, undefined, unboundedBudget()));
   }
 
   close(): void {

@@ -11,6 +11,7 @@
  */
 import { readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
+import { escapeControls } from '../http/safe-text.ts';
 import { serviceNameFromResourceAttributes, type ExecIdentity } from './exec-identity.ts';
 
 export interface ProcessInfo {
@@ -22,9 +23,24 @@ export interface ProcessInfo {
   executablePath: string | null;
 }
 
-/** Re-read metadata after this long, to notice pid reuse and exec. */
+/** Re-read metadata after this long, to notice exec. */
 const INFO_TTL_MS = 30_000;
+/**
+ * How often a cached pid's start time is checked again. A pid reused by a new process gets a
+ * new start time: the entry is then reloaded, so the new process never inherits the old
+ * one's service (issue 13, finding 8). One small /proc read per pid per second.
+ */
+const VERIFY_EVERY_MS = 1_000;
 const MAX_CACHED = 4096;
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or null if the process is gone. */
+export function readStartTime(pid: number): string | null {
+  const stat = tryRead(`/proc/${pid}/stat`);
+  if (stat === null) return null;
+  // comm (field 2) may hold spaces and parentheses: count fields from the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields[22 - 3] ?? null;
+}
 
 function tryRead(path: string): string | null {
   try {
@@ -72,26 +88,46 @@ export function programName(text: string): string {
   return basename(text.split(/[\s:]/)[0] ?? '');
 }
 
+interface CachedInfo {
+  info: ProcessInfo;
+  comm: string;
+  startTime: string | null;
+  loadedAt: number;
+  verifiedAt: number;
+}
+
+/** Cached by pid and start time: a pid that now belongs to another process is looked up again. */
 export class ProcessInfoCache {
+  private readonly cache = new Map<number, CachedInfo>();
+  private readonly readStart: (pid: number) => string | null;
   private readonly identity: ExecIdentity | null;
 
-  constructor(identity: ExecIdentity | null = null) {
+  constructor(identity: ExecIdentity | null = null, readStart: (pid: number) => string | null = readStartTime) {
     this.identity = identity;
+    this.readStart = readStart;
   }
-
-  private readonly cache = new Map<number, { info: ProcessInfo; comm: string; at: number }>();
 
   /** `comm` is what the kernel reported, used when /proc is gone (short-lived processes). */
   get(pid: number, comm: string, now = Date.now()): ProcessInfo {
     const hit = this.cache.get(pid);
     // A different comm under a cached pid means exec or pid reuse: look again.
-    if (hit && now - hit.at < INFO_TTL_MS && hit.comm === comm) return hit.info;
+    if (hit && now - hit.loadedAt < INFO_TTL_MS && hit.comm === comm) {
+      if (now - hit.verifiedAt < VERIFY_EVERY_MS) return hit.info;
+      const startTime = this.readStart(pid);
+      // Gone (null): keep what we knew, the record is about that process.
+      if (startTime === null || startTime === hit.startTime) {
+        hit.verifiedAt = now;
+        return hit.info;
+      }
+    }
+    const startTime = this.readStart(pid);
     const info = this.load(pid, comm);
     if (this.cache.size >= MAX_CACHED) {
       const first = this.cache.keys().next();
       if (!first.done) this.cache.delete(first.value);
     }
-    this.cache.set(pid, { info, comm, at: now });
+    this.cache.delete(pid);
+    this.cache.set(pid, { info, comm, startTime, loadedAt: now, verifiedAt: now });
     return info;
   }
 
@@ -99,8 +135,11 @@ export class ProcessInfoCache {
     const exe = tryReadLink(`/proc/${pid}/exe`);
     const fromComm = RUNTIME_THREAD_NAMES.has(comm) ? '' : programName(comm);
     const argv0 = fromComm ? '' : (tryRead(`/proc/${pid}/cmdline`)?.split('\0')[0] ?? '');
-    const processName = fromComm || programName(argv0) || (exe ? basename(exe) : '') || comm || `pid-${pid}`;
-    const fromEnv = this.identity?.serviceNameOf(pid) ?? serviceNameFromEnviron(pid);
+    // Any process chooses its own argv, comm and environment: no control character from them
+    // reaches records, labels or terminals.
+    const processName = escapeControls(fromComm || programName(argv0) || (exe ? basename(exe) : '') || comm || `pid-${pid}`);
+    const env = this.identity?.serviceNameOf(pid) ?? serviceNameFromEnviron(pid);
+    const fromEnv = env === null ? null : escapeControls(env);
     return { pid, processName, serviceName: fromEnv ?? processName, serviceNameFromEnv: fromEnv !== null, executablePath: exe };
   }
 }

@@ -6,6 +6,7 @@
  * its callers read: method, path, query, and the values of the headers they select.
  */
 import { CR, LF, LOWER, SP, indexOfCrlf, isSpace, leadingEmptyLines, startsWithIgnoringCase } from './framing.ts';
+import { decodeSafeText } from './safe-text.ts';
 
 export interface HttpRequestHead {
   method: string;
@@ -143,12 +144,16 @@ function methodEndAt(buf: Buffer, start: number): number {
   return -1;
 }
 
-/** Index of the space after a non-empty target starting at `start`, or -1 if the line ends first. */
+/**
+ * Index of the space after a non-empty target starting at `start`, or -1 if the line ends
+ * first. A CR or LF, bare or not, ends the line: a target holding one is not HTTP (a bare LF
+ * there let garbage through as a request line).
+ */
 function targetEndAt(buf: Buffer, start: number): number {
   for (let i = start; i < buf.length; i++) {
     const c = buf[i];
     if (c === SP) return i > start ? i : -1;
-    if (c === LF && buf[i - 1] === CR) return -1;
+    if (c === LF || c === CR) return -1;
   }
   return -1;
 }
@@ -188,12 +193,12 @@ function readTarget(head: HttpRequestHead, buf: Buffer, start: number, end: numb
     }
     if (c === QUESTION && q === -1) q = i;
   }
-  const text = buf.toString('latin1', from, stop);
+  // Decoded in two parts: '?' is ASCII, so it never splits a UTF-8 sequence.
   if (q === -1) {
-    head.path = text;
+    head.path = decodeSafeText(buf, from, stop);
   } else {
-    head.path = text.slice(0, q - from);
-    head.query = text.slice(q - from + 1);
+    head.path = decodeSafeText(buf, from, q);
+    head.query = decodeSafeText(buf, q + 1, stop);
   }
 }
 
@@ -228,7 +233,7 @@ function readHeaders(head: HttpRequestHead, buf: Buffer, pos: number, wanted: He
       if (name !== undefined && !values?.has(name)) {
         const valueStart = trimStart(buf, colon + 1, lineEnd);
         values ??= new Map();
-        values.set(name, buf.toString('latin1', valueStart, trimEnd(buf, valueStart, lineEnd)));
+        values.set(name, decodeSafeText(buf, valueStart, trimEnd(buf, valueStart, lineEnd)));
       }
     }
     pos = lineEnd + 2;

@@ -37,7 +37,12 @@ export interface LoaderOptions {
 }
 
 export interface LoaderHandlers {
-  onRecord(rec: DecodedRecord): void;
+  /**
+   * `generation` numbers the loader process the record came from (1 for the first, +1 per
+   * restart). Each loader's kernel state starts afresh: its connection ids restart at 1 and
+   * its counters at 0, so ids are unique, and counters cumulative, only per generation.
+   */
+  onRecord(rec: DecodedRecord, generation: number): void;
   /** A frame that could not be decoded: counted, never fatal. */
   onMalformed(err: Error): void;
   onLog(level: 'info' | 'warn' | 'error', message: string): void;
@@ -57,16 +62,24 @@ export class LoaderProcess {
   private child: ChildProcessWithoutNullStreams | null = null;
   private stopping = false;
   private restarts = 0;
+  private generationSeq = 0;
   private backoffMs = 1_000;
   private readonly opts: LoaderOptions;
   private readonly handlers: LoaderHandlers;
   private filters: { pids: number[]; ports: number[]; processes: string[] };
   loaderInfo: Record<string, unknown> | null = null;
+  /** Epoch ms of the last restart attempt, null before any. */
+  lastRestartAt: number | null = null;
 
   constructor(opts: LoaderOptions, handlers: LoaderHandlers) {
     this.opts = opts;
     this.handlers = handlers;
     this.filters = { pids: opts.pids, ports: opts.ports, processes: opts.processes };
+  }
+
+  /** The generation of the newest loader process started (0 before the first). */
+  get generation(): number {
+    return this.generationSeq;
   }
 
   get restartCount(): number {
@@ -96,6 +109,7 @@ export class LoaderProcess {
 
       const child = spawn(this.opts.loaderPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
       this.child = child;
+      const generation = ++this.generationSeq;
       const frames = new FrameReader((frame) => {
         let rec: DecodedRecord;
         try {
@@ -114,7 +128,7 @@ export class LoaderProcess {
             resolve();
           }
         }
-        this.handlers.onRecord(rec);
+        this.handlers.onRecord(rec, generation);
       });
       child.stdout.on('data', (chunk: Buffer) => {
         try {
@@ -166,6 +180,7 @@ export class LoaderProcess {
     setTimeout(() => {
       if (this.stopping) return;
       this.restarts++;
+      this.lastRestartAt = Date.now();
       this.start().catch((err: Error) => {
         this.handlers.onLog('error', `loader restart failed: ${err.message}`);
         this.scheduleRestart();

@@ -9,26 +9,12 @@ import type { OtlpExportSettings } from '../otel/otlp-env.ts';
 import { createOtlpMetricExporter } from '../otel/otlp-metric-exporter.ts';
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
 import type { PipelineCounters, RequestRecord } from '../types.ts';
+import { LOSS_STAGES } from './loss-stages.ts';
 import { RequestMetricsProducer } from './request-metrics.ts';
 import { HttpSeriesTable, RequestSeriesTable } from './request-series.ts';
 import { acceptsOpenMetrics, OPENMETRICS_CONTENT_TYPE, serializeOpenMetrics } from './openmetrics.ts';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-
-/** `stage` label of perfcatch_records_lost_total -> where the count lives in PipelineCounters. */
-const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) => number | undefined][] = [
-  ['kernel_ringbuf_request', (c) => c.kernel.rb_drop_request],
-  ['kernel_ringbuf_data', (c) => c.kernel.rb_drop_data],
-  ['kernel_conn_table_full', (c) => c.kernel.conn_table_full],
-  ['kernel_capture_shed', (c) => c.kernel.capture_shed],
-  ['pipe_malformed', (c) => c.loader.malformed],
-  ['agent_malformed', (c) => c.agent.frames_malformed],
-  ['agent_data_orphaned', (c) => c.agent.data_orphaned],
-  ['kernel_ringbuf_dependency', (c) => c.kernel.rb_drop_dependency],
-  ['agent_dependencies_orphaned', (c) => c.agent.dependencies_orphaned],
-  ['storage_dropped', (c) => c.agent.storage_dropped],
-  ['remote_write_dropped', (c) => c.agent.remote_write_dropped],
-];
 
 export interface AgentMetricsSources {
   /** Also push metrics over OTLP (HTTP or gRPC, as configured) every intervalMs. */
@@ -39,7 +25,12 @@ export interface AgentMetricsSources {
   buffer: () => { size: number; capacity: number };
   /** Serving threads' CPU charged to no request, by process and service (cumulative). */
   cpuUnattributed?: () => { process: string; service: string; seconds: number }[];
+  /** Request series with no request for this long are dropped (0: never). */
+  seriesTtlMs?: number;
 }
+
+/** How often expired series are looked for, at most. */
+const EXPIRY_SWEEP_MAX_MS = 60_000;
 
 export class AgentMetrics {
   /** Per-request counts and histograms, aggregated without SDK instruments (see request-series.ts). */
@@ -50,8 +41,14 @@ export class AgentMetrics {
   readonly #reader: PrometheusExporter;
   // The exporter's own serializer is private; this one is configured the same way.
   readonly #serializer = new PrometheusSerializer(undefined, false, undefined, true, true);
+  readonly #expiryTimer: NodeJS.Timeout | null = null;
 
   constructor(sources: AgentMetricsSources) {
+    const ttl = sources.seriesTtlMs ?? 0;
+    if (ttl > 0) {
+      this.#expiryTimer = setInterval(() => this.expireSeries(Date.now() - ttl), Math.min(EXPIRY_SWEEP_MAX_MS, Math.max(1_000, ttl / 4)));
+      this.#expiryTimer.unref();
+    }
     // Every reader collects the request metrics from this producer, the rest from the meter below.
     const metricProducers = [new RequestMetricsProducer(this.#requests, this.#http)];
     this.#reader = new PrometheusExporter({ preventServerStart: true, withoutTargetInfo: true, withoutScopeInfo: true, metricProducers });
@@ -77,7 +74,8 @@ export class AgentMetrics {
       description: 'Records lost, by pipeline stage',
     });
     const spansExported = meter.createObservableCounter('perfcatch_spans_exported', { description: 'Spans accepted by the OTLP endpoint' });
-    const spansFailed = meter.createObservableCounter('perfcatch_spans_failed', { description: 'Spans whose OTLP export failed' });
+    const spansFailed = meter.createObservableCounter('perfcatch_spans_failed', { description: 'Spans given up after their OTLP export failed for the retry window' });
+    const exportRetries = meter.createObservableCounter('perfcatch_span_export_retries', { description: 'Failed OTLP export attempts, retried' });
     const spansDropped = meter.createObservableCounter('perfcatch_spans_dropped', { description: 'Spans dropped before export (queue full)' });
     const spansSampledOut = meter.createObservableCounter('perfcatch_spans_sampled_out', {
       description: 'Spans not exported by the trace sampler (OTEL_TRACES_SAMPLER); their requests are stored and counted',
@@ -101,6 +99,7 @@ export class AgentMetrics {
         for (const [stage, read] of LOSS_STAGES) result.observe(recordsLost, read(counters) ?? 0, { stage });
         result.observe(spansExported, counters.agent.spans_exported);
         result.observe(spansFailed, counters.agent.spans_export_failed);
+        result.observe(exportRetries, counters.agent.span_export_retries);
         result.observe(spansDropped, counters.agent.spans_dropped);
         result.observe(spansSampledOut, counters.agent.spans_sampled_out);
         result.observe(loaderRestarts, counters.agent.loader_restarts);
@@ -111,8 +110,17 @@ export class AgentMetrics {
         result.observe(bufferSize, buffer.size);
         result.observe(bufferCapacity, buffer.capacity);
       },
-      [recordsLost, spansExported, spansFailed, spansDropped, spansSampledOut, loaderRestarts, kernelRequests, connectionsAccepted, cpuUnattributed, bufferSize, bufferCapacity],
+      [recordsLost, spansExported, spansFailed, exportRetries, spansDropped, spansSampledOut, loaderRestarts, kernelRequests, connectionsAccepted, cpuUnattributed, bufferSize, bufferCapacity],
     );
+  }
+
+  /** Drops request series with no request since `cutoffMs` (epoch ms); returns how many. */
+  expireSeries(cutoffMs: number): number {
+    return this.#requests.expire(cutoffMs / 1000);
+  }
+
+  get seriesCount(): number {
+    return this.#requests.all.length;
   }
 
   recordRequest(r: RequestRecord): void {
@@ -128,6 +136,7 @@ export class AgentMetrics {
   }
 
   shutdown(): Promise<void> {
+    if (this.#expiryTimer) clearInterval(this.#expiryTimer);
     return this.#provider.shutdown();
   }
 }

@@ -97,6 +97,11 @@ function sourceOf(r: RequestRecord): ExemplarSource {
 /** One label set's cumulative totals. */
 export class RequestSeries {
   readonly attributes: Attributes;
+  /** Epoch seconds of the newest request recorded (from the record: no clock read). */
+  lastSeen = 0;
+  /** Where it sits in the table's index, to take it out when it expires. */
+  slots: Slots | null = null;
+  slot = 0;
   /** When the series appeared: the start of its cumulative counts. */
   readonly startTime: HrTime = hrTime();
   requests = 0;
@@ -110,6 +115,7 @@ export class RequestSeries {
   }
 
   record(r: RequestRecord): void {
+    if (r.timestamp > this.lastSeen) this.lastSeen = r.timestamp;
     this.requests++;
     this.bytesReceived += r.bytes_received;
     this.bytesSent += r.bytes_sent;
@@ -130,8 +136,10 @@ export class RequestSeriesTable {
   readonly #routes = new RouteLimiter();
   // Keyed by the record's own values (service, process and pod strings are shared per
   // process), so a lookup hashes no new string except the route.
-  readonly #index: SeriesIndex = new Map();
-  readonly #all: RequestSeries[] = [];
+  #index: SeriesIndex = new Map();
+  #all: RequestSeries[] = [];
+  /** Series removed by expire(). */
+  expired = 0;
 
   /** Every series, in the order they appeared. */
   get all(): readonly RequestSeries[] {
@@ -156,10 +164,50 @@ export class RequestSeriesTable {
     let series = slots[slot];
     if (!series) {
       series = new RequestSeries(requestLabels(r, METHODS[method]!, STATUS_CLASSES[status]!, route));
+      series.slots = slots;
+      series.slot = slot;
       slots[slot] = series;
       this.#all.push(series);
     }
     series.record(r);
+  }
+
+  /**
+   * Forgets series with no request since `cutoffSeconds` (epoch): pods, processes and ports
+   * come and go, and each left series behind for good (issue 13, finding 8). A series that
+   * comes back starts its cumulative counts afresh, with a new start time, as Prometheus
+   * expects of a reset. Emptied index branches go when the index is rebuilt from the rest.
+   */
+  expire(cutoffSeconds: number): number {
+    const kept: RequestSeries[] = [];
+    let removed = 0;
+    for (const series of this.#all) {
+      if (series.lastSeen >= cutoffSeconds) {
+        kept.push(series);
+        continue;
+      }
+      if (series.slots) series.slots[series.slot] = undefined;
+      removed++;
+    }
+    if (removed === 0) return 0;
+    this.#all = kept;
+    this.#pruneIndex();
+    this.#routes.retain(new Set(kept.map((series) => String(series.attributes.service))));
+    this.expired += removed;
+    return removed;
+  }
+
+  /** Drops index branches that lead to no series. */
+  #pruneIndex(): void {
+    const prune = (map: Map<unknown, unknown>, depth: number): boolean => {
+      for (const [key, value] of map) {
+        const empty = depth === 0 ? (value as Slots).every((s) => s === undefined) : prune(value as Map<unknown, unknown>, depth - 1);
+        if (empty) map.delete(key);
+      }
+      return map.size === 0;
+    };
+    // service → process → port → namespace → pod → route → slots: five maps above the routes.
+    prune(this.#index as Map<unknown, unknown>, 5);
   }
 }
 

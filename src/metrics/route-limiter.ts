@@ -21,4 +21,9 @@ export class RouteLimiter {
     routes.add(route);
     return route;
   }
+
+  /** Forgets the routes of services not in `services` (their series all expired). */
+  retain(services: ReadonlySet<string>): void {
+    for (const service of this.#seen.keys()) if (!services.has(service)) this.#seen.delete(service);
+  }
 }

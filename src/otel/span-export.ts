@@ -5,9 +5,9 @@
  * counts every span it drops, and it never blocks the pipeline: when the collector is slow
  * or unreachable the queue fills and further spans are dropped and counted.
  */
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { ExportQueue, type ExportQueueOptions } from './export-queue.ts';
 import type { OtlpExportSettings } from './otlp-env.ts';
 import { createOtlpExportDelegate } from './otlp-transport.ts';
 import { ProtobufWriter, varintSize, WireType } from './protobuf-writer.ts';
@@ -15,13 +15,21 @@ import { INSTRUMENTATION_SCOPE, type OtlpResource } from './span-builder.ts';
 
 export interface SpanExportCounters {
   exported: number;
+  /** Given up after failing for the retry window (export-queue.ts). */
   failed: number;
   dropped: number;
   queued: number;
+  /** Failed export attempts that were retried. */
+  retries: number;
+  /** Encoded bytes waiting for the collector or in flight. */
+  queuedBytes: number;
 }
 
 export interface SpanExportQueueOptions {
+  /** Spans not yet encoded into a request, at most (about one flush interval's worth). */
   maxQueue?: number;
+  /** Encoded requests: bytes, parallelism, retry (see export-queue.ts). */
+  requests?: Partial<ExportQueueOptions>;
   maxBatch?: number;
   flushIntervalMs?: number;
   onExportError?: (message: string) => void;
@@ -85,24 +93,37 @@ function encodeExportRequest(batch: PendingBatch, out: ProtobufWriter): Uint8Arr
 export class SpanExportQueue {
   /** Oldest first; spans go to the last one until it holds maxBatch. */
   private batches: PendingBatch[] = [];
-  private inFlight = false;
+  /** Spans in `batches`. */
+  private pendingSpans = 0;
+  /** Encoded requests on their way to the collector: retried, a few at once, bounded by bytes. */
+  private readonly requests: ExportQueue;
   private readonly timer: NodeJS.Timeout;
   private readonly maxQueue: number;
   private readonly maxBatch: number;
   private readonly onExportError: (message: string) => void;
   private lastError = '';
-  readonly counters: SpanExportCounters = { exported: 0, failed: 0, dropped: 0, queued: 0 };
+  private droppedPending = 0;
   private readonly exporter: EncodedSpanExporter;
   /**
-   * Buffers are reused, not reallocated per batch: fresh megabytes of ArrayBuffers per second
-   * count as external memory pressure and set off full GCs of the agent's heap. The request
-   * buffer is free again once its export has called back (one export at a time).
+   * Span buffers are reused, not reallocated per batch: fresh megabytes of ArrayBuffers per
+   * second count as external memory pressure and set off full GCs of the agent's heap. Each
+   * request is encoded into `request` and copied out once, as it may wait to be retried.
    */
   private readonly spareWriters: ProtobufWriter[] = [];
   private readonly request = new ProtobufWriter(256 * 1024);
 
   constructor(exporter: EncodedSpanExporter, opts: SpanExportQueueOptions = {}) {
     this.exporter = exporter;
+    this.requests = new ExportQueue(
+      (request, done) => this.exporter.export({ bytes: request.bytes, spans: request.items }, done),
+      opts.requests,
+    );
+    this.requests.onFailure = (message) => {
+      // Log each distinct failure once per streak, not once per attempt.
+      if (message !== this.lastError) this.onExportError(message);
+      this.lastError = message;
+    };
+    this.requests.onRecovered = () => (this.lastError = '');
     this.maxQueue = opts.maxQueue ?? 20_000;
     this.maxBatch = opts.maxBatch ?? 1_000;
     this.onExportError = opts.onExportError ?? (() => {});
@@ -111,9 +132,26 @@ export class SpanExportQueue {
   }
 
   /** Queues one encoded Span message (copied: `span` may be reused by the caller). */
+  get counters(): SpanExportCounters {
+    const r = this.requests.counters;
+    return {
+      exported: r.sent,
+      failed: r.failed,
+      dropped: this.droppedPending + r.dropped,
+      queued: this.pendingSpans + r.queued,
+      retries: r.retries,
+      queuedBytes: r.queuedBytes,
+    };
+  }
+
+  /** Epoch ms of the first failure since the last success, null while exports succeed. */
+  get failingSince(): number | null {
+    return this.requests.failingSince;
+  }
+
   add(resource: OtlpResource, span: Uint8Array): void {
-    if (this.counters.queued >= this.maxQueue) {
-      this.counters.dropped++;
+    if (this.pendingSpans >= this.maxQueue) {
+      this.droppedPending++;
       return;
     }
     let batch = this.batches[this.batches.length - 1];
@@ -131,45 +169,30 @@ export class SpanExportQueue {
     w.varint(span.length);
     w.raw(span);
     batch.spans++;
-    this.counters.queued++;
+    this.pendingSpans++;
     if (batch.spans >= this.maxBatch) this.flush();
   }
 
-  /** Starts one export if none is running. */
+  /** Encodes every pending batch into a request and hands it to the request queue. */
   flush(): void {
-    if (this.inFlight) return;
-    const batch = this.batches.shift();
-    if (!batch) return;
-    this.counters.queued -= batch.spans;
-    this.inFlight = true;
-    const bytes = encodeExportRequest(batch, this.request);
-    for (const w of batch.byResource.values()) if (this.spareWriters.length < MAX_SPARE_WRITERS) this.spareWriters.push(w);
-    this.exporter.export({ bytes, spans: batch.spans }, (result: ExportResult) => {
-      this.inFlight = false;
-      if (result.code === ExportResultCode.SUCCESS) {
-        this.counters.exported += batch.spans;
-      } else {
-        this.counters.failed += batch.spans;
-        const message = result.error?.message ?? 'export failed';
-        // Log each distinct failure once per streak, not once per batch.
-        if (message !== this.lastError) this.onExportError(message);
-        this.lastError = message;
-        return;
-      }
-      this.lastError = '';
-      const next = this.batches[0];
-      if (next && next.spans >= this.maxBatch) this.flush();
-    });
+    for (let batch = this.batches.shift(); batch; batch = this.batches.shift()) {
+      this.pendingSpans -= batch.spans;
+      const bytes = Buffer.from(encodeExportRequest(batch, this.request));
+      for (const w of batch.byResource.values()) if (this.spareWriters.length < MAX_SPARE_WRITERS) this.spareWriters.push(w);
+      this.requests.enqueue({ bytes, items: batch.spans });
+    }
   }
 
   /** Exports what is queued, waiting at most timeoutMs. */
   async shutdown(timeoutMs = 5_000): Promise<void> {
     clearInterval(this.timer);
+    this.flush();
     const deadline = Date.now() + timeoutMs;
-    while ((this.batches.length > 0 || this.inFlight) && Date.now() < deadline) {
-      this.flush();
+    while (!this.requests.idle && Date.now() < deadline) {
+      this.requests.pump();
       await new Promise((r) => setTimeout(r, 20));
     }
+    this.requests.stop();
     await this.exporter.shutdown();
   }
 }

@@ -14,15 +14,19 @@ export interface BuiltDependency {
   startNs: bigint;
   endNs: bigint;
   http: HttpRequestHead | null;
-  /** Key under which a callee on this host finds this exchange: `${conn_id}:${seq}`. */
+  /** Key under which a callee on this host finds this exchange: `${generation}:${conn_id}:${seq}`. */
   exchangeKey: string;
   newConnection: boolean;
   localAddr: string;
   localPort: number;
 }
 
-export function exchangeKey(connId: number, seq: number): string {
-  return `${connId}:${seq}`;
+/**
+ * One exchange or request of one loader generation: connection ids restart with each loader,
+ * so without the generation a new request could be taken for an old one (issue 13, finding 1).
+ */
+export function exchangeKey(generation: number, connId: number, seq: number): string {
+  return `${generation}:${connId}:${seq}`;
 }
 
 /** The client span's url.full names the host. */
@@ -55,7 +59,7 @@ export function buildDependency(a: AssembledDependency, keepQuery: boolean): Bui
     startNs: newConnection && k.connectStartNs < k.startNs ? k.connectStartNs : k.startNs,
     endNs: k.endNs,
     http,
-    exchangeKey: exchangeKey(k.connId, k.seq),
+    exchangeKey: exchangeKey(a.generation, k.connId, k.seq),
     newConnection,
     localAddr: k.localAddr,
     localPort: k.localPort,

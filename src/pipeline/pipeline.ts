@@ -31,13 +31,21 @@ export interface PipelineCountersSnapshot {
   linksMade: number;
   linksTimedOut: number;
   requestsUpdated: number;
+  /** Records under way when their loader died (and records that came from it afterwards). */
+  restartInFlightLost: number;
+  /** Captures dropped to keep the assembler within its byte bound. */
+  capturesEvictedForBytes: number;
 }
 
 /** Finished requests that late dependencies can still join. */
 const MAX_RECENT_REQUESTS = 20_000;
 
 export class RequestPipeline {
-  private readonly assembler = new RequestAssembler();
+  /** The current loader generation's: connection ids mean nothing across generations. */
+  private assembler = new RequestAssembler(0);
+  /** Totals of the assemblers of earlier generations. */
+  private earlier = { orphanedChunks: 0, orphanedDependencies: 0, capturesEvictedForBytes: 0 };
+  private restartInFlightLost = 0;
   private readonly linker: TraceLinker;
   private readonly recent = new BoundedMap<string, RequestRecord>(MAX_RECENT_REQUESTS);
   private readonly options: RequestBuilderOptions;
@@ -56,18 +64,30 @@ export class RequestPipeline {
     this.linker = new TraceLinker((b) => this.finish(b), linkTimeoutMs);
   }
 
-  handle(rec: KernelData | KernelDependency | KernelRequest): void {
+  /**
+   * `generation`: the loader process the record came from (LoaderProcess numbers them). The
+   * first record of a newer generation retires the current one; a record of an older one
+   * (still in the pipe of a dead loader) is counted lost, never matched with new ids.
+   */
+  handle(rec: KernelData | KernelDependency | KernelRequest, generation = 0): void {
+    if (generation !== this.assembler.generation) {
+      if (generation < this.assembler.generation) {
+        if (rec.kind !== 'data') this.restartInFlightLost++;
+        return;
+      }
+      this.startGeneration(generation);
+    }
     switch (rec.kind) {
       case 'data':
         return this.assembler.addData(rec);
       case 'dependency': {
-        const late = this.assembler.addDependency(rec, (key) => this.recent.has(key));
+        const late = this.assembler.addDependency(rec, (connId, seq) => this.recent.has(exchangeKey(generation, connId, seq)));
         if (late) this.joinLateDependency(late);
         return;
       }
       case 'request': {
         const assembled = this.assembler.completeRequest(rec);
-        const earlier = this.recent.get(exchangeKey(rec.connId, rec.seq));
+        const earlier = this.recent.get(exchangeKey(generation, rec.connId, rec.seq));
         if (earlier) return this.update(earlier, rec, assembled);
         const built = buildRequest(assembled, this.options);
         this.requests++;
@@ -114,9 +134,25 @@ export class RequestPipeline {
     this.out.updated(r);
   }
 
+  /**
+   * A new loader: what the old one had under way will never be finished, so it is counted
+   * lost here, and its ids are never looked up again (recent and the linker key by generation).
+   */
+  startGeneration(generation: number): void {
+    const old = this.assembler;
+    const inFlight = old.inFlight();
+    this.restartInFlightLost += inFlight.records;
+    this.earlier = {
+      orphanedChunks: this.earlier.orphanedChunks + old.orphanedChunks,
+      orphanedDependencies: this.earlier.orphanedDependencies + old.orphanedDependencies + inFlight.dependencies,
+      capturesEvictedForBytes: this.earlier.capturesEvictedForBytes + old.capturesEvictedForBytes,
+    };
+    this.assembler = new RequestAssembler(generation);
+  }
+
   /** An exchange that reached us after its request was finished: join it there. */
   private joinLateDependency(a: AssembledDependency): void {
-    const parent = this.recent.get(exchangeKey(a.kernel.parentConnId, a.kernel.parentSeq));
+    const parent = this.recent.get(exchangeKey(a.generation, a.kernel.parentConnId, a.kernel.parentSeq));
     if (!parent) return;
     const d = buildDependency(a, this.options.keepQuery);
     this.dependencies++;
@@ -138,8 +174,10 @@ export class RequestPipeline {
       requestsNotHttp: this.requestsNotHttp,
       dependencies: this.dependencies,
       dependenciesLate: this.dependenciesLate,
-      dependenciesOrphaned: this.assembler.orphanedDependencies,
-      dataOrphaned: this.assembler.orphanedChunks,
+      dependenciesOrphaned: this.earlier.orphanedDependencies + this.assembler.orphanedDependencies,
+      dataOrphaned: this.earlier.orphanedChunks + this.assembler.orphanedChunks,
+      restartInFlightLost: this.restartInFlightLost,
+      capturesEvictedForBytes: this.earlier.capturesEvictedForBytes + this.assembler.capturesEvictedForBytes,
       linksMade: this.linker.linksMade,
       linksTimedOut: this.linker.linksTimedOut,
       requestsUpdated: this.updated,

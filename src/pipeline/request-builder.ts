@@ -30,7 +30,7 @@ export interface BuiltRequest {
   dependencies: BuiltDependency[];
   /** The pod the process runs in, when known. */
   pod: PodMetadata | null;
-  /** The caller's exchange on this host (`${conn_id}:${seq}`), when the kernel linked one. */
+  /** The caller's exchange on this host (exchangeKey()), when the kernel linked one. */
   callerExchangeKey: string | null;
   connKey: string;
 }
@@ -123,7 +123,7 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     isHttp: http !== null,
     dependencies,
     pod,
-    callerExchangeKey: k.peerConnId ? exchangeKey(k.peerConnId, k.seq) : null,
-    connKey: exchangeKey(k.connId, k.seq),
+    callerExchangeKey: k.peerConnId ? exchangeKey(a.generation, k.peerConnId, k.seq) : null,
+    connKey: exchangeKey(a.generation, k.connId, k.seq),
   };
 }

@@ -3,6 +3,9 @@
  * so memory stays bounded however fast requests arrive.
  */
 import type { RequestRecord } from '../types.ts';
+import { QueryBudget } from './query-budget.ts';
+import type { RequestReader } from './request-reader.ts';
+import { summarizeServices, type ServiceSummary } from './service-summary.ts';
 
 export const DEFAULT_SINCE_MINUTES = 5;
 export const DEFAULT_LIMIT = 50;
@@ -13,7 +16,7 @@ export interface RequestQuery {
   namespace?: string;
   pod?: string;
   correlation_id?: string;
-  /** Matched against correlation_id (a compiled, length-bounded RegExp). */
+  /** Matched against correlation_id (compiled for the linear-time engine: src/api/linear-regex.ts). */
   correlation_id_regex?: RegExp;
   /** Case-insensitive. */
   method?: string;
@@ -27,7 +30,7 @@ export interface RequestQuery {
   limit?: number;
 }
 
-export class RequestStore {
+export class RequestStore implements RequestReader {
   readonly capacity: number;
   readonly #slots: (RequestRecord | undefined)[];
   /** Slot the next record goes to; once full, it holds the oldest record. */
@@ -54,10 +57,11 @@ export class RequestStore {
   }
 
   /** Every stored record whose request started within `sinceMinutes`, in no particular order. */
-  records(sinceMinutes: number, nowSeconds: number = Date.now() / 1000): RequestRecord[] {
+  records(sinceMinutes: number, nowSeconds: number = Date.now() / 1000, budget: QueryBudget = new QueryBudget()): RequestRecord[] {
     const oldest = nowSeconds - sinceMinutes * 60;
     const out: RequestRecord[] = [];
     for (let i = 0; i < this.#size; i++) {
+      budget.tick();
       const r = this.#slots[i]!;
       if (r.timestamp >= oldest) out.push(r);
     }
@@ -76,13 +80,18 @@ export class RequestStore {
     return undefined;
   }
 
+  services(sinceMinutes: number, nowSeconds?: number, budget?: QueryBudget): ServiceSummary[] {
+    return summarizeServices(this.records(sinceMinutes, nowSeconds, budget));
+  }
+
   /** Matching records, most recently stored first. */
-  query(filter: RequestQuery, nowSeconds: number = Date.now() / 1000): RequestRecord[] {
+  query(filter: RequestQuery, nowSeconds: number = Date.now() / 1000, budget: QueryBudget = new QueryBudget()): RequestRecord[] {
     const limit = filter.limit ?? DEFAULT_LIMIT;
     const oldestTimestamp = nowSeconds - (filter.since_minutes ?? DEFAULT_SINCE_MINUTES) * 60;
     const method = filter.method?.toUpperCase();
     const matches: RequestRecord[] = [];
     for (let i = 1; i <= this.#size; i++) {
+      budget.tick();
       const r = this.#slots[(this.#next - i + this.capacity) % this.capacity]!;
       // Records are stored in completion order, not start order, so an old timestamp
       // does not mean every later record is older too: keep scanning.

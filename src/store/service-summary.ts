@@ -36,28 +36,73 @@ function percentiles(values: number[]): Percentiles {
   return { p50: percentile(values, 50), p95: percentile(values, 95), p99: percentile(values, 99) };
 }
 
-export function summarizeServices(records: Iterable<RequestRecord>): ServiceSummary[] {
-  const groups = new Map<string, RequestRecord[]>();
-  for (const r of records) {
-    const list = groups.get(r.service_name);
-    if (list) list.push(r);
-    else groups.set(r.service_name, [r]);
+/** The fields of a request a service summary reads (a row of SQL columns, or a record). */
+export interface SummaryInput {
+  service_name: string;
+  process_name: string;
+  http_status: number | null;
+  duration_ms: number;
+  cpu_time_ms: number;
+  bytes_received: number;
+  bytes_sent: number;
+  timestamp: number;
+}
+
+interface ServiceTotals {
+  processNames: Set<string>;
+  errors: number;
+  durations: number[];
+  cpuTimes: number[];
+  bytesReceived: number;
+  bytesSent: number;
+  lastSeen: number;
+}
+
+/**
+ * Summaries built one request at a time, keeping only numbers (two per request for the
+ * percentiles): the database streams rows into it rather than loading whole records.
+ */
+export class ServiceSummaryBuilder {
+  readonly #services = new Map<string, ServiceTotals>();
+
+  add(r: SummaryInput): void {
+    let t = this.#services.get(r.service_name);
+    if (t === undefined) {
+      t = { processNames: new Set(), errors: 0, durations: [], cpuTimes: [], bytesReceived: 0, bytesSent: 0, lastSeen: 0 };
+      this.#services.set(r.service_name, t);
+    }
+    t.processNames.add(r.process_name);
+    if (r.http_status !== null && r.http_status >= 500) t.errors++;
+    t.durations.push(r.duration_ms);
+    t.cpuTimes.push(r.cpu_time_ms);
+    t.bytesReceived += r.bytes_received;
+    t.bytesSent += r.bytes_sent;
+    if (r.timestamp > t.lastSeen) t.lastSeen = r.timestamp;
   }
-  const out: ServiceSummary[] = [];
-  for (const [service, list] of groups) {
-    const errors = list.filter((r) => r.http_status !== null && r.http_status >= 500).length;
-    out.push({
-      service_name: service,
-      process_names: [...new Set(list.map((r) => r.process_name))].sort(),
-      count: list.length,
-      errors,
-      error_rate: errors / list.length,
-      duration_ms: percentiles(list.map((r) => r.duration_ms)),
-      cpu_time_ms: percentiles(list.map((r) => r.cpu_time_ms)),
-      bytes_received: list.reduce((n, r) => n + r.bytes_received, 0),
-      bytes_sent: list.reduce((n, r) => n + r.bytes_sent, 0),
-      last_seen: list.reduce((m, r) => (r.timestamp > m ? r.timestamp : m), 0),
-    });
+
+  summaries(): ServiceSummary[] {
+    const out: ServiceSummary[] = [];
+    for (const [service, t] of this.#services) {
+      const count = t.durations.length;
+      out.push({
+        service_name: service,
+        process_names: [...t.processNames].sort(),
+        count,
+        errors: t.errors,
+        error_rate: t.errors / count,
+        duration_ms: percentiles(t.durations),
+        cpu_time_ms: percentiles(t.cpuTimes),
+        bytes_received: t.bytesReceived,
+        bytes_sent: t.bytesSent,
+        last_seen: t.lastSeen,
+      });
+    }
+    return out.sort((a, b) => b.count - a.count || a.service_name.localeCompare(b.service_name));
   }
-  return out.sort((a, b) => b.count - a.count || a.service_name.localeCompare(b.service_name));
+}
+
+export function summarizeServices(records: Iterable<SummaryInput>): ServiceSummary[] {
+  const builder = new ServiceSummaryBuilder();
+  for (const r of records) builder.add(r);
+  return builder.summaries();
 }

@@ -12,8 +12,10 @@ import path from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Logger } from '../log.ts';
 import type { RequestRecord } from '../types.ts';
+import { QueryBudget } from './query-budget.ts';
 import type { RequestReader } from './request-reader.ts';
 import { DEFAULT_LIMIT, DEFAULT_SINCE_MINUTES, type RequestQuery } from './request-store.ts';
+import { ServiceSummaryBuilder, type ServiceSummary, type SummaryInput } from './service-summary.ts';
 
 /** Schema version kept in `PRAGMA user_version`. */
 export const SCHEMA_VERSION = 1;
@@ -95,11 +97,20 @@ interface Statements {
   insert: StatementSync;
   upsert: StatementSync;
   byId: StatementSync;
+  exists: StatementSync;
   since: StatementSync;
+  summaryInputs: StatementSync;
   deleteOlder: StatementSync;
   deleteOldest: StatementSync;
   count: StatementSync;
 }
+
+/**
+ * The name of the SQL function that charges each row a query reads to its budget. SQLite
+ * runs a whole scan inside one step, where JavaScript cannot look at the clock: a function
+ * in the WHERE clause is called for every row the scan visits, and its throw ends the scan.
+ */
+const BUDGET_FUNCTION = 'perfcatch_budget';
 
 export class SqliteStore implements RequestReader {
   readonly path: string;
@@ -120,7 +131,10 @@ export class SqliteStore implements RequestReader {
   #queueOverflowed = false;
   #lastError: string | null = null;
   readonly #loggedErrors = new Set<string>();
-  #rowCache: number | null = null;
+  /** Rows in the table: counted once at open, then kept by every insert and delete, so /health never scans. */
+  #rows = 0;
+  /** The budget the running query charges its rows to (queries run one at a time). */
+  #budget: QueryBudget | null = null;
   readonly #queries = new Map<string, StatementSync>();
 
   private constructor(db: DatabaseSync, opts: SqliteStoreOptions) {
@@ -131,6 +145,11 @@ export class SqliteStore implements RequestReader {
     this.#maxBytes = opts.maxSizeMb * 1024 * 1024;
     this.#flushIntervalMs = opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
     this.#log = opts.log;
+    // Not deterministic: SQLite must call it for every row, never fold it into a constant.
+    db.function(BUDGET_FUNCTION, { deterministic: false, directOnly: true }, () => {
+      this.#budget?.rowRead();
+      return 1;
+    });
     this.#st = {
       insert: db.prepare(`INSERT OR REPLACE INTO requests (${COLUMNS}) VALUES (${VALUES})`),
       upsert: db.prepare(
@@ -143,7 +162,16 @@ export class SqliteStore implements RequestReader {
           record = excluded.record`,
       ),
       byId: db.prepare('SELECT record FROM requests WHERE request_id = ?'),
-      since: db.prepare('SELECT record FROM requests WHERE timestamp >= ? ORDER BY timestamp DESC, seq DESC'),
+      exists: db.prepare('SELECT 1 AS found FROM requests WHERE request_id = ?'),
+      since: db.prepare(`SELECT record FROM requests WHERE timestamp >= ? AND ${BUDGET_FUNCTION}() ORDER BY timestamp DESC, seq DESC`),
+      // Numbers only (the JSON record is not parsed in JavaScript), streamed into the summary.
+      summaryInputs: db.prepare(
+        `SELECT service_name, process_name, http_status, duration_ms,
+           json_extract(record, '$.cpu_time_ms') AS cpu_time_ms,
+           json_extract(record, '$.bytes_received') AS bytes_received,
+           json_extract(record, '$.bytes_sent') AS bytes_sent, timestamp
+         FROM requests WHERE timestamp >= ? AND ${BUDGET_FUNCTION}()`,
+      ),
       deleteOlder: db.prepare('DELETE FROM requests WHERE timestamp < ?'),
       deleteOldest: db.prepare(
         'DELETE FROM requests WHERE seq IN (SELECT seq FROM requests ORDER BY timestamp, seq LIMIT ?)',
@@ -203,6 +231,8 @@ export class SqliteStore implements RequestReader {
       if (readOnly) checkSchema(db, true);
       else initialize(db);
       const store = new SqliteStore(db, { ...opts, readOnly });
+      // The one full count, at open (the CLI's read-only handle never needs it).
+      if (!readOnly) store.#rows = store.#countAll();
       if (created) {
         for (const suffix of ['-wal', '-shm']) {
           try {
@@ -284,10 +314,12 @@ export class SqliteStore implements RequestReader {
     const batch = this.#queue;
     this.#queue = [];
     this.#queueOverflowed = false;
-    this.#rowCache = null;
+    let added = 0;
     try {
       this.#db.exec('BEGIN');
       for (const { record: r, upsert } of batch) {
+        // An index lookup (microseconds) keeps the row count exact without COUNT(*).
+        if (this.#st.exists.get(r.request_id) === undefined) added++;
         (upsert ? this.#st.upsert : this.#st.insert).run(
           r.request_id,
           r.timestamp,
@@ -304,6 +336,7 @@ export class SqliteStore implements RequestReader {
         );
       }
       this.#db.exec('COMMIT');
+      this.#rows += added;
     } catch (e) {
       this.#rollback();
       this.#droppedRecords += batch.length;
@@ -328,9 +361,9 @@ export class SqliteStore implements RequestReader {
    */
   retain(nowSeconds: number = Date.now() / 1000): void {
     if (this.#closed || this.readOnly) return;
-    this.#rowCache = null;
+    let deleted = 0;
     try {
-      let deleted = Number(this.#st.deleteOlder.run(nowSeconds - this.#retentionSeconds).changes);
+      deleted += Number(this.#st.deleteOlder.run(nowSeconds - this.#retentionSeconds).changes);
       this.#db.exec('PRAGMA incremental_vacuum');
       const target = this.#maxBytes * SIZE_TARGET;
       for (let pass = 0; pass < 100 && this.#sizeBytes() > this.#maxBytes; pass++) {
@@ -347,17 +380,22 @@ export class SqliteStore implements RequestReader {
     } catch (e) {
       this.#rollback();
       this.#writeFailed(e, 'retention');
+      // Statements outside a transaction commit one by one: a failure mid-way may have
+      // deleted rows this count did not see. Count again (rare: only after a failure).
+      this.#rows = this.#countAll();
       return;
+    } finally {
+      this.#rows = Math.max(0, this.#rows - deleted);
     }
-    this.#rowCache = null;
   }
 
   /** Matching requests, newest start first: the ring buffer's semantics. */
-  query(q: RequestQuery, nowSeconds: number = Date.now() / 1000): RequestRecord[] {
+  query(q: RequestQuery, nowSeconds: number = Date.now() / 1000, budget: QueryBudget = new QueryBudget()): RequestRecord[] {
     this.flush();
     const limit = Math.max(0, Math.min(Number.MAX_SAFE_INTEGER, Math.floor(q.limit ?? DEFAULT_LIMIT)));
     if (limit === 0) return [];
-    const where = ['timestamp >= ?'];
+    // The budget function comes right after the index range, so it sees every row scanned.
+    const where = ['timestamp >= ?', `${BUDGET_FUNCTION}()`];
     const params: (string | number)[] = [nowSeconds - (q.since_minutes ?? DEFAULT_SINCE_MINUTES) * 60];
     if (q.process !== undefined) {
       where.push('(process_name = ? OR service_name = ?)');
@@ -381,15 +419,17 @@ export class SqliteStore implements RequestReader {
     const regex = q.correlation_id_regex;
     if (regex !== undefined) where.push('correlation_id IS NOT NULL');
     const sql = `SELECT correlation_id, record FROM requests WHERE ${where.join(' AND ')} ORDER BY timestamp DESC, seq DESC`;
-    if (regex === undefined) return this.#prepared(`${sql} LIMIT ?`).all(...params, limit).map(parseRow);
-    // The regex is applied here, so stop reading once enough rows matched.
-    const out: RequestRecord[] = [];
-    for (const row of this.#prepared(sql).iterate(...params)) {
-      if (!regex.test(String(row['correlation_id']))) continue;
-      out.push(parseRow(row));
-      if (out.length >= limit) break;
-    }
-    return out;
+    return this.#withBudget(budget, () => {
+      if (regex === undefined) return this.#prepared(`${sql} LIMIT ?`).all(...params, limit).map(parseRow);
+      // The regex is applied here, so stop reading once enough rows matched.
+      const out: RequestRecord[] = [];
+      eachRow(this.#prepared(sql), params, (row) => {
+        if (!regex.test(String(row['correlation_id']))) return true;
+        out.push(parseRow(row));
+        return out.length < limit;
+      });
+      return out;
+    });
   }
 
   findById(requestId: string): RequestRecord | null {
@@ -398,18 +438,31 @@ export class SqliteStore implements RequestReader {
     return row === undefined ? null : parseRow(row);
   }
 
-  /** Every request that started within `sinceMinutes`, newest first (for service summaries). */
-  records(sinceMinutes: number, nowSeconds: number = Date.now() / 1000): RequestRecord[] {
+  /** Every request that started within `sinceMinutes`, newest first, within `budget`. */
+  records(sinceMinutes: number, nowSeconds: number = Date.now() / 1000, budget: QueryBudget = new QueryBudget()): RequestRecord[] {
     this.flush();
-    return this.#st.since.all(nowSeconds - sinceMinutes * 60).map(parseRow);
+    return this.#withBudget(budget, () => this.#st.since.all(nowSeconds - sinceMinutes * 60).map(parseRow));
   }
 
+  /** Per-service summaries, streamed from SQL columns: memory is two numbers per request. */
+  services(sinceMinutes: number, nowSeconds: number = Date.now() / 1000, budget: QueryBudget = new QueryBudget()): ServiceSummary[] {
+    this.flush();
+    return this.#withBudget(budget, () => {
+      const builder = new ServiceSummaryBuilder();
+      eachRow(this.#st.summaryInputs, [nowSeconds - sinceMinutes * 60], (row) => {
+        builder.add(row as unknown as SummaryInput);
+        return true;
+      });
+      return builder.summaries();
+    });
+  }
+
+  /** Cheap: no scan (the row count is kept, the size is two pragmas). */
   health(): SqliteStoreHealth {
-    let rows = 0;
+    const rows = this.#rows;
     let sizeBytes = 0;
     if (!this.#closed) {
       try {
-        rows = this.#countRows();
         sizeBytes = this.#sizeBytes();
       } catch (e) {
         this.#noteError(e, 'health');
@@ -464,8 +517,30 @@ export class SqliteStore implements RequestReader {
   }
 
   #countRows(): number {
-    if (this.#rowCache === null) this.#rowCache = Number(this.#st.count.get()!['n']);
-    return this.#rowCache;
+    return this.#rows;
+  }
+
+  #countAll(): number {
+    try {
+      return Number(this.#st.count.get()!['n']);
+    } catch {
+      return this.#rows;
+    }
+  }
+
+  /** Runs `read` with every row its statements visit charged to `budget`. */
+  #withBudget<T>(budget: QueryBudget, read: () => T): T {
+    this.#budget = budget;
+    try {
+      return read();
+    } catch (e) {
+      // SQLite wraps the function's throw: hand back the budget's own error.
+      const over = budget.exceeded;
+      if (over !== null) throw over;
+      throw e;
+    } finally {
+      this.#budget = null;
+    }
   }
 
   /** The database's size: page_count * page_size (freed pages are given back by retention). */
@@ -500,6 +575,19 @@ export class SqliteStore implements RequestReader {
     if (this.#loggedErrors.has(reason) || this.#loggedErrors.size >= MAX_LOGGED_ERRORS) return;
     this.#loggedErrors.add(reason);
     this.#log?.error(`database ${this.path}: ${what} failed: ${reason} (further occurrences are only counted)`);
+  }
+}
+
+/**
+ * Streams a statement's rows to `each` until it returns false. The iterator is always closed,
+ * which resets the statement: one left mid-scan by a throw (the budget's) fails its next run.
+ */
+function eachRow(st: StatementSync, params: (string | number)[], each: (row: Record<string, unknown>) => boolean): void {
+  const rows = st.iterate(...params);
+  try {
+    for (let next = rows.next(); !next.done; next = rows.next()) if (!each(next.value as Record<string, unknown>)) break;
+  } finally {
+    rows.return?.();
   }
 }
 

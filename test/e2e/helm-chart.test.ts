@@ -79,6 +79,10 @@ const VARIANTS: { name: string; args: string[] }[] = [
   { name: 'collector forwarding to an existing backend', args: ['-f', 'values-otlp.yaml', '--set', 'jaeger.enabled=false,otelCollector.forwardEndpoint=tempo.tracing.svc:4317'] },
   { name: 'collector alone (debug exporter)', args: ['-f', 'values-otlp.yaml', '--set', 'jaeger.enabled=false'] },
   {
+    name: 'API exposed behind a token',
+    args: ['--set', 'api.expose=true', '--set-json', 'networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]'],
+  },
+  {
     name: 'lists, extra env and other names',
     args: [
       '--set',
@@ -289,11 +293,13 @@ describe('Helm chart charts/perfcatch', () => {
 
         // Probes on /health, the API port, resources, tolerations for every node.
         const port = (c.ports as { name: string; containerPort: number }[]).find((p) => p.name === 'http-metrics');
-        assert.equal(port?.containerPort, 9090);
+        assert.equal(port?.containerPort, 9091);
+        assert.equal((c.ports as { name: string }[]).some((p) => p.name === 'http-api'), false, 'the API is not a container port unless api.expose');
         for (const probe of [c.livenessProbe, c.readinessProbe]) {
           assert.equal(probe?.httpGet?.path, '/health');
-          assert.ok(probe.httpGet.port === 'http-metrics' || probe.httpGet.port === 9090);
+          assert.ok(probe.httpGet.port === 'http-metrics' || probe.httpGet.port === 9091);
         }
+        assert.deepEqual(sc.seccompProfile, { type: 'RuntimeDefault' });
         for (const k of ['requests', 'limits']) {
           assert.ok(c.resources?.[k]?.cpu, `resources.${k}.cpu`);
           assert.ok(c.resources?.[k]?.memory, `resources.${k}.memory`);
@@ -306,7 +312,7 @@ describe('Helm chart charts/perfcatch', () => {
         // Scrape annotations on the pods.
         const ann = ds.spec.template.metadata.annotations as Record<string, string>;
         assert.equal(ann['prometheus.io/scrape'], 'true');
-        assert.equal(ann['prometheus.io/port'], '9090');
+        assert.equal(ann['prometheus.io/port'], '9091', 'the metrics port: /metrics apart from /api/*');
         assert.equal(ann['prometheus.io/path'], '/metrics');
       });
 
@@ -317,17 +323,20 @@ describe('Helm chart charts/perfcatch', () => {
           assert.match(k, /^(PERFCATCH|OTEL)_[A-Z_]+$/, k);
           assert.equal(typeof v, 'string', `${k} is a string`);
         }
-        assert.equal(env.PERFCATCH_API_HOST, '0.0.0.0');
+        // Issue 13, finding 4: request data on loopback, /metrics and /health on the pod address.
+        assert.equal(env.PERFCATCH_API_HOST, '127.0.0.1');
         assert.equal(env.PERFCATCH_API_PORT, '9090');
+        assert.equal(env.PERFCATCH_METRICS_HOST, '0.0.0.0');
+        assert.equal(env.PERFCATCH_METRICS_PORT, '9091');
         assert.equal(env.PERFCATCH_BUFFER_SIZE, '50000');
       });
 
-      it('exposes the agent on a Service port 9090 named http-metrics', () => {
+      it('exposes the agent\'s metrics on a Service port 9091 named http-metrics', () => {
         const docs = docsOf(m);
         const svc = serviceOf(docs, 'agent');
         assert.deepEqual(
           (svc.spec.ports as { name: string; port: number; targetPort: string | number }[]).map((p) => [p.name, p.port, p.targetPort]),
-          [['http-metrics', 9090, 'http-metrics']],
+          [['http-metrics', 9091, 'http-metrics']],
         );
         assert.equal(ofKind(docs, 'ServiceMonitor').length, 0, 'no ServiceMonitor unless serviceMonitor.enabled');
       });
@@ -495,7 +504,7 @@ describe('Helm chart charts/perfcatch', () => {
 
   it('existing Prometheus: the agent alone, found through its pod annotations; a ServiceMonitor on request', () => {
     const docs = docsOf(MODES.find((m) => m.valuesFile === 'values-existing-prometheus.yaml')!);
-    assert.deepEqual(docs.map((d) => d.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Service', 'ServiceAccount']);
+    assert.deepEqual(docs.map((d) => d.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'NetworkPolicy', 'Service', 'ServiceAccount']);
     const env = agentEnv(docs);
     assert.deepEqual([env.PERFCATCH_REMOTE_WRITE_URL, env.PERFCATCH_OTLP_ENDPOINT, env.PERFCATCH_DB_PATH], ['', '', '']);
 
@@ -544,6 +553,32 @@ describe('Helm chart charts/perfcatch', () => {
 
     const existing = docsOf(MODES.find((m) => m.valuesFile === 'values-otlp-existing.yaml')!);
     assert.equal(agentEnv(existing).PERFCATCH_OTLP_ENDPOINT, 'http://otel-collector.observability.svc:4317');
+  });
+
+  it('issue 13, finding 4: a NetworkPolicy opens only the metrics port; api.expose adds a token Secret, the API port and its rule', () => {
+    const byDefault = rendered.get(`mode:${MODES[0]!.name}`)!;
+    const policy = only(byDefault, 'NetworkPolicy');
+    assert.deepEqual(policy.spec.policyTypes, ['Ingress']);
+    assert.deepEqual(policy.spec.ingress, [{ ports: [{ port: 9091, protocol: 'TCP' }] }]);
+    assert.equal(ofKind(byDefault, 'Secret').some((d) => d.metadata.name.endsWith('-api-token')), false);
+    assert.equal(agentEnv(byDefault).PERFCATCH_API_TOKEN_FILE, undefined);
+
+    const exposed = rendered.get('variant:API exposed behind a token')!;
+    const env = agentEnv(exposed);
+    assert.equal(env.PERFCATCH_API_HOST, '0.0.0.0');
+    const secret = named(exposed, 'Secret', `${RELEASE}-api-token`);
+    assert.match(secret.stringData.token, /^[A-Za-z0-9]{40}$/);
+    const c = agentContainer(exposed);
+    const mount = (c.volumeMounts as { name: string; mountPath: string; readOnly?: boolean }[]).find((m) => m.name === 'api-token')!;
+    assert.equal(env.PERFCATCH_API_TOKEN_FILE, `${mount.mountPath}/token`);
+    assert.equal(mount.readOnly, true);
+    const volume = (podSpec(agentDaemonSet(exposed)).volumes as { name: string; secret?: { secretName: string } }[]).find((v) => v.name === 'api-token');
+    assert.equal(volume?.secret?.secretName, secret.metadata.name);
+    assert.deepEqual((c.ports as { name: string; containerPort: number }[]).map((p) => [p.name, p.containerPort]), [['http-metrics', 9091], ['http-api', 9090]]);
+    assert.deepEqual(only(exposed, 'NetworkPolicy').spec.ingress, [
+      { ports: [{ port: 9091, protocol: 'TCP' }], from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }] },
+      { ports: [{ port: 9090, protocol: 'TCP' }], from: [{ podSelector: {} }] },
+    ]);
   });
 
   it('turns list values into comma-separated flags and passes extra variables through', () => {
@@ -605,7 +640,8 @@ describe('Helm chart charts/perfcatch', () => {
       return ((parseYamlStreams([out])[0]![0] as Manifest).data as { notes: string }).notes;
     };
     const full = notes(['--set', 'config.namespace=my-app']);
-    assert.match(full, /kubectl -n perfcatch port-forward svc\/perfcatch 9090:9090/);
+    assert.match(full, /kubectl -n perfcatch port-forward svc\/perfcatch 9091:9091/);
+    assert.match(full, /kubectl -n perfcatch port-forward pod\/<agent-pod> 9090:9090/);
     assert.match(full, /curl 'http:\/\/127\.0\.0\.1:9090\/api\/requests/);
     assert.match(full, /kubectl -n perfcatch port-forward svc\/grafana 3000:3000/);
     assert.match(full, /admin \/ perfcatch/);

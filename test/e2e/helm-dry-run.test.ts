@@ -36,6 +36,7 @@ const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {
   'rbac.authorization.k8s.io/v1/RoleBinding': { plural: 'rolebindings', namespaced: true },
   'rbac.authorization.k8s.io/v1/ClusterRole': { plural: 'clusterroles', namespaced: false },
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': { plural: 'clusterrolebindings', namespaced: false },
+  'networking.k8s.io/v1/NetworkPolicy': { plural: 'networkpolicies', namespaced: true },
 };
 
 /**
@@ -73,6 +74,12 @@ const RENDERS: Render[] = [
   // `helm install --dry-run` needs a reachable cluster in Helm 3, so the same arguments go to
   // `helm template`, which takes every install flag.
   { name: `install command: ${INSTALL_COMMAND}`, args: ['template', ...INSTALL_COMMAND.split(' ').slice(2)] },
+  // The API beyond the pod: its token Secret, the http-api ports and the NetworkPolicy rule.
+  {
+    name: 'api.expose with NetworkPolicy peers',
+    args: ['template', RELEASE, CHART_DIR, '-n', NAMESPACE, '--set', 'api.expose=true', '--set-json',
+      'networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]'],
+  },
 ];
 
 interface Status {

@@ -205,3 +205,46 @@ describe('API server shutdown', () => {
     await assert.rejects(fetch(`http://127.0.0.1:${server.port}/health`));
   });
 });
+
+describe('API access (issue 13, finding 4)', () => {
+  const store = new RequestStore(10);
+  store.add(record('secret-1', { correlation_id: 'customer-42' }));
+  const token = 't0ken-'.repeat(4);
+  const servers: ApiServer[] = [];
+  const start = (extra: { token?: string; endpoints?: 'all' | 'metrics' }) =>
+    startApiServer({
+      host: '127.0.0.1',
+      port: 0,
+      store,
+      health: () => ({ ok: true, body: { status: 'ok' } }),
+      metrics: async () => ({ contentType: 'text/plain', body: 'perfcatch_requests_total 1\n' }),
+      ...extra,
+    }).then((s) => (servers.push(s), `http://127.0.0.1:${s.port}`));
+  after(async () => {
+    for (const s of servers) await s.close();
+  });
+
+  it('with a token, /api/* needs Authorization: Bearer <token>; /health and /metrics do not', async () => {
+    const base = await start({ token });
+    for (const path of ['/api/requests', '/api/requests/secret-1', '/api/services', '/api/openapi.json']) {
+      const none = await fetch(base + path);
+      assert.equal(none.status, 401, path);
+      assert.equal(none.headers.get('www-authenticate'), 'Bearer');
+      assert.equal((await fetch(base + path, { headers: { authorization: 'Bearer wrong' } })).status, 401, path);
+      assert.equal((await fetch(base + path, { headers: { authorization: `Bearer ${token}` } })).status, 200, path);
+    }
+    assert.equal((await fetch(base + '/health')).status, 200);
+    assert.equal((await fetch(base + '/metrics')).status, 200);
+  });
+
+  it('the metrics listener serves /metrics and /health, never request data', async () => {
+    const base = await start({ endpoints: 'metrics' });
+    assert.equal((await fetch(base + '/metrics')).status, 200);
+    assert.equal((await fetch(base + '/health')).status, 200);
+    for (const path of ['/api/requests', '/api/requests/secret-1', '/api/services', '/api/openapi.json']) {
+      const res = await fetch(base + path);
+      assert.equal(res.status, 404, path);
+      assert.doesNotMatch(await res.text(), /customer-42/);
+    }
+  });
+});

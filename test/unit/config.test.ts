@@ -47,6 +47,10 @@ describe('parseAgentArgs', () => {
       logLevel: 'info',
       dbPath: null,
       dbRetentionHours: 168,
+      metricsSeriesTtlMinutes: 60,
+      apiTokenFile: null,
+      metricsPort: 0,
+      metricsHost: '0.0.0.0',
       dbMaxSizeMb: 1024,
       remoteWriteUrl: null,
       otlpMetrics: false,
@@ -79,15 +83,25 @@ describe('parseAgentArgs', () => {
     ]);
   });
 
+  it('a non-loopback API needs a token file (issue 13, finding 4); loopback does not', () => {
+    assertConfigError(['--api-host', '0.0.0.0'], {}, /^--api-host 0\.0\.0\.0: the API serves request paths.*--api-token-file/);
+    assertConfigError([], { PERFCATCH_API_HOST: '10.1.2.3' }, /needs --api-token-file/);
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1']) assert.equal(parseAgentArgs(['--api-host', host], {}).apiHost, host);
+    const c = parseAgentArgs(['--metrics-port', '9091'], { PERFCATCH_API_HOST: '0.0.0.0', PERFCATCH_API_TOKEN_FILE: 't' });
+    assert.equal(c.metricsPort, 9091);
+    assert.equal(c.metricsHost, '0.0.0.0');
+  });
+
   it('accepts --flag value and --flag=value', () => {
     const c = parseAgentArgs(
-      ['--api-port', '8080', '--api-host=0.0.0.0', '--pids', '12,34', '--ports=80, 443', '--process', 'nginx,node',
+      ['--api-port', '8080', '--api-host=0.0.0.0', '--api-token-file', '/run/secrets/token', '--pids', '12,34', '--ports=80, 443', '--process', 'nginx,node',
         '--buffer-size', '10', '--capture-request-bytes=64', '--capture-response-bytes', '16', '--keep-query',
         '--loader', 'rel/loader', '--bpf-object=/abs/x.o', '--log-level', 'debug'],
       {},
     );
     assert.equal(c.apiPort, 8080);
     assert.equal(c.apiHost, '0.0.0.0');
+    assert.equal(c.apiTokenFile, '/run/secrets/token');
     assert.deepEqual(c.pids, [12, 34]);
     assert.deepEqual(c.ports, [80, 443]);
     assert.deepEqual(c.processes, ['nginx', 'node']);

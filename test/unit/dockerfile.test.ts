@@ -279,7 +279,7 @@ describe('Dockerfile', () => {
     assert.ok(existsSync(path.join(ROOT, 'dist/cli.js')));
   });
 
-  it('runs dist/cli.js agent with the V8 flags of npm start; EXPOSE is the API port', () => {
+  it('runs dist/cli.js agent with the V8 flags of npm start; the API on loopback, EXPOSE the metrics port', () => {
     const rt = stage('runtime');
     const entrypoint = exec(rt, 'ENTRYPOINT');
     const cmd = exec(rt, 'CMD');
@@ -288,7 +288,6 @@ describe('Dockerfile', () => {
     assert.deepEqual([...entrypoint, ...cmd], packageJson.scripts.start!.split(' '), 'same as npm start');
     assert.ok(existsSync(path.join(ROOT, entrypoint.at(-1)!)));
     const expose = rt.instructions.filter((i) => i.keyword === 'EXPOSE').map((i) => i.args);
-    assert.deepEqual(expose, [String(parseAgentArgs([], {}).apiPort)]);
     // Every PERFCATCH_* variable the image sets is one the agent accepts.
     const env: Record<string, string> = {};
     for (const ins of rt.instructions.filter((i) => i.keyword === 'ENV')) {
@@ -296,7 +295,12 @@ describe('Dockerfile', () => {
     }
     const perfcatchEnv = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('PERFCATCH_')));
     assert.doesNotThrow(() => parseAgentArgs([], perfcatchEnv));
-    assert.equal(parseAgentArgs([], perfcatchEnv).apiHost, '0.0.0.0', 'the API is reachable from outside the container');
+    const config = parseAgentArgs([], perfcatchEnv);
+    // Issue 13, finding 4: request data stays on loopback; only /metrics and /health listen wider.
+    assert.equal(config.apiHost, '127.0.0.1', 'the API (request data) is not reachable from outside the container');
+    assert.ok(config.metricsPort > 0);
+    assert.equal(config.metricsHost, '0.0.0.0', '/metrics and /health can be scraped and probed');
+    assert.deepEqual(expose, [String(config.metricsPort)]);
   });
 
   it('every RUN is valid sh', () => {

@@ -148,3 +148,17 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/* The Secret holding the API token (api.expose). */}}
+{{- define "perfcatch.apiTokenSecret" -}}
+{{- .Values.api.existingSecret | default (printf "%s-api-token" (include "perfcatch.fullname" .)) -}}
+{{- end }}
+
+{{/* Where the agent reads the API token from. */}}
+{{- define "perfcatch.apiTokenDir" -}}
+/var/run/secrets/perfcatch
+{{- end }}
+
+{{- define "perfcatch.apiTokenFile" -}}
+{{ include "perfcatch.apiTokenDir" . }}/token
+{{- end }}

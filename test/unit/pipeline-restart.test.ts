@@ -1,0 +1,124 @@
+/**
+ * Issue 13, finding 1 (agent side): a restarted loader numbers its connections from 1 again.
+ * Records of a new generation must never be taken for, or alter, an earlier generation's;
+ * what the dead loader had under way is counted lost; kernel counters keep accumulating.
+ * The assembler's captures are bounded by bytes (finding 8).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { RequestAssembler } from '../../src/assemble/request-assembler.ts';
+import { Direction } from '../../src/decode/layout.ts';
+import type { KernelData, KernelRequest } from '../../src/decode/records.ts';
+import { ProcessInfoCache } from '../../src/enrich/process-info.ts';
+import { CorrelationExtractor } from '../../src/http/correlation.ts';
+import { CounterTotals } from '../../src/loader/counter-totals.ts';
+import { RequestPipeline } from '../../src/pipeline/pipeline.ts';
+import type { RequestRecord } from '../../src/types.ts';
+
+const T0 = 1_800_000_000_000_000_000n;
+
+function request(connId: number, seq: number, path: string, durationMs: number): { data: KernelData; request: KernelRequest } {
+  const head = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`, 'latin1');
+  return {
+    data: { kind: 'data', direction: Direction.REQUEST, connId, seq, offset: 0, bytes: head },
+    request: {
+      kind: 'request', flags: 0, pid: process.pid, tid: process.pid, connId, cgroupId: 0,
+      startNs: T0, endNs: T0 + BigInt(durationMs * 1e6), cpuNs: durationMs * 1e5,
+      bytesReceived: head.length, bytesSent: 100, rssBytes: 1, seq, family: 2, localPort: 8080, remotePort: 40000,
+      reqCaptured: head.length, respCaptured: 0, localAddr: '127.0.0.1', remoteAddr: '127.0.0.1', comm: 'node', peerConnId: 0,
+    },
+  };
+}
+
+function pipeline(): { p: RequestPipeline; recorded: RequestRecord[]; updated: RequestRecord[] } {
+  const recorded: RequestRecord[] = [];
+  const updated: RequestRecord[] = [];
+  const p = new RequestPipeline(
+    { correlation: new CorrelationExtractor([]), processes: new ProcessInfoCache(), keepQuery: false, pods: null },
+    null,
+    { record: (r) => recorded.push(r), updated: (r) => updated.push(r) },
+  );
+  return { p, recorded, updated };
+}
+
+describe('loader restarts in the pipeline', () => {
+  it('the same connection id and seq from a new loader is a new request, and the old record is untouched', () => {
+    const { p, recorded, updated } = pipeline();
+    const first = request(1, 1, '/before', 5);
+    p.handle(first.data, 1);
+    p.handle(first.request, 1);
+    assert.equal(recorded.length, 1);
+    const before = structuredClone(recorded[0]!);
+
+    const second = request(1, 1, '/after', 50);
+    p.handle(second.data, 2);
+    p.handle(second.request, 2);
+    assert.equal(recorded.length, 2, 'the new request is recorded');
+    assert.equal(updated.length, 0, 'nothing was updated');
+    assert.deepEqual(recorded[0], before, 'the old record is unaltered');
+    assert.equal(recorded[1]!.http_path, '/after');
+    assert.equal(recorded[1]!.duration_ms, 50);
+  });
+
+  it('captures under way when the loader died are counted lost; a dead loader\'s late records too', () => {
+    const { p, recorded } = pipeline();
+    for (let conn = 1; conn <= 3; conn++) p.handle(request(conn, 1, `/slow/${conn}`, 1).data, 1);
+    const next = request(7, 1, '/new', 1);
+    p.handle(next.data, 2);
+    assert.equal(p.counters().restartInFlightLost, 3);
+    // A record still in the old loader's pipe arrives after the new one started.
+    p.handle(request(1, 1, '/slow/1', 1).request, 1);
+    assert.equal(p.counters().restartInFlightLost, 4);
+    p.handle(next.request, 2);
+    assert.deepEqual(recorded.map((r) => r.http_path), ['/new']);
+  });
+
+  it('the same request re-reported within one loader still updates it (idle flush)', () => {
+    const { p, recorded, updated } = pipeline();
+    const r = request(1, 1, '/x', 5);
+    p.handle(r.data, 1);
+    p.handle(r.request, 1);
+    p.handle({ ...r.request, endNs: T0 + 9_000_000n }, 1);
+    assert.equal(recorded.length, 1);
+    assert.equal(updated.length, 1);
+    assert.equal(recorded[0]!.duration_ms, 9);
+  });
+});
+
+describe('CounterTotals', () => {
+  it('adds each finished generation to the current one, ignores an older one', () => {
+    const t = new CounterTotals();
+    t.update(1, { rb_drop_request: 5, capture_shed: 1 });
+    t.update(1, { rb_drop_request: 7, capture_shed: 2 });
+    t.update(2, { rb_drop_request: 1 });
+    assert.deepEqual(t.totals(), { rb_drop_request: 8, capture_shed: 2 });
+    t.update(1, { rb_drop_request: 100 });
+    t.update(3, { rb_drop_request: 4, capture_shed: 1 });
+    assert.deepEqual(t.totals(), { rb_drop_request: 12, capture_shed: 3 });
+  });
+});
+
+describe('assembler byte bound', () => {
+  it('slow incomplete requests cannot hold more than the byte bound; evictions are counted', () => {
+    const a = new RequestAssembler(1, 64 * 1024);
+    const chunk = Buffer.alloc(4096, 0x41);
+    for (let conn = 1; conn <= 100; conn++) {
+      a.addData({ kind: 'data', direction: Direction.REQUEST, connId: conn, seq: 1, offset: 0, bytes: chunk });
+      assert.ok(a.heldBytes <= 64 * 1024, `held ${a.heldBytes}`);
+    }
+    assert.equal(a.capturesEvictedForBytes, 100 - 16);
+    assert.equal(a.orphanedChunks, 100 - 16);
+    assert.equal(a.inFlight().records, 16);
+  });
+
+  it('a held capture does not share memory with the chunk it was decoded from', () => {
+    const a = new RequestAssembler(1);
+    const stdoutChunk = Buffer.alloc(65536, 0x42);
+    a.addData({ kind: 'data', direction: Direction.REQUEST, connId: 1, seq: 1, offset: 0, bytes: stdoutChunk.subarray(100, 140) });
+    stdoutChunk.fill(0);
+    const done = a.completeRequest({ ...request(1, 1, '/', 1).request, reqCaptured: 40 });
+    assert.equal(done.requestHead.length, 40);
+    assert.equal(done.requestHead.buffer.byteLength < 65536, true);
+    assert.ok(done.requestHead.every((b) => b === 0x42));
+  });
+});
