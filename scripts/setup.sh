@@ -42,4 +42,10 @@ npm ci --no-audit --no-fund --loglevel=error
 
 log "building bpf object, loader and agent"
 npm run --silent build
+
+# `perfcatch` as a plain command, run by the project's Node 24 (the machine's node may be
+# older, and npm would then print EBADENGINE warnings before `npx perfcatch` output).
+printf '#!/bin/sh\nexec "%s/node_modules/.bin/node" --max-old-space-size=160 --max-semi-space-size=2 "%s/dist/cli.js" "$@"\n' \
+  "$PWD" "$PWD" > /usr/local/bin/perfcatch
+chmod 755 /usr/local/bin/perfcatch
 log "done: run the agent with 'npm start' (API on http://127.0.0.1:9090)"

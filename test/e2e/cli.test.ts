@@ -29,6 +29,23 @@ interface CliResult {
   stderr: string;
 }
 
+describe('the CLI as users type it', () => {
+  it('`npx perfcatch` prints no npm warnings, whatever node npm itself runs on', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const cwd = mkdtempSync(join(tmpdir(), 'perfcatch-npx-'));
+    try {
+      // npm from the machine's PATH (Node 20 here), typed in another directory.
+      const PATH = (process.env.PATH ?? '').split(':').filter((d) => !d.startsWith(ROOT)).join(':');
+      const r = spawnSync('npx', ['--prefix', ROOT, 'perfcatch', '--help'], { cwd, env: { ...process.env, PATH }, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /^usage: perfcatch <command>/);
+      assert.equal(r.stderr, '', 'nothing before or beside the output');
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+});
+
 /** Runs `perfcatch <args>` through the launcher, with no colour-relevant TTY. */
 function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
