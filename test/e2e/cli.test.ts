@@ -34,9 +34,11 @@ describe('the CLI as users type it', () => {
     const { spawnSync } = await import('node:child_process');
     const cwd = mkdtempSync(join(tmpdir(), 'perfcatch-npx-'));
     try {
-      // npm from the machine's PATH (Node 20 here), typed in another directory.
+      // npm from the machine's PATH (Node 20 here), typed in another directory, with an npm
+      // cache as fresh as a new machine's (npm warns only on the first run otherwise).
       const PATH = (process.env.PATH ?? '').split(':').filter((d) => !d.startsWith(ROOT)).join(':');
-      const r = spawnSync('npx', ['--prefix', ROOT, 'perfcatch', '--help'], { cwd, env: { ...process.env, PATH }, encoding: 'utf8' });
+      const env = { ...process.env, PATH, npm_config_cache: join(cwd, 'npm-cache') };
+      const r = spawnSync('npx', ['--prefix', ROOT, 'perfcatch', '--help'], { cwd, env, encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /^usage: perfcatch <command>/);
       assert.equal(r.stderr, '', 'nothing before or beside the output');
