@@ -13,6 +13,7 @@
  * work is counted as lost (inFlight()).
  */
 import { Direction, RequestFlags } from '../decode/layout.ts';
+import { exchangeKey } from '../util/exchange-key.ts';
 import type { KernelData, KernelDependency, KernelRequest } from '../decode/records.ts';
 import { requestLength } from '../http/framing.ts';
 
@@ -171,7 +172,7 @@ export class RequestAssembler {
       generation: this.generation,
       ...this.takeCapture(d.connId, d.seq, d.reqCaptured, d.respCaptured),
     };
-    const parentKey = `${d.parentConnId}:${d.parentSeq}`;
+    const parentKey = exchangeKey(this.generation, d.parentConnId, d.parentSeq);
     if (parentCompleted(d.parentConnId, d.parentSeq)) return dep;
     let list = this.depsByParent.get(parentKey);
     if (!list) {
@@ -212,8 +213,9 @@ export class RequestAssembler {
       head = head.subarray(0, Math.min(length, head.length));
     }
 
-    const deps = this.depsByParent.get(`${k.connId}:${k.seq}`) ?? [];
-    this.depsByParent.delete(`${k.connId}:${k.seq}`);
+    const key = exchangeKey(this.generation, k.connId, k.seq);
+    const deps = this.depsByParent.get(key) ?? [];
+    this.depsByParent.delete(key);
     return {
       kernel: k,
       generation: this.generation,

@@ -7,7 +7,8 @@ import { HeaderSelection, parseRequestHead, parseResponseHead, type HttpRequestH
 import { DependencyFlags } from '../decode/layout.ts';
 import { newSpanId } from '../otel/ids.ts';
 import type { DependencyRecord } from '../types.ts';
-import { pathWithQuery } from './request-builder.ts';
+import { pathWithQuery } from '../http/query-redaction.ts';
+import { exchangeKey } from '../util/exchange-key.ts';
 
 export interface BuiltDependency {
   record: DependencyRecord;
@@ -21,13 +22,6 @@ export interface BuiltDependency {
   localPort: number;
 }
 
-/**
- * One exchange or request of one loader generation: connection ids restart with each loader,
- * so without the generation a new request could be taken for an old one (issue 13, finding 1).
- */
-export function exchangeKey(generation: number, connId: number, seq: number): string {
-  return `${generation}:${connId}:${seq}`;
-}
 
 /** The client span's url.full names the host. */
 const DEPENDENCY_HEADERS = new HeaderSelection(['host']);

@@ -9,8 +9,10 @@ import { routeTemplate } from '../http/route.ts';
 import type { KernelData, KernelDependency, KernelRequest } from '../decode/records.ts';
 import type { SpanBuilder } from '../otel/span-builder.ts';
 import type { RequestRecord } from '../types.ts';
-import { buildDependency, exchangeKey } from './dependency-builder.ts';
-import { buildRequest, pathWithQuery, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
+import { pathWithQuery } from '../http/query-redaction.ts';
+import { buildDependency } from './dependency-builder.ts';
+import { exchangeKey } from '../util/exchange-key.ts';
+import { buildRequest, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
 import { TraceLinker } from './trace-linker.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 

@@ -13,7 +13,9 @@ import { RequestFlags } from '../decode/layout.ts';
 import type { CpuAttribution, RequestRecord } from '../types.ts';
 import type { PodMetadata } from '../k8s/pod-index.ts';
 import type { PodMetadataResolver } from '../k8s/pod-metadata.ts';
-import { buildDependency, exchangeKey, type BuiltDependency } from './dependency-builder.ts';
+import { pathWithQuery } from '../http/query-redaction.ts';
+import { buildDependency, type BuiltDependency } from './dependency-builder.ts';
+import { exchangeKey } from '../util/exchange-key.ts';
 
 /** What span building needs beyond the public record. */
 export interface BuiltRequest {
@@ -42,13 +44,6 @@ export interface RequestBuilderOptions {
   pods?: PodMetadataResolver | null;
   /** Keep query strings in http_path / url.query instead of redacting them. */
   keepQuery: boolean;
-}
-
-export const REDACTED = 'REDACTED';
-
-/** The path as stored and exported: with its query string, which is redacted by default. */
-export function pathWithQuery(head: HttpRequestHead, keepQuery: boolean): string {
-  return head.query === null ? head.path : `${head.path}?${keepQuery ? head.query : REDACTED}`;
 }
 
 /** The request headers read: the correlation ones, traceparent for the trace, user-agent for the span. */
