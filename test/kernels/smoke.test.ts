@@ -17,7 +17,7 @@ import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startAgent, type RunningAgent } from '../harness/agent.ts';
-import { waitFor } from '../harness/ports.ts';
+import { scaledTimeout, waitFor } from '../harness/ports.ts';
 import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
 import { startNodeServer, startPythonServer, type RunningServer } from '../harness/runtimes.ts';
 import type { RequestRecord } from '../../src/types.ts';
@@ -26,8 +26,8 @@ import { driveKeepAlive, measure, readTruth, type Measured, type Sent } from './
 
 type Requests = { count: number; requests: RequestRecord[] };
 
-/** Generous: under TCG user space runs 10-30x slower. Waiting longer loosens nothing. */
-const WAIT_MS = 180_000;
+/** Deadlines for records to show up, stretched under TCG (PERFCATCH_TEST_TIME_SCALE). */
+const WAIT_MS = scaledTimeout(30_000);
 
 interface SmokeServer {
   name: 'node' | 'python';
@@ -97,7 +97,7 @@ describe(`kernel smoke on ${release()} with ${cpus().length} CPUs`, () => {
       const truth = await waitFor('ground truth for every request', () => {
         const t = readTruth(truthFiles.get(s.name)!);
         return sent.every((x) => t.has(x.id)) ? t : undefined;
-      });
+      }, WAIT_MS);
       const m = measure(sent, records, truth);
       m.wallMs = Date.now() - t0;
       measured[s.name] = m;

@@ -1,0 +1,104 @@
+/**
+ * Boots a Debian kernel with virtme-ng over the host's root filesystem (read-only 9p) and runs
+ * test/kernels/guest.sh in it. KVM guests fail on some hosts (qemu's `-cpu host` aborts, other
+ * CPU models hang), so the accelerator is probed once: KVM when a probe VM boots, else TCG.
+ */
+import { spawn } from 'node:child_process';
+import { accessSync, constants, createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { VM_MEMORY_MB } from './kernels.ts';
+
+export type Accel = 'kvm' | 'tcg';
+
+const KVM_FAILURE = /KVM internal error|kvm run failed|failed to initialize kvm/i;
+
+export interface BootResult {
+  /** null when the VM was killed at the deadline. */
+  exitCode: number | null;
+  timedOut: boolean;
+  seconds: number;
+}
+
+export function kernelImage(cacheDir: string, release: string): string {
+  return join(cacheDir, release, 'boot', `vmlinuz-${release}`);
+}
+
+/** Runs virtme-run; the console (boot messages, guest errors) goes to `consoleLog`. */
+export function bootVm(opts: {
+  kimg: string;
+  cpus: number;
+  accel: Accel;
+  rwdir: string;
+  script: string;
+  consoleLog: string;
+  timeoutMs: number;
+}): Promise<BootResult> {
+  const args = ['--kimg', opts.kimg, '--mods', 'auto', '--force-9p', '--memory', String(VM_MEMORY_MB), '--cpus', String(opts.cpus)];
+  if (opts.accel === 'tcg') args.push('--disable-kvm');
+  // Without --show-boot-console virtme cannot wire the script's I/O ports, and the script
+  // does not run at all; its output is lost either way, hence the rwdir.
+  args.push('--rwdir', opts.rwdir, '--show-boot-console', '--script-sh', opts.script);
+  const log = createWriteStream(opts.consoleLog);
+  const t0 = Date.now();
+  // Its own process group, so a deadline kills qemu along with virtme-run.
+  const child = spawn('virtme-run', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const kill = () => {
+    if (child.pid && child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
+  };
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    kill();
+  }, opts.timeoutMs);
+  let tail = '';
+  const watch = (d: Buffer) => {
+    log.write(d);
+    // qemu stops the guest on a KVM emulation failure and waits forever: end it now.
+    tail = (tail + d.toString('latin1')).slice(-4096);
+    if (KVM_FAILURE.test(tail)) kill();
+  };
+  child.stdout.on('data', watch);
+  child.stderr.on('data', watch);
+  return new Promise((resolve) => {
+    const done = (exitCode: number | null) => {
+      clearTimeout(timer);
+      log.end(() => resolve({ exitCode, timedOut, seconds: (Date.now() - t0) / 1000 }));
+    };
+    child.once('error', () => done(-1));
+    child.once('close', (code) => done(code));
+  });
+}
+
+function kvmUsable(): boolean {
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * PERFCATCH_VM_ACCEL=kvm|tcg forces a choice; otherwise a probe VM with KVM must boot and run
+ * a one-line script within `probeMs` (seconds under KVM; a failing KVM aborts or hangs).
+ */
+export async function chooseAccel(kimg: string, workDir: string, probeMs = 60_000): Promise<{ accel: Accel; why: string }> {
+  const forced = process.env.PERFCATCH_VM_ACCEL;
+  if (forced === 'kvm' || forced === 'tcg') return { accel: forced, why: 'PERFCATCH_VM_ACCEL' };
+  if (forced && forced !== 'auto') throw new Error(`PERFCATCH_VM_ACCEL must be kvm, tcg or auto, not ${JSON.stringify(forced)}`);
+  if (!kvmUsable()) return { accel: 'tcg', why: '/dev/kvm is not accessible' };
+  const dir = join(workDir, 'kvm-probe');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const r = await bootVm({
+    kimg,
+    cpus: 1,
+    accel: 'kvm',
+    rwdir: dir,
+    script: `echo ok > ${dir}/ok`,
+    consoleLog: join(dir, 'console.log'),
+    timeoutMs: probeMs,
+  });
+  if (existsSync(join(dir, 'ok'))) return { accel: 'kvm', why: `a KVM probe VM booted in ${r.seconds.toFixed(0)} s` };
+  return { accel: 'tcg', why: r.timedOut ? `a KVM probe VM did not finish in ${probeMs / 1000} s` : `a KVM probe VM failed (exit ${r.exitCode}; ${join(dir, 'console.log')})` };
+}
