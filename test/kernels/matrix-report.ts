@@ -19,6 +19,8 @@ export interface RunResult {
 interface ServerNumbers {
   cpuWithinTolerancePct?: number;
   cpuMedianErrMs?: number;
+  cpuToleranceAbsMs?: number;
+  timeScale?: number;
   rssWorstRelErr?: number;
   requests?: number;
 }
@@ -47,6 +49,7 @@ export function printReport(results: RunResult[], totalSeconds: number): number 
     ...checkNames.map((n): [string, (r: RunResult) => string] => [n, (r) => cell(r, n)]),
     ...['node', 'python'].flatMap((s): [string, (r: RunResult) => string][] => [
       [`${s}: CPU within tol. % / median err ms`, (r) => `${fmt(serverNumbers(r)[s]?.cpuWithinTolerancePct, 1)} / ${fmt(serverNumbers(r)[s]?.cpuMedianErrMs, 3)}`],
+      [`${s}: slowdown (own clock) / tol. ms`, (r) => `${fmt(serverNumbers(r)[s]?.timeScale, 1)} / ${fmt(serverNumbers(r)[s]?.cpuToleranceAbsMs, 2)}`],
       [`${s}: RSS worst err %`, (r) => fmt((serverNumbers(r)[s]?.rssWorstRelErr ?? NaN) * 100, 3)],
     ]),
     ['seconds (boot + smoke)', (r) => r.seconds.toFixed(0)],
