@@ -28,7 +28,7 @@ static __always_inline __u64 next_conn_id(void)
 	return ((__u64)(bpf_get_smp_processor_id() & 0x1fff) << 40) | (*ctr & ((1ULL << 40) - 1));
 }
 
-static __noinline void emit_dependency(struct conn_key *key, struct conn_state *c, __u32 flags)
+static __noinline void emit_dependency(struct pc_conn_key *key, struct conn_state *c, __u32 flags)
 {
 	if (!c->parent_conn_id) {
 		count(PC_CNT_DEP_UNATTRIBUTED);
@@ -76,7 +76,7 @@ static __always_inline void flush_dependencies_of(struct conn_state *server)
 		if (i >= server->dep_count)
 			break;
 		__u64 packed = server->dep_keys[i];
-		struct conn_key key = { .tgid = packed >> 32, .fd = (__u32)packed };
+		struct pc_conn_key key = { .tgid = packed >> 32, .fd = (__u32)packed };
 		struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
 		if (c && c->role == ROLE_CLIENT && !c->emitted && c->phase != PHASE_IDLE &&
 		    c->parent_conn_id == server->conn_id && c->parent_seq == server->seq)
@@ -85,7 +85,7 @@ static __always_inline void flush_dependencies_of(struct conn_state *server)
 }
 
 /* A new outbound connection (or one found already open) of a tracked process. */
-static __always_inline struct conn_state *track_client(struct conn_key *key, struct sock *sk,
+static __always_inline struct conn_state *track_client(struct pc_conn_key *key, struct sock *sk,
 						       bool from_start, __u64 now)
 {
 	struct conn_state c = {};
@@ -120,19 +120,33 @@ static __always_inline void forget_tuple(struct conn_state *c)
 	bpf_map_delete_elem(&client_tuples, &t);
 }
 
-/* The request the calling thread is serving right now, if any. */
-static __always_inline void attribute_to_owner(struct conn_state *c, struct conn_key *client_key,
-					       __u32 tid)
+/*
+ * The request an outbound call made by this thread now serves (resource_tracker.bpf.h): the
+ * one whose upstream response it just read, else the oldest one it read whose handler had not
+ * acted, else its owner. Sets *pkey; NULL when the thread serves nothing.
+ */
+static __always_inline struct conn_state *caller_of(struct thread_state *ts, struct pc_conn_key *pkey)
 {
-	c->parent_conn_id = 0;
-	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
-	if (!ts)
-		return;
-	struct conn_state *server = bpf_map_lookup_elem(&conns, &ts->owner);
-	if (!server || server->role != ROLE_SERVER || server->conn_id != ts->owner_conn_id ||
-	    server->seq != ts->owner_seq)
-		return;
-	c->parent = ts->owner;
+	struct conn_state *owner = live_owner(ts);
+	if (ts->after_upstream_read && owner && owner->role == ROLE_SERVER) {
+		*pkey = ts->owner;
+		return owner;
+	}
+	struct conn_state *f = pop_fresh(ts, pkey);
+	if (f)
+		return f;
+	if (owner && owner->role == ROLE_SERVER) {
+		*pkey = ts->owner;
+		return owner;
+	}
+	return NULL;
+}
+
+/* Make `server` (on `skey`) the parent of the client connection's current exchange. */
+static __always_inline void set_parent(struct conn_state *c, struct pc_conn_key *client_key,
+				       struct pc_conn_key *skey, struct conn_state *server)
+{
+	c->parent = *skey;
 	c->parent_conn_id = server->conn_id;
 	c->parent_seq = server->seq;
 	__u8 n = server->dep_count;
@@ -142,8 +156,17 @@ static __always_inline void attribute_to_owner(struct conn_state *c, struct conn
 	}
 }
 
-static __always_inline void begin_exchange(struct conn_key *key, struct conn_state *c, __u32 tid,
-					   __u64 now)
+/* The live parent request of the client connection's current exchange, or NULL. */
+static __always_inline struct conn_state *parent_of(struct conn_state *c)
+{
+	if (!c->parent_conn_id)
+		return NULL;
+	struct conn_state *p = bpf_map_lookup_elem(&conns, &c->parent);
+	return is_live(p, c->parent_conn_id, c->parent_seq) && p->role == ROLE_SERVER ? p : NULL;
+}
+
+static __always_inline void begin_exchange(struct thread_state *ts, struct pc_conn_key *key,
+					   struct conn_state *c, __u32 tid, __u64 now)
 {
 	if (c->phase != PHASE_IDLE && !c->emitted)
 		emit_dependency(key, c, 0);
@@ -159,29 +182,47 @@ static __always_inline void begin_exchange(struct conn_key *key, struct conn_sta
 	c->flags &= PC_DF_ADOPTED;
 	if (c->seq == 1 && c->from_start)
 		c->flags |= PC_DF_NEW_CONNECTION;
-	attribute_to_owner(c, key, tid);
+	/* A new connection's first exchange serves the request that called connect(). */
+	if (c->seq == 1 && c->parent_at_connect && parent_of(c))
+		return;
+	c->parent_conn_id = 0;
+	struct pc_conn_key skey = {};
+	struct conn_state *server = caller_of(ts, &skey);
+	if (server)
+		set_parent(c, key, &skey, server);
 }
 
 /* Read/write exit on an outbound connection. */
-static __always_inline void client_io_exit(struct conn_key *key, struct conn_state *c,
-					   struct io_call *io, long ret, bool is_read,
-					   __u32 tid, __u64 now)
+static __always_inline void client_io_exit(struct thread_state *ts, struct pc_conn_key *key,
+					   struct conn_state *c, struct io_call *io, long ret,
+					   bool is_read, __u32 tid, __u64 now)
 {
 	if (is_read) {
 		/* Server-first protocols (e.g. a database greeting) start with a read. */
 		if (c->phase == PHASE_IDLE)
-			begin_exchange(key, c, tid, now);
+			begin_exchange(ts, key, c, tid, now);
 		c->phase = PHASE_READING;
 		c->bytes_received += ret;
 		c->end_ns = now;
 	} else {
 		if (c->phase != PHASE_WRITING)
-			begin_exchange(key, c, tid, now);
+			begin_exchange(ts, key, c, tid, now);
 		c->phase = PHASE_WRITING;
 		c->bytes_sent += ret;
 		if (!c->end_ns)
 			c->end_ns = now;
 	}
+	/* The segment that ends in this call's I/O is its caller's, and the caller is what the
+	 * thread serves now; after reading the call's response, the caller's handler continues. */
+	struct conn_state *parent = parent_of(c);
+	if (parent) {
+		charge(ts, parent, false);
+		drop_fresh(ts, parent->conn_id, parent->seq);
+		set_owner(ts, &c->parent, parent);
+	} else if (!charge_owner(ts, live_owner(ts))) {
+		charge_nobody(ts);
+	}
+	ts->after_upstream_read = is_read && parent;
 	if (io->op != IO_SENDFILE && !c->emitted)
 		capture(c, io, ret, is_read ? PC_DIR_RESPONSE : PC_DIR_REQUEST, capture_dep_bytes);
 }
@@ -189,7 +230,7 @@ static __always_inline void client_io_exit(struct conn_key *key, struct conn_sta
 /* An fd of a tracked process that we have not seen: an outbound or inbound TCP connection
  * opened before tracking began? Found sockets are adopted; anything else is remembered as
  * ignored until it is closed. */
-static __always_inline struct conn_state *maybe_adopt(struct conn_key *key, __u64 now)
+static __always_inline struct conn_state *maybe_adopt(struct pc_conn_key *key, __u64 now)
 {
 	if (bpf_map_lookup_elem(&ignored_fds, key))
 		return NULL; /* the caller checked server_tgids */
@@ -225,7 +266,7 @@ SEC("tracepoint/syscalls/sys_enter_connect")
 int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
+	struct pc_conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
 	if (!bpf_map_lookup_elem(&server_tgids, &key.tgid))
 		return 0;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -234,8 +275,19 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	/* Addresses are read at exit, once connect() has bound a local port. */
-	if (!track_client(&key, sk, true, now))
+	struct conn_state *c = track_client(&key, sk, true, now);
+	if (!c)
 		return 0;
+	/* The request the thread serves as it opens the connection is what its first exchange
+	 * serves, however late the write comes (event loops write once the connect completes). */
+	__u32 tid = (__u32)pid_tgid;
+	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
+	struct pc_conn_key skey = {};
+	struct conn_state *server = ts ? caller_of(ts, &skey) : NULL;
+	if (server) {
+		set_parent(c, &key, &skey, server);
+		c->parent_at_connect = 1;
+	}
 	bpf_map_delete_elem(&ignored_fds, &key);
 	struct connecting_state cs = { .key = key, .start_ns = now };
 	__u64 skp = (__u64)sk;

@@ -3,10 +3,13 @@
  * Idle flush: a request is normally reported when the next one starts on its connection or
  * the connection closes. On an idle keep-alive connection that can be much later, so every
  * few hundred ms the loader calls prctl(PC_FLUSH_PRCTL, idle_ns), an option no kernel knows
- * (it fails with EINVAL); this tracepoint program then reports every request whose response
+ * (it fails with EINVAL); a tracepoint program then reports every request whose response
  * has been quiet for idle_ns. A syscall tracepoint rather than a uprobe: attaching uprobes
- * needs CAP_SYS_ADMIN, the agent runs with CAP_BPF and CAP_PERFMON. Needs
- * bpf_for_each_map_elem (5.13); on older kernels the loader runs without it.
+ * needs CAP_SYS_ADMIN, the agent runs with CAP_BPF and CAP_PERFMON.
+ * Two variants, one attached (the loader probes bpf_for_each_map_elem, 5.13):
+ *   idle_flush_walk   - walks the whole connection map in the kernel;
+ *   idle_flush_listed - flushes the connections the loader listed in "flush_list" (it reads
+ *                       the map's keys from userspace), PC_FLUSH_LIST_MAX per call.
  */
 #ifndef __PC_IDLE_FLUSH_BPF_H
 #define __PC_IDLE_FLUSH_BPF_H
@@ -19,29 +22,38 @@ struct flush_ctx {
 	__u64 idle_ns;
 };
 
-static long flush_if_idle(struct bpf_map *map, struct conn_key *key, struct conn_state *c,
-			  struct flush_ctx *fc)
+static __always_inline void flush_conn_if_idle(struct pc_conn_key *key, struct conn_state *c,
+					       struct flush_ctx *fc)
 {
 	if (c->role != ROLE_SERVER || c->phase != PHASE_WRITING || c->seq == 0)
-		return 0;
+		return;
 	if (fc->now - c->end_ns < fc->idle_ns)
-		return 0;
+		return;
 	/* No atomics: if the server reads at this very moment, the request may still be emitted
 	 * twice (userspace then keeps the later numbers); a record torn by that read is dropped. */
 	if (!emit_request(key, c, PC_F_IDLE_FLUSH | EMIT_FROM_FLUSH))
-		return 0;
+		return;
 	c->phase = PHASE_FLUSHED;
 	count(PC_CNT_IDLE_FLUSHES);
+}
+
+static long flush_if_idle(struct bpf_map *map, struct pc_conn_key *key, struct conn_state *c,
+			  struct flush_ctx *fc)
+{
+	flush_conn_if_idle(key, c, fc);
 	return 0;
 }
 
 /*
  * __per_cpu_offset[cpu] for every possible CPU, once: the address of a per-CPU map element
  * on a CPU minus the map's per-CPU base pointer (read from struct bpf_array; needs
- * bpf_map_lookup_percpu_elem, 5.19). Lets process_rss_pages() sum per-CPU counters.
+ * bpf_map_lookup_percpu_elem, 5.19). Lets process_rss_pages() sum per-CPU counters, which
+ * exist from 6.2 on; before, this is dead code (and the helper may be missing).
  */
 static __always_inline void find_percpu_offsets(void)
 {
+	if (bpf_core_type_exists(struct mm_rss_stat___pre62))
+		return;
 	__u32 zero = 0;
 	struct cpu_offsets *cpus = bpf_map_lookup_elem(&percpu_offsets, &zero);
 	struct probe_scratch *s = bpf_map_lookup_elem(&probe_scratch, &zero);
@@ -67,18 +79,45 @@ static __always_inline void find_percpu_offsets(void)
 	cpus->n = n;
 }
 
-SEC("tracepoint/syscalls/sys_enter_prctl")
-int perfcatch_flush_idle(struct trace_event_raw_sys_enter *ctx)
+/* Is this the loader's flush trigger? Only the loader (always in ignore_pids) may pull it. */
+static __always_inline bool is_flush_trigger(struct trace_event_raw_sys_enter *ctx)
 {
 	if (ctx->args[0] != PC_FLUSH_PRCTL)
-		return 0; /* everybody else's prctl */
+		return false; /* everybody else's prctl */
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!bpf_map_lookup_elem(&ignore_pids, &tgid))
-		return 0; /* only the loader (always in ignore_pids) may trigger it */
-	__u64 idle_ns = ctx->args[1];
+	return bpf_map_lookup_elem(&ignore_pids, &tgid) != NULL;
+}
+
+SEC("tracepoint/syscalls/sys_enter_prctl")
+int idle_flush_walk(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!is_flush_trigger(ctx))
+		return 0;
 	find_percpu_offsets();
-	struct flush_ctx fc = { .now = bpf_ktime_get_ns(), .idle_ns = idle_ns };
+	struct flush_ctx fc = { .now = bpf_ktime_get_ns(), .idle_ns = ctx->args[1] };
 	bpf_for_each_map_elem(&conns, flush_if_idle, &fc, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_prctl")
+int idle_flush_listed(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!is_flush_trigger(ctx) || ctx->args[2] != PC_FLUSH_LISTED)
+		return 0;
+	find_percpu_offsets();
+	__u32 zero = 0;
+	struct pc_flush_list *list = bpf_map_lookup_elem(&flush_list, &zero);
+	if (!list)
+		return 0;
+	struct flush_ctx fc = { .now = bpf_ktime_get_ns(), .idle_ns = ctx->args[1] };
+	for (int i = 0; i < PC_FLUSH_LIST_MAX; i++) {
+		if (i >= list->n)
+			break;
+		struct pc_conn_key key = list->keys[i];
+		struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
+		if (c)
+			flush_conn_if_idle(&key, c, &fc);
+	}
 	return 0;
 }
 

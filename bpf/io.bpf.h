@@ -21,18 +21,23 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u6
 	struct pc_data *d = bpf_map_lookup_elem(&data_scratch, &zero);
 	if (!d)
 		return;
-	if (len > PC_DATA_MAX)
-		len = PC_DATA_MAX;
-	if (bpf_probe_read_user(d->data, len, (const void *)ubuf))
+	/* Bound the very register the helpers get: 6.1's verifier tracks a bound checked on a
+	 * truncated copy, not on the original the compiler then passes ("unbounded memory
+	 * access"). The barrier stops the compiler from reusing the unclamped value. */
+	__u64 n = len;
+	barrier_var(n);
+	if (n > PC_DATA_MAX)
+		n = PC_DATA_MAX;
+	if (bpf_probe_read_user(d->data, n, (const void *)ubuf))
 		return;
 	d->type = PC_REC_DATA;
 	d->direction = direction;
 	d->_pad0 = 0;
-	d->len = len;
+	d->len = n;
 	d->conn_id = c->conn_id;
 	d->seq = c->seq;
 	d->offset = offset;
-	if (bpf_ringbuf_output(&events, d, PC_DATA_HDR_SIZE + len, wakeup_flag_for(unread))) {
+	if (bpf_ringbuf_output(&events, d, PC_DATA_HDR_SIZE + n, wakeup_flag_for(unread))) {
 		count(PC_CNT_RB_DROP_DATA);
 		c->flags |= PC_F_DATA_LOST; /* same bit as PC_DF_DATA_LOST */
 	}

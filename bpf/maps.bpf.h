@@ -17,13 +17,16 @@ const volatile __u32 capture_dep_bytes = 512;    /* each direction of an outboun
 const volatile __u64 shed_capture_bytes = 8 << 20; /* skip payload capture past this */
 const volatile __u64 wakeup_bytes = 4 << 20;     /* wake the loader as unread data crosses this */
 
-/* A tracked connection is known by the process and the fd it uses. */
-struct conn_key {
-	__u32 tgid;
-	__u32 fd;
-};
+/*
+ * Kernel variants, chosen by the loader from its feature probes (loader/src/features.rs) and
+ * reported in /health. Being const, the verifier prunes the branch a kernel cannot run, so
+ * one object loads everywhere: helpers missing on that kernel sit only in dead code.
+ */
+/* No bpf_task_pt_regs (< 5.15): syscall arguments are saved by sys_enter programs in
+ * "io_args" instead of being read at exit from the entry registers. */
+const volatile __u8 args_at_enter = 0;
 
-static __always_inline __u64 pack_key(struct conn_key *k)
+static __always_inline __u64 pack_key(struct pc_conn_key *k)
 {
 	return ((__u64)k->tgid << 32) | k->fd;
 }
@@ -59,7 +62,7 @@ struct conn_state {
 	/* server: outbound connections used by the current request (packed conn keys) */
 	__u64 dep_keys[MAX_DEPS_PER_REQUEST];
 	/* client: the request the current exchange serves */
-	struct conn_key parent;
+	struct pc_conn_key parent;
 	__u64 parent_conn_id;
 	__u32 parent_seq;
 	__u32 seq;
@@ -78,6 +81,7 @@ struct conn_state {
 	__u8 emitted;            /* client: current exchange already sent */
 	__u8 from_start;         /* seen since accept/connect: seq numbers match the peer's */
 	__u8 peer_looked_up;
+	__u8 parent_at_connect;  /* client: parent chosen when connect() was called */
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
 	char comm[16];
@@ -93,7 +97,7 @@ struct tuple_key {
 };
 
 struct connecting_state {
-	struct conn_key key;
+	struct pc_conn_key key;
 	__u64 start_ns;
 };
 
@@ -112,17 +116,51 @@ enum io_op {
 struct io_call {
 	__u64 arg;
 	__u32 fd;
+	__u32 msg_flags; /* MSG_* of recvfrom/recvmsg (args_at_enter only) */
 	__u8 op;
-	__u8 _pad[3];
+	__u8 _pad[7];
 };
 
-/* Owner-thread rule: a thread's on-CPU time is charged to the request it last read or wrote. */
+/* args_at_enter: the arguments of each thread's syscall in progress, by tid. LRU: a thread
+ * that exits mid-syscall leaves an entry behind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct io_call);
+} io_args SEC(".maps");
+
+/* The loader's list for the listed idle flush (kernels without bpf_for_each_map_elem). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pc_flush_list);
+} flush_list SEC(".maps");
+
+/* A request one thread read and whose handler has not acted on it yet (resource_tracker.bpf.h). */
+#define FRESH_MAX 8
+struct fresh_request {
+	struct pc_conn_key key;
+	__u64 conn_id;
+	__u32 seq;
+	__u32 _pad;
+};
+
+/* Per serving thread: its CPU segment in progress and who it serves (resource_tracker.bpf.h). */
 struct thread_state {
-	struct conn_key owner;
+	struct pc_conn_key owner; /* the request it last served: read, wrote, or got an upstream
+				   * response for */
 	__u64 owner_conn_id;
 	__u32 owner_seq;
-	__u32 owner_closed; /* slept after its owner's response started: charge nothing more */
-	__u64 oncpu_since;  /* 0 while off CPU or closed */
+	__u32 owner_closed; /* slept after its owner's response started: the owner is done */
+	__u64 oncpu_since;  /* start of the current on-CPU stretch; 0 while off CPU */
+	__u64 pending_ns;   /* on-CPU time since the segment began, not charged yet */
+	__u8 after_upstream_read; /* its last tracked syscall read an upstream response: the
+				   * code running now continues the owner's handler */
+	__u8 n_fresh;
+	__u8 _pad[6];
+	struct fresh_request fresh[FRESH_MAX]; /* oldest first */
 };
 
 struct {
@@ -134,7 +172,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct conn_key);
+	__type(key, struct pc_conn_key);
 	__type(value, struct conn_state);
 } conns SEC(".maps");
 
@@ -173,7 +211,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct conn_key);
+	__type(key, struct pc_conn_key);
 	__type(value, __u8);
 } ignored_fds SEC(".maps");
 

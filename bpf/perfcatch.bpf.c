@@ -33,6 +33,7 @@ struct pc_btf_anchor {
 	struct pc_stats stats;
 	struct pc_loader_info loader_info;
 	struct pc_filter_cfg filter_cfg;
+	struct pc_flush_list flush_list;
 	enum pc_record_type record_type;
 	enum pc_request_flags request_flags;
 	enum pc_dependency_flags dependency_flags;

@@ -22,6 +22,10 @@
 
 /* prctl() option the loader calls to trigger the idle flush (no kernel defines it). */
 #define PC_FLUSH_PRCTL 0x50434631 /* "PCF1" */
+/* Its third argument on kernels without bpf_for_each_map_elem (< 5.13): flush only the
+ * connections the loader listed in map "flush_list" (struct pc_flush_list). */
+#define PC_FLUSH_LISTED 1
+#define PC_FLUSH_LIST_MAX 64
 
 /* Largest payload chunk in one pc_data record. Load-time capture sizes are clamped to it. */
 #define PC_DATA_MAX 4096
@@ -48,8 +52,11 @@ enum pc_request_flags {
 				       * its request bytes were counted in an earlier record */
 	PC_F_IDLE_FLUSH = 1 << 7,     /* emitted because its connection went idle after the
 				       * response, not because the next request started */
-	PC_F_LATE_WRITE = 1 << 8      /* re-emitted: more response bytes followed an idle flush;
+	PC_F_LATE_WRITE = 1 << 8,     /* re-emitted: more response bytes followed an idle flush;
 				       * replaces the earlier record with the same conn_id/seq */
+	PC_F_CPU_APPORTIONED = 1 << 9 /* part of cpu_ns came from a segment charged by rule (the
+				       * thread's owner) while other requests it had read were
+				       * waiting: which of them used it, the kernel cannot know */
 };
 
 /* pc_dependency.flags */
@@ -82,7 +89,8 @@ enum pc_counter {
 	PC_CNT_DEP_UNATTRIBUTED = 10,  /* outbound exchange with no request in progress: not sent */
 	PC_CNT_CLIENT_CONNS = 11,   /* outbound connections tracked (connected or adopted) */
 	PC_CNT_IDLE_FLUSHES = 12,   /* requests emitted by the idle flush */
-	PC_CNT_MAX = 13
+	PC_CNT_CPU_UNATTRIBUTED_NS = 13, /* serving threads' on-CPU ns charged to no request */
+	PC_CNT_MAX = 14
 };
 
 /* One HTTP (or other request/response) exchange on an accepted TCP connection. */
@@ -191,6 +199,19 @@ struct pc_filter_cfg {
 	__u32 ports_on;
 	__u32 cgroups_on;
 	__u32 comms_on;
+};
+
+/* A tracked connection: the process and the fd it uses (key of the kernel's "conns" map). */
+struct pc_conn_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+/* Array map "flush_list", key 0: connections for the listed idle flush (PC_FLUSH_LISTED). */
+struct pc_flush_list {
+	__u32 n;          /* valid entries in keys[], at most PC_FLUSH_LIST_MAX */
+	__u32 _pad;
+	struct pc_conn_key keys[PC_FLUSH_LIST_MAX];
 };
 
 #endif /* __PERFCATCH_H */

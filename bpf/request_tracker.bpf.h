@@ -79,7 +79,7 @@ static __always_inline bool still_writing(struct conn_state *c, __u32 seq)
 }
 
 /* Returns false when an idle-flush emission was abandoned (the connection moved on). */
-static __always_inline bool emit_request(struct conn_key *key, struct conn_state *c, __u32 flags)
+static __always_inline bool emit_request(struct pc_conn_key *key, struct conn_state *c, __u32 flags)
 {
 	/* Its outbound exchanges first, so that userspace has them when the request arrives. */
 	flush_dependencies_of(c);
@@ -158,7 +158,7 @@ static __always_inline void begin_request(struct conn_state *c, __u32 tid, __u64
 }
 
 /* A response starts while the previous one is done: pipelined requests read in one batch. */
-static __always_inline void begin_pipelined_request(struct conn_key *key, struct conn_state *c)
+static __always_inline void begin_pipelined_request(struct pc_conn_key *key, struct conn_state *c)
 {
 	emit_request(key, c, EMIT_AT_RESPONSE_BOUNDARY);
 	/* On-CPU time since the previous response's last write belongs to this request. */
@@ -170,17 +170,23 @@ static __always_inline void begin_pipelined_request(struct conn_key *key, struct
 }
 
 static __always_inline void server_io_exit(struct thread_state *ts, struct server_process *proc,
-					   struct conn_key *key, struct conn_state *c,
+					   struct pc_conn_key *key, struct conn_state *c,
 					   struct io_call *io, long ret, bool is_read,
 					   __u32 tid, __u64 now)
 {
 	if (is_read) {
+		/* The segment that ends in a read is the owner's (its handler or epilogue), charged
+		 * before the owner may be emitted below; once the owner was done, nobody's. */
+		if (!charge_owner(ts, live_owner(ts)))
+			charge_nobody(ts);
 		/* A read after the response: the previous request is over (unless the idle flush
 		 * already sent it). */
 		if (c->phase == PHASE_WRITING)
 			emit_request(key, c, 0);
-		if (c->phase != PHASE_READING)
+		if (c->phase != PHASE_READING) {
 			begin_request(c, tid, now);
+			push_fresh(ts, key, c);
+		}
 		c->phase = PHASE_READING;
 		__sync_fetch_and_add(&c->bytes_received, ret);
 	} else {
@@ -198,8 +204,12 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 		c->end_ns = now;
 		if (io->op == IO_SENDFILE)
 			c->flags |= PC_F_SENDFILE;
+		/* The segment that ends in this response write is its request's; it has acted. */
+		charge(ts, c, false);
+		drop_fresh(ts, c->conn_id, c->seq);
 	}
-	set_owner(ts, tid, key, c, now);
+	set_owner(ts, key, c);
+	ts->after_upstream_read = 0;
 	if (!is_read) {
 		c->cpu_at_last_write = c->cpu_ns;
 		c->rss_bytes = process_rss_pages(proc, now) << 12; /* 4 KiB pages */
@@ -236,7 +246,7 @@ static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
 	bpf_map_update_elem(&server_tgids, &tgid, &fresh, BPF_NOEXIST);
 	bpf_map_update_elem(&listen_ports, &local_port, &one, BPF_ANY);
 
-	struct conn_key key = { .tgid = tgid, .fd = fd };
+	struct pc_conn_key key = { .tgid = tgid, .fd = fd };
 	bpf_map_delete_elem(&ignored_fds, &key);
 	/* An entry left under this fd means we missed its close (close_range, dup2): flush it. */
 	struct conn_state *stale = bpf_map_lookup_elem(&conns, &key);
@@ -285,11 +295,54 @@ int sys_enter_listen(struct trace_event_raw_sys_enter *ctx)
 }
 
 /*
- * Exit of every read/write syscall. Its arguments come from the registers the task entered
- * with: the syscall ABI leaves them unchanged (arm64 keeps the first one in orig_x0), so no
- * program runs at entry and no map carries arguments from entry to exit. `flags_arg` is the
- * 1-based argument holding MSG_* flags (0: none).
+ * The arguments of the syscall now exiting, and false when they are unknown. Normally read
+ * from the registers the task entered with (the syscall ABI leaves them unchanged; arm64 keeps
+ * the first one in orig_x0), so no program runs at entry and no map carries them to the exit.
+ * Kernels without bpf_task_pt_regs (< 5.15) save them at entry instead (save_args()).
+ * `flags_arg` is the 1-based argument holding MSG_* flags (0: none).
  */
+static __always_inline bool syscall_args(struct io_call *io, __u8 op, int flags_arg, __u32 tid)
+{
+	if (args_at_enter) {
+		struct io_call *saved = bpf_map_lookup_elem(&io_args, &tid);
+		if (!saved || saved->op != op)
+			return false;
+		*io = *saved;
+		return true;
+	}
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	io->op = op;
+	io->fd = (__u32)PT_REGS_PARM1_SYSCALL(regs);
+	if (op != IO_SENDFILE) /* sendfile's first argument is out_fd; no payload capture */
+		io->arg = PT_REGS_PARM2_SYSCALL(regs);
+	if (flags_arg == 4)
+		io->msg_flags = PT_REGS_PARM4_SYSCALL(regs);
+	else if (flags_arg == 3)
+		io->msg_flags = PT_REGS_PARM3_SYSCALL(regs);
+	return true;
+}
+
+/* Entry of a read/write syscall, on kernels where syscall_args() cannot read the registers at
+ * exit. Only serving processes' syscalls are saved. */
+static __always_inline int save_args(struct trace_event_raw_sys_enter *ctx, __u8 op, int flags_arg)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if (!bpf_map_lookup_elem(&server_tgids, &tgid))
+		return 0;
+	__u32 tid = (__u32)pid_tgid;
+	struct io_call io = { .op = op, .fd = (__u32)ctx->args[0] };
+	if (op != IO_SENDFILE)
+		io.arg = ctx->args[1];
+	if (flags_arg == 4)
+		io.msg_flags = (__u32)ctx->args[3];
+	else if (flags_arg == 3)
+		io.msg_flags = (__u32)ctx->args[2];
+	bpf_map_update_elem(&io_args, &tid, &io, BPF_ANY);
+	return 0;
+}
+
+/* Exit of every read/write syscall. */
 static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx, __u8 op, int flags_arg)
 {
 	long ret = ctx->ret;
@@ -302,31 +355,29 @@ static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx, __u8
 	struct server_process *proc = bpf_map_lookup_elem(&server_tgids, &tgid);
 	if (!proc)
 		return 0;
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	if (flags_arg == 4 && (PT_REGS_PARM4_SYSCALL(regs) & MSG_PEEK))
-		return 0; /* peeked bytes are read again later: count them once */
-	if (flags_arg == 3 && (PT_REGS_PARM3_SYSCALL(regs) & MSG_PEEK))
+	__u32 tid = (__u32)pid_tgid;
+	struct io_call io = {};
+	if (!syscall_args(&io, op, flags_arg, tid))
 		return 0;
-	struct io_call io = { .op = op };
-	io.fd = (__u32)PT_REGS_PARM1_SYSCALL(regs);
-	if (op != IO_SENDFILE) /* sendfile's first argument is out_fd; no payload capture */
-		io.arg = PT_REGS_PARM2_SYSCALL(regs);
+	if (io.msg_flags & MSG_PEEK)
+		return 0; /* peeked bytes are read again later: count them once */
 
-	struct conn_key key = { .tgid = tgid, .fd = io.fd };
+	struct pc_conn_key key = { .tgid = tgid, .fd = io.fd };
 	__u64 now = bpf_ktime_get_ns();
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
 		c = maybe_adopt(&key, now);
 	if (!c)
 		return 0; /* not a tracked socket */
-	__u32 tid = (__u32)pid_tgid;
-	/* Whatever this thread ran until now belongs to the request it was serving. */
-	struct thread_state *ts = settle_current_thread(tid, now, &key, c);
+	/* The thread's CPU since its last tracked syscall is charged by where it ends: here. */
+	struct thread_state *ts = current_thread(tid, now);
+	if (!ts)
+		return 0;
 	bool is_read = op <= IO_RECVMSG;
 	if (c->role == ROLE_SERVER)
 		server_io_exit(ts, proc, &key, c, &io, ret, is_read, tid, now);
 	else
-		client_io_exit(&key, c, &io, ret, is_read, tid, now);
+		client_io_exit(ts, &key, c, &io, ret, is_read, tid, now);
 	return 0;
 }
 
@@ -356,11 +407,31 @@ int sys_exit_sendmsg(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(c
 SEC("tracepoint/syscalls/sys_exit_sendfile64")
 int sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx) { return on_io_exit(ctx, IO_SENDFILE, 0); }
 
+/* Argument savers for kernels without bpf_task_pt_regs; the loader attaches these only there. */
+SEC("tracepoint/syscalls/sys_enter_read")
+int args_enter_read(struct trace_event_raw_sys_enter *ctx) { return save_args(ctx, IO_READ, 0); }
+SEC("tracepoint/syscalls/sys_enter_readv")
+int args_enter_readv(struct trace_event_raw_sys_enter *ctx) { return save_args(ctx, IO_READV, 0); }
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int args_enter_recvfrom(struct trace_event_raw_sys_enter *ctx) { return save_args(ctx, IO_READ, 4); }
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int args_enter_recvmsg(struct trace_event_raw_sys_enter *ctx) { return save_args(ctx, IO_RECVMSG, 3); }
+SEC("tracepoint/syscalls/sys_enter_write")
+int args_enter_write(struct trace_event_raw_sys_enter *ctx) { return save_args(ctx, IO_WRITE, 0); }
+SEC("tracepoint/syscalls/sys_enter_writev")
+int args_enter_writev(struct trace_event_raw_sys_enter *ctx) { return save_args(ctx, IO_WRITEV, 0); }
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int args_enter_sendto(struct trace_event_raw_sys_enter *ctx) { return save_args(ctx, IO_WRITE, 0); }
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int args_enter_sendmsg(struct trace_event_raw_sys_enter *ctx) { return save_args(ctx, IO_SENDMSG, 0); }
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int args_enter_sendfile64(struct trace_event_raw_sys_enter *ctx) { return save_args(ctx, IO_SENDFILE, 0); }
+
 SEC("tracepoint/syscalls/sys_enter_close")
 int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
+	struct pc_conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
 	/* Only serving processes have tracked or ignored fds: one small lookup for everyone else. */
 	if (!bpf_map_lookup_elem(&server_tgids, &key.tgid))
 		return 0;

@@ -1,74 +1,176 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Per-request CPU (owner-thread rule, fed by tp_btf/sched_switch) and process RSS.
+ * Per-request CPU (fed by tp_btf/sched_switch and the tracked syscalls) and process RSS.
  *
- * Each thread that read or wrote a tracked socket has an owner: that connection's current
- * request. On-CPU time between switch-in and switch-out, and up to the moment the owner
- * changes, is charged to the owner. Exact for thread-per-request servers and for event loops
- * whose handlers run synchronously between reading a request and writing its response; work
- * handed to other threads is charged to whatever those threads last served.
+ * A serving thread's on-CPU time is cut into segments at each tracked syscall, and each
+ * segment is charged by how it ends, not only by what the thread touched last:
+ *   - ending in a response write: to that response's request (an event loop that read
+ *     requests A and B before running A's handler charges A's handler to A);
+ *   - ending in an outbound call's write or read: to the request that call serves;
+ *   - ending in a read, or in a sleep: to the thread's owner, the request it served last
+ *     (its handler, or its epilogue after the response until the thread sleeps).
+ * Segments a thread runs after it slept once its owner's response started (timers, background
+ * work, waiting for the next request) belong to no request: they are counted in
+ * PC_CNT_CPU_UNATTRIBUTED_NS, so that the requests' CPU plus that counter is the serving
+ * threads' CPU. A segment charged by the owner rule while other requests the thread read were
+ * still waiting for their handler may belong to any of them: the request is flagged
+ * PC_F_CPU_APPORTIONED.
  *
- * A request's CPU includes its epilogue after the last write, until the thread next sleeps
- * (a voluntary switch, not a preemption) or serves another request: for an event loop under
- * load the requests' CPU then adds up to the loop's, while work a thread does after waking
- * up again (timers, background jobs) is not charged to the request it served last.
+ * Outbound calls (dependency_tracker.bpf.h) are attributed with the same state: the request
+ * whose upstream response the thread just read (a handler continuing after an await), else
+ * the oldest request the thread read whose handler has not acted yet ("fresh": event loops
+ * read a batch of requests, then run their handlers in order), else the owner.
  */
 #ifndef __PC_RESOURCE_TRACKER_BPF_H
 #define __PC_RESOURCE_TRACKER_BPF_H
 
 #include "maps.bpf.h"
 
-/*
- * Add the thread's on-CPU time since the last charge to its owner `c` (looked up when NULL),
- * and restart the clock. Returns the owner's phase, or PHASE_IDLE when there is no live owner.
- */
-static __always_inline __u32 charge_owner(struct thread_state *ts, struct conn_state *c, __u64 now)
+static __always_inline void count_n(__u32 idx, __u64 n)
 {
-	if (!c)
-		c = bpf_map_lookup_elem(&conns, &ts->owner);
-	/* The owner may have been reported (idle flush), or closed: then drop the slice. */
-	if (!c || c->conn_id != ts->owner_conn_id || c->seq != ts->owner_seq || c->phase == PHASE_FLUSHED)
-		return PHASE_IDLE;
-	if (ts->oncpu_since) {
-		__sync_fetch_and_add(&c->cpu_ns, now - ts->oncpu_since);
-		ts->oncpu_since = now;
-	}
-	return c->phase;
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		*v += n;
 }
 
-/* Charge whatever the calling thread ran since its last charge to its current owner; `key`
- * and `c` are the connection in hand, usually that owner (saves a lookup). Returns the
- * thread's state (NULL for a thread that never served), for set_owner(). */
-static __always_inline struct thread_state *settle_current_thread(__u32 tid, __u64 now,
-								  struct conn_key *key,
-								  struct conn_state *c)
+/* Close the on-CPU stretch so far into the thread's pending segment. */
+static __always_inline void take_slice(struct thread_state *ts, __u64 now)
+{
+	if (ts->oncpu_since) {
+		ts->pending_ns += now - ts->oncpu_since;
+		ts->oncpu_since = now;
+	}
+}
+
+/* Is `c` still the request (conn_id, seq) and open for charging? */
+static __always_inline bool is_live(struct conn_state *c, __u64 conn_id, __u32 seq)
+{
+	return c && c->conn_id == conn_id && c->seq == seq && c->phase != PHASE_FLUSHED;
+}
+
+/* The thread's owner, when it is still the request it was (not reported or closed). */
+static __always_inline struct conn_state *live_owner(struct thread_state *ts)
+{
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &ts->owner);
+	return is_live(c, ts->owner_conn_id, ts->owner_seq) ? c : NULL;
+}
+
+/* Charge the pending segment to `c`. */
+static __always_inline void charge(struct thread_state *ts, struct conn_state *c, bool apportioned)
+{
+	if (!ts->pending_ns)
+		return;
+	__sync_fetch_and_add(&c->cpu_ns, ts->pending_ns);
+	if (apportioned)
+		c->flags |= PC_F_CPU_APPORTIONED;
+	ts->pending_ns = 0;
+}
+
+static __always_inline void charge_nobody(struct thread_state *ts)
+{
+	if (ts->pending_ns)
+		count_n(PC_CNT_CPU_UNATTRIBUTED_NS, ts->pending_ns);
+	ts->pending_ns = 0;
+}
+
+/* Are requests other than the owner waiting for their handler on this thread? */
+static __always_inline bool others_waiting(struct thread_state *ts)
+{
+	for (int i = 0; i < FRESH_MAX; i++) {
+		if (i >= ts->n_fresh)
+			break;
+		if (ts->fresh[i].conn_id != ts->owner_conn_id || ts->fresh[i].seq != ts->owner_seq)
+			return true;
+	}
+	return false;
+}
+
+/* Charge the pending segment by the owner rule; false when there is no live owner. */
+static __always_inline bool charge_owner(struct thread_state *ts, struct conn_state *owner)
+{
+	if (ts->owner_closed || !owner)
+		return false;
+	charge(ts, owner, others_waiting(ts));
+	return true;
+}
+
+/* A request this thread just began reading: its handler has not acted yet. The oldest entry
+ * goes when the list is full (its handler is long overdue). */
+static __always_inline void push_fresh(struct thread_state *ts, struct pc_conn_key *key, struct conn_state *c)
+{
+	__u32 n = ts->n_fresh;
+	if (n >= FRESH_MAX) {
+		for (int i = 0; i < FRESH_MAX - 1; i++)
+			ts->fresh[i] = ts->fresh[i + 1];
+		n = FRESH_MAX - 1;
+	}
+	struct fresh_request *f = &ts->fresh[n & (FRESH_MAX - 1)];
+	f->key = *key;
+	f->conn_id = c->conn_id;
+	f->seq = c->seq;
+	ts->n_fresh = n + 1;
+}
+
+/* Forget entry `at` (the request acted: it answered or called out). */
+static __always_inline void drop_fresh_at(struct thread_state *ts, __u32 at)
+{
+	for (int i = 0; i < FRESH_MAX - 1; i++) {
+		if (i >= at && i + 1 < ts->n_fresh)
+			ts->fresh[i] = ts->fresh[i + 1];
+	}
+	if (ts->n_fresh)
+		ts->n_fresh -= 1;
+}
+
+static __always_inline void drop_fresh(struct thread_state *ts, __u64 conn_id, __u32 seq)
+{
+	for (int i = 0; i < FRESH_MAX; i++) {
+		if (i >= ts->n_fresh)
+			break;
+		if (ts->fresh[i].conn_id == conn_id && ts->fresh[i].seq == seq) {
+			drop_fresh_at(ts, i);
+			return;
+		}
+	}
+}
+
+/* The oldest fresh request that is still being read (stale entries are dropped); removed. */
+static __always_inline struct conn_state *pop_fresh(struct thread_state *ts, struct pc_conn_key *key)
+{
+	for (int i = 0; i < FRESH_MAX; i++) {
+		if (!ts->n_fresh)
+			break;
+		struct fresh_request f = ts->fresh[0];
+		drop_fresh_at(ts, 0);
+		struct conn_state *c = bpf_map_lookup_elem(&conns, &f.key);
+		if (is_live(c, f.conn_id, f.seq) && c->phase == PHASE_READING) {
+			*key = f.key;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* The calling thread's state with its pending segment brought up to now (created, with an
+ * empty segment, the first time the thread touches a tracked socket). */
+static __always_inline struct thread_state *current_thread(__u32 tid, __u64 now)
 {
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
 	if (ts) {
-		bool same = ts->owner.tgid == key->tgid && ts->owner.fd == key->fd;
-		charge_owner(ts, same ? c : NULL, now);
+		take_slice(ts, now);
+		return ts;
 	}
-	return ts;
+	struct thread_state fresh = { .oncpu_since = now }; /* we are running right now */
+	bpf_map_update_elem(&threads, &tid, &fresh, BPF_ANY);
+	return bpf_map_lookup_elem(&threads, &tid);
 }
 
-/* After settle_current_thread(): make `c` the owner of the calling thread. */
-static __always_inline void set_owner(struct thread_state *ts, __u32 tid, struct conn_key *key,
-				      struct conn_state *c, __u64 now)
+/* Make request `c` (on `key`) the owner of the thread. */
+static __always_inline void set_owner(struct thread_state *ts, struct pc_conn_key *key, struct conn_state *c)
 {
-	if (!ts) {
-		struct thread_state fresh = {
-			.owner = *key,
-			.owner_conn_id = c->conn_id,
-			.owner_seq = c->seq,
-			.oncpu_since = now, /* we are running right now */
-		};
-		bpf_map_update_elem(&threads, &tid, &fresh, BPF_ANY);
-		return;
-	}
 	ts->owner = *key;
 	ts->owner_conn_id = c->conn_id;
 	ts->owner_seq = c->seq;
-	ts->oncpu_since = now;
 	ts->owner_closed = 0;
 }
 
@@ -82,14 +184,20 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	/* Only threads that ever served a tracked request are in the map. */
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (ts) {
-		__u32 phase = charge_owner(ts, NULL, now);
+		take_slice(ts, now);
 		ts->oncpu_since = 0;
-		/* Going to sleep once the response has started: the request's work is done. */
-		if (!preempt && phase != PHASE_READING)
-			ts->owner_closed = 1;
+		/* A sleep ends the segment (a preemption does not): it was the owner's, its handler
+		 * awaiting or its epilogue; once the response has started, the owner is done. */
+		if (!preempt) {
+			struct conn_state *owner = live_owner(ts);
+			if (!charge_owner(ts, owner))
+				charge_nobody(ts);
+			if (!owner || owner->phase != PHASE_READING)
+				ts->owner_closed = 1;
+		}
 	}
 	ts = bpf_map_lookup_elem(&threads, &next_tid);
-	if (ts && !ts->owner_closed)
+	if (ts)
 		ts->oncpu_since = now;
 	return 0;
 }
@@ -134,11 +242,39 @@ static __always_inline __u64 clamp_pages(__s64 file, __s64 anon, __s64 shmem)
 }
 
 /*
- * The calling process's VmRSS in pages: file + anon + shmem (kernel >= 6.2 layout), each
- * clamped at zero. MM_FILEPAGES = 0, MM_ANONPAGES = 1, MM_SHMEMPAGES = 3 (stable enum).
+ * Kernels before 6.2 keep RSS in atomic counters (struct mm_rss_stat), and /proc reads exactly
+ * those: the atomics are the exact value there. The ___pre62 flavours let CO-RE find them.
+ */
+struct mm_rss_stat___pre62 {
+	atomic_long_t count[4];
+} __attribute__((preserve_access_index));
+
+struct mm_struct___pre62 {
+	struct mm_rss_stat___pre62 rss_stat;
+} __attribute__((preserve_access_index));
+
+static __always_inline __s64 rss_atomic(struct mm_struct___pre62 *mm, int idx)
+{
+	__s64 v = 0;
+	bpf_core_read(&v, sizeof(v), &mm->rss_stat.count[idx].counter);
+	return v;
+}
+
+/*
+ * The calling process's VmRSS in pages: file + anon + shmem, each clamped at zero.
+ * MM_FILEPAGES = 0, MM_ANONPAGES = 1, MM_SHMEMPAGES = 3 (stable enum). Which layout the kernel
+ * has is a CO-RE constant: the other branch is dead code the verifier never walks, so the
+ * >= 6.2 branch's bpf_get_current_task_btf (5.11) costs older kernels nothing.
  */
 static __always_inline __u64 process_rss_pages(struct server_process *proc, __u64 now)
 {
+	if (bpf_core_type_exists(struct mm_rss_stat___pre62)) {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		struct mm_struct___pre62 *mm = (void *)BPF_CORE_READ(task, mm);
+		if (mm)
+			proc->rss_pages = clamp_pages(rss_atomic(mm, 0), rss_atomic(mm, 1), rss_atomic(mm, 3));
+		return proc->rss_pages;
+	}
 	struct mm_struct *mm = bpf_get_current_task_btf()->mm;
 	if (!mm)
 		return proc->rss_pages;

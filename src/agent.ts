@@ -7,6 +7,7 @@ import type { DecodedRecord } from './decode/records.ts';
 import { ProcessInfoCache } from './enrich/process-info.ts';
 import { CorrelationExtractor } from './http/correlation.ts';
 import { LoaderProcess } from './loader/loader-process.ts';
+import { kernelOf } from './loader/kernel-info.ts';
 import type { Logger } from './log.ts';
 import { AgentMetrics } from './metrics/agent-metrics.ts';
 import { SpanBuilder } from './otel/span-builder.ts';
@@ -126,6 +127,7 @@ export class Agent {
         processes: config.processes,
         // With --namespace/--pods the filter starts closed, until the allowed pods are known.
         cgroups: config.namespaces.length || config.podNames.length ? [CLOSED_CGROUP_FILTER] : [],
+        kernelVariants: config.kernelVariants,
       },
       {
         onRecord: (rec) => this.handleRecord(rec),
@@ -169,9 +171,11 @@ export class Agent {
     });
     const info = this.loader.loaderInfo;
     const programs = Array.isArray(info?.programs) ? info.programs.length : 0;
+    const kernel = kernelOf(info);
+    const variants = Object.entries(kernel.variants).map(([k, v]) => `${k} ${v}`).join(', ');
     this.log.info(
-      `perfcatch agent: ${programs} eBPF programs attached; API on http://${this.config.apiHost}:${this.api.port}; ` +
-        `OTLP ${this.config.otlpEndpoint ?? 'off'}`,
+      `perfcatch agent: ${programs} eBPF programs attached on kernel ${kernel.release ?? '?'} (${variants}); ` +
+        `API on http://${this.config.apiHost}:${this.api.port}; OTLP ${this.config.otlpEndpoint ?? 'off'}`,
     );
   }
 
@@ -232,7 +236,7 @@ export class Agent {
         status: this.captureUp ? 'ok' : 'capture_down',
         ...(this.captureUp ? {} : { reason: this.captureDownReason }),
         programs: Array.isArray(info?.programs) ? info.programs : [],
-        kernel: info?.kernel ?? null,
+        kernel: kernelOf(info),
         buffer: { size: this.store.size, capacity: this.store.capacity },
         otlp: this.config.otlpEndpoint
           ? { endpoint: this.config.otlpEndpoint, ...this.exportQueue?.counters }

@@ -56,6 +56,8 @@ export interface AgentConfig {
   nice: number;
   /** Run under SCHED_IDLE: only CPU time no other task wants. */
   schedIdle: boolean;
+  /** Older kernel variants forced on the loader (`--variants`): e.g. "syscall_args=enter_map". */
+  kernelVariants: string[];
 }
 
 /** A configuration problem, with a one-line message naming the flag or environment variable. */
@@ -77,6 +79,9 @@ interface OptionSpec {
   description: string;
   defaultText: string;
 }
+
+/** Variants the loader can be told to use instead of the newer ones it probed (loader --variants). */
+export const KERNEL_DOWNGRADES = ['syscall_args=enter_map', 'idle_flush=loader_scan'] as const;
 
 const OPTIONS = [
   { flag: '--api-host', env: ['PERFCATCH_API_HOST'], arg: 'HOST', description: 'address the HTTP API listens on', defaultText: '127.0.0.1' },
@@ -104,6 +109,7 @@ const OPTIONS = [
   { flag: '--kubeconfig', env: ['PERFCATCH_KUBECONFIG', 'KUBECONFIG'], arg: 'PATH', description: 'kubeconfig for the pod watch', defaultText: 'in-cluster' },
   { flag: '--nice', env: ['PERFCATCH_NICE'], arg: 'N', description: 'nice value of the agent and loader (0-19), used with --sched-idle=false', defaultText: '10' },
   { flag: '--sched-idle', env: ['PERFCATCH_SCHED_IDLE'], arg: null, description: 'run the agent and loader under SCHED_IDLE (on by default; =false to use --nice): they only use CPU the applications leave, and what they cannot keep up with is shed and counted', defaultText: 'on' },
+  { flag: '--kernel-variants', env: ['PERFCATCH_KERNEL_VARIANTS'], arg: 'LIST', description: `use older kernels' variants although this kernel has newer features: ${KERNEL_DOWNGRADES.join(', ')} (tests; a way around a misbehaving newer path)`, defaultText: 'none (probed)' },
   { flag: '--remote-write-url', env: ['PERFCATCH_REMOTE_WRITE_URL'], arg: 'URL', description: 'Prometheus remote-write endpoint for per-request samples (VictoriaMetrics, Mimir)', defaultText: 'none' },
 ] as const satisfies readonly OptionSpec[];
 
@@ -175,6 +181,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     podNames: [],
     nice: orDefault(raw('--nice'), (v) => parseInteger(v, 0, 19), 10),
     schedIdle: orDefault(raw('--sched-idle'), parseBoolean, true),
+    kernelVariants: orDefault(raw('--kernel-variants'), parseKernelVariants, []),
     otlpMetricsIntervalMs: orDefault(
       env.OTEL_METRIC_EXPORT_INTERVAL ? { source: 'OTEL_METRIC_EXPORT_INTERVAL', text: env.OTEL_METRIC_EXPORT_INTERVAL } : undefined,
       (v) => parseInteger(v, 100, 3_600_000),
@@ -192,6 +199,14 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     throw new ConfigError('--otlp-metrics: needs an OTLP endpoint (--otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)');
   }
   return config;
+}
+
+function parseKernelVariants(v: RawValue): string[] {
+  const items = splitList(v, `a comma-separated list of ${KERNEL_DOWNGRADES.join(', ')}`);
+  for (const item of items) {
+    if (!(KERNEL_DOWNGRADES as readonly string[]).includes(item)) fail(v, `one or more of ${KERNEL_DOWNGRADES.join(', ')}`);
+  }
+  return items;
 }
 
 function parseHttpUrl(v: RawValue): string {

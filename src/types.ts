@@ -43,6 +43,10 @@ export interface RequestRecord {
   remote_port: number;
   duration_ms: number;
   cpu_time_ms: number;
+  /** How cpu_time_ms was attributed (bpf/resource_tracker.bpf.h): every CPU segment by where
+   * it ended or by the thread's only request ("exact"); some by the owner rule while other
+   * requests on that thread were waiting ("apportioned"); no CPU seen at all ("unknown"). */
+  cpu_attribution: CpuAttribution;
   memory_rss_bytes: number;
   bytes_received: number;
   bytes_sent: number;
@@ -52,6 +56,8 @@ export interface RequestRecord {
   http_status: number | null;
   dependencies: DependencyRecord[];
 }
+
+export type CpuAttribution = 'exact' | 'apportioned' | 'unknown';
 
 /** Loss and throughput counters, reported on /health and /metrics. */
 export interface PipelineCounters {

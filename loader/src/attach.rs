@@ -8,8 +8,8 @@ use aya::programs::{Program, ProgramError};
 use aya::{Btf, Ebpf};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
-/// Name prefix of programs the agent can run without.
-const OPTIONAL_PREFIX: &str = "perfcatch_";
+use crate::features::Plan;
+
 
 /// What a section name asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -117,11 +117,16 @@ impl std::error::Error for AttachError {
     }
 }
 
-/// Loads and attaches every program whose section we understand, in name order (stable logs).
-/// Returns the names attached. Links live as long as `ebpf`; dropping it detaches everything.
-/// Programs named `perfcatch_*` are optional (the idle flush needs a newer kernel than the
-/// rest): if the kernel refuses one, the loader says so and goes on without it.
-pub fn attach_all(ebpf: &mut Ebpf, sections: &HashMap<String, String>, btf: &Btf) -> Result<Vec<String>, AttachError> {
+/// Loads and attaches every program whose section we understand, in name order (stable logs),
+/// as `plan` says (crate::features: programs of a variant not chosen are skipped; an optional
+/// one the kernel refuses is left out with a warning). Returns the names attached. Links live
+/// as long as `ebpf`; dropping it detaches everything.
+pub fn attach_all(
+    ebpf: &mut Ebpf,
+    sections: &HashMap<String, String>,
+    btf: &Btf,
+    plan: impl Fn(&str) -> Plan,
+) -> Result<Vec<String>, AttachError> {
     let mut names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
     names.sort();
     if sections.values().any(|s| matches!(hook_for_section(s), Hook::TracePoint { .. })) {
@@ -129,6 +134,11 @@ pub fn attach_all(ebpf: &mut Ebpf, sections: &HashMap<String, String>, btf: &Btf
     }
     let mut attached = Vec::new();
     for name in names {
+        let optional = match plan(&name) {
+            Plan::Skip => continue,
+            Plan::Optional => true,
+            Plan::Required => false,
+        };
         let section = sections.get(&name).ok_or_else(|| AttachError::NoSection { program: name.clone() })?;
         let prog = ebpf.program_mut(&name).expect("name came from programs()");
         let kernel =
@@ -138,7 +148,7 @@ pub fn attach_all(ebpf: &mut Ebpf, sections: &HashMap<String, String>, btf: &Btf
             (Hook::TracePoint { category, name: tp }, Program::TracePoint(p)) => {
                 let result = p.load().and_then(|()| p.attach(category, tp).map(|_| ()));
                 match result {
-                    Err(e) if name.starts_with(OPTIONAL_PREFIX) => {
+                    Err(e) if optional => {
                         log::warn!("optional program {name} not attached ({}); continuing without it", crate::error_chain_line(&e));
                         continue;
                     }

@@ -4,7 +4,9 @@
 
 mod attach;
 mod drain;
+mod features;
 mod filters;
+mod idle_flush;
 mod record;
 
 use std::error::Error;
@@ -21,6 +23,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::drain::Output;
+use crate::features::{Features, Variants};
+use crate::idle_flush::IdleFlush;
 use crate::filters::{Command, FilterSet, Filters};
 use crate::record::*;
 
@@ -42,6 +46,9 @@ const USAGE: &str = "usage: perfcatch-loader --bpf-object PATH [options]
   --stats-interval-ms N       stats record period (default 1000)
   --idle-flush-ms N           report a request once its connection has been quiet this long
                               after the response (default 500; 0 = only at the next request)
+  --variants LIST             use the older kernels' variants although this kernel has newer
+                              features: syscall_args=enter_map, idle_flush=loader_scan (tests,
+                              and a way around a misbehaving newer path)
   --pids LIST                 only trace these process ids
   --ports LIST                only trace connections accepted on these local ports
   --cgroups LIST              only trace these cgroup v2 ids
@@ -62,6 +69,7 @@ struct Config {
     drain_interval_ms: u64,
     stats_interval_ms: u64,
     idle_flush_ms: u64,
+    downgrade: features::Downgrade,
     filters: Vec<FilterSet>,
 }
 
@@ -104,6 +112,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
         drain_interval_ms: 50,
         stats_interval_ms: 1000,
         idle_flush_ms: 500,
+        downgrade: features::Downgrade::default(),
         filters: Vec::new(),
     };
     let mut it = args.iter();
@@ -126,6 +135,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             "--drain-interval-ms",
             "--stats-interval-ms",
             "--idle-flush-ms",
+            "--variants",
             "--pids",
             "--ports",
             "--cgroups",
@@ -153,6 +163,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             "--drain-interval-ms" => cfg.drain_interval_ms = parse_num(flag, &v, 1, 60_000)?,
             "--stats-interval-ms" => cfg.stats_interval_ms = parse_num(flag, &v, 1, 3_600_000)?,
             "--idle-flush-ms" => cfg.idle_flush_ms = parse_num(flag, &v, 0, 3_600_000)?,
+            "--variants" => cfg.downgrade = features::Downgrade::parse(&v).map_err(|e| format!("--variants: {e}"))?,
             _ => {
                 let set = filters::parse_filter(&flag[2..], &v).map_err(|e| format!("{flag}: {e}"))?;
                 cfg.filters.push(set);
@@ -308,12 +319,15 @@ fn json_str(s: &str) -> String {
     out
 }
 
-fn loader_info_json(cfg: &Config, programs: &[String], kernel: &str, pid: u32) -> String {
+fn loader_info_json(cfg: &Config, programs: &[String], kernel: &str, variants: &Variants, pid: u32) -> String {
     let progs: Vec<String> = programs.iter().map(|p| json_str(p)).collect();
     format!(
-        "{{\"abi\":{PC_ABI_VERSION},\"programs\":[{}],\"kernel\":{},\"capture_request_bytes\":{},\"capture_response_bytes\":{},\"ringbuf_bytes\":{},\"pid\":{pid}}}",
+        "{{\"abi\":{PC_ABI_VERSION},\"programs\":[{}],\"kernel\":{},\"variants\":{{\"syscall_args\":{},\"idle_flush\":{},\"rss\":{}}},\"capture_request_bytes\":{},\"capture_response_bytes\":{},\"ringbuf_bytes\":{},\"pid\":{pid}}}",
         progs.join(","),
         json_str(kernel),
+        json_str(variants.syscall_args),
+        json_str(variants.idle_flush),
+        json_str(variants.rss),
         cfg.capture_req_bytes,
         cfg.capture_resp_bytes,
         cfg.ringbuf_bytes,
@@ -347,6 +361,7 @@ struct Running {
     filters: Filters,
     ring: RingBuf<MapData>,
     counters: PerCpuArray<MapData, u64>,
+    idle_flush: IdleFlush,
 }
 
 fn start(cfg: &Config, out: &mut Output<File>) -> Result<Running, Fatal> {
@@ -368,6 +383,12 @@ fn start(cfg: &Config, out: &mut Output<File>) -> Result<Running, Fatal> {
     let btf = Btf::from_sys_fs()
         .map_err(|e| fatal(EXIT_NO_BTF, format!("cannot parse {KERNEL_BTF}: {}", error_chain_line(&e))))?;
     bump_memlock();
+    let features = Features::probe(&btf).downgraded(&cfg.downgrade);
+    if !features.ringbuf {
+        return Err(fatal(EXIT_OLD_KERNEL, format!("kernel {release} lacks the BPF ring buffer (bpf_ringbuf_output, Linux 5.8)")));
+    }
+    let mut variants = features.variants();
+    let args_at_enter = u8::from(variants.syscall_args == "enter_map");
 
     let wakeup_bytes = cfg.ringbuf_bytes as u64 / 4;
     // Past half full the loader is behind: the kernel stops capturing payloads first.
@@ -379,6 +400,7 @@ fn start(cfg: &Config, out: &mut Output<File>) -> Result<Running, Fatal> {
         .override_global("capture_resp_bytes", &cfg.capture_resp_bytes, true)
         .override_global("wakeup_bytes", &wakeup_bytes, true)
         .override_global("shed_capture_bytes", &shed_capture_bytes, true)
+        .override_global("args_at_enter", &args_at_enter, true)
         .load(&elf)
         .map_err(|e| classify(&format!("loading {}", cfg.bpf_object), &e))?;
 
@@ -401,24 +423,30 @@ fn start(cfg: &Config, out: &mut Output<File>) -> Result<Running, Fatal> {
         .ok_or_else(|| fatal(EXIT_LOAD, "BPF object has no map 'counters'"))
         .and_then(|m| PerCpuArray::try_from(m).map_err(|e| classify("map 'counters'", &e)))?;
 
-    let programs = attach::attach_all(&mut ebpf, &sections, &btf).map_err(|e| classify("attaching", &e))?;
+    let programs = attach::attach_all(&mut ebpf, &sections, &btf, |name| features::plan_for(name, &variants))
+        .map_err(|e| classify("attaching", &e))?;
     if programs.is_empty() {
         return Err(fatal(EXIT_LOAD, format!("{} has no program this loader can attach", cfg.bpf_object)));
     }
-    let json = loader_info_json(cfg, &programs, &release, me);
+    let idle_flush = IdleFlush::new(&mut ebpf, &programs).map_err(|e| fatal(EXIT_LOAD, e))?;
+    variants.idle_flush = idle_flush.variant();
+    let json = loader_info_json(cfg, &programs, &release, &variants, me);
     let hdr = PcLoaderInfo { r#type: PC_REC_LOADER_INFO, len: json.len() as u32 };
     let mut hdr_bytes = hdr.r#type.to_le_bytes().to_vec();
     hdr_bytes.extend_from_slice(&hdr.len.to_le_bytes());
     out.write_frame(&[&hdr_bytes, json.as_bytes()]).and_then(|_| out.flush()).map_err(|e| output_fatal(&e))?;
     log::info!(
-        "attached {} programs on kernel {release} (capture {}/{} bytes, ring buffer {} bytes, pid {me}): {}",
+        "attached {} programs on kernel {release} (variants: syscall args {}, idle flush {}, rss {}; capture {}/{} bytes, ring buffer {} bytes, pid {me}): {}",
         programs.len(),
+        variants.syscall_args,
+        variants.idle_flush,
+        variants.rss,
         cfg.capture_req_bytes,
         cfg.capture_resp_bytes,
         cfg.ringbuf_bytes,
         programs.join(",")
     );
-    Ok(Running { ebpf, filters, ring, counters })
+    Ok(Running { ebpf, filters, ring, counters, idle_flush })
 }
 
 fn map_fatal(what: &str, e: &filters::FilterError) -> Fatal {
@@ -479,17 +507,9 @@ fn handle_command(
     Ok(())
 }
 
-/// Triggers the idle flush: bpf/idle_flush.bpf.h watches for this prctl() option, which no
-/// kernel defines (the call itself fails with EINVAL, as intended), and reports requests whose
-/// connection has been quiet for `idle_ns`.
-fn trigger_idle_flush(idle_ns: u64) {
-    // SAFETY: prctl with an unknown option only returns EINVAL; no memory is passed.
-    unsafe { libc::prctl(PC_FLUSH_PRCTL, idle_ns as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
-}
-
 /// Main loop. Returns when stdin closes or on SIGTERM/SIGINT; dropping `run` then detaches.
 async fn run_loop(cfg: &Config, run: Running, out: &mut Output<File>) -> io::Result<()> {
-    let Running { ebpf, mut filters, ring, counters } = run;
+    let Running { ebpf, mut filters, ring, counters, mut idle_flush } = run;
     // SAFETY: the AsyncFd owns the RingBuf, so the fd stays open for as long as it is registered.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }?;
     let mut drain_tick = tokio::time::interval(Duration::from_millis(cfg.drain_interval_ms));
@@ -514,7 +534,7 @@ async fn run_loop(cfg: &Config, run: Running, out: &mut Output<File>) -> io::Res
             }
             _ = drain_tick.tick() => { drain::drain_pass(ring.get_mut(), out)?; }
             _ = stats_tick.tick() => write_stats(&counters, out)?,
-            _ = flush_tick.tick(), if idle_ns > 0 => trigger_idle_flush(idle_ns),
+            _ = flush_tick.tick(), if idle_ns > 0 => idle_flush.trigger(idle_ns),
             line = control.recv() => match line {
                 Some(line) => handle_command(&line, &mut filters, &counters, out)?,
                 None => break "stdin closed",
@@ -651,10 +671,11 @@ mod tests {
     #[test]
     fn loader_info_is_json() {
         let c = cfg("--bpf-object o");
-        let j = loader_info_json(&c, &["a".into(), "b\"c".into()], "6.1\\x", 42);
+        let v = Variants { syscall_args: "exit_regs", idle_flush: "kernel_walk", rss: "percpu_sum" };
+        let j = loader_info_json(&c, &["a".into(), "b\"c".into()], "6.1\\x", &v, 42);
         assert_eq!(
             j,
-            r#"{"abi":1,"programs":["a","b\"c"],"kernel":"6.1\\x","capture_request_bytes":4096,"capture_response_bytes":512,"ringbuf_bytes":16777216,"pid":42}"#
+            r#"{"abi":1,"programs":["a","b\"c"],"kernel":"6.1\\x","variants":{"syscall_args":"exit_regs","idle_flush":"kernel_walk","rss":"percpu_sum"},"capture_request_bytes":4096,"capture_response_bytes":512,"ringbuf_bytes":16777216,"pid":42}"#
         );
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["programs"][1], "b\"c");

@@ -7,6 +7,10 @@ pub const PC_ABI_VERSION: u32 = 1;
 pub const PC_DATA_MAX: usize = 4096;
 /// prctl() option that triggers the idle flush (#define PC_FLUSH_PRCTL).
 pub const PC_FLUSH_PRCTL: libc::c_int = 0x5043_4631;
+/// Third prctl() argument for the listed idle flush (#define PC_FLUSH_LISTED).
+pub const PC_FLUSH_LISTED: libc::c_ulong = 1;
+/// Entries of struct pc_flush_list (#define PC_FLUSH_LIST_MAX).
+pub const PC_FLUSH_LIST_MAX: usize = 64;
 pub const PC_DATA_HDR_SIZE: usize = 24;
 
 // enum pc_record_type
@@ -26,6 +30,7 @@ pub const PC_F_NO_RSS: u32 = 1 << 5;
 pub const PC_F_PIPELINED: u32 = 1 << 6;
 pub const PC_F_IDLE_FLUSH: u32 = 1 << 7;
 pub const PC_F_LATE_WRITE: u32 = 1 << 8;
+pub const PC_F_CPU_APPORTIONED: u32 = 1 << 9;
 
 // enum pc_dependency_flags
 pub const PC_DF_NEW_CONNECTION: u32 = 1 << 0;
@@ -52,7 +57,8 @@ pub const PC_CNT_RB_DROP_DEPENDENCY: u32 = 9;
 pub const PC_CNT_DEP_UNATTRIBUTED: u32 = 10;
 pub const PC_CNT_CLIENT_CONNS: u32 = 11;
 pub const PC_CNT_IDLE_FLUSHES: u32 = 12;
-pub const PC_CNT_MAX: usize = 13;
+pub const PC_CNT_CPU_UNATTRIBUTED_NS: u32 = 13;
+pub const PC_CNT_MAX: usize = 14;
 
 // enum pc_loader_counter (indexes of pc_stats.loader)
 pub const PC_LCNT_RECORDS_OUT: usize = 0;
@@ -161,6 +167,34 @@ pub struct PcFilterCfg {
 
 // SAFETY: repr(C), only integer fields and no padding, so every bit pattern is valid.
 unsafe impl aya::Pod for PcFilterCfg {}
+
+/// struct pc_conn_key: key of the kernel's "conns" map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PcConnKey {
+    pub tgid: u32,
+    pub fd: u32,
+}
+
+/// struct pc_flush_list: value at key 0 of the array map "flush_list".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PcFlushList {
+    pub n: u32,
+    pub _pad: u32,
+    pub keys: [PcConnKey; PC_FLUSH_LIST_MAX],
+}
+
+impl Default for PcFlushList {
+    fn default() -> Self {
+        PcFlushList { n: 0, _pad: 0, keys: [PcConnKey::default(); PC_FLUSH_LIST_MAX] }
+    }
+}
+
+// SAFETY: repr(C), only integer fields and no padding, so every bit pattern is valid.
+unsafe impl aya::Pod for PcConnKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for PcFlushList {}
 
 // Byte offsets the loader touches directly in ring-buffer items.
 pub const REQ_START_NS_OFF: usize = std::mem::offset_of!(PcRequest, start_ns);

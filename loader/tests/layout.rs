@@ -176,6 +176,8 @@ fn structs_match_btf() {
         size_of::<PcFilterCfg>(),
         fields!(PcFilterCfg { pids_on, ports_on, cgroups_on, comms_on }),
     );
+    check_struct(&types, "pc_conn_key", size_of::<PcConnKey>(), fields!(PcConnKey { tgid, fd }));
+    check_struct(&types, "pc_flush_list", size_of::<PcFlushList>(), fields!(PcFlushList { n, _pad, keys }));
 }
 
 #[test]
@@ -205,6 +207,7 @@ fn enums_match_btf() {
             ("PC_F_PIPELINED", PC_F_PIPELINED as i64),
             ("PC_F_IDLE_FLUSH", PC_F_IDLE_FLUSH as i64),
             ("PC_F_LATE_WRITE", PC_F_LATE_WRITE as i64),
+            ("PC_F_CPU_APPORTIONED", PC_F_CPU_APPORTIONED as i64),
         ],
     );
     check_enum(
@@ -240,6 +243,7 @@ fn enums_match_btf() {
             ("PC_CNT_DEP_UNATTRIBUTED", PC_CNT_DEP_UNATTRIBUTED as i64),
             ("PC_CNT_CLIENT_CONNS", PC_CNT_CLIENT_CONNS as i64),
             ("PC_CNT_IDLE_FLUSHES", PC_CNT_IDLE_FLUSHES as i64),
+            ("PC_CNT_CPU_UNATTRIBUTED_NS", PC_CNT_CPU_UNATTRIBUTED_NS as i64),
             ("PC_CNT_MAX", PC_CNT_MAX as i64),
         ],
     );

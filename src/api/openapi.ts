@@ -126,6 +126,7 @@ export const OPENAPI = {
           remote_port: int,
           duration_ms: num,
           cpu_time_ms: num,
+          cpu_attribution: { type: 'string', enum: ['exact', 'apportioned', 'unknown'] },
           memory_rss_bytes: int,
           bytes_received: int,
           bytes_sent: int,

@@ -22,6 +22,7 @@ export const RequestFlags = {
   PIPELINED: 1 << 6,
   IDLE_FLUSH: 1 << 7,
   LATE_WRITE: 1 << 8,
+  CPU_APPORTIONED: 1 << 9,
 } as const;
 
 export const DependencyFlags = {
@@ -52,8 +53,9 @@ export const KERNEL_COUNTERS = [
   'dep_unattributed',
   'client_conns',
   'idle_flushes',
+  'cpu_unattributed_ns',
 ] as const;
-export const PC_CNT_MAX = 13;
+export const PC_CNT_MAX = 14;
 
 /** enum pc_loader_counter, by index (PC_LCNT_MAX leaves room for more). */
 export const LOADER_COUNTERS = ['records_out', 'malformed', 'drains'] as const;
@@ -132,11 +134,11 @@ export const DATA = {
 
 /** struct pc_stats */
 export const STATS = {
-  size: 144,
+  size: 152,
   type: 0,
   n_kernel: 4,
   kernel: 8,
-  loader: 112,
+  loader: 120,
 } as const;
 
 /** struct pc_loader_info (followed by len bytes of JSON) */

@@ -32,6 +32,8 @@ export interface LoaderOptions {
   processes: string[];
   /** Initial cgroup filter ("0" closes it until the allowed cgroups are known). */
   cgroups: string[];
+  /** Older kernel variants to force (loader --variants). */
+  kernelVariants: string[];
 }
 
 export interface LoaderHandlers {
@@ -90,6 +92,7 @@ export class LoaderProcess {
       if (this.filters.ports.length) args.push('--ports', this.filters.ports.join(','));
       if (this.filters.processes.length) args.push('--comms', this.filters.processes.join(','));
       if (this.opts.cgroups.length) args.push('--cgroups', this.opts.cgroups.join(','));
+      if (this.opts.kernelVariants.length) args.push('--variants', this.opts.kernelVariants.join(','));
 
       const child = spawn(this.opts.loaderPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
       this.child = child;

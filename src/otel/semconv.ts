@@ -37,6 +37,8 @@ export const ATTR_HOST_NAME = 'host.name';
 
 // PerfCatch's own measurements.
 export const ATTR_PERFCATCH_CPU_TIME_NS = 'perfcatch.cpu_time_ns';
+/** exact | apportioned | unknown: how the kernel attributed perfcatch.cpu_time_ns. */
+export const ATTR_PERFCATCH_CPU_ATTRIBUTION = 'perfcatch.cpu_attribution';
 export const ATTR_PERFCATCH_MEMORY_RSS_BYTES = 'perfcatch.memory_rss_bytes';
 export const ATTR_PERFCATCH_CORRELATION_ID = 'perfcatch.correlation_id';
 export const ATTR_PERFCATCH_REQUEST_ID = 'perfcatch.request_id';

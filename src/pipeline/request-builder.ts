@@ -9,7 +9,8 @@ import { HeaderSelection, parseRequestHead, parseResponseHead, type HttpRequestH
 import { routeTemplate } from '../http/route.ts';
 import { parseTraceParent, type TraceParent } from '../http/traceparent.ts';
 import { newSpanId, newTraceId } from '../otel/ids.ts';
-import type { RequestRecord } from '../types.ts';
+import { RequestFlags } from '../decode/layout.ts';
+import type { CpuAttribution, RequestRecord } from '../types.ts';
 import type { PodMetadata } from '../k8s/pod-index.ts';
 import type { PodMetadataResolver } from '../k8s/pod-metadata.ts';
 import { buildDependency, exchangeKey, type BuiltDependency } from './dependency-builder.ts';
@@ -62,6 +63,11 @@ function requestHeaders(correlation: CorrelationExtractor): HeaderSelection {
   return selection;
 }
 
+function cpuAttribution(flags: number, cpuNs: number): CpuAttribution {
+  if (flags & RequestFlags.CPU_APPORTIONED) return 'apportioned';
+  return cpuNs > 0 ? 'exact' : 'unknown';
+}
+
 export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): BuiltRequest {
   const k = a.kernel;
   const http = parseRequestHead(a.requestHead, requestHeaders(opts.correlation));
@@ -94,6 +100,7 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     remote_port: k.remotePort,
     duration_ms: Number(durationNs) / 1e6,
     cpu_time_ms: k.cpuNs / 1e6,
+    cpu_attribution: cpuAttribution(k.flags, k.cpuNs),
     memory_rss_bytes: rss,
     bytes_received: a.bytesReceived,
     bytes_sent: k.bytesSent,

@@ -43,6 +43,7 @@ function record(i: number): RequestRecord {
     remote_port: 40000 + (i % 20000),
     duration_ms: 12.5,
     cpu_time_ms: 3.25,
+    cpu_attribution: 'exact',
     memory_rss_bytes: 83_886_080,
     bytes_received: 412,
     bytes_sent: 1830,

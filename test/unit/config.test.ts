@@ -51,6 +51,7 @@ describe('parseAgentArgs', () => {
       podNames: [],
       nice: 10,
       schedIdle: true,
+      kernelVariants: [],
     });
   });
 

@@ -223,6 +223,7 @@ describe('OTLP span encoding', () => {
       'user_agent.original': 'curl/8 ünïcode',
       'http.response.status_code': 503,
       'perfcatch.correlation_id': 'corr-7',
+      'perfcatch.cpu_attribution': 'exact',
       'perfcatch.capture_incomplete': true,
     });
   });

@@ -19,6 +19,7 @@ export function sampleRecord(overrides: Partial<RequestRecord> = {}): RequestRec
     remote_port: 50000,
     duration_ms: 10,
     cpu_time_ms: 1,
+    cpu_attribution: 'exact',
     memory_rss_bytes: 1,
     bytes_received: 100,
     bytes_sent: 200,
