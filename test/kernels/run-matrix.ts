@@ -23,7 +23,7 @@ const PEER_CACHE = process.env.PERFCATCH_PEER_CACHE || join(homedir(), '.cache',
 /** Per VM, boot included: TCG runs user space 10-30x slower than the host. */
 const VM_TIMEOUT_MS: Record<Accel, number> = { tcg: 20 * 60_000, kvm: 5 * 60_000 };
 /** PERFCATCH_TEST_TIME_SCALE in the guest: start-up and wait deadlines only (harness/ports.ts). */
-const TIME_SCALE: Record<Accel, number> = { tcg: 20, kvm: 2 };
+const TIME_SCALE: Record<Accel, number> = { tcg: 5, kvm: 2 };
 const SMOKE = 'test/kernels/smoke.test.ts';
 
 function runLabel(r: VmRun): string {

@@ -85,16 +85,16 @@ export function driveKeepAlive(port: number, prefix: string, scale: number): Pro
   return drive(port, prefix, PER_CONNECTION, scale);
 }
 
-/** The median of the server's own CPU clock over the warm-up's /hello requests, in ms. */
-export function helloCpuMs(warm: Sent[], truth: Map<string, { cpuMs: number }>): number {
-  const v = warm.filter((s) => s.path.startsWith('/hello/')).map((s) => truth.get(s.id)?.cpuMs ?? NaN);
+/** The median of the server's own CPU clock over the /hello requests of `sent` (not warm-up), in ms. */
+export function helloCpuMs(sent: Sent[], truth: Map<string, { cpuMs: number }>): number {
+  const v = sent.filter((s) => s.path.startsWith('/hello/')).map((s) => truth.get(s.id)?.cpuMs ?? NaN);
   return median(v.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b));
 }
 
 /**
  * How much slower this machine runs the server than the host does, by the server's own
- * clock: its /hello warm-up CPU here over the same on the host (the matrix runs the host
- * first and passes its figure in). 1 on the host itself and when no host figure is given.
+ * clock: its /hello CPU here over the same on the host (the matrix runs the host first and
+ * passes its figure in). 1 on the host itself and when no host figure is given.
  * The contract's absolute CPU tolerance (0.3 ms) covers per-request work outside the
  * server's clock window (syscalls, the runtime's dispatch), which is exactly as much slower.
  */

@@ -38,6 +38,12 @@ export function bootVm(opts: {
   // Without --show-boot-console virtme cannot wire the script's I/O ports, and the script
   // does not run at all; its output is lost either way, hence the rwdir.
   args.push('--rwdir', opts.rwdir, '--show-boot-console', '--script-sh', opts.script);
+  // Under TCG the guest's clocks follow the instructions it executes (icount, 1 ns each), not
+  // the host's wall clock: otherwise every moment the host deschedules a vCPU thread (other
+  // VMs, builds) is on-CPU time for whichever guest thread was running, inside or outside a
+  // request's window, and CPU errors of tens of ms come from the host, not the kernel.
+  // (icount runs the vCPUs round-robin on one host thread.) Must be the last option.
+  if (opts.accel === 'tcg') args.push('--qemu-opts', '-icount', 'shift=0,sleep=on');
   const log = createWriteStream(opts.consoleLog);
   const t0 = Date.now();
   // Its own process group, so a deadline kills qemu along with virtme-run.
