@@ -42,10 +42,12 @@ export interface VmRun {
 /**
  * One VM per run, booted one after another (the machine has 2 cores). The 12-vCPU run has
  * more CPUs than the host, so it takes the > 8-CPU RSS path (a rate-limited per-CPU sum).
+ * 5.10 and 6.1 get one vCPU: under TCG with icount (vm.ts) their secondary-CPU bring-up
+ * never completes (the guest resets at "Booting SMP configuration"); 6.12 boots with any.
  */
 export const VM_RUNS: readonly VmRun[] = [
-  { kernel: '5.10', cpus: 2 },
-  { kernel: '6.1', cpus: 2 },
+  { kernel: '5.10', cpus: 1 },
+  { kernel: '6.1', cpus: 1 },
   { kernel: '6.12', cpus: 2 },
   { kernel: '6.12', cpus: 12 },
 ];

@@ -26,8 +26,9 @@ const VM_TIMEOUT_MS: Record<Accel, number> = { tcg: 20 * 60_000, kvm: 5 * 60_000
 const TIME_SCALE: Record<Accel, number> = { tcg: 5, kvm: 2 };
 const SMOKE = 'test/kernels/smoke.test.ts';
 
+/** The kernel, with its vCPU count when it is not the usual one (1 or 2). */
 function runLabel(r: VmRun): string {
-  return r.cpus === 2 ? r.kernel : `${r.kernel}x${r.cpus}`;
+  return r.cpus <= 2 ? r.kernel : `${r.kernel}x${r.cpus}`;
 }
 
 function selected(label: string): boolean {

@@ -4,7 +4,7 @@
  * CPU models hang), so the accelerator is probed once: KVM when a probe VM boots, else TCG.
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants, createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { VM_MEMORY_MB } from './kernels.ts';
 
@@ -17,6 +17,18 @@ export interface BootResult {
   exitCode: number | null;
   timedOut: boolean;
   seconds: number;
+}
+
+function consoleTail(file: string, bytes = 8192): string {
+  const fd = openSync(file, 'r');
+  try {
+    const size = statSync(file).size;
+    const buf = Buffer.alloc(Math.min(bytes, size));
+    readSync(fd, buf, 0, buf.length, size - buf.length);
+    return buf.toString('latin1');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function kernelImage(cacheDir: string, release: string): string {
@@ -44,10 +56,13 @@ export function bootVm(opts: {
   // request's window, and CPU errors of tens of ms come from the host, not the kernel.
   // (icount runs the vCPUs round-robin on one host thread.) Must be the last option.
   if (opts.accel === 'tcg') args.push('--qemu-opts', '-icount', 'shift=0,sleep=on');
-  const log = createWriteStream(opts.consoleLog);
+  // A file, not a pipe: virtme wires the guest's console through /proc/self/fd, which a pipe
+  // does not offer (it then warns and loses output).
+  const out = openSync(opts.consoleLog, 'w');
   const t0 = Date.now();
   // Its own process group, so a deadline kills qemu along with virtme-run.
-  const child = spawn('virtme-run', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn('virtme-run', args, { stdio: ['ignore', out, out], detached: true });
+  closeSync(out);
   const kill = () => {
     if (child.pid && child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
   };
@@ -56,22 +71,18 @@ export function bootVm(opts: {
     timedOut = true;
     kill();
   }, opts.timeoutMs);
-  let tail = '';
-  const watch = (d: Buffer) => {
-    log.write(d);
-    // qemu stops the guest on a KVM emulation failure and waits forever: end it now.
-    tail = (tail + d.toString('latin1')).slice(-4096);
-    if (KVM_FAILURE.test(tail)) kill();
-  };
-  child.stdout.on('data', watch);
-  child.stderr.on('data', watch);
+  // qemu stops the guest on a KVM emulation failure and waits forever: end it at once.
+  const watcher = setInterval(() => {
+    if (KVM_FAILURE.test(consoleTail(opts.consoleLog))) kill();
+  }, 1_000);
   return new Promise((resolve) => {
     const done = (exitCode: number | null) => {
       clearTimeout(timer);
-      log.end(() => resolve({ exitCode, timedOut, seconds: (Date.now() - t0) / 1000 }));
+      clearInterval(watcher);
+      resolve({ exitCode, timedOut, seconds: (Date.now() - t0) / 1000 });
     };
     child.once('error', () => done(-1));
-    child.once('close', (code) => done(code));
+    child.once('exit', (code) => done(code));
   });
 }
 
