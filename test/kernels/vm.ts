@@ -99,7 +99,7 @@ function kvmUsable(): boolean {
  * PERFCATCH_VM_ACCEL=kvm|tcg forces a choice; otherwise a probe VM with KVM must boot and run
  * a one-line script within `probeMs` (seconds under KVM; a failing KVM aborts or hangs).
  */
-export async function chooseAccel(kimg: string, workDir: string, probeMs = 60_000): Promise<{ accel: Accel; why: string }> {
+export async function chooseAccel(kimg: string, workDir: string, probeMs = 30_000): Promise<{ accel: Accel; why: string }> {
   const forced = process.env.PERFCATCH_VM_ACCEL;
   if (forced === 'kvm' || forced === 'tcg') return { accel: forced, why: 'PERFCATCH_VM_ACCEL' };
   if (forced && forced !== 'auto') throw new Error(`PERFCATCH_VM_ACCEL must be kvm, tcg or auto, not ${JSON.stringify(forced)}`);
