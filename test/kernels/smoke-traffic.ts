@@ -36,8 +36,8 @@ export interface Measured {
   cpuWithinTolerancePct: number;
   rssWorstRelErr: number;
   wallMs: number;
-  /** Per request: id, path, the server's own CPU ms, the agent's CPU ms (for the report). */
-  perRequest: [string, string, number, number][];
+  /** Per request: id, path, the server's own CPU ms, the agent's, the server's VmRSS, the agent's. */
+  perRequest: [string, string, number, number, number, number][];
 }
 
 /**
@@ -146,8 +146,8 @@ export function measure(sent: Sent[], records: RequestRecord[], truth: Map<strin
     if (r.http_method !== s.method || r.http_path !== s.path || r.http_status !== s.res.status) m.fieldErrors++;
     const t = truth.get(s.id)!;
     m.rssWorstRelErr = Math.max(m.rssWorstRelErr, Math.abs(r.memory_rss_bytes - t.rss) / t.rss);
+    m.perRequest.push([s.id, s.path, t.cpuMs, r.cpu_time_ms, t.rss, r.memory_rss_bytes]);
     if (s.id.includes('-warm-')) continue;
-    m.perRequest.push([s.id, s.path, t.cpuMs, r.cpu_time_ms]);
     const err = Math.abs(r.cpu_time_ms - t.cpuMs);
     cpuErrs.push(err);
     if (err <= Math.max(m.cpuToleranceAbsMs, CPU_REL * t.cpuMs)) within++;
