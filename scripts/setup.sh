@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 APT_PACKAGES=(clang llvm libbpf-dev bpftool make gcc pkg-config curl ca-certificates python3 nginx-light wrk util-linux e2fsprogs victoria-metrics prometheus)
+# The kernel matrix (npm run test:kernels) boots Debian kernels with virtme-ng under qemu;
+# kmod for depmod, busybox-static for virtme's initramfs, debian-archive-keyring for the
+# private sources list the kernels are fetched from.
+APT_PACKAGES+=(qemu-system-x86 kmod busybox-static debian-archive-keyring)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 command -v node >/dev/null || missing+=(nodejs npm)
@@ -36,6 +40,8 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 
 # Offline Kubernetes schemas for the chart tests.
 python3 -m pip show kubernetes-validate >/dev/null 2>&1 || python3 -m pip install --quiet kubernetes-validate==1.37.0
+# virtme-run boots the kernel matrix's VMs over the host's root filesystem.
+command -v virtme-run >/dev/null || python3 -m pip install --quiet virtme-ng==1.42
 
 log "installing npm dependencies (Node 24 comes in as a devDependency)"
 npm ci --no-audit --no-fund --loglevel=error

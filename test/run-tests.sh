@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: builds everything, builds (or reuses) the pinned peers, then runs the
-# Rust loader tests and every TypeScript test (unit + real-kernel end-to-end) under Node 24.
+# Rust loader tests and every TypeScript test (unit + real-kernel end-to-end) under Node 24,
+# then the kernel matrix (test/kernels/run-matrix.ts: the smoke on the host and in VMs).
 # Needs root (or CAP_BPF + CAP_PERFMON): the end-to-end tests load the real eBPF programs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +20,10 @@ echo "== type check"
 tsc -p tsconfig.test.json
 
 echo "== agent tests (unit + real kernel)"
-node --test --test-concurrency=1 --test-timeout=600000 test/unit/*.test.ts test/e2e/*.test.ts
+# Both suites run whatever the first one gave, and the script fails if either failed.
+status=0
+node --test --test-concurrency=1 --test-timeout=600000 test/unit/*.test.ts test/e2e/*.test.ts || status=$?
+
+echo "== kernel matrix (host + Debian kernels in VMs)"
+node test/kernels/run-matrix.ts || status=$?
+exit "$status"

@@ -1,6 +1,6 @@
 /** Runs the built agent (dist/cli.js) under the test's own Node 24, as a user would. */
 import { fileURLToPath } from 'node:url';
-import { freePort, waitFor } from './ports.ts';
+import { freePort, scaledTimeout, waitFor } from './ports.ts';
 import { spawnTracked, type Spawned } from './processes.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -34,7 +34,7 @@ export async function startAgent(args: string[], env: Record<string, string> = {
       const res = await fetch(`${api}/health`).catch(() => null);
       return res?.status === 200 ? true : undefined;
     },
-    60_000,
+    scaledTimeout(60_000),
   );
   return { ...s, api, get, metrics: async () => (await fetch(`${api}/metrics`)).text() };
 }

@@ -13,6 +13,16 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A start-up deadline stretched by PERFCATCH_TEST_TIME_SCALE (default 1): the kernel matrix
+ * sets it for VMs under TCG, where user space runs 10-30x slower. Deadlines only, never a
+ * measured tolerance.
+ */
+export function scaledTimeout(ms: number): number {
+  const scale = Number(process.env.PERFCATCH_TEST_TIME_SCALE ?? 1);
+  return Number.isFinite(scale) && scale >= 1 ? ms * scale : ms;
+}
+
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;

@@ -1,6 +1,7 @@
 /** Child processes for tests: ground-truth servers, the agent, peers. Killed at exit. */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { scaledTimeout } from './ports.ts';
 
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -47,7 +48,7 @@ export function spawnTracked(cmd: string, args: string[], opts: SpawnOptions = {
 export async function startServer(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Spawned & { port: number }> {
   const s = spawnTracked(cmd, args, { env: { ...process.env, ...env } });
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${s.output()}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${s.output()}`)), scaledTimeout(15_000));
     createInterface({ input: s.child.stdout! }).on('line', (line) => {
       const m = /^LISTENING (\d+)/.exec(line);
       if (m) {
