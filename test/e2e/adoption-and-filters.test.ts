@@ -18,8 +18,10 @@ import { createInterface } from 'node:readline';
 const TWO_PORTS = `
 const http = require('node:http');
 const handler = (req, res) => res.end('ok ' + req.url + '\\n');
-const a = http.createServer(handler).listen(0, '127.0.0.1', () => {
-  const b = http.createServer(handler).listen(0, '127.0.0.1', () => {
+// Keep idle connections open however long an agent takes to restart (Node closes them after 5 s).
+const server = () => Object.assign(http.createServer(handler), { keepAliveTimeout: 0 });
+const a = server().listen(0, '127.0.0.1', () => {
+  const b = server().listen(0, '127.0.0.1', () => {
     console.log('LISTENING ' + a.address().port + ' ' + b.address().port);
   });
 });`;

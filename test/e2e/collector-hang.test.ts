@@ -55,7 +55,7 @@ describe(`collector frozen for ${HANG_S} s under load`, () => {
   before(async () => {
     collector = await startCollector();
     server = await startNodeServer({ OTEL_SERVICE_NAME: 'hang-node' });
-    agent = await startAgent(['--ports', String(server.port), '--otlp-endpoint', collector.grpcEndpoint]);
+    agent = await startAgent(['--ports', String(server.port), '--otlp-endpoint', collector.httpEndpoint]);
   });
   after(async () => {
     collector?.child.kill('SIGCONT');

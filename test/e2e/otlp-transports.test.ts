@@ -208,11 +208,13 @@ describe('OTLP transports', () => {
       OTEL_EXPORTER_OTLP_TIMEOUT: '2000',
     });
     const refused = await drive(server.port, 3);
-    const health = await waitFor('a failed export', async () => {
-      const { body } = await noClientCert.get<{ otlp: { exported: number; failed: number } }>('/health');
-      return body.otlp.failed >= refused.length ? body.otlp : undefined;
+    // Refused exports are retried (for minutes: export-queue.ts), and counted as they fail.
+    const health = await waitFor('a refused export, retried', async () => {
+      const { body } = await noClientCert.get<{ otlp: { exported: number; failed: number; retries: number; queued: number } }>('/health');
+      return body.otlp.retries >= 1 ? body.otlp : undefined;
     }, 60_000, 250);
     assert.equal(health.exported, 0);
+    assert.equal(health.failed + health.queued, refused.length, 'every refused span still queued or counted failed');
     assert.equal(collector.spans().filter((s) => s.attrs[`received.${TENANT}`] === 'no-client-cert').length, 0);
     for (const a of agents.splice(0)) await a.stop();
   });
