@@ -15,17 +15,12 @@ import { startAgent, type RunningAgent } from '../harness/agent.ts';
 import { waitFor } from '../harness/ports.ts';
 import { getRequest, RawHttpClient, type RawResponse } from '../harness/raw-client.ts';
 import { startPythonServer, type RunningServer } from '../harness/runtimes.ts';
+import { expectedVariants } from '../kernels/expected-variants.ts';
 import type { RequestRecord } from '../../src/types.ts';
 
 const CONNECTIONS = 4;
 const PER_CONNECTION = 50;
 
-/** Kernel release as (major, minor). */
-function kernelVersion(): [number, number] {
-  const m = /^(\d+)\.(\d+)/.exec(readFileSync('/proc/sys/kernel/osrelease', 'utf8'))!;
-  return [Number(m[1]), Number(m[2])];
-}
-const atLeast = (v: [number, number], major: number, minor: number) => v[0] > major || (v[0] === major && v[1] >= minor);
 
 interface Health {
   kernel: { release: string | null; variants: Record<string, string> };
@@ -67,13 +62,9 @@ describe('kernel variants', () => {
     const agent = await startAgent(['--ports', '1']);
     try {
       const { body } = await agent.get<Health>('/health');
-      const v = kernelVersion();
-      assert.equal(body.kernel.release, readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim());
-      assert.deepEqual(body.kernel.variants, {
-        syscall_args: atLeast(v, 5, 15) ? 'exit_regs' : 'enter_map',
-        idle_flush: atLeast(v, 5, 13) ? 'kernel_walk' : 'loader_scan',
-        rss: atLeast(v, 6, 2) ? 'percpu_sum' : 'atomic',
-      });
+      const release = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+      assert.equal(body.kernel.release, release);
+      assert.deepEqual(body.kernel.variants, expectedVariants(release));
       assert.match(agent.output(), /eBPF programs attached on kernel \S+ \(syscall_args \w+, idle_flush \w+, rss \w+\)/);
     } finally {
       await agent.stop();
