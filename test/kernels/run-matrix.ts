@@ -124,6 +124,7 @@ async function runVm(run: VmRun, release: string, accel: Accel, hostHello: Recor
     `PERFCATCH_PEER_CACHE=${shellQuote(PEER_CACHE)}`,
     `PERFCATCH_TEST_TIME_SCALE=${TIME_SCALE[accel]}`,
     `PERFCATCH_SMOKE_HOST_HELLO_MS=${shellQuote(JSON.stringify(hostHello))}`,
+    ...(run.cpuReportedOnly ? [`PERFCATCH_SMOKE_CPU_REPORTED_ONLY=${shellQuote(run.cpuReportedOnly)}`] : []),
   ].join(' ');
   const script = `${env} sh ${shellQuote(join(ROOT, 'test', 'kernels', 'guest.sh'))} ${shellQuote(ROOT)} ${shellQuote(out)} ${command}`;
   console.log(`== ${label}: booting ${release} with ${run.cpus} vCPUs (${accel})`);
