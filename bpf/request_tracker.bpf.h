@@ -136,16 +136,9 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 {
 	if (is_read) {
 		/* The segment that ends in a read is the owner's (its handler or epilogue), charged
-		 * before the owner may be emitted below. Once the owner was done (the thread slept
-		 * since), it is the new request's arrival: waking, accepting, dispatching to this
-		 * read (what a thread did before it slept again was charged to nobody then). */
-		bool arrival = false;
-		if (!charge_owner(ts, live_owner(ts))) {
-			if (c->phase != PHASE_READING)
-				arrival = true;
-			else
-				charge_nobody(ts, key->tgid);
-		}
+		 * before the owner may be emitted below; once the owner was done, nobody's. */
+		if (!charge_owner(ts, live_owner(ts)))
+			charge_nobody(ts, key->tgid);
 		/* A read after the response: the previous request is over (unless the idle flush
 		 * already sent it). */
 		if (c->phase == PHASE_WRITING)
@@ -156,8 +149,6 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 			if (ts->in_flight < 255)
 				ts->in_flight += 1;
 		}
-		if (arrival)
-			charge(ts, c, false);
 		c->phase = PHASE_READING;
 		__sync_fetch_and_add(&c->bytes_received, ret);
 	} else {
