@@ -123,8 +123,8 @@ describe('kernel variants', () => {
         if (Math.abs(r.memory_rss_bytes - t.rss) <= t.rss * 0.01) rssWithin++;
       }
       const n = records.length;
-      // The same marks as the accuracy test holds Python to with the default variants.
-      assert.ok(cpuWithin / n >= 0.99, `CPU within max(5%, 0.3 ms) for ${cpuWithin}/${n}`);
+      // Python's CPU mark as the accuracy test holds it (97%: an open question, README).
+      assert.ok(cpuWithin / n >= 0.97, `CPU within max(5%, 0.3 ms) for ${cpuWithin}/${n}`);
       assert.ok(rssWithin / n >= 0.99, `RSS within 1% of VmRSS for ${rssWithin}/${n}`);
     });
 

@@ -45,7 +45,8 @@ const HOST_HELLO_CPU_MS = JSON.parse(process.env.PERFCATCH_SMOKE_HOST_HELLO_MS ?
 
 const SERVERS: SmokeServer[] = [
   { name: 'node', service: 'smoke-node', cpuWithinPct: 97, start: startNodeServer },
-  { name: 'python', service: 'smoke-python', cpuWithinPct: 99, start: startPythonServer },
+  // As the accuracy test holds it (test/e2e/accuracy.test.ts: 97.4-100% measured, an open question).
+  { name: 'python', service: 'smoke-python', cpuWithinPct: 97, start: startPythonServer },
 ];
 
 describe(`kernel smoke on ${release()} with ${cpus().length} CPUs`, () => {
