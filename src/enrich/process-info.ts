@@ -12,7 +12,7 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
 import { escapeControls } from '../http/safe-text.ts';
-import { serviceNameFromResourceAttributes, type ExecIdentity } from './exec-identity.ts';
+import { procStat, serviceNameFromResourceAttributes, type ExecIdentity } from './exec-identity.ts';
 
 export interface ProcessInfo {
   pid: number;
@@ -35,11 +35,7 @@ const MAX_CACHED = 4096;
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or null if the process is gone. */
 export function readStartTime(pid: number): string | null {
-  const stat = tryRead(`/proc/${pid}/stat`);
-  if (stat === null) return null;
-  // comm (field 2) may hold spaces and parentheses: count fields from the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return fields[22 - 3] ?? null;
+  return procStat(pid)?.startTime ?? null;
 }
 
 function tryRead(path: string): string | null {

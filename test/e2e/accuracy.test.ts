@@ -25,6 +25,7 @@ import { after, before, describe, it } from 'node:test';
 import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
 import { waitFor } from '../harness/ports.ts';
 import { getRequest, postRequest, RawHttpClient, type RawResponse } from '../harness/raw-client.ts';
+import { rssError } from '../harness/rss-truth.ts';
 import { startGoServer, startJavaServer, startNodeServer, startPythonServer, type RunningServer } from '../harness/runtimes.ts';
 import type { RequestRecord } from '../../src/types.ts';
 
@@ -253,12 +254,7 @@ describe('accuracy against ground truth in four runtimes', () => {
         }
         if (r.duration_ms > s.res.latencyMs) m.durationOverLatency++;
         const t = truth.get(s.id)!;
-        // The kernel reads RSS as the last write returns; the server reads VmRSS just before
-        // writing (X-Vm-Rss-Bytes) and just after (truth file), and a runtime's GC threads
-        // move it in between, by megabytes at times (Node): the truth is that interval.
-        const rssBefore = Number(s.res.headers.get('x-vm-rss-bytes') ?? t.rss);
-        const [rssLo, rssHi] = [Math.min(rssBefore, t.rss), Math.max(rssBefore, t.rss)];
-        const rssErr = r.memory_rss_bytes < rssLo ? (rssLo - r.memory_rss_bytes) / rssLo : r.memory_rss_bytes > rssHi ? (r.memory_rss_bytes - rssHi) / rssHi : 0;
+        const rssErr = rssError(r.memory_rss_bytes, s.res, t.rss);
         if (rssErr > 0.01 && process.env.PERFCATCH_DEBUG_ACCURACY) console.log('rss', s.id, r.memory_rss_bytes, t.rss, rssErr);
         rssErrs.push(rssErr);
         if (s.id.includes('-warm-')) continue;

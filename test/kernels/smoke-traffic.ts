@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { getRequest, postRequest, RawHttpClient, type RawResponse } from '../harness/raw-client.ts';
+import { rssError } from '../harness/rss-truth.ts';
 import type { RequestRecord } from '../../src/types.ts';
 
 /** Small on purpose: under TCG user space is 10-30x slower. */
@@ -111,19 +112,6 @@ export function readTruth(file: string): Map<string, { cpuMs: number; rss: numbe
     if (id && cpu && rss) out.set(id, { cpuMs: Number(cpu) / 1e6, rss: Number(rss) });
   }
   return out;
-}
-
-/**
- * The kernel reads RSS as the response's last write returns; the server reads VmRSS just
- * before writing (X-Vm-Rss-Bytes) and just after (its truth file). Other threads (a runtime's
- * GC) move RSS in between, by megabytes at times: the truth is that interval, and the error
- * is the distance from it, relative to it.
- */
-function rssError(agent: number, res: RawResponse, after: number): number {
-  const before = Number(res.headers.get('x-vm-rss-bytes') ?? after);
-  const lo = Math.min(before, after);
-  const hi = Math.max(before, after);
-  return agent < lo ? (lo - agent) / lo : agent > hi ? (agent - hi) / hi : 0;
 }
 
 function median(sorted: number[]): number {
