@@ -21,9 +21,17 @@ tsc -p tsconfig.test.json
 
 echo "== agent tests (unit + real kernel)"
 # Both suites run whatever the first one gave, and the script fails if either failed.
+# The TAP copy feeds the failure digest printed at the very end, after the kernel matrix.
 status=0
-node --test --test-concurrency=1 --test-timeout=600000 test/unit/*.test.ts test/e2e/*.test.ts || status=$?
+tap="$(mktemp --suffix=.tap)"
+node --test --test-concurrency=1 --test-timeout=600000 \
+  --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$tap" \
+  test/unit/*.test.ts test/e2e/*.test.ts || status=$?
 
 echo "== kernel matrix (host + Debian kernels in VMs)"
 node test/kernels/run-matrix.ts || status=$?
+
+echo "== agent tests: failures"
+node test/failure-digest.ts "$tap"
 exit "$status"
