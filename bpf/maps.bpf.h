@@ -155,7 +155,8 @@ struct thread_state {
 	__u64 owner_conn_id;
 	__u32 owner_seq;
 	__u32 owner_closed; /* slept after its owner's response started: the owner is done */
-	__u64 oncpu_since;  /* start of the current on-CPU stretch; 0 while off CPU */
+	__u64 runtime_mark; /* the thread's own CPU clock (se.sum_exec_runtime based) when the
+			     * pending segment was last brought up to date */
 	__u64 pending_ns;   /* on-CPU time since the segment began, not charged yet */
 	__u8 after_upstream_read; /* its last tracked syscall read an upstream response: the
 				   * code running now continues the owner's handler */
@@ -248,6 +249,15 @@ struct {
 	__type(key, __u32); /* tgid */
 	__type(value, __u64);
 } cpu_unattributed SEC(".maps");
+
+/* Per CPU: bpf_ktime_get_ns() minus the scheduler's task clock (rq_clock_task), measured at
+ * each context switch (resource_tracker.bpf.h: thread_runtime). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} task_clock_offset SEC(".maps");
 
 /* Source of conn ids: per-CPU counter, CPU number in the top byte. */
 struct {

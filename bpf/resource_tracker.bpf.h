@@ -33,13 +33,36 @@ static __always_inline void count_n(__u32 idx, __u64 n)
 		*v += n;
 }
 
-/* Close the on-CPU stretch so far into the thread's pending segment. */
-static __always_inline void take_slice(struct thread_state *ts, __u64 now)
+/*
+ * A thread's CPU clock: the scheduler's own account (se.sum_exec_runtime, what
+ * CLOCK_THREAD_CPUTIME_ID reads), not our view of its switches. sched_switch does not report
+ * every switch-in: measured on 6.18, about half of the switches from the idle task to a woken
+ * thread never reach the tracepoint, so a clock started at switch-in silently lost whole
+ * stretches (requests charged 0 CPU). The sum is exact at a switch-out (update_curr just ran);
+ * at a syscall it lacks the time since the last update, which is now minus se.exec_start, with
+ * exec_start on the task clock: task_clock_offset converts it to ktime.
+ */
+static __always_inline __u64 thread_runtime(struct task_struct *task, __u64 now)
 {
-	if (ts->oncpu_since) {
-		ts->pending_ns += now - ts->oncpu_since;
-		ts->oncpu_since = now;
-	}
+	__u64 sum = BPF_CORE_READ(task, se.sum_exec_runtime);
+	__u64 start = BPF_CORE_READ(task, se.exec_start);
+	__u32 zero = 0;
+	__s64 *offset = bpf_map_lookup_elem(&task_clock_offset, &zero);
+	if (!offset || !*offset || !start)
+		return sum;
+	__u64 since = now - *offset;
+	/* Beyond a second the offset is not trusted (no switch recalibrated it). */
+	if (since > start && since - start < 1000000000ULL)
+		sum += since - start;
+	return sum;
+}
+
+/* Bring the thread's pending segment up to its CPU clock `runtime`. */
+static __always_inline void take_slice(struct thread_state *ts, __u64 runtime)
+{
+	if (runtime > ts->runtime_mark)
+		ts->pending_ns += runtime - ts->runtime_mark;
+	ts->runtime_mark = runtime;
 }
 
 /* Is `c` still the request (conn_id, seq) and open for charging? */
@@ -173,14 +196,35 @@ static __always_inline void response_started(struct conn_state *c, struct thread
  * empty segment, the first time the thread touches a tracked socket). */
 static __always_inline struct thread_state *current_thread(__u32 tid, __u64 now)
 {
+	__u64 runtime = thread_runtime((struct task_struct *)bpf_get_current_task(), now);
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
 	if (ts) {
-		take_slice(ts, now);
+		take_slice(ts, runtime);
 		return ts;
 	}
-	struct thread_state fresh = { .oncpu_since = now }; /* we are running right now */
+	struct thread_state fresh = { .runtime_mark = runtime };
 	bpf_map_update_elem(&threads, &tid, &fresh, BPF_ANY);
 	return bpf_map_lookup_elem(&threads, &tid);
+}
+
+/* Kernels before 5.14 name the task state `state`. */
+struct task_struct___pre514 {
+	long state;
+} __attribute__((preserve_access_index));
+
+/* Did `prev` go to sleep, rather than being preempted? A preemption on the way back to user
+ * space (every preemption of user code without CONFIG_PREEMPT) reports preempt=false with the
+ * task still runnable: the state tells. */
+static __always_inline bool went_to_sleep(bool preempt, struct task_struct *prev)
+{
+	if (preempt)
+		return false;
+	long state;
+	if (bpf_core_field_exists(prev->__state))
+		state = BPF_CORE_READ(prev, __state);
+	else
+		state = BPF_CORE_READ((struct task_struct___pre514 *)prev, state);
+	return state != 0; /* TASK_RUNNING */
 }
 
 /* Make request `c` (on `key`) the owner of the thread. */
@@ -196,27 +240,29 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	__u64 now = bpf_ktime_get_ns();
-	__u32 prev_tid = prev->pid;
-	__u32 next_tid = next->pid;
-
-	/* Only threads that ever served a tracked request are in the map. */
-	struct thread_state *ts = bpf_map_lookup_elem(&threads, &prev_tid);
-	if (ts) {
-		take_slice(ts, now);
-		ts->oncpu_since = 0;
-		/* A sleep ends the segment (a preemption does not): it was the owner's, its handler
-		 * awaiting or its epilogue; once the response has started, the owner is done. */
-		if (!preempt) {
-			struct conn_state *owner = live_owner(ts);
-			if (!charge_owner(ts, owner))
-				charge_nobody(ts, prev->tgid);
-			if (!owner || owner->phase != PHASE_READING)
-				ts->owner_closed = 1;
-		}
+	/* update_curr() just ran for prev: exec_start is now, on the task clock. */
+	__u64 exec_start = prev->se.exec_start;
+	if (exec_start) {
+		__u32 zero = 0;
+		__s64 *offset = bpf_map_lookup_elem(&task_clock_offset, &zero);
+		if (offset)
+			*offset = (__s64)(now - exec_start);
 	}
-	ts = bpf_map_lookup_elem(&threads, &next_tid);
-	if (ts)
-		ts->oncpu_since = now;
+	/* Only threads that ever served a tracked request are in the map. */
+	__u32 prev_tid = prev->pid;
+	struct thread_state *ts = bpf_map_lookup_elem(&threads, &prev_tid);
+	if (!ts)
+		return 0;
+	take_slice(ts, prev->se.sum_exec_runtime);
+	/* A sleep ends the segment (a preemption does not): it was the owner's, its handler
+	 * awaiting or its epilogue; once the response has started, the owner is done. */
+	if (went_to_sleep(preempt, prev)) {
+		struct conn_state *owner = live_owner(ts);
+		if (!charge_owner(ts, owner))
+			charge_nobody(ts, prev->tgid);
+		if (!owner || owner->phase != PHASE_READING)
+			ts->owner_closed = 1;
+	}
 	return 0;
 }
 
