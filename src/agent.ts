@@ -31,7 +31,8 @@ import type { RequestReader } from './store/request-reader.ts';
 import { RequestStore } from './store/request-store.ts';
 import { startApiServer, type ApiServer } from './api/server.ts';
 import { degradedReasons, healthStatus } from './api/health-status.ts';
-import type { AgentCounters, PipelineCounters } from './types.ts';
+import { agentCounters, type FrameCounts } from './metrics/agent-counters.ts';
+import type { PipelineCounters } from './types.ts';
 
 export class Agent {
   private readonly store: RequestStore;
@@ -62,30 +63,8 @@ export class Agent {
   private readonly loaderCounters = new CounterTotals();
   private captureUp = false;
   private captureDownReason = 'starting';
-  private readonly counters: AgentCounters = {
-    frames_decoded: 0,
-    frames_malformed: 0,
-    requests_recorded: 0,
-    requests_not_http: 0,
-    data_orphaned: 0,
-    spans_started: 0,
-    spans_exported: 0,
-    spans_export_failed: 0,
-    spans_dropped: 0,
-    spans_sampled_out: 0,
-    span_export_retries: 0,
-    loader_restarts: 0,
-    dependencies_recorded: 0,
-    dependencies_late: 0,
-    dependencies_orphaned: 0,
-    links_made: 0,
-    links_timed_out: 0,
-    requests_updated: 0,
-    storage_dropped: 0,
-    storage_write_errors: 0,
-    remote_write_dropped: 0,
-    restart_in_flight_lost: 0,
-  };
+  /** The agent's own counts; the rest of counters().agent belongs to the parts that count them. */
+  private readonly frames: FrameCounts = { decoded: 0, malformed: 0 };
   private readonly config: AgentConfig;
   private readonly log: Logger;
   /** --api-token-file's token: /api/* requires it. */
@@ -109,13 +88,10 @@ export class Agent {
       : null;
     const queue = this.exportQueue;
     this.spanBuilder = queue
-      ? new SpanBuilder(
-          (resource, span) => {
-            this.counters.spans_started++;
-            queue.add(resource, span);
-          },
-          { sampler: new TraceSampler(config.sampler), resourceAttributes: config.resourceAttributes },
-        )
+      ? new SpanBuilder((resource, span) => queue.add(resource, span), {
+          sampler: new TraceSampler(config.sampler),
+          resourceAttributes: config.resourceAttributes,
+        })
       : null;
     // Opened first: a bad --db path is a one-line StoreError before anything starts.
     this.db = config.dbPath
@@ -147,7 +123,7 @@ export class Agent {
       },
     );
     this.metrics = new AgentMetrics({
-      counters: () => this.pipelineCounters(),
+      counters: () => this.counters(),
       buffer: () => ({ size: this.store.size, capacity: this.store.capacity }),
       cpuUnattributed: () => this.unattributedCpu.byName(),
       ...(config.metricExport ? { otlp: { settings: config.metricExport, intervalMs: config.otlpMetricsIntervalMs } } : {}),
@@ -171,7 +147,7 @@ export class Agent {
       {
         onRecord: (rec, generation) => this.handleRecord(rec, generation),
         onMalformed: (err) => {
-          this.counters.frames_malformed++;
+          this.frames.malformed++;
           log.debug(`malformed loader frame: ${err.message}`);
         },
         onLog: (level, message) => log[level](message),
@@ -245,7 +221,7 @@ export class Agent {
 
   /** Every decoded loader record enters here, with the generation of the loader it came from. */
   handleRecord(rec: DecodedRecord, generation: number): void {
-    this.counters.frames_decoded++;
+    this.frames.decoded++;
     switch (rec.kind) {
       case 'data':
       case 'dependency':
@@ -264,34 +240,23 @@ export class Agent {
     }
   }
 
-  pipelineCounters(): PipelineCounters {
-    const q = this.exportQueue?.counters;
-    this.counters.spans_exported = q?.exported ?? 0;
-    this.counters.spans_export_failed = q?.failed ?? 0;
-    this.counters.spans_dropped = q?.dropped ?? 0;
-    this.counters.spans_sampled_out = this.spanBuilder?.sampledOut ?? 0;
-    this.counters.span_export_retries = q?.retries ?? 0;
-    const p = this.pipeline.counters();
-    this.counters.requests_recorded = p.requests;
-    this.counters.requests_not_http = p.requestsNotHttp;
-    this.counters.data_orphaned = p.dataOrphaned;
-    this.counters.dependencies_recorded = p.dependencies;
-    this.counters.dependencies_late = p.dependenciesLate;
-    this.counters.dependencies_orphaned = p.dependenciesOrphaned;
-    this.counters.links_made = p.linksMade;
-    this.counters.links_timed_out = p.linksTimedOut;
-    this.counters.requests_updated = p.requestsUpdated;
-    this.counters.restart_in_flight_lost = p.restartInFlightLost;
-    this.counters.storage_dropped = this.db?.droppedRecords ?? 0;
-    this.counters.storage_write_errors = this.db?.writeErrors ?? 0;
-    this.counters.remote_write_dropped = this.remoteWriter?.counters.samplesDropped ?? 0;
-    this.counters.loader_restarts = this.loader.restartCount;
-    return { kernel: this.kernelCounters.totals(), loader: this.loaderCounters.totals(), agent: { ...this.counters } };
+  /** Kernel, loader and agent counters as their owners hold them now (/health, /metrics). */
+  counters(): PipelineCounters {
+    const agent = agentCounters({
+      frames: this.frames,
+      pipeline: this.pipeline,
+      spans: this.spanBuilder,
+      spanExport: this.exportQueue,
+      storage: this.db,
+      remoteWrite: this.remoteWriter,
+      loader: this.loader,
+    });
+    return { kernel: this.kernelCounters.totals(), loader: this.loaderCounters.totals(), agent };
   }
 
   health(): { ok: boolean; body: unknown } {
     const info = this.loader.loaderInfo;
-    const c = this.pipelineCounters();
+    const c = this.counters();
     const storage = this.db?.health() ?? null;
     const reasons = degradedReasons({
       captureUp: this.captureUp,
@@ -316,7 +281,7 @@ export class Agent {
               endpoint: this.config.otlpEndpoint,
               protocol: this.config.traceExport?.protocol,
               sampler: this.config.sampler,
-              sampled_out: this.counters.spans_sampled_out,
+              sampled_out: c.agent.spans_sampled_out,
               ...this.exportQueue?.counters,
             }
           : null,

@@ -9,6 +9,7 @@ import { ConfigError, fail, type RawValue } from './config-error.ts';
 import type { LogLevel } from './log.ts';
 import { DEFAULT_METRIC_EXPORT_INTERVAL_MS, OTEL_ENVIRONMENT, OTLP_PROTOCOLS, DEFAULT_OTLP_PROTOCOL, parseKeyValueList, resolveOtlpExport, type OtlpExportSettings } from './otel/otlp-env.ts';
 import { parseSamplerSettings, type SamplerSettings } from './otel/sampler.ts';
+import { rejectRepeatedFlag } from './util/repeated-flag.ts';
 
 export { ConfigError } from './config-error.ts';
 
@@ -276,7 +277,7 @@ function defaultConfig(): AgentConfig {
   return parseAgentArgs([], {});
 }
 
-/** Splits argv into flag -> raw text; the last occurrence of a flag wins. */
+/** Splits argv into flag -> raw text; a flag given twice is an error, as for the query commands. */
 function readFlags(argv: string[]): Map<string, string> {
   const flags = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
@@ -287,6 +288,7 @@ function readFlags(argv: string[]): Map<string, string> {
     if (spec === undefined) {
       throw new ConfigError(`${JSON.stringify(token)}: unknown option (see perfcatch agent --help)`);
     }
+    rejectRepeatedFlag(name, flags.has(name), (message) => new ConfigError(message));
     if (eq !== -1) {
       flags.set(name, token.slice(eq + 1));
     } else if (spec.arg === null) {

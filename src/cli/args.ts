@@ -3,6 +3,7 @@
  * Accepts `--flag value`, `--flag=value`, boolean `--flag`, `-h`, and `--` to end flags.
  * Every mistake is a UsageError with a one-line message naming the flag.
  */
+import { rejectRepeatedFlag } from '../util/repeated-flag.ts';
 
 /** A problem the user can fix; `exitCode` is what the process should exit with. */
 export class CliError extends Error {
@@ -74,7 +75,7 @@ export function parseArgs(argv: readonly string[], specs: FlagSpecs, maxPosition
     const name = arg.slice(2, eq === -1 ? undefined : eq);
     const spec = Object.hasOwn(specs, name) ? specs[name] : undefined;
     if (spec === undefined) throw new UsageError(`unknown option --${name}${suggest(specs)}`);
-    if (flags.has(name)) throw new UsageError(`--${name}: given more than once`);
+    rejectRepeatedFlag(`--${name}`, flags.has(name), (message) => new UsageError(message));
     if (spec.kind === 'boolean') {
       if (eq !== -1) throw new UsageError(`--${name}: takes no value`);
       flags.set(name, true);

@@ -153,6 +153,8 @@ export class SpanBuilder {
   private readonly resourceAttributes: Readonly<Record<string, string>>;
   /** Spans the sampler left out of the export (their requests are stored and counted as usual). */
   sampledOut = 0;
+  /** Spans handed to the sink, for export. */
+  spansStarted = 0;
 
   constructor(sink: SpanSink, opts: SpanBuilderOptions = {}) {
     this.sink = sink;
@@ -297,7 +299,7 @@ export class SpanBuilder {
     // always_on sampler) a child of a traceparent whose sampled flag is 00 (documented).
     const isError = r.http_status !== null && r.http_status >= 500;
     const span = this.endSpan(isError, r.http_status, spanFlags(TRACE_FLAG_SAMPLED, b.traceParent !== null && r.parent_span_id !== null));
-    this.sink(this.resourceFor(r.service_name, r.process_name, b.pod), span);
+    this.emit(this.resourceFor(r.service_name, r.process_name, b.pod), span);
   }
 
   /** A CLIENT span for one outbound exchange, child of its request's SERVER span. */
@@ -332,6 +334,11 @@ export class SpanBuilder {
     if (r.http_status !== null) this.attr(sc.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
     const isError = r.http_status !== null && r.http_status >= 400;
     const span = this.endSpan(isError, r.http_status, spanFlags(TRACE_FLAG_SAMPLED, false));
-    this.sink(this.resourceFor(parent.service_name, parent.process_name, null, parent.pod_name), span);
+    this.emit(this.resourceFor(parent.service_name, parent.process_name, null, parent.pod_name), span);
+  }
+
+  private emit(resource: OtlpResource, span: Buffer): void {
+    this.spansStarted++;
+    this.sink(resource, span);
   }
 }

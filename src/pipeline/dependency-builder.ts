@@ -9,6 +9,7 @@ import { newSpanId } from '../otel/ids.ts';
 import type { DependencyRecord } from '../types.ts';
 import { pathWithQuery } from '../http/query-redaction.ts';
 import { exchangeKey } from '../util/exchange-key.ts';
+import { durationMs } from '../util/duration-ms.ts';
 
 export interface BuiltDependency {
   record: DependencyRecord;
@@ -30,7 +31,6 @@ export function buildDependency(a: AssembledDependency, keepQuery: boolean): Bui
   const k = a.kernel;
   const http = parseRequestHead(a.requestHead, DEPENDENCY_HEADERS);
   const response = parseResponseHead(a.responseHead);
-  const durationNs = k.endNs > k.startNs ? k.endNs - k.startNs : 0n;
   const path = http ? pathWithQuery(http, keepQuery) : null;
   const newConnection = k.connectStartNs > 0n;
   return {
@@ -40,7 +40,7 @@ export function buildDependency(a: AssembledDependency, keepQuery: boolean): Bui
       peer_port: k.remotePort,
       new_connection: newConnection,
       connect_ms: newConnection ? k.connectNs / 1e6 : null,
-      duration_ms: Number(durationNs) / 1e6,
+      duration_ms: durationMs(k.startNs, k.endNs),
       bytes_sent: k.bytesSent,
       bytes_received: k.bytesReceived,
       http_method: http?.method ?? null,

@@ -4,15 +4,13 @@
  * goes to the store, the metrics and the span exporter.
  */
 import { RequestAssembler, type AssembledDependency, type AssembledRequest } from '../assemble/request-assembler.ts';
-import { parseRequestHead, parseResponseHead } from '../http/parse.ts';
-import { routeTemplate } from '../http/route.ts';
+import { parseRequestHead } from '../http/parse.ts';
 import type { KernelData, KernelDependency, KernelRequest } from '../decode/records.ts';
 import type { SpanBuilder } from '../otel/span-builder.ts';
 import type { RequestRecord } from '../types.ts';
-import { pathWithQuery } from '../http/query-redaction.ts';
 import { buildDependency } from './dependency-builder.ts';
 import { exchangeKey } from '../util/exchange-key.ts';
-import { buildRequest, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
+import { buildRequest, measuredFields, requestLineFields, responseStatus, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
 import { TraceLinker } from './trace-linker.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 
@@ -90,7 +88,7 @@ export class RequestPipeline {
       case 'request': {
         const assembled = this.assembler.completeRequest(rec);
         const earlier = this.recent.get(exchangeKey(generation, rec.connId, rec.seq));
-        if (earlier) return this.update(earlier, rec, assembled);
+        if (earlier) return this.update(earlier, assembled);
         const built = buildRequest(assembled, this.options);
         this.requests++;
         if (!built.isHttp) this.requestsNotHttp++;
@@ -116,22 +114,16 @@ export class RequestPipeline {
    * the flush raced with the next read. The stored record takes the final numbers; its span
    * is already gone.
    */
-  private update(r: RequestRecord, k: KernelRequest, a: AssembledRequest): void {
+  private update(r: RequestRecord, a: AssembledRequest): void {
     this.updated++;
-    r.duration_ms = Number(k.endNs > k.startNs ? k.endNs - k.startNs : 0n) / 1e6;
-    r.cpu_time_ms = k.cpuNs / 1e6;
-    r.bytes_sent = k.bytesSent;
-    r.bytes_received = a.bytesReceived;
-    if (k.rssBytes > 0) r.memory_rss_bytes = k.rssBytes;
+    Object.assign(r, measuredFields(a));
+    // Unlike a new request, an update has no /proc fallback: the earlier reading stays.
+    if (a.kernel.rssBytes > 0) r.memory_rss_bytes = a.kernel.rssBytes;
     // Bytes captured after the earlier report (its response head, typically) fill what it lacked.
-    if (r.http_status === null) r.http_status = parseResponseHead(a.responseHead)?.status ?? null;
+    if (r.http_status === null) r.http_status = responseStatus(a);
     if (r.http_method === null) {
       const head = parseRequestHead(a.requestHead);
-      if (head) {
-        r.http_method = head.method;
-        r.http_path = pathWithQuery(head, this.options.keepQuery);
-        r.route = routeTemplate(head.path);
-      }
+      if (head) Object.assign(r, requestLineFields(head, this.options.keepQuery));
     }
     this.out.updated(r);
   }

@@ -16,6 +16,7 @@ import type { PodMetadataResolver } from '../k8s/pod-metadata.ts';
 import { pathWithQuery } from '../http/query-redaction.ts';
 import { buildDependency, type BuiltDependency } from './dependency-builder.ts';
 import { exchangeKey } from '../util/exchange-key.ts';
+import { durationMs } from '../util/duration-ms.ts';
 
 /** What span building needs beyond the public record. */
 export interface BuiltRequest {
@@ -63,20 +64,36 @@ function cpuAttribution(flags: number, cpuNs: number): CpuAttribution {
   return cpuNs > 0 ? 'exact' : 'unknown';
 }
 
+/** What the kernel measured; a request reported again (RequestPipeline) takes the final numbers. */
+export function measuredFields(a: AssembledRequest): Pick<RequestRecord, 'duration_ms' | 'cpu_time_ms' | 'bytes_received' | 'bytes_sent'> {
+  const k = a.kernel;
+  return { duration_ms: durationMs(k.startNs, k.endNs), cpu_time_ms: k.cpuNs / 1e6, bytes_received: a.bytesReceived, bytes_sent: k.bytesSent };
+}
+
+/** The record's fields from the request line (null without one). */
+export function requestLineFields(http: HttpRequestHead | null, keepQuery: boolean): Pick<RequestRecord, 'http_method' | 'http_path' | 'route'> {
+  if (!http) return { http_method: null, http_path: null, route: null };
+  return { http_method: http.method, http_path: pathWithQuery(http, keepQuery), route: routeTemplate(http.path) };
+}
+
+export function responseStatus(a: AssembledRequest): number | null {
+  return parseResponseHead(a.responseHead)?.status ?? null;
+}
+
 export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): BuiltRequest {
   const k = a.kernel;
   const http = parseRequestHead(a.requestHead, requestHeaders(opts.correlation));
-  const response = parseResponseHead(a.responseHead);
   const traceParent = http ? parseTraceParent(http.headers.get('traceparent')) : null;
   const proc = opts.processes.get(k.pid, k.comm);
   const pod = opts.pods?.metadataForPid(k.pid) ?? null;
   // service.name: the process's own OTEL_SERVICE_NAME, else the pod's labels, else the process.
   const serviceName = proc.serviceNameFromEnv ? proc.serviceName : (pod?.serviceName ?? proc.serviceName);
-  const durationNs = k.endNs > k.startNs ? k.endNs - k.startNs : 0n;
   const rss = k.rssBytes > 0 ? k.rssBytes : (readRssBytes(k.pid) ?? 0);
   const spanId = newSpanId();
   const dependencies = a.dependencies.map((d) => buildDependency(d, opts.keepQuery));
   dependencies.sort((x, y) => (x.startNs < y.startNs ? -1 : x.startNs > y.startNs ? 1 : 0));
+  const measured = measuredFields(a);
+  const line = requestLineFields(http, opts.keepQuery);
 
   const record: RequestRecord = {
     request_id: spanId,
@@ -89,20 +106,20 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     service_name: serviceName,
     namespace: pod?.namespace ?? null,
     pod_name: pod?.podName ?? null,
-    route: http ? routeTemplate(http.path) : null,
+    route: line.route,
     local_port: k.localPort,
     remote_ip: k.remoteAddr,
     remote_port: k.remotePort,
-    duration_ms: Number(durationNs) / 1e6,
-    cpu_time_ms: k.cpuNs / 1e6,
+    duration_ms: measured.duration_ms,
+    cpu_time_ms: measured.cpu_time_ms,
     cpu_attribution: cpuAttribution(k.flags, k.cpuNs),
     memory_rss_bytes: rss,
-    bytes_received: a.bytesReceived,
-    bytes_sent: k.bytesSent,
+    bytes_received: measured.bytes_received,
+    bytes_sent: measured.bytes_sent,
     correlation_id: http ? opts.correlation.extract(http.headers, traceParent) : null,
-    http_method: http?.method ?? null,
-    http_path: http ? pathWithQuery(http, opts.keepQuery) : null,
-    http_status: response?.status ?? null,
+    http_method: line.http_method,
+    http_path: line.http_path,
+    http_status: responseStatus(a),
     dependencies: dependencies.map((d) => d.record),
   };
   return {
