@@ -65,9 +65,17 @@ function cpuAttribution(flags: number, cpuNs: number): CpuAttribution {
 }
 
 /** What the kernel measured; a request reported again (RequestPipeline) takes the final numbers. */
-export function measuredFields(a: AssembledRequest): Pick<RequestRecord, 'duration_ms' | 'cpu_time_ms' | 'bytes_received' | 'bytes_sent'> {
+export function measuredFields(
+  a: AssembledRequest,
+): Pick<RequestRecord, 'duration_ms' | 'cpu_time_ms' | 'cpu_attribution' | 'bytes_received' | 'bytes_sent'> {
   const k = a.kernel;
-  return { duration_ms: durationMs(k.startNs, k.endNs), cpu_time_ms: k.cpuNs / 1e6, bytes_received: a.bytesReceived, bytes_sent: k.bytesSent };
+  return {
+    duration_ms: durationMs(k.startNs, k.endNs),
+    cpu_time_ms: k.cpuNs / 1e6,
+    cpu_attribution: cpuAttribution(k.flags, k.cpuNs),
+    bytes_received: a.bytesReceived,
+    bytes_sent: k.bytesSent,
+  };
 }
 
 /** The record's fields from the request line (null without one). */
@@ -112,7 +120,7 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     remote_port: k.remotePort,
     duration_ms: measured.duration_ms,
     cpu_time_ms: measured.cpu_time_ms,
-    cpu_attribution: cpuAttribution(k.flags, k.cpuNs),
+    cpu_attribution: measured.cpu_attribution,
     memory_rss_bytes: rss,
     bytes_received: measured.bytes_received,
     bytes_sent: measured.bytes_sent,

@@ -89,8 +89,9 @@ describe('loader restarts in the pipeline', () => {
     const response: KernelData = { kind: 'data', direction: Direction.RESPONSE, connId: 1, seq: 1, offset: 0, bytes: Buffer.from('HTTP/1.1 201 Created\r\n\r\n', 'latin1') };
     const final = { ...r.request, endNs: T0 + 9_000_000n, cpuNs: 2_000_000, bytesSent: 300 };
     const { p, recorded, updated } = pipeline();
-    p.handle({ ...r.request, rssBytes: 7 }, 1); // reported before any bytes were captured
+    p.handle({ ...r.request, rssBytes: 7, cpuNs: 0 }, 1); // reported before any bytes (or CPU) were captured
     assert.equal(recorded[0]!.http_method, null);
+    assert.equal(recorded[0]!.cpu_attribution, 'unknown');
     p.handle(r.data, 1);
     p.handle(response, 1);
     p.handle({ ...final, rssBytes: 0 }, 1);
@@ -98,7 +99,7 @@ describe('loader restarts in the pipeline', () => {
 
     const whole = pipeline();
     for (const rec of [r.data, response, final]) whole.p.handle(rec, 1);
-    const fields = ['http_method', 'http_path', 'route', 'http_status', 'duration_ms', 'cpu_time_ms', 'bytes_sent', 'bytes_received'] as const;
+    const fields = ['http_method', 'http_path', 'route', 'http_status', 'duration_ms', 'cpu_time_ms', 'cpu_attribution', 'bytes_sent', 'bytes_received'] as const;
     for (const f of fields) assert.equal(updated[0]![f], whole.recorded[0]![f], f);
     assert.deepEqual([updated[0]!.http_method, updated[0]!.http_path, updated[0]!.http_status], ['GET', '/orders/123?REDACTED', 201]);
     assert.equal(updated[0]!.memory_rss_bytes, 7, 'a re-report without RSS keeps the earlier reading');
