@@ -9,9 +9,8 @@
  * recorded nor counted: the test sends none then (the in-flight ones were read before it).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { startAgent, type RunningAgent } from '../harness/agent.ts';
+import { loaderPid, startAgent, type RunningAgent } from '../harness/agent.ts';
 import { waitFor } from '../harness/ports.ts';
 import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
 import { startPythonServer, type RunningServer } from '../harness/runtimes.ts';
@@ -32,19 +31,6 @@ interface Health {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function loaderPid(agentPid: number): number {
-  const children = readFileSync(`/proc/${agentPid}/task/${agentPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  const loader = children.find((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim().startsWith('perfcatch');
-    } catch {
-      return false;
-    }
-  });
-  if (loader === undefined) throw new Error(`no loader among the agent's children ${children.join(',')}`);
-  return loader;
-}
 
 describe(`loader SIGKILLed ${KILLS} times under load: no record altered, every request recorded or counted lost`, () => {
   let server: RunningServer;

@@ -1,4 +1,5 @@
 /** Runs the built agent (dist/cli.js) under the test's own Node 24, as a user would. */
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { freePort, scaledTimeout, waitFor } from './ports.ts';
 import { spawnTracked, type Spawned } from './processes.ts';
@@ -37,4 +38,18 @@ export async function startAgent(args: string[], env: Record<string, string> = {
     scaledTimeout(60_000),
   );
   return { ...s, api, get, metrics: async () => (await fetch(`${api}/metrics`)).text() };
+}
+
+/** The agent's loader child (its comm starts with "perfcatch"). */
+export function loaderPid(agentPid: number): number {
+  const children = readFileSync(`/proc/${agentPid}/task/${agentPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  const loader = children.find((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim().startsWith('perfcatch');
+    } catch {
+      return false;
+    }
+  });
+  if (loader === undefined) throw new Error(`no loader among the agent's children ${children.join(',')}`);
+  return loader;
 }
