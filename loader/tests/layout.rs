@@ -1,15 +1,14 @@
-//! The Rust mirrors in src/record.rs must match the BTF of the compiled BPF object (the C header
-//! is the contract). Needs bpftool and the object: ../build/perfcatch.bpf.o, or the path in
-//! PERFCATCH_BPF_OBJECT. A missing object is a failure, not a skip: CI must not go green blind.
-
-#[path = "../src/record.rs"]
-mod record;
+//! The Rust mirrors in src/record.rs and src/exit.rs must match the BTF of the compiled BPF
+//! object (the C header is the contract). Needs bpftool and the object: ../build/perfcatch.bpf.o,
+//! or the path in PERFCATCH_BPF_OBJECT. A missing object is a failure, not a skip: CI must not
+//! go green blind.
 
 use std::collections::BTreeMap;
 use std::mem::{offset_of, size_of};
 use std::process::Command;
 
-use record::*;
+use perfcatch_loader::exit::*;
+use perfcatch_loader::record::*;
 use serde_json::Value;
 
 fn object_path() -> String {
@@ -268,6 +267,32 @@ fn enums_match_btf() {
             ("PC_LCNT_MALFORMED", PC_LCNT_MALFORMED as i64),
             ("PC_LCNT_DRAINS", PC_LCNT_DRAINS as i64),
             ("PC_LCNT_MAX", PC_LCNT_MAX as i64),
+        ],
+    );
+    check_enum(
+        &types,
+        "pc_capture_default",
+        &[
+            ("PC_CAPTURE_REQ_DEFAULT", PC_CAPTURE_REQ_DEFAULT as i64),
+            ("PC_CAPTURE_RESP_DEFAULT", PC_CAPTURE_RESP_DEFAULT as i64),
+        ],
+    );
+}
+
+/// The agent reads these codes too (src/loader/loader-process.ts, checked by its own test).
+#[test]
+fn exit_codes_match_btf() {
+    check_enum(
+        &btf_types(),
+        "pc_loader_exit",
+        &[
+            ("PC_EXIT_OTHER", PC_EXIT_OTHER as i64),
+            ("PC_EXIT_USAGE", PC_EXIT_USAGE as i64),
+            ("PC_EXIT_PRIVILEGE", PC_EXIT_PRIVILEGE as i64),
+            ("PC_EXIT_NO_BTF", PC_EXIT_NO_BTF as i64),
+            ("PC_EXIT_OLD_KERNEL", PC_EXIT_OLD_KERNEL as i64),
+            ("PC_EXIT_OBJECT", PC_EXIT_OBJECT as i64),
+            ("PC_EXIT_LOAD", PC_EXIT_LOAD as i64),
         ],
     );
 }
