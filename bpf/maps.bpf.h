@@ -11,8 +11,8 @@
 #define MSG_PEEK 2
 
 /* Tunables, set by the loader at load time (EbpfLoader::override_global). */
-const volatile __u32 capture_req_bytes = 1024;  /* loader default is 4096 */
-const volatile __u32 capture_resp_bytes = 512;
+const volatile __u32 capture_req_bytes = PC_CAPTURE_REQ_DEFAULT;
+const volatile __u32 capture_resp_bytes = PC_CAPTURE_RESP_DEFAULT;
 const volatile __u32 capture_dep_bytes = 512;    /* each direction of an outbound exchange */
 const volatile __u64 shed_capture_bytes = 8 << 20; /* skip payload capture past this */
 const volatile __u64 wakeup_bytes = 4 << 20;     /* wake the loader as unread data crosses this */

@@ -46,6 +46,8 @@ struct pc_btf_anchor {
 	enum pc_env_key env_key;
 	enum pc_counter counter;
 	enum pc_loader_counter loader_counter;
+	enum pc_capture_default capture_default;
+	enum pc_loader_exit loader_exit;
 };
 struct pc_btf_anchor *pc_btf_anchor __attribute__((unused));
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * perfcatch.h - every record that crosses from the kernel (or the loader) into userspace.
+ * perfcatch.h - every record that crosses from the kernel (or the loader) into userspace,
+ * and the constants the kernel, the loader and the agent must agree on.
  *
  * Rules, so that Rust and TypeScript can mirror it byte for byte:
  *   - fixed-width types only, explicit padding, no kernel types;
@@ -12,8 +13,10 @@
  * rewritten from CLOCK_MONOTONIC to epoch nanoseconds. pc_data frames carry only
  * PC_DATA_HDR_SIZE + len bytes.
  *
- * loader/src/record.rs and src/decode/layout.ts mirror this file; their layout tests compare
- * against the BTF of the compiled object and fail when this file changes without them.
+ * loader/src/record.rs and src/decode/layout.ts mirror this file (the exit codes:
+ * loader/src/exit.rs and src/loader/loader-process.ts; the capture defaults: src/config.ts);
+ * their layout tests compare against the BTF of the compiled object and fail when this file
+ * changes without them.
  */
 #ifndef __PERFCATCH_H
 #define __PERFCATCH_H
@@ -29,6 +32,27 @@
 
 /* Largest payload chunk in one pc_data record. Load-time capture sizes are clamped to it. */
 #define PC_DATA_MAX 4096
+
+/* Payload bytes captured per request when nobody says otherwise: the agent's
+ * --capture-*-bytes defaults (src/config.ts). The agent always passes its values to the
+ * loader, which sets them at load time. An enum, not a #define, so that the layout tests
+ * find it in the object's BTF. */
+enum pc_capture_default {
+	PC_CAPTURE_REQ_DEFAULT = 4096,
+	PC_CAPTURE_RESP_DEFAULT = 512
+};
+
+/* The loader's exit status; its one stderr line says why. The agent does not restart a
+ * loader that exited with one a restart cannot change (src/loader/loader-process.ts). */
+enum pc_loader_exit {
+	PC_EXIT_OTHER = 1,      /* anything else, e.g. stdout could not be written */
+	PC_EXIT_USAGE = 2,      /* bad command line */
+	PC_EXIT_PRIVILEGE = 3,  /* neither CAP_SYS_ADMIN nor CAP_BPF + CAP_PERFMON */
+	PC_EXIT_NO_BTF = 4,     /* no usable /sys/kernel/btf/vmlinux */
+	PC_EXIT_OLD_KERNEL = 5, /* no BPF ring buffer (Linux < 5.8) */
+	PC_EXIT_OBJECT = 6,     /* the BPF object is missing or not a BPF ELF file */
+	PC_EXIT_LOAD = 7        /* the kernel refused to load or attach a program */
+};
 /* Bytes of pc_data before its payload. */
 #define PC_DATA_HDR_SIZE 24
 

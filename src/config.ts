@@ -89,6 +89,10 @@ export interface AgentConfig {
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DEFAULT_LOADER_PATH = path.join(PACKAGE_ROOT, 'loader/target/release/perfcatch-loader');
 const DEFAULT_BPF_OBJECT_PATH = path.join(PACKAGE_ROOT, 'build/perfcatch.bpf.o');
+/** enum pc_capture_default in bpf/perfcatch.h (test/unit/layout.test.ts checks): the agent
+ * always passes its capture sizes to the loader, so these are the ones in force. */
+export const DEFAULT_CAPTURE_REQUEST_BYTES = 4096;
+export const DEFAULT_CAPTURE_RESPONSE_BYTES = 512;
 
 interface OptionSpec {
   flag: string;
@@ -116,8 +120,8 @@ const OPTIONS = [
   { flag: '--correlation-headers', env: ['PERFCATCH_CORRELATION_HEADERS'], arg: 'NAME,...', description: 'extra correlation-id headers, checked before the built-in ones', defaultText: 'none' },
   { flag: '--otlp-endpoint', env: ['PERFCATCH_OTLP_ENDPOINT'], arg: 'URL', description: 'OTLP endpoint for spans (and metrics with --otlp-metrics), http(s)://host:port[/path]; HTTP appends /v1/traces, /v1/metrics; gRPC also takes host:port. Else the OTEL_EXPORTER_OTLP_*ENDPOINT variables', defaultText: 'none (span export off)' },
   { flag: '--otlp-protocol', env: ['PERFCATCH_OTLP_PROTOCOL'], arg: 'PROTOCOL', description: `${OTLP_PROTOCOLS.join(' | ')}; else the OTEL_EXPORTER_OTLP_*PROTOCOL variables`, defaultText: DEFAULT_OTLP_PROTOCOL },
-  { flag: '--capture-request-bytes', env: ['PERFCATCH_CAPTURE_REQUEST_BYTES'], arg: 'N', description: 'request bytes captured for parsing (64-4096)', defaultText: '4096' },
-  { flag: '--capture-response-bytes', env: ['PERFCATCH_CAPTURE_RESPONSE_BYTES'], arg: 'N', description: 'response bytes captured for parsing (16-4096)', defaultText: '512' },
+  { flag: '--capture-request-bytes', env: ['PERFCATCH_CAPTURE_REQUEST_BYTES'], arg: 'N', description: 'request bytes captured for parsing (64-4096)', defaultText: String(DEFAULT_CAPTURE_REQUEST_BYTES) },
+  { flag: '--capture-response-bytes', env: ['PERFCATCH_CAPTURE_RESPONSE_BYTES'], arg: 'N', description: 'response bytes captured for parsing (16-4096)', defaultText: String(DEFAULT_CAPTURE_RESPONSE_BYTES) },
   { flag: '--ringbuf-kb', env: ['PERFCATCH_RINGBUF_KB'], arg: 'N', description: 'kernel ring buffer in KiB, a power of two (64-1048576): past half full, payload capture is shed; when full, records are dropped (both counted)', defaultText: '16384' },
   { flag: '--keep-query', env: ['PERFCATCH_KEEP_QUERY'], arg: null, description: 'keep query strings in paths instead of redacting them', defaultText: 'off' },
   { flag: '--loader', env: ['PERFCATCH_LOADER'], arg: 'PATH', description: 'perfcatch-loader executable', defaultText: DEFAULT_LOADER_PATH },
@@ -197,8 +201,8 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     resourceAttributes: orDefault(standardVariable(env, 'OTEL_RESOURCE_ATTRIBUTES'), parseKeyValueList, {}),
     agentServiceName: 'perfcatch-agent',
     sdkDisabled: orDefault(standardVariable(env, 'OTEL_SDK_DISABLED'), parseStandardBoolean, false),
-    captureRequestBytes: orDefault(raw('--capture-request-bytes'), (v) => parseInteger(v, 64, 4096), 4096),
-    captureResponseBytes: orDefault(raw('--capture-response-bytes'), (v) => parseInteger(v, 16, 4096), 512),
+    captureRequestBytes: orDefault(raw('--capture-request-bytes'), (v) => parseInteger(v, 64, 4096), DEFAULT_CAPTURE_REQUEST_BYTES),
+    captureResponseBytes: orDefault(raw('--capture-response-bytes'), (v) => parseInteger(v, 16, 4096), DEFAULT_CAPTURE_RESPONSE_BYTES),
     ringbufBytes: orDefault(raw('--ringbuf-kb'), parseRingbufKb, 16 << 20),
     keepQuery: orDefault(raw('--keep-query'), parseBoolean, false),
     loaderPath: orDefault(raw('--loader'), parsePath, DEFAULT_LOADER_PATH),

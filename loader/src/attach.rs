@@ -8,6 +8,7 @@ use aya::programs::{Program, ProgramError};
 use aya::{Btf, Ebpf};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
+use crate::errors::error_chain_line;
 use crate::features::Plan;
 
 
@@ -102,7 +103,7 @@ impl std::fmt::Display for AttachError {
                 ProgramError::LoadError { io_error, .. } => {
                     write!(f, "program {program} ({section}): BPF_PROG_LOAD failed: {io_error}")
                 }
-                other => write!(f, "program {program} ({section}): {}", crate::error_chain_line(other)),
+                other => write!(f, "program {program} ({section}): {}", error_chain_line(other)),
             },
         }
     }
@@ -149,7 +150,7 @@ pub fn attach_all(
                 let result = p.load().and_then(|()| p.attach(category, tp).map(|_| ()));
                 match result {
                     Err(e) if optional => {
-                        log::warn!("optional program {name} not attached ({}); continuing without it", crate::error_chain_line(&e));
+                        log::warn!("optional program {name} not attached ({}); continuing without it", error_chain_line(&e));
                         continue;
                     }
                     other => other.map_err(kernel)?,

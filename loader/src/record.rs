@@ -13,6 +13,10 @@ pub const PC_FLUSH_LISTED: libc::c_ulong = 1;
 pub const PC_FLUSH_LIST_MAX: usize = 64;
 pub const PC_DATA_HDR_SIZE: usize = 24;
 
+// enum pc_capture_default: the capture sizes when the command line gives none
+pub const PC_CAPTURE_REQ_DEFAULT: u32 = 4096;
+pub const PC_CAPTURE_RESP_DEFAULT: u32 = 512;
+
 // enum pc_record_type
 pub const PC_REC_REQUEST: u32 = 1;
 pub const PC_REC_DATA: u32 = 2;

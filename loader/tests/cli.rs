@@ -8,11 +8,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use perfcatch_loader::exit::{PC_EXIT_OBJECT, PC_EXIT_PRIVILEGE, PC_EXIT_USAGE};
+use perfcatch_loader::record::{PC_REC_DATA, PC_REC_LOADER_INFO, PC_REC_REQUEST, PC_REC_STATS};
+
 const BIN: &str = env!("CARGO_BIN_EXE_perfcatch-loader");
-const REC_REQUEST: u32 = 1;
-const REC_DATA: u32 = 2;
-const REC_STATS: u32 = 16;
-const REC_LOADER_INFO: u32 = 17;
 
 fn object_path() -> String {
     std::env::var("PERFCATCH_BPF_OBJECT")
@@ -50,14 +49,14 @@ fn assert_one_line_error(code: i32, stderr: &str, want: i32) {
 fn usage_errors_exit_2() {
     for args in [&["--bogus"][..], &[], &["--bpf-object", "x", "--ringbuf-bytes", "12345"]] {
         let (code, err) = run_to_exit(args);
-        assert_one_line_error(code, &err, 2);
+        assert_one_line_error(code, &err, PC_EXIT_USAGE);
     }
 }
 
 #[test]
 fn missing_object_exits_6() {
     let (code, err) = run_to_exit(&["--bpf-object", "/nonexistent/perfcatch.bpf.o"]);
-    assert_one_line_error(code, &err, 6);
+    assert_one_line_error(code, &err, PC_EXIT_OBJECT);
 }
 
 /// A running loader: frames arrive on a channel, stdin is ours to write.
@@ -143,7 +142,7 @@ fn info_stats_and_clean_exit() {
     assert!(is_root(), "info_stats_and_clean_exit loads the BPF object: run the tests as root");
     let mut l = Loader::start(&["--capture-response-bytes", "100"]);
     let first = l.next_frame(Instant::now() + Duration::from_secs(30)).expect("a first frame");
-    assert_eq!(u32_at(&first, 0), REC_LOADER_INFO, "the first frame is the loader info");
+    assert_eq!(u32_at(&first, 0), PC_REC_LOADER_INFO, "the first frame is the loader info");
     let info = loader_info_json(&first);
     assert_eq!(info["abi"], 1);
     assert_eq!(info["capture_response_bytes"], 100);
@@ -153,7 +152,7 @@ fn info_stats_and_clean_exit() {
 
     l.send("bogus command");
     l.send("stats");
-    let (stats, _) = l.wait_for(REC_STATS, 10);
+    let (stats, _) = l.wait_for(PC_REC_STATS, 10);
     assert_eq!(stats.len(), 152, "sizeof(struct pc_stats)");
     assert_eq!(u32_at(&stats, 4), 14, "n_kernel");
     assert_eq!(l.close(), 0);
@@ -202,11 +201,11 @@ fn http_requests_come_out_as_frames() {
     assert!(is_root(), "http_requests_come_out_as_frames loads the BPF object: run the tests as root");
     let (server, port) = start_server();
     let mut l = Loader::start(&[]);
-    l.wait_for(REC_LOADER_INFO, 30);
+    l.wait_for(PC_REC_LOADER_INFO, 30);
     // Only our server's port; the STATS reply proves the ports command was applied before it.
     l.send(&format!("ports {port}"));
     l.send("stats");
-    l.wait_for(REC_STATS, 10);
+    l.wait_for(PC_REC_STATS, 10);
     for _ in 0..3 {
         assert!(http_get(port).contains("hello from perfcatch test"));
     }
@@ -216,8 +215,8 @@ fn http_requests_come_out_as_frames() {
     while requests.len() < 3 {
         let f = l.next_frame(deadline).expect("3 request records within 10s");
         match u32_at(&f, 0) {
-            REC_REQUEST => requests.push(f),
-            REC_DATA => data.push(f),
+            PC_REC_REQUEST => requests.push(f),
+            PC_REC_DATA => data.push(f),
             _ => {}
         }
     }
@@ -257,6 +256,6 @@ fn unprivileged_run_exits_3() {
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_one_line_error(out.status.code().unwrap_or(-1), &stderr, 3);
+    assert_one_line_error(out.status.code().unwrap_or(-1), &stderr, PC_EXIT_PRIVILEGE);
     assert!(stderr.contains("CAP_BPF"), "{stderr}");
 }

@@ -1,15 +1,14 @@
-//! The Rust mirrors in src/record.rs must match the BTF of the compiled BPF object (the C header
-//! is the contract). Needs bpftool and the object: ../build/perfcatch.bpf.o, or the path in
-//! PERFCATCH_BPF_OBJECT. A missing object is a failure, not a skip: CI must not go green blind.
-
-#[path = "../src/record.rs"]
-mod record;
+//! The Rust mirrors in src/record.rs and src/exit.rs must match the BTF of the compiled BPF
+//! object (the C header is the contract). Needs bpftool and the object: ../build/perfcatch.bpf.o,
+//! or the path in PERFCATCH_BPF_OBJECT. A missing object is a failure, not a skip: CI must not
+//! go green blind.
 
 use std::collections::BTreeMap;
 use std::mem::{offset_of, size_of};
 use std::process::Command;
 
-use record::*;
+use perfcatch_loader::exit::*;
+use perfcatch_loader::record::*;
 use serde_json::Value;
 
 fn object_path() -> String {
@@ -86,6 +85,13 @@ fn check_struct(types: &[Value], name: &str, size: usize, fields: Vec<Field>) {
         .collect();
     let rust: Vec<(String, usize, usize)> = fields.into_iter().map(|(n, o, s)| (n.to_string(), o, s)).collect();
     assert_eq!(btf, rust, "struct {name}: (member, offset, size) in BTF vs Rust mirror");
+}
+
+/// (name, value) of each Rust constant, for check_enum.
+macro_rules! named {
+    ($($c:ident),* $(,)?) => {
+        &[$((stringify!($c), $c as i64)),*]
+    };
 }
 
 fn check_enum(types: &[Value], name: &str, rust: &[(&str, i64)]) {
@@ -169,7 +175,12 @@ fn structs_match_btf() {
         fields!(PcData { r#type, direction, _pad0, len, conn_id, seq, offset, data }),
     );
     check_struct(&types, "pc_stats", size_of::<PcStats>(), fields!(PcStats { r#type, n_kernel, kernel, loader }));
-    check_struct(&types, "pc_process_cpu", size_of::<PcProcessCpu>(), fields!(PcProcessCpu { r#type, pid, unattributed_ns }));
+    check_struct(
+        &types,
+        "pc_process_cpu",
+        size_of::<PcProcessCpu>(),
+        fields!(PcProcessCpu { r#type, pid, unattributed_ns }),
+    );
     check_struct(&types, "pc_loader_info", size_of::<PcLoaderInfo>(), fields!(PcLoaderInfo { r#type, len }));
     check_struct(
         &types,
@@ -177,7 +188,12 @@ fn structs_match_btf() {
         size_of::<PcFilterCfg>(),
         fields!(PcFilterCfg { pids_on, ports_on, cgroups_on, comms_on }),
     );
-    check_struct(&types, "pc_process_env", size_of::<PcProcessEnv>(), fields!(PcProcessEnv { r#type, pid, key, len, value }));
+    check_struct(
+        &types,
+        "pc_process_env",
+        size_of::<PcProcessEnv>(),
+        fields!(PcProcessEnv { r#type, pid, key, len, value }),
+    );
     check_struct(&types, "pc_conn_key", size_of::<PcConnKey>(), fields!(PcConnKey { tgid, fd }));
     check_struct(&types, "pc_flush_list", size_of::<PcFlushList>(), fields!(PcFlushList { n, _pad, keys }));
 }
@@ -188,86 +204,89 @@ fn enums_match_btf() {
     check_enum(
         &types,
         "pc_record_type",
-        &[
-            ("PC_REC_REQUEST", PC_REC_REQUEST as i64),
-            ("PC_REC_DATA", PC_REC_DATA as i64),
-            ("PC_REC_DEPENDENCY", PC_REC_DEPENDENCY as i64),
-            ("PC_REC_PROCESS_ENV", PC_REC_PROCESS_ENV as i64),
-            ("PC_REC_PROCESS_CPU", PC_REC_PROCESS_CPU as i64),
-            ("PC_REC_STATS", PC_REC_STATS as i64),
-            ("PC_REC_LOADER_INFO", PC_REC_LOADER_INFO as i64),
+        named![
+            PC_REC_REQUEST,
+            PC_REC_DATA,
+            PC_REC_DEPENDENCY,
+            PC_REC_PROCESS_ENV,
+            PC_REC_PROCESS_CPU,
+            PC_REC_STATS,
+            PC_REC_LOADER_INFO
         ],
     );
     check_enum(
         &types,
         "pc_request_flags",
-        &[
-            ("PC_F_CONN_CLOSED", PC_F_CONN_CLOSED as i64),
-            ("PC_F_REQ_TRUNCATED", PC_F_REQ_TRUNCATED as i64),
-            ("PC_F_RESP_TRUNCATED", PC_F_RESP_TRUNCATED as i64),
-            ("PC_F_DATA_LOST", PC_F_DATA_LOST as i64),
-            ("PC_F_SENDFILE", PC_F_SENDFILE as i64),
-            ("PC_F_NO_RSS", PC_F_NO_RSS as i64),
-            ("PC_F_PIPELINED", PC_F_PIPELINED as i64),
-            ("PC_F_IDLE_FLUSH", PC_F_IDLE_FLUSH as i64),
-            ("PC_F_LATE_WRITE", PC_F_LATE_WRITE as i64),
-            ("PC_F_CPU_APPORTIONED", PC_F_CPU_APPORTIONED as i64),
+        named![
+            PC_F_CONN_CLOSED,
+            PC_F_REQ_TRUNCATED,
+            PC_F_RESP_TRUNCATED,
+            PC_F_DATA_LOST,
+            PC_F_SENDFILE,
+            PC_F_NO_RSS,
+            PC_F_PIPELINED,
+            PC_F_IDLE_FLUSH,
+            PC_F_LATE_WRITE,
+            PC_F_CPU_APPORTIONED
         ],
     );
     check_enum(
         &types,
         "pc_dependency_flags",
-        &[
-            ("PC_DF_NEW_CONNECTION", PC_DF_NEW_CONNECTION as i64),
-            ("PC_DF_CONN_CLOSED", PC_DF_CONN_CLOSED as i64),
-            ("PC_DF_ADOPTED", PC_DF_ADOPTED as i64),
-            ("PC_DF_DATA_LOST", PC_DF_DATA_LOST as i64),
-            ("PC_DF_AT_PARENT_END", PC_DF_AT_PARENT_END as i64),
-            ("PC_DF_CALLER_INFERRED", PC_DF_CALLER_INFERRED as i64),
+        named![
+            PC_DF_NEW_CONNECTION,
+            PC_DF_CONN_CLOSED,
+            PC_DF_ADOPTED,
+            PC_DF_DATA_LOST,
+            PC_DF_AT_PARENT_END,
+            PC_DF_CALLER_INFERRED
         ],
     );
-    check_enum(
-        &types,
-        "pc_env_key",
-        &[
-            ("PC_ENV_SERVICE_NAME", PC_ENV_SERVICE_NAME as i64),
-            ("PC_ENV_RESOURCE_ATTRIBUTES", PC_ENV_RESOURCE_ATTRIBUTES as i64),
-        ],
-    );
-    check_enum(
-        &types,
-        "pc_direction",
-        &[("PC_DIR_REQUEST", PC_DIR_REQUEST as i64), ("PC_DIR_RESPONSE", PC_DIR_RESPONSE as i64)],
-    );
+    check_enum(&types, "pc_env_key", named![PC_ENV_SERVICE_NAME, PC_ENV_RESOURCE_ATTRIBUTES]);
+    check_enum(&types, "pc_direction", named![PC_DIR_REQUEST, PC_DIR_RESPONSE]);
     check_enum(
         &types,
         "pc_counter",
-        &[
-            ("PC_CNT_REQUESTS", PC_CNT_REQUESTS as i64),
-            ("PC_CNT_RB_DROP_REQUEST", PC_CNT_RB_DROP_REQUEST as i64),
-            ("PC_CNT_RB_DROP_DATA", PC_CNT_RB_DROP_DATA as i64),
-            ("PC_CNT_CONN_ACCEPTED", PC_CNT_CONN_ACCEPTED as i64),
-            ("PC_CNT_CONN_TABLE_FULL", PC_CNT_CONN_TABLE_FULL as i64),
-            ("PC_CNT_CAPTURE_SHED", PC_CNT_CAPTURE_SHED as i64),
-            ("PC_CNT_CONN_FILTERED", PC_CNT_CONN_FILTERED as i64),
-            ("PC_CNT_CONN_REPLACED", PC_CNT_CONN_REPLACED as i64),
-            ("PC_CNT_DEPENDENCIES", PC_CNT_DEPENDENCIES as i64),
-            ("PC_CNT_RB_DROP_DEPENDENCY", PC_CNT_RB_DROP_DEPENDENCY as i64),
-            ("PC_CNT_DEP_UNATTRIBUTED", PC_CNT_DEP_UNATTRIBUTED as i64),
-            ("PC_CNT_CLIENT_CONNS", PC_CNT_CLIENT_CONNS as i64),
-            ("PC_CNT_IDLE_FLUSHES", PC_CNT_IDLE_FLUSHES as i64),
-            ("PC_CNT_CPU_UNATTRIBUTED_NS", PC_CNT_CPU_UNATTRIBUTED_NS as i64),
-            ("PC_CNT_MAX", PC_CNT_MAX as i64),
+        named![
+            PC_CNT_REQUESTS,
+            PC_CNT_RB_DROP_REQUEST,
+            PC_CNT_RB_DROP_DATA,
+            PC_CNT_CONN_ACCEPTED,
+            PC_CNT_CONN_TABLE_FULL,
+            PC_CNT_CAPTURE_SHED,
+            PC_CNT_CONN_FILTERED,
+            PC_CNT_CONN_REPLACED,
+            PC_CNT_DEPENDENCIES,
+            PC_CNT_RB_DROP_DEPENDENCY,
+            PC_CNT_DEP_UNATTRIBUTED,
+            PC_CNT_CLIENT_CONNS,
+            PC_CNT_IDLE_FLUSHES,
+            PC_CNT_CPU_UNATTRIBUTED_NS,
+            PC_CNT_MAX
         ],
     );
     check_enum(
         &types,
         "pc_loader_counter",
-        &[
-            ("PC_LCNT_RECORDS_OUT", PC_LCNT_RECORDS_OUT as i64),
-            ("PC_LCNT_MALFORMED", PC_LCNT_MALFORMED as i64),
-            ("PC_LCNT_DRAINS", PC_LCNT_DRAINS as i64),
-            ("PC_LCNT_MAX", PC_LCNT_MAX as i64),
+        named![PC_LCNT_RECORDS_OUT, PC_LCNT_MALFORMED, PC_LCNT_DRAINS, PC_LCNT_MAX],
+    );
+    check_enum(&types, "pc_capture_default", named![PC_CAPTURE_REQ_DEFAULT, PC_CAPTURE_RESP_DEFAULT]);
+}
+
+/// The agent reads these codes too (src/loader/loader-process.ts, checked by its own test).
+#[test]
+fn exit_codes_match_btf() {
+    check_enum(
+        &btf_types(),
+        "pc_loader_exit",
+        named![
+            PC_EXIT_OTHER,
+            PC_EXIT_USAGE,
+            PC_EXIT_PRIVILEGE,
+            PC_EXIT_NO_BTF,
+            PC_EXIT_OLD_KERNEL,
+            PC_EXIT_OBJECT,
+            PC_EXIT_LOAD
         ],
     );
 }

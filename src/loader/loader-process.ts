@@ -8,17 +8,27 @@ import { createInterface } from 'node:readline';
 import { FrameError, FrameReader } from '../decode/frame-reader.ts';
 import { decodeRecord, RecordDecodeError, type DecodedRecord } from '../decode/records.ts';
 
-/** The loader's exit codes (loader/src/main.rs). */
+/** The loader's exit codes: enum pc_loader_exit in bpf/perfcatch.h without its PC_EXIT_
+ * prefix (test/unit/layout.test.ts checks them against it). */
 export const LOADER_EXIT = {
+  OTHER: 1,
   USAGE: 2,
-  PRIVILEGES: 3,
+  PRIVILEGE: 3,
   NO_BTF: 4,
-  KERNEL_TOO_OLD: 5,
-  OBJECT_MISSING: 6,
-  ATTACH_FAILED: 7,
+  OLD_KERNEL: 5,
+  OBJECT: 6,
+  LOAD: 7,
 } as const;
 
-const FATAL_EXITS = new Set<number>([2, 3, 4, 5, 6]);
+/** Exits a restart cannot change: the same command line, process, kernel and file would fail
+ * again. OTHER and LOAD are retried (a lost stdout, a load or attach that can pass later). */
+const FATAL_EXITS = new Set<number>([
+  LOADER_EXIT.USAGE, // the agent built a command line the loader refuses
+  LOADER_EXIT.PRIVILEGE, // capabilities do not come back by themselves
+  LOADER_EXIT.NO_BTF, // the kernel's build decides
+  LOADER_EXIT.OLD_KERNEL, // so does its version
+  LOADER_EXIT.OBJECT, // the BPF object is missing or broken until someone rebuilds it
+]);
 const MAX_BACKOFF_MS = 30_000;
 
 export interface LoaderOptions {
@@ -156,7 +166,7 @@ export class LoaderProcess {
           err.code === 'ENOENT'
             ? `loader not found at ${this.opts.loaderPath} (build it with: npm run build)`
             : `cannot start loader ${this.opts.loaderPath}: ${err.message}`;
-        if (!started) reject(new LoaderStartError(msg, LOADER_EXIT.OBJECT_MISSING));
+        if (!started) reject(new LoaderStartError(msg, LOADER_EXIT.OBJECT));
       });
       child.on('exit', (code, signal) => {
         this.child = null;

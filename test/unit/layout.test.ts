@@ -8,7 +8,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_CAPTURE_REQUEST_BYTES, DEFAULT_CAPTURE_RESPONSE_BYTES } from '../../src/config.ts';
 import * as L from '../../src/decode/layout.ts';
+import { LOADER_EXIT } from '../../src/loader/loader-process.ts';
 
 const OBJECT = process.env.PERFCATCH_BPF_OBJECT ?? fileURLToPath(new URL('../../build/perfcatch.bpf.o', import.meta.url));
 
@@ -107,5 +109,19 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
   it('payload constants', () => {
     assert.equal(L.DATA.data, L.PC_DATA_HDR_SIZE);
     assert.equal(L.DATA.size, L.PC_DATA_HDR_SIZE + L.PC_DATA_MAX);
+  });
+});
+
+describe('constants the agent shares with bpf/perfcatch.h', () => {
+  it('enum pc_loader_exit: the loader exit codes the agent tells apart', () => {
+    const expected = Object.fromEntries(Object.entries(LOADER_EXIT).map(([k, v]) => [`PC_EXIT_${k}`, v]));
+    assert.deepEqual(enumValues('pc_loader_exit'), expected);
+  });
+
+  it('enum pc_capture_default: the --capture-*-bytes defaults', () => {
+    assert.deepEqual(enumValues('pc_capture_default'), {
+      PC_CAPTURE_REQ_DEFAULT: DEFAULT_CAPTURE_REQUEST_BYTES,
+      PC_CAPTURE_RESP_DEFAULT: DEFAULT_CAPTURE_RESPONSE_BYTES,
+    });
   });
 });
