@@ -69,35 +69,65 @@ function buildTree(): Int32Array {
   return child;
 }
 
+/** Per tree node: its depth, and whether its path is all ones (a valid padding prefix). */
+const DEPTH = new Uint8Array(512);
+const ALL_ONES = new Uint8Array(512);
+(function markPaths(node: number, depth: number, allOnes: boolean): void {
+  DEPTH[node] = depth;
+  ALL_ONES[node] = allOnes ? 1 : 0;
+  for (const bit of [0, 1]) {
+    const child = CHILD[2 * node + bit]!;
+    if (child > 0) markPaths(child, depth + 1, allOnes && bit === 1);
+  }
+})(0, 0, true);
+
+/**
+ * The tree walked four bits at a time: from node n on nibble v, NEXT[16n+v] is the node
+ * reached and EMIT[16n+v] the symbol completed on the way (codes are ≥ 5 bits, so at most
+ * one), −1 for none, −2 when EOS was completed (an error).
+ */
+const NEXT = new Uint16Array(512 * 16);
+const EMIT = new Int16Array(512 * 16);
+for (let node = 0; node < 512; node++) {
+  if (node !== 0 && DEPTH[node] === 0) continue; // not a node
+  for (let nibble = 0; nibble < 16; nibble++) {
+    let at = node;
+    let emit = -1;
+    for (let shift = 3; shift >= 0; shift--) {
+      const next = CHILD[2 * at + ((nibble >>> shift) & 1)]!;
+      if (next < 0) {
+        emit = -next - 1 === EOS ? -2 : -next - 1;
+        at = 0;
+      } else {
+        at = next;
+      }
+    }
+    NEXT[16 * node + nibble] = at;
+    EMIT[16 * node + nibble] = emit;
+  }
+}
+
 /**
  * Decodes a Huffman-coded string literal to a latin1 string (one char per octet).
  * Null when the input is not a valid encoding: EOS inside, padding longer than 7 bits, or
  * padding that is not the all-ones prefix of EOS (RFC 7541 §5.2).
  */
 export function decodeHuffman(buf: Uint8Array, start: number, end: number): string | null {
-  let out = '';
+  // Each symbol takes at least 5 bits.
+  const out = Buffer.allocUnsafe(Math.ceil(((end - start) * 8) / 5));
+  let n = 0;
   let node = 0;
-  /** Bits read since the last symbol, and whether they were all ones. */
-  let depth = 0;
-  let allOnes = true;
   for (let i = start; i < end; i++) {
     const byte = buf[i]!;
-    for (let shift = 7; shift >= 0; shift--) {
-      const bit = (byte >>> shift) & 1;
-      const next = CHILD[2 * node + bit]!;
-      depth++;
-      if (bit === 0) allOnes = false;
-      if (next < 0) {
-        const sym = -next - 1;
-        if (sym === EOS) return null;
-        out += String.fromCharCode(sym);
-        node = 0;
-        depth = 0;
-        allOnes = true;
-      } else {
-        node = next;
-      }
-    }
+    let slot = 16 * node + (byte >>> 4);
+    let emit = EMIT[slot]!;
+    if (emit === -2) return null;
+    if (emit >= 0) out[n++] = emit;
+    slot = 16 * NEXT[slot]! + (byte & 15);
+    emit = EMIT[slot]!;
+    if (emit === -2) return null;
+    if (emit >= 0) out[n++] = emit;
+    node = NEXT[slot]!;
   }
-  return depth <= 7 && allOnes ? out : null;
+  return node === 0 || (ALL_ONES[node] === 1 && DEPTH[node]! <= 7) ? out.toString('latin1', 0, n) : null;
 }

@@ -4,18 +4,21 @@ import { HUFFMAN_CODE_LENGTHS, HUFFMAN_CODES } from '../../src/http2/huffman.ts'
 /** `text` (latin1, one char per octet) Huffman-coded, padded with ones to a byte. */
 export function encodeHuffman(text: string): Buffer {
   const out: number[] = [];
-  let acc = 0n;
+  // Pending bits, fewer than 8 + 30: they fit a double exactly.
+  let acc = 0;
   let bits = 0;
   for (let i = 0; i < text.length; i++) {
     const sym = text.charCodeAt(i) & 0xff;
-    acc = (acc << BigInt(HUFFMAN_CODE_LENGTHS[sym]!)) | BigInt(HUFFMAN_CODES[sym]!);
-    bits += HUFFMAN_CODE_LENGTHS[sym]!;
+    const len = HUFFMAN_CODE_LENGTHS[sym]!;
+    acc = acc * 2 ** len + HUFFMAN_CODES[sym]!;
+    bits += len;
     while (bits >= 8) {
       bits -= 8;
-      out.push(Number((acc >> BigInt(bits)) & 0xffn));
+      const top = Math.floor(acc / 2 ** bits);
+      out.push(top);
+      acc -= top * 2 ** bits;
     }
-    acc &= (1n << BigInt(bits)) - 1n;
   }
-  if (bits > 0) out.push(Number(((acc << BigInt(8 - bits)) | ((1n << BigInt(8 - bits)) - 1n)) & 0xffn));
+  if (bits > 0) out.push(acc * 2 ** (8 - bits) + (2 ** (8 - bits) - 1));
   return Buffer.from(out);
 }
