@@ -71,6 +71,14 @@ export interface Http2ByteAccounting {
   afterDesync: number;
 }
 
+/**
+ * Who sent a chunk the observed process read or wrote: a server's reads come from the client;
+ * for an outbound call (the process is the client) its writes do.
+ */
+export function senderOf(observedRole: 'server' | 'client', direction: 'read' | 'write'): Http2Sender {
+  return (observedRole === 'server') === (direction === 'read') ? 'client' : 'server';
+}
+
 const NO_RECORDS: readonly Http2StreamRecord[] = Object.freeze([]);
 
 interface Direction {

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Http2StreamRecord } from '../../src/http2/streams.ts';
+import { Http2Connection, senderOf, type Http2StreamRecord } from '../../src/http2/streams.ts';
 import { loadFixtures, referenceWalk, type Chunk, type Http2Fixture, type PeerStream } from '../http2/fixture.ts';
 import { asCaptured, perFrame, rechunk, replay, splitUpgrade, truncate, type CapturedChunk } from '../http2/replay.ts';
 
@@ -200,5 +200,19 @@ describe('HTTP/2 streams from recorded peers', () => {
         }
       }
     }
+  });
+
+  it('the client side (an outbound call): the same records from the calling process\'s reads and writes', () => {
+    const { fixture, chunks } = prepared('grpc');
+    // As a capture inside the client process sees it: its writes, then its reads.
+    const asClientProcess = chunks.map((c) => ({ direction: c.from === 'client' ? ('write' as const) : ('read' as const), t: c.t, bytes: c.bytes }));
+    const connection = new Http2Connection({ start: 'preface', selectedHeaders: ['x-correlation-id', 'traceparent'] });
+    const records: Http2StreamRecord[] = [];
+    for (const c of asClientProcess) records.push(...connection.feed(senderOf('client', c.direction), c.bytes, c.t));
+    records.push(...connection.close(asClientProcess.at(-1)!.t));
+    assertMatchesPeers(fixture, chunks, records, { bytes: true });
+    assert.equal(senderOf('server', 'read'), 'client');
+    assert.equal(senderOf('server', 'write'), 'server');
+    assert.equal(senderOf('client', 'read'), 'server');
   });
 });
