@@ -51,8 +51,8 @@ export interface Http2ConnectionOptions {
   selectedHeaders?: Iterable<string>;
   counters?: Http2Counters;
   maxOpenStreams?: number;
-  /** Sees every decoded header block (tests, diagnostics). */
-  onHeaderBlock?: (sender: Http2Sender, streamId: number, block: DecodedHeaderBlock) => void;
+  /** Sees every decoded header block, with the fragment bytes it was decoded from (tests, diagnostics). */
+  onHeaderBlock?: (sender: Http2Sender, streamId: number, decoded: DecodedHeaderBlock, blockBytes: Buffer) => void;
 }
 
 /** Where each fed byte of one direction went. */
@@ -267,7 +267,7 @@ export class Http2Connection {
       if (!block.complete) this.#counters.truncatedHeaderBlocks++;
       if (!hadError && dir.hpack.error !== null) this.#counters.hpackDesyncs++;
     }
-    if (decoded && this.#options.onHeaderBlock) this.#options.onHeaderBlock(sender, block.streamId, decoded);
+    if (decoded && this.#options.onHeaderBlock) this.#options.onHeaderBlock(sender, block.streamId, decoded, block.bytes);
     // Pushed requests (PUSH_PROMISE) only matter to the table.
     if (block.type !== FrameType.HEADERS) return;
     const stream = this.#open.get(block.streamId);
