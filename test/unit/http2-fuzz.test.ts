@@ -108,7 +108,8 @@ function derivable(s: string, views: Buffer[]): boolean {
   let coded = codings.get(s);
   if (coded === undefined) {
     coded = [Buffer.from(s, 'latin1'), encodeHuffman(s)];
-    if (codings.size < 100_000) codings.set(s, coded);
+    // Short ones only: mutated 40 KB values would fill memory.
+    if (s.length <= 256 && codings.size < 100_000) codings.set(s, coded);
   }
   const [raw, huffman] = coded;
   return views.some((v) => v.includes(raw) || v.includes(huffman));
