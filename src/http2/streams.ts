@@ -1,0 +1,345 @@
+/**
+ * Per-connection HTTP/2 stream assembler: turns both directions' captured bytes into one
+ * record per request stream (RFC 9113 §5). A request is a client-initiated (odd) stream; it
+ * starts at the client's first HEADERS frame and ends at the server's END_STREAM (on DATA or
+ * trailers) or at RST_STREAM from either side. Every frame of a stream, 9-byte header
+ * included, is charged to the side that sent it; stream-0 frames, pushed streams and frames
+ * outside any open stream are counted on the connection instead.
+ *
+ * The same assembler serves both ends: for a server we observe, the client is the remote
+ * peer; for an outbound call, the client is the observed process. Only the roles of the
+ * bytes matter, so callers say who sent each chunk.
+ *
+ * Chunks must be fed in capture order across both directions (a response after its request).
+ */
+import type { Http2Counters } from './counters.ts';
+import { FrameFlag, FrameReader, FrameType, MAX_FRAME_SIZE_LIMIT, type FrameDesyncReason, type Http2Frame } from './frames.ts';
+import { HeaderBlockAssembler, type HeaderBlock } from './header-blocks.ts';
+import { HpackDecoder, MAX_TRACKED_TABLE_SIZE, type DecodedHeaderBlock } from './hpack.ts';
+import { parseHttp2SettingsHeader, parseSettings, SettingId, type Setting } from './settings.ts';
+import { StreamState, type Http2Sender, type Http2StreamRecord, type StreamEnd } from './stream-record.ts';
+
+export type { Http2Sender, Http2StreamRecord } from './stream-record.ts';
+
+/** Open streams kept per connection; beyond, new streams are only counted. */
+export const DEFAULT_MAX_OPEN_STREAMS = 10_000;
+/** Closed stream ids remembered mid-way (to tell a late frame from a stream begun before the capture). */
+const CLOSED_IDS_REMEMBERED = 4096;
+
+/** The HTTP/1.1 request an h2c upgrade turned into stream 1 (RFC 7540 §3.2). */
+export interface UpgradedRequest {
+  method: string;
+  path: string;
+  authority: string | null;
+  /** The selected request headers, by lowercased name. */
+  headers: ReadonlyMap<string, string>;
+  contentType: string | null;
+  /** Its HTTP2-Settings header: the client's SETTINGS for the new connection. */
+  http2Settings: string | null;
+  /** Bytes of the HTTP/1.1 request, and of the 101 response head. */
+  requestBytes: number;
+  responseBytes: number;
+  startTime: number;
+}
+
+export interface Http2ConnectionOptions {
+  /** 'preface': the capture holds the connection's start (h2c prior knowledge, or after an
+   * Upgrade: h2c, see `upgrade`). 'midway': the capture joined an established connection. */
+  start: 'preface' | 'midway';
+  upgrade?: UpgradedRequest;
+  /** Request header names to keep (lowercase), e.g. traceparent, x-correlation-id. */
+  selectedHeaders?: Iterable<string>;
+  counters?: Http2Counters;
+  maxOpenStreams?: number;
+  /** Sees every decoded header block, with the fragment bytes it was decoded from (tests, diagnostics). */
+  onHeaderBlock?: (sender: Http2Sender, streamId: number, decoded: DecodedHeaderBlock, blockBytes: Buffer) => void;
+}
+
+/** Where each fed byte of one direction went. */
+export interface Http2ByteAccounting {
+  fed: number;
+  preface: number;
+  /** Frames on stream 0. */
+  connectionFrames: number;
+  /** Frames on streams with no open record: pushed, idle, already ended, or over the bound. */
+  untrackedFrames: number;
+  /** Frames charged to stream records (emitted or open). */
+  streamFrames: number;
+  /** The frame under way at the end of the input. */
+  pending: number;
+  /** Fed once the connection desynced. */
+  afterDesync: number;
+}
+
+/**
+ * Who sent a chunk the observed process read or wrote: a server's reads come from the client;
+ * for an outbound call (the process is the client) its writes do.
+ */
+export function senderOf(observedRole: 'server' | 'client', direction: 'read' | 'write'): Http2Sender {
+  return (observedRole === 'server') === (direction === 'read') ? 'client' : 'server';
+}
+
+const NO_RECORDS: readonly Http2StreamRecord[] = Object.freeze([]);
+
+interface Direction {
+  reader: FrameReader;
+  blocks: HeaderBlockAssembler;
+  /** Decodes the header blocks this direction carries. */
+  hpack: HpackDecoder;
+  connectionFrames: number;
+  untrackedFrames: number;
+  streamFrames: number;
+  /** Bytes not fed to the reader: the connection had desynced. */
+  skippedAfterDesync: number;
+  /** Frames the reader still delivered, in the chunk that desynced the connection. */
+  framesAfterDesync: number;
+}
+
+export class Http2Connection {
+  readonly #options: Http2ConnectionOptions;
+  readonly #selected: ReadonlySet<string>;
+  readonly #counters: Http2Counters | undefined;
+  readonly #maxOpen: number;
+  readonly #client: Direction;
+  readonly #server: Direction;
+  readonly #open = new Map<number, StreamState>();
+  readonly #closed = new Set<number>();
+  #maxClientStreamId = 0;
+  /** The lowest stream seen opening with its HEADERS (mid-way, lower ones may predate the capture). */
+  #lowestFullStart = Infinity;
+  #out: Http2StreamRecord[] = [];
+  desyncReason: FrameDesyncReason | 'bad-padding' | null = null;
+
+  constructor(options: Http2ConnectionOptions) {
+    this.#options = options;
+    this.#selected = new Set([...(options.selectedHeaders ?? [])].map((h) => h.toLowerCase()));
+    this.#counters = options.counters;
+    this.#maxOpen = options.maxOpenStreams ?? DEFAULT_MAX_OPEN_STREAMS;
+    this.#client = this.#direction('client');
+    this.#server = this.#direction('server');
+    if (this.#counters) this.#counters.connections++;
+    if (options.upgrade) this.#openUpgraded(options.upgrade);
+  }
+
+  get desynced(): boolean {
+    return this.desyncReason !== null;
+  }
+
+  /** Streams under way. */
+  get openStreams(): number {
+    return this.#open.size;
+  }
+
+  /**
+   * Feeds a chunk `sender` sent: `chunk` holds its captured bytes, `total` its length on the
+   * wire (larger when the capture kept only a prefix). Returns the streams that ended.
+   */
+  feed(sender: Http2Sender, chunk: Buffer, timestamp: number, total: number = chunk.length): readonly Http2StreamRecord[] {
+    const dir = sender === 'client' ? this.#client : this.#server;
+    if (this.desynced) dir.skippedAfterDesync += total;
+    else dir.reader.feed(chunk, timestamp, total);
+    if (dir.reader.desynced && !this.desynced) this.#desync(dir.reader.desyncReason!, timestamp);
+    return this.#drain();
+  }
+
+  /** The connection closed (or its capture ended): open streams end as 'connection-closed'. */
+  close(timestamp: number): readonly Http2StreamRecord[] {
+    for (const stream of [...this.#open.values()]) this.#finish(stream, 'connection-closed', timestamp);
+    return this.#drain();
+  }
+
+  accounting(sender: Http2Sender): Http2ByteAccounting {
+    const dir = sender === 'client' ? this.#client : this.#server;
+    const r = dir.reader;
+    return {
+      fed: r.bytesSeen + dir.skippedAfterDesync,
+      preface: r.prefaceBytes,
+      connectionFrames: dir.connectionFrames,
+      untrackedFrames: dir.untrackedFrames,
+      streamFrames: dir.streamFrames,
+      pending: r.desynced ? 0 : r.pendingBytes,
+      afterDesync: r.bytesAfterDesync + dir.skippedAfterDesync + dir.framesAfterDesync,
+    };
+  }
+
+  #direction(sender: Http2Sender): Direction {
+    const connectionStart = this.#options.start === 'preface';
+    return {
+      reader: new FrameReader({ sender, connectionStart, wantPayload, onFrame: (frame) => this.#onFrame(sender, frame) }),
+      blocks: new HeaderBlockAssembler(),
+      hpack: new HpackDecoder({ tableKnown: connectionStart }),
+      connectionFrames: 0,
+      untrackedFrames: 0,
+      streamFrames: 0,
+      skippedAfterDesync: 0,
+      framesAfterDesync: 0,
+    };
+  }
+
+  #drain(): readonly Http2StreamRecord[] {
+    if (this.#out.length === 0) return NO_RECORDS;
+    const out = this.#out;
+    this.#out = [];
+    return out;
+  }
+
+  #desync(reason: FrameDesyncReason | 'bad-padding', timestamp: number): void {
+    this.desyncReason = reason;
+    if (this.#counters) this.#counters.frameDesyncs++;
+    for (const stream of [...this.#open.values()]) this.#finish(stream, 'desync', timestamp);
+  }
+
+  #onFrame(sender: Http2Sender, frame: Http2Frame): void {
+    const dir = sender === 'client' ? this.#client : this.#server;
+    const bytes = 9 + frame.length;
+    if (this.desynced) {
+      dir.framesAfterDesync += bytes;
+      return;
+    }
+    let block: HeaderBlock | null = null;
+    if (frame.type === FrameType.HEADERS || frame.type === FrameType.PUSH_PROMISE || frame.type === FrameType.CONTINUATION) {
+      const result = dir.blocks.add(frame);
+      if (result === 'bad-padding') {
+        // Counted with the frame it came in: the frame is whole, only its content is impossible.
+        dir.untrackedFrames += bytes;
+        this.#desync('bad-padding', frame.lastByteAt);
+        return;
+      }
+      // A block whose start we never saw: the table may have changed in it.
+      if (result === 'orphan-continuation') dir.hpack.forgetTable();
+      else if (result !== 'pending') block = result;
+    }
+    if (frame.streamId === 0) {
+      dir.connectionFrames += bytes;
+      if (frame.type === FrameType.SETTINGS) this.#onSettings(sender, frame);
+    } else {
+      const stream = this.#streamFor(sender, frame);
+      if (stream) {
+        if (sender === 'client') stream.record.requestBytes += bytes;
+        else stream.record.responseBytes += bytes;
+        dir.streamFrames += bytes;
+      } else {
+        dir.untrackedFrames += bytes;
+      }
+    }
+    // Every block is decoded, tracked stream or not: the dynamic table depends on all of them.
+    if (block) this.#onBlock(sender, dir, block);
+    const stream = this.#open.get(frame.streamId);
+    if (!stream) return;
+    if (frame.type === FrameType.RST_STREAM) {
+      stream.record.resetBy = sender;
+      stream.record.resetCode = frame.payload && frame.payload.length >= 4 ? frame.payload.readUInt32BE(0) : null;
+      this.#finish(stream, 'reset', frame.lastByteAt);
+    } else if (sender === 'server' && frame.type === FrameType.DATA && (frame.flags & FrameFlag.END_STREAM) !== 0) {
+      this.#finish(stream, 'complete', frame.lastByteAt);
+    }
+  }
+
+  /** The open stream a frame belongs to, opening one when the frame starts it; else null. */
+  #streamFor(sender: Http2Sender, frame: Http2Frame): StreamState | null {
+    const id = frame.streamId;
+    const open = this.#open.get(id);
+    if (open) return open;
+    if (id % 2 === 0 || this.#closed.has(id)) return null;
+    const opensWithHeaders = sender === 'client' && frame.type === FrameType.HEADERS;
+    const midway = this.#options.start === 'midway';
+    const isNew = id > this.#maxClientStreamId || (midway && id < this.#lowestFullStart);
+    if (!isNew || (!opensWithHeaders && !midway)) return null;
+    if (this.#open.size >= this.#maxOpen) {
+      if (this.#counters) this.#counters.streamsDropped++;
+      return null;
+    }
+    // Mid-way, a stream first seen by anything but its request HEADERS began before the capture.
+    // (A client HEADERS there may still be trailers: the stream record decides on its content.)
+    const startMissed = midway && (!opensWithHeaders || id < this.#lowestFullStart);
+    const stream = new StreamState(id, frame.firstByteAt, startMissed);
+    this.#open.set(id, stream);
+    this.#maxClientStreamId = Math.max(this.#maxClientStreamId, id);
+    if (opensWithHeaders && !midway) this.#lowestFullStart = Math.min(this.#lowestFullStart, id);
+    if (this.#counters) this.#counters.streams++;
+    return stream;
+  }
+
+  #onBlock(sender: Http2Sender, dir: Direction, block: HeaderBlock): void {
+    const hadError = dir.hpack.error !== null;
+    const decoded = dir.hpack.decode(block.bytes, block.complete);
+    if (this.#counters) {
+      if (!block.complete) this.#counters.truncatedHeaderBlocks++;
+      if (!hadError && dir.hpack.error !== null) this.#counters.hpackDesyncs++;
+    }
+    if (decoded && this.#options.onHeaderBlock) this.#options.onHeaderBlock(sender, block.streamId, decoded, block.bytes);
+    // Pushed requests (PUSH_PROMISE) only matter to the table.
+    if (block.type !== FrameType.HEADERS) return;
+    const stream = this.#open.get(block.streamId);
+    if (!stream) return;
+    if (sender === 'client') {
+      const wasMissed = stream.record.startMissed;
+      stream.applyRequestBlock(decoded, this.#selected);
+      // Mid-way, the first stream seen opening for real bounds the ones begun before.
+      if (wasMissed && !stream.record.startMissed) this.#lowestFullStart = Math.min(this.#lowestFullStart, block.streamId);
+    } else {
+      stream.applyResponseBlock(decoded);
+      if (block.endStream) this.#finish(stream, 'complete', block.lastByteAt);
+    }
+  }
+
+  #onSettings(sender: Http2Sender, frame: Http2Frame): void {
+    if ((frame.flags & FrameFlag.ACK) !== 0) return;
+    // The sender's settings bind what the other side sends it.
+    const other = sender === 'client' ? this.#server : this.#client;
+    if (frame.payload === null || !frame.payloadComplete) {
+      // Unknown settings: only the protocol's bounds still hold.
+      other.reader.maxFrameSize = MAX_FRAME_SIZE_LIMIT;
+      other.hpack.allowTableSize(MAX_TRACKED_TABLE_SIZE);
+      return;
+    }
+    this.#applySettings(other, parseSettings(frame.payload));
+  }
+
+  #applySettings(other: Direction, settings: Setting[]): void {
+    for (const { id, value } of settings) {
+      // Kept as the largest seen: a lower value only binds once acknowledged.
+      if (id === SettingId.HEADER_TABLE_SIZE) other.hpack.allowTableSize(value);
+      else if (id === SettingId.MAX_FRAME_SIZE) other.reader.maxFrameSize = Math.max(other.reader.maxFrameSize, Math.min(value, MAX_FRAME_SIZE_LIMIT));
+    }
+  }
+
+  #openUpgraded(req: UpgradedRequest): void {
+    // Stream 1 is the upgraded request, already sent whole (half-closed from the client).
+    const stream = new StreamState(1, req.startTime, false);
+    const r = stream.record;
+    r.method = req.method;
+    r.path = req.path;
+    r.authority = req.authority;
+    r.scheme = 'http';
+    r.requestContentType = req.contentType;
+    r.requestHeadersDecoded = 'full';
+    for (const [name, value] of req.headers) if (this.#selected.has(name)) (r.requestHeaders as Map<string, string>).set(name, value);
+    r.requestBytes = req.requestBytes;
+    r.responseBytes = req.responseBytes;
+    this.#open.set(1, stream);
+    this.#maxClientStreamId = 1;
+    this.#lowestFullStart = 1;
+    if (this.#counters) this.#counters.streams++;
+    const settings = req.http2Settings === null ? null : parseHttp2SettingsHeader(req.http2Settings);
+    if (settings) this.#applySettings(this.#server, settings);
+  }
+
+  #finish(stream: StreamState, end: StreamEnd, timestamp: number): void {
+    this.#open.delete(stream.record.streamId);
+    this.#closed.add(stream.record.streamId);
+    if (this.#closed.size > CLOSED_IDS_REMEMBERED) this.#closed.delete(this.#closed.values().next().value!);
+    this.#out.push(stream.finish(end, timestamp));
+  }
+}
+
+/** Payloads read: header blocks, and the small control frames that change decoding or end streams. */
+function wantPayload(type: number): boolean {
+  return (
+    type === FrameType.HEADERS ||
+    type === FrameType.CONTINUATION ||
+    type === FrameType.PUSH_PROMISE ||
+    type === FrameType.SETTINGS ||
+    type === FrameType.RST_STREAM
+  );
+}
