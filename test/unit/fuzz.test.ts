@@ -11,23 +11,11 @@ import { describe, it } from 'node:test';
 import { decodeRecord, RecordDecodeError } from '../../src/decode/records.ts';
 import { requestLength } from '../../src/http/framing.ts';
 import { HeaderSelection, parseRequestHead, parseResponseHead } from '../../src/http/parse.ts';
+import { prng } from '../harness/prng.ts';
 
 const SEED = 0x13_2026;
 const HTTP_INPUTS = 1_000_000;
 const RECORD_INPUTS = 200_000;
-
-/** xorshift32: the same inputs on every run. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 const CORPUS = [
   'GET /items/42?x=1 HTTP/1.1\r\nHost: a\r\nX-Correlation-ID: abc\r\nUser-Agent: curl/8\r\n\r\n',

@@ -18,23 +18,12 @@ import { Http2Connection, type Http2Sender } from '../../src/http2/streams.ts';
 import { loadFixtures } from '../http2/fixture.ts';
 import { encodeHuffman } from '../http2/huffman-encode.ts';
 import { perFrame, type CapturedChunk } from '../http2/replay.ts';
+import { prng } from '../harness/prng.ts';
 
 const ITERATIONS = Number(process.env.PERFCATCH_FUZZ_ITERATIONS ?? 50_000);
 const SEED = 0x4832_2026;
 /** Captured bytes kept of a DATA frame: their content never matters, only their count. */
 const DATA_CAPTURE = 16;
-
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 /** Each fixture as one chunk per frame, DATA payloads captured only in part (as a capture limit would). */
 const CORPUS: CapturedChunk[][] = [...loadFixtures().values()]

@@ -10,20 +10,9 @@ import { describe, it } from 'node:test';
 import { Http2Connection, senderOf, type Http2StreamRecord } from '../../src/http2/streams.ts';
 import { loadFixtures, referenceWalk, type Chunk, type Http2Fixture, type PeerStream } from '../http2/fixture.ts';
 import { asCaptured, perFrame, rechunk, replay, splitUpgrade, truncate, type CapturedChunk } from '../http2/replay.ts';
+import { prng } from '../harness/prng.ts';
 
 const FIXTURES = loadFixtures();
-
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 /** The fixture's chunks ready to feed, and the connection options its start needs. */
 function prepared(name: string) {
