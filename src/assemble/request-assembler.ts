@@ -227,10 +227,6 @@ export class RequestAssembler {
     };
   }
 
-  get openConnections(): number {
-    return this.pending.size;
-  }
-
   private evictOldestCapture(): void {
     const oldest = this.pending.keys().next();
     if (oldest.done) return;

@@ -34,7 +34,6 @@ export const ATTR_HTTP_REQUEST_SIZE = 'http.request.size';
 export const ATTR_HTTP_RESPONSE_SIZE = 'http.response.size';
 export const ATTR_PROCESS_PID = 'process.pid';
 export const ATTR_PROCESS_EXECUTABLE_NAME = 'process.executable.name';
-export const ATTR_PROCESS_EXECUTABLE_PATH = 'process.executable.path';
 export const ATTR_HOST_NAME = 'host.name';
 
 // PerfCatch's own measurements.

@@ -58,10 +58,6 @@ export class TraceLinker {
     this.release(w.built);
   }
 
-  get waitingCount(): number {
-    return this.waiting.size;
-  }
-
   /** Releases everything still waiting (shutdown). */
   flush(): void {
     for (const [key, w] of this.waiting) {
