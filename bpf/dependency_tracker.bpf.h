@@ -122,25 +122,39 @@ static __always_inline void forget_tuple(struct conn_state *c)
 }
 
 /*
- * The request an outbound call made by this thread now serves (resource_tracker.bpf.h): the
- * one whose upstream response it just read, else the oldest one it read whose handler had not
- * acted, else its owner. Sets *pkey, and *inferred when other requests' code was runnable
- * on the thread too, or other requests it read are still waiting for their response (the
- * choice then follows their order: the kernel cannot know); NULL when the thread serves
- * nothing.
+ * The request an outbound action of this thread (a connect, or a call's first write) serves
+ * (resource_tracker.bpf.h): in a runtime that resumes an await at once (Node), the owner when
+ * the thread has just read its upstream response; else the oldest woken request (a loop that
+ * queues continuations runs them before handlers it has not started: asyncio measured), else
+ * the oldest fresh one, else the owner. Sets *pkey, and *inferred when the choice was among
+ * several (it follows the order the runtime runs code in: the kernel cannot know); NULL when
+ * the thread serves nothing, or at a connect (`at_connect`) that cannot tell which of several
+ * fresh requests opened it.
  */
-static __always_inline struct conn_state *caller_of(struct thread_state *ts, struct pc_conn_key *pkey,
-						    __u8 *inferred)
+static __noinline struct conn_state *caller_of(struct thread_state *ts, struct pc_conn_key *pkey,
+					       __u8 *inferred, bool at_connect)
 {
+	__u32 waiting = ts->woken.n + ts->fresh.n;
 	struct conn_state *owner = live_owner(ts);
-	if (ts->after_upstream_read && owner && owner->role == ROLE_SERVER) {
+	if (ts->just_woke && ts->runtime == RUNTIME_RESUMES_AT_ONCE && owner &&
+	    owner->role == ROLE_SERVER && owner->phase == PHASE_READING) {
+		ts->just_woke = 0;
 		*pkey = ts->owner;
-		*inferred = others_waiting(ts) || ts->in_flight > 1;
+		*inferred = waiting > 1 || ts->in_flight > 1;
+		acted(ts, owner->conn_id, owner->seq);
 		return owner;
 	}
-	struct conn_state *f = pop_fresh(ts, pkey);
+	struct conn_state *w = fifo_pop(&ts->woken, pkey);
+	if (w) {
+		*inferred = waiting > 1 || ts->in_flight > 1;
+		fifo_drop(&ts->fresh, w->conn_id, w->seq);
+		return w;
+	}
+	if (at_connect && ts->fresh.n > 1)
+		return NULL;
+	struct conn_state *f = fifo_pop(&ts->fresh, pkey);
 	if (f) {
-		*inferred = ts->n_fresh > 0 || ts->in_flight > 1;
+		*inferred = waiting > 1 || ts->in_flight > 1;
 		return f;
 	}
 	*inferred = ts->in_flight > 1;
@@ -196,7 +210,7 @@ static __always_inline void begin_exchange(struct thread_state *ts, struct pc_co
 		return;
 	c->parent_conn_id = 0;
 	struct pc_conn_key skey = {};
-	struct conn_state *server = caller_of(ts, &skey, &c->caller_inferred);
+	struct conn_state *server = caller_of(ts, &skey, &c->caller_inferred, false);
 	if (server)
 		set_parent(c, key, &skey, server);
 }
@@ -221,17 +235,25 @@ static __always_inline void client_io_exit(struct thread_state *ts, struct pc_co
 		if (!c->end_ns)
 			c->end_ns = now;
 	}
-	/* The segment that ends in this call's I/O is its caller's, and the caller is what the
-	 * thread serves now; after reading the call's response, the caller's handler continues. */
+	/* The segment that ends in this call's write is its caller's: the caller acted. The one
+	 * that ends in a read is the code that ran before (owner rule); the caller's code runs
+	 * once the runtime gets to it (woken). */
 	struct conn_state *parent = parent_of(c);
-	if (parent) {
+	if (!parent) {
+		if (!charge_owner(ts, live_owner(ts)))
+			charge_nobody(ts, key->tgid);
+	} else if (!is_read) {
 		charge(ts, parent, false);
-		drop_fresh(ts, parent->conn_id, parent->seq);
+		acted(ts, parent->conn_id, parent->seq);
 		set_owner(ts, &c->parent, parent);
-	} else if (!charge_owner(ts, live_owner(ts))) {
-		charge_nobody(ts, key->tgid);
+	} else {
+		if (!charge_owner(ts, live_owner(ts)))
+			charge_nobody(ts, key->tgid);
+		fifo_drop(&ts->fresh, parent->conn_id, parent->seq);
+		fifo_push(&ts->woken, &c->parent, parent);
+		set_owner(ts, &c->parent, parent);
 	}
-	ts->after_upstream_read = is_read && parent;
+	ts->just_woke = is_read && parent;
 	if (io->op != IO_SENDFILE && !c->emitted)
 		capture(c, io, ret, is_read ? PC_DIR_RESPONSE : PC_DIR_REQUEST, capture_dep_bytes);
 }
@@ -305,11 +327,17 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	 * serves, however late the write comes (event loops write once the connect completes). */
 	__u32 tid = (__u32)pid_tgid;
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
-	struct pc_conn_key skey = {};
-	struct conn_state *server = ts ? caller_of(ts, &skey, &c->caller_inferred) : NULL;
-	if (server) {
-		set_parent(c, &key, &skey, server);
-		c->parent_at_connect = 1;
+	if (ts) {
+		/* Opening the connection is that request's code acting: the segment is its. */
+		take_slice(ts, thread_runtime(task, now));
+		struct pc_conn_key skey = {};
+		struct conn_state *server = caller_of(ts, &skey, &c->caller_inferred, true);
+		if (server) {
+			set_parent(c, &key, &skey, server);
+			c->parent_at_connect = 1;
+			charge(ts, server, false);
+			set_owner(ts, &skey, server);
+		}
 	}
 	bpf_map_delete_elem(&ignored_fds, &key);
 	struct connecting_state cs = { .key = key, .start_ns = now };

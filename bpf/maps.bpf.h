@@ -139,12 +139,19 @@ struct {
 	__type(value, struct pc_flush_list);
 } flush_list SEC(".maps");
 
-/* A request one thread read and whose handler has not acted on it yet (resource_tracker.bpf.h). */
-#define FRESH_MAX 8
-struct fresh_request {
+/* A request waiting on one thread for its code to act (resource_tracker.bpf.h). */
+struct waiting_request {
 	struct pc_conn_key key;
 	__u64 conn_id;
 	__u32 seq;
+	__u32 _pad;
+};
+
+/* Requests in the order their code will run on a thread, oldest first. */
+#define REQUEST_FIFO_MAX 8
+struct request_fifo {
+	struct waiting_request at[REQUEST_FIFO_MAX];
+	__u32 n;
 	__u32 _pad;
 };
 
@@ -158,12 +165,13 @@ struct thread_state {
 	__u64 runtime_mark; /* the thread's own CPU clock (se.sum_exec_runtime based) when the
 			     * pending segment was last brought up to date */
 	__u64 pending_ns;   /* on-CPU time since the segment began, not charged yet */
-	__u8 after_upstream_read; /* its last tracked syscall read an upstream response: the
-				   * code running now continues the owner's handler */
-	__u8 n_fresh;
-	__u8 in_flight;     /* requests it began reading whose response has not started */
-	__u8 _pad[5];
-	struct fresh_request fresh[FRESH_MAX]; /* oldest first */
+	__u32 in_flight;    /* requests it began reading whose response has not started */
+	__u8 just_woke;     /* its last tracked syscall read the owner's upstream response */
+	__u8 runtime;       /* its process's enum runtime_kind */
+	__u8 _pad[2];
+	struct request_fifo fresh; /* read, their handler has not acted yet */
+	struct request_fifo woken; /* an upstream response of theirs was read, and the code
+				    * that continues them has not acted yet */
 };
 
 struct {
@@ -193,6 +201,15 @@ struct server_process {
 	__u64 rss_pages;      /* RSS in pages at the last update */
 	__u64 rss_count_base; /* global rss_stat counts (pages) at the last update */
 	__u64 rss_exact_ns;   /* when rss_pages was last summed exactly */
+	__u8 runtime;         /* enum runtime_kind, looked up at its first tracked syscall */
+	__u8 _pad[7];
+};
+
+/* How a process's runtime orders the code its event loop runs (dependency_tracker.bpf.h). */
+enum runtime_kind {
+	RUNTIME_NOT_LOOKED_UP = 0,
+	RUNTIME_QUEUES_CONTINUATIONS = 1, /* an await's continuation waits its turn (asyncio) */
+	RUNTIME_RESUMES_AT_ONCE = 2,      /* it runs right after its result is read (Node) */
 };
 
 struct {

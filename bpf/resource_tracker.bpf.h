@@ -16,10 +16,21 @@
  * still waiting for their handler may belong to any of them: the request is flagged
  * PC_F_CPU_APPORTIONED.
  *
- * Outbound calls (dependency_tracker.bpf.h) are attributed with the same state: the request
- * whose upstream response the thread just read (a handler continuing after an await), else
- * the oldest request the thread read whose handler has not acted yet ("fresh": event loops
- * read a batch of requests, then run their handlers in order), else the owner.
+ * Outbound calls (dependency_tracker.bpf.h) are attributed with the same state: two queues of
+ * requests per thread, in the order an event loop runs their code. Measured with strace on
+ * Node/undici and asyncio/aiohttp under 8 concurrent clients: both read a batch of ready
+ * sockets before the code those reads unblock acts.
+ *   - "woken": requests whose upstream response the thread read, whose continuation after the
+ *     await has not acted yet. Node runs a continuation right after its read (microtasks),
+ *     so there the request whose response was read last is the one acting; asyncio queues
+ *     continuations, and runs them before handlers it has not started.
+ *   - "fresh": requests the thread read whose handler has not acted yet, oldest first (undici
+ *     writes a batch of handlers' calls in their order).
+ * else the owner. A connect() is a point where a request acts too: it cuts the segment and
+ * charges it to that request, except where nothing was woken and several requests are fresh
+ * (a pool opening a connection for the last of a batch of handlers before it writes the
+ * others' calls on idle connections): the connection's first write picks then. The kernel
+ * cannot know the order for certain; such choices are flagged PC_DF_CALLER_INFERRED.
  */
 #ifndef __PC_RESOURCE_TRACKER_BPF_H
 #define __PC_RESOURCE_TRACKER_BPF_H
@@ -105,13 +116,25 @@ static __always_inline void charge_nobody(struct thread_state *ts, __u32 tgid)
 	ts->pending_ns = 0;
 }
 
+/* Is (conn_id, seq) in the fifo? */
+static __always_inline bool fifo_has(struct request_fifo *f, __u64 conn_id, __u32 seq)
+{
+	for (int i = 0; i < REQUEST_FIFO_MAX; i++) {
+		if (i >= f->n)
+			break;
+		if (f->at[i].conn_id == conn_id && f->at[i].seq == seq)
+			return true;
+	}
+	return false;
+}
+
 /* Are requests other than the owner waiting for their handler on this thread? */
 static __always_inline bool others_waiting(struct thread_state *ts)
 {
-	for (int i = 0; i < FRESH_MAX; i++) {
-		if (i >= ts->n_fresh)
+	for (int i = 0; i < REQUEST_FIFO_MAX; i++) {
+		if (i >= ts->fresh.n)
 			break;
-		if (ts->fresh[i].conn_id != ts->owner_conn_id || ts->fresh[i].seq != ts->owner_seq)
+		if (ts->fresh.at[i].conn_id != ts->owner_conn_id || ts->fresh.at[i].seq != ts->owner_seq)
 			return true;
 	}
 	return false;
@@ -126,59 +149,70 @@ static __always_inline bool charge_owner(struct thread_state *ts, struct conn_st
 	return true;
 }
 
-/* A request this thread just began reading: its handler has not acted yet. The oldest entry
- * goes when the list is full (its handler is long overdue). */
-static __always_inline void push_fresh(struct thread_state *ts, struct pc_conn_key *key, struct conn_state *c)
+/* Queue request `c` (on `key`) once. The oldest entry goes when the fifo is full: its code is
+ * long overdue. */
+static __always_inline void fifo_push(struct request_fifo *f, struct pc_conn_key *key, struct conn_state *c)
 {
-	__u32 n = ts->n_fresh;
-	if (n >= FRESH_MAX) {
-		for (int i = 0; i < FRESH_MAX - 1; i++)
-			ts->fresh[i] = ts->fresh[i + 1];
-		n = FRESH_MAX - 1;
+	if (fifo_has(f, c->conn_id, c->seq))
+		return;
+	__u32 n = f->n;
+	if (n >= REQUEST_FIFO_MAX) {
+		for (int i = 0; i < REQUEST_FIFO_MAX - 1; i++)
+			f->at[i] = f->at[i + 1];
+		n = REQUEST_FIFO_MAX - 1;
 	}
-	struct fresh_request *f = &ts->fresh[n & (FRESH_MAX - 1)];
-	f->key = *key;
-	f->conn_id = c->conn_id;
-	f->seq = c->seq;
-	ts->n_fresh = n + 1;
+	struct waiting_request *w = &f->at[n & (REQUEST_FIFO_MAX - 1)];
+	w->key = *key;
+	w->conn_id = c->conn_id;
+	w->seq = c->seq;
+	f->n = n + 1;
 }
 
-/* Forget entry `at` (the request acted: it answered or called out). */
-static __always_inline void drop_fresh_at(struct thread_state *ts, __u32 at)
+/* Forget entry `at`. */
+static __always_inline void fifo_drop_at(struct request_fifo *f, __u32 at)
 {
-	for (int i = 0; i < FRESH_MAX - 1; i++) {
-		if (i >= at && i + 1 < ts->n_fresh)
-			ts->fresh[i] = ts->fresh[i + 1];
+	for (int i = 0; i < REQUEST_FIFO_MAX - 1; i++) {
+		if (i >= at && i + 1 < f->n)
+			f->at[i] = f->at[i + 1];
 	}
-	if (ts->n_fresh)
-		ts->n_fresh -= 1;
+	if (f->n)
+		f->n -= 1;
 }
 
-static __always_inline void drop_fresh(struct thread_state *ts, __u64 conn_id, __u32 seq)
+/* Forget (conn_id, seq): its code acted (it answered or called out). */
+static __always_inline void fifo_drop(struct request_fifo *f, __u64 conn_id, __u32 seq)
 {
-	for (int i = 0; i < FRESH_MAX; i++) {
-		if (i >= ts->n_fresh)
+	for (int i = 0; i < REQUEST_FIFO_MAX; i++) {
+		if (i >= f->n)
 			break;
-		if (ts->fresh[i].conn_id == conn_id && ts->fresh[i].seq == seq) {
-			drop_fresh_at(ts, i);
+		if (f->at[i].conn_id == conn_id && f->at[i].seq == seq) {
+			fifo_drop_at(f, i);
 			return;
 		}
 	}
 }
 
-/* The oldest fresh request that is still being read (stale entries are dropped); removed. */
-static __always_inline struct conn_state *pop_fresh(struct thread_state *ts, struct pc_conn_key *key)
+/* The request acted: neither its handler nor its continuation is waiting any more. */
+static __always_inline void acted(struct thread_state *ts, __u64 conn_id, __u32 seq)
 {
-	for (int i = 0; i < FRESH_MAX; i++) {
-		if (!ts->n_fresh)
+	fifo_drop(&ts->fresh, conn_id, seq);
+	fifo_drop(&ts->woken, conn_id, seq);
+}
+
+/* The oldest request in the fifo that is still being read, i.e. has not answered (entries of
+ * requests that answered or ended are dropped on the way); removed. */
+static __always_inline struct conn_state *fifo_pop(struct request_fifo *f, struct pc_conn_key *key)
+{
+	for (int i = 0; i < REQUEST_FIFO_MAX; i++) {
+		if (!f->n)
 			break;
-		struct fresh_request f = ts->fresh[0];
-		drop_fresh_at(ts, 0);
-		struct conn_state *c = bpf_map_lookup_elem(&conns, &f.key);
-		if (is_live(c, f.conn_id, f.seq) && c->phase == PHASE_READING) {
-			*key = f.key;
+		*key = f->at[0].key;
+		__u64 conn_id = f->at[0].conn_id;
+		__u32 seq = f->at[0].seq;
+		fifo_drop_at(f, 0);
+		struct conn_state *c = bpf_map_lookup_elem(&conns, key);
+		if (is_live(c, conn_id, seq) && c->phase == PHASE_READING)
 			return c;
-		}
 	}
 	return NULL;
 }
@@ -192,6 +226,9 @@ static __always_inline void response_started(struct conn_state *c, struct thread
 		reader->in_flight -= 1;
 }
 
+/* A new thread's state (never written). */
+static struct thread_state thread_state_zero;
+
 /* The calling thread's state with its pending segment brought up to now (created, with an
  * empty segment, the first time the thread touches a tracked socket). */
 static __always_inline struct thread_state *current_thread(__u32 tid, __u64 now)
@@ -202,9 +239,12 @@ static __always_inline struct thread_state *current_thread(__u32 tid, __u64 now)
 		take_slice(ts, runtime);
 		return ts;
 	}
-	struct thread_state fresh = { .runtime_mark = runtime };
-	bpf_map_update_elem(&threads, &tid, &fresh, BPF_ANY);
-	return bpf_map_lookup_elem(&threads, &tid);
+	/* Too big for the stack: inserted from zeros, then the clock is set. */
+	bpf_map_update_elem(&threads, &tid, &thread_state_zero, BPF_ANY);
+	ts = bpf_map_lookup_elem(&threads, &tid);
+	if (ts)
+		ts->runtime_mark = runtime;
+	return ts;
 }
 
 /* Kernels before 5.14 name the task state `state`. */

@@ -7,7 +7,11 @@
  *  - concurrent: 8 keep-alive connections at once (gunicorn's sync workers close each
  *    connection, so there each request has its own).
  * Truth CPU = handler clock + calibrated overhead; in the sequential pass the CPU mark is
- * held against each request's own schedstat delta, which is exact there. Pass marks:
+ * held against each request's own schedstat delta, which is exact there. Concurrently the
+ * sequential overheads add up to more CPU than the serving threads spent (measured 10-27%
+ * more, by their own schedstat around the run), so they are scaled by one measured factor
+ * that makes the truth add up (overheadScale); the unscaled score is reported beside it.
+ * Pass marks:
  *  - one exact record per request: bytes, status, method, path, pid of the serving worker;
  *  - CPU within max(10%, 0.5 ms) for >= 95% of requests (event loops, prefork); Go and the
  *    Jetty pool are measured and reported (their bounds go in the README);
@@ -30,7 +34,11 @@ import {
   calibrate,
   score,
   truthSelfWithinPct,
+  overheadScale,
+  scaleOverheads,
+  truthCpuMs,
   type CalibrationSample,
+  type CpuBudget,
   type MatrixRow,
   type Overheads,
   type RequestKind,
@@ -169,6 +177,14 @@ async function driveConcurrent(fw: Framework, port: number, prefix: string, perC
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The CPU (ms) the agent counted as unattributed for these processes (/health), once a stats
+ * record newer than `after` (ms since epoch) has arrived: they come every second. */
+async function unattributedMs(agent: RunningAgent, pids: number[], after: number): Promise<number> {
+  await sleep(Math.max(0, after + 1_500 - Date.now()));
+  const { body } = await agent.get<{ cpu_unattributed_ms: { pid: number; ms: number }[] }>('/health');
+  return body.cpu_unattributed_ms.filter((p) => pids.includes(p.pid)).reduce((a, p) => a + p.ms, 0);
+}
 const total = (m: Map<number, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
 /** Waits until no thread of the server runs for 2 ms (its epilogue after the response is done). */
@@ -244,7 +260,7 @@ async function settle(agent: RunningAgent, port: number, upstreamPort: number | 
 }
 
 function printTable(rows: MatrixRow[]): void {
-  const head = ['framework', 'mode', 'reqs', 'exact', 'bytes', 'cpu ok %', 'vs schedstat %', 'ceiling %', 'cpu err med/worst ms', 'cpu>wall', 'deps %', 'links %', 'misplaced deps (flagged inferred %)', 'process_name', 'service_name', 'cpu_attribution', 'overhead ms'];
+  const head = ['framework', 'mode', 'reqs', 'exact', 'bytes', 'cpu ok %', 'vs schedstat %', 'ceiling %', 'cpu err med/worst ms', 'cpu>wall', 'deps %', 'links %', 'misplaced deps (flagged inferred %)', 'process_name', 'service_name', 'cpu_attribution', 'overhead ms', 'serving threads / requests + unattributed / truth sum ms', 'overhead scale (cpu ok % unscaled)'];
   const lines = rows.map((r) => [
     r.framework,
     r.mode,
@@ -263,6 +279,8 @@ function printTable(rows: MatrixRow[]): void {
     r.service_names.join(','),
     typeof r.cpu_attribution === 'string' ? r.cpu_attribution : JSON.stringify(r.cpu_attribution),
     JSON.stringify(r.overhead_ms),
+    r.budget ? `${r.budget.serving_threads_ms} / ${r.budget.requests_ms} + ${r.budget.unattributed_ms} / ${r.budget.truth_sum_ms}` : '-',
+    r.overhead_scale === undefined ? '-' : `${r.overhead_scale} (${r.cpu_within_pct_unscaled})`,
   ]);
   console.log(['| ' + head.join(' | ') + ' |', ...lines.map((l) => '| ' + l.join(' | ') + ' |')].join('\n'));
 }
@@ -350,7 +368,7 @@ describe('framework matrix', () => {
         assert.deepEqual(failures, [], `${fw.name} ${row.mode}`);
       }
 
-      async function scoreMode(mode: string, sent: Sent[], window: [number, number], schedstatMs?: Map<string, number>): Promise<MatrixRow> {
+      async function scoreMode(mode: string, sent: Sent[], window: [number, number], schedstatMs?: Map<string, number>, modeOverheads = overheads): Promise<MatrixRow> {
         await settle(agent, server.port, upstream?.port ?? null, sent);
         return score({
           framework: fw.name,
@@ -361,12 +379,35 @@ describe('framework matrix', () => {
           upstream: upstream ? await recordsOn(agent, upstream.port) : [],
           upstreamPort: upstream?.port ?? 0,
           truth: readTruth(truthFile),
-          overheads,
+          overheads: modeOverheads,
           schedstatMs,
           window,
           scoreCpu: true,
           onMiss: process.env.PERFCATCH_DEBUG_MATRIX ? (what, detail) => console.log(`miss ${fw.name} ${mode} ${what}`, JSON.stringify(detail)) : undefined,
         });
+      }
+
+      /**
+       * Where the serving threads' CPU went during a run: the threads that ran handlers (or,
+       * for runtimes that spread a request over threads, every calibrating thread).
+       */
+      async function cpuBudget(sent: Sent[], before: Map<number, number>, afterRun: Map<number, number>, unattributedBefore: number): Promise<CpuBudget> {
+        const truth = readTruth(truthFile);
+        const ids = new Set(sent.map((s) => s.id));
+        const tids = fw.calibrateOn === 'thread' ? new Set(sent.map((s) => truth.get(s.id)?.tid).filter((t) => t !== undefined)) : new Set(afterRun.keys());
+        let servingNs = 0;
+        for (const tid of tids) servingNs += (afterRun.get(tid) ?? 0) - (before.get(tid) ?? 0);
+        const records = (await recordsOn(agent, server.port)).filter((r) => r.correlation_id !== null && ids.has(r.correlation_id));
+        const truthSum = sent.reduce((a, s) => a + (truth.has(s.id) ? truthCpuMs(truth.get(s.id)!, s.kind, overheads) : 0), 0);
+        const handlerSum = sent.reduce((a, s) => a + (truth.get(s.id)?.cpu_ns ?? 0) / 1e6, 0);
+        const r3 = (x: number) => Math.round(x * 1000) / 1000;
+        return {
+          serving_threads_ms: r3(servingNs / 1e6),
+          requests_ms: r3(records.reduce((a, r) => a + r.cpu_time_ms, 0)),
+          unattributed_ms: r3((await unattributedMs(agent, server.allPids, Date.now())) - unattributedBefore),
+          handler_sum_ms: r3(handlerSum),
+          truth_sum_ms: r3(truthSum),
+        };
       }
 
       it(`${fw.name}: sequential, calibrated from schedstat`, async () => {
@@ -381,9 +422,18 @@ describe('framework matrix', () => {
 
       it(`${fw.name}: ${CONNECTIONS} concurrent connections`, async () => {
         assert.ok(Object.keys(overheads).length > 0, 'needs the sequential calibration');
+        const unattributedBefore = await unattributedMs(agent, server.allPids, Date.now());
+        const threadsBefore = await quiet(server.allPids, fw.calibrationThreads);
         const from = Date.now() / 1e3;
         const sent = await driveConcurrent(fw, server.port, `${fw.name}-conc`, PER_CONNECTION);
-        check(await scoreMode('concurrent', sent, [from, Date.now() / 1e3]));
+        const threadsAfter = await quiet(server.allPids, fw.calibrationThreads);
+        const window: [number, number] = [from, Date.now() / 1e3];
+        const budget = await cpuBudget(sent, threadsBefore, threadsAfter, unattributedBefore);
+        const scale = overheadScale(budget);
+        const unscaled = await scoreMode('concurrent', sent, window);
+        const row = await scoreMode('concurrent', sent, window, undefined, scaleOverheads(overheads, scale));
+        Object.assign(row, { budget, overhead_scale: Math.round(scale * 1000) / 1000, cpu_within_pct_unscaled: unscaled.cpu_within_pct });
+        check(row);
       });
 
       it(`${fw.name}: issue 10 attribution marks (CPU, CPU <= wall, own dependencies, links)`, { todo: 'not all met yet: README, known limits' }, () => {
