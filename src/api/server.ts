@@ -10,6 +10,7 @@ import type { RequestReader } from '../store/request-reader.ts';
 import { ApiLoadGuard, API_LIMITS } from './load-guard.ts';
 import { OPENAPI } from './openapi.ts';
 import { parseRequestQuery, parseSinceOnly, QueryParamError } from './query-params.ts';
+import { TOKEN_HEADER } from './token-header.ts';
 
 export interface ApiServerOptions {
   host: string;
@@ -180,13 +181,6 @@ async function handle(
     else throw err;
   }
 }
-
-/**
- * The token's other header. The Kubernetes API server's pod proxy (what `perfcatch … --cluster`
- * goes through) consumes Authorization to authenticate the user and does not forward it; it
- * forwards this one.
- */
-export const TOKEN_HEADER = 'x-perfcatch-token';
 
 /**
  * Checks `Authorization: Bearer <token>`, else the TOKEN_HEADER, against the token, in constant
