@@ -8,7 +8,6 @@ import { CliError } from './args.ts';
 import { KubeRefusal, type KubeApi } from './kube-api.ts';
 
 export const AGENT_SELECTOR = 'app.kubernetes.io/part-of=perfcatch,app.kubernetes.io/component=agent';
-export const DEFAULT_AGENT_NAMESPACE = 'perfcatch';
 const API_PORT_NAME = 'http-api';
 const TOKEN_VOLUME = 'api-token';
 const RBAC_HINT = "see the chart's README: the querying user needs get/list pods and get pods/proxy in that namespace";

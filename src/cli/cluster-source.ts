@@ -19,8 +19,6 @@ import { mergeServices, type AgentServices } from './merge-services.ts';
 import type { ServiceSummary, SummaryInput } from '../store/service-summary.ts';
 import { ApiSource, MAX_QUERY_LIMIT, type RequestSource } from './sources.ts';
 
-export const DEFAULT_CLUSTER_CONCURRENCY = 8;
-
 export interface ClusterOptions {
   namespace: string;
   kubeconfig?: string | undefined;

@@ -5,9 +5,9 @@
 import { escapeControls } from '../http/safe-text.ts';
 import { ALERTS } from './alerts.ts';
 import { CliError, parseArgs, stringFlag, booleanFlag, numberFlag, UsageError, type FlagSpecs, type ParsedArgs } from './args.ts';
-import { DEFAULT_AGENT_NAMESPACE } from './cluster-agents.ts';
-import { ClusterSource, DEFAULT_CLUSTER_CONCURRENCY } from './cluster-source.ts';
-import { CLUSTER_FLAGS, type CliIo, type Command, type CommandContext } from './context.ts';
+import { CLUSTER_FLAGS, DEFAULT_AGENT_NAMESPACE, DEFAULT_CLUSTER_CONCURRENCY } from './cluster-options.ts';
+import { ClusterSource } from './cluster-source.ts';
+import type { CliIo, Command, CommandContext } from './context.ts';
 import { DETAIL } from './detail.ts';
 import { colorEnabled, painter } from './format.ts';
 import { REPORT } from './report.ts';

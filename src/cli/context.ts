@@ -39,20 +39,3 @@ export interface Command {
 export const SINCE_FLAG: FlagSpec = { kind: 'number', min: 0, exclusiveMin: true, max: MAX_SINCE_MINUTES };
 export const PROCESS_FLAG: FlagSpec = { kind: 'string' };
 
-/** The flags of the commands that can ask every agent of a cluster. */
-export const CLUSTER_FLAGS: FlagSpecs = {
-  cluster: { kind: 'boolean' },
-  'agent-namespace': { kind: 'string' },
-  kubeconfig: { kind: 'string' },
-  'cluster-concurrency': { kind: 'integer', min: 1, max: 64 },
-};
-
-export const CLUSTER_USAGE = `
-Across a Kubernetes cluster (the chart's agents, through the API server's pod proxy):
-  --cluster                 ask every agent pod and merge the answers; agents that fail are
-                            listed on stderr and make the exit status 1
-  --agent-namespace NS      the agents' namespace (env PERFCATCH_AGENT_NAMESPACE; default perfcatch)
-  --kubeconfig FILE         default: KUBECONFIG, else ~/.kube/config
-  --cluster-concurrency N   agents asked at once (default 8)
-  The agents' API token is read from their Secret, or PERFCATCH_API_TOKEN.
-`;

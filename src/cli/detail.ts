@@ -1,6 +1,7 @@
 /** `perfcatch detail <request_id>`: one request and its outbound calls as a tree. */
 import { CliError, UsageError } from './args.ts';
-import { CLUSTER_FLAGS, CLUSTER_USAGE, type Command } from './context.ts';
+import { type Command } from './context.ts';
+import { CLUSTER_FLAGS, CLUSTER_USAGE } from './cluster-options.ts';
 import { formatBytes, formatMs, formatTime, renderFields, renderJson, renderTree, type ColorName, type Paint } from './format.ts';
 import type { DependencyRecord, RequestRecord } from '../types.ts';
 

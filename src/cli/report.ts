@@ -1,6 +1,7 @@
 /** `perfcatch report`: per-service latency, CPU, bytes and errors. */
 import { stringFlag, numberFlag } from './args.ts';
-import { CLUSTER_FLAGS, CLUSTER_USAGE, PROCESS_FLAG, SINCE_FLAG, type Command } from './context.ts';
+import { PROCESS_FLAG, SINCE_FLAG, type Command } from './context.ts';
+import { CLUSTER_FLAGS, CLUSTER_USAGE } from './cluster-options.ts';
 import { formatBytes, formatMs, formatPercent, renderJson, renderTable, type Cell, type Column } from './format.ts';
 import type { ServiceSummary } from '../store/service-summary.ts';
 import type { Paint } from './format.ts';

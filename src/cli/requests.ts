@@ -1,6 +1,7 @@
 /** `perfcatch requests`: the newest requests matching filters (the API's /api/requests). */
 import { numberFlag, stringFlag } from './args.ts';
-import { CLUSTER_FLAGS, CLUSTER_USAGE, PROCESS_FLAG, SINCE_FLAG, type Command } from './context.ts';
+import { PROCESS_FLAG, SINCE_FLAG, type Command } from './context.ts';
+import { CLUSTER_FLAGS, CLUSTER_USAGE } from './cluster-options.ts';
 import { renderJson, renderTable } from './format.ts';
 import { REQUEST_COLUMNS, requestRow } from './request-rows.ts';
 import { MAX_QUERY_LIMIT } from './sources.ts';

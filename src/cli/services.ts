@@ -1,6 +1,7 @@
 /** `perfcatch services`: the services seen, with request count and last seen. */
 import { numberFlag } from './args.ts';
-import { CLUSTER_FLAGS, CLUSTER_USAGE, SINCE_FLAG, type Command } from './context.ts';
+import { SINCE_FLAG, type Command } from './context.ts';
+import { CLUSTER_FLAGS, CLUSTER_USAGE } from './cluster-options.ts';
 import { formatAge, formatTime, renderJson, renderTable } from './format.ts';
 
 export const SERVICES_DEFAULT_SINCE = 60;
