@@ -19,7 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import { startAgent, type RunningAgent } from '../harness/agent.ts';
 import { assertOneLineError, cli, type CliResult } from '../harness/cli.ts';
 import { CHART_DIR, helm, helmBinary, parseYamlStreams, type Manifest } from '../harness/helm.ts';
-import { startKubeApiServer, trustCa, type RunningKubeApiServer } from '../harness/kube-apiserver.ts';
+import { adminWrite, startKubeApiServer, trustCa, type RunningKubeApiServer } from '../harness/kube-apiserver.ts';
 import { freePort, waitFor } from '../harness/ports.ts';
 import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
 import { startNodeServer, startPythonServer, type RunningServer } from '../harness/runtimes.ts';
@@ -50,16 +50,7 @@ describe('one query across the cluster (--cluster)', () => {
   /** The query Role's user: KUBECONFIG of `perfcatch … --cluster`. */
   let userEnv: Record<string, string>;
 
-  async function kubeApi(method: string, path: string, body: unknown): Promise<unknown> {
-    const res = await fetch(`${kube.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${kube.token}`, 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' },
-      body: JSON.stringify(body),
-    });
-    const text = await res.text();
-    assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${text}`);
-    return JSON.parse(text);
-  }
+  const kubeApi = (method: 'POST' | 'PATCH', path: string, body: unknown) => adminWrite(kube, method, path, body);
 
   /** One agent pod from the chart's pod template: on `node`, its http-api port `port`, at `ip` unless Pending. */
   async function createAgentPod(template: Manifest, name: string, node: string, port: number, ip: string | null): Promise<void> {
