@@ -8,15 +8,14 @@
  * An agent that cannot be asked or does not answer is a failure, kept for the caller to list;
  * the others' answers still count. When no agent answers, the query is an error.
  */
-import type { RequestQuery } from '../store/request-store.ts';
-import { DEFAULT_LIMIT } from '../store/request-store.ts';
+import { DEFAULT_LIMIT, type RequestQuery } from '../store/request-store.ts';
+import type { ServiceSummary, SummaryInput } from '../store/service-summary.ts';
 import type { RequestRecord } from '../types.ts';
 import { settleBounded } from '../util/settle-bounded.ts';
 import { CliError } from './args.ts';
 import { agentTokens, findAgentPods, type AgentPod } from './cluster-agents.ts';
 import { KubeApi } from './kube-api.ts';
 import { mergeServices, type AgentServices } from './merge-services.ts';
-import type { ServiceSummary, SummaryInput } from '../store/service-summary.ts';
 import { ApiSource, MAX_QUERY_LIMIT, type RequestSource } from './sources.ts';
 
 export interface ClusterOptions {
@@ -61,7 +60,7 @@ export class ClusterSource implements RequestSource {
       pod,
       source: new ApiSource(`${kube.server}/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}:${pod.apiPort}/proxy`, {
         token: tokenOf(pod),
-        get: (url, headers, timeoutMs) => kube.get(url.slice(kube.server.length), headers, timeoutMs),
+        get: (url, headers, timeoutMs) => kube.get(url, headers, timeoutMs),
         label: `pod ${pod.namespace}/${pod.name}`,
         unreachableHint: 'through the Kubernetes API server',
       }),

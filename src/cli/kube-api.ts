@@ -53,11 +53,12 @@ export class KubeApi {
   }
 
   /**
-   * GETs `path` (from /api/…) with the kubeconfig's credentials. Any Authorization in `headers`
-   * is dropped: that header is the user's credential to the API server, never passed on.
+   * GETs `target` (a path from /api/…, or a URL on the server) with the kubeconfig's credentials.
+   * Any Authorization in `headers` is dropped: that header carries the user's credential to the
+   * API server, nothing else.
    */
-  async get(path: string, headers: Record<string, string>, timeoutMs: number): Promise<HttpAnswer> {
-    const url = new URL(this.server + path);
+  async get(target: string, headers: Record<string, string>, timeoutMs: number): Promise<HttpAnswer> {
+    const url = new URL(target.startsWith('/') ? this.server + target : target);
     const forwarded = Object.fromEntries(Object.entries(headers).filter(([name]) => name.toLowerCase() !== 'authorization'));
     const options: https.RequestOptions = { method: 'GET', headers: forwarded };
     await this.#config.applyToHTTPSOptions(options);
