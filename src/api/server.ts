@@ -10,6 +10,7 @@ import type { RequestReader } from '../store/request-reader.ts';
 import { ApiLoadGuard, API_LIMITS } from './load-guard.ts';
 import { OPENAPI } from './openapi.ts';
 import { parseRequestQuery, parseSinceOnly, QueryParamError } from './query-params.ts';
+import { TOKEN_HEADER } from './token-header.ts';
 
 export interface ApiServerOptions {
   host: string;
@@ -141,7 +142,7 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
 async function handle(
   routes: Map<string, Route>,
   requestById: (pathname: string) => Route | undefined,
-  authorized: (header: string | undefined) => boolean,
+  authorized: (authorization: string | undefined, tokenHeader: string | string[] | undefined) => boolean,
   req: http.IncomingMessage,
   res: http.ServerResponse,
 ): Promise<void> {
@@ -159,9 +160,9 @@ async function handle(
     return;
   }
   // Request data (/api/*) needs the token; /health and /metrics carry none.
-  if (pathname.startsWith('/api/') && !authorized(req.headers.authorization)) {
+  if (pathname.startsWith('/api/') && !authorized(req.headers.authorization, req.headers[TOKEN_HEADER])) {
     res.setHeader('www-authenticate', 'Bearer');
-    sendJson(res, 401, { error: 'this API needs Authorization: Bearer <token> (the agent\'s --api-token-file)' });
+    sendJson(res, 401, { error: `this API needs Authorization: Bearer <token> or ${TOKEN_HEADER}: <token> (the agent's --api-token-file)` });
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -181,14 +182,18 @@ async function handle(
   }
 }
 
-/** Checks an Authorization header against the token, in constant time; no token: all pass. */
-function bearerCheck(token: string | null): (header: string | undefined) => boolean {
+/**
+ * Checks `Authorization: Bearer <token>`, else the TOKEN_HEADER, against the token, in constant
+ * time; no token: all pass.
+ */
+function bearerCheck(token: string | null): (authorization: string | undefined, tokenHeader: string | string[] | undefined) => boolean {
   if (token === null) return () => true;
   const digest = (text: string) => createHash('sha256').update(text).digest();
   const expected = digest(token);
-  return (header) => {
-    const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
-    return m !== null && timingSafeEqual(digest(m[1]!), expected);
+  return (authorization, tokenHeader) => {
+    const bearer = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1];
+    const given = bearer ?? (typeof tokenHeader === 'string' ? tokenHeader.trim() : null);
+    return given !== null && given !== '' && timingSafeEqual(digest(given), expected);
   };
 }
 

@@ -1,8 +1,8 @@
 /** `perfcatch alerts`: requests above a duration or CPU threshold; exit 1 when there are any. */
 import { numberFlag, stringFlag, UsageError } from './args.ts';
 import { PROCESS_FLAG, SINCE_FLAG, type Command } from './context.ts';
-import { statusColor } from './detail.ts';
-import { formatMs, formatTime, renderJson, renderTable, requestSummary, type Cell } from './format.ts';
+import { renderJson, renderTable, requestSummary } from './format.ts';
+import { REQUEST_COLUMNS, requestRow } from './request-rows.ts';
 import { MAX_QUERY_LIMIT } from './sources.ts';
 import type { RequestQuery } from '../store/request-store.ts';
 import type { RequestRecord } from '../types.ts';
@@ -91,31 +91,11 @@ Options:
     ].join(' or ');
     let out = '';
     if (breaches.length > 0) {
-      const rows: Cell[][] = breaches.slice(0, MAX_ROWS).map((r) => {
+      const rows = breaches.slice(0, MAX_ROWS).map((r) => {
         const over = exceeded(r);
-        return [
-          formatTime(r.timestamp),
-          r.service_name,
-          `${r.http_method ?? '-'} ${r.http_path ?? '-'}`,
-          { text: r.http_status === null ? '-' : String(r.http_status), color: statusColor(r.http_status) },
-          { text: formatMs(r.duration_ms), color: over.includes('duration_ms') ? 'red' : undefined },
-          { text: formatMs(r.cpu_time_ms), color: over.includes('cpu_time_ms') ? 'red' : undefined },
-          r.request_id,
-        ];
+        return requestRow(r, { duration: over.includes('duration_ms'), cpu: over.includes('cpu_time_ms') });
       });
-      out += renderTable(
-        [
-          { header: 'TIME' },
-          { header: 'SERVICE', maxWidth: 30 },
-          { header: 'REQUEST', maxWidth: 50 },
-          { header: 'STATUS', align: 'right' },
-          { header: 'DUR MS', align: 'right' },
-          { header: 'CPU MS', align: 'right' },
-          { header: 'ID' },
-        ],
-        rows,
-        ctx.paint,
-      );
+      out += renderTable(REQUEST_COLUMNS, rows, ctx.paint);
       if (breaches.length > MAX_ROWS) out += ctx.paint('dim', `… and ${breaches.length - MAX_ROWS} more (--json lists all)`) + '\n';
       out += ctx.paint('red', `ALERT: ${breaches.length} request${breaches.length === 1 ? '' : 's'} above threshold (${limits}) in the last ${since} min`) + '\n';
     } else {

@@ -38,3 +38,4 @@ export interface Command {
 
 export const SINCE_FLAG: FlagSpec = { kind: 'number', min: 0, exclusiveMin: true, max: MAX_SINCE_MINUTES };
 export const PROCESS_FLAG: FlagSpec = { kind: 'string' };
+

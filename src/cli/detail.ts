@@ -1,6 +1,7 @@
 /** `perfcatch detail <request_id>`: one request and its outbound calls as a tree. */
 import { CliError, UsageError } from './args.ts';
-import type { Command } from './context.ts';
+import { type Command } from './context.ts';
+import { CLUSTER_FLAGS, CLUSTER_USAGE } from './cluster-options.ts';
 import { formatBytes, formatMs, formatTime, renderFields, renderJson, renderTree, type ColorName, type Paint } from './format.ts';
 import type { DependencyRecord, RequestRecord } from '../types.ts';
 
@@ -12,8 +13,8 @@ export const DETAIL: Command = {
 One request: method, path, status, service, pid, duration, on-CPU time, RSS, bytes,
 correlation id, trace/span ids, and the outbound calls it made while being served.
 Exits 1 if there is no request with that id.
-`,
-  flags: {},
+${CLUSTER_USAGE}`,
+  flags: { ...CLUSTER_FLAGS },
   positionals: 1,
   async run(ctx) {
     const id = ctx.args.positionals[0];

@@ -1,6 +1,7 @@
 /** `perfcatch services`: the services seen, with request count and last seen. */
 import { numberFlag } from './args.ts';
 import { SINCE_FLAG, type Command } from './context.ts';
+import { CLUSTER_FLAGS, CLUSTER_USAGE } from './cluster-options.ts';
 import { formatAge, formatTime, renderJson, renderTable } from './format.ts';
 
 export const SERVICES_DEFAULT_SINCE = 60;
@@ -14,8 +15,8 @@ The services that served requests in the last MIN minutes.
 
 Options:
   --since MIN   time window in minutes (default ${SERVICES_DEFAULT_SINCE})
-`,
-  flags: { since: SINCE_FLAG },
+${CLUSTER_USAGE}`,
+  flags: { since: SINCE_FLAG, ...CLUSTER_FLAGS },
   positionals: 0,
   async run(ctx) {
     const since = numberFlag(ctx.args, 'since') ?? SERVICES_DEFAULT_SINCE;

@@ -5,6 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { MAX_LIMIT } from '../api/query-params.ts';
+import { TOKEN_HEADER } from '../api/token-header.ts';
 import { unboundedBudget, type QueryBudget } from '../store/query-budget.ts';
 import type { RequestQuery } from '../store/request-store.ts';
 import { summarizeServices, type ServiceSummary } from '../store/service-summary.ts';
@@ -46,10 +47,15 @@ async function pickSource(opts: SourceOptions, env: Record<string, string | unde
   if (opts.db !== undefined) return DbSource.open(opts.db);
   // An agent bound beyond loopback requires its token (--api-token-file there).
   const token = env.PERFCATCH_API_TOKEN || undefined;
-  if (opts.api !== undefined) return new ApiSource(opts.api, '--api', token);
-  if (env.PERFCATCH_API) return new ApiSource(env.PERFCATCH_API, 'PERFCATCH_API', token);
+  if (opts.api !== undefined) return new ApiSource(opts.api, { origin: '--api', token });
+  if (env.PERFCATCH_API) return new ApiSource(env.PERFCATCH_API, { origin: 'PERFCATCH_API', token });
   if (env.PERFCATCH_DB_PATH) return DbSource.open(env.PERFCATCH_DB_PATH);
-  return new ApiSource(DEFAULT_API, '--api', token);
+  return new ApiSource(DEFAULT_API, { origin: '--api', token });
+}
+
+/** `source` with every string it answers escaped (see ControlEscapingSource). */
+export function escapingSource(source: RequestSource): RequestSource {
+  return new ControlEscapingSource(source);
 }
 
 /**
@@ -101,14 +107,47 @@ export function requestQueryParams(q: RequestQuery): URLSearchParams {
   return p;
 }
 
+/** One GET's answer. */
+export interface HttpAnswer {
+  status: number;
+  text: string;
+}
+
+/** Sends one GET; rejects when no answer comes (an error with a `code`, or a TimeoutError). */
+export type HttpGet = (url: string, headers: Record<string, string>, timeoutMs: number) => Promise<HttpAnswer>;
+
+const fetchGet: HttpGet = async (url, headers, timeoutMs) => {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers });
+  return { status: res.status, text: await res.text() };
+};
+
+export interface ApiSourceOptions {
+  /** Where the URL came from (a flag or variable), for the error message. */
+  origin?: string;
+  /** The agent's API token (its --api-token-file). */
+  token?: string | undefined;
+  /** How to send a GET; default fetch(). */
+  get?: HttpGet;
+  /** What to suggest when the agent cannot be reached. */
+  unreachableHint?: string;
+  /** What descriptions and errors call the agent; default its URL. */
+  label?: string;
+}
+
 export class ApiSource implements RequestSource {
   readonly description: string;
   readonly #base: string;
   readonly #headers: Record<string, string>;
+  readonly #get: HttpGet;
+  readonly #unreachableHint: string;
 
-  /** `origin` names where the URL came from, for the error message. */
-  constructor(url: string, origin = '--api', token?: string) {
-    this.#headers = { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
+  constructor(url: string, opts: ApiSourceOptions = {}) {
+    const { origin = '--api', token } = opts;
+    this.#get = opts.get ?? fetchGet;
+    this.#unreachableHint = opts.unreachableHint ?? 'is `perfcatch agent` running? see --api, --db';
+    // Both token headers: older agents read only Authorization, and a proxy may keep it.
+    const tokenHeaders: Record<string, string> = token ? { authorization: `Bearer ${token}`, [TOKEN_HEADER]: token } : {};
+    this.#headers = { accept: 'application/json', ...tokenHeaders };
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -120,11 +159,11 @@ export class ApiSource implements RequestSource {
     }
     if (parsed.search || parsed.hash) throw new UsageError(`${origin}: the URL must not have a query or fragment, got ${JSON.stringify(url)}`);
     this.#base = parsed.href.replace(/\/+$/, '');
-    this.description = this.#base;
+    this.description = opts.label ?? this.#base;
   }
 
   async requests(q: RequestQuery): Promise<RequestRecord[]> {
-    const body = await this.#get('/api/requests', requestQueryParams(q));
+    const body = await this.#getJson('/api/requests', requestQueryParams(q));
     const list = (body as { requests?: unknown } | null)?.requests;
     if (!Array.isArray(list)) throw this.#unexpected('/api/requests');
     return list as RequestRecord[];
@@ -132,14 +171,14 @@ export class ApiSource implements RequestSource {
 
   async request(id: string): Promise<RequestRecord | null> {
     const path = `/api/requests/${encodeURIComponent(id)}`;
-    const body = await this.#get(path, undefined, true);
+    const body = await this.#getJson(path, undefined, true);
     if (body === null) return null;
     if (typeof body !== 'object' || typeof (body as RequestRecord).request_id !== 'string') throw this.#unexpected(path);
     return body as RequestRecord;
   }
 
   async services(sinceMinutes: number): Promise<ServiceSummary[]> {
-    const body = await this.#get('/api/services', new URLSearchParams({ since: String(sinceMinutes) }));
+    const body = await this.#getJson('/api/services', new URLSearchParams({ since: String(sinceMinutes) }));
     const list = (body as { services?: unknown } | null)?.services;
     if (!Array.isArray(list)) throw this.#unexpected('/api/services');
     return list as ServiceSummary[];
@@ -148,41 +187,50 @@ export class ApiSource implements RequestSource {
   close(): void {}
 
   /** GETs JSON; with `notFoundIsNull`, a 404 about the resource (not the endpoint) gives null. */
-  async #get(path: string, params?: URLSearchParams, notFoundIsNull = false): Promise<unknown> {
+  async #getJson(path: string, params?: URLSearchParams, notFoundIsNull = false): Promise<unknown> {
     const qs = params && params.size > 0 ? `?${params}` : '';
     const url = `${this.#base}${path}${qs}`;
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      res = await fetch(url, { signal: AbortSignal.timeout(API_TIMEOUT_MS), headers: this.#headers });
+      res = await this.#get(url, this.#headers, API_TIMEOUT_MS);
     } catch (err) {
-      throw new CliError(`cannot reach the agent API at ${this.#base}: ${describeFetchError(err)} (is \`perfcatch agent\` running? see --api, --db)`);
+      throw new CliError(`cannot reach the agent API at ${this.description}: ${describeFetchError(err)} (${this.#unreachableHint})`);
     }
+    const ok = res.status >= 200 && res.status < 300;
     let body: unknown;
     try {
-      body = JSON.parse(await res.text());
+      body = JSON.parse(res.text);
     } catch {
-      if (res.ok) throw this.#unexpected(path);
+      if (ok) throw this.#unexpected(path);
       body = null;
     }
-    if (res.ok) return body;
-    const message = typeof (body as { error?: unknown } | null)?.error === 'string' ? (body as { error: string }).error : `HTTP ${res.status}`;
+    if (ok) return body;
+    const message = errorMessage(body) ?? `HTTP ${res.status}`;
     if (res.status === 404) {
       if (/no such endpoint/i.test(message) || body === null) {
-        throw new CliError(`the agent API at ${this.#base} has no ${path.replace(/^(\/api\/requests\/).+$/, '$1{id}')} endpoint (an older agent?)`);
+        throw new CliError(`the agent API at ${this.description} has no ${path.replace(/^(\/api\/requests\/).+$/, '$1{id}')} endpoint (an older agent?)`);
       }
       if (notFoundIsNull) return null;
     }
-    throw new CliError(`the agent API at ${this.#base} answered ${res.status}: ${oneLine(message)}`);
+    throw new CliError(`the agent API at ${this.description} answered ${res.status}: ${oneLine(message)}`);
   }
 
   #unexpected(path: string): CliError {
-    return new CliError(`unexpected answer from ${this.#base}${path}: not the perfcatch API`);
+    return new CliError(`unexpected answer to GET ${path} from ${this.description}: not the perfcatch API`);
   }
+}
+
+/** The agent's `{"error": …}`, or a Kubernetes Status's `message` (from a proxying API server). */
+function errorMessage(body: unknown): string | undefined {
+  const { error, message } = (body ?? {}) as { error?: unknown; message?: unknown };
+  if (typeof error === 'string') return error;
+  return typeof message === 'string' ? message : undefined;
 }
 
 function describeFetchError(err: unknown): string {
   if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return `no answer within ${API_TIMEOUT_MS / 1000} s`;
-  const cause = err instanceof Error ? (err.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
+  // fetch() puts the socket's error in `cause`; node:https rejects with it.
+  const cause = err instanceof Error ? ((err.cause ?? err) as { code?: unknown; message?: unknown }) : undefined;
   switch (cause?.code) {
     case 'ECONNREFUSED':
       return 'connection refused';

@@ -97,8 +97,13 @@ export class ServiceSummaryBuilder {
         last_seen: t.lastSeen,
       });
     }
-    return out.sort((a, b) => b.count - a.count || a.service_name.localeCompare(b.service_name));
+    return out.sort(busiestFirst);
   }
+}
+
+/** The order of service lists: most requests first, then by name. */
+export function busiestFirst(a: ServiceSummary, b: ServiceSummary): number {
+  return b.count - a.count || a.service_name.localeCompare(b.service_name);
 }
 
 export function summarizeServices(records: Iterable<SummaryInput>): ServiceSummary[] {

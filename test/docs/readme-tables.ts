@@ -1,11 +1,12 @@
 /**
- * The README's flag and environment tables, rendered from the tables the agent itself reads
- * (AGENT_OPTIONS in src/config.ts, OTEL_ENVIRONMENT in src/otel/otlp-env.ts), so the two
- * cannot drift. `node test/docs/readme-tables.ts --write` rewrites them in README.md;
+ * The README's flag and environment tables, rendered from the tables the agent and the CLI
+ * themselves read (AGENT_OPTIONS in src/config.ts, OTEL_ENVIRONMENT in src/otel/otlp-env.ts,
+ * CLUSTER_OPTIONS in src/cli/cluster-options.ts), so the two cannot drift. `node test/docs/readme-tables.ts --write` rewrites them in README.md;
  * test/unit/readme-tables.test.ts fails when the README is stale.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { CLUSTER_OPTIONS } from '../../src/cli/cluster-options.ts';
 import { AGENT_OPTIONS } from '../../src/config.ts';
 import { OTEL_ENVIRONMENT } from '../../src/otel/otlp-env.ts';
 
@@ -26,6 +27,14 @@ export const SECTIONS = {
     '| variable | default | |',
     '|---|---|---|',
     ...OTEL_ENVIRONMENT.map((v) => `| ${code(v.name)} | ${cell(v.defaultText)} | ${cell(v.description)} |`),
+  ],
+  'cluster-flags': () => [
+    '| flag | env | default | |',
+    '|---|---|---|---|',
+    ...CLUSTER_OPTIONS.map((o) => {
+      const flag = o.flag === null ? '' : code(`${o.flag}${o.arg ? ` ${o.arg}` : ''}`);
+      return `| ${flag} | ${o.env.map(code).join(', ')} | ${cell(o.defaultText)} | ${cell(o.description)} |`;
+    }),
   ],
 } as const;
 

@@ -5,12 +5,12 @@
  * codes, --json, and the one-line errors.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CLI, ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
+import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
+import { assertOneLineError, cli } from '../harness/cli.ts';
 import { freePort, waitFor } from '../harness/ports.ts';
 import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
 import { startNodeServer, startPythonServer, type RunningServer } from '../harness/runtimes.ts';
@@ -18,16 +18,8 @@ import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { ServiceSummary } from '../../src/store/service-summary.ts';
 import type { RequestRecord } from '../../src/types.ts';
 
-// The real bin, as users run it.
-const RUN_CLI = CLI;
 const PLAIN = 20;
 type Requests = { count: number; requests: RequestRecord[] };
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 describe('the CLI as users type it', () => {
   it('`npx perfcatch` prints no npm warnings, whatever node npm itself runs on', async () => {
@@ -47,33 +39,6 @@ describe('the CLI as users type it', () => {
     }
   });
 });
-
-/** Runs `perfcatch <args>` through the launcher, with no colour-relevant TTY. */
-function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUN_CLI, ...args], {
-      env: { ...process.env, PERFCATCH_API: '', PERFCATCH_DB_PATH: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function assertOneLineError(r: CliResult, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code; stderr: ${r.stderr}`);
-  assert.match(r.stderr, /^perfcatch: [^\n]+\n$/, `one line on stderr, got: ${r.stderr}`);
-  assert.match(r.stderr, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-}
 
 describe('perfcatch query commands against the real agent', () => {
   let agent: RunningAgent;

@@ -581,6 +581,22 @@ describe('Helm chart charts/perfcatch', () => {
     ]);
   });
 
+  it('issue 14: api.expose adds the Role <release>-query for `perfcatch … --cluster`, bound to no one', () => {
+    const exposed = rendered.get('variant:API exposed behind a token')!;
+    const role = named(exposed, 'Role', `${RELEASE}-query`);
+    assert.deepEqual(role.rules, [
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
+      { apiGroups: [''], resources: ['pods/proxy'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: [`${RELEASE}-api-token`], verbs: ['get'] },
+    ]);
+    assert.equal(ofKind(exposed, 'RoleBinding').some((b) => b.roleRef.name === role.metadata.name), false);
+    // The labels --cluster finds the agents by.
+    const labels = agentDaemonSet(exposed).spec.template.metadata.labels as Record<string, string>;
+    assert.equal(labels['app.kubernetes.io/part-of'], 'perfcatch');
+    assert.equal(labels['app.kubernetes.io/component'], 'agent');
+    assert.equal(ofKind(rendered.get(`mode:${MODES[0]!.name}`)!, 'Role').some((r) => r.metadata.name.endsWith('-query')), false, 'not without api.expose');
+  });
+
   it('turns list values into comma-separated flags and passes extra variables through', () => {
     const docs = rendered.get('variant:lists, extra env and other names')!;
     const env = agentEnv(docs);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startAgent, type RunningAgent } from '../harness/agent.ts';
 import { startCollector, type RunningCollector } from '../harness/collector.ts';
-import { startKubeApiServer, trustCa, type RunningKubeApiServer } from '../harness/kube-apiserver.ts';
+import { adminWrite, startKubeApiServer, trustCa, type RunningKubeApiServer } from '../harness/kube-apiserver.ts';
 import { waitFor } from '../harness/ports.ts';
 import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
 import { startNodeServer, type RunningServer } from '../harness/runtimes.ts';
@@ -56,16 +56,7 @@ describe('Kubernetes pod metadata through the agent', () => {
     });
   }
 
-  async function api(method: string, path: string, body: unknown): Promise<{ metadata: { uid: string } }> {
-    const res = await fetch(`${kube.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${kube.token}`, 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' },
-      body: JSON.stringify(body),
-    });
-    const text = await res.text();
-    assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${text}`);
-    return JSON.parse(text) as { metadata: { uid: string } };
-  }
+  const api = (method: 'POST' | 'PATCH', path: string, body: unknown) => adminWrite<{ metadata: { uid: string } }>(kube, method, path, body);
 
   /** Deployment checkout -> ReplicaSet checkout-7d9f8c6b5, as the controllers would make them. */
   async function createOwners(): Promise<string> {

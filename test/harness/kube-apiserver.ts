@@ -71,6 +71,21 @@ export function trustCa(ca: string): void {
   if (!current.includes(ca)) setDefaultCACertificates([...current, ca]);
 }
 
+/**
+ * Creates or changes an object as the admin: POST/PUT with a JSON body, PATCH as a merge patch.
+ * Anything but a 2xx throws with the API server's answer. Needs trustCa(kube.ca) first.
+ */
+export async function adminWrite<T = unknown>(kube: RunningKubeApiServer, method: 'POST' | 'PUT' | 'PATCH', path: string, body: unknown): Promise<T> {
+  const res = await fetch(`${kube.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${kube.token}`, 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
 function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
 }

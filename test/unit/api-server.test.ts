@@ -224,7 +224,7 @@ describe('API access (issue 13, finding 4)', () => {
     for (const s of servers) await s.close();
   });
 
-  it('with a token, /api/* needs Authorization: Bearer <token>; /health and /metrics do not', async () => {
+  it('with a token, /api/* needs Authorization: Bearer <token> or X-PerfCatch-Token; /health and /metrics do not', async () => {
     const base = await start({ token });
     for (const path of ['/api/requests', '/api/requests/secret-1', '/api/services', '/api/openapi.json']) {
       const none = await fetch(base + path);
@@ -232,6 +232,10 @@ describe('API access (issue 13, finding 4)', () => {
       assert.equal(none.headers.get('www-authenticate'), 'Bearer');
       assert.equal((await fetch(base + path, { headers: { authorization: 'Bearer wrong' } })).status, 401, path);
       assert.equal((await fetch(base + path, { headers: { authorization: `Bearer ${token}` } })).status, 200, path);
+      // The header the Kubernetes API server's pod proxy forwards (it keeps Authorization).
+      assert.equal((await fetch(base + path, { headers: { 'x-perfcatch-token': token } })).status, 200, path);
+      assert.equal((await fetch(base + path, { headers: { 'x-perfcatch-token': 'wrong' } })).status, 401, path);
+      assert.equal((await fetch(base + path, { headers: { 'x-perfcatch-token': '' } })).status, 401, path);
     }
     assert.equal((await fetch(base + '/health')).status, 200);
     assert.equal((await fetch(base + '/metrics')).status, 200);

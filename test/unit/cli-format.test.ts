@@ -245,7 +245,7 @@ describe('cli commands against the real API server and a real SQLite database', 
   ];
 
   it('exports the command list and its usage lines', () => {
-    assert.deepEqual(COMMANDS, ['report', 'detail', 'services', 'alerts', 'top']);
+    assert.deepEqual(COMMANDS, ['requests', 'report', 'detail', 'services', 'alerts', 'top']);
     for (const c of COMMANDS) assert.match(COMMANDS_USAGE, new RegExp(`^  ${c} +\\S`, 'm'));
   });
 
@@ -285,6 +285,25 @@ describe('cli commands against the real API server and a real SQLite database', 
       assert.deepEqual(json, records[2]);
       assertOneLineError(await run('detail', ['nope', ...src]), 1, /no request with id "nope"/);
     }
+  });
+
+  it('requests: the filters reach both sources, newest first, limited', async () => {
+    for (const src of sources()) {
+      const one = await run('requests', ['--correlation-id', 'c-7', ...src]);
+      assert.equal(one.code, 0, one.err);
+      assert.match(one.out, /^TIME +SERVICE +REQUEST +STATUS +DUR MS +CPU MS +ID +POD +CORRELATION\n\S+Z +search +GET \/items\/7 +200 +80\.0 +4\.00 +r7 +- +c-7\n$/);
+      const json = JSON.parse((await run('requests', ['--process', 'checkout', '--min-duration', '30', '--limit', '2', '--json', ...src])).out);
+      assert.deepEqual(json.requests.map((r: RequestRecord) => r.request_id), ['r5', 'r4'], `${src[0]}`);
+      const failed = JSON.parse((await run('requests', ['--status', '503', '--json', ...src])).out);
+      assert.deepEqual(failed.requests.map((r: RequestRecord) => r.request_id), ['r3']);
+      assert.equal((await run('requests', ['--path', '/nowhere', ...src])).out, 'no matching requests in the last 60 min\n');
+    }
+  });
+
+  it('--cluster takes no --api or --db, and its companions need it', async () => {
+    assertOneLineError(await run('requests', ['--cluster', '--api', api]), 2, /^perfcatch: --cluster and --api: give one, not both\n$/);
+    assertOneLineError(await run('report', ['--agent-namespace', 'x']), 2, /^perfcatch: --agent-namespace: only with --cluster\n$/);
+    assertOneLineError(await run('alerts', ['--cluster']), 2, /^perfcatch: unknown option --cluster/);
   });
 
   it('services lists count and last seen', async () => {
