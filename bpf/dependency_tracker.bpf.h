@@ -123,26 +123,36 @@ static __always_inline void forget_tuple(struct conn_state *c)
 
 /*
  * The request an outbound action of this thread (a connect, or a call's first write) serves
- * (resource_tracker.bpf.h): in a runtime that resumes an await at once (Node), the owner when
- * the thread has just read its upstream response; else the oldest woken request (a loop that
- * queues continuations runs them before handlers it has not started: asyncio measured), else
- * the oldest fresh one, else the owner. Sets *pkey, and *inferred when the choice was among
- * several (it follows the order the runtime runs code in: the kernel cannot know); NULL when
- * the thread serves nothing, or at a connect (`at_connect`) that cannot tell which of several
- * fresh requests opened it.
+ * (resource_tracker.bpf.h). Where the thread's code acts in the turn that read it (Node: a
+ * handler runs in its read's callback, a continuation right after its read): the owner when
+ * the thread has just read its upstream response, else the oldest woken request, else the
+ * oldest fresh one. Where code waits its turn (asyncio: a handler two turns after its read, a
+ * continuation one): the request whose turn comes first (fresh first on a tie), by the turns
+ * learned from its responses. Else the owner. Sets *pkey, and *inferred when the choice was
+ * among several (it follows the order the runtime runs code in: the kernel cannot know); NULL
+ * when the thread serves nothing, or at a connect (`at_connect`) that cannot tell which of
+ * several fresh requests opened it.
  */
-static __noinline struct conn_state *caller_of(struct thread_state *ts, struct pc_conn_key *pkey,
-					       __u8 *inferred, bool at_connect)
+static __always_inline struct conn_state *caller_of(struct thread_state *ts, struct pc_conn_key *pkey,
+						    __u8 *inferred, bool at_connect)
 {
-	__u32 waiting = ts->woken.n + ts->fresh.n;
+	__u32 waiting = ts->woken.live + ts->fresh.live;
 	struct conn_state *owner = live_owner(ts);
-	if (ts->just_woke && ts->runtime == RUNTIME_RESUMES_AT_ONCE && owner &&
-	    owner->role == ROLE_SERVER && owner->phase == PHASE_READING) {
+	bool same_turn = !ts->turns_fresh && !ts->turns_woken;
+	if (same_turn && ts->just_woke && owner && owner->role == ROLE_SERVER &&
+	    owner->phase == PHASE_READING) {
 		ts->just_woke = 0;
 		*pkey = ts->owner;
 		*inferred = waiting > 1 || ts->in_flight > 1;
 		acted(ts, owner->conn_id, owner->seq);
 		return owner;
+	}
+	if (!same_turn) {
+		struct conn_state *t = take_next_turn(ts, pkey, at_connect);
+		if (t) {
+			*inferred = waiting > 1 || ts->in_flight > 1;
+			return t;
+		}
 	}
 	struct conn_state *w = fifo_pop(&ts->woken, pkey);
 	if (w) {
@@ -150,7 +160,7 @@ static __noinline struct conn_state *caller_of(struct thread_state *ts, struct p
 		fifo_drop(&ts->fresh, w->conn_id, w->seq);
 		return w;
 	}
-	if (at_connect && ts->fresh.n > 1)
+	if (at_connect && ts->fresh.live > 1)
 		return NULL;
 	struct conn_state *f = fifo_pop(&ts->fresh, pkey);
 	if (f) {
@@ -250,7 +260,7 @@ static __always_inline void client_io_exit(struct thread_state *ts, struct pc_co
 		if (!charge_owner(ts, live_owner(ts)))
 			charge_nobody(ts, key->tgid);
 		fifo_drop(&ts->fresh, parent->conn_id, parent->seq);
-		fifo_push(&ts->woken, &c->parent, parent);
+		fifo_push(&ts->woken, &c->parent, parent, ts->loop_turn);
 		set_owner(ts, &c->parent, parent);
 	}
 	ts->just_woke = is_read && parent;

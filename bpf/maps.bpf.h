@@ -144,15 +144,19 @@ struct waiting_request {
 	struct pc_conn_key key;
 	__u64 conn_id;
 	__u32 seq;
-	__u32 _pad;
+	__u32 loop_turn; /* the thread's event-loop turn when it was queued */
 };
 
-/* Requests in the order their code will run on a thread, oldest first. */
+/* Requests in the order their code will run on a thread: a ring, oldest at `head`. A request
+ * that acted out of order is marked dead in place (conn_id 0), so no entry is ever shifted:
+ * the verifier walks each operation once, without nested loops. */
 #define REQUEST_FIFO_MAX 8
 struct request_fifo {
 	struct waiting_request at[REQUEST_FIFO_MAX];
-	__u32 n;
-	__u32 _pad;
+	__u8 head;
+	__u8 used; /* slots from head, dead ones included */
+	__u8 live; /* entries not marked dead */
+	__u8 _pad[5];
 };
 
 /* Per serving thread: its CPU segment in progress and who it serves (resource_tracker.bpf.h). */
@@ -166,9 +170,17 @@ struct thread_state {
 			     * pending segment was last brought up to date */
 	__u64 pending_ns;   /* on-CPU time since the segment began, not charged yet */
 	__u32 in_flight;    /* requests it began reading whose response has not started */
+	__u32 loop_turn;    /* its event loop's turns so far (epoll waits it returned from) */
 	__u8 just_woke;     /* its last tracked syscall read the owner's upstream response */
-	__u8 runtime;       /* its process's enum runtime_kind */
-	__u8 _pad[2];
+	/* How many turns after its read a request's code acts, learned from responses: a fresh
+	 * request's handler, and a woken one's continuation (resource_tracker.bpf.h). */
+	__u8 turns_fresh;
+	__u8 turns_woken;
+	__u8 seen_fresh;    /* responses observed in the current learning window, and the */
+	__u8 seen_woken;    /* fewest turns among them */
+	__u8 least_fresh;
+	__u8 least_woken;
+	__u8 learned;       /* a full window was seen: 1 fresh, 2 woken */
 	struct request_fifo fresh; /* read, their handler has not acted yet */
 	struct request_fifo woken; /* an upstream response of theirs was read, and the code
 				    * that continues them has not acted yet */
@@ -201,15 +213,6 @@ struct server_process {
 	__u64 rss_pages;      /* RSS in pages at the last update */
 	__u64 rss_count_base; /* global rss_stat counts (pages) at the last update */
 	__u64 rss_exact_ns;   /* when rss_pages was last summed exactly */
-	__u8 runtime;         /* enum runtime_kind, looked up at its first tracked syscall */
-	__u8 _pad[7];
-};
-
-/* How a process's runtime orders the code its event loop runs (dependency_tracker.bpf.h). */
-enum runtime_kind {
-	RUNTIME_NOT_LOOKED_UP = 0,
-	RUNTIME_QUEUES_CONTINUATIONS = 1, /* an await's continuation waits its turn (asyncio) */
-	RUNTIME_RESUMES_AT_ONCE = 2,      /* it runs right after its result is read (Node) */
 };
 
 struct {

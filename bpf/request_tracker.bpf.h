@@ -145,7 +145,7 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 			emit_request(key, c, 0);
 		if (c->phase != PHASE_READING) {
 			begin_request(c, tid, now);
-			fifo_push(&ts->fresh, key, c);
+			fifo_push(&ts->fresh, key, c, ts->loop_turn);
 			if (ts->in_flight < 255)
 				ts->in_flight += 1;
 		}
@@ -170,6 +170,7 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 			c->flags |= PC_F_SENDFILE;
 		/* The segment that ends in this response write is its request's; it has acted. */
 		charge(ts, c, false);
+		learn_turns(ts, c->conn_id, c->seq);
 		acted(ts, c->conn_id, c->seq);
 	}
 	set_owner(ts, key, c);
@@ -183,19 +184,6 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 	__u8 dir = is_read ? PC_DIR_REQUEST : PC_DIR_RESPONSE;
 	if (capture(c, io, ret, dir, is_read ? capture_req_bytes : capture_resp_bytes))
 		c->flags |= is_read ? PC_F_REQ_TRUNCATED : PC_F_RESP_TRUNCATED;
-}
-
-/* Node runs the code after an await as soon as the awaited result is read (microtasks drain
- * after each callback), where asyncio queues it behind the callbacks already ready: measured
- * with strace, see resource_tracker.bpf.h. The executable's name tells them apart. */
-static __always_inline __u8 runtime_of(struct task_struct *task)
-{
-	char name[8] = {};
-	const unsigned char *p = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
-	if (p)
-		bpf_probe_read_kernel_str(name, sizeof(name), p);
-	bool node = name[0] == 'n' && name[1] == 'o' && name[2] == 'd' && name[3] == 'e' && !name[4];
-	return node ? RUNTIME_RESUMES_AT_ONCE : RUNTIME_QUEUES_CONTINUATIONS;
 }
 
 /* ---- syscall handlers -------------------------------------------------------------------- */
@@ -350,9 +338,6 @@ static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx, __u8
 	struct thread_state *ts = current_thread(tid, now);
 	if (!ts)
 		return 0;
-	if (proc->runtime == RUNTIME_NOT_LOOKED_UP)
-		proc->runtime = runtime_of((struct task_struct *)bpf_get_current_task());
-	ts->runtime = proc->runtime;
 	bool is_read = op <= IO_RECVMSG;
 	if (c->role == ROLE_SERVER)
 		server_io_exit(ts, proc, &key, c, &io, ret, is_read, tid, now);

@@ -116,28 +116,25 @@ static __always_inline void charge_nobody(struct thread_state *ts, __u32 tgid)
 	ts->pending_ns = 0;
 }
 
-/* Is (conn_id, seq) in the fifo? */
-static __always_inline bool fifo_has(struct request_fifo *f, __u64 conn_id, __u32 seq)
+#define FIFO_SLOT(f, i) ((f)->at[((f)->head + (i)) & (REQUEST_FIFO_MAX - 1)])
+
+/* Where (conn_id, seq) is in the fifo, as an offset from its head; -1 when absent. */
+static __always_inline int fifo_find(struct request_fifo *f, __u64 conn_id, __u32 seq)
 {
 	for (int i = 0; i < REQUEST_FIFO_MAX; i++) {
-		if (i >= f->n)
+		if (i >= f->used)
 			break;
-		if (f->at[i].conn_id == conn_id && f->at[i].seq == seq)
-			return true;
+		if (FIFO_SLOT(f, i).conn_id == conn_id && FIFO_SLOT(f, i).seq == seq)
+			return i;
 	}
-	return false;
+	return -1;
 }
 
 /* Are requests other than the owner waiting for their handler on this thread? */
 static __always_inline bool others_waiting(struct thread_state *ts)
 {
-	for (int i = 0; i < REQUEST_FIFO_MAX; i++) {
-		if (i >= ts->fresh.n)
-			break;
-		if (ts->fresh.at[i].conn_id != ts->owner_conn_id || ts->fresh.at[i].seq != ts->owner_seq)
-			return true;
-	}
-	return false;
+	return ts->fresh.live > 1 ||
+	       (ts->fresh.live == 1 && fifo_find(&ts->fresh, ts->owner_conn_id, ts->owner_seq) < 0);
 }
 
 /* Charge the pending segment by the owner rule; false when there is no live owner. */
@@ -149,47 +146,49 @@ static __always_inline bool charge_owner(struct thread_state *ts, struct conn_st
 	return true;
 }
 
+/* Free the slots at the head that hold dead entries. */
+static __always_inline void fifo_trim(struct request_fifo *f)
+{
+	for (int i = 0; i < REQUEST_FIFO_MAX; i++) {
+		if (!f->used || FIFO_SLOT(f, 0).conn_id)
+			break;
+		f->head = (f->head + 1) & (REQUEST_FIFO_MAX - 1);
+		f->used -= 1;
+	}
+}
+
 /* Queue request `c` (on `key`) once. The oldest entry goes when the fifo is full: its code is
  * long overdue. */
-static __always_inline void fifo_push(struct request_fifo *f, struct pc_conn_key *key, struct conn_state *c)
+static __always_inline void fifo_push(struct request_fifo *f, struct pc_conn_key *key, struct conn_state *c,
+				      __u32 loop_turn)
 {
-	if (fifo_has(f, c->conn_id, c->seq))
+	if (fifo_find(f, c->conn_id, c->seq) >= 0)
 		return;
-	__u32 n = f->n;
-	if (n >= REQUEST_FIFO_MAX) {
-		for (int i = 0; i < REQUEST_FIFO_MAX - 1; i++)
-			f->at[i] = f->at[i + 1];
-		n = REQUEST_FIFO_MAX - 1;
+	if (f->used >= REQUEST_FIFO_MAX) {
+		if (FIFO_SLOT(f, 0).conn_id && f->live)
+			f->live -= 1;
+		f->head = (f->head + 1) & (REQUEST_FIFO_MAX - 1);
+		f->used = REQUEST_FIFO_MAX - 1;
 	}
-	struct waiting_request *w = &f->at[n & (REQUEST_FIFO_MAX - 1)];
+	struct waiting_request *w = &FIFO_SLOT(f, f->used);
 	w->key = *key;
 	w->conn_id = c->conn_id;
 	w->seq = c->seq;
-	f->n = n + 1;
-}
-
-/* Forget entry `at`. */
-static __always_inline void fifo_drop_at(struct request_fifo *f, __u32 at)
-{
-	for (int i = 0; i < REQUEST_FIFO_MAX - 1; i++) {
-		if (i >= at && i + 1 < f->n)
-			f->at[i] = f->at[i + 1];
-	}
-	if (f->n)
-		f->n -= 1;
+	w->loop_turn = loop_turn;
+	f->used += 1;
+	f->live += 1;
 }
 
 /* Forget (conn_id, seq): its code acted (it answered or called out). */
 static __always_inline void fifo_drop(struct request_fifo *f, __u64 conn_id, __u32 seq)
 {
-	for (int i = 0; i < REQUEST_FIFO_MAX; i++) {
-		if (i >= f->n)
-			break;
-		if (f->at[i].conn_id == conn_id && f->at[i].seq == seq) {
-			fifo_drop_at(f, i);
-			return;
-		}
-	}
+	int at = fifo_find(f, conn_id, seq);
+	if (at < 0)
+		return;
+	FIFO_SLOT(f, at & (REQUEST_FIFO_MAX - 1)).conn_id = 0;
+	if (f->live)
+		f->live -= 1;
+	fifo_trim(f);
 }
 
 /* The request acted: neither its handler nor its continuation is waiting any more. */
@@ -204,18 +203,131 @@ static __always_inline void acted(struct thread_state *ts, __u64 conn_id, __u32 
 static __always_inline struct conn_state *fifo_pop(struct request_fifo *f, struct pc_conn_key *key)
 {
 	for (int i = 0; i < REQUEST_FIFO_MAX; i++) {
-		if (!f->n)
+		if (!f->used)
 			break;
-		*key = f->at[0].key;
-		__u64 conn_id = f->at[0].conn_id;
-		__u32 seq = f->at[0].seq;
-		fifo_drop_at(f, 0);
+		struct waiting_request *w = &FIFO_SLOT(f, 0);
+		__u64 conn_id = w->conn_id;
+		__u32 seq = w->seq;
+		*key = w->key;
+		f->head = (f->head + 1) & (REQUEST_FIFO_MAX - 1);
+		f->used -= 1;
+		if (!conn_id)
+			continue;
+		if (f->live)
+			f->live -= 1;
 		struct conn_state *c = bpf_map_lookup_elem(&conns, key);
 		if (is_live(c, conn_id, seq) && c->phase == PHASE_READING)
 			return c;
 	}
 	return NULL;
 }
+
+/* Responses observed before the learned turns are renewed from the window's fewest; until
+ * the first window is full, they follow its running fewest. */
+#define TURN_WINDOW 16
+#define TURN_MAX 3
+
+static __always_inline void observe_turns(struct thread_state *ts, __u8 *turns, __u8 *seen, __u8 *least,
+					  __u8 learned_bit, __u32 observed)
+{
+	__u8 o = observed > TURN_MAX ? TURN_MAX : observed;
+	if (!*seen || o < *least)
+		*least = o;
+	if (!(ts->learned & learned_bit))
+		*turns = *least;
+	if (++*seen >= TURN_WINDOW) {
+		*turns = *least;
+		*seen = 0;
+		ts->learned |= learned_bit;
+	}
+}
+
+/*
+ * A response is where a request's code acts for sure: how many event-loop turns after its
+ * read (fresh) or after its last upstream response (woken) tells how this runtime schedules
+ * code. The fewest over a window is kept: a handler that awaited something else only adds.
+ */
+static __always_inline void learn_turns(struct thread_state *ts, __u64 conn_id, __u32 seq)
+{
+	int at = fifo_find(&ts->woken, conn_id, seq);
+	if (at >= 0) {
+		observe_turns(ts, &ts->turns_woken, &ts->seen_woken, &ts->least_woken, 2,
+			      ts->loop_turn - FIFO_SLOT(&ts->woken, at & (REQUEST_FIFO_MAX - 1)).loop_turn);
+		return;
+	}
+	at = fifo_find(&ts->fresh, conn_id, seq);
+	if (at >= 0)
+		observe_turns(ts, &ts->turns_fresh, &ts->seen_fresh, &ts->least_fresh, 1,
+			      ts->loop_turn - FIFO_SLOT(&ts->fresh, at & (REQUEST_FIFO_MAX - 1)).loop_turn);
+}
+
+/*
+ * Where code waits its turn: the queued request whose code runs first (its queueing turn
+ * plus the learned delay; fresh first on a tie, as a loop runs handlers it started before
+ * the continuations of reads in the later turn), removed from both queues. NULL when none is
+ * queued, when it is no longer waiting, or at a connect when several fresh requests tie and
+ * nothing was woken.
+ */
+static __always_inline struct conn_state *take_next_turn(struct thread_state *ts, struct pc_conn_key *key,
+							 bool at_connect)
+{
+	bool found = false, in_woken = false;
+	__u32 best = 0, best_at = 0;
+	for (int i = 0; i < REQUEST_FIFO_MAX; i++) {
+		if (i >= ts->fresh.used)
+			break;
+		struct waiting_request *w = &FIFO_SLOT(&ts->fresh, i);
+		__u32 turn = w->loop_turn + ts->turns_fresh;
+		if (w->conn_id && (!found || (__s32)(turn - best) < 0)) {
+			found = true;
+			best = turn;
+			best_at = i;
+		}
+	}
+	for (int i = 0; i < REQUEST_FIFO_MAX; i++) {
+		if (i >= ts->woken.used)
+			break;
+		struct waiting_request *w = &FIFO_SLOT(&ts->woken, i);
+		__u32 turn = w->loop_turn + ts->turns_woken;
+		if (w->conn_id && (!found || (__s32)(turn - best) < 0)) {
+			found = in_woken = true;
+			best = turn;
+			best_at = i;
+		}
+	}
+	if (!found || (at_connect && !in_woken && !ts->woken.live && ts->fresh.live > 1))
+		return NULL;
+	struct request_fifo *f = in_woken ? &ts->woken : &ts->fresh;
+	struct waiting_request *w = &FIFO_SLOT(f, best_at & (REQUEST_FIFO_MAX - 1));
+	*key = w->key;
+	__u64 conn_id = w->conn_id;
+	__u32 seq = w->seq;
+	struct conn_state *c = bpf_map_lookup_elem(&conns, key);
+	if (!is_live(c, conn_id, seq) || c->phase != PHASE_READING)
+		return NULL;
+	acted(ts, conn_id, seq);
+	return c;
+}
+
+/* The loop's turn: every epoll wait a serving thread returns from. Only threads already in
+ * the map count (one small lookup turns away other processes). */
+static __always_inline int on_loop_wait(void)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if (!bpf_map_lookup_elem(&server_tgids, &tgid))
+		return 0;
+	__u32 tid = (__u32)pid_tgid;
+	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
+	if (ts)
+		ts->loop_turn += 1;
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_epoll_wait")
+int sys_exit_epoll_wait(void *ctx) { return on_loop_wait(); }
+SEC("tracepoint/syscalls/sys_exit_epoll_pwait")
+int sys_exit_epoll_pwait(void *ctx) { return on_loop_wait(); }
 
 /* A request's response started (or it ended without one): it no longer counts as in flight
  * on the thread that read it. */
