@@ -10,7 +10,7 @@ import { Agent } from './agent.ts';
 import { AGENT_USAGE, ConfigError, parseAgentArgs } from './config.ts';
 import { LoaderStartError } from './loader/loader-process.ts';
 import { createLogger } from './log.ts';
-import { StoreError } from './store/sqlite-store.ts';
+import { StoreError } from './store/sqlite-errors.ts';
 import { COMMANDS, COMMANDS_USAGE, runCommand } from './cli/commands.ts';
 
 const USAGE = `usage: perfcatch <command> [options]

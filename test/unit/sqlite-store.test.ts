@@ -6,8 +6,10 @@ import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { RequestStore, type RequestQuery } from '../../src/store/request-store.ts';
-import { SqliteStore, StoreError, type SqliteStoreOptions } from '../../src/store/sqlite-store.ts';
+import type { RequestQuery } from '../../src/store/request-reader.ts';
+import { RequestStore } from '../../src/store/request-store.ts';
+import { StoreError } from '../../src/store/sqlite-errors.ts';
+import { SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite-store.ts';
 import type { DependencyRecord, RequestRecord } from '../../src/types.ts';
 import { sampleRecord } from './sample-record.ts';
 
