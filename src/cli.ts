@@ -38,16 +38,18 @@ function warnIfHeapTooSmall(bufferSize: number, log: { warn(m: string): void }):
 }
 
 async function runAgent(argv: string[]): Promise<void> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(AGENT_USAGE);
-    return;
-  }
   let config;
   try {
     config = parseAgentArgs(argv, process.env);
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
+  }
+  // parseAgentArgs looks for --help before anything else, so a bad flag or variable beside
+  // it cannot hide the usage text.
+  if (config.help) {
+    process.stdout.write(AGENT_USAGE);
+    return;
   }
   const log = createLogger(config.logLevel);
   warnIfHeapTooSmall(config.bufferSize, log);
