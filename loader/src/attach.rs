@@ -11,20 +11,12 @@ use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 use crate::errors::error_chain_line;
 use crate::features::Plan;
 
-
 /// What a section name asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Hook<'a> {
-    TracePoint {
-        category: &'a str,
-        name: &'a str,
-    },
-    BtfTracePoint {
-        name: &'a str,
-    },
-    RawTracePoint {
-        name: &'a str,
-    },
+    TracePoint { category: &'a str, name: &'a str },
+    BtfTracePoint { name: &'a str },
+    RawTracePoint { name: &'a str },
     Unsupported,
 }
 
@@ -147,7 +139,10 @@ pub fn attach_all(
                 let result = p.load().and_then(|()| p.attach(category, tp).map(|_| ()));
                 match result {
                     Err(e) if optional => {
-                        log::warn!("optional program {name} not attached ({}); continuing without it", error_chain_line(&e));
+                        log::warn!(
+                            "optional program {name} not attached ({}); continuing without it",
+                            error_chain_line(&e)
+                        );
                         continue;
                     }
                     other => other.map_err(kernel)?,

@@ -156,8 +156,18 @@ pub const VARIANT_PROGRAMS: &[VariantProgram] = &[
     args_at_enter("args_enter_sendto"),
     args_at_enter("args_enter_sendmsg"),
     args_at_enter("args_enter_sendfile64"),
-    VariantProgram { name: IDLE_FLUSH_WALK, part: Part::IdleFlush, variant: "kernel_walk", when_chosen: Plan::Optional },
-    VariantProgram { name: IDLE_FLUSH_LISTED, part: Part::IdleFlush, variant: "loader_scan", when_chosen: Plan::Optional },
+    VariantProgram {
+        name: IDLE_FLUSH_WALK,
+        part: Part::IdleFlush,
+        variant: "kernel_walk",
+        when_chosen: Plan::Optional,
+    },
+    VariantProgram {
+        name: IDLE_FLUSH_LISTED,
+        part: Part::IdleFlush,
+        variant: "loader_scan",
+        when_chosen: Plan::Optional,
+    },
 ];
 
 pub fn plan_for(program: &str, v: &Variants) -> Plan {
@@ -244,8 +254,14 @@ mod tests {
 
     #[test]
     fn variants_follow_features() {
-        assert_eq!(v(true, true, false), Variants { syscall_args: "exit_regs", idle_flush: "kernel_walk", rss: "percpu_sum" });
-        assert_eq!(v(false, false, true), Variants { syscall_args: "enter_map", idle_flush: "loader_scan", rss: "atomic" });
+        assert_eq!(
+            v(true, true, false),
+            Variants { syscall_args: "exit_regs", idle_flush: "kernel_walk", rss: "percpu_sum" }
+        );
+        assert_eq!(
+            v(false, false, true),
+            Variants { syscall_args: "enter_map", idle_flush: "loader_scan", rss: "atomic" }
+        );
     }
 
     #[test]

@@ -306,6 +306,9 @@ fn variant_programs_are_in_the_object() {
         assert!(programs.contains_key(p.name), "variant program {} is not in {}", p.name, object_path());
     }
     for name in programs.keys().filter(|n| n.starts_with("args_enter_") || n.starts_with("idle_flush_")) {
-        assert!(VARIANT_PROGRAMS.iter().any(|p| p.name == name), "program {name} belongs to a variant: add it to VARIANT_PROGRAMS");
+        assert!(
+            VARIANT_PROGRAMS.iter().any(|p| p.name == name),
+            "program {name} belongs to a variant: add it to VARIANT_PROGRAMS"
+        );
     }
 }
