@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI, ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
+import { assertOneLineError, type CliOutcome } from '../harness/one-line-error.ts';
 import { freePort, waitFor } from '../harness/ports.ts';
 import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
 import { startNodeServer, startPythonServer, type RunningServer } from '../harness/runtimes.ts';
@@ -23,11 +24,7 @@ const RUN_CLI = CLI;
 const PLAIN = 20;
 type Requests = { count: number; requests: RequestRecord[] };
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type CliResult = CliOutcome;
 
 describe('the CLI as users type it', () => {
   it('`npx perfcatch` prints no npm warnings, whatever node npm itself runs on', async () => {
@@ -66,13 +63,6 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<CliResul
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-function assertOneLineError(r: CliResult, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code; stderr: ${r.stderr}`);
-  assert.match(r.stderr, /^perfcatch: [^\n]+\n$/, `one line on stderr, got: ${r.stderr}`);
-  assert.match(r.stderr, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 }
 
 describe('perfcatch query commands against the real agent', () => {
