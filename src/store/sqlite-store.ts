@@ -6,6 +6,9 @@
  * queue in one transaction. Retention keeps the database within an age and a size. Disk
  * failures (full, read-only, I/O errors) are counted and logged, never thrown: the agent
  * keeps running on its in-memory buffer.
+ *
+ * Opening the file and its permissions are in sqlite-open.ts, the schema in sqlite-schema.ts,
+ * the one-line error descriptions in sqlite-errors.ts.
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Logger } from '../log.ts';
