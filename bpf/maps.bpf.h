@@ -288,8 +288,9 @@ struct {
 } conn_id_seq SEC(".maps");
 
 /*
- * Per-CPU offsets (__per_cpu_offset[cpu]), found once by the idle-flush uprobe, so that
- * RSS can be summed over the per-CPU parts of mm->rss_stat like /proc does.
+ * Per-CPU offsets (__per_cpu_offset[cpu]), found once by the idle flush's prctl tracepoint
+ * (bpf/idle_flush.bpf.h), so that RSS can be summed over the per-CPU parts of mm->rss_stat
+ * like /proc does.
  */
 #define MAX_CPUS 256
 struct cpu_offsets {

@@ -48,6 +48,10 @@ struct pc_btf_anchor {
 	enum pc_loader_counter loader_counter;
 	enum pc_capture_default capture_default;
 	enum pc_loader_exit loader_exit;
+	enum pc_abi abi;
+	enum pc_flush flush;
+	enum pc_data_size data_size;
+	enum pc_env_limit env_limit;
 };
 struct pc_btf_anchor *pc_btf_anchor __attribute__((unused));
 

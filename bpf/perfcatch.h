@@ -21,22 +21,36 @@
 #ifndef __PERFCATCH_H
 #define __PERFCATCH_H
 
-#define PC_ABI_VERSION 1
+/*
+ * The constants below are enums, not #defines, so that they are in the object's BTF, where
+ * the layout tests read them (perfcatch.bpf.c references each enum).
+ */
 
-/* prctl() option the loader calls to trigger the idle flush (no kernel defines it). */
-#define PC_FLUSH_PRCTL 0x50434631 /* "PCF1" */
-/* Its third argument on kernels without bpf_for_each_map_elem (< 5.13): flush only the
- * connections the loader listed in map "flush_list" (struct pc_flush_list). */
-#define PC_FLUSH_LISTED 1
-#define PC_FLUSH_LIST_MAX 64
+/* The version of this file's records and of the loader-info JSON ("abi"): the agent refuses
+ * a loader that sends another. */
+enum pc_abi {
+	PC_ABI_VERSION = 1
+};
 
-/* Largest payload chunk in one pc_data record. Load-time capture sizes are clamped to it. */
-#define PC_DATA_MAX 4096
+enum pc_flush {
+	/* prctl() option the loader calls to trigger the idle flush (no kernel defines it). */
+	PC_FLUSH_PRCTL = 0x50434631, /* "PCF1" */
+	/* Its third argument on kernels without bpf_for_each_map_elem (< 5.13): flush only the
+	 * connections the loader listed in map "flush_list" (struct pc_flush_list). */
+	PC_FLUSH_LISTED = 1,
+	PC_FLUSH_LIST_MAX = 64
+};
+
+enum pc_data_size {
+	/* Largest payload chunk in one pc_data record. Load-time capture sizes are clamped to it. */
+	PC_DATA_MAX = 4096,
+	/* Bytes of pc_data before its payload. */
+	PC_DATA_HDR_SIZE = 24
+};
 
 /* Payload bytes captured per request when nobody says otherwise: the agent's
  * --capture-*-bytes defaults (src/config.ts). The agent always passes its values to the
- * loader, which sets them at load time. An enum, not a #define, so that the layout tests
- * find it in the object's BTF. */
+ * loader, which sets them at load time. */
 enum pc_capture_default {
 	PC_CAPTURE_REQ_DEFAULT = 4096,
 	PC_CAPTURE_RESP_DEFAULT = 512
@@ -53,8 +67,6 @@ enum pc_loader_exit {
 	PC_EXIT_OBJECT = 6,     /* the BPF object is missing or not a BPF ELF file */
 	PC_EXIT_LOAD = 7        /* the kernel refused to load or attach a program */
 };
-/* Bytes of pc_data before its payload. */
-#define PC_DATA_HDR_SIZE 24
 
 enum pc_record_type {
 	PC_REC_REQUEST = 1,     /* kernel: one finished server-side request */
@@ -73,7 +85,6 @@ enum pc_request_flags {
 	PC_F_RESP_TRUNCATED = 1 << 2, /* response bytes exceeded the capture size */
 	PC_F_DATA_LOST = 1 << 3,      /* a pc_data record for this request was dropped or shed */
 	PC_F_SENDFILE = 1 << 4,       /* part of the response went out with sendfile */
-	PC_F_NO_RSS = 1 << 5,         /* kernel could not read the process RSS */
 	PC_F_PIPELINED = 1 << 6,      /* started at a response boundary inside one read batch:
 				       * its request bytes were counted in an earlier record */
 	PC_F_IDLE_FLUSH = 1 << 7,     /* emitted because its connection went idle after the
@@ -95,6 +106,8 @@ enum pc_dependency_flags {
 	PC_DF_CALLER_INFERRED = 1 << 5 /* the thread had made several requests' code runnable:
 					* the caller was chosen by their order, not known */
 };
+/* io.bpf.h marks a lost pc_data on a request and on an exchange with the same bit. */
+_Static_assert(PC_F_DATA_LOST == PC_DF_DATA_LOST, "PC_F_DATA_LOST and PC_DF_DATA_LOST must be one bit");
 
 /* pc_data.direction */
 enum pc_direction {
@@ -199,10 +212,12 @@ enum pc_env_key {
 	PC_ENV_RESOURCE_ATTRIBUTES = 2  /* OTEL_RESOURCE_ATTRIBUTES */
 };
 
-#define PC_ENV_VALUE_MAX 256
-/* Entries of a new process's environment searched for them (the search costs the exec; the
- * verifier bounds it). */
-#define PC_ENV_SCAN_ENTRIES 384
+enum pc_env_limit {
+	PC_ENV_VALUE_MAX = 256,
+	/* Entries of a new process's environment searched for them (the search costs the exec;
+	 * the verifier bounds it). */
+	PC_ENV_SCAN_ENTRIES = 384
+};
 
 /*
  * An OpenTelemetry identity variable as a process exec'd with it, read from its environment

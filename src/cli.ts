@@ -10,7 +10,7 @@ import { Agent } from './agent.ts';
 import { AGENT_USAGE, ConfigError, parseAgentArgs } from './config.ts';
 import { LoaderStartError } from './loader/loader-process.ts';
 import { createLogger } from './log.ts';
-import { StoreError } from './store/sqlite-store.ts';
+import { StoreError } from './store/sqlite-errors.ts';
 import { COMMANDS, COMMANDS_USAGE, runCommand } from './cli/commands.ts';
 
 const USAGE = `usage: perfcatch <command> [options]
@@ -38,16 +38,18 @@ function warnIfHeapTooSmall(bufferSize: number, log: { warn(m: string): void }):
 }
 
 async function runAgent(argv: string[]): Promise<void> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(AGENT_USAGE);
-    return;
-  }
   let config;
   try {
     config = parseAgentArgs(argv, process.env);
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
+  }
+  // parseAgentArgs looks for --help before anything else, so a bad flag or variable beside
+  // it cannot hide the usage text.
+  if (config.help) {
+    process.stdout.write(AGENT_USAGE);
+    return;
   }
   const log = createLogger(config.logLevel);
   warnIfHeapTooSmall(config.bufferSize, log);

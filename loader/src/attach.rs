@@ -11,22 +11,12 @@ use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 use crate::errors::error_chain_line;
 use crate::features::Plan;
 
-
 /// What a section name asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Hook<'a> {
-    TracePoint {
-        category: &'a str,
-        name: &'a str,
-    },
-    BtfTracePoint {
-        name: &'a str,
-    },
-    RawTracePoint {
-        name: &'a str,
-    },
-    /// uprobe/uretprobe into another binary: not attached automatically yet.
-    UProbe,
+    TracePoint { category: &'a str, name: &'a str },
+    BtfTracePoint { name: &'a str },
+    RawTracePoint { name: &'a str },
     Unsupported,
 }
 
@@ -40,7 +30,6 @@ pub fn hook_for_section(section: &str) -> Hook<'_> {
         },
         "tp_btf" if !rest.is_empty() => Hook::BtfTracePoint { name: rest },
         "raw_tp" | "raw_tracepoint" if !rest.is_empty() => Hook::RawTracePoint { name: rest },
-        "uprobe" | "uretprobe" | "uprobe.s" | "uretprobe.s" => Hook::UProbe,
         _ => Hook::Unsupported,
     }
 }
@@ -150,7 +139,10 @@ pub fn attach_all(
                 let result = p.load().and_then(|()| p.attach(category, tp).map(|_| ()));
                 match result {
                     Err(e) if optional => {
-                        log::warn!("optional program {name} not attached ({}); continuing without it", error_chain_line(&e));
+                        log::warn!(
+                            "optional program {name} not attached ({}); continuing without it",
+                            error_chain_line(&e)
+                        );
                         continue;
                     }
                     other => other.map_err(kernel)?,
@@ -163,10 +155,6 @@ pub fn attach_all(
             (Hook::RawTracePoint { name: tp }, Program::RawTracePoint(p)) => {
                 p.load().map_err(kernel)?;
                 p.attach(tp).map_err(kernel)?;
-            }
-            (Hook::UProbe, _) => {
-                log::info!("skipping {name} ({section}): uprobes are not attached automatically yet");
-                continue;
             }
             (Hook::Unsupported, _) => {
                 log::warn!("skipping {name} ({section}): section kind not supported by this loader");
@@ -197,8 +185,8 @@ mod tests {
         assert_eq!(hook_for_section("tp_btf/sched_switch"), Hook::BtfTracePoint { name: "sched_switch" });
         assert_eq!(hook_for_section("raw_tp/sys_enter"), Hook::RawTracePoint { name: "sys_enter" });
         assert_eq!(hook_for_section("raw_tracepoint/sys_exit"), Hook::RawTracePoint { name: "sys_exit" });
-        assert_eq!(hook_for_section("uprobe/libssl.so:SSL_read"), Hook::UProbe);
-        assert_eq!(hook_for_section("uretprobe"), Hook::UProbe);
+        assert_eq!(hook_for_section("uprobe/libssl.so:SSL_read"), Hook::Unsupported);
+        assert_eq!(hook_for_section("uretprobe"), Hook::Unsupported);
         assert_eq!(hook_for_section("tracepoint/syscalls"), Hook::Unsupported);
         assert_eq!(hook_for_section("kprobe/tcp_sendmsg"), Hook::Unsupported);
         assert_eq!(hook_for_section("fentry/tcp_sendmsg"), Hook::Unsupported);

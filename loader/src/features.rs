@@ -98,7 +98,7 @@ impl Features {
 }
 
 /// How the loader treats one program of the object, given the variants.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
     /// Must load and attach, or the loader fails.
     Required,
@@ -108,20 +108,73 @@ pub enum Plan {
     Skip,
 }
 
-/// Program name prefixes that belong to one variant (bpf/request_tracker.bpf.h, idle_flush.bpf.h).
-pub const ARGS_AT_ENTER_PREFIX: &str = "args_enter_";
+/// A kernel-dependent part of the object that has program variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    SyscallArgs,
+    IdleFlush,
+}
+
+impl Part {
+    /// The variant of this part chosen on this kernel.
+    fn chosen(self, v: &Variants) -> &'static str {
+        match self {
+            Part::SyscallArgs => v.syscall_args,
+            Part::IdleFlush => v.idle_flush,
+        }
+    }
+}
+
+/// One program that belongs to one variant of one part.
+#[derive(Debug)]
+pub struct VariantProgram {
+    pub name: &'static str,
+    pub part: Part,
+    pub variant: &'static str,
+    /// Its plan when its variant is chosen (Skip otherwise).
+    pub when_chosen: Plan,
+}
+
 pub const IDLE_FLUSH_WALK: &str = "idle_flush_walk";
 pub const IDLE_FLUSH_LISTED: &str = "idle_flush_listed";
 
+const fn args_at_enter(name: &'static str) -> VariantProgram {
+    VariantProgram { name, part: Part::SyscallArgs, variant: "enter_map", when_chosen: Plan::Required }
+}
+
+/// Every program of the object that belongs to a variant (bpf/request_tracker.bpf.h,
+/// bpf/idle_flush.bpf.h); every program not listed is required. The idle flush is optional:
+/// without it requests on idle keep-alive connections are reported late, not lost.
+/// tests/layout.rs checks that each name is a program of the object.
+pub const VARIANT_PROGRAMS: &[VariantProgram] = &[
+    args_at_enter("args_enter_read"),
+    args_at_enter("args_enter_readv"),
+    args_at_enter("args_enter_recvfrom"),
+    args_at_enter("args_enter_recvmsg"),
+    args_at_enter("args_enter_write"),
+    args_at_enter("args_enter_writev"),
+    args_at_enter("args_enter_sendto"),
+    args_at_enter("args_enter_sendmsg"),
+    args_at_enter("args_enter_sendfile64"),
+    VariantProgram {
+        name: IDLE_FLUSH_WALK,
+        part: Part::IdleFlush,
+        variant: "kernel_walk",
+        when_chosen: Plan::Optional,
+    },
+    VariantProgram {
+        name: IDLE_FLUSH_LISTED,
+        part: Part::IdleFlush,
+        variant: "loader_scan",
+        when_chosen: Plan::Optional,
+    },
+];
+
 pub fn plan_for(program: &str, v: &Variants) -> Plan {
-    if program.starts_with(ARGS_AT_ENTER_PREFIX) {
-        return if v.syscall_args == "enter_map" { Plan::Required } else { Plan::Skip };
-    }
-    match program {
-        IDLE_FLUSH_WALK if v.idle_flush == "kernel_walk" => Plan::Optional,
-        IDLE_FLUSH_LISTED if v.idle_flush == "loader_scan" => Plan::Optional,
-        IDLE_FLUSH_WALK | IDLE_FLUSH_LISTED => Plan::Skip,
-        _ => Plan::Required,
+    match VARIANT_PROGRAMS.iter().find(|p| p.name == program) {
+        None => Plan::Required,
+        Some(p) if p.part.chosen(v) == p.variant => p.when_chosen,
+        Some(_) => Plan::Skip,
     }
 }
 
@@ -201,8 +254,14 @@ mod tests {
 
     #[test]
     fn variants_follow_features() {
-        assert_eq!(v(true, true, false), Variants { syscall_args: "exit_regs", idle_flush: "kernel_walk", rss: "percpu_sum" });
-        assert_eq!(v(false, false, true), Variants { syscall_args: "enter_map", idle_flush: "loader_scan", rss: "atomic" });
+        assert_eq!(
+            v(true, true, false),
+            Variants { syscall_args: "exit_regs", idle_flush: "kernel_walk", rss: "percpu_sum" }
+        );
+        assert_eq!(
+            v(false, false, true),
+            Variants { syscall_args: "enter_map", idle_flush: "loader_scan", rss: "atomic" }
+        );
     }
 
     #[test]
@@ -227,6 +286,10 @@ mod tests {
         assert_eq!(plan_for(IDLE_FLUSH_WALK, &old), Plan::Skip);
         assert_eq!(plan_for(IDLE_FLUSH_LISTED, &old), Plan::Optional);
         assert_eq!(plan_for("sys_exit_read", &old), Plan::Required);
+        assert_eq!(plan_for("args_enter_sendfile64", &old), Plan::Required);
+        assert_eq!(plan_for("args_enter_sendfile64", &new), Plan::Skip);
+        // A name is in the table or required: no prefix makes a program belong to a variant.
+        assert_eq!(plan_for("args_enter_something_new", &new), Plan::Required);
     }
 
     /// The probe runs against the real kernel (tests run as root, like the rest of the suite).

@@ -108,7 +108,12 @@ fn map_keys(map: &OwnedFd) -> Vec<PcConnKey> {
         };
         // SAFETY: key and next_key point at live PcConnKey values of the map's key size.
         let rc = unsafe {
-            libc::syscall(libc::SYS_bpf, BPF_MAP_GET_NEXT_KEY, &attr as *const NextKeyAttr, std::mem::size_of::<NextKeyAttr>())
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_GET_NEXT_KEY,
+                &attr as *const NextKeyAttr,
+                std::mem::size_of::<NextKeyAttr>(),
+            )
         };
         if rc != 0 {
             break; // ENOENT: done

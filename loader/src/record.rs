@@ -3,14 +3,19 @@
 
 #![allow(dead_code)] // Some constants exist only to mirror the header (and for the layout test).
 
+// enum pc_abi: sent as "abi" in the loader-info JSON; the agent refuses another
 pub const PC_ABI_VERSION: u32 = 1;
-pub const PC_DATA_MAX: usize = 4096;
-/// prctl() option that triggers the idle flush (#define PC_FLUSH_PRCTL).
+
+// enum pc_flush
+/// prctl() option that triggers the idle flush.
 pub const PC_FLUSH_PRCTL: libc::c_int = 0x5043_4631;
-/// Third prctl() argument for the listed idle flush (#define PC_FLUSH_LISTED).
+/// Third prctl() argument for the listed idle flush.
 pub const PC_FLUSH_LISTED: libc::c_ulong = 1;
-/// Entries of struct pc_flush_list (#define PC_FLUSH_LIST_MAX).
+/// Entries of struct pc_flush_list.
 pub const PC_FLUSH_LIST_MAX: usize = 64;
+
+// enum pc_data_size
+pub const PC_DATA_MAX: usize = 4096;
 pub const PC_DATA_HDR_SIZE: usize = 24;
 
 // enum pc_capture_default: the capture sizes when the command line gives none
@@ -32,7 +37,6 @@ pub const PC_F_REQ_TRUNCATED: u32 = 1 << 1;
 pub const PC_F_RESP_TRUNCATED: u32 = 1 << 2;
 pub const PC_F_DATA_LOST: u32 = 1 << 3;
 pub const PC_F_SENDFILE: u32 = 1 << 4;
-pub const PC_F_NO_RSS: u32 = 1 << 5;
 pub const PC_F_PIPELINED: u32 = 1 << 6;
 pub const PC_F_IDLE_FLUSH: u32 = 1 << 7;
 pub const PC_F_LATE_WRITE: u32 = 1 << 8;
@@ -197,7 +201,11 @@ unsafe impl aya::Pod for PcFilterCfg {}
 // enum pc_env_key
 pub const PC_ENV_SERVICE_NAME: u32 = 1;
 pub const PC_ENV_RESOURCE_ATTRIBUTES: u32 = 2;
+
+// enum pc_env_limit
 pub const PC_ENV_VALUE_MAX: usize = 256;
+/// Environment entries the kernel searches at exec (mirrored for the layout test only).
+pub const PC_ENV_SCAN_ENTRIES: usize = 384;
 
 /// struct pc_process_env: an OpenTelemetry variable a process exec'd with.
 #[repr(C)]

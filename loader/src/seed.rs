@@ -90,10 +90,9 @@ const BPF_NOEXIST: u64 = 1;
 /// Puts what `scan` found into the kernel's maps. server_tgids values are kernel-private
 /// (struct server_process in bpf/maps.bpf.h): a new entry starts zeroed, as in the kernel.
 pub fn seed(ebpf: &mut Ebpf, found: &Listening) -> Result<(), String> {
-    let mut ports: HashMap<&mut MapData, u16, u8> = HashMap::try_from(
-        ebpf.map_mut("listen_ports").ok_or("BPF object has no map 'listen_ports'")?,
-    )
-    .map_err(|e| format!("map 'listen_ports': {e}"))?;
+    let mut ports: HashMap<&mut MapData, u16, u8> =
+        HashMap::try_from(ebpf.map_mut("listen_ports").ok_or("BPF object has no map 'listen_ports'")?)
+            .map_err(|e| format!("map 'listen_ports': {e}"))?;
     for port in &found.ports {
         ports.insert(port, 1, 0).map_err(|e| format!("map 'listen_ports': {e}"))?;
     }
@@ -113,7 +112,12 @@ pub fn seed(ebpf: &mut Ebpf, found: &Listening) -> Result<(), String> {
         };
         // SAFETY: key and value point at live buffers of the map's key and value sizes.
         let rc = unsafe {
-            libc::syscall(libc::SYS_bpf, BPF_MAP_UPDATE_ELEM, &attr as *const UpdateAttr, std::mem::size_of::<UpdateAttr>())
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_UPDATE_ELEM,
+                &attr as *const UpdateAttr,
+                std::mem::size_of::<UpdateAttr>(),
+            )
         };
         if rc != 0 {
             let e = std::io::Error::last_os_error();

@@ -181,7 +181,12 @@ fn start_server() -> (KillOnDrop, u16) {
         print(s.server_address[1],flush=True)\n\
         s.serve_forever()\n";
     let mut child = KillOnDrop(
-        Command::new("python3").args(["-c", script]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("python3"),
+        Command::new("python3")
+            .args(["-c", script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3"),
     );
     let mut line = String::new();
     BufReader::new(child.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
@@ -237,7 +242,10 @@ fn http_requests_come_out_as_frames() {
 #[test]
 fn unprivileged_run_exits_3() {
     assert!(is_root(), "unprivileged_run_exits_3 drops root's privileges: run the tests as root");
-    assert!(Command::new("setpriv").arg("--version").output().is_ok(), "unprivileged_run_exits_3 needs setpriv (util-linux)");
+    assert!(
+        Command::new("setpriv").arg("--version").output().is_ok(),
+        "unprivileged_run_exits_3 needs setpriv (util-linux)"
+    );
     // Copies readable by nobody, whatever the permissions of the work tree.
     let dir = std::env::temp_dir().join(format!("perfcatch-loader-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

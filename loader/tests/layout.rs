@@ -223,7 +223,6 @@ fn enums_match_btf() {
             PC_F_RESP_TRUNCATED,
             PC_F_DATA_LOST,
             PC_F_SENDFILE,
-            PC_F_NO_RSS,
             PC_F_PIPELINED,
             PC_F_IDLE_FLUSH,
             PC_F_LATE_WRITE,
@@ -271,6 +270,10 @@ fn enums_match_btf() {
         named![PC_LCNT_RECORDS_OUT, PC_LCNT_MALFORMED, PC_LCNT_DRAINS, PC_LCNT_MAX],
     );
     check_enum(&types, "pc_capture_default", named![PC_CAPTURE_REQ_DEFAULT, PC_CAPTURE_RESP_DEFAULT]);
+    check_enum(&types, "pc_abi", named![PC_ABI_VERSION]);
+    check_enum(&types, "pc_flush", named![PC_FLUSH_PRCTL, PC_FLUSH_LISTED, PC_FLUSH_LIST_MAX]);
+    check_enum(&types, "pc_data_size", named![PC_DATA_MAX, PC_DATA_HDR_SIZE]);
+    check_enum(&types, "pc_env_limit", named![PC_ENV_VALUE_MAX, PC_ENV_SCAN_ENTRIES]);
 }
 
 /// The agent reads these codes too (src/loader/loader-process.ts, checked by its own test).
@@ -289,4 +292,23 @@ fn exit_codes_match_btf() {
             PC_EXIT_LOAD
         ],
     );
+}
+
+/// The variant table (src/features.rs) names programs of the object, and lists every program
+/// that saves syscall arguments at entry or triggers the idle flush: a program left out of it
+/// would be required on every kernel.
+#[test]
+fn variant_programs_are_in_the_object() {
+    use perfcatch_loader::features::VARIANT_PROGRAMS;
+    let elf = std::fs::read(object_path()).expect("reading the BPF object");
+    let programs = perfcatch_loader::attach::program_sections(&elf).expect("parsing the BPF object");
+    for p in VARIANT_PROGRAMS {
+        assert!(programs.contains_key(p.name), "variant program {} is not in {}", p.name, object_path());
+    }
+    for name in programs.keys().filter(|n| n.starts_with("args_enter_") || n.starts_with("idle_flush_")) {
+        assert!(
+            VARIANT_PROGRAMS.iter().any(|p| p.name == name),
+            "program {name} belongs to a variant: add it to VARIANT_PROGRAMS"
+        );
+    }
 }

@@ -1,4 +1,5 @@
 /** OpenAPI 3.1 description of the agent's HTTP API, served at /api/openapi.json. */
+import { DEFAULT_LIMIT, DEFAULT_SINCE_MINUTES } from '../store/request-reader.ts';
 import { MAX_LIMIT, MAX_SINCE_MINUTES } from './query-params.ts';
 
 const str = { type: 'string' } as const;
@@ -8,7 +9,7 @@ const nullable = (t: object) => ({ anyOf: [t, { type: 'null' }] });
 
 const queryParam = (name: string, schema: object, description: string) => ({ name, in: 'query', required: false, schema, description });
 
-const since = queryParam('since', { type: 'number', exclusiveMinimum: 0, maximum: MAX_SINCE_MINUTES, default: 5 }, 'Only requests that started within this many minutes.');
+const since = queryParam('since', { type: 'number', exclusiveMinimum: 0, maximum: MAX_SINCE_MINUTES, default: DEFAULT_SINCE_MINUTES }, 'Only requests that started within this many minutes.');
 
 const error = {
   description: 'A bad parameter',
@@ -48,7 +49,7 @@ export const OPENAPI = {
           queryParam('status', { type: 'integer', minimum: 100, maximum: 599 }, 'HTTP status code.'),
           queryParam('min_duration_ms', { type: 'number', minimum: 0 }, 'Only requests at least this long.'),
           since,
-          queryParam('limit', { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: 50 }, 'At most this many requests.'),
+          queryParam('limit', { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT }, 'At most this many requests.'),
         ],
         responses: {
           '200': {

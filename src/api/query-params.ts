@@ -1,5 +1,5 @@
 /** Validation of /api/requests query parameters into a RequestQuery. */
-import type { RequestQuery } from '../store/request-store.ts';
+import { DEFAULT_SINCE_MINUTES, type RequestQuery } from '../store/request-reader.ts';
 import { compileLinearRegex, LinearRegexError } from './linear-regex.ts';
 
 export const MAX_SINCE_MINUTES = 10_080; // one week
@@ -83,10 +83,10 @@ function invalid(name: string, value: string, expected: string): QueryParamError
   return new QueryParamError(name, `${name}: expected ${expected}, got ${JSON.stringify(value)}`);
 }
 
-/** For endpoints that only take `since` (minutes, default 5). */
+/** For endpoints that only take `since` (minutes, default DEFAULT_SINCE_MINUTES). */
 export function parseSinceOnly(params: URLSearchParams): number {
   for (const name of params.keys()) {
     if (name !== 'since') throw new QueryParamError(name, `unknown parameter ${JSON.stringify(name)}; expected since`);
   }
-  return parseRequestQuery(params).since_minutes ?? 5;
+  return parseRequestQuery(params).since_minutes ?? DEFAULT_SINCE_MINUTES;
 }

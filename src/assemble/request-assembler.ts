@@ -13,6 +13,7 @@
  * work is counted as lost (inFlight()).
  */
 import { Direction, RequestFlags } from '../decode/layout.ts';
+import { OldestFirstMap } from '../util/bounded-map.ts';
 import { exchangeKey } from '../util/exchange-key.ts';
 import type { KernelData, KernelDependency, KernelRequest } from '../decode/records.ts';
 import { requestLength } from '../http/framing.ts';
@@ -70,11 +71,11 @@ function join(parts: Buffer[]): Buffer {
 
 export class RequestAssembler {
   readonly generation: number;
-  private readonly pending = new Map<number, PendingCapture>();
+  private readonly pending = new OldestFirstMap<number, PendingCapture>();
   private pendingBytes = 0;
   private readonly maxPendingBytes: number;
-  private readonly carries = new Map<number, Carry>();
-  private readonly depsByParent = new Map<string, AssembledDependency[]>();
+  private readonly carries = new OldestFirstMap<number, Carry>();
+  private readonly depsByParent = new OldestFirstMap<string, AssembledDependency[]>();
   /** Chunks thrown away because their record never came. */
   orphanedChunks = 0;
   /** Dependencies whose parent request record never came (evicted). */
@@ -205,10 +206,7 @@ export class RequestAssembler {
     const length = head.length ? requestLength(head) : null;
     if (length !== null && length < total && !(k.flags & RequestFlags.CONN_CLOSED)) {
       bytesReceived = length;
-      if (this.carries.size >= MAX_OPEN_CONNECTIONS) {
-        const oldest = this.carries.keys().next();
-        if (!oldest.done) this.carries.delete(oldest.value);
-      }
+      if (this.carries.size >= MAX_OPEN_CONNECTIONS) this.carries.shift();
       this.carries.set(k.connId, { seq: k.seq, head: head.subarray(Math.min(length, head.length)), length: total - length });
       head = head.subarray(0, Math.min(length, head.length));
     }
@@ -228,19 +226,14 @@ export class RequestAssembler {
   }
 
   private evictOldestCapture(): void {
-    const oldest = this.pending.keys().next();
-    if (oldest.done) return;
-    const p = this.pending.get(oldest.value);
-    if (p) {
-      this.orphanedChunks += p.request.length + p.response.length;
-      this.drop(oldest.value, p);
-    }
+    const oldest = this.pending.shift();
+    if (oldest === undefined) return;
+    const [connId, p] = oldest;
+    this.orphanedChunks += p.request.length + p.response.length;
+    this.drop(connId, p);
   }
 
   private evictOldestParent(): void {
-    const oldest = this.depsByParent.keys().next();
-    if (oldest.done) return;
-    this.orphanedDependencies += this.depsByParent.get(oldest.value)?.length ?? 0;
-    this.depsByParent.delete(oldest.value);
+    this.orphanedDependencies += this.depsByParent.shift()?.[1].length ?? 0;
   }
 }

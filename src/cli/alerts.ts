@@ -4,7 +4,7 @@ import { PROCESS_FLAG, SINCE_FLAG, type Command } from './context.ts';
 import { renderJson, renderTable, requestSummary } from './format.ts';
 import { REQUEST_COLUMNS, requestRow } from './request-rows.ts';
 import { MAX_QUERY_LIMIT } from './sources.ts';
-import type { RequestQuery } from '../store/request-store.ts';
+import type { RequestQuery } from '../store/request-reader.ts';
 import type { RequestRecord } from '../types.ts';
 
 export const ALERTS_DEFAULT_SINCE = 5;

@@ -8,7 +8,7 @@
  * An agent that cannot be asked or does not answer is a failure, kept for the caller to list;
  * the others' answers still count. When no agent answers, the query is an error.
  */
-import { DEFAULT_LIMIT, type RequestQuery } from '../store/request-store.ts';
+import { DEFAULT_LIMIT, type RequestQuery } from '../store/request-reader.ts';
 import type { ServiceSummary, SummaryInput } from '../store/service-summary.ts';
 import type { RequestRecord } from '../types.ts';
 import { settleBounded } from '../util/settle-bounded.ts';

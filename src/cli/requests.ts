@@ -5,7 +5,7 @@ import { CLUSTER_FLAGS, CLUSTER_USAGE } from './cluster-options.ts';
 import { renderJson, renderTable } from './format.ts';
 import { REQUEST_COLUMNS, requestRow } from './request-rows.ts';
 import { MAX_QUERY_LIMIT } from './sources.ts';
-import type { RequestQuery } from '../store/request-store.ts';
+import type { RequestQuery } from '../store/request-reader.ts';
 
 export const REQUESTS_DEFAULT_SINCE = 60;
 export const REQUESTS_DEFAULT_LIMIT = 50;

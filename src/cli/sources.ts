@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { MAX_LIMIT } from '../api/query-params.ts';
 import { TOKEN_HEADER } from '../api/token-header.ts';
 import { unboundedBudget, type QueryBudget } from '../store/query-budget.ts';
-import type { RequestQuery } from '../store/request-store.ts';
+import type { RequestQuery } from '../store/request-reader.ts';
 import { summarizeServices, type ServiceSummary } from '../store/service-summary.ts';
 import { escapeControls, escapeControlsDeep } from '../http/safe-text.ts';
 import type { RequestRecord } from '../types.ts';
@@ -257,7 +257,7 @@ function oneLine(text: string): string {
 /** The part of SqliteStore (src/store/sqlite-store.ts) the CLI uses. */
 interface ReadOnlyStore {
   query(q: RequestQuery, nowSeconds?: number, budget?: QueryBudget): RequestRecord[];
-  findById(id: string): RequestRecord | null | undefined;
+  findById(id: string): RequestRecord | null;
   services(sinceMinutes: number, nowSeconds?: number, budget?: QueryBudget): ServiceSummary[];
   close(): void;
 }
@@ -294,7 +294,7 @@ export class DbSource implements RequestSource {
   }
 
   async request(id: string): Promise<RequestRecord | null> {
-    return this.#guard(() => this.#store.findById(id) ?? null);
+    return this.#guard(() => this.#store.findById(id));
   }
 
   async services(sinceMinutes: number): Promise<ServiceSummary[]> {

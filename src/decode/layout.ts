@@ -20,7 +20,6 @@ export const RequestFlags = {
   RESP_TRUNCATED: 1 << 2,
   DATA_LOST: 1 << 3,
   SENDFILE: 1 << 4,
-  NO_RSS: 1 << 5,
   PIPELINED: 1 << 6,
   IDLE_FLUSH: 1 << 7,
   LATE_WRITE: 1 << 8,
@@ -64,6 +63,10 @@ export const PC_CNT_MAX = 14;
 export const LOADER_COUNTERS = ['records_out', 'malformed', 'drains'] as const;
 export const PC_LCNT_MAX = 4;
 
+/** enum pc_abi: the loader sends it as "abi" in its loader-info JSON; the agent refuses another. */
+export const PC_ABI_VERSION = 1;
+
+/** enum pc_data_size */
 export const PC_DATA_MAX = 4096;
 export const PC_DATA_HDR_SIZE = 24;
 

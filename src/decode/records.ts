@@ -76,7 +76,10 @@ export interface KernelData {
   connId: number;
   seq: number;
   offset: number;
-  /** A view into the loader's stdout chunk. */
+  /**
+   * A view into the frame, valid only while the frame is handled (see FrameReader.push in
+   * src/decode/frame-reader.ts): whoever keeps the bytes copies them, as the assembler does.
+   */
   bytes: Buffer;
 }
 
@@ -231,8 +234,8 @@ function decodeData(f: Buffer): KernelData {
     connId: u64(f, DATA.conn_id),
     seq: f.readUInt32LE(DATA.seq),
     offset: f.readUInt32LE(DATA.offset),
-    // A view, not a copy: frames come from a fresh stdout chunk each time, and the view only
-    // lives until its request record arrives (at most an idle-flush period).
+    // A view, not a copy: most frames are dropped or consumed at once, and the one consumer
+    // that keeps bytes (the assembler) copies them into memory of their own.
     bytes: f.subarray(DATA.data, DATA.data + len),
   };
 }

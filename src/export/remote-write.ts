@@ -4,8 +4,8 @@
  * TSDB (Prometheus, VictoriaMetrics, Mimir...) holds the raw per-request cost rather than only
  * the histograms of /metrics.
  *
- * Wire format: a protobuf `prometheus.WriteRequest`, encoded by hand below (it is three tiny
- * messages), Snappy block-compressed, POSTed with the remote-write 0.1.0 headers. Delivery is
+ * Wire format: a protobuf `prometheus.WriteRequest` (three tiny messages, written below with
+ * the shared src/util/protobuf-writer.ts), Snappy block-compressed, POSTed with the remote-write 0.1.0 headers. Delivery is
  * best effort and bounded: one request in flight, a failed batch is dropped and counted (no
  * retry queue), and samples that would overflow the queue are dropped and counted.
  */
@@ -13,6 +13,7 @@ import { compress } from 'snappyjs';
 import type { Logger } from '../log.ts';
 import { RouteLimiter } from '../metrics/route-limiter.ts';
 import type { RequestRecord } from '../types.ts';
+import { int64Size, ProtobufWriter, utf8Length, varintSize, WireType } from '../util/protobuf-writer.ts';
 
 export interface RemoteWriterOptions {
   /** Remote-write endpoint, e.g. http://prometheus:9090/api/v1/write. */
@@ -227,95 +228,58 @@ function groupSeries(batch: readonly Pending[]): TimeSeries[] {
 // Every field is written, zero values included (a decoder accepts both). Lengths are computed
 // first, so the message is written in one pass into one exactly sized buffer.
 
-const WIRE_VARINT = 0;
-const WIRE_FIXED64 = 1;
-const WIRE_LEN = 2;
-const tag = (field: number, wire: number) => (field << 3) | wire;
-
-const utf8 = new TextEncoder();
-
-function uvarintLen(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
-/** int64 as a varint: negative values take ten bytes (two's complement). */
-function int64Len(n: number): number {
-  return n < 0 ? 10 : uvarintLen(n);
-}
+/** Bytes of a length-delimited field (tag, length, body) whose tag fits one byte. */
+const lenField = (len: number) => 1 + varintSize(len) + len;
 
 /** A WriteRequest with these series, ready to be Snappy-compressed. */
-export function encodeWriteRequest(series: readonly TimeSeries[]): Uint8Array<ArrayBuffer> {
-  // Pass 1: encode label strings and compute every length.
-  const encoded = series.map((s) => {
-    const labels = s.labels.map(([n, v]) => {
-      const name = utf8.encode(n);
-      const value = utf8.encode(v);
-      const len = 1 + uvarintLen(name.length) + name.length + 1 + uvarintLen(value.length) + value.length;
-      return { name, value, len };
+export function encodeWriteRequest(series: readonly TimeSeries[]): Buffer<ArrayBuffer> {
+  // Pass 1: measure every label string and compute every message length.
+  const sized = series.map((s) => {
+    const labels = s.labels.map(([name, value]) => {
+      const nameLen = utf8Length(name);
+      const valueLen = utf8Length(value);
+      return { name, value, nameLen, valueLen, len: lenField(nameLen) + lenField(valueLen) };
     });
     let len = 0;
-    for (const l of labels) len += 1 + uvarintLen(l.len) + l.len;
+    for (const l of labels) len += lenField(l.len);
     for (const p of s.samples) {
-      const sampleLen = 1 + 8 + 1 + int64Len(p.timestampMs);
-      len += 1 + uvarintLen(sampleLen) + sampleLen;
+      if (!Number.isSafeInteger(p.timestampMs)) throw new RangeError(`sample timestamp ${p.timestampMs} is not an integer`);
+      len += lenField(sampleLen(p.timestampMs));
     }
     return { labels, samples: s.samples, len };
   });
   let total = 0;
-  for (const s of encoded) total += 1 + uvarintLen(s.len) + s.len;
+  for (const s of sized) total += lenField(s.len);
 
-  // Pass 2: write.
-  const buf = new Uint8Array(total);
-  const view = new DataView(buf.buffer);
-  let pos = 0;
-  const uvarint = (n: number) => {
-    while (n >= 0x80) {
-      buf[pos++] = (n % 128) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    buf[pos++] = n;
-  };
-  const int64 = (n: number) => {
-    if (n >= 0) return uvarint(n);
-    let v = BigInt.asUintN(64, BigInt(n));
-    while (v >= 0x80n) {
-      buf[pos++] = Number(v & 0x7fn) | 0x80;
-      v >>= 7n;
-    }
-    buf[pos++] = Number(v);
-  };
-  const bytes = (b: Uint8Array) => {
-    uvarint(b.length);
-    buf.set(b, pos);
-    pos += b.length;
-  };
-  for (const s of encoded) {
-    buf[pos++] = tag(1, WIRE_LEN); // WriteRequest.timeseries
-    uvarint(s.len);
+  // Pass 2: write, into a buffer of exactly that size.
+  const w = new ProtobufWriter(total);
+  for (const s of sized) {
+    w.tag(1, WireType.LEN); // WriteRequest.timeseries
+    w.varint(s.len);
     for (const l of s.labels) {
-      buf[pos++] = tag(1, WIRE_LEN); // TimeSeries.labels
-      uvarint(l.len);
-      buf[pos++] = tag(1, WIRE_LEN); // Label.name
-      bytes(l.name);
-      buf[pos++] = tag(2, WIRE_LEN); // Label.value
-      bytes(l.value);
+      w.tag(1, WireType.LEN); // TimeSeries.labels
+      w.varint(l.len);
+      w.tag(1, WireType.LEN); // Label.name
+      w.varint(l.nameLen);
+      w.utf8(l.name, l.nameLen);
+      w.tag(2, WireType.LEN); // Label.value
+      w.varint(l.valueLen);
+      w.utf8(l.value, l.valueLen);
     }
     for (const p of s.samples) {
-      if (!Number.isSafeInteger(p.timestampMs)) throw new RangeError(`sample timestamp ${p.timestampMs} is not an integer`);
-      buf[pos++] = tag(2, WIRE_LEN); // TimeSeries.samples
-      uvarint(1 + 8 + 1 + int64Len(p.timestampMs));
-      buf[pos++] = tag(1, WIRE_FIXED64); // Sample.value
-      view.setFloat64(pos, p.value, true);
-      pos += 8;
-      buf[pos++] = tag(2, WIRE_VARINT); // Sample.timestamp
-      int64(p.timestampMs);
+      w.tag(2, WireType.LEN); // TimeSeries.samples
+      w.varint(sampleLen(p.timestampMs));
+      w.tag(1, WireType.FIXED64); // Sample.value
+      w.double(p.value);
+      w.tag(2, WireType.VARINT); // Sample.timestamp
+      w.int64(p.timestampMs);
     }
   }
-  if (pos !== total) throw new Error(`remote write encoding: wrote ${pos} of ${total} bytes`);
-  return buf;
+  if (w.pos !== total) throw new Error(`remote write encoding: wrote ${w.pos} of ${total} bytes`);
+  return w.view();
+}
+
+/** A Sample's body: the double's tag and 8 bytes, the timestamp's tag and varint. */
+function sampleLen(timestampMs: number): number {
+  return 1 + 8 + 1 + int64Size(timestampMs);
 }

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { FrameError, FrameReader } from '../decode/frame-reader.ts';
+import { PC_ABI_VERSION } from '../decode/layout.ts';
 import { decodeRecord, RecordDecodeError, type DecodedRecord } from '../decode/records.ts';
 
 /** The loader's exit codes: enum pc_loader_exit in bpf/perfcatch.h without its PC_EXIT_
@@ -58,6 +59,17 @@ export interface LoaderHandlers {
   onLog(level: 'info' | 'warn' | 'error', message: string): void;
   /** Capture went down (crash) or came back up. */
   onStateChange(up: boolean, reason: string): void;
+}
+
+/**
+ * Why the agent cannot read a loader whose loader-info says this `abi` (null when it can): the
+ * two were built from different versions of bpf/perfcatch.h, so every record could be
+ * misread.
+ */
+export function abiMismatch(abi: unknown): string | null {
+  if (abi === PC_ABI_VERSION) return null;
+  const theirs = abi === undefined ? 'no ABI version' : `ABI version ${JSON.stringify(abi)}`;
+  return `loader sent ${theirs}, this agent reads version ${PC_ABI_VERSION} (bpf/perfcatch.h PC_ABI_VERSION): install the loader and the agent from one build`;
 }
 
 export class LoaderStartError extends Error {
@@ -120,7 +132,9 @@ export class LoaderProcess {
       const child = spawn(this.opts.loaderPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
       this.child = child;
       const generation = ++this.generationSeq;
+      let refused = false;
       const frames = new FrameReader((frame) => {
+        if (refused) return;
         let rec: DecodedRecord;
         try {
           rec = decodeRecord(frame);
@@ -129,6 +143,15 @@ export class LoaderProcess {
           throw err;
         }
         if (rec.kind === 'loader_info') {
+          const mismatch = abiMismatch(rec.info['abi']);
+          if (mismatch !== null) {
+            // The loader sends its info once, before anything else: this start fails, with the
+            // exit code of a broken object (the two binaries need a rebuild, not a retry).
+            refused = true;
+            child.kill('SIGTERM');
+            reject(new LoaderStartError(mismatch, LOADER_EXIT.OBJECT));
+            return;
+          }
           this.loaderInfo = rec.info;
           if (!started) {
             started = true;

@@ -9,7 +9,7 @@ import type { ISerializer } from '@opentelemetry/otlp-transformer';
 import { ProtobufMetricsSerializer, type IExportMetricsServiceResponse } from '@opentelemetry/otlp-transformer';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { exemplarsOf, type PointExemplar } from '../metrics/request-metrics.ts';
-import { ProtobufWriter, WireType } from './protobuf-writer.ts';
+import { ProtobufWriter, WireType } from '../util/protobuf-writer.ts';
 
 const REQUEST_RESOURCE_METRICS = 1;
 const RESOURCE_METRICS_SCOPE_METRICS = 2;

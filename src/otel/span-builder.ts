@@ -16,7 +16,7 @@ import type { BuiltDependency } from '../pipeline/dependency-builder.ts';
 import type { BuiltRequest } from '../pipeline/request-builder.ts';
 import type { RequestRecord } from '../types.ts';
 import { routeTemplate } from '../http/route.ts';
-import { ProtobufWriter, utf8Length, varintSize, WireType } from './protobuf-writer.ts';
+import { ProtobufWriter, utf8Length, varintSize, WireType } from '../util/protobuf-writer.ts';
 import * as sc from './semconv.ts';
 import { TraceSampler, DEFAULT_SAMPLER, type ParentContext } from './sampler.ts';
 

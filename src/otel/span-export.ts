@@ -10,7 +10,7 @@ import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { ExportQueue, type ExportQueueOptions } from './export-queue.ts';
 import type { OtlpExportSettings } from './otlp-env.ts';
 import { createOtlpExportDelegate } from './otlp-transport.ts';
-import { ProtobufWriter, varintSize, WireType } from './protobuf-writer.ts';
+import { ProtobufWriter, varintSize, WireType } from '../util/protobuf-writer.ts';
 import { INSTRUMENTATION_SCOPE, type OtlpResource } from './span-builder.ts';
 
 export interface SpanExportCounters {

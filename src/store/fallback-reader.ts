@@ -6,11 +6,8 @@
  */
 import type { RequestRecord } from '../types.ts';
 import { QueryBudgetError, type QueryBudget } from './query-budget.ts';
-import type { RequestReader } from './request-reader.ts';
-import type { RequestQuery } from './request-store.ts';
+import type { Answer, RequestQuery, RequestReader } from './request-reader.ts';
 import type { ServiceSummary } from './service-summary.ts';
-
-type Answer<T> = T | Promise<T>;
 
 export class FallbackReader implements RequestReader {
   readonly #primary: RequestReader;
@@ -29,7 +26,7 @@ export class FallbackReader implements RequestReader {
     return this.#read((r) => r.query(q, nowSeconds, budget));
   }
 
-  findById(requestId: string): Answer<RequestRecord | null | undefined> {
+  findById(requestId: string): Answer<RequestRecord | null> {
     return this.#read((r) => r.findById(requestId));
   }
 

@@ -4,31 +4,8 @@
  */
 import type { RequestRecord } from '../types.ts';
 import { QueryBudget } from './query-budget.ts';
-import type { RequestReader } from './request-reader.ts';
+import { DEFAULT_LIMIT, DEFAULT_SINCE_MINUTES, type RequestQuery, type RequestReader } from './request-reader.ts';
 import { summarizeServices, type ServiceSummary } from './service-summary.ts';
-
-export const DEFAULT_SINCE_MINUTES = 5;
-export const DEFAULT_LIMIT = 50;
-
-export interface RequestQuery {
-  /** Matches process_name or service_name exactly. */
-  process?: string;
-  namespace?: string;
-  pod?: string;
-  correlation_id?: string;
-  /** Matched against correlation_id (compiled for the linear-time engine: src/api/linear-regex.ts). */
-  correlation_id_regex?: RegExp;
-  /** Case-insensitive. */
-  method?: string;
-  /** Exact match against http_path. */
-  path?: string;
-  status?: number;
-  min_duration_ms?: number;
-  /** Only requests whose timestamp is within this many minutes of now. */
-  since_minutes?: number;
-  /** At most this many results, newest first. */
-  limit?: number;
-}
 
 export class RequestStore implements RequestReader {
   readonly capacity: number;
@@ -72,12 +49,12 @@ export class RequestStore implements RequestReader {
    * A scan, newest first: an id index cost a Map insert and delete per request (7% of the
    * agent's CPU), while a scan of 50,000 records answers an API call in well under 1 ms.
    */
-  findById(requestId: string): RequestRecord | undefined {
+  findById(requestId: string): RequestRecord | null {
     for (let i = 1; i <= this.#size; i++) {
       const r = this.#slots[(this.#next - i + this.capacity) % this.capacity]!;
       if (r.request_id === requestId) return r;
     }
-    return undefined;
+    return null;
   }
 
   services(sinceMinutes: number, nowSeconds?: number, budget?: QueryBudget): ServiceSummary[] {

@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { QueryBudget, QueryBudgetError } from './query-budget.ts';
-import type { RequestQuery } from './request-store.ts';
+import type { RequestQuery } from './request-reader.ts';
 import { SqliteStore } from './sqlite-store.ts';
 
 export interface ReaderWorkerData {

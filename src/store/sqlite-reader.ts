@@ -12,8 +12,7 @@ import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { RequestRecord } from '../types.ts';
 import { QueryBudgetError } from './query-budget.ts';
-import type { RequestReader } from './request-reader.ts';
-import type { RequestQuery } from './request-store.ts';
+import type { RequestQuery, RequestReader } from './request-reader.ts';
 import type { ServiceSummary } from './service-summary.ts';
 import type { ReaderReply, ReaderRequest, ReaderWorkerData } from './sqlite-reader-worker.ts';
 

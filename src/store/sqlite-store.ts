@@ -6,60 +6,28 @@
  * queue in one transaction. Retention keeps the database within an age and a size. Disk
  * failures (full, read-only, I/O errors) are counted and logged, never thrown: the agent
  * keeps running on its in-memory buffer.
+ *
+ * Opening the file and its permissions are in sqlite-open.ts, the schema in sqlite-schema.ts,
+ * the one-line error descriptions in sqlite-errors.ts.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Logger } from '../log.ts';
 import type { RequestRecord } from '../types.ts';
 import { QueryBudget } from './query-budget.ts';
-import type { RequestReader } from './request-reader.ts';
-import { DEFAULT_LIMIT, DEFAULT_SINCE_MINUTES, type RequestQuery } from './request-store.ts';
+import { DEFAULT_LIMIT, DEFAULT_SINCE_MINUTES, type RequestQuery, type RequestReader } from './request-reader.ts';
 import { ServiceSummaryBuilder, type ServiceSummary, type SummaryInput } from './service-summary.ts';
+import { describeSqliteError, failOpen, oneLine } from './sqlite-errors.ts';
+import { openDatabase } from './sqlite-open.ts';
+import { COLUMNS, VALUES } from './sqlite-schema.ts';
 
-/** Schema version kept in `PRAGMA user_version`. */
-export const SCHEMA_VERSION = 1;
 /** Records waiting for the next flush, at most; beyond that add() drops and counts. */
 export const MAX_QUEUED = 20_000;
 export const DEFAULT_FLUSH_INTERVAL_MS = 250;
 export const RETENTION_INTERVAL_MS = 60_000;
 /** Size retention deletes down to this share of the limit, so it does not run on every flush. */
 const SIZE_TARGET = 0.9;
-/** The WAL file is truncated back to this after a checkpoint. */
-const JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024;
 /** Distinct error messages logged, at most (then they are only counted). */
 const MAX_LOGGED_ERRORS = 100;
-
-const SCHEMA = `
-CREATE TABLE requests (
-  seq            INTEGER PRIMARY KEY,  -- insertion order, breaks timestamp ties like the ring buffer
-  request_id     TEXT NOT NULL UNIQUE,
-  timestamp      REAL NOT NULL,        -- epoch seconds at the request's start
-  service_name   TEXT NOT NULL,
-  process_name   TEXT NOT NULL,
-  namespace      TEXT,
-  pod_name       TEXT,
-  correlation_id TEXT,
-  http_method    TEXT,                 -- upper-cased, for the case-insensitive filter
-  http_path      TEXT,
-  http_status    INTEGER,
-  duration_ms    REAL NOT NULL,
-  record         TEXT NOT NULL         -- the whole RequestRecord as JSON, dependencies included
-);
-CREATE INDEX requests_timestamp   ON requests (timestamp, seq);
-CREATE INDEX requests_service     ON requests (service_name, timestamp);
-CREATE INDEX requests_process     ON requests (process_name, timestamp);
-CREATE INDEX requests_correlation ON requests (correlation_id) WHERE correlation_id IS NOT NULL;
-CREATE INDEX requests_status      ON requests (http_status, timestamp);
-`;
-
-const COLUMNS = `request_id, timestamp, service_name, process_name, namespace, pod_name, correlation_id,
-  http_method, http_path, http_status, duration_ms, record`;
-const VALUES = '?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?';
-
-export class StoreError extends Error {
-  override name = 'StoreError';
-}
 
 export interface SqliteStoreOptions {
   path: string;
@@ -182,93 +150,24 @@ export class SqliteStore implements RequestReader {
 
   /** Opens (creating if needed) the database; throws StoreError with one line on failure. */
   static open(opts: SqliteStoreOptions): SqliteStore {
-    const file = opts.path;
-    const fail = (reason: string): never => {
-      throw new StoreError(`cannot open database ${file}: ${oneLine(reason)}`);
-    };
+    const fail = (reason: string): never => failOpen(opts.path, reason);
     if (!(opts.retentionHours > 0)) fail(`retention must be a positive number of hours, got ${opts.retentionHours}`);
     if (!(opts.maxSizeMb > 0)) fail(`maximum size must be a positive number of MB, got ${opts.maxSizeMb}`);
     const flushMs = opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
     if (!(flushMs > 0)) fail(`flush interval must be a positive number of ms, got ${flushMs}`);
     const readOnly = opts.readOnly ?? false;
-
-    const dir = path.dirname(path.resolve(file));
-    const dirStat = statOrNull(dir);
-    if (!dirStat) fail('directory does not exist');
-    if (!dirStat!.isDirectory()) fail(`${dir} is not a directory`);
-    const fileStat = statOrNull(file);
-    if (fileStat?.isDirectory()) fail('is a directory');
-    if (!fileStat && readOnly) fail('file does not exist');
-
-    if (!readOnly) {
-      // SQLite would fall back to a read-only connection, or fail with a vague message.
-      if (fileStat) checkAccess(file, fs.constants.R_OK | fs.constants.W_OK, fail);
-      checkAccess(dir, fs.constants.W_OK | fs.constants.X_OK, fail, `directory ${dir} is not writable`);
-    }
-
-    const created = !fileStat;
-    if (created) {
-      try {
-        const fd = fs.openSync(file, 'a', 0o600);
-        try {
-          fs.fchmodSync(fd, 0o600);
-        } finally {
-          fs.closeSync(fd);
-        }
-      } catch (e) {
-        fail(describeFsError(e));
-      }
-    }
-
-    // The -wal and -shm files are created by SQLite on first access: no group/other bits.
-    const oldUmask = setUmask(0o077);
-    let db: DatabaseSync | null = null;
-    try {
-      // Loaded on use, so that everything else still runs on a Node.js without node:sqlite.
-      const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite') | undefined;
-      if (!sqlite) throw new Error(`this Node.js (${process.version}) has no node:sqlite; use Node.js 24`);
-      db = new sqlite.DatabaseSync(file, readOnly ? { readOnly: true, timeout: 2000 } : { timeout: 100 });
-      if (readOnly) checkSchema(db, true);
-      else initialize(db);
-      const store = new SqliteStore(db, { ...opts, readOnly });
+    const store = openDatabase(opts.path, readOnly, (db) => {
+      const opened = new SqliteStore(db, { ...opts, readOnly });
       // The one full count, at open (the CLI's read-only handle never needs it).
-      if (!readOnly) store.#rows = store.#countAll();
-      if (created) {
-        for (const suffix of ['-wal', '-shm']) {
-          try {
-            fs.chmodSync(file + suffix, 0o600);
-          } catch {
-            // not there (yet): SQLite gives it the database file's mode when it creates it
-          }
-        }
-      }
-      if (!readOnly) {
-        store.retain();
-        store.#retentionTimer = setInterval(() => store.retain(), RETENTION_INTERVAL_MS);
-        store.#retentionTimer.unref();
-      }
-      return store;
-    } catch (e) {
-      try {
-        db?.close();
-      } catch {
-        // already failing
-      }
-      if (created) {
-        // Leave nothing behind that a later open would take for a database.
-        for (const suffix of ['', '-wal', '-shm']) {
-          try {
-            fs.rmSync(file + suffix, { force: true });
-          } catch {
-            // best effort
-          }
-        }
-      }
-      if (e instanceof StoreError) throw e;
-      return fail(describeSqliteError(e));
-    } finally {
-      if (oldUmask !== null) setUmask(oldUmask);
+      if (!readOnly) opened.#rows = opened.#countAll();
+      return opened;
+    });
+    if (!readOnly) {
+      store.retain();
+      store.#retentionTimer = setInterval(() => store.retain(), RETENTION_INTERVAL_MS);
+      store.#retentionTimer.unref();
     }
+    return store;
   }
 
   /** Queues a new record (replacing any stored one with the same request_id); never blocks. */
@@ -593,115 +492,4 @@ function eachRow(st: StatementSync, params: (string | number)[], each: (row: Rec
 
 function parseRow(row: Record<string, unknown>): RequestRecord {
   return JSON.parse(String(row['record'])) as RequestRecord;
-}
-
-/** Creates or checks the schema of a database opened for writing. */
-function initialize(db: DatabaseSync): void {
-  const version = checkSchema(db, false);
-  if (version === 0) {
-    // auto_vacuum must be chosen before the first table exists.
-    db.exec('PRAGMA auto_vacuum = INCREMENTAL');
-  }
-  const mode = db.prepare('PRAGMA journal_mode = WAL').get()!['journal_mode'];
-  if (String(mode).toLowerCase() !== 'wal') throw new StoreError(`cannot enable WAL journal mode (got ${String(mode)})`);
-  db.exec('PRAGMA synchronous = NORMAL');
-  db.exec(`PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
-  if (version === 0) {
-    db.exec('BEGIN');
-    try {
-      db.exec(SCHEMA);
-      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-      db.exec('COMMIT');
-    } catch (e) {
-      if (db.isTransaction) db.exec('ROLLBACK');
-      throw e;
-    }
-  }
-}
-
-/** The schema version; throws StoreError for a foreign or newer database. */
-function checkSchema(db: DatabaseSync, readOnly: boolean): number {
-  const version = Number(db.prepare('PRAGMA user_version').get()!['user_version']);
-  if (version > SCHEMA_VERSION) {
-    throw new StoreError(`schema version ${version} is newer than this PerfCatch supports (${SCHEMA_VERSION})`);
-  }
-  if (version === 0) {
-    const tables = Number(db.prepare("SELECT COUNT(*) AS n FROM sqlite_schema WHERE type = 'table'").get()!['n']);
-    if (tables > 0 || readOnly) throw new StoreError('not a PerfCatch database');
-  }
-  return version;
-}
-
-function statOrNull(p: string): fs.Stats | null {
-  try {
-    return fs.statSync(p);
-  } catch {
-    return null;
-  }
-}
-
-function checkAccess(p: string, mode: number, fail: (reason: string) => never, denied?: string): void {
-  try {
-    fs.accessSync(p, mode);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    fail(denied !== undefined && (code === 'EACCES' || code === 'EPERM') ? denied : describeFsError(e));
-  }
-}
-
-function setUmask(mask: number): number | null {
-  try {
-    return process.umask(mask);
-  } catch {
-    return null; // worker threads cannot change it
-  }
-}
-
-function describeFsError(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  switch (code) {
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'EROFS':
-      return 'read-only file system';
-    case 'ENOSPC':
-      return 'no space left on device';
-    case 'ENOENT':
-      return 'directory does not exist';
-    default:
-      return e instanceof Error ? e.message : String(e);
-  }
-}
-
-const SQLITE_IOERR = 10;
-/** SQLITE_IOERR_READ, _SHORT_READ, _WRITE, _FSYNC, _DIR_FSYNC, _TRUNCATE, _FSTAT by extended code >> 8. */
-const IOERR_OPERATIONS: Record<number, string> = {
-  1: 'read',
-  2: 'short read',
-  3: 'write',
-  4: 'fsync',
-  5: 'directory fsync',
-  6: 'truncate',
-  7: 'fstat',
-};
-
-/** SQLite's own message, e.g. "database or disk is full", "attempt to write a readonly database". */
-function describeSqliteError(e: unknown): string {
-  if (e instanceof Error) {
-    const code = (e as Error & { code?: string }).code;
-    if (code !== undefined && code !== 'ERR_SQLITE_ERROR') return describeFsError(e);
-    const errcode = (e as Error & { errcode?: number }).errcode;
-    // SQLite's "disk I/O error" says nothing about which operation failed: name it.
-    if (errcode !== undefined && (errcode & 0xff) === SQLITE_IOERR && errcode !== SQLITE_IOERR) {
-      const op = IOERR_OPERATIONS[errcode >> 8];
-      return `${e.message} (${op ?? `extended code ${errcode}`})`;
-    }
-    return e.message;
-  }
-  return String(e);
-}
-
-function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, ' ').trim();
 }

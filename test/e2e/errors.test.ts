@@ -6,24 +6,18 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { CLI, ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
+import { assertOneLineError, type CliOutcome } from '../harness/one-line-error.ts';
 import { freePort, waitFor } from '../harness/ports.ts';
 import { startServer } from '../harness/processes.ts';
 import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
 import { connect } from 'node:net';
 import type { RequestRecord } from '../../src/types.ts';
 
-function runCli(args: string[], wrap: string[] = []) {
+function runCli(args: string[], wrap: string[] = []): CliOutcome {
   const cmd = wrap.length ? wrap[0]! : process.execPath;
   const argv = wrap.length ? [...wrap.slice(1), process.execPath, CLI, ...args] : [CLI, ...args];
-  return spawnSync(cmd, argv, { encoding: 'utf8', timeout: 30_000 });
-}
-
-function assertOneLineError(r: ReturnType<typeof runCli>, code: number, pattern: RegExp) {
-  assert.equal(r.status, code, `exit code (stderr: ${r.stderr})`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line, got: ${r.stderr}`);
-  assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe('clear errors for bad flags and missing privileges', () => {
@@ -34,13 +28,13 @@ describe('clear errors for bad flags and missing privileges', () => {
   it('rejects an unknown flag and an unknown command', () => {
     assertOneLineError(runCli(['agent', '--bogus']), 2, /^perfcatch: .*--bogus/);
     const r = runCli(['frobnicate']);
-    assert.equal(r.status, 2);
+    assert.equal(r.code, 2);
     assert.match(r.stderr, /^perfcatch: unknown command "frobnicate"/);
   });
 
   it('rejects a bad environment variable, naming it', () => {
     const r = spawnSync(process.execPath, [CLI, 'agent'], { encoding: 'utf8', env: { ...process.env, PERFCATCH_BUFFER_SIZE: '-3' } });
-    assertOneLineError(r, 2, /PERFCATCH_BUFFER_SIZE/);
+    assertOneLineError({ code: r.status, stdout: r.stdout, stderr: r.stderr }, 2, /PERFCATCH_BUFFER_SIZE/);
   });
 
   it('without CAP_BPF/CAP_PERFMON exits 3 with one line saying what is missing', () => {

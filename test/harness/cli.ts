@@ -1,13 +1,9 @@
-/** Runs the built `perfcatch` bin (dist/cli.js) as users type it, and checks its one-line errors. */
-import assert from 'node:assert/strict';
+/** Runs the built `perfcatch` bin (dist/cli.js) as users type it (errors: one-line-error.ts). */
 import { spawn } from 'node:child_process';
 import { CLI } from './agent.ts';
+import type { CliOutcome } from './one-line-error.ts';
 
-export interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type CliResult = CliOutcome;
 
 /** Runs `perfcatch <args>` with no TTY, no PERFCATCH_API / PERFCATCH_DB_PATH unless `env` sets them. */
 export function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
@@ -27,11 +23,4 @@ export function cli(args: string[], env: Record<string, string> = {}): Promise<C
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-export function assertOneLineError(r: CliResult, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code; stderr: ${r.stderr}`);
-  assert.match(r.stderr, /^perfcatch: [^\n]+\n$/, `one line on stderr, got: ${r.stderr}`);
-  assert.match(r.stderr, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 }

@@ -27,6 +27,7 @@ import { requestQueryParams } from '../../src/cli/sources.ts';
 import { RequestStore } from '../../src/store/request-store.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { RequestRecord } from '../../src/types.ts';
+import { assertOneLineError as assertCliError } from '../harness/one-line-error.ts';
 import { sampleRecord } from './sample-record.ts';
 
 class Capture extends Writable {
@@ -53,12 +54,8 @@ async function run(
   return { code, out: stdout.text, err: stderr.text };
 }
 
-function assertOneLineError(r: { code: number; out: string; err: string }, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code (stderr: ${r.err})`);
-  assert.equal(r.out, '');
-  assert.match(r.err, /^perfcatch: [^\n]+\n$/, 'exactly one line on stderr');
-  assert.match(r.err, pattern);
-}
+const assertOneLineError = (r: { code: number; out: string; err: string }, code: number, pattern: RegExp): void =>
+  assertCliError({ code: r.code, stdout: r.out, stderr: r.err }, code, pattern);
 
 describe('cli format: units', () => {
   it('formats bytes in binary units', () => {

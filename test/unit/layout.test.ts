@@ -110,6 +110,14 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
     assert.equal(L.DATA.data, L.PC_DATA_HDR_SIZE);
     assert.equal(L.DATA.size, L.PC_DATA_HDR_SIZE + L.PC_DATA_MAX);
   });
+
+  it('enum pc_data_size', () => {
+    assert.deepEqual(enumValues('pc_data_size'), { PC_DATA_MAX: L.PC_DATA_MAX, PC_DATA_HDR_SIZE: L.PC_DATA_HDR_SIZE });
+  });
+
+  it('enum pc_abi: the version the agent requires of the loader', () => {
+    assert.deepEqual(enumValues('pc_abi'), { PC_ABI_VERSION: L.PC_ABI_VERSION });
+  });
 });
 
 describe('constants the agent shares with bpf/perfcatch.h', () => {

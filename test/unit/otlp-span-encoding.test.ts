@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ExportResultCode } from '@opentelemetry/core';
-import { ProtobufWriter } from '../../src/otel/protobuf-writer.ts';
+import { ProtobufWriter } from '../../src/util/protobuf-writer.ts';
 import { SpanBuilder } from '../../src/otel/span-builder.ts';
 import { SpanExportQueue, type EncodedSpanBatch } from '../../src/otel/span-export.ts';
 import type { BuiltDependency } from '../../src/pipeline/dependency-builder.ts';

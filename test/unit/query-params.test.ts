@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseRequestQuery, QUERY_PARAMETERS, QueryParamError } from '../../src/api/query-params.ts';
-import type { RequestQuery } from '../../src/store/request-store.ts';
+import type { RequestQuery } from '../../src/store/request-reader.ts';
 
 const parse = (search: string) => parseRequestQuery(new URLSearchParams(search));
 

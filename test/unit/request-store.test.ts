@@ -34,7 +34,7 @@ describe('RequestStore', () => {
     for (let i = 1; i <= 7; i++) store.add(record(i));
     assert.equal(store.size, 3);
     assert.deepEqual(ids(store.query({}, NOW)), ['req-7', 'req-6', 'req-5']);
-    assert.equal(store.findById('req-4'), undefined);
+    assert.equal(store.findById('req-4'), null);
     assert.equal(store.findById('req-5')?.request_id, 'req-5');
   });
 
@@ -44,7 +44,7 @@ describe('RequestStore', () => {
     store.add(record(1, { duration_ms: 2 }));
     store.add(record(3)); // evicts the first req-1, which must not drop the newer one
     assert.equal(store.findById('req-1')?.duration_ms, 2);
-    assert.equal(store.findById('missing'), undefined);
+    assert.equal(store.findById('missing'), null);
   });
 
   it('stops at limit, defaulting to 50', () => {

@@ -1,5 +1,5 @@
 /** A complete RequestRecord for unit tests; override what the test is about. */
-import type { RequestRecord } from '../../src/types.ts';
+import type { DependencyRecord, RequestRecord } from '../../src/types.ts';
 
 export function sampleRecord(overrides: Partial<RequestRecord> = {}): RequestRecord {
   return {
@@ -31,3 +31,27 @@ export function sampleRecord(overrides: Partial<RequestRecord> = {}): RequestRec
     ...overrides,
   };
 }
+
+/** A DependencyRecord made while serving a sampleRecord: the i-th varies method, path and connection. */
+export function sampleDependency(i: number, overrides: Partial<DependencyRecord> = {}): DependencyRecord {
+  return {
+    timestamp: 1_800_000_000 - 1 + i / 1000,
+    peer_ip: '10.0.0.7',
+    peer_port: 5432,
+    new_connection: i % 2 === 0,
+    connect_ms: i % 2 === 0 ? 0.25 : null,
+    duration_ms: 1.5 + i,
+    bytes_sent: 120,
+    bytes_received: 4096,
+    http_method: i % 3 === 0 ? 'GET' : null,
+    http_path: i % 3 === 0 ? `/inventory/${i}` : null,
+    http_status: i % 3 === 0 ? 200 : null,
+    caller_attribution: 'exact',
+    span_id: i.toString(16).padStart(16, '0'),
+    ...overrides,
+  };
+}
+
+/** n dependencies with long paths: records large enough to fill a small disk quickly. */
+export const bigDependencies = (n: number): DependencyRecord[] =>
+  Array.from({ length: n }, (_, i) => sampleDependency(i, { http_path: `/x/${'p'.repeat(200)}/${i}` }));

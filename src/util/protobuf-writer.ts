@@ -1,13 +1,14 @@
 /**
- * A small protobuf wire-format writer over one growable Buffer: just what OTLP spans need.
- * Spans are encoded straight from request records into bytes, so no span object graph lives
- * on the JS heap while it waits for export.
+ * A small protobuf wire-format writer over one growable Buffer: just what OTLP spans and
+ * exemplars (src/otel/) and the Prometheus remote-write request (src/export/remote-write.ts)
+ * need. Messages are encoded straight from request records into bytes, so no object graph
+ * lives on the JS heap while it waits for export.
  */
 
 export const WireType = { VARINT: 0, FIXED64: 1, LEN: 2, FIXED32: 5 } as const;
 
 export class ProtobufWriter {
-  buf: Buffer;
+  buf: Buffer<ArrayBuffer>;
   pos = 0;
 
   constructor(initialBytes = 4096) {
@@ -19,7 +20,7 @@ export class ProtobufWriter {
   }
 
   /** The bytes written so far (a view, valid until the next write or reset). */
-  view(): Buffer {
+  view(): Buffer<ArrayBuffer> {
     return this.buf.subarray(0, this.pos);
   }
 
@@ -42,6 +43,24 @@ export class ProtobufWriter {
       v = Math.floor(v / 128);
     }
     this.buf[this.pos++] = v;
+  }
+
+  /**
+   * A proto `int64` (a varint): integers within ±2^53; a negative value takes ten bytes, its
+   * 64-bit two's complement.
+   */
+  int64(v: number): void {
+    if (v >= 0) {
+      this.varint(v);
+      return;
+    }
+    this.ensure(10);
+    let u = BigInt.asUintN(64, BigInt(v));
+    while (u >= 0x80n) {
+      this.buf[this.pos++] = Number(u & 0x7fn) | 0x80;
+      u >>= 7n;
+    }
+    this.buf[this.pos++] = Number(u);
   }
 
   fixed32(v: number): void {
@@ -116,4 +135,9 @@ export function varintSize(v: number): number {
     n++;
   }
   return n;
+}
+
+/** Bytes int64(v) writes. */
+export function int64Size(v: number): number {
+  return v < 0 ? 10 : varintSize(v);
 }
