@@ -20,17 +20,19 @@
  * requests per thread, in the order an event loop runs their code. Measured with strace on
  * Node/undici and asyncio/aiohttp under 8 concurrent clients: both read a batch of ready
  * sockets before the code those reads unblock acts.
+ *   - "fresh": requests the thread read whose handler has not acted yet;
  *   - "woken": requests whose upstream response the thread read, whose continuation after the
- *     await has not acted yet. Node runs a continuation right after its read (microtasks),
- *     so there the request whose response was read last is the one acting; asyncio queues
- *     continuations, and runs them before handlers it has not started.
- *   - "fresh": requests the thread read whose handler has not acted yet, oldest first (undici
- *     writes a batch of handlers' calls in their order).
- * else the owner. A connect() is a point where a request acts too: it cuts the segment and
- * charges it to that request, except where nothing was woken and several requests are fresh
- * (a pool opening a connection for the last of a batch of handlers before it writes the
- * others' calls on idle connections): the connection's first write picks then. The kernel
- * cannot know the order for certain; such choices are flagged PC_DF_CALLER_INFERRED.
+ *     await has not acted yet.
+ * Each epoll wait the thread returns from is a turn of its loop; each entry remembers the turn
+ * it was queued in, and responses teach how many turns later a handler (fresh) or continuation
+ * (woken) acts: Node 0 and 0 (a handler runs in its read's callback, a continuation right
+ * after its read), asyncio/aiohttp 2 and 1 (a task step waits for the next turn). A call goes
+ * to the request whose turn comes first. A connect() is a point where a request acts too: it
+ * cuts the segment and charges it to that request, except where nothing was woken and several
+ * requests are fresh (a pool opening a connection for the last of a batch of handlers before
+ * it writes the others' calls on idle connections): the connection's first write picks then.
+ * The kernel cannot know the order for certain; such choices are flagged
+ * PC_DF_CALLER_INFERRED.
  */
 #ifndef __PC_RESOURCE_TRACKER_BPF_H
 #define __PC_RESOURCE_TRACKER_BPF_H

@@ -82,6 +82,12 @@ interface Framework {
   /** The CPU mark is asserted (else measured and reported: Go, pools). */
   cpuMarkAsserted: boolean;
   /**
+   * The issue 10 marks are met and asserted (else a `todo` that prints what is missed):
+   * aiohttp and gunicorn meet them; Express misses CPU <= wall for 1-2 requests (a 404 whose
+   * epilogue took the runtime's GC), gin and Jetty CPU <= wall (README, known limits).
+   */
+  marksMet: boolean;
+  /**
    * Whose schedstat calibrates the overhead: the serving thread where one thread does all of
    * a request's work, the whole process where the runtime spreads it over threads.
    */
@@ -108,8 +114,8 @@ interface Framework {
 }
 
 const FRAMEWORKS: Framework[] = [
-  { name: 'express', model: 'event loop', processName: 'node', start: startExpress, keepAlive: true, fanout: true, cpuMarkAsserted: true, calibrateOn: 'thread' },
-  { name: 'aiohttp', model: 'event loop', processName: 'python', start: startAiohttp, keepAlive: true, fanout: true, cpuMarkAsserted: true, calibrateOn: 'thread' },
+  { name: 'express', model: 'event loop', processName: 'node', start: startExpress, keepAlive: true, fanout: true, cpuMarkAsserted: true, marksMet: false, calibrateOn: 'thread' },
+  { name: 'aiohttp', model: 'event loop', processName: 'python', start: startAiohttp, keepAlive: true, fanout: true, cpuMarkAsserted: true, marksMet: true, calibrateOn: 'thread' },
   {
     name: 'gunicorn-flask',
     model: 'prefork',
@@ -118,12 +124,13 @@ const FRAMEWORKS: Framework[] = [
     keepAlive: false,
     fanout: false,
     cpuMarkAsserted: true,
+    marksMet: true,
     calibrateOn: 'thread',
     processFilter: 'gunicorn',
     bindEnv: 'GUNICORN_BIND',
   },
-  { name: 'gin', model: 'goroutines', processName: 'gin-app', start: startGin, keepAlive: true, fanout: false, extraKind: 'parallel', cpuMarkAsserted: false, calibrateOn: 'process' },
-  { name: 'jetty', model: 'pool', processName: 'java', start: startJetty, keepAlive: true, fanout: false, cpuMarkAsserted: false, calibrateOn: 'process', calibrationThreads: 'jetty-pool' },
+  { name: 'gin', model: 'goroutines', processName: 'gin-app', start: startGin, keepAlive: true, fanout: false, extraKind: 'parallel', cpuMarkAsserted: false, marksMet: false, calibrateOn: 'process' },
+  { name: 'jetty', model: 'pool', processName: 'java', start: startJetty, keepAlive: true, fanout: false, cpuMarkAsserted: false, marksMet: false, calibrateOn: 'process', calibrationThreads: 'jetty-pool' },
 ];
 
 /** PERFCATCH_FRAMEWORKS=express,gin runs only those (their rows replace theirs in the JSON). */
@@ -436,7 +443,7 @@ describe('framework matrix', () => {
         check(row);
       });
 
-      it(`${fw.name}: issue 10 attribution marks (CPU, CPU <= wall, own dependencies, links)`, { todo: 'not all met yet: README, known limits' }, () => {
+      it(`${fw.name}: issue 10 attribution marks (CPU, CPU <= wall, own dependencies, links)`, fw.marksMet ? {} : { todo: 'not all met yet: README, known limits' }, () => {
         assert.deepEqual(missedMarks, [], `${fw.name}: marks missed`);
       });
 
