@@ -85,9 +85,10 @@ static __always_inline void flush_dependencies_of(struct conn_state *server)
 	}
 }
 
-/* A new outbound connection (or one found already open) of a tracked process. */
+/* A new outbound connection (or one found already open) of a tracked process; `in_record`:
+ * found at a write, which begins an exchange. */
 static __always_inline struct conn_state *track_client(struct pc_conn_key *key, struct sock *sk,
-						       bool from_start, __u64 now)
+						       bool from_start, bool in_record, __u64 now)
 {
 	struct conn_state c = {};
 	c.role = ROLE_CLIENT;
@@ -99,7 +100,7 @@ static __always_inline struct conn_state *track_client(struct pc_conn_key *key, 
 	c.cgroup_id = bpf_get_current_cgroup_id();
 	read_sock_addrs(sk, &c);
 	if (bpf_map_update_elem(&conns, key, &c, BPF_ANY)) {
-		count(PC_CNT_CONN_TABLE_FULL);
+		table_full(key, true, in_record);
 		return NULL;
 	}
 	count(PC_CNT_CLIENT_CONNS);
@@ -273,10 +274,14 @@ static __always_inline void client_io_exit(struct thread_state *ts, struct pc_co
  * accept(); anything else is remembered as ignored until it is closed. A connection is
  * inbound when its local port is one something listens on (listen(), accept(), and what the
  * loader found listening when it started): never taken for an outbound one. */
-static __always_inline struct conn_state *maybe_adopt(struct pc_conn_key *key, __u64 now)
+static __always_inline struct conn_state *maybe_adopt(struct pc_conn_key *key, bool is_read,
+						       __u64 now)
 {
-	if (bpf_map_lookup_elem(&ignored_fds, key))
+	__u8 *ignored = bpf_map_lookup_elem(&ignored_fds, key);
+	if (ignored) {
+		untracked_io(ignored, is_read);
 		return NULL; /* the caller checked server_tgids */
+	}
 	__u8 one = 1;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct sock *sk = sock_of_fd(task, key->fd);
@@ -308,11 +313,13 @@ static __always_inline struct conn_state *maybe_adopt(struct pc_conn_key *key, _
 		read_sock_addrs(sk, &c);
 		struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 		bpf_probe_read_kernel_str(c.comm, sizeof(c.comm), &leader->comm);
-		if (bpf_map_update_elem(&conns, key, &c, BPF_ANY))
+		if (bpf_map_update_elem(&conns, key, &c, BPF_ANY)) {
+			table_full(key, false, is_read); /* a read begins a request */
 			return NULL;
+		}
 		return bpf_map_lookup_elem(&conns, key);
 	}
-	return track_client(key, sk, false, now);
+	return track_client(key, sk, false, !is_read, now);
 }
 
 /* ---- connect() and the handshake ------------------------------------------------------- */
@@ -328,9 +335,17 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	struct sock *sk = sock_of_fd(task, key.fd);
 	if (!sk || !is_inet_tcp(sk))
 		return 0;
+	/* The process filters hold here too: the loader seeds every listening process as a
+	 * server (loader/src/seed.rs), and one outside --pids/--process/the pods takes no room. */
+	__u32 zero = 0;
+	if (!admit_process(task, key.tgid, bpf_get_current_cgroup_id(),
+			   bpf_map_lookup_elem(&filter_cfg, &zero))) {
+		bpf_map_delete_elem(&server_tgids, &key.tgid);
+		return 0;
+	}
 	__u64 now = bpf_ktime_get_ns();
 	/* Addresses are read at exit, once connect() has bound a local port. */
-	struct conn_state *c = track_client(&key, sk, true, now);
+	struct conn_state *c = track_client(&key, sk, true, false, now);
 	if (!c)
 		return 0;
 	/* The request the thread serves as it opens the connection is what its first exchange

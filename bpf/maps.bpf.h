@@ -87,6 +87,8 @@ struct conn_state {
 	__u8 remote_addr[16];
 	char comm[16];
 };
+/* The loader reads the conn_id of an entry it reclaims (loader/src/reclaim.rs). */
+_Static_assert(__builtin_offsetof(struct conn_state, conn_id) == 0, "conn_id first");
 
 /* Both ends of a TCP connection on this host, as the connecting side sees it. */
 struct tuple_key {
@@ -191,9 +193,16 @@ struct {
 	__uint(max_entries, 16 << 20); /* loader overrides */
 } events SEC(".maps");
 
-/* LRU so that connections whose close we never saw (close_range, exit) age out. */
+/*
+ * Tracked connections. A plain hash, not an LRU: an LRU would make room by silently evicting a
+ * live connection (and its request under way), whereas here an insert into a full table fails
+ * and the connection's records are counted lost (PC_CNT_CONN_TABLE_FULL, table_full()).
+ * Entries whose close was never seen (a process exiting closes its fds without a close
+ * syscall; close_range, dup2) are reclaimed by the loader (loader/src/reclaim.rs). The loader
+ * sets max_entries (--conn-table-entries).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct pc_conn_key);
 	__type(value, struct conn_state);
@@ -230,7 +239,14 @@ struct {
 	__type(value, __u8);
 } listen_ports SEC(".maps");
 
-/* fds of server processes already found not to be TCP connections worth tracking. */
+/* fds of server processes not tracked until they are closed: not TCP connections worth
+ * tracking (IGN_NOT_TRACKED), or connections the full "conns" table could not hold
+ * (IGN_TABLE_FULL, whose records are counted lost as each begins: untracked_io()). */
+#define IGN_NOT_TRACKED 1
+#define IGN_TABLE_FULL 2
+#define IGN_CLIENT 4    /* IGN_TABLE_FULL: outbound; its records (exchanges) begin at a write */
+#define IGN_IN_RECORD 8 /* IGN_TABLE_FULL: a record has begun and was counted */
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -381,6 +397,36 @@ static __always_inline void count(__u32 idx)
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
 	if (v)
 		*v += 1; /* per-CPU slot: no atomics needed */
+}
+
+/*
+ * A connection "conns" had no room for (the insert failed: the table is full). It stays
+ * untracked until it is closed; each record that begins on it is counted lost (untracked_io),
+ * the one under way now if `in_record`.
+ */
+static __always_inline void table_full(struct pc_conn_key *key, bool client, bool in_record)
+{
+	__u8 v = IGN_TABLE_FULL | (client ? IGN_CLIENT : 0);
+	if (in_record) {
+		v |= IGN_IN_RECORD;
+		count(PC_CNT_CONN_TABLE_FULL);
+	}
+	bpf_map_update_elem(&ignored_fds, key, &v, BPF_ANY);
+}
+
+/* I/O on an ignored fd: on one the table had no room for, a record that begins (a server's
+ * read after a write, a client's write after a read) is counted lost. */
+static __always_inline void untracked_io(__u8 *v, bool is_read)
+{
+	if (!(*v & IGN_TABLE_FULL))
+		return;
+	bool begins = is_read != ((*v & IGN_CLIENT) != 0);
+	if (!begins)
+		*v &= ~IGN_IN_RECORD;
+	else if (!(*v & IGN_IN_RECORD)) {
+		*v |= IGN_IN_RECORD;
+		count(PC_CNT_CONN_TABLE_FULL);
+	}
 }
 
 /* Unread data within which a record crossing wakeup_bytes wakes the loader. */

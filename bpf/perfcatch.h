@@ -121,7 +121,9 @@ enum pc_counter {
 	PC_CNT_RB_DROP_REQUEST = 1, /* ring buffer full: request record lost */
 	PC_CNT_RB_DROP_DATA = 2,    /* ring buffer full: data record lost */
 	PC_CNT_CONN_ACCEPTED = 3,   /* accepted TCP connections that passed the filters */
-	PC_CNT_CONN_TABLE_FULL = 4, /* connection could not be tracked (map update failed) */
+	PC_CNT_CONN_TABLE_FULL = 4, /* records lost because their connection did not fit in the
+				     * full connection table: requests, and outbound exchanges,
+				     * counted as each begins */
 	PC_CNT_CAPTURE_SHED = 5,    /* payload not captured: ring buffer over half full (overload) */
 	PC_CNT_CONN_FILTERED = 6,   /* accepted connections rejected by the filters */
 	PC_CNT_CONN_REPLACED = 7,   /* fd reused while a request was open (flushed early) */
@@ -237,6 +239,7 @@ enum pc_loader_counter {
 	PC_LCNT_RECORDS_OUT = 0,     /* frames written to stdout */
 	PC_LCNT_MALFORMED = 1,       /* ring-buffer items too short for their type */
 	PC_LCNT_DRAINS = 2,          /* ring-buffer drain passes */
+	PC_LCNT_CONNS_RECLAIMED = 3, /* connection-table entries of fds closed unseen, removed */
 	PC_LCNT_MAX = 4
 };
 

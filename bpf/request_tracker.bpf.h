@@ -233,7 +233,7 @@ static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
 	bpf_probe_read_kernel_str(c.comm, sizeof(c.comm), &leader->comm);
 
 	if (bpf_map_update_elem(&conns, &key, &c, BPF_ANY)) {
-		count(PC_CNT_CONN_TABLE_FULL);
+		table_full(&key, false, false); /* counted from its first request */
 		return 0;
 	}
 	count(PC_CNT_CONN_ACCEPTED);
@@ -331,7 +331,7 @@ static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx, __u8
 	__u64 now = bpf_ktime_get_ns();
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
-		c = maybe_adopt(&key, now);
+		c = maybe_adopt(&key, op <= IO_RECVMSG, now);
 	if (!c)
 		return 0; /* not a tracked socket */
 	/* The thread's CPU since its last tracked syscall is charged by where it ends: here. */

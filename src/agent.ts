@@ -61,6 +61,8 @@ export class Agent {
   /** Summed over loader restarts: each loader's counters start at 0. */
   private readonly kernelCounters = new CounterTotals();
   private readonly loaderCounters = new CounterTotals();
+  /** Records lost to a full connection table (kernel conn_table_full), and when the count last grew. */
+  private readonly connTableFull = { lost: 0, lastLossMs: null as number | null };
   private captureUp = false;
   private captureDownReason = 'starting';
   /** The agent's own counts; the rest of counters().agent belongs to the parts that count them. */
@@ -137,6 +139,7 @@ export class Agent {
         captureRequestBytes: config.captureRequestBytes,
         captureResponseBytes: config.captureResponseBytes,
         ringbufBytes: config.ringbufBytes,
+        connTableSize: config.connTableSize,
         pids: config.pids,
         ports: config.ports,
         processes: config.processes,
@@ -230,6 +233,7 @@ export class Agent {
       case 'stats':
         this.kernelCounters.update(generation, rec.kernel);
         this.loaderCounters.update(generation, rec.loader);
+        this.noteConnTableFull(this.kernelCounters.totals().conn_table_full ?? 0);
         return;
       case 'process_env':
         return this.execIdentity.record(rec);
@@ -238,6 +242,15 @@ export class Agent {
       case 'loader_info':
         return;
     }
+  }
+
+  private noteConnTableFull(lost: number): void {
+    if (lost <= this.connTableFull.lost) return;
+    if (this.connTableFull.lastLossMs === null) {
+      this.log.warn(`connection table full (--conn-table-size ${this.config.connTableSize}): the records of connections beyond it are lost and counted (kernel_conn_table_full)`);
+    }
+    this.connTableFull.lost = lost;
+    this.connTableFull.lastLossMs = Date.now();
   }
 
   /** Kernel, loader and agent counters as their owners hold them now (/health, /metrics). */
@@ -265,6 +278,7 @@ export class Agent {
       exportFailingSinceMs: this.exportQueue?.failingSince ?? null,
       lastLoaderRestartMs: this.loader.lastRestartAt,
       loaderRestarts: this.loader.restartCount,
+      connTableFull: { ...this.connTableFull, size: this.config.connTableSize },
       podFilter: this.allowList && this.pods ? this.pods.health() : null,
     });
     return {

@@ -12,6 +12,8 @@ pub fn usage() -> String {
   --capture-request-bytes N   request bytes captured per request (0..{PC_DATA_MAX}, default {req})
   --capture-response-bytes N  response bytes captured per request (0..{PC_DATA_MAX}, default {resp})
   --ringbuf-bytes N           ring buffer size, power of two, 4096..1073741824 (default {ringbuf})
+  --conn-table-entries N      connections tracked at once, {min_conns}..{max_conns} (default {conns}); the
+                              records of connections beyond are counted lost (conn_table_full)
   --drain-interval-ms N       ring buffer drain period (default {drain})
   --stats-interval-ms N       stats record period (default {stats})
   --idle-flush-ms N           report a request once its connection has been quiet this long
@@ -31,11 +33,18 @@ Stdout carries frames: u32 little-endian length, then one record (bpf/perfcatch.
         req = d.capture_req_bytes,
         resp = d.capture_resp_bytes,
         ringbuf = d.ringbuf_bytes,
+        conns = d.conn_table_entries,
+        min_conns = MIN_CONN_TABLE_ENTRIES,
+        max_conns = MAX_CONN_TABLE_ENTRIES,
         drain = d.drain_interval_ms,
         stats = d.stats_interval_ms,
         idle = d.idle_flush_ms,
     )
 }
+
+/// Bounds of --conn-table-entries: a struct conn_state is about 400 bytes, preallocated.
+pub const MIN_CONN_TABLE_ENTRIES: u32 = 16;
+pub const MAX_CONN_TABLE_ENTRIES: u32 = 1 << 22;
 
 /// Everything the command line sets.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,6 +53,7 @@ pub struct Config {
     pub capture_req_bytes: u32,
     pub capture_resp_bytes: u32,
     pub ringbuf_bytes: u32,
+    pub conn_table_entries: u32,
     pub drain_interval_ms: u64,
     pub stats_interval_ms: u64,
     pub idle_flush_ms: u64,
@@ -59,6 +69,7 @@ impl Default for Config {
             capture_req_bytes: PC_CAPTURE_REQ_DEFAULT,
             capture_resp_bytes: PC_CAPTURE_RESP_DEFAULT,
             ringbuf_bytes: 1 << 24,
+            conn_table_entries: 1 << 16,
             drain_interval_ms: 50,
             stats_interval_ms: 1000,
             idle_flush_ms: 500,
@@ -106,6 +117,7 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
             "--capture-request-bytes",
             "--capture-response-bytes",
             "--ringbuf-bytes",
+            "--conn-table-entries",
             "--drain-interval-ms",
             "--stats-interval-ms",
             "--idle-flush-ms",
@@ -133,6 +145,9 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
                     return Err(format!("--ringbuf-bytes must be a power of two, got {n}"));
                 }
                 cfg.ringbuf_bytes = n;
+            }
+            "--conn-table-entries" => {
+                cfg.conn_table_entries = parse_num(flag, &v, MIN_CONN_TABLE_ENTRIES, MAX_CONN_TABLE_ENTRIES)?
             }
             "--drain-interval-ms" => cfg.drain_interval_ms = parse_num(flag, &v, 1, 60_000)?,
             "--stats-interval-ms" => cfg.stats_interval_ms = parse_num(flag, &v, 1, 3_600_000)?,
@@ -171,6 +186,7 @@ mod tests {
         assert_eq!(c.bpf_object, "x.o");
         assert_eq!((c.capture_req_bytes, c.capture_resp_bytes), (4096, 512));
         assert_eq!(c.ringbuf_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.conn_table_entries, 65536);
         assert_eq!((c.drain_interval_ms, c.stats_interval_ms), (50, 1000));
         assert!(c.filters.is_empty());
     }
@@ -178,8 +194,9 @@ mod tests {
     #[test]
     fn all_flags() {
         let c = cfg("--bpf-object=o --capture-request-bytes 100 --capture-response-bytes=0 --ringbuf-bytes 65536 \
-                     --drain-interval-ms 5 --stats-interval-ms 250 --pids 1,2 --ports 80 --cgroups 77 --comms node --ignore-pids 9");
+                     --conn-table-entries 32 --drain-interval-ms 5 --stats-interval-ms 250 --pids 1,2 --ports 80 --cgroups 77 --comms node --ignore-pids 9");
         assert_eq!((c.capture_req_bytes, c.capture_resp_bytes, c.ringbuf_bytes), (100, 0, 65536));
+        assert_eq!(c.conn_table_entries, 32);
         assert_eq!((c.drain_interval_ms, c.stats_interval_ms), (5, 250));
         assert_eq!(c.filters.len(), 5);
         assert_eq!(c.filters[0], FilterSet::Pids(vec![1, 2]));
@@ -208,6 +225,8 @@ mod tests {
             "--bpf-object o --capture-response-bytes -1",
             "--bpf-object o --ringbuf-bytes 5000",
             "--bpf-object o --ringbuf-bytes 2048",
+            "--bpf-object o --conn-table-entries 15",
+            "--bpf-object o --conn-table-entries 4194305",
             "--bpf-object o --drain-interval-ms 0",
             "--bpf-object o --stats-interval-ms x",
             "--bpf-object o --pids a",

@@ -1,5 +1,6 @@
 //! The main loop: drains the ring buffer (on wakeup and on a timer), writes stats, triggers the
-//! idle flush and applies stdin commands, until stdin closes or a signal asks it to stop.
+//! idle flush, reclaims stale connection-table entries and applies stdin commands, until stdin
+//! closes or a signal asks it to stop.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -10,12 +11,13 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::cli::Config;
 use crate::control::{handle_command, spawn_stdin_reader};
 use crate::drain::{self, Output};
+use crate::record::PC_LCNT_CONNS_RECLAIMED;
 use crate::startup::Running;
 use crate::stats::write_stats;
 
 /// Returns when stdin closes or on SIGTERM/SIGINT; dropping `run` then detaches.
 pub async fn run_loop<W: Write>(cfg: &Config, run: Running, out: &mut Output<W>) -> io::Result<()> {
-    let Running { ebpf, mut filters, ring, stats, mut idle_flush } = run;
+    let Running { ebpf, mut filters, ring, stats, mut idle_flush, mut reclaim } = run;
     // SAFETY: the AsyncFd owns the RingBuf, so the fd stays open for as long as it is registered.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }?;
     let mut drain_tick = tokio::time::interval(Duration::from_millis(cfg.drain_interval_ms));
@@ -25,6 +27,10 @@ pub async fn run_loop<W: Write>(cfg: &Config, run: Running, out: &mut Output<W>)
     let idle_ns = cfg.idle_flush_ms * 1_000_000;
     let mut flush_tick = tokio::time::interval(Duration::from_millis(cfg.idle_flush_ms.max(1)));
     flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Entries are removed after two sweeps that find them stale: the idle flush has had time
+    // to report a dead server's last requests (crate::reclaim).
+    let mut reclaim_tick = tokio::time::interval(Duration::from_millis(cfg.idle_flush_ms.clamp(2_000, 10_000)));
+    reclaim_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     stats_tick.tick().await; // the first tick is immediate; the first stats record comes one period in
@@ -41,6 +47,13 @@ pub async fn run_loop<W: Write>(cfg: &Config, run: Running, out: &mut Output<W>)
             _ = drain_tick.tick() => { drain::drain_pass(ring.get_mut(), out)?; }
             _ = stats_tick.tick() => write_stats(&stats, out)?,
             _ = flush_tick.tick(), if idle_ns > 0 => idle_flush.trigger(idle_ns),
+            _ = reclaim_tick.tick() => {
+                let n = reclaim.sweep();
+                if n > 0 {
+                    log::debug!("reclaimed {n} connection-table entries of fds closed unseen");
+                }
+                out.loader[PC_LCNT_CONNS_RECLAIMED] += n;
+            }
             line = control.recv() => match line {
                 Some(line) => handle_command(&line, &mut filters, &stats, out)?,
                 None => break "stdin closed",

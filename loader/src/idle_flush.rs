@@ -94,7 +94,7 @@ const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 
 /// Every key of a hash map whose keys are struct pc_conn_key. Entries the kernel adds or
 /// removes meanwhile may be missed or seen twice: the next period catches them.
-fn map_keys(map: &OwnedFd) -> Vec<PcConnKey> {
+pub(crate) fn map_keys(map: &OwnedFd) -> Vec<PcConnKey> {
     let mut keys = Vec::new();
     let mut cur: Option<PcConnKey> = None;
     loop {

@@ -13,6 +13,7 @@ pub mod filters;
 pub mod idle_flush;
 pub mod kernel;
 pub mod loader_info;
+pub mod reclaim;
 pub mod record;
 pub mod seed;
 pub mod startup;

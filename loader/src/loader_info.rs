@@ -25,7 +25,7 @@ fn json_str(s: &str) -> String {
 pub fn loader_info_json(cfg: &Config, programs: &[String], kernel: &str, variants: &Variants, pid: u32) -> String {
     let progs: Vec<String> = programs.iter().map(|p| json_str(p)).collect();
     format!(
-        "{{\"abi\":{PC_ABI_VERSION},\"programs\":[{}],\"kernel\":{},\"variants\":{{\"syscall_args\":{},\"idle_flush\":{},\"rss\":{}}},\"capture_request_bytes\":{},\"capture_response_bytes\":{},\"ringbuf_bytes\":{},\"pid\":{pid}}}",
+        "{{\"abi\":{PC_ABI_VERSION},\"programs\":[{}],\"kernel\":{},\"variants\":{{\"syscall_args\":{},\"idle_flush\":{},\"rss\":{}}},\"capture_request_bytes\":{},\"capture_response_bytes\":{},\"ringbuf_bytes\":{},\"conn_table_entries\":{},\"pid\":{pid}}}",
         progs.join(","),
         json_str(kernel),
         json_str(variants.syscall_args),
@@ -34,6 +34,7 @@ pub fn loader_info_json(cfg: &Config, programs: &[String], kernel: &str, variant
         cfg.capture_req_bytes,
         cfg.capture_resp_bytes,
         cfg.ringbuf_bytes,
+        cfg.conn_table_entries,
     )
 }
 
@@ -57,7 +58,7 @@ mod tests {
         let j = loader_info_json(&c, &["a".into(), "b\"c".into()], "6.1\\x", &v, 42);
         assert_eq!(
             j,
-            r#"{"abi":1,"programs":["a","b\"c"],"kernel":"6.1\\x","variants":{"syscall_args":"exit_regs","idle_flush":"kernel_walk","rss":"percpu_sum"},"capture_request_bytes":4096,"capture_response_bytes":512,"ringbuf_bytes":16777216,"pid":42}"#
+            r#"{"abi":1,"programs":["a","b\"c"],"kernel":"6.1\\x","variants":{"syscall_args":"exit_regs","idle_flush":"kernel_walk","rss":"percpu_sum"},"capture_request_bytes":4096,"capture_response_bytes":512,"ringbuf_bytes":16777216,"conn_table_entries":65536,"pid":42}"#
         );
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["programs"][1], "b\"c");

@@ -75,6 +75,7 @@ pub const PC_CNT_MAX: usize = 14;
 pub const PC_LCNT_RECORDS_OUT: usize = 0;
 pub const PC_LCNT_MALFORMED: usize = 1;
 pub const PC_LCNT_DRAINS: usize = 2;
+pub const PC_LCNT_CONNS_RECLAIMED: usize = 3;
 pub const PC_LCNT_MAX: usize = 4;
 
 /// struct pc_request: one finished server-side request.

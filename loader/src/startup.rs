@@ -17,6 +17,7 @@ use crate::filters::{FilterError, Filters};
 use crate::idle_flush::IdleFlush;
 use crate::kernel::{bump_memlock, kernel_version, uname_release, KERNEL_BTF};
 use crate::loader_info::{loader_info_json, write_loader_info};
+use crate::reclaim::Reclaim;
 use crate::seed;
 use crate::stats::StatsMaps;
 
@@ -27,6 +28,7 @@ pub struct Running {
     pub ring: RingBuf<MapData>,
     pub stats: StatsMaps,
     pub idle_flush: IdleFlush,
+    pub reclaim: Reclaim,
 }
 
 pub fn start<W: Write>(cfg: &Config, out: &mut Output<W>) -> Result<Running, Fatal> {
@@ -70,6 +72,7 @@ pub fn start<W: Write>(cfg: &Config, out: &mut Output<W>) -> Result<Running, Fat
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&btf))
         .map_max_entries("events", cfg.ringbuf_bytes)
+        .map_max_entries("conns", cfg.conn_table_entries)
         .override_global("capture_req_bytes", &cfg.capture_req_bytes, true)
         .override_global("capture_resp_bytes", &cfg.capture_resp_bytes, true)
         .override_global("wakeup_bytes", &wakeup_bytes, true)
@@ -109,6 +112,7 @@ pub fn start<W: Write>(cfg: &Config, out: &mut Output<W>) -> Result<Running, Fat
     }
     let idle_flush = IdleFlush::new(&mut ebpf, &programs).map_err(|e| fatal(PC_EXIT_LOAD, e))?;
     variants.idle_flush = idle_flush.variant();
+    let reclaim = Reclaim::new(&ebpf).map_err(|e| fatal(PC_EXIT_LOAD, e))?;
     let json = loader_info_json(cfg, &programs, &release, &variants, me);
     write_loader_info(out, &json).map_err(|e| output_fatal(&e))?;
     log::info!(
@@ -126,7 +130,7 @@ pub fn start<W: Write>(cfg: &Config, out: &mut Output<W>) -> Result<Running, Fat
         .take_map("cpu_unattributed")
         .ok_or_else(|| fatal(PC_EXIT_LOAD, "BPF object has no map 'cpu_unattributed'"))
         .and_then(|m| aya::maps::HashMap::try_from(m).map_err(|e| classify("map 'cpu_unattributed'", &e)))?;
-    Ok(Running { ebpf, filters, ring, stats: StatsMaps { counters, unattributed }, idle_flush })
+    Ok(Running { ebpf, filters, ring, stats: StatsMaps { counters, unattributed }, idle_flush, reclaim })
 }
 
 fn map_fatal(what: &str, e: &FilterError) -> Fatal {

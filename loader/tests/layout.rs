@@ -267,7 +267,7 @@ fn enums_match_btf() {
     check_enum(
         &types,
         "pc_loader_counter",
-        named![PC_LCNT_RECORDS_OUT, PC_LCNT_MALFORMED, PC_LCNT_DRAINS, PC_LCNT_MAX],
+        named![PC_LCNT_RECORDS_OUT, PC_LCNT_MALFORMED, PC_LCNT_DRAINS, PC_LCNT_CONNS_RECLAIMED, PC_LCNT_MAX],
     );
     check_enum(&types, "pc_capture_default", named![PC_CAPTURE_REQ_DEFAULT, PC_CAPTURE_RESP_DEFAULT]);
     check_enum(&types, "pc_abi", named![PC_ABI_VERSION]);

@@ -8,6 +8,8 @@
 export const EXPORT_FAILING_DEGRADES_AFTER_MS = 60_000;
 /** A loader restart keeps the agent degraded this long (its in-flight requests were lost). */
 export const LOADER_RESTART_DEGRADES_FOR_MS = 5 * 60_000;
+/** Records lost to a full connection table keep the agent degraded this long after the last. */
+export const CONN_TABLE_FULL_DEGRADES_FOR_MS = 5 * 60_000;
 
 export interface HealthInputs {
   captureUp: boolean;
@@ -18,6 +20,8 @@ export interface HealthInputs {
   exportFailingSinceMs: number | null;
   lastLoaderRestartMs: number | null;
   loaderRestarts: number;
+  /** Records lost because the kernel's connection table was full (--conn-table-size). */
+  connTableFull: { lost: number; lastLossMs: number | null; size: number };
   /** --namespace/--pods hold the kernel filter to the pods the API server told us of. */
   podFilter: { connected: boolean; synced: boolean; lastError: string | null } | null;
 }
@@ -34,6 +38,13 @@ export function degradedReasons(h: HealthInputs): string[] {
   }
   if (h.lastLoaderRestartMs !== null && h.nowMs - h.lastLoaderRestartMs < LOADER_RESTART_DEGRADES_FOR_MS) {
     reasons.push(`loader restarted (${h.loaderRestarts} in all, the last ${Math.round((h.nowMs - h.lastLoaderRestartMs) / 1000)} s ago)`);
+  }
+  const full = h.connTableFull;
+  if (full.lastLossMs !== null && h.nowMs - full.lastLossMs < CONN_TABLE_FULL_DEGRADES_FOR_MS) {
+    reasons.push(
+      `connection table full (${full.size} connections, --conn-table-size): ${full.lost} records lost in all, ` +
+        `the last ${Math.round((h.nowMs - full.lastLossMs) / 1000)} s ago`,
+    );
   }
   if (h.podFilter && !h.podFilter.connected) {
     const kept = h.podFilter.synced ? 'keeps the last known pods' : 'stays closed (no pod is captured)';

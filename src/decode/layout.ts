@@ -60,7 +60,7 @@ export const KERNEL_COUNTERS = [
 export const PC_CNT_MAX = 14;
 
 /** enum pc_loader_counter, by index (PC_LCNT_MAX leaves room for more). */
-export const LOADER_COUNTERS = ['records_out', 'malformed', 'drains'] as const;
+export const LOADER_COUNTERS = ['records_out', 'malformed', 'drains', 'conns_reclaimed'] as const;
 export const PC_LCNT_MAX = 4;
 
 /** enum pc_abi: the loader sends it as "abi" in its loader-info JSON; the agent refuses another. */

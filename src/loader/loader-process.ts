@@ -38,6 +38,7 @@ export interface LoaderOptions {
   captureRequestBytes: number;
   captureResponseBytes: number;
   ringbufBytes: number;
+  connTableSize: number;
   pids: number[];
   ports: number[];
   processes: string[];
@@ -122,6 +123,7 @@ export class LoaderProcess {
         '--capture-request-bytes', String(this.opts.captureRequestBytes),
         '--capture-response-bytes', String(this.opts.captureResponseBytes),
         '--ringbuf-bytes', String(this.opts.ringbufBytes),
+        '--conn-table-entries', String(this.opts.connTableSize),
       ];
       if (this.filters.pids.length) args.push('--pids', this.filters.pids.join(','));
       if (this.filters.ports.length) args.push('--ports', this.filters.ports.join(','));

@@ -3,7 +3,8 @@
  * whose container ids name cgroup v2 directories, real servers run in those cgroups, and the
  * agent (--node-name node-a --namespace shop) must put the pod's namespace, name and service
  * on its records and the k8s.* attributes on its spans' resource, and turn away the other
- * namespace's pod in the kernel.
+ * namespace's pod in the kernel: no record and no dependency from it, for pods started before
+ * and after the agent.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -11,10 +12,11 @@ import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { cgroup2Mount } from '../../src/k8s/cgroup-allow-list.ts';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startAgent, type RunningAgent } from '../harness/agent.ts';
+import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
 import { startCollector, type RunningCollector } from '../harness/collector.ts';
 import { adminWrite, startKubeApiServer, trustCa, type RunningKubeApiServer } from '../harness/kube-apiserver.ts';
 import { waitFor } from '../harness/ports.ts';
+import { startServer } from '../harness/processes.ts';
 import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
 import { startNodeServer, type RunningServer } from '../harness/runtimes.ts';
 import type { RequestRecord } from '../../src/types.ts';
@@ -28,6 +30,8 @@ describe('Kubernetes pod metadata through the agent', () => {
   let collector: RunningCollector;
   let server: RunningServer;
   let other: RunningServer;
+  let shopAfter: RunningServer | undefined;
+  let otherAfter: RunningServer | undefined;
   let agent: RunningAgent;
   const mount = cgroup2Mount();
   assert.ok(mount, 'a cgroup v2 hierarchy is mounted');
@@ -102,8 +106,7 @@ describe('Kubernetes pod metadata through the agent', () => {
 
   after(async () => {
     await agent?.stop();
-    await server?.stop();
-    await other?.stop();
+    for (const s of [server, other, shopAfter, otherAfter]) await s?.stop();
     await collector?.stop();
     await kube?.stop();
     for (const dir of [scope, otherScope]) {
@@ -154,5 +157,58 @@ describe('Kubernetes pod metadata through the agent', () => {
     const metrics = await agent.metrics();
     const line = metrics.split('\n').find((l) => l.startsWith('perfcatch_requests_total{') && l.includes('service="checkout"'));
     assert.ok(line?.endsWith(',namespace="shop",pod="checkout-7d9f8c6b5-x2x9z"} 3'), line);
+  });
+
+  it("pods started after the agent: the namespace's recorded; the other namespace's, calling into it, yields no record and no dependency", async () => {
+    // Started in their pods' cgroups, as a container runtime starts them.
+    const inPod = (dir: string) =>
+      startServer('sh', ['-c', `echo $$ > ${join(dir, 'cgroup.procs')} && exec "$0" "$@"`, process.execPath, join(ROOT, 'test', 'servers', 'node-http-server.mjs'), '0']);
+    shopAfter = await inPod(scope);
+    otherAfter = await inPod(otherScope);
+    const shop = shopAfter;
+    const ids: string[] = [];
+    const shopClient = new RawHttpClient(shop.port);
+    for (let i = 0; i < 3; i++) {
+      ids.push(`shop-after-${i}`);
+      assert.equal((await shopClient.request(getRequest(`/after/${i}`, { 'X-Correlation-ID': `shop-after-${i}` }))).status, 200);
+    }
+    await shopClient.close();
+    // Both other-namespace servers (before and after the agent) call the shop pods while serving.
+    const calls = [
+      { from: otherAfter, to: shop.port, label: 'intruder-after' },
+      { from: other, to: server.port, label: 'intruder-before' },
+    ];
+    for (const { from, to, label } of calls) {
+      const c = new RawHttpClient(from.port);
+      assert.equal((await c.request(getRequest(`/warm?to=${to}`))).status, 200);
+      for (let i = 0; i < 3; i++) {
+        const res = await c.request(getRequest(`/fanout?to=${to}`, { 'X-Correlation-ID': `${label}-${i}` }));
+        assert.equal(res.status, 200, res.body.toString());
+      }
+      await c.close();
+    }
+    // Each shop server serves one /warm-dep and, per /fanout, a /dep-new and a /dep-pooled.
+    const isCall = (r: RequestRecord) => /^\/(warm-dep|dep-new|dep-pooled)$/.test(r.http_path ?? '');
+    const all = await waitFor("the shop pods' requests", async () => {
+      const r = (await agent.get<{ requests: RequestRecord[] }>('/api/requests?limit=10000&since=60')).body.requests;
+      const mine = r.filter((x) => ids.includes(x.correlation_id ?? ''));
+      const called = r.filter(isCall);
+      return mine.length >= ids.length && called.length >= 2 * 7 ? r : undefined;
+    });
+    const mine = all.filter((x) => ids.includes(x.correlation_id ?? ''));
+    assert.deepEqual(mine.map((r) => r.correlation_id).sort(), ids.sort());
+    for (const r of mine) assert.equal(r.namespace, NS);
+    for (const port of [shop.port, server.port]) {
+      const called = all.filter((r) => r.local_port === port && isCall(r));
+      assert.equal(called.length, 7, `port ${port}: the other namespace's calls, recorded once each by the shop pod`);
+      for (const r of called) assert.equal(r.namespace, NS);
+    }
+    const otherPids = new Set([other.pid, otherAfter.pid]);
+    const leaked = all.filter((r) => otherPids.has(r.pid) || r.correlation_id?.startsWith('intruder') || r.namespace === 'other');
+    assert.deepEqual(leaked.map((r) => `${r.pid} ${r.http_path}`), [], 'nothing recorded for the other namespace');
+    assert.deepEqual(all.filter((r) => r.dependencies.length > 0).map((r) => r.http_path), [], 'no dependency');
+    const kernel = (await agent.get<{ counters: { kernel: Record<string, number> } }>('/health')).body.counters.kernel;
+    assert.equal(kernel.client_conns, 0, "no outbound connection of the other namespace's pods tracked");
+    assert.equal(kernel.dependencies, 0);
   });
 });

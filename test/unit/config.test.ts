@@ -41,6 +41,7 @@ describe('parseAgentArgs', () => {
       captureRequestBytes: 4096,
       captureResponseBytes: 512,
       ringbufBytes: 16 << 20,
+      connTableSize: 65536,
       keepQuery: false,
       loaderPath: path.join(PACKAGE_ROOT, 'loader/target/release/perfcatch-loader'),
       bpfObjectPath: path.join(PACKAGE_ROOT, 'build/perfcatch.bpf.o'),

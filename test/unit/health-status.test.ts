@@ -11,6 +11,7 @@ const fine: HealthInputs = {
   exportFailingSinceMs: null,
   lastLoaderRestartMs: null,
   loaderRestarts: 0,
+  connTableFull: { lost: 0, lastLossMs: null, size: 65536 },
   podFilter: { connected: true, synced: true, lastError: null },
 };
 
@@ -29,18 +30,27 @@ describe('health status', () => {
       exportFailingSinceMs: NOW - 61_000,
       lastLoaderRestartMs: NOW - 10_000,
       loaderRestarts: 3,
+      connTableFull: { lost: 12, lastLossMs: NOW - 20_000, size: 64 },
       podFilter: { connected: false, synced: false, lastError: 'connect ECONNREFUSED' },
     });
-    assert.equal(reasons.length, 4);
+    assert.equal(reasons.length, 5);
     assert.match(reasons[0]!, /^storage failing \(write of 5 records: database or disk is full\)/);
     assert.match(reasons[1]!, /^span export failing for 61 s/);
     assert.match(reasons[2]!, /^loader restarted \(3 in all, the last 10 s ago\)/);
-    assert.match(reasons[3]!, /Kubernetes API unreachable \(connect ECONNREFUSED\).*stays closed/);
+    assert.match(reasons[3]!, /^connection table full \(64 connections, --conn-table-size\): 12 records lost in all, the last 20 s ago/);
+    assert.match(reasons[4]!, /Kubernetes API unreachable \(connect ECONNREFUSED\).*stays closed/);
   });
 
-  it('a short export failure, an old restart and no pod filter do not degrade', () => {
+  it('a short export failure, an old restart, old table-full losses and no pod filter do not degrade', () => {
     assert.deepEqual(
-      degradedReasons({ ...fine, exportFailingSinceMs: NOW - 30_000, lastLoaderRestartMs: NOW - 600_000, loaderRestarts: 1, podFilter: null }),
+      degradedReasons({
+        ...fine,
+        exportFailingSinceMs: NOW - 30_000,
+        lastLoaderRestartMs: NOW - 600_000,
+        loaderRestarts: 1,
+        connTableFull: { lost: 3, lastLossMs: NOW - 301_000, size: 65536 },
+        podFilter: null,
+      }),
       [],
     );
   });
