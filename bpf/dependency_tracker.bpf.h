@@ -85,10 +85,10 @@ static __always_inline void flush_dependencies_of(struct conn_state *server)
 	}
 }
 
-/* A new outbound connection (or one found already open) of a tracked process; `in_record`:
- * found at a write, which begins an exchange. */
+/* A new outbound connection (or one found already open) of a tracked process. In a full
+ * table it is not tracked, and tried again at its next I/O (maybe_adopt). */
 static __always_inline struct conn_state *track_client(struct pc_conn_key *key, struct sock *sk,
-						       bool from_start, bool in_record, __u64 now)
+						       bool from_start, __u64 now)
 {
 	struct conn_state c = {};
 	c.role = ROLE_CLIENT;
@@ -99,10 +99,8 @@ static __always_inline struct conn_state *track_client(struct pc_conn_key *key, 
 	c.connect_start_ns = from_start ? now : 0;
 	c.cgroup_id = bpf_get_current_cgroup_id();
 	read_sock_addrs(sk, &c);
-	if (bpf_map_update_elem(&conns, key, &c, BPF_ANY)) {
-		table_full(key, true, in_record);
+	if (bpf_map_update_elem(&conns, key, &c, BPF_ANY))
 		return NULL;
-	}
 	count(PC_CNT_CLIENT_CONNS);
 	return bpf_map_lookup_elem(&conns, key);
 }
@@ -265,7 +263,8 @@ static __always_inline void client_io_exit(struct thread_state *ts, struct pc_co
 		set_owner(ts, &c->parent, parent);
 	}
 	ts->just_woke = is_read && parent;
-	if (io->op != IO_SENDFILE && !c->emitted)
+	/* An exchange with no request to serve is never sent (emit_dependency): nor are its bytes. */
+	if (io->op != IO_SENDFILE && !c->emitted && c->parent_conn_id)
 		capture(c, io, ret, is_read ? PC_DIR_RESPONSE : PC_DIR_REQUEST, capture_dep_bytes);
 }
 
@@ -277,16 +276,27 @@ static __always_inline void client_io_exit(struct thread_state *ts, struct pc_co
 static __always_inline struct conn_state *maybe_adopt(struct pc_conn_key *key, bool is_read,
 						       __u64 now)
 {
-	__u8 *ignored = bpf_map_lookup_elem(&ignored_fds, key);
+	__u8 *ignored = bpf_map_lookup_elem(&ignored_fds, key); /* the caller checked server_tgids */
 	if (ignored) {
-		untracked_io(ignored, is_read);
-		return NULL; /* the caller checked server_tgids */
+		/* An inbound connection the full table had no room for: each request that begins
+		 * (a read after a write) tries again below, and is counted lost if it finds none. */
+		if (!(*ignored & IGN_TABLE_FULL))
+			return NULL;
+		if (!is_read) {
+			*ignored &= ~IGN_IN_REQUEST;
+			return NULL;
+		}
+		if (*ignored & IGN_IN_REQUEST)
+			return NULL; /* more of a request already counted */
 	}
 	__u8 one = 1;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct sock *sk = sock_of_fd(task, key->fd);
 	if (!sk || !is_inet_tcp(sk) || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_ESTABLISHED) {
-		bpf_map_update_elem(&ignored_fds, key, &one, BPF_ANY);
+		if (ignored)
+			table_full(key, true); /* a request on it as the peer closes: still lost */
+		else
+			bpf_map_update_elem(&ignored_fds, key, &one, BPF_ANY);
 		return NULL;
 	}
 	__u16 local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
@@ -297,7 +307,7 @@ static __always_inline struct conn_state *maybe_adopt(struct pc_conn_key *key, b
 		bpf_map_delete_elem(&server_tgids, &key->tgid);
 		return NULL;
 	}
-	if (bpf_map_lookup_elem(&listen_ports, &local_port)) {
+	if (ignored || bpf_map_lookup_elem(&listen_ports, &local_port)) {
 		if (cfg && cfg->ports_on && !bpf_map_lookup_elem(&filter_ports, &local_port)) {
 			count(PC_CNT_CONN_FILTERED);
 			bpf_map_update_elem(&ignored_fds, key, &one, BPF_ANY);
@@ -314,12 +324,14 @@ static __always_inline struct conn_state *maybe_adopt(struct pc_conn_key *key, b
 		struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 		bpf_probe_read_kernel_str(c.comm, sizeof(c.comm), &leader->comm);
 		if (bpf_map_update_elem(&conns, key, &c, BPF_ANY)) {
-			table_full(key, false, is_read); /* a read begins a request */
+			table_full(key, is_read); /* a read begins a request */
 			return NULL;
 		}
+		if (ignored)
+			bpf_map_delete_elem(&ignored_fds, key); /* room at last: tracked from this request */
 		return bpf_map_lookup_elem(&conns, key);
 	}
-	return track_client(key, sk, false, !is_read, now);
+	return track_client(key, sk, false, now);
 }
 
 /* ---- connect() and the handshake ------------------------------------------------------- */
@@ -345,7 +357,7 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	}
 	__u64 now = bpf_ktime_get_ns();
 	/* Addresses are read at exit, once connect() has bound a local port. */
-	struct conn_state *c = track_client(&key, sk, true, false, now);
+	struct conn_state *c = track_client(&key, sk, true, now);
 	if (!c)
 		return 0;
 	/* The request the thread serves as it opens the connection is what its first exchange

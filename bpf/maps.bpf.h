@@ -195,8 +195,10 @@ struct {
 
 /*
  * Tracked connections. A plain hash, not an LRU: an LRU would make room by silently evicting a
- * live connection (and its request under way), whereas here an insert into a full table fails
- * and the connection's records are counted lost (PC_CNT_CONN_TABLE_FULL, table_full()).
+ * live connection (and its request under way), whereas here an insert into a full table fails:
+ * an inbound connection's requests are then counted lost (PC_CNT_CONN_TABLE_FULL,
+ * table_full()) until one of them finds room; an outbound connection is tried again at its
+ * next I/O (its exchanges meanwhile are missing from their requests, uncounted).
  * Entries whose close was never seen (a process exiting closes its fds without a close
  * syscall; close_range, dup2) are reclaimed by the loader (loader/src/reclaim.rs). The loader
  * sets max_entries (--conn-table-entries).
@@ -239,13 +241,13 @@ struct {
 	__type(value, __u8);
 } listen_ports SEC(".maps");
 
-/* fds of server processes not tracked until they are closed: not TCP connections worth
- * tracking (IGN_NOT_TRACKED), or connections the full "conns" table could not hold
- * (IGN_TABLE_FULL, whose records are counted lost as each begins: untracked_io()). */
+/* fds of server processes not tracked: not TCP connections worth tracking (IGN_NOT_TRACKED,
+ * until they are closed), or inbound connections the full "conns" table had no room for
+ * (IGN_TABLE_FULL: each request that begins on one tries again, and is counted lost when the
+ * table is still full; maybe_adopt()). */
 #define IGN_NOT_TRACKED 1
 #define IGN_TABLE_FULL 2
-#define IGN_CLIENT 4    /* IGN_TABLE_FULL: outbound; its records (exchanges) begin at a write */
-#define IGN_IN_RECORD 8 /* IGN_TABLE_FULL: a record has begun and was counted */
+#define IGN_IN_REQUEST 4 /* IGN_TABLE_FULL: a request has begun (read) and was counted */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -400,33 +402,18 @@ static __always_inline void count(__u32 idx)
 }
 
 /*
- * A connection "conns" had no room for (the insert failed: the table is full). It stays
- * untracked until it is closed; each record that begins on it is counted lost (untracked_io),
- * the one under way now if `in_record`.
+ * An inbound connection "conns" had no room for (the insert failed: the table is full). Its
+ * requests are counted lost, the one under way now if `in_request` (a read), until one finds
+ * room (maybe_adopt()).
  */
-static __always_inline void table_full(struct pc_conn_key *key, bool client, bool in_record)
+static __always_inline void table_full(struct pc_conn_key *key, bool in_request)
 {
-	__u8 v = IGN_TABLE_FULL | (client ? IGN_CLIENT : 0);
-	if (in_record) {
-		v |= IGN_IN_RECORD;
+	__u8 v = IGN_TABLE_FULL;
+	if (in_request) {
+		v |= IGN_IN_REQUEST;
 		count(PC_CNT_CONN_TABLE_FULL);
 	}
 	bpf_map_update_elem(&ignored_fds, key, &v, BPF_ANY);
-}
-
-/* I/O on an ignored fd: on one the table had no room for, a record that begins (a server's
- * read after a write, a client's write after a read) is counted lost. */
-static __always_inline void untracked_io(__u8 *v, bool is_read)
-{
-	if (!(*v & IGN_TABLE_FULL))
-		return;
-	bool begins = is_read != ((*v & IGN_CLIENT) != 0);
-	if (!begins)
-		*v &= ~IGN_IN_RECORD;
-	else if (!(*v & IGN_IN_RECORD)) {
-		*v |= IGN_IN_RECORD;
-		count(PC_CNT_CONN_TABLE_FULL);
-	}
 }
 
 /* Unread data within which a record crossing wakeup_bytes wakes the loader. */

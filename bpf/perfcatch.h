@@ -121,9 +121,8 @@ enum pc_counter {
 	PC_CNT_RB_DROP_REQUEST = 1, /* ring buffer full: request record lost */
 	PC_CNT_RB_DROP_DATA = 2,    /* ring buffer full: data record lost */
 	PC_CNT_CONN_ACCEPTED = 3,   /* accepted TCP connections that passed the filters */
-	PC_CNT_CONN_TABLE_FULL = 4, /* records lost because their connection did not fit in the
-				     * full connection table: requests, and outbound exchanges,
-				     * counted as each begins */
+	PC_CNT_CONN_TABLE_FULL = 4, /* requests lost: their connection found the connection table
+				     * full (counted as each begins) */
 	PC_CNT_CAPTURE_SHED = 5,    /* payload not captured: ring buffer over half full (overload) */
 	PC_CNT_CONN_FILTERED = 6,   /* accepted connections rejected by the filters */
 	PC_CNT_CONN_REPLACED = 7,   /* fd reused while a request was open (flushed early) */

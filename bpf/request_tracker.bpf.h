@@ -233,7 +233,7 @@ static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
 	bpf_probe_read_kernel_str(c.comm, sizeof(c.comm), &leader->comm);
 
 	if (bpf_map_update_elem(&conns, &key, &c, BPF_ANY)) {
-		table_full(&key, false, false); /* counted from its first request */
+		table_full(&key, false); /* counted from its first request */
 		return 0;
 	}
 	count(PC_CNT_CONN_ACCEPTED);

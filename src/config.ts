@@ -125,7 +125,7 @@ const OPTIONS = [
   { flag: '--capture-request-bytes', env: ['PERFCATCH_CAPTURE_REQUEST_BYTES'], arg: 'N', description: 'request bytes captured for parsing (64-4096)', defaultText: String(DEFAULT_CAPTURE_REQUEST_BYTES) },
   { flag: '--capture-response-bytes', env: ['PERFCATCH_CAPTURE_RESPONSE_BYTES'], arg: 'N', description: 'response bytes captured for parsing (16-4096)', defaultText: String(DEFAULT_CAPTURE_RESPONSE_BYTES) },
   { flag: '--ringbuf-kb', env: ['PERFCATCH_RINGBUF_KB'], arg: 'N', description: 'kernel ring buffer in KiB, a power of two (64-1048576): past half full, payload capture is shed; when full, records are dropped (both counted)', defaultText: '16384' },
-  { flag: '--conn-table-size', env: ['PERFCATCH_CONN_TABLE_SIZE'], arg: 'N', description: 'connections tracked at once (16-4194304, about 400 bytes of kernel memory each): the requests of connections beyond are not recorded, and counted lost (kernel_conn_table_full)', defaultText: '65536' },
+  { flag: '--conn-table-size', env: ['PERFCATCH_CONN_TABLE_SIZE'], arg: 'N', description: 'connections tracked at once (16-4194304, about 330 bytes of kernel memory each): the requests of connections beyond are not recorded, and counted lost (kernel_conn_table_full)', defaultText: '65536' },
   { flag: '--keep-query', env: ['PERFCATCH_KEEP_QUERY'], arg: null, description: 'keep query strings in paths instead of redacting them', defaultText: 'off' },
   { flag: '--loader', env: ['PERFCATCH_LOADER'], arg: 'PATH', description: 'perfcatch-loader executable', defaultText: DEFAULT_LOADER_PATH },
   { flag: '--bpf-object', env: ['PERFCATCH_BPF_OBJECT'], arg: 'PATH', description: 'compiled BPF object', defaultText: DEFAULT_BPF_OBJECT_PATH },

@@ -42,7 +42,8 @@ Stdout carries frames: u32 little-endian length, then one record (bpf/perfcatch.
     )
 }
 
-/// Bounds of --conn-table-entries: a struct conn_state is about 400 bytes, preallocated.
+/// Bounds of --conn-table-entries: an entry (struct conn_state and the hash element) is about
+/// 330 bytes, preallocated.
 pub const MIN_CONN_TABLE_ENTRIES: u32 = 16;
 pub const MAX_CONN_TABLE_ENTRIES: u32 = 1 << 22;
 

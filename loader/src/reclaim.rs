@@ -7,7 +7,8 @@
 //!
 //! Every period the loader lists the table's keys and finds the stale ones: the process is gone
 //! (or only its zombie is left), or, while the table is over half full, the fd is no longer a
-//! socket. An entry is removed once it was stale at two sweeps in a row with the same
+//! socket (read from /proc, about 3 µs an entry: at most every FD_CHECK_EVERY sweeps). An
+//! entry is removed once it was found stale twice in a row, the same way and with the same
 //! connection id, so that the idle flush (which runs more often) has reported a dead server's
 //! last requests first, and an entry made meanwhile for a new connection on that fd is kept.
 //! A process whose state cannot be read (permissions) is left alone.
@@ -99,12 +100,18 @@ fn elem_op(cmd: libc::c_long, map: &OwnedFd, key: &PcConnKey, value: Option<&mut
     unsafe { libc::syscall(libc::SYS_bpf, cmd, &attr as *const ElemAttr, std::mem::size_of::<ElemAttr>()) == 0 }
 }
 
+/// Sweeps between two checks of the fds of live processes.
+pub const FD_CHECK_EVERY: u64 = 15;
+
 pub struct Reclaim {
     conns: OwnedFd,
     value_size: usize,
     max_entries: u32,
-    /// Entries stale at the previous sweep: (tgid, fd) -> their connection id.
-    suspects: HashMap<(u32, u32), u64>,
+    sweeps: u64,
+    /// Entries of gone processes at the previous sweep: (tgid, fd) -> their connection id.
+    gone: HashMap<(u32, u32), u64>,
+    /// Entries whose fd was no longer a socket at the previous fd check.
+    closed: HashMap<(u32, u32), u64>,
 }
 
 impl Reclaim {
@@ -119,38 +126,44 @@ impl Reclaim {
             return Err(format!("map 'conns': value of {value_size} bytes has no connection id"));
         }
         let conns = data.fd().as_fd().try_clone_to_owned().map_err(|e| format!("map 'conns': {e}"))?;
-        Ok(Reclaim { conns, value_size, max_entries: info.max_entries(), suspects: HashMap::new() })
+        Ok(Reclaim { conns, value_size, max_entries: info.max_entries(), sweeps: 0, gone: HashMap::new(), closed: HashMap::new() })
     }
 
     /// One sweep; returns how many entries it removed.
     pub fn sweep(&mut self) -> u64 {
         let keys = map_keys(&self.conns);
-        // Reading every fd's link costs a few µs each: only when room is getting short.
-        let check_fds = keys.len() as u64 * 2 > self.max_entries as u64;
+        self.sweeps += 1;
+        // Reading every fd's link costs a few µs each: only when room is getting short, and
+        // not at every sweep.
+        let check_fds = keys.len() as u64 * 2 > self.max_entries as u64 && self.sweeps % FD_CHECK_EVERY == 0;
         let mut processes: HashMap<u32, Presence> = HashMap::new();
-        let mut suspects = HashMap::new();
+        let mut gone = HashMap::new();
+        let mut closed = HashMap::new();
         let mut value = vec![0u8; self.value_size];
         let mut reclaimed = 0;
         for key in keys {
-            let stale = match *processes.entry(key.tgid).or_insert_with(|| process_presence(key.tgid)) {
-                Presence::No => true,
-                Presence::Unknown => false,
-                Presence::Yes => check_fds && fd_presence(key.tgid, key.fd) == Presence::No,
+            let (now, before) = match *processes.entry(key.tgid).or_insert_with(|| process_presence(key.tgid)) {
+                Presence::No => (&mut gone, &self.gone),
+                Presence::Yes if check_fds && fd_presence(key.tgid, key.fd) == Presence::No => (&mut closed, &self.closed),
+                _ => continue,
             };
-            if !stale || !elem_op(BPF_MAP_LOOKUP_ELEM, &self.conns, &key, Some(&mut value)) {
+            if !elem_op(BPF_MAP_LOOKUP_ELEM, &self.conns, &key, Some(&mut value)) {
                 continue;
             }
             // struct conn_state begins with its conn_id (asserted in bpf/maps.bpf.h).
             let conn_id = u64::from_ne_bytes(value[..8].try_into().expect("8 bytes"));
-            if self.suspects.get(&(key.tgid, key.fd)) == Some(&conn_id) {
+            if before.get(&(key.tgid, key.fd)) == Some(&conn_id) {
                 if elem_op(BPF_MAP_DELETE_ELEM, &self.conns, &key, None) {
                     reclaimed += 1;
                 }
             } else {
-                suspects.insert((key.tgid, key.fd), conn_id);
+                now.insert((key.tgid, key.fd), conn_id);
             }
         }
-        self.suspects = suspects;
+        self.gone = gone;
+        if check_fds {
+            self.closed = closed;
+        }
         reclaimed
     }
 }

@@ -7,7 +7,7 @@ import type { PipelineCounters } from '../types.ts';
 export const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) => number | undefined][] = [
   ['kernel_ringbuf_request', (c) => c.kernel.rb_drop_request],
   ['kernel_ringbuf_data', (c) => c.kernel.rb_drop_data],
-  /** Requests (and outbound exchanges) on connections the full connection table had no room for. */
+  /** Requests on inbound connections the full connection table had no room for. */
   ['kernel_conn_table_full', (c) => c.kernel.conn_table_full],
   ['kernel_capture_shed', (c) => c.kernel.capture_shed],
   ['kernel_ringbuf_dependency', (c) => c.kernel.rb_drop_dependency],
