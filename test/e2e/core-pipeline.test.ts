@@ -123,6 +123,7 @@ describe('core pipeline on the real kernel', () => {
     );
     assert.equal(notFound.body.count, REQUESTS_PER_SERVER / 10);
     const newestFirst = await agent.get<{ requests: RequestRecord[] }>('/api/requests?limit=5&since=60');
+    assert.ok(Array.isArray(newestFirst.body.requests), JSON.stringify(newestFirst));
     const ts = newestFirst.body.requests.map((r) => r.timestamp);
     assert.deepEqual(ts, [...ts].sort((a, b) => b - a));
   });
