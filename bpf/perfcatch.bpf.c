@@ -24,6 +24,7 @@
  *   types.bpf.h      - kernel-private types (conn_state, thread_state, ...)
  *   core_fixes.bpf.h - older kernels' struct layouts, as CO-RE flavours
  *   perfcatch.h      - every record that userspace reads
+ * vmlinux.h is vendored per architecture (vmlinux/<arch>/vmlinux.h; `make -C bpf vmlinux`).
  * Hooks are tracepoints and tp_btf only: no kprobes, no fentry (README: Kernel support).
  */
 #include "vmlinux.h"
