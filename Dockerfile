@@ -4,7 +4,6 @@
 # (TypeScript on Node 24), built in three stages and assembled on node:24-slim.
 #
 #   docker build -t perfcatch .
-#   docker build --build-arg VMLINUX_H=context -t perfcatch .   # use a pre-generated build/vmlinux.h
 #
 # The runtime layout is the repository's own (dist/, loader/target/release/perfcatch-loader,
 # build/perfcatch.bpf.o under /opt/perfcatch), so the agent's default paths work unchanged.
@@ -12,32 +11,16 @@
 
 # ---------------------------------------------------------------------------------------------
 # 1. bpf: build/perfcatch.bpf.o (CO-RE; runs on any kernel >= 5.8 with BTF)
+# The kernel's types come from bpf/vmlinux/<arch>/vmlinux.h, vendored (bpf/vmlinux/README.md):
+# the build reads no kernel BTF, so any builder works (remote, rootless, macOS VMs).
 FROM debian:12 AS bpf
 RUN apt-get update \
- && apt-get install -y --no-install-recommends clang llvm libbpf-dev bpftool make \
+ && apt-get install -y --no-install-recommends clang llvm libbpf-dev make \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY bpf/ bpf/
-# vmlinux.h (the kernel's types, for CO-RE) is what bpf/Makefile dumps from
-# /sys/kernel/btf/vmlinux of the machine running the build: `docker build` does not hide /sys
-# from RUN steps, so on a BTF-enabled build host (most distributions since 2020) that file is
-# readable and nothing else is needed. The object is portable whatever kernel built it (CO-RE
-# relocations are resolved at load time). Where the builder has no readable kernel BTF (some
-# remote or rootless builders, macOS VMs), generate it once elsewhere
-# (`bpftool btf dump file /sys/kernel/btf/vmlinux format c > build/vmlinux.h`) and build with
-# --build-arg VMLINUX_H=context: .dockerignore lets build/vmlinux.h (and only it) through.
-ARG VMLINUX_H=generate
-# The bracket globs make this COPY a no-op when build/vmlinux.h is not in the context.
-COPY buil[d]/vmlinux.[h] /context/
-RUN set -eu; mkdir -p build; \
-    case "$VMLINUX_H" in \
-      context) test -s /context/vmlinux.h || { echo "VMLINUX_H=context but build/vmlinux.h is not in the build context" >&2; exit 1; }; \
-               cp /context/vmlinux.h build/vmlinux.h ;; \
-      generate) test -r /sys/kernel/btf/vmlinux || { echo "/sys/kernel/btf/vmlinux is not readable on this builder: use --build-arg VMLINUX_H=context" >&2; exit 1; } ;; \
-      *) echo "VMLINUX_H must be generate or context, not $VMLINUX_H" >&2; exit 1 ;; \
-    esac; \
-    make -s -C bpf; \
-    test -s build/perfcatch.bpf.o
+RUN make -s -C bpf \
+ && test -s build/perfcatch.bpf.o
 
 # ---------------------------------------------------------------------------------------------
 # 2. loader: loader/target/release/perfcatch-loader (aya needs Rust >= 1.87, Cargo.toml's rust-version)

@@ -4,6 +4,7 @@
 #define __PC_IO_BPF_H
 
 #include "maps.bpf.h"
+#include "ringbuf.bpf.h"
 
 /* Copy up to `len` bytes at user address `ubuf` into one pc_data record. */
 static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u64 ubuf,

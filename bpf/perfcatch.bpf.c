@@ -1,15 +1,31 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * PerfCatch eBPF programs: one object, split by concern into headers.
- *   request_tracker.bpf.h  - accept/read/write/close syscall tracepoints, request records
- *   dependency_tracker.bpf.h - outbound connections and the exchanges made while serving
- *   resource_tracker.bpf.h - on-CPU time per request (sched_switch), process RSS
- *   idle_flush.bpf.h       - reports requests on idle keep-alive connections (prctl trigger)
- *   process_identity.bpf.h - OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES of each exec
- *   admission.bpf.h        - the filters, on every path into the connection table
- *   maps.bpf.h             - kernel-private state, one map per purpose
- *   perfcatch.h            - every record that userspace reads
- * Hooks are tracepoints and tp_btf only: no kprobes, no fentry (see platform notes).
+ * PerfCatch eBPF programs: one object, built from this file alone. The programs are in units
+ * (*.bpf.c, one concern each) included below, as OBI's generictracer.c includes its own; what
+ * several units share is in headers (*.bpf.h), which include what they use. No unit includes
+ * another.
+ *
+ * Units (the programs):
+ *   resource_tracker.bpf.c   - sched_switch and epoll waits: the CPU segments of serving threads
+ *   dependency_tracker.bpf.c - connect() and the handshake of outbound connections
+ *   request_tracker.bpf.c    - accept/listen/read/write/close syscall tracepoints of both roles
+ *   idle_flush.bpf.c         - reports requests on idle keep-alive connections (prctl trigger)
+ *   process_identity.bpf.c   - OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES of each exec
+ * Shared headers:
+ *   request.bpf.h    - emit_request(): a request closed in the kernel and sent
+ *   dependency.bpf.h - outbound exchanges: tracked, attributed to their caller, sent
+ *   cpu.bpf.h        - per-request CPU: thread segments and the queues of waiting requests
+ *   rss.bpf.h        - a serving process's RSS, as /proc computes it
+ *   io.bpf.h         - payload capture (pc_data), both roles
+ *   sock.bpf.h       - from an fd to its TCP socket and addresses
+ *   admission.bpf.h  - the filters, conn ids and the full-table count: the way into "conns"
+ *   ringbuf.bpf.h    - counters and the ring buffer's wakeup policy
+ *   maps.bpf.h       - load-time settings and every map, one per purpose
+ *   types.bpf.h      - kernel-private types (conn_state, thread_state, ...)
+ *   core_fixes.bpf.h - older kernels' struct layouts, as CO-RE flavours
+ *   perfcatch.h      - every record that userspace reads
+ * vmlinux.h is vendored per architecture (vmlinux/<arch>/vmlinux.h; `make -C bpf vmlinux`).
+ * Hooks are tracepoints and tp_btf only: no kprobes, no fentry (README: Kernel support).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -18,12 +34,11 @@
 #include <bpf/bpf_endian.h>
 
 #include "perfcatch.h"
-#include "maps.bpf.h"
-#include "resource_tracker.bpf.h"
-#include "dependency_tracker.bpf.h"
-#include "request_tracker.bpf.h"
-#include "idle_flush.bpf.h"
-#include "process_identity.bpf.h"
+#include "resource_tracker.bpf.c"
+#include "dependency_tracker.bpf.c"
+#include "request_tracker.bpf.c"
+#include "idle_flush.bpf.c"
+#include "process_identity.bpf.c"
 
 /*
  * Userspace-only records and enums, referenced here so that their layouts are in this

@@ -3,7 +3,7 @@
 #ifndef __PC_SOCK_BPF_H
 #define __PC_SOCK_BPF_H
 
-#include "maps.bpf.h"
+#include "types.bpf.h"
 
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2

@@ -19,7 +19,7 @@ export interface DependencyRecord {
   http_method: string | null;
   http_path: string | null;
   http_status: number | null;
-  /** How the request that made this call was found (bpf/dependency_tracker.bpf.h): "exact"
+  /** How the request that made this call was found (bpf/dependency.bpf.h): "exact"
    * when the thread was serving only that request; "inferred" when several requests' code was
    * runnable on it (an event loop) and the order of their reads decided. */
   caller_attribution: 'exact' | 'inferred';
@@ -47,7 +47,7 @@ export interface RequestRecord {
   remote_port: number;
   duration_ms: number;
   cpu_time_ms: number;
-  /** How cpu_time_ms was attributed (bpf/resource_tracker.bpf.h): every CPU segment by where
+  /** How cpu_time_ms was attributed (bpf/cpu.bpf.h): every CPU segment by where
    * it ended or by the thread's only request ("exact"); some by the owner rule while other
    * requests on that thread were waiting ("apportioned"); no CPU seen at all ("unknown"). */
   cpu_attribution: CpuAttribution;

@@ -53,7 +53,7 @@ impl Features {
             // bpf_task_pt_regs is only useful with bpf_get_current_task_btf (its argument).
             task_pt_regs: helper(BPF_FUNC_TASK_PT_REGS) && helper(BPF_FUNC_GET_CURRENT_TASK_BTF),
             for_each_map_elem: helper(BPF_FUNC_FOR_EACH_MAP_ELEM),
-            // struct mm_rss_stat exists only before 6.2 (bpf/resource_tracker.bpf.h).
+            // struct mm_rss_stat exists only before 6.2 (bpf/core_fixes.bpf.h, bpf/rss.bpf.h).
             rss_atomic_layout: btf.id_by_type_name_kind("mm_rss_stat", BtfKind::Struct).is_ok(),
         }
     }
@@ -142,8 +142,8 @@ const fn args_at_enter(name: &'static str) -> VariantProgram {
     VariantProgram { name, part: Part::SyscallArgs, variant: "enter_map", when_chosen: Plan::Required }
 }
 
-/// Every program of the object that belongs to a variant (bpf/request_tracker.bpf.h,
-/// bpf/idle_flush.bpf.h); every program not listed is required. The idle flush is optional:
+/// Every program of the object that belongs to a variant (bpf/request_tracker.bpf.c,
+/// bpf/idle_flush.bpf.c); every program not listed is required. The idle flush is optional:
 /// without it requests on idle keep-alive connections are reported late, not lost.
 /// tests/layout.rs checks that each name is a program of the object.
 pub const VARIANT_PROGRAMS: &[VariantProgram] = &[

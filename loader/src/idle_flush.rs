@@ -1,4 +1,4 @@
-//! Triggers the idle flush (bpf/idle_flush.bpf.h): requests on keep-alive connections that went
+//! Triggers the idle flush (bpf/idle_flush.bpf.c): requests on keep-alive connections that went
 //! quiet after their response are reported without waiting for the next request.
 //!
 //! The trigger is a prctl() option no kernel defines (it fails with EINVAL, as intended), which
@@ -57,7 +57,7 @@ impl IdleFlush {
             IdleFlush::LoaderScan { conns, list } => {
                 let keys = map_keys(conns);
                 // One call even with no connections: the program also finds the per-CPU
-                // offsets RSS needs (bpf/idle_flush.bpf.h), from the first period on.
+                // offsets RSS needs (bpf/idle_flush.bpf.c), from the first period on.
                 let empty: [PcConnKey; 0] = [];
                 let chunks: Vec<&[PcConnKey]> =
                     if keys.is_empty() { vec![&empty] } else { keys.chunks(PC_FLUSH_LIST_MAX).collect() };

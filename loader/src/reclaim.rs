@@ -151,7 +151,7 @@ impl Reclaim {
             if !elem_op(BPF_MAP_LOOKUP_ELEM, &self.conns, &key, Some(&mut value)) {
                 continue;
             }
-            // struct conn_state begins with its conn_id (asserted in bpf/maps.bpf.h).
+            // struct conn_state begins with its conn_id (asserted in bpf/types.bpf.h).
             let conn_id = u64::from_ne_bytes(value[..8].try_into().expect("8 bytes"));
             if before.get(&(key.tgid, key.fd)) == Some(&conn_id) {
                 if elem_op(BPF_MAP_DELETE_ELEM, &self.conns, &key, None) {

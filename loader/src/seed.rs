@@ -88,7 +88,7 @@ const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_NOEXIST: u64 = 1;
 
 /// Puts what `scan` found into the kernel's maps. server_tgids values are kernel-private
-/// (struct server_process in bpf/maps.bpf.h): a new entry starts zeroed, as in the kernel.
+/// (struct server_process in bpf/types.bpf.h): a new entry starts zeroed, as in the kernel.
 pub fn seed(ebpf: &mut Ebpf, found: &Listening) -> Result<(), String> {
     let mut ports: HashMap<&mut MapData, u16, u8> =
         HashMap::try_from(ebpf.map_mut("listen_ports").ok_or("BPF object has no map 'listen_ports'")?)

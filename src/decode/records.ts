@@ -94,7 +94,7 @@ export interface LoaderInfo {
   info: Record<string, unknown>;
 }
 
-/** An OpenTelemetry variable a process exec'd with (bpf/process_identity.bpf.h). */
+/** An OpenTelemetry variable a process exec'd with (bpf/process_identity.bpf.c). */
 export interface ProcessEnv {
   kind: 'process_env';
   pid: number;

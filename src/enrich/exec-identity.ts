@@ -1,6 +1,6 @@
 /**
  * The OpenTelemetry identity each process exec'd with, as the kernel read it from the new
- * program's environment (bpf/process_identity.bpf.h), before the process could rewrite that
+ * program's environment (bpf/process_identity.bpf.c), before the process could rewrite that
  * memory: gunicorn with setproctitle (its recommended install) writes its title over the
  * environment, after which /proc/<pid>/environ no longer has OTEL_SERVICE_NAME. Workers forked
  * later inherit their parent's, so a process without its own entry takes its nearest

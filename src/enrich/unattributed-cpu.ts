@@ -1,6 +1,6 @@
 /**
  * CPU of each process's serving threads that no request was charged (timers, background work,
- * waiting for the next request: bpf/resource_tracker.bpf.h), as the loader reports it with its
+ * waiting for the next request: bpf/cpu.bpf.h), as the loader reports it with its
  * stats. With the requests' cpu_time_ms it adds up to those threads' CPU: nothing vanishes.
  * Kept per pid, cumulative; a process that exits keeps its last value, so totals by name only
  * grow (a Prometheus counter).

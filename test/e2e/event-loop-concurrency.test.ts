@@ -1,6 +1,6 @@
 /**
  * An event loop under concurrent load: many connections interleave on one thread, so CPU
- * must be split between them (bpf/resource_tracker.bpf.h). The sum over requests must be
+ * must be split between them (bpf/cpu.bpf.h). The sum over requests must be
  * within 5% of the CPU the process spent in the same window (/proc/<pid>/stat), and CPU is
  * conserved: the requests' CPU plus what the kernel counted as attributed to no request
  * (cpu_unattributed_ns) is the serving thread's own CPU (schedstat) within 2%.

@@ -11,11 +11,10 @@
  *   idle_flush_listed - flushes the connections the loader listed in "flush_list" (it reads
  *                       the map's keys from userspace), PC_FLUSH_LIST_MAX per call.
  */
-#ifndef __PC_IDLE_FLUSH_BPF_H
-#define __PC_IDLE_FLUSH_BPF_H
 
 #include "maps.bpf.h"
-#include "request_tracker.bpf.h"
+#include "core_fixes.bpf.h"
+#include "request.bpf.h"
 
 struct flush_ctx {
 	__u64 now;
@@ -120,5 +119,3 @@ int idle_flush_listed(struct trace_event_raw_sys_enter *ctx)
 	}
 	return 0;
 }
-
-#endif /* __PC_IDLE_FLUSH_BPF_H */

@@ -8,26 +8,19 @@
  * Exchanges are emitted when the next one starts, when the connection closes, or when their
  * parent request ends (through its dep_keys), whichever comes first, so a parent's
  * dependencies normally reach userspace before the parent.
+ *
+ * The read/write/close programs of both roles are in request_tracker.bpf.c; connect() and
+ * the handshake in dependency_tracker.bpf.c.
  */
-#ifndef __PC_DEPENDENCY_TRACKER_BPF_H
-#define __PC_DEPENDENCY_TRACKER_BPF_H
+#ifndef __PC_DEPENDENCY_BPF_H
+#define __PC_DEPENDENCY_BPF_H
 
 #include "maps.bpf.h"
+#include "ringbuf.bpf.h"
 #include "sock.bpf.h"
 #include "io.bpf.h"
 #include "admission.bpf.h"
-#include "resource_tracker.bpf.h"
-
-static __always_inline __u64 next_conn_id(void)
-{
-	__u32 zero = 0;
-	__u64 *ctr = bpf_map_lookup_elem(&conn_id_seq, &zero);
-	if (!ctr)
-		return 0;
-	*ctr += 1;
-	/* Below 2^53, so userspace holds it exactly as a double: 13 bits of CPU, 40 of counter. */
-	return ((__u64)(bpf_get_smp_processor_id() & 0x1fff) << 40) | (*ctr & ((1ULL << 40) - 1));
-}
+#include "cpu.bpf.h"
 
 static __noinline void emit_dependency(struct pc_conn_key *key, struct conn_state *c, __u32 flags)
 {
@@ -122,7 +115,7 @@ static __always_inline void forget_tuple(struct conn_state *c)
 
 /*
  * The request an outbound action of this thread (a connect, or a call's first write) serves
- * (resource_tracker.bpf.h). Where the thread's code acts in the turn that read it (Node: a
+ * (cpu.bpf.h). Where the thread's code acts in the turn that read it (Node: a
  * handler runs in its read's callback, a continuation right after its read): the owner when
  * the thread has just read its upstream response, else the oldest woken request, else the
  * oldest fresh one. Where code waits its turn (asyncio: a handler two turns after its read, a
@@ -334,74 +327,4 @@ static __always_inline struct conn_state *maybe_adopt(struct pc_conn_key *key, b
 	return track_client(key, sk, false, now);
 }
 
-/* ---- connect() and the handshake ------------------------------------------------------- */
-
-SEC("tracepoint/syscalls/sys_enter_connect")
-int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct pc_conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
-	if (!bpf_map_lookup_elem(&server_tgids, &key.tgid))
-		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct sock *sk = sock_of_fd(task, key.fd);
-	if (!sk || !is_inet_tcp(sk))
-		return 0;
-	/* The process filters hold here too: the loader seeds every listening process as a
-	 * server (loader/src/seed.rs), and one outside --pids/--process/the pods takes no room. */
-	__u32 zero = 0;
-	if (!admit_process(task, key.tgid, bpf_get_current_cgroup_id(),
-			   bpf_map_lookup_elem(&filter_cfg, &zero))) {
-		bpf_map_delete_elem(&server_tgids, &key.tgid);
-		return 0;
-	}
-	__u64 now = bpf_ktime_get_ns();
-	/* Addresses are read at exit, once connect() has bound a local port. */
-	struct conn_state *c = track_client(&key, sk, true, now);
-	if (!c)
-		return 0;
-	/* The request the thread serves as it opens the connection is what its first exchange
-	 * serves, however late the write comes (event loops write once the connect completes). */
-	__u32 tid = (__u32)pid_tgid;
-	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
-	if (ts) {
-		/* Opening the connection is that request's code acting: the segment is its. */
-		take_slice(ts, thread_runtime(task, now));
-		struct pc_conn_key skey = {};
-		struct conn_state *server = caller_of(ts, &skey, &c->caller_inferred, true);
-		if (server) {
-			set_parent(c, &key, &skey, server);
-			c->parent_at_connect = 1;
-			charge(ts, server, false);
-			set_owner(ts, &skey, server);
-		}
-	}
-	bpf_map_delete_elem(&ignored_fds, &key);
-	struct connecting_state cs = { .key = key, .start_ns = now };
-	__u64 skp = (__u64)sk;
-	bpf_map_update_elem(&connecting, &skp, &cs, BPF_ANY);
-	return 0;
-}
-
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int newstate)
-{
-	__u64 skp = (__u64)sk;
-	struct connecting_state *cs = bpf_map_lookup_elem(&connecting, &skp);
-	if (!cs)
-		return 0;
-	if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT) {
-		struct conn_state *c = bpf_map_lookup_elem(&conns, &cs->key);
-		if (c && c->sk == skp) {
-			c->connect_ns = bpf_ktime_get_ns() - cs->start_ns;
-			/* The local port is bound by now: the accepting side can find us. */
-			read_sock_addrs((struct sock *)sk, c);
-			register_tuple(c);
-		}
-	}
-	if (newstate != TCP_SYN_SENT)
-		bpf_map_delete_elem(&connecting, &skp);
-	return 0;
-}
-
-#endif /* __PC_DEPENDENCY_TRACKER_BPF_H */
+#endif /* __PC_DEPENDENCY_BPF_H */

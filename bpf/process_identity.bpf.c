@@ -10,21 +10,8 @@
  * becomes one pc_process_env record. An entry longer than PC_DATA_MAX ends the walk (where the
  * next one starts is then unknown). Costs a few µs per exec.
  */
-#ifndef __PC_PROCESS_IDENTITY_BPF_H
-#define __PC_PROCESS_IDENTITY_BPF_H
 
 #include "maps.bpf.h"
-
-struct env_scratch {
-	__u8 b[PC_DATA_MAX];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct env_scratch);
-} env_scratch SEC(".maps");
 
 /* The names as little-endian words: "OTEL_SER" "VICE_NAM" "E=" and "OTEL_RES" "OURCE_AT"
  * "TRIBUTES" "=". Word compares keep the walk within the verifier's jump budget. */
@@ -88,5 +75,3 @@ int on_process_exec(void *ctx)
 	}
 	return 0;
 }
-
-#endif /* __PC_PROCESS_IDENTITY_BPF_H */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Per-request CPU (fed by tp_btf/sched_switch and the tracked syscalls) and process RSS.
+ * Per-request CPU, fed by the tracked syscalls (request_tracker.bpf.c, dependency_tracker.bpf.c)
+ * and by tp_btf/sched_switch and the epoll waits (resource_tracker.bpf.c).
  *
  * A serving thread's on-CPU time is cut into segments at each tracked syscall, and each
  * segment is charged by how it ends, not only by what the thread touched last:
@@ -16,7 +17,7 @@
  * still waiting for their handler may belong to any of them: the request is flagged
  * PC_F_CPU_APPORTIONED.
  *
- * Outbound calls (dependency_tracker.bpf.h) are attributed with the same state: two queues of
+ * Outbound calls (dependency.bpf.h) are attributed with the same state: two queues of
  * requests per thread, in the order an event loop runs their code. Measured with strace on
  * Node/undici and asyncio/aiohttp under 8 concurrent clients: both read a batch of ready
  * sockets before the code those reads unblock acts.
@@ -34,17 +35,11 @@
  * The kernel cannot know the order for certain; such choices are flagged
  * PC_DF_CALLER_INFERRED.
  */
-#ifndef __PC_RESOURCE_TRACKER_BPF_H
-#define __PC_RESOURCE_TRACKER_BPF_H
+#ifndef __PC_CPU_BPF_H
+#define __PC_CPU_BPF_H
 
 #include "maps.bpf.h"
-
-static __always_inline void count_n(__u32 idx, __u64 n)
-{
-	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
-	if (v)
-		*v += n;
-}
+#include "ringbuf.bpf.h"
 
 /*
  * A thread's CPU clock: the scheduler's own account (se.sum_exec_runtime, what
@@ -311,26 +306,6 @@ static __always_inline struct conn_state *take_next_turn(struct thread_state *ts
 	return c;
 }
 
-/* The loop's turn: every epoll wait a serving thread returns from. Only threads already in
- * the map count (one small lookup turns away other processes). */
-static __always_inline int on_loop_wait(void)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-	if (!bpf_map_lookup_elem(&server_tgids, &tgid))
-		return 0;
-	__u32 tid = (__u32)pid_tgid;
-	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
-	if (ts)
-		ts->loop_turn += 1;
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_epoll_wait")
-int sys_exit_epoll_wait(void *ctx) { return on_loop_wait(); }
-SEC("tracepoint/syscalls/sys_exit_epoll_pwait")
-int sys_exit_epoll_pwait(void *ctx) { return on_loop_wait(); }
-
 /* A request's response started (or it ended without one): it no longer counts as in flight
  * on the thread that read it. */
 static __always_inline void response_started(struct conn_state *c, struct thread_state *ts, __u32 tid)
@@ -361,26 +336,6 @@ static __always_inline struct thread_state *current_thread(__u32 tid, __u64 now)
 	return ts;
 }
 
-/* Kernels before 5.14 name the task state `state`. */
-struct task_struct___pre514 {
-	long state;
-} __attribute__((preserve_access_index));
-
-/* Did `prev` go to sleep, rather than being preempted? A preemption on the way back to user
- * space (every preemption of user code without CONFIG_PREEMPT) reports preempt=false with the
- * task still runnable: the state tells. */
-static __always_inline bool went_to_sleep(bool preempt, struct task_struct *prev)
-{
-	if (preempt)
-		return false;
-	long state;
-	if (bpf_core_field_exists(prev->__state))
-		state = BPF_CORE_READ(prev, __state);
-	else
-		state = BPF_CORE_READ((struct task_struct___pre514 *)prev, state);
-	return state != 0; /* TASK_RUNNING */
-}
-
 /* Make request `c` (on `key`) the owner of the thread. */
 static __always_inline void set_owner(struct thread_state *ts, struct pc_conn_key *key, struct conn_state *c)
 {
@@ -390,125 +345,4 @@ static __always_inline void set_owner(struct thread_state *ts, struct pc_conn_ke
 	ts->owner_closed = 0;
 }
 
-SEC("tp_btf/sched_switch")
-int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
-{
-	__u64 now = bpf_ktime_get_ns();
-	/* update_curr() just ran for prev: exec_start is now, on the task clock. */
-	__u64 exec_start = prev->se.exec_start;
-	if (exec_start) {
-		__u32 zero = 0;
-		__s64 *offset = bpf_map_lookup_elem(&task_clock_offset, &zero);
-		if (offset)
-			*offset = (__s64)(now - exec_start);
-	}
-	/* Only threads that ever served a tracked request are in the map. */
-	__u32 prev_tid = prev->pid;
-	struct thread_state *ts = bpf_map_lookup_elem(&threads, &prev_tid);
-	if (!ts)
-		return 0;
-	take_slice(ts, prev->se.sum_exec_runtime);
-	/* A sleep ends the segment (a preemption does not): it was the owner's, its handler
-	 * awaiting or its epilogue; once the response has started, the owner is done. */
-	if (went_to_sleep(preempt, prev)) {
-		struct conn_state *owner = live_owner(ts);
-		if (!charge_owner(ts, owner))
-			charge_nobody(ts, prev->tgid);
-		if (!owner || owner->phase != PHASE_READING)
-			ts->owner_closed = 1;
-	}
-	return 0;
-}
-
-/*
- * The exact sum reads every CPU's part of three counters: cheap on small hosts, ~200 reads on
- * 64 CPUs. Up to RSS_EXACT_ALWAYS_CPUS CPUs every write gets it; beyond, a process's exact
- * sum is reused for RSS_EXACT_EVERY_NS, moved by the global counts, which miss what the
- * per-CPU parts gained meanwhile (reusing it for 100 us already put a Go server's worst
- * error at 4.5% against 1.4% exact).
- */
-#define RSS_EXACT_ALWAYS_CPUS 8
-#define RSS_EXACT_EVERY_NS 100000ULL
-
-/* Global count of one mm->rss_stat[] counter (direct BTF loads, no helper calls). */
-static __always_inline __s64 rss_global(struct mm_struct *mm, int idx)
-{
-	return mm->rss_stat[idx].count;
-}
-
-/* The same counter with every CPU's not-yet-folded delta (percpu_counter_sum, what
- * /proc/<pid>/status shows); per-CPU offsets come from idle_flush.bpf.h. */
-static __always_inline __s64 rss_exact(struct mm_struct *mm, int idx, struct cpu_offsets *cpus)
-{
-	__s64 v = rss_global(mm, idx);
-	__u64 counters = (__u64)mm->rss_stat[idx].counters;
-	if (!counters)
-		return v;
-	for (int cpu = 0; cpu < MAX_CPUS; cpu++) {
-		if (cpu >= cpus->n)
-			break;
-		__s32 d = 0;
-		bpf_probe_read_kernel(&d, sizeof(d), (void *)(counters + cpus->off[cpu]));
-		v += d;
-	}
-	return v;
-}
-
-static __always_inline __u64 clamp_pages(__s64 file, __s64 anon, __s64 shmem)
-{
-	return (file > 0 ? file : 0) + (anon > 0 ? anon : 0) + (shmem > 0 ? shmem : 0);
-}
-
-/*
- * Kernels before 6.2 keep RSS in atomic counters (struct mm_rss_stat), and /proc reads exactly
- * those: the atomics are the exact value there. The ___pre62 flavours let CO-RE find them.
- */
-struct mm_rss_stat___pre62 {
-	atomic_long_t count[4];
-} __attribute__((preserve_access_index));
-
-struct mm_struct___pre62 {
-	struct mm_rss_stat___pre62 rss_stat;
-} __attribute__((preserve_access_index));
-
-static __always_inline __s64 rss_atomic(struct mm_struct___pre62 *mm, int idx)
-{
-	__s64 v = 0;
-	bpf_core_read(&v, sizeof(v), &mm->rss_stat.count[idx].counter);
-	return v;
-}
-
-/*
- * The calling process's VmRSS in pages: file + anon + shmem, each clamped at zero.
- * MM_FILEPAGES = 0, MM_ANONPAGES = 1, MM_SHMEMPAGES = 3 (stable enum). Which layout the kernel
- * has is a CO-RE constant: the other branch is dead code the verifier never walks, so the
- * >= 6.2 branch's bpf_get_current_task_btf (5.11) costs older kernels nothing.
- */
-static __always_inline __u64 process_rss_pages(struct server_process *proc, __u64 now)
-{
-	if (bpf_core_type_exists(struct mm_rss_stat___pre62)) {
-		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-		struct mm_struct___pre62 *mm = (void *)BPF_CORE_READ(task, mm);
-		if (mm)
-			proc->rss_pages = clamp_pages(rss_atomic(mm, 0), rss_atomic(mm, 1), rss_atomic(mm, 3));
-		return proc->rss_pages;
-	}
-	struct mm_struct *mm = bpf_get_current_task_btf()->mm;
-	if (!mm)
-		return proc->rss_pages;
-	__u64 global = clamp_pages(rss_global(mm, 0), rss_global(mm, 1), rss_global(mm, 3));
-	__u32 zero = 0;
-	struct cpu_offsets *cpus = bpf_map_lookup_elem(&percpu_offsets, &zero);
-	if (cpus && cpus->n &&
-	    (cpus->n <= RSS_EXACT_ALWAYS_CPUS || now - proc->rss_exact_ns >= RSS_EXACT_EVERY_NS)) {
-		proc->rss_pages = clamp_pages(rss_exact(mm, 0, cpus), rss_exact(mm, 1, cpus),
-					      rss_exact(mm, 3, cpus));
-		proc->rss_exact_ns = now;
-	} else {
-		proc->rss_pages += global - proc->rss_count_base;
-	}
-	proc->rss_count_base = global;
-	return proc->rss_pages;
-}
-
-#endif /* __PC_RESOURCE_TRACKER_BPF_H */
+#endif /* __PC_CPU_BPF_H */
