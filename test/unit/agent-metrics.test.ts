@@ -12,6 +12,7 @@ import {
   type MetricData,
 } from '@opentelemetry/sdk-metrics';
 import { AgentMetrics, MAX_ROUTES_PER_SERVICE, PROMETHEUS_CONTENT_TYPE } from '../../src/metrics/agent-metrics.ts';
+import { lossesByStage } from '../../src/metrics/loss-stages.ts';
 import { RequestMetricsProducer } from '../../src/metrics/request-metrics.ts';
 import { CPU_BUCKETS_MS, CPU_BUCKETS_S, DURATION_BUCKETS_MS, HTTP_DURATION_BUCKETS_S, HttpSeriesTable, RequestSeriesTable } from '../../src/metrics/request-series.ts';
 import type { AgentCounters, PipelineCounters, RequestRecord } from '../../src/types.ts';
@@ -210,6 +211,15 @@ describe('AgentMetrics', () => {
     assert.equal(routes.size, MAX_ROUTES_PER_SERVICE + 1);
     assert.ok(routes.has('other'));
     assert.equal(sample(text, 'perfcatch_requests_total{service="checkout",process="node",port="8080",method="GET",status_class="2xx",route="other"}'), 20);
+  });
+
+  it('/metrics and /health list the same loss stages, with the same counts', async () => {
+    const text = await render([]);
+    const fromMetrics = Object.fromEntries(
+      [...text.matchAll(/^perfcatch_records_lost_total\{stage="([^"]+)"\} (\S+)$/gm)].map((m) => [m[1]!, Number(m[2])]),
+    );
+    assert.deepEqual(fromMetrics, lossesByStage(counters)); // /health's `lost` is lossesByStage
+    assert.ok(Object.keys(fromMetrics).length >= 10, 'every stage is listed, not only those with losses');
   });
 
   it('reports pipeline counters and buffer fill', async () => {
