@@ -66,11 +66,23 @@ static __always_inline __u64 thread_runtime(struct task_struct *task, __u64 now)
 }
 
 /* Bring the thread's pending segment up to its CPU clock `runtime`. */
+/*
+ * A clock read at a syscall can run ahead of the scheduler's own sum: the task clock excludes
+ * steal and IRQ time that the ktime conversion does not (a VM under load). Stepping the mark
+ * back to the next, exact, reading would count that lead twice (measured: requests +
+ * unattributed 3.6% above the thread's schedstat). So the mark only moves forward, unless it
+ * is far ahead: a new thread that reuses the tid starts its sum from zero.
+ */
+#define CLOCK_RESET_NS 10000000ULL
+
 static __always_inline void take_slice(struct thread_state *ts, __u64 runtime)
 {
-	if (runtime > ts->runtime_mark)
+	if (runtime > ts->runtime_mark) {
 		ts->pending_ns += runtime - ts->runtime_mark;
-	ts->runtime_mark = runtime;
+		ts->runtime_mark = runtime;
+	} else if (ts->runtime_mark - runtime > CLOCK_RESET_NS) {
+		ts->runtime_mark = runtime;
+	}
 }
 
 /* Is `c` still the request (conn_id, seq) and open for charging? */
