@@ -189,15 +189,19 @@ static __always_inline void fifo_push(struct request_fifo *f, struct pc_conn_key
 }
 
 /* Forget (conn_id, seq): its code acted (it answered or called out). */
-static __always_inline void fifo_drop(struct request_fifo *f, __u64 conn_id, __u32 seq)
+static __always_inline void fifo_drop_at(struct request_fifo *f, int at)
 {
-	int at = fifo_find(f, conn_id, seq);
 	if (at < 0)
 		return;
 	FIFO_SLOT(f, at & (REQUEST_FIFO_MAX - 1)).conn_id = 0;
 	if (f->live)
 		f->live -= 1;
 	fifo_trim(f);
+}
+
+static __always_inline void fifo_drop(struct request_fifo *f, __u64 conn_id, __u32 seq)
+{
+	fifo_drop_at(f, fifo_find(f, conn_id, seq));
 }
 
 /* The request acted: neither its handler nor its continuation is waiting any more. */
@@ -255,19 +259,20 @@ static __always_inline void observe_turns(struct thread_state *ts, __u8 *turns, 
  * A response is where a request's code acts for sure: how many event-loop turns after its
  * read (fresh) or after its last upstream response (woken) tells how this runtime schedules
  * code. The fewest over a window is kept: a handler that awaited something else only adds.
+ * The request then leaves both queues (one search of each serves both purposes).
  */
-static __always_inline void learn_turns(struct thread_state *ts, __u64 conn_id, __u32 seq)
+static __always_inline void response_acted(struct thread_state *ts, __u64 conn_id, __u32 seq)
 {
-	int at = fifo_find(&ts->woken, conn_id, seq);
-	if (at >= 0) {
+	int woken = fifo_find(&ts->woken, conn_id, seq);
+	int fresh = fifo_find(&ts->fresh, conn_id, seq);
+	if (woken >= 0)
 		observe_turns(ts, &ts->turns_woken, &ts->seen_woken, &ts->least_woken, 2,
-			      ts->loop_turn - FIFO_SLOT(&ts->woken, at & (REQUEST_FIFO_MAX - 1)).loop_turn);
-		return;
-	}
-	at = fifo_find(&ts->fresh, conn_id, seq);
-	if (at >= 0)
+			      ts->loop_turn - FIFO_SLOT(&ts->woken, woken & (REQUEST_FIFO_MAX - 1)).loop_turn);
+	else if (fresh >= 0)
 		observe_turns(ts, &ts->turns_fresh, &ts->seen_fresh, &ts->least_fresh, 1,
-			      ts->loop_turn - FIFO_SLOT(&ts->fresh, at & (REQUEST_FIFO_MAX - 1)).loop_turn);
+			      ts->loop_turn - FIFO_SLOT(&ts->fresh, fresh & (REQUEST_FIFO_MAX - 1)).loop_turn);
+	fifo_drop_at(&ts->woken, woken);
+	fifo_drop_at(&ts->fresh, fresh);
 }
 
 /*

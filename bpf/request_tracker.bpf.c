@@ -107,8 +107,7 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 			c->flags |= PC_F_SENDFILE;
 		/* The segment that ends in this response write is its request's; it has acted. */
 		charge(ts, c, false);
-		learn_turns(ts, c->conn_id, c->seq);
-		acted(ts, c->conn_id, c->seq);
+		response_acted(ts, c->conn_id, c->seq);
 	}
 	set_owner(ts, key, c);
 	ts->just_woke = 0;
