@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { startAgent, type RunningAgent } from '../harness/agent.ts';
+import { startAgent, unattributedCpuMs, type RunningAgent } from '../harness/agent.ts';
 import { waitFor } from '../harness/ports.ts';
 import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
 import { startNodeServer, type RunningServer } from '../harness/runtimes.ts';
@@ -23,14 +23,6 @@ function processCpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
-}
-
-/** The process's serving-thread CPU charged to no request, in ms (/health), once a stats
- * record newer than `after` (ms since epoch) has arrived. */
-async function unattributedMs(agent: RunningAgent, pid: number, after: number): Promise<number> {
-  await new Promise((r) => setTimeout(r, Math.max(0, after + 1_500 - Date.now()))); // stats come every second
-  const { body } = await agent.get<{ cpu_unattributed_ms: { pid: number; ms: number }[] }>('/health');
-  return body.cpu_unattributed_ms.find((p) => p.pid === pid)?.ms ?? 0;
 }
 
 describe('event loop under concurrent load', () => {
@@ -51,7 +43,7 @@ describe('event loop under concurrent load', () => {
     const clients = Array.from({ length: CONNECTIONS }, () => new RawHttpClient(server.port));
     await Promise.all(clients.map((c) => c.ready));
     await new Promise((r) => setTimeout(r, 300)); // let the server go quiet
-    const unattributedBefore = await unattributedMs(agent, server.pid, Date.now());
+    const unattributedBefore = await unattributedCpuMs(agent, [server.pid], Date.now());
     const before = processCpuMs(server.pid);
     const mainBefore = Number(readFileSync(`/proc/${server.pid}/task/${server.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
     await Promise.all(
@@ -63,7 +55,7 @@ describe('event loop under concurrent load', () => {
     );
     const spent = processCpuMs(server.pid) - before;
     const mainSpent = Number(readFileSync(`/proc/${server.pid}/task/${server.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6 - mainBefore;
-    const unattributed = (await unattributedMs(agent, server.pid, Date.now())) - unattributedBefore;
+    const unattributed = (await unattributedCpuMs(agent, [server.pid], Date.now())) - unattributedBefore;
     const mainAfterStats = Number(readFileSync(`/proc/${server.pid}/task/${server.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6 - mainBefore;
     await Promise.all(clients.map((c) => c.close()));
     const records = await waitFor('all records', async () => {

@@ -29,7 +29,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
+import { ROOT, startAgent, unattributedCpuMs, type RunningAgent } from '../harness/agent.ts';
 import {
   calibrate,
   score,
@@ -185,13 +185,6 @@ async function driveConcurrent(fw: Framework, port: number, prefix: string, perC
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The CPU (ms) the agent counted as unattributed for these processes (/health), once a stats
- * record newer than `after` (ms since epoch) has arrived: they come every second. */
-async function unattributedMs(agent: RunningAgent, pids: number[], after: number): Promise<number> {
-  await sleep(Math.max(0, after + 1_500 - Date.now()));
-  const { body } = await agent.get<{ cpu_unattributed_ms: { pid: number; ms: number }[] }>('/health');
-  return body.cpu_unattributed_ms.filter((p) => pids.includes(p.pid)).reduce((a, p) => a + p.ms, 0);
-}
 const total = (m: Map<number, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
 /** Waits until no thread of the server runs for 2 ms (its epilogue after the response is done). */
@@ -411,7 +404,7 @@ describe('framework matrix', () => {
         return {
           serving_threads_ms: r3(servingNs / 1e6),
           requests_ms: r3(records.reduce((a, r) => a + r.cpu_time_ms, 0)),
-          unattributed_ms: r3((await unattributedMs(agent, server.allPids, Date.now())) - unattributedBefore),
+          unattributed_ms: r3((await unattributedCpuMs(agent, server.allPids, Date.now())) - unattributedBefore),
           handler_sum_ms: r3(handlerSum),
           truth_sum_ms: r3(truthSum),
         };
@@ -429,7 +422,7 @@ describe('framework matrix', () => {
 
       it(`${fw.name}: ${CONNECTIONS} concurrent connections`, async () => {
         assert.ok(Object.keys(overheads).length > 0, 'needs the sequential calibration');
-        const unattributedBefore = await unattributedMs(agent, server.allPids, Date.now());
+        const unattributedBefore = await unattributedCpuMs(agent, server.allPids, Date.now());
         const threadsBefore = await quiet(server.allPids, fw.calibrationThreads);
         const from = Date.now() / 1e3;
         const sent = await driveConcurrent(fw, server.port, `${fw.name}-conc`, PER_CONNECTION);

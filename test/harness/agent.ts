@@ -53,3 +53,11 @@ export function loaderPid(agentPid: number): number {
   if (loader === undefined) throw new Error(`no loader among the agent's children ${children.join(',')}`);
   return loader;
 }
+
+/** The serving-thread CPU (ms) the agent charged to no request for these processes (/health),
+ * once a stats record newer than `after` (ms since epoch) has arrived: they come every second. */
+export async function unattributedCpuMs(agent: RunningAgent, pids: number[], after: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, Math.max(0, after + 1_500 - Date.now())));
+  const { body } = await agent.get<{ cpu_unattributed_ms: { pid: number; ms: number }[] }>('/health');
+  return body.cpu_unattributed_ms.filter((p) => pids.includes(p.pid)).reduce((a, p) => a + p.ms, 0);
+}
