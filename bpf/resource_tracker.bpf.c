@@ -65,7 +65,7 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	 * awaiting or its epilogue; once the response has started, the owner is done. */
 	if (went_to_sleep(preempt, prev)) {
 		struct conn_state *owner = live_owner(ts);
-		if (!charge_owner(ts, owner))
+		if (!charge_owner(ts, owner, now, prev->tgid))
 			charge_nobody(ts, prev->tgid);
 		if (!owner || owner->phase != PHASE_READING)
 			ts->owner_closed = 1;
