@@ -42,12 +42,14 @@ static __always_inline bool emit_request(struct pc_conn_key *key, struct conn_st
 	r->cgroup_id = c->cgroup_id;
 	r->start_ns = c->start_ns;
 	r->end_ns = c->end_ns ? c->end_ns : c->start_ns;
-	/* A request's CPU ends at its response's last write: what its thread ran after that
-	 * (the framework's epilogue, a GC) is outside its duration and is nobody's. At a
-	 * pipelined response boundary it is the next request's (begin_pipelined_request). */
+	/* A request's CPU ends at its response's last write (cpu_ns <= its duration on one
+	 * thread); what its thread ran after that (the framework finishing the exchange, a GC)
+	 * is reported beside it. At a pipelined response boundary that is the next request's
+	 * (begin_pipelined_request). */
 	__u64 cpu = c->cpu_ns;
 	__u64 after_response = c->bytes_sent && cpu > c->cpu_at_last_write ? cpu - c->cpu_at_last_write : 0;
 	r->cpu_ns = cpu - after_response;
+	r->cpu_after_response_ns = (flags & EMIT_AT_RESPONSE_BOUNDARY) ? 0 : after_response;
 	r->bytes_received = c->bytes_received;
 	r->bytes_sent = c->bytes_sent;
 	r->rss_bytes = c->rss_bytes;
@@ -71,12 +73,6 @@ static __always_inline bool emit_request(struct pc_conn_key *key, struct conn_st
 	}
 	bpf_ringbuf_submit(r, wakeup_flag());
 	count(PC_CNT_REQUESTS);
-	if (after_response && !(flags & EMIT_AT_RESPONSE_BOUNDARY)) {
-		count_unattributed(key->tgid, after_response);
-		/* Taken off atomically (its thread may still be charging): a response that resumes
-		 * after an idle flush is re-emitted without it. */
-		__sync_fetch_and_add(&c->cpu_ns, -after_response);
-	}
 	return true;
 }
 

@@ -37,6 +37,7 @@ import {
   overheadScale,
   scaleOverheads,
   truthCpuMs,
+  requestCostMs,
   type CalibrationSample,
   type CpuBudget,
   type MatrixRow,
@@ -399,7 +400,7 @@ describe('framework matrix', () => {
         const r3 = (x: number) => Math.round(x * 1000) / 1000;
         return {
           serving_threads_ms: r3(servingNs / 1e6),
-          requests_ms: r3(records.reduce((a, r) => a + r.cpu_time_ms, 0)),
+          requests_ms: r3(records.reduce((a, r) => a + requestCostMs(r), 0)),
           unattributed_ms: r3((await unattributedCpuMs(agent, server.allPids, Date.now())) - unattributedBefore),
           handler_sum_ms: r3(handlerSum),
           truth_sum_ms: r3(truthSum),
