@@ -85,12 +85,15 @@ export interface AgentConfig {
   schedIdle: boolean;
   /** Older kernel variants forced on the loader (`--variants`): e.g. "syscall_args=enter_map". */
   kernelVariants: string[];
+  /** bpffs directory where the loader pins its maps and links (loader --pin-root); '' = off. */
+  bpfPinDir: string;
 }
 
 // src/config.ts and dist/config.js both sit one directory below the package root.
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DEFAULT_LOADER_PATH = path.join(PACKAGE_ROOT, 'loader/target/release/perfcatch-loader');
 const DEFAULT_BPF_OBJECT_PATH = path.join(PACKAGE_ROOT, 'build/perfcatch.bpf.o');
+const DEFAULT_BPF_PIN_DIR = '/sys/fs/bpf/perfcatch';
 /** enum pc_capture_default in bpf/perfcatch.h (test/unit/layout.test.ts checks): the agent
  * always passes its capture sizes to the loader, so these are the ones in force. */
 export const DEFAULT_CAPTURE_REQUEST_BYTES = 4096;
@@ -129,6 +132,7 @@ const OPTIONS = [
   { flag: '--keep-query', env: ['PERFCATCH_KEEP_QUERY'], arg: null, description: 'keep query strings in paths instead of redacting them', defaultText: 'off' },
   { flag: '--loader', env: ['PERFCATCH_LOADER'], arg: 'PATH', description: 'perfcatch-loader executable', defaultText: DEFAULT_LOADER_PATH },
   { flag: '--bpf-object', env: ['PERFCATCH_BPF_OBJECT'], arg: 'PATH', description: 'compiled BPF object', defaultText: DEFAULT_BPF_OBJECT_PATH },
+  { flag: '--bpf-pin-dir', env: ['PERFCATCH_BPF_PIN_DIR'], arg: 'PATH', description: 'bpffs directory where the loader pins its maps and links, so a loader that dies loses no capture (see Reliability); off: nothing pinned', defaultText: DEFAULT_BPF_PIN_DIR },
   { flag: '--log-level', env: ['PERFCATCH_LOG_LEVEL'], arg: 'LEVEL', description: LOG_LEVELS.join('|'), defaultText: 'info' },
   { flag: '--db', env: ['PERFCATCH_DB_PATH'], arg: 'PATH', description: 'persist requests to this SQLite file (created with mode 0600); the API then serves history from it', defaultText: 'none (memory only)' },
   { flag: '--metrics-series-ttl-minutes', env: ['PERFCATCH_METRICS_SERIES_TTL_MINUTES'], arg: 'N', description: 'drop /metrics request series unseen this long (0: never; 0-525600)', defaultText: '60' },
@@ -211,6 +215,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     keepQuery: orDefault(raw('--keep-query'), parseBoolean, false),
     loaderPath: orDefault(raw('--loader'), parsePath, DEFAULT_LOADER_PATH),
     bpfObjectPath: orDefault(raw('--bpf-object'), parsePath, DEFAULT_BPF_OBJECT_PATH),
+    bpfPinDir: orDefault(raw('--bpf-pin-dir'), (v) => (v.text.trim() === 'off' ? '' : parsePath(v)), DEFAULT_BPF_PIN_DIR),
     logLevel: orDefault(raw('--log-level'), parseLogLevel, 'info'),
     dbPath: orDefault(raw('--db'), parsePath, null),
     dbRetentionHours: orDefault(raw('--db-retention-hours'), (v) => parseInteger(v, 1, 87_600), 168),

@@ -21,7 +21,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use aya::maps::Map;
-use aya::Ebpf;
+
+use crate::maps::Maps;
 
 use crate::idle_flush::map_keys;
 use crate::record::PcConnKey;
@@ -116,8 +117,8 @@ pub struct Reclaim {
 }
 
 impl Reclaim {
-    pub fn new(ebpf: &Ebpf) -> Result<Reclaim, String> {
-        let data = match ebpf.map("conns") {
+    pub fn new(maps: &Maps) -> Result<Reclaim, String> {
+        let data = match maps.get("conns") {
             Some(Map::HashMap(d)) | Some(Map::LruHashMap(d)) => d,
             _ => return Err("BPF object has no hash map 'conns'".into()),
         };

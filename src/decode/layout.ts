@@ -12,6 +12,7 @@ export const RecordType = {
   STATS: 16,
   PROCESS_CPU: 18,
   LOADER_INFO: 17,
+  RING_MARK: 19,
 } as const;
 
 export const RequestFlags = {
@@ -64,7 +65,7 @@ export const LOADER_COUNTERS = ['records_out', 'malformed', 'drains', 'conns_rec
 export const PC_LCNT_MAX = 4;
 
 /** enum pc_abi: the loader sends it as "abi" in its loader-info JSON; the agent refuses another. */
-export const PC_ABI_VERSION = 1;
+export const PC_ABI_VERSION = 2;
 
 /** enum pc_data_size */
 export const PC_DATA_MAX = 4096;
@@ -152,6 +153,14 @@ export const LOADER_INFO = {
   size: 8,
   type: 0,
   len: 4,
+} as const;
+
+/** struct pc_ring_mark (written by the loader before each chunk of ring-buffer records) */
+export const RING_MARK = {
+  size: 16,
+  type: 0,
+  _pad: 4,
+  pos: 8,
 } as const;
 
 /** struct pc_process_cpu (written by the loader) */
