@@ -296,6 +296,8 @@ export class Agent {
         ...(reasons.length ? { degraded: reasons } : {}),
         programs: Array.isArray(info?.programs) ? info.programs : [],
         kernel: kernelOf(info),
+        // Whether the kernel state outlives a loader (loader/src/pins.rs): state off|fresh|reused.
+        pins: info?.['pins'] ?? null,
         buffer: { size: this.store.size, capacity: this.store.capacity },
         otlp: this.config.otlpEndpoint
           ? {
