@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { loaderPid, startAgent, type RunningAgent } from '../harness/agent.ts';
 import { waitFor } from '../harness/ports.ts';
@@ -78,8 +78,13 @@ describe('agent SIGKILLed', () => {
     await server?.stop();
   });
 
-  it('its loader exits and no BPF program or link of it stays loaded', async () => {
+  it('its loader exits, removes its pins, and no BPF program or link of it stays loaded', async () => {
     const loader = loaderPid(agent.child.pid!);
+    // The loader pinned its links and maps (README, Reliability): pins alone would keep the
+    // programs attached, so they must go with the agent too.
+    const pins = (await agent.get<{ pins: { state: string; dir: string } }>('/health')).body.pins;
+    assert.equal(pins.state, 'fresh');
+    assert.ok(existsSync(pins.dir), `${pins.dir} exists while the agent runs`);
     const held = bpfIdsHeldBy(loader);
     assert.ok(held.links.size >= 10, `the loader holds its attachments as links (${held.links.size})`);
     assert.ok(held.progs.size >= held.links.size, `and their programs (${held.progs.size})`);
@@ -103,6 +108,7 @@ describe('agent SIGKILLed', () => {
       return progs.length + links.length === 0 ? { progs, links } : undefined;
     }, 10_000, 50);
     assert.deepEqual(still, { progs: [], links: [] });
+    assert.equal(existsSync(pins.dir), false, `${pins.dir} removed`);
     // The kernel agrees: none of the programs stays loaded (freed after an RCU grace period).
     const stillLoaded = await waitFor('programs unloaded', () => {
       const loaded = new Set(
