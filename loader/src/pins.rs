@@ -73,6 +73,11 @@ impl StateDir {
         mkdir(&self.path.join(format!("{OK_PREFIX}{}-{}-{}", v.syscall_args, v.idle_flush, v.rss)))
     }
 
+    /// The variants of a complete state (its ok-* marker); None while incomplete.
+    pub fn variants(&self) -> Option<Variants> {
+        fs::read_dir(&self.path).ok()?.filter_map(Result::ok).find_map(|e| parse_variants(&e.file_name().to_string_lossy()))
+    }
+
     /// Removes the state (its pins go, which detaches the programs once no fd holds them) and
     /// the instance directory with it when nothing else is in it.
     pub fn remove(&self) {
@@ -265,10 +270,7 @@ pub fn plan(cfg: &Config, elf: &[u8], links_pinnable: bool) -> PinPlan {
     }
     let dir = StateDir { path: instance.join(&state), instance, _lock: lock };
     if dir.path.exists() {
-        let marker = fs::read_dir(&dir.path).ok().and_then(|entries| {
-            entries.filter_map(Result::ok).find_map(|e| parse_variants(&e.file_name().to_string_lossy()))
-        });
-        if let Some(v) = marker {
+        if let Some(v) = dir.variants() {
             return PinPlan::Reuse(dir, v);
         }
         log::info!("removing incomplete pins {}", dir.path.display());

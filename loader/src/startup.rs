@@ -105,6 +105,24 @@ pub fn start<W: Write>(cfg: &Config, out: &mut Output<W>) -> Result<Running, Fat
         PinPlan::Fresh(_) => ("fresh", None),
         PinPlan::Reuse(..) => ("reused", None),
     };
+    if let PinPlan::Fresh(dir) = &plan {
+        // A fresh state is loaded and pinned by a child process, and taken over from its pins
+        // like a restart's: the load's heap (the kernel's BTF parsed, aya's relocations, about
+        // 25 MB at its peak) goes with the child instead of staying in this process's peak RSS.
+        match load_in_child(cfg, &elf, &release, dir) {
+            Ok(variants) => match reuse(dir, variants) {
+                Ok(l) => loaded = Some(l),
+                Err(e) => {
+                    dir.remove();
+                    return Err(fatal(PC_EXIT_LOAD, format!("opening the pins just made in {}: {e}", dir.path.display())));
+                }
+            },
+            Err(f) => {
+                dir.remove();
+                return Err(f);
+            }
+        }
+    }
     if let Some(r) = &reason {
         log::warn!("not pinning ({r}): a loader restart reloads, and what happens meanwhile is not captured");
     }
@@ -214,6 +232,7 @@ fn attach_and_open<W: Write>(
         }
         loaded.programs = programs;
     }
+    rss_note("attached");
     let maps = &mut loaded.maps;
     let (mut ring, state_id) = match maps.take("events") {
         Some(Map::RingBuf(data)) => {
@@ -239,6 +258,7 @@ fn attach_and_open<W: Write>(
     if let (Some(dir), false) = (pin_dir, loaded.reused) {
         dir.mark_complete(&variants).map_err(|e| fatal(PC_EXIT_LOAD, format!("pinning: {e}")))?;
     }
+    rss_note("started");
     let mut skipped = 0;
     if let (Some((mark, received)), true) = (cfg.resume, loaded.reused) {
         skipped = skip_received(&mut ring, mark, received);
@@ -269,6 +289,84 @@ fn attach_and_open<W: Write>(
     Ok((filters, ring, StatsMaps { counters, unattributed }, idle_flush, reclaim))
 }
 
+/// Loads, filters, attaches and pins into `dir` in a forked child, which exits then (the pins
+/// keep everything); returns the variants it chose. A child that fails has written its one
+/// stderr line: the Fatal returned then has no message, only its exit code.
+fn load_in_child(cfg: &Config, elf: &[u8], release: &str, dir: &StateDir) -> Result<Variants, Fatal> {
+    // SAFETY: getpid/getppid cannot fail.
+    let (me, agent) = unsafe { (libc::getpid() as u32, libc::getppid() as u32) };
+    // SAFETY: no other thread runs yet (the runtime and the stdin reader come later), so the
+    // child may go on with Rust code.
+    match unsafe { libc::fork() } {
+        -1 => Err(fatal(PC_EXIT_OTHER, format!("fork: {}", std::io::Error::last_os_error()))),
+        0 => {
+            // The child dies with the loader: a loader killed while its child loads leaves an
+            // incomplete state (no ok- marker), which the next loader removes.
+            // SAFETY: plain prctl and getppid calls.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+                if libc::getppid() as u32 != me {
+                    libc::_exit(PC_EXIT_OTHER);
+                }
+            }
+            // SAFETY: as above.
+            let child = unsafe { libc::getpid() } as u32;
+            let mut ignored = vec![me, child];
+            if agent > 1 {
+                ignored.push(agent);
+            }
+            match load(cfg, elf, release, Some(dir)).and_then(|mut l| attach_and_pin(cfg, &mut l, dir, ignored)) {
+                Ok(v) => {
+                    rss_note("loaded in a child");
+                    // SAFETY: ends the child without running anything of the parent's.
+                    unsafe { libc::_exit(if dir.mark_complete(&v).is_ok() { 0 } else { PC_EXIT_LOAD }) }
+                }
+                Err(f) => exit_with(f),
+            }
+        }
+        pid => {
+            let mut status = 0;
+            // SAFETY: waiting for our own child, with a valid status pointer.
+            let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+            let code = if rc == pid && libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { PC_EXIT_OTHER };
+            if code != 0 {
+                return Err(fatal(code, ""));
+            }
+            dir.variants().ok_or_else(|| fatal(PC_EXIT_LOAD, format!("{}: the loading child left no complete state", dir.path.display())))
+        }
+    }
+}
+
+/// In the child of load_in_child: filters, attach, pin every link. Returns the variants.
+fn attach_and_pin(cfg: &Config, loaded: &mut Loaded, dir: &StateDir, ignored: Vec<u32>) -> Result<Variants, Fatal> {
+    let mut filters = Filters::new(&mut loaded.maps, ignored, false).map_err(|e| map_fatal("filter maps", &e))?;
+    for set in &cfg.filters {
+        filters.apply(set).map_err(|e| map_fatal("applying filter flags", &e))?;
+    }
+    let mut variants = loaded.variants;
+    let (Some(ebpf), Some((sections, btf))) = (loaded.ebpf.as_mut(), loaded.to_attach.take()) else {
+        return Err(fatal(PC_EXIT_LOAD, "nothing to attach"));
+    };
+    let (programs, links) = attach::attach_all(ebpf, &sections, &btf, |name| features::plan_for(name, &variants), true)
+        .map_err(|e| classify("attaching", &e))?;
+    if programs.is_empty() {
+        return Err(fatal(PC_EXIT_LOAD, format!("{} has no program this loader can attach", cfg.bpf_object)));
+    }
+    for (name, link) in links {
+        // Pinned, then the fd closes as the child exits: the pin holds the link.
+        link.pin(dir.links().join(&name)).map_err(|e| classify(&format!("pinning link {name}"), &e))?;
+    }
+    let has = |p: &str| programs.iter().any(|n| n == p);
+    variants.idle_flush = if has(features::IDLE_FLUSH_WALK) {
+        "kernel_walk"
+    } else if has(features::IDLE_FLUSH_LISTED) {
+        "loader_scan"
+    } else {
+        "off"
+    };
+    Ok(variants)
+}
+
 /// Takes over a complete pinned state: its maps; its programs stay attached by their pins.
 fn reuse(dir: &StateDir, variants: Variants) -> Result<Loaded, String> {
     let maps = Maps::from_pins(&dir.maps())?;
@@ -285,6 +383,7 @@ fn load(cfg: &Config, elf: &[u8], release: &str, pins: Option<&StateDir>) -> Res
         .map_err(|e| fatal(PC_EXIT_OBJECT, format!("{} is not a BPF ELF object: {e}", cfg.bpf_object)))?;
     let btf = Btf::from_sys_fs()
         .map_err(|e| fatal(PC_EXIT_NO_BTF, format!("cannot parse {KERNEL_BTF}: {}", error_chain_line(&e))))?;
+    rss_note("kernel BTF parsed");
     let features = Features::probe(&btf).downgraded(&cfg.downgrade);
     if !features.ringbuf {
         return Err(fatal(
@@ -309,6 +408,7 @@ fn load(cfg: &Config, elf: &[u8], release: &str, pins: Option<&StateDir>) -> Res
         .override_global("args_at_enter", &args_at_enter, true)
         .load(elf)
         .map_err(|e| classify(&format!("loading {}", cfg.bpf_object), &e))?;
+    rss_note("object loaded");
     let mut maps = Maps::from_ebpf(&mut ebpf);
     if let Some(dir) = pins {
         // Internal maps (.bss, .data, .rodata) stay with the programs: bpffs refuses names
@@ -324,6 +424,13 @@ fn load(cfg: &Config, elf: &[u8], release: &str, pins: Option<&StateDir>) -> Res
     seed::seed(&mut maps, &listening).map_err(|e| fatal(PC_EXIT_LOAD, e))?;
     log::debug!("seeded {} listening ports of {} processes", listening.ports.len(), listening.pids.len());
     Ok(Loaded { ebpf: Some(ebpf), to_attach: Some((sections, btf)), links: vec![], maps, programs: vec![], variants, reused: false })
+}
+
+/// VmRSS and VmHWM of this process (debug log of what the start costs).
+pub fn rss_note(when: &str) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default();
+    log::debug!("{when}: VmRSS {}, VmHWM {}", field("VmRSS:"), field("VmHWM:"));
 }
 
 fn map_fatal(what: &str, e: &FilterError) -> Fatal {
