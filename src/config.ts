@@ -94,6 +94,8 @@ const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DEFAULT_LOADER_PATH = path.join(PACKAGE_ROOT, 'loader/target/release/perfcatch-loader');
 const DEFAULT_BPF_OBJECT_PATH = path.join(PACKAGE_ROOT, 'build/perfcatch.bpf.o');
 const DEFAULT_BPF_PIN_DIR = '/sys/fs/bpf/perfcatch';
+/** The kernel ring buffer: also the bulk of the loader's RSS (mapped once, loader/src/ring.rs). */
+const DEFAULT_RINGBUF_KB = 16_384;
 /** enum pc_capture_default in bpf/perfcatch.h (test/unit/layout.test.ts checks): the agent
  * always passes its capture sizes to the loader, so these are the ones in force. */
 export const DEFAULT_CAPTURE_REQUEST_BYTES = 4096;
@@ -127,7 +129,7 @@ const OPTIONS = [
   { flag: '--otlp-protocol', env: ['PERFCATCH_OTLP_PROTOCOL'], arg: 'PROTOCOL', description: `${OTLP_PROTOCOLS.join(' | ')}; else the OTEL_EXPORTER_OTLP_*PROTOCOL variables`, defaultText: DEFAULT_OTLP_PROTOCOL },
   { flag: '--capture-request-bytes', env: ['PERFCATCH_CAPTURE_REQUEST_BYTES'], arg: 'N', description: 'request bytes captured for parsing (64-4096)', defaultText: String(DEFAULT_CAPTURE_REQUEST_BYTES) },
   { flag: '--capture-response-bytes', env: ['PERFCATCH_CAPTURE_RESPONSE_BYTES'], arg: 'N', description: 'response bytes captured for parsing (16-4096)', defaultText: String(DEFAULT_CAPTURE_RESPONSE_BYTES) },
-  { flag: '--ringbuf-kb', env: ['PERFCATCH_RINGBUF_KB'], arg: 'N', description: 'kernel ring buffer in KiB, a power of two (64-1048576): past half full, payload capture is shed; when full, records are dropped (both counted)', defaultText: '16384' },
+  { flag: '--ringbuf-kb', env: ['PERFCATCH_RINGBUF_KB'], arg: 'N', description: 'kernel ring buffer in KiB, a power of two (64-1048576): past half full, payload capture is shed; when full, records are dropped (both counted); the loader maps it, so it is most of the loader RSS', defaultText: String(DEFAULT_RINGBUF_KB) },
   { flag: '--conn-table-size', env: ['PERFCATCH_CONN_TABLE_SIZE'], arg: 'N', description: 'connections tracked at once (16-4194304, about 330 bytes of kernel memory each): the requests of connections beyond are not recorded, and counted lost (kernel_conn_table_full)', defaultText: '65536' },
   { flag: '--keep-query', env: ['PERFCATCH_KEEP_QUERY'], arg: null, description: 'keep query strings in paths instead of redacting them', defaultText: 'off' },
   { flag: '--loader', env: ['PERFCATCH_LOADER'], arg: 'PATH', description: 'perfcatch-loader executable', defaultText: DEFAULT_LOADER_PATH },
@@ -210,7 +212,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     sdkDisabled: orDefault(standardVariable(env, 'OTEL_SDK_DISABLED'), parseStandardBoolean, false),
     captureRequestBytes: orDefault(raw('--capture-request-bytes'), (v) => parseInteger(v, 64, 4096), DEFAULT_CAPTURE_REQUEST_BYTES),
     captureResponseBytes: orDefault(raw('--capture-response-bytes'), (v) => parseInteger(v, 16, 4096), DEFAULT_CAPTURE_RESPONSE_BYTES),
-    ringbufBytes: orDefault(raw('--ringbuf-kb'), parseRingbufKb, 16 << 20),
+    ringbufBytes: orDefault(raw('--ringbuf-kb'), parseRingbufKb, DEFAULT_RINGBUF_KB * 1024),
     connTableSize: orDefault(raw('--conn-table-size'), (v) => parseInteger(v, 16, 1 << 22), 65_536),
     keepQuery: orDefault(raw('--keep-query'), parseBoolean, false),
     loaderPath: orDefault(raw('--loader'), parsePath, DEFAULT_LOADER_PATH),
