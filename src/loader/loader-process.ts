@@ -4,7 +4,8 @@
  * successful start. Fatal refusals (privileges, BTF, kernel version) are not retried.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { FrameError, FrameReader } from '../decode/frame-reader.ts';
 import { PC_ABI_VERSION } from '../decode/layout.ts';
@@ -300,6 +301,11 @@ export class LoaderProcess {
       rmSync(this.lastPinsDir, { recursive: true, force: true });
     } catch (err) {
       this.handlers.onLog('warn', `removing ${this.lastPinsDir}: ${(err as Error).message}`);
+    }
+    try {
+      rmdirSync(dirname(this.lastPinsDir)); // this agent's directory, when nothing else is in it
+    } catch {
+      // not empty, or gone already
     }
     this.lastPinsDir = null;
   }
