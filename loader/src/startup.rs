@@ -283,7 +283,7 @@ fn attach_and_open<W: Write>(
         cfg.capture_req_bytes,
         cfg.capture_resp_bytes,
         cfg.ringbuf_bytes,
-        if loaded.reused { format!(", ring at {}, {skipped} records already sent skipped", ring.position()) } else { String::new() },
+        if pins_state == "reused" { format!(", ring at {}, {skipped} records already sent skipped", ring.position()) } else { String::new() },
         programs.join(",")
     );
     Ok((filters, ring, StatsMaps { counters, unattributed }, idle_flush, reclaim))

@@ -205,7 +205,9 @@ fn http_get(port: u16) -> String {
 fn http_requests_come_out_as_frames() {
     assert!(is_root(), "http_requests_come_out_as_frames loads the BPF object: run the tests as root");
     let (server, port) = start_server();
-    let mut l = Loader::start(&[]);
+    // Closed to every other server from the start (port 1), so that no other traffic on this
+    // host is in the ring before the command below opens it to ours.
+    let mut l = Loader::start(&["--ports", "1"]);
     l.wait_for(PC_REC_LOADER_INFO, 30);
     // Only our server's port; the STATS reply proves the ports command was applied before it.
     l.send(&format!("ports {port}"));
