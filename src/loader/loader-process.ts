@@ -33,6 +33,8 @@ const FATAL_EXITS = new Set<number>([
   LOADER_EXIT.OBJECT, // the BPF object is missing or broken until someone rebuilds it
 ]);
 const MAX_BACKOFF_MS = 30_000;
+/** The first restart delay when the kernel state outlives the loader (doubling from there). */
+const PINNED_FIRST_BACKOFF_MS = 100;
 
 export interface LoaderOptions {
   loaderPath: string;
@@ -203,7 +205,9 @@ export class LoaderProcess {
           if (!started) {
             started = true;
             held.splice(0).forEach(logLine);
-            this.backoffMs = 1_000;
+            // A loader whose kernel state is pinned loses nothing while none runs, but the ring
+            // buffer fills meanwhile: its successor starts sooner (it takes over in ms).
+            this.backoffMs = pins.state === 'fresh' || pins.state === 'reused' ? PINNED_FIRST_BACKOFF_MS : 1_000;
             this.handlers.onStateChange(true, 'loader attached');
             resolve();
           }
