@@ -169,7 +169,8 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
             "--idle-flush-ms" => cfg.idle_flush_ms = parse_num(flag, &v, 0, 3_600_000)?,
             "--pin-root" => cfg.pin_root = v,
             "--resume" => {
-                let parsed = v.split_once(',').and_then(|(m, n)| Some((m.trim().parse().ok()?, n.trim().parse().ok()?)));
+                let parsed =
+                    v.split_once(',').and_then(|(m, n)| Some((m.trim().parse().ok()?, n.trim().parse().ok()?)));
                 cfg.resume = Some(parsed.ok_or_else(|| format!("--resume wants MARK,N, got '{v}'"))?);
             }
             "--variants" => cfg.downgrade = Downgrade::parse(&v).map_err(|e| format!("--variants: {e}"))?,

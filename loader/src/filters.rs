@@ -139,8 +139,13 @@ impl Filters {
     /// that no filter opens for a moment; the caller then sets every filter.
     pub fn new(maps: &mut Maps, always_ignored: Vec<u32>, keep_cfg: bool) -> Result<Self, FilterError> {
         let cfg_map = maps.take("filter_cfg").ok_or(FilterError::MissingMap("filter_cfg"))?;
-        let cfg_map: Array<MapData, PcFilterCfg> = Array::try_from(cfg_map).map_err(|e| FilterError::Map("filter_cfg", e))?;
-        let cfg = if keep_cfg { cfg_map.get(&0, 0).map_err(|e| FilterError::Map("filter_cfg", e))? } else { PcFilterCfg::default() };
+        let cfg_map: Array<MapData, PcFilterCfg> =
+            Array::try_from(cfg_map).map_err(|e| FilterError::Map("filter_cfg", e))?;
+        let cfg = if keep_cfg {
+            cfg_map.get(&0, 0).map_err(|e| FilterError::Map("filter_cfg", e))?
+        } else {
+            PcFilterCfg::default()
+        };
         let mut f = Filters {
             cfg_map,
             cfg,

@@ -43,7 +43,14 @@ fn opt_str(s: &Option<String>) -> String {
     s.as_deref().map_or("null".into(), json_str)
 }
 
-pub fn loader_info_json(cfg: &Config, programs: &[String], kernel: &str, variants: &Variants, pid: u32, pins: &PinsInfo) -> String {
+pub fn loader_info_json(
+    cfg: &Config,
+    programs: &[String],
+    kernel: &str,
+    variants: &Variants,
+    pid: u32,
+    pins: &PinsInfo,
+) -> String {
     let progs: Vec<String> = programs.iter().map(|p| json_str(p)).collect();
     format!(
         "{{\"abi\":{PC_ABI_VERSION},\"programs\":[{}],\"kernel\":{},\"variants\":{{\"syscall_args\":{},\"idle_flush\":{},\"rss\":{}}},\"capture_request_bytes\":{},\"capture_response_bytes\":{},\"ringbuf_bytes\":{},\"conn_table_entries\":{},\"pid\":{pid},\"pins\":{{\"state\":{},\"dir\":{},\"reason\":{},\"state_id\":{},\"resumed_at\":{},\"skipped\":{}}}}}",
@@ -82,7 +89,14 @@ mod tests {
     fn loader_info_is_json() {
         let c = Config { bpf_object: "o".into(), ..Config::default() };
         let v = Variants { syscall_args: "exit_regs", idle_flush: "kernel_walk", rss: "percpu_sum" };
-        let p = PinsInfo { state: "off", dir: None, reason: Some("no \"bpffs\"".into()), state_id: 7, resumed_at: 0, skipped: 0 };
+        let p = PinsInfo {
+            state: "off",
+            dir: None,
+            reason: Some("no \"bpffs\"".into()),
+            state_id: 7,
+            resumed_at: 0,
+            skipped: 0,
+        };
         let j = loader_info_json(&c, &["a".into(), "b\"c".into()], "6.1\\x", &v, 42, &p);
         assert_eq!(
             j,

@@ -75,7 +75,10 @@ impl StateDir {
 
     /// The variants of a complete state (its ok-* marker); None while incomplete.
     pub fn variants(&self) -> Option<Variants> {
-        fs::read_dir(&self.path).ok()?.filter_map(Result::ok).find_map(|e| parse_variants(&e.file_name().to_string_lossy()))
+        fs::read_dir(&self.path)
+            .ok()?
+            .filter_map(Result::ok)
+            .find_map(|e| parse_variants(&e.file_name().to_string_lossy()))
     }
 
     /// Removes the state (its pins go, which detaches the programs once no fd holds them) and
@@ -89,8 +92,9 @@ impl StateDir {
 
     /// The programs attached in this state, by their pinned links.
     pub fn programs(&self) -> io::Result<Vec<String>> {
-        let mut names: Vec<String> =
-            fs::read_dir(self.links())?.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect();
+        let mut names: Vec<String> = fs::read_dir(self.links())?
+            .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -190,8 +194,8 @@ fn remove_dead_instances(root: &Path, ns: u64, mine: &str) {
             continue;
         }
         let parts: Vec<&str> = name.split('-').collect();
-        let [Ok(their_ns), Ok(pid), Ok(start)] =
-            [parts.first(), parts.get(1), parts.get(2)].map(|p| p.ok_or(()).and_then(|s| s.parse::<u64>().map_err(|_| ())))
+        let [Ok(their_ns), Ok(pid), Ok(start)] = [parts.first(), parts.get(1), parts.get(2)]
+            .map(|p| p.ok_or(()).and_then(|s| s.parse::<u64>().map_err(|_| ())))
         else {
             continue;
         };
@@ -312,7 +316,10 @@ mod tests {
 
     #[test]
     fn not_on_bpffs_is_off_with_a_reason() {
-        let c = Config { pin_root: std::env::temp_dir().join("pc-pins").to_string_lossy().into_owned(), ..Config::default() };
+        let c = Config {
+            pin_root: std::env::temp_dir().join("pc-pins").to_string_lossy().into_owned(),
+            ..Config::default()
+        };
         match plan(&c, b"elf", true) {
             PinPlan::Off { reason: Some(r) } => assert!(r.contains("not on a BPF filesystem"), "{r}"),
             _ => panic!("expected Off"),

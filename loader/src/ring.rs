@@ -46,7 +46,9 @@ impl Ring {
         }
         let map = |len: usize, prot: libc::c_int, off: usize| {
             // SAFETY: a fresh shared mapping of the map's fd; the kernel checks offset and size.
-            let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.as_raw_fd(), off as libc::off_t) };
+            let p = unsafe {
+                libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.as_raw_fd(), off as libc::off_t)
+            };
             if p == libc::MAP_FAILED {
                 Err(io::Error::last_os_error())
             } else {

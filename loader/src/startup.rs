@@ -114,7 +114,10 @@ pub fn start<W: Write>(cfg: &Config, out: &mut Output<W>) -> Result<Running, Fat
                 Ok(l) => loaded = Some(l),
                 Err(e) => {
                     dir.remove();
-                    return Err(fatal(PC_EXIT_LOAD, format!("opening the pins just made in {}: {e}", dir.path.display())));
+                    return Err(fatal(
+                        PC_EXIT_LOAD,
+                        format!("opening the pins just made in {}: {e}", dir.path.display()),
+                    ));
                 }
             },
             Err(f) => {
@@ -207,7 +210,12 @@ fn attach_and_open<W: Write>(
             FilterSet::Comms(vec![]),
             FilterSet::IgnorePids(vec![]),
         ] {
-            let set = cfg.filters.iter().rev().find(|s| std::mem::discriminant(*s) == std::mem::discriminant(&off)).unwrap_or(&off);
+            let set = cfg
+                .filters
+                .iter()
+                .rev()
+                .find(|s| std::mem::discriminant(*s) == std::mem::discriminant(&off))
+                .unwrap_or(&off);
             filters.apply(set).map_err(|e| map_fatal("applying filter flags", &e))?;
         }
     } else {
@@ -224,7 +232,8 @@ fn attach_and_open<W: Write>(
         }
         if let Some(dir) = pin_dir {
             for (name, link) in links {
-                let pinned = link.pin(dir.links().join(&name)).map_err(|e| classify(&format!("pinning link {name}"), &e))?;
+                let pinned =
+                    link.pin(dir.links().join(&name)).map_err(|e| classify(&format!("pinning link {name}"), &e))?;
                 loaded.links.push(pinned);
             }
             // Every link is pinned: the programs stay attached without the object.
@@ -237,7 +246,11 @@ fn attach_and_open<W: Write>(
     let (mut ring, state_id) = match maps.take("events") {
         Some(Map::RingBuf(data)) => {
             let info = data.info().map_err(|e| classify("ring buffer 'events'", &e))?;
-            let fd = data.fd().as_fd().try_clone_to_owned().map_err(|e| fatal(PC_EXIT_LOAD, format!("ring buffer 'events': {e}")))?;
+            let fd = data
+                .fd()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| fatal(PC_EXIT_LOAD, format!("ring buffer 'events': {e}")))?;
             let ring = Ring::new(fd, info.max_entries())
                 .map_err(|e| fatal(PC_EXIT_LOAD, format!("mapping ring buffer 'events': {e}")))?;
             (ring, info.id())
@@ -332,7 +345,9 @@ fn load_in_child(cfg: &Config, elf: &[u8], release: &str, dir: &StateDir) -> Res
             if code != 0 {
                 return Err(fatal(code, ""));
             }
-            dir.variants().ok_or_else(|| fatal(PC_EXIT_LOAD, format!("{}: the loading child left no complete state", dir.path.display())))
+            dir.variants().ok_or_else(|| {
+                fatal(PC_EXIT_LOAD, format!("{}: the loading child left no complete state", dir.path.display()))
+            })
         }
     }
 }
@@ -423,13 +438,23 @@ fn load(cfg: &Config, elf: &[u8], release: &str, pins: Option<&StateDir>) -> Res
     let listening = seed::scan();
     seed::seed(&mut maps, &listening).map_err(|e| fatal(PC_EXIT_LOAD, e))?;
     log::debug!("seeded {} listening ports of {} processes", listening.ports.len(), listening.pids.len());
-    Ok(Loaded { ebpf: Some(ebpf), to_attach: Some((sections, btf)), links: vec![], maps, programs: vec![], variants, reused: false })
+    Ok(Loaded {
+        ebpf: Some(ebpf),
+        to_attach: Some((sections, btf)),
+        links: vec![],
+        maps,
+        programs: vec![],
+        variants,
+        reused: false,
+    })
 }
 
 /// VmRSS and VmHWM of this process (debug log of what the start costs).
 pub fn rss_note(when: &str) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default();
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default()
+    };
     log::debug!("{when}: VmRSS {}, VmHWM {}", field("VmRSS:"), field("VmHWM:"));
 }
 

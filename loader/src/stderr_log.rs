@@ -11,7 +11,8 @@ impl log::Log for StderrLog {
             // Not eprintln!, which panics when stderr is gone (the agent died): the loader must
             // still get to its clean stop, which removes the pins (crate::pins).
             use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "perfcatch-loader: {}: {}", r.level().as_str().to_lowercase(), r.args());
+            let _ =
+                writeln!(std::io::stderr(), "perfcatch-loader: {}: {}", r.level().as_str().to_lowercase(), r.args());
         }
     }
     fn flush(&self) {}
