@@ -110,6 +110,9 @@ impl std::error::Error for AttachError {
     }
 }
 
+/// The names of the programs attached, and the links taken out of them (to pin).
+pub type Attached = (Vec<String>, Vec<(String, FdLink)>);
+
 /// Loads and attaches every program whose section we understand, in name order (stable logs),
 /// as `plan` says (crate::features: programs of a variant not chosen are skipped; an optional
 /// one the kernel refuses is left out with a warning). Returns the names attached. Links live
@@ -122,7 +125,7 @@ pub fn attach_all(
     btf: &Btf,
     plan: impl Fn(&str) -> Plan,
     take_links: bool,
-) -> Result<(Vec<String>, Vec<(String, FdLink)>), AttachError> {
+) -> Result<Attached, AttachError> {
     let mut names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
     names.sort();
     if sections.values().any(|s| matches!(hook_for_section(s), Hook::TracePoint { .. })) {

@@ -285,7 +285,7 @@ fn attach_and_open<W: Write>(
         skipped,
     };
     let programs = &loaded.programs;
-    let json = loader_info_json(cfg, programs, &release, &variants, me, &pins_info);
+    let json = loader_info_json(cfg, programs, release, &variants, me, &pins_info);
     write_loader_info(out, &json).map_err(|e| output_fatal(&e))?;
     log::info!(
         "attached {} programs on kernel {release} (variants: syscall args {}, idle flush {}, rss {}; capture {}/{} bytes, ring buffer {} bytes, pid {me}; pins {pins_state}{}): {}",
