@@ -268,6 +268,7 @@ describe(`loader SIGKILLed ${KILLS} times under ~2,000 req/s (wrk, never paused)
     let missing = 0;
     let recorded = 0;
     const missingIds: string[] = [];
+    const noStatus: RequestRecord[] = [];
     for (const [t, n] of sent) {
       const byId = new Map<number, RequestRecord>();
       for (const r of await wrkRecords(a, t, n)) {
@@ -275,8 +276,8 @@ describe(`loader SIGKILLed ${KILLS} times under ~2,000 req/s (wrk, never paused)
         if (byId.has(i)) twice.add(r.correlation_id!);
         byId.set(i, r);
         assert.equal(r.http_path, `/w/${t}/${i}`, `${r.correlation_id} has its own path`);
-        assert.equal(r.http_status, 200);
         assert.equal(r.local_port, go.port);
+        if (r.http_status !== 200) noStatus.push(r);
       }
       const gone = Array.from({ length: n }, (_, k) => k + 1).filter((i) => !byId.has(i));
       missing += gone.length;
@@ -286,7 +287,9 @@ describe(`loader SIGKILLed ${KILLS} times under ~2,000 req/s (wrk, never paused)
     }
     const losses = (await a.get<Health>('/health')).body.lost;
     console.log(`# wrk: ${wrkSent} requests sent in ${wrkSeconds.toFixed(1)} s (${Math.round(wrkSent / wrkSeconds)} req/s) across ${KILLS} loader kills; ${recorded} recorded, ${missing} missing, ${twice.size} recorded twice; ${skipped} ring records the agent had received skipped by the next loader; losses ${JSON.stringify(losses)}`);
+    if (noStatus.length) console.log(`# without a status: ${JSON.stringify(noStatus.slice(0, 3))}`);
     assert.equal(missing, 0, `every wrk request recorded; missing ${missingIds.join('; ')}`);
+    assert.equal(noStatus.length, 0, `every wrk request with its status (${noStatus.length} without; losses ${JSON.stringify(losses)})`);
     assert.equal(twice.size, 0, `no request recorded twice: ${[...twice].slice(0, 10).join(',')}`);
 
     // No earlier record was altered by a later request.
