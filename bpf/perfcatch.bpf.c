@@ -52,6 +52,7 @@ struct pc_btf_anchor {
 	struct pc_stats stats;
 	struct pc_process_cpu process_cpu;
 	struct pc_loader_info loader_info;
+	struct pc_ring_mark ring_mark;
 	struct pc_filter_cfg filter_cfg;
 	struct pc_flush_list flush_list;
 	enum pc_record_type record_type;

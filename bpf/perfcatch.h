@@ -75,7 +75,8 @@ enum pc_record_type {
 	PC_REC_PROCESS_ENV = 4, /* kernel: an OpenTelemetry variable a process exec'd with */
 	PC_REC_STATS = 16,      /* loader: counter snapshot, about once a second */
 	PC_REC_PROCESS_CPU = 18, /* loader: one process's CPU charged to no request, with stats */
-	PC_REC_LOADER_INFO = 17 /* loader: JSON (programs attached, kernel, tunables), once */
+	PC_REC_LOADER_INFO = 17, /* loader: JSON (programs attached, kernel, tunables), once */
+	PC_REC_RING_MARK = 19   /* loader: ring position of the ring-buffer records that follow */
 };
 
 /* pc_request.flags */
@@ -260,6 +261,16 @@ struct pc_process_cpu {
 	__u32 type;       /* PC_REC_PROCESS_CPU */
 	__u32 pid;
 	__u64 unattributed_ns;
+};
+
+/* Written by the loader before each chunk of ring-buffer records (types 1-4) it forwards: the
+ * ring position it read them from. The loader gives their ring space back only after writing
+ * them, so a loader that dies leaves them in the (pinned) ring; the agent tells the next loader
+ * the last mark and how many records after it arrived whole, and those are not sent again. */
+struct pc_ring_mark {
+	__u32 type;       /* PC_REC_RING_MARK */
+	__u32 _pad;
+	__u64 pos;
 };
 
 /* Written by the loader once after attaching: header, then len bytes of UTF-8 JSON. */

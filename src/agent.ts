@@ -146,9 +146,10 @@ export class Agent {
         // With --namespace/--pods the filter starts closed, until the allowed pods are known.
         cgroups: config.namespaces.length || config.podNames.length ? [CLOSED_CGROUP_FILTER] : [],
         kernelVariants: config.kernelVariants,
+        bpfPinDir: config.bpfPinDir,
       },
       {
-        onRecord: (rec, generation) => this.handleRecord(rec, generation),
+        onRecord: (rec, generation, loaderSeq) => this.handleRecord(rec, generation, loaderSeq),
         onMalformed: (err) => {
           this.frames.malformed++;
           log.debug(`malformed loader frame: ${err.message}`);
@@ -222,8 +223,11 @@ export class Agent {
     return this.api?.port ?? 0;
   }
 
-  /** Every decoded loader record enters here, with the generation of the loader it came from. */
-  handleRecord(rec: DecodedRecord, generation: number): void {
+  /**
+   * Every decoded loader record enters here, with the generation of the kernel state it came
+   * from and the number of the loader process that sent it (LoaderProcess).
+   */
+  handleRecord(rec: DecodedRecord, generation: number, loaderSeq = generation): void {
     this.frames.decoded++;
     switch (rec.kind) {
       case 'data':
@@ -231,8 +235,10 @@ export class Agent {
       case 'request':
         return this.pipeline.handle(rec, generation);
       case 'stats':
+        // Kernel counters go on while a loader takes over its predecessor's state; the
+        // loader's own restart with each process.
         this.kernelCounters.update(generation, rec.kernel);
-        this.loaderCounters.update(generation, rec.loader);
+        this.loaderCounters.update(loaderSeq, rec.loader);
         this.noteConnTableFull(this.kernelCounters.totals().conn_table_full ?? 0);
         return;
       case 'process_env':
@@ -240,6 +246,7 @@ export class Agent {
       case 'process_cpu':
         return this.unattributedCpu.record(rec);
       case 'loader_info':
+      case 'ring_mark':
         return;
     }
   }
@@ -289,6 +296,8 @@ export class Agent {
         ...(reasons.length ? { degraded: reasons } : {}),
         programs: Array.isArray(info?.programs) ? info.programs : [],
         kernel: kernelOf(info),
+        // Whether the kernel state outlives a loader (loader/src/pins.rs): state off|fresh|reused.
+        pins: info?.['pins'] ?? null,
         buffer: { size: this.store.size, capacity: this.store.capacity },
         otlp: this.config.otlpEndpoint
           ? {

@@ -85,12 +85,17 @@ export interface AgentConfig {
   schedIdle: boolean;
   /** Older kernel variants forced on the loader (`--variants`): e.g. "syscall_args=enter_map". */
   kernelVariants: string[];
+  /** bpffs directory where the loader pins its maps and links (loader --pin-root); '' = off. */
+  bpfPinDir: string;
 }
 
 // src/config.ts and dist/config.js both sit one directory below the package root.
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DEFAULT_LOADER_PATH = path.join(PACKAGE_ROOT, 'loader/target/release/perfcatch-loader');
 const DEFAULT_BPF_OBJECT_PATH = path.join(PACKAGE_ROOT, 'build/perfcatch.bpf.o');
+const DEFAULT_BPF_PIN_DIR = '/sys/fs/bpf/perfcatch';
+/** The kernel ring buffer: also the bulk of the loader's RSS (mapped once, loader/src/ring.rs). */
+const DEFAULT_RINGBUF_KB = 16_384;
 /** enum pc_capture_default in bpf/perfcatch.h (test/unit/layout.test.ts checks): the agent
  * always passes its capture sizes to the loader, so these are the ones in force. */
 export const DEFAULT_CAPTURE_REQUEST_BYTES = 4096;
@@ -124,11 +129,12 @@ const OPTIONS = [
   { flag: '--otlp-protocol', env: ['PERFCATCH_OTLP_PROTOCOL'], arg: 'PROTOCOL', description: `${OTLP_PROTOCOLS.join(' | ')}; else the OTEL_EXPORTER_OTLP_*PROTOCOL variables`, defaultText: DEFAULT_OTLP_PROTOCOL },
   { flag: '--capture-request-bytes', env: ['PERFCATCH_CAPTURE_REQUEST_BYTES'], arg: 'N', description: 'request bytes captured for parsing (64-4096)', defaultText: String(DEFAULT_CAPTURE_REQUEST_BYTES) },
   { flag: '--capture-response-bytes', env: ['PERFCATCH_CAPTURE_RESPONSE_BYTES'], arg: 'N', description: 'response bytes captured for parsing (16-4096)', defaultText: String(DEFAULT_CAPTURE_RESPONSE_BYTES) },
-  { flag: '--ringbuf-kb', env: ['PERFCATCH_RINGBUF_KB'], arg: 'N', description: 'kernel ring buffer in KiB, a power of two (64-1048576): past half full, payload capture is shed; when full, records are dropped (both counted)', defaultText: '16384' },
+  { flag: '--ringbuf-kb', env: ['PERFCATCH_RINGBUF_KB'], arg: 'N', description: 'kernel ring buffer in KiB, a power of two (64-1048576): past half full, payload capture is shed; when full, records are dropped (both counted); the loader maps it, so it is most of the loader RSS', defaultText: String(DEFAULT_RINGBUF_KB) },
   { flag: '--conn-table-size', env: ['PERFCATCH_CONN_TABLE_SIZE'], arg: 'N', description: 'connections tracked at once (16-4194304, about 330 bytes of kernel memory each): the requests of connections beyond are not recorded, and counted lost (kernel_conn_table_full)', defaultText: '65536' },
   { flag: '--keep-query', env: ['PERFCATCH_KEEP_QUERY'], arg: null, description: 'keep query strings in paths instead of redacting them', defaultText: 'off' },
   { flag: '--loader', env: ['PERFCATCH_LOADER'], arg: 'PATH', description: 'perfcatch-loader executable', defaultText: DEFAULT_LOADER_PATH },
   { flag: '--bpf-object', env: ['PERFCATCH_BPF_OBJECT'], arg: 'PATH', description: 'compiled BPF object', defaultText: DEFAULT_BPF_OBJECT_PATH },
+  { flag: '--bpf-pin-dir', env: ['PERFCATCH_BPF_PIN_DIR'], arg: 'PATH', description: 'bpffs directory where the loader pins its maps and links, so a loader that dies loses no capture (see Reliability); off: nothing pinned', defaultText: DEFAULT_BPF_PIN_DIR },
   { flag: '--log-level', env: ['PERFCATCH_LOG_LEVEL'], arg: 'LEVEL', description: LOG_LEVELS.join('|'), defaultText: 'info' },
   { flag: '--db', env: ['PERFCATCH_DB_PATH'], arg: 'PATH', description: 'persist requests to this SQLite file (created with mode 0600); the API then serves history from it', defaultText: 'none (memory only)' },
   { flag: '--metrics-series-ttl-minutes', env: ['PERFCATCH_METRICS_SERIES_TTL_MINUTES'], arg: 'N', description: 'drop /metrics request series unseen this long (0: never; 0-525600)', defaultText: '60' },
@@ -206,11 +212,12 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     sdkDisabled: orDefault(standardVariable(env, 'OTEL_SDK_DISABLED'), parseStandardBoolean, false),
     captureRequestBytes: orDefault(raw('--capture-request-bytes'), (v) => parseInteger(v, 64, 4096), DEFAULT_CAPTURE_REQUEST_BYTES),
     captureResponseBytes: orDefault(raw('--capture-response-bytes'), (v) => parseInteger(v, 16, 4096), DEFAULT_CAPTURE_RESPONSE_BYTES),
-    ringbufBytes: orDefault(raw('--ringbuf-kb'), parseRingbufKb, 16 << 20),
+    ringbufBytes: orDefault(raw('--ringbuf-kb'), parseRingbufKb, DEFAULT_RINGBUF_KB * 1024),
     connTableSize: orDefault(raw('--conn-table-size'), (v) => parseInteger(v, 16, 1 << 22), 65_536),
     keepQuery: orDefault(raw('--keep-query'), parseBoolean, false),
     loaderPath: orDefault(raw('--loader'), parsePath, DEFAULT_LOADER_PATH),
     bpfObjectPath: orDefault(raw('--bpf-object'), parsePath, DEFAULT_BPF_OBJECT_PATH),
+    bpfPinDir: orDefault(raw('--bpf-pin-dir'), (v) => (v.text.trim() === 'off' ? '' : parsePath(v)), DEFAULT_BPF_PIN_DIR),
     logLevel: orDefault(raw('--log-level'), parseLogLevel, 'info'),
     dbPath: orDefault(raw('--db'), parsePath, null),
     dbRetentionHours: orDefault(raw('--db-retention-hours'), (v) => parseInteger(v, 1, 87_600), 168),

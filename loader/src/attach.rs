@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use aya::programs::links::FdLink;
 use aya::programs::{Program, ProgramError};
 use aya::{Btf, Ebpf};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
@@ -77,6 +78,7 @@ fn ensure_tracefs() {
 pub enum AttachError {
     NoSection { program: String },
     KindMismatch { program: String, section: String },
+    NotPinnable { program: String },
     Kernel { program: String, section: String, error: Box<ProgramError> },
 }
 
@@ -87,6 +89,7 @@ impl std::fmt::Display for AttachError {
             AttachError::KindMismatch { program, section } => {
                 write!(f, "program {program}: aya's program kind does not match section {section}")
             }
+            AttachError::NotPinnable { program } => write!(f, "program {program}: its link is not a bpf_link"),
             // ProgramError::LoadError embeds the whole verifier log: keep just the errno here.
             AttachError::Kernel { program, section, error } => match &**error {
                 ProgramError::LoadError { io_error, .. } => {
@@ -107,22 +110,29 @@ impl std::error::Error for AttachError {
     }
 }
 
+/// The names of the programs attached, and the links taken out of them (to pin).
+pub type Attached = (Vec<String>, Vec<(String, FdLink)>);
+
 /// Loads and attaches every program whose section we understand, in name order (stable logs),
 /// as `plan` says (crate::features: programs of a variant not chosen are skipped; an optional
 /// one the kernel refuses is left out with a warning). Returns the names attached. Links live
-/// as long as `ebpf`; dropping it detaches everything.
+/// as long as `ebpf` (dropping it detaches everything), unless `take_links`: then each link is
+/// taken out and returned, to be pinned (crate::pins; every link must then be a bpf_link, as
+/// tracepoints' are from Linux 5.15, aya::features().bpf_perf_link()).
 pub fn attach_all(
     ebpf: &mut Ebpf,
     sections: &HashMap<String, String>,
     btf: &Btf,
     plan: impl Fn(&str) -> Plan,
-) -> Result<Vec<String>, AttachError> {
+    take_links: bool,
+) -> Result<Attached, AttachError> {
     let mut names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
     names.sort();
     if sections.values().any(|s| matches!(hook_for_section(s), Hook::TracePoint { .. })) {
         ensure_tracefs();
     }
     let mut attached = Vec::new();
+    let mut links = Vec::new();
     for name in names {
         let optional = match plan(&name) {
             Plan::Skip => continue,
@@ -134,9 +144,10 @@ pub fn attach_all(
         let kernel =
             |error| AttachError::Kernel { program: name.clone(), section: section.clone(), error: Box::new(error) };
         let mismatch = || AttachError::KindMismatch { program: name.clone(), section: section.clone() };
-        match (hook_for_section(section), prog) {
+        let not_fd = || AttachError::NotPinnable { program: name.clone() };
+        let link: Option<FdLink> = match (hook_for_section(section), prog) {
             (Hook::TracePoint { category, name: tp }, Program::TracePoint(p)) => {
-                let result = p.load().and_then(|()| p.attach(category, tp).map(|_| ()));
+                let result = p.load().and_then(|()| p.attach(category, tp));
                 match result {
                     Err(e) if optional => {
                         log::warn!(
@@ -145,27 +156,44 @@ pub fn attach_all(
                         );
                         continue;
                     }
-                    other => other.map_err(kernel)?,
+                    Err(e) => return Err(kernel(e)),
+                    Ok(id) if take_links => {
+                        Some(FdLink::try_from(p.take_link(id).map_err(kernel)?).map_err(|_| not_fd())?)
+                    }
+                    Ok(_) => None,
                 }
             }
             (Hook::BtfTracePoint { name: tp }, Program::BtfTracePoint(p)) => {
                 p.load(tp, btf).map_err(kernel)?;
-                p.attach().map_err(kernel)?;
+                let id = p.attach().map_err(kernel)?;
+                if take_links {
+                    Some(p.take_link(id).map_err(kernel)?.into())
+                } else {
+                    None
+                }
             }
             (Hook::RawTracePoint { name: tp }, Program::RawTracePoint(p)) => {
                 p.load().map_err(kernel)?;
-                p.attach(tp).map_err(kernel)?;
+                let id = p.attach(tp).map_err(kernel)?;
+                if take_links {
+                    Some(p.take_link(id).map_err(kernel)?.into())
+                } else {
+                    None
+                }
             }
             (Hook::Unsupported, _) => {
                 log::warn!("skipping {name} ({section}): section kind not supported by this loader");
                 continue;
             }
             _ => return Err(mismatch()),
-        }
+        };
         log::debug!("attached {name} ({section})");
+        if let Some(link) = link {
+            links.push((name.clone(), link));
+        }
         attached.push(name);
     }
-    Ok(attached)
+    Ok((attached, links))
 }
 
 #[cfg(test)]

@@ -26,6 +26,12 @@ pub fn usage() -> String {
   --cgroups LIST              only trace these cgroup v2 ids
   --comms LIST                only trace these process names (cut to 15 bytes)
   --ignore-pids LIST          never trace these process ids (the loader and its parent always are)
+  --pin-root DIR              pin maps and program links under DIR (on bpffs, e.g. /sys/fs/bpf/perfcatch)
+                              so that a loader that dies leaves the programs attached and the
+                              records in the ring buffer, and the next one takes them over; a clean
+                              stop removes them (default: nothing pinned)
+  --resume MARK,N             the agent received N ring records after ring mark MARK from the
+                              loader before this one: not sent again (used with --pin-root)
   --help                      this text
 LIST is comma-separated. Stdin takes one command per line: pids|ports|cgroups|comms|ignore-pids LIST
 (replaces that set; empty LIST switches the filter off) or `stats`. Stdin EOF stops the loader.
@@ -60,6 +66,10 @@ pub struct Config {
     pub idle_flush_ms: u64,
     pub downgrade: Downgrade,
     pub filters: Vec<FilterSet>,
+    /// Where to pin (crate::pins); empty: nothing pinned.
+    pub pin_root: String,
+    /// (ring mark, records received after it) of the loader before (crate::drain::skip_received).
+    pub resume: Option<(u64, u64)>,
 }
 
 impl Default for Config {
@@ -76,6 +86,8 @@ impl Default for Config {
             idle_flush_ms: 500,
             downgrade: Downgrade::default(),
             filters: Vec::new(),
+            pin_root: String::new(),
+            resume: None,
         }
     }
 }
@@ -128,6 +140,8 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
             "--cgroups",
             "--comms",
             "--ignore-pids",
+            "--pin-root",
+            "--resume",
         ];
         if !known.contains(&flag) {
             return Err(format!("unknown flag '{flag}' (try --help)"));
@@ -153,6 +167,12 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
             "--drain-interval-ms" => cfg.drain_interval_ms = parse_num(flag, &v, 1, 60_000)?,
             "--stats-interval-ms" => cfg.stats_interval_ms = parse_num(flag, &v, 1, 3_600_000)?,
             "--idle-flush-ms" => cfg.idle_flush_ms = parse_num(flag, &v, 0, 3_600_000)?,
+            "--pin-root" => cfg.pin_root = v,
+            "--resume" => {
+                let parsed =
+                    v.split_once(',').and_then(|(m, n)| Some((m.trim().parse().ok()?, n.trim().parse().ok()?)));
+                cfg.resume = Some(parsed.ok_or_else(|| format!("--resume wants MARK,N, got '{v}'"))?);
+            }
             "--variants" => cfg.downgrade = Downgrade::parse(&v).map_err(|e| format!("--variants: {e}"))?,
             _ => {
                 let set = filters::parse_filter(&flag[2..], &v).map_err(|e| format!("{flag}: {e}"))?;
@@ -202,6 +222,8 @@ mod tests {
         assert_eq!(c.filters.len(), 5);
         assert_eq!(c.filters[0], FilterSet::Pids(vec![1, 2]));
         assert_eq!(c.filters[4], FilterSet::IgnorePids(vec![9]));
+        let c = cfg("--bpf-object o --pin-root /sys/fs/bpf/x --resume 4096,17");
+        assert_eq!((c.pin_root.as_str(), c.resume), ("/sys/fs/bpf/x", Some((4096, 17))));
     }
 
     #[test]
@@ -234,6 +256,8 @@ mod tests {
             "--bpf-object o --ports 70000",
             "--bpf-object o --frob 1",
             "--bpf-object o stray",
+            "--bpf-object o --resume 5",
+            "--bpf-object o --resume a,1",
             "-x",
         ] {
             assert!(parse_args(&args(bad)).is_err(), "'{bad}' should be a usage error");

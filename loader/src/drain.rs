@@ -3,12 +3,15 @@
 
 use std::io::{self, BufWriter, Write};
 
-use aya::maps::{MapData, RingBuf};
-
 use crate::record::*;
+use crate::ring::Ring;
 
 /// Upper bound on items per pass so a flood cannot starve the timers and the control channel.
 const MAX_ITEMS_PER_PASS: usize = 1 << 16;
+
+/// A pass gives ring space back (and writes a new mark) every this many bytes read, so that a
+/// long pass does not hold the ring's space while the agent reads.
+const CHUNK_BYTES: usize = 256 << 10;
 
 /// Buffered frame output plus the loader's own counters (they describe what went out).
 pub struct Output<W: Write> {
@@ -39,6 +42,26 @@ impl<W: Write> Output<W> {
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+
+    /// A PC_REC_RING_MARK frame: the ring items that follow were read from ring position `pos`
+    /// on, and are given back to the kernel only once written (crate::ring).
+    pub fn write_mark(&mut self, pos: u64) -> io::Result<()> {
+        let mut b = [0u8; 16];
+        b[0..4].copy_from_slice(&PC_REC_RING_MARK.to_le_bytes());
+        b[8..16].copy_from_slice(&pos.to_le_bytes());
+        self.write_frame(&[&b])
+    }
+
+    /// As emit_item, for an item already in a buffer of ours (rewritten in place).
+    pub fn emit_buf(&mut self, item: &mut [u8], mono_to_epoch: i64) -> io::Result<()> {
+        match prepare_item(item, mono_to_epoch) {
+            Some(len) => self.write_frame(&[&item[..len]]),
+            None => {
+                self.loader[PC_LCNT_MALFORMED] += 1;
+                Ok(())
+            }
+        }
     }
 
     /// Validates one ring-buffer item, rewrites its clocks and writes it as a frame.
@@ -120,18 +143,54 @@ pub fn mono_to_epoch_offset() -> i64 {
     (rt - (m1 + (m2 - m1) / 2)) as i64
 }
 
-/// One drain pass: copy out up to MAX_ITEMS_PER_PASS items, then flush once.
-pub fn drain_pass<W: Write>(ring: &mut RingBuf<MapData>, out: &mut Output<W>) -> io::Result<usize> {
+/// One drain pass: copy out up to MAX_ITEMS_PER_PASS items in chunks of CHUNK_BYTES. Each
+/// chunk is a mark (its ring position), its items, a flush, and only then the commit that
+/// gives its space back: a loader killed before the commit leaves the chunk in the ring.
+pub fn drain_pass<W: Write>(ring: &mut Ring, out: &mut Output<W>, item: &mut Vec<u8>) -> io::Result<usize> {
     let offset = mono_to_epoch_offset();
     let mut n = 0;
-    while n < MAX_ITEMS_PER_PASS {
-        let Some(item) = ring.next() else { break };
-        out.emit_item(&item, offset)?;
-        n += 1;
+    while n < MAX_ITEMS_PER_PASS && ring.has_data() {
+        out.write_mark(ring.position())?;
+        let mut bytes = 0;
+        let mut more = true;
+        while n < MAX_ITEMS_PER_PASS && bytes < CHUNK_BYTES {
+            if !ring.next_into(item) {
+                more = false;
+                break;
+            }
+            bytes += item.len();
+            out.emit_buf(item, offset)?;
+            n += 1;
+        }
+        out.flush()?;
+        ring.commit();
+        if !more {
+            break;
+        }
     }
     out.loader[PC_LCNT_DRAINS] += 1;
     out.flush()?;
     Ok(n)
+}
+
+/// At the start of a loader that took over a ring (crate::pins): the agent received the first
+/// `received` items read from ring position `mark` whole from the loader before; when the ring
+/// still stands there (that loader died before its commit), they are stepped over, so nothing
+/// is delivered twice. Returns how many were skipped.
+pub fn skip_received(ring: &mut Ring, mark: u64, received: u64) -> u64 {
+    if ring.committed() != mark || ring.position() != mark {
+        return 0;
+    }
+    let mut item = Vec::with_capacity(PC_DATA_HDR_SIZE + PC_DATA_MAX);
+    let mut skipped = 0;
+    while skipped < received && ring.next_into(&mut item) {
+        // The loader before wrote a frame only for a well-formed item.
+        if prepare_item(&mut item, 0).is_some() {
+            skipped += 1;
+        }
+    }
+    ring.commit();
+    skipped
 }
 
 #[cfg(test)]

@@ -11,15 +11,17 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::cli::Config;
 use crate::control::{handle_command, spawn_stdin_reader};
 use crate::drain::{self, Output};
-use crate::record::PC_LCNT_CONNS_RECLAIMED;
+use crate::record::{PC_DATA_HDR_SIZE, PC_DATA_MAX, PC_LCNT_CONNS_RECLAIMED};
 use crate::startup::Running;
 use crate::stats::write_stats;
 
-/// Returns when stdin closes or on SIGTERM/SIGINT; dropping `run` then detaches.
-pub async fn run_loop<W: Write>(cfg: &Config, run: Running, out: &mut Output<W>) -> io::Result<()> {
-    let Running { ebpf, mut filters, ring, stats, mut idle_flush, mut reclaim } = run;
-    // SAFETY: the AsyncFd owns the RingBuf, so the fd stays open for as long as it is registered.
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }?;
+/// Returns when stdin closes or on SIGTERM/SIGINT, or with the error of a write to stdout; the
+/// caller then removes the pins (Running::unpin) and exits, which detaches.
+pub async fn run_loop<W: Write>(cfg: &Config, run: &mut Running, out: &mut Output<W>) -> io::Result<()> {
+    let Running { filters, ring, stats, idle_flush, reclaim, .. } = run;
+    // SAFETY: the AsyncFd owns its dup of the ring's fd, open for as long as it is registered.
+    let wake = unsafe { AsyncFd::register_with_interest(ring.fd().try_clone()?, tokio::io::Interest::READABLE) }?;
+    let mut item = Vec::with_capacity(PC_DATA_HDR_SIZE + PC_DATA_MAX);
     let mut drain_tick = tokio::time::interval(Duration::from_millis(cfg.drain_interval_ms));
     let mut stats_tick = tokio::time::interval(Duration::from_millis(cfg.stats_interval_ms));
     // Check for idle requests once per idle period, so one is reported within two periods:
@@ -40,13 +42,13 @@ pub async fn run_loop<W: Write>(cfg: &Config, run: Running, out: &mut Output<W>)
     let mut control = spawn_stdin_reader();
     let reason = loop {
         tokio::select! {
-            guard = ring.readable_mut() => {
+            guard = wake.readable() => {
                 let mut guard = guard?;
-                drain::drain_pass(guard.get_inner_mut(), out)?;
+                drain::drain_pass(ring, out, &mut item)?;
                 guard.clear_ready();
             }
-            _ = drain_tick.tick() => { drain::drain_pass(ring.get_mut(), out)?; }
-            _ = stats_tick.tick() => write_stats(&stats, out)?,
+            _ = drain_tick.tick() => { drain::drain_pass(ring, out, &mut item)?; }
+            _ = stats_tick.tick() => write_stats(stats, out)?,
             _ = flush_tick.tick(), if idle_ns > 0 => idle_flush.trigger(idle_ns),
             _ = tokio::time::sleep_until(next_sweep) => {
                 let started = tokio::time::Instant::now();
@@ -58,7 +60,7 @@ pub async fn run_loop<W: Write>(cfg: &Config, run: Running, out: &mut Output<W>)
                 next_sweep = tokio::time::Instant::now() + reclaim_period.max(started.elapsed() * 100);
             }
             line = control.recv() => match line {
-                Some(line) => handle_command(&line, &mut filters, &stats, out)?,
+                Some(line) => handle_command(&line, filters, stats, out)?,
                 None => break "stdin closed",
             },
             _ = sigterm.recv() => break "SIGTERM",
@@ -66,8 +68,7 @@ pub async fn run_loop<W: Write>(cfg: &Config, run: Running, out: &mut Output<W>)
         }
     };
     // Records already in the ring buffer are not lost on a clean stop.
-    drain::drain_pass(ring.get_mut(), out)?;
+    drain::drain_pass(ring, out, &mut item)?;
     log::info!("{reason}: detaching and exiting");
-    drop(ebpf);
     Ok(())
 }

@@ -27,7 +27,11 @@ pub fn output_fatal(e: &io::Error) -> Fatal {
     fatal(PC_EXIT_OTHER, format!("writing to stdout: {e}"))
 }
 
+/// Writes the one stderr line (none for an empty message: a child of the loader wrote it,
+/// crate::startup) and exits with the code.
 pub fn exit_with(f: Fatal) -> ! {
-    let _ = io::stderr().write_all(format!("perfcatch-loader: {}\n", f.msg.replace('\n', " ")).as_bytes());
+    if !f.msg.is_empty() {
+        let _ = io::stderr().write_all(format!("perfcatch-loader: {}\n", f.msg.replace('\n', " ")).as_bytes());
+    }
     std::process::exit(f.code);
 }

@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::hash::Hash;
 
 use aya::maps::{Array, HashMap, MapData, MapError};
-use aya::{Ebpf, Pod};
+use aya::Pod;
+
+use crate::maps::Maps;
 
 use crate::record::PcFilterCfg;
 
@@ -125,27 +127,38 @@ impl std::error::Error for FilterError {
     }
 }
 
-fn take<K: Pod, V: Pod>(ebpf: &mut Ebpf, name: &'static str) -> Result<HashMap<MapData, K, V>, FilterError> {
-    let map = ebpf.take_map(name).ok_or(FilterError::MissingMap(name))?;
+fn take<K: Pod, V: Pod>(maps: &mut Maps, name: &'static str) -> Result<HashMap<MapData, K, V>, FilterError> {
+    let map = maps.take(name).ok_or(FilterError::MissingMap(name))?;
     HashMap::try_from(map).map_err(|e| FilterError::Map(name, e))
 }
 
 impl Filters {
-    /// Takes the filter maps out of the object, writes an all-off config and the always-ignored
-    /// pids (so nothing of our own is traced even before the initial flags are applied).
-    pub fn new(ebpf: &mut Ebpf, always_ignored: Vec<u32>) -> Result<Self, FilterError> {
-        let cfg_map = ebpf.take_map("filter_cfg").ok_or(FilterError::MissingMap("filter_cfg"))?;
+    /// Takes the filter maps, writes an all-off config and the always-ignored pids (so nothing
+    /// of our own is traced even before the initial flags are applied). With `keep_cfg` (maps
+    /// taken over from a loader before, crate::pins) the config in the map stays as it is, so
+    /// that no filter opens for a moment; the caller then sets every filter.
+    pub fn new(maps: &mut Maps, always_ignored: Vec<u32>, keep_cfg: bool) -> Result<Self, FilterError> {
+        let cfg_map = maps.take("filter_cfg").ok_or(FilterError::MissingMap("filter_cfg"))?;
+        let cfg_map: Array<MapData, PcFilterCfg> =
+            Array::try_from(cfg_map).map_err(|e| FilterError::Map("filter_cfg", e))?;
+        let cfg = if keep_cfg {
+            cfg_map.get(&0, 0).map_err(|e| FilterError::Map("filter_cfg", e))?
+        } else {
+            PcFilterCfg::default()
+        };
         let mut f = Filters {
-            cfg_map: Array::try_from(cfg_map).map_err(|e| FilterError::Map("filter_cfg", e))?,
-            cfg: PcFilterCfg::default(),
-            pids: take(ebpf, "filter_pids")?,
-            ports: take(ebpf, "filter_ports")?,
-            cgroups: take(ebpf, "filter_cgroups")?,
-            comms: take(ebpf, "filter_comms")?,
-            ignore: take(ebpf, "ignore_pids")?,
+            cfg_map,
+            cfg,
+            pids: take(maps, "filter_pids")?,
+            ports: take(maps, "filter_ports")?,
+            cgroups: take(maps, "filter_cgroups")?,
+            comms: take(maps, "filter_comms")?,
+            ignore: take(maps, "ignore_pids")?,
             always_ignored,
         };
-        f.write_cfg()?;
+        if !keep_cfg {
+            f.write_cfg()?;
+        }
         f.apply(&FilterSet::IgnorePids(vec![]))?;
         Ok(f)
     }

@@ -10,7 +10,8 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use aya::maps::{Array, Map, MapData};
-use aya::Ebpf;
+
+use crate::maps::Maps;
 
 use crate::record::{PcConnKey, PcFlushList, PC_FLUSH_LISTED, PC_FLUSH_LIST_MAX, PC_FLUSH_PRCTL};
 
@@ -22,20 +23,20 @@ pub enum IdleFlush {
 
 impl IdleFlush {
     /// The flush that the attached programs support: `attached` names the programs attached.
-    pub fn new(ebpf: &mut Ebpf, attached: &[String]) -> Result<IdleFlush, String> {
+    pub fn new(maps: &mut Maps, attached: &[String]) -> Result<IdleFlush, String> {
         if attached.iter().any(|p| p == crate::features::IDLE_FLUSH_WALK) {
             return Ok(IdleFlush::KernelWalk);
         }
         if !attached.iter().any(|p| p == crate::features::IDLE_FLUSH_LISTED) {
             return Ok(IdleFlush::Off);
         }
-        let conns = match ebpf.map("conns") {
+        let conns = match maps.get("conns") {
             Some(Map::LruHashMap(d)) | Some(Map::HashMap(d)) => {
                 d.fd().as_fd().try_clone_to_owned().map_err(|e| format!("map 'conns': {e}"))?
             }
             _ => return Err("BPF object has no hash map 'conns'".into()),
         };
-        let list = ebpf.take_map("flush_list").ok_or("BPF object has no map 'flush_list'")?;
+        let list = maps.take("flush_list").ok_or("BPF object has no map 'flush_list'")?;
         let list = Array::try_from(list).map_err(|e| format!("map 'flush_list': {e}"))?;
         Ok(IdleFlush::LoaderScan { conns, list })
     }

@@ -30,7 +30,7 @@ fn main() {
         Err(e) => exit_with(fatal(PC_EXIT_OTHER, format!("stdout: {e}"))),
     };
     let mut out = Output::new(stdout);
-    let run = match start(&cfg, &mut out) {
+    let mut run = match start(&cfg, &mut out) {
         Ok(run) => run,
         Err(f) => exit_with(f),
     };
@@ -38,7 +38,12 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => exit_with(fatal(PC_EXIT_OTHER, format!("tokio runtime: {e}"))),
     };
-    match rt.block_on(run_loop(&cfg, run, &mut out)) {
+    let result = rt.block_on(run_loop(&cfg, &mut run, &mut out));
+    // A stop the loader sees (stdin closed, a signal it handles, stdout gone) is a clean one: the
+    // pins go, and the programs are detached as this process exits. Only a loader that dies
+    // leaves them, for the next one (loader/src/pins.rs).
+    run.unpin();
+    match result {
         Ok(()) => {}
         // The reader went away: same as the parent dying, not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => log::info!("stdout closed: exiting"),

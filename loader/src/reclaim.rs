@@ -21,7 +21,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use aya::maps::Map;
-use aya::Ebpf;
+
+use crate::maps::Maps;
 
 use crate::idle_flush::map_keys;
 use crate::record::PcConnKey;
@@ -116,8 +117,8 @@ pub struct Reclaim {
 }
 
 impl Reclaim {
-    pub fn new(ebpf: &Ebpf) -> Result<Reclaim, String> {
-        let data = match ebpf.map("conns") {
+    pub fn new(maps: &Maps) -> Result<Reclaim, String> {
+        let data = match maps.get("conns") {
             Some(Map::HashMap(d)) | Some(Map::LruHashMap(d)) => d,
             _ => return Err("BPF object has no hash map 'conns'".into()),
         };
@@ -127,7 +128,14 @@ impl Reclaim {
             return Err(format!("map 'conns': value of {value_size} bytes has no connection id"));
         }
         let conns = data.fd().as_fd().try_clone_to_owned().map_err(|e| format!("map 'conns': {e}"))?;
-        Ok(Reclaim { conns, value_size, max_entries: info.max_entries(), sweeps: 0, gone: HashMap::new(), closed: HashMap::new() })
+        Ok(Reclaim {
+            conns,
+            value_size,
+            max_entries: info.max_entries(),
+            sweeps: 0,
+            gone: HashMap::new(),
+            closed: HashMap::new(),
+        })
     }
 
     /// One sweep; returns how many entries it removed.
@@ -145,7 +153,9 @@ impl Reclaim {
         for key in keys {
             let (now, before) = match *processes.entry(key.tgid).or_insert_with(|| process_presence(key.tgid)) {
                 Presence::No => (&mut gone, &self.gone),
-                Presence::Yes if check_fds && fd_presence(key.tgid, key.fd) == Presence::No => (&mut closed, &self.closed),
+                Presence::Yes if check_fds && fd_presence(key.tgid, key.fd) == Presence::No => {
+                    (&mut closed, &self.closed)
+                }
                 _ => continue,
             };
             if !elem_op(BPF_MAP_LOOKUP_ELEM, &self.conns, &key, Some(&mut value)) {

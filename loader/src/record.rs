@@ -29,6 +29,7 @@ pub const PC_REC_DEPENDENCY: u32 = 3;
 pub const PC_REC_PROCESS_ENV: u32 = 4;
 pub const PC_REC_STATS: u32 = 16;
 pub const PC_REC_LOADER_INFO: u32 = 17;
+pub const PC_REC_RING_MARK: u32 = 19;
 pub const PC_REC_PROCESS_CPU: u32 = 18;
 
 // enum pc_request_flags
@@ -185,6 +186,15 @@ impl PcProcessCpu {
 pub struct PcLoaderInfo {
     pub r#type: u32,
     pub len: u32,
+}
+
+/// struct pc_ring_mark: the ring position of the ring-buffer records that follow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PcRingMark {
+    pub r#type: u32,
+    pub _pad: u32,
+    pub pos: u64,
 }
 
 /// struct pc_filter_cfg: value at key 0 of the array map "filter_cfg".

@@ -11,7 +11,8 @@ use std::fs;
 use std::os::fd::{AsFd, AsRawFd};
 
 use aya::maps::{HashMap, Map, MapData};
-use aya::Ebpf;
+
+use crate::maps::Maps;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Listening {
@@ -89,14 +90,14 @@ const BPF_NOEXIST: u64 = 1;
 
 /// Puts what `scan` found into the kernel's maps. server_tgids values are kernel-private
 /// (struct server_process in bpf/types.bpf.h): a new entry starts zeroed, as in the kernel.
-pub fn seed(ebpf: &mut Ebpf, found: &Listening) -> Result<(), String> {
+pub fn seed(maps: &mut Maps, found: &Listening) -> Result<(), String> {
     let mut ports: HashMap<&mut MapData, u16, u8> =
-        HashMap::try_from(ebpf.map_mut("listen_ports").ok_or("BPF object has no map 'listen_ports'")?)
+        HashMap::try_from(maps.get_mut("listen_ports").ok_or("BPF object has no map 'listen_ports'")?)
             .map_err(|e| format!("map 'listen_ports': {e}"))?;
     for port in &found.ports {
         ports.insert(port, 1, 0).map_err(|e| format!("map 'listen_ports': {e}"))?;
     }
-    let tgids = match ebpf.map("server_tgids") {
+    let tgids = match maps.get("server_tgids") {
         Some(Map::LruHashMap(d)) | Some(Map::HashMap(d)) => d,
         _ => return Err("BPF object has no hash map 'server_tgids'".into()),
     };

@@ -8,7 +8,11 @@ impl log::Log for StderrLog {
     }
     fn log(&self, r: &log::Record) {
         if self.enabled(r.metadata()) && r.target().starts_with("perfcatch_loader") {
-            eprintln!("perfcatch-loader: {}: {}", r.level().as_str().to_lowercase(), r.args());
+            // Not eprintln!, which panics when stderr is gone (the agent died): the loader must
+            // still get to its clean stop, which removes the pins (crate::pins).
+            use std::io::Write;
+            let _ =
+                writeln!(std::io::stderr(), "perfcatch-loader: {}: {}", r.level().as_str().to_lowercase(), r.args());
         }
     }
     fn flush(&self) {}

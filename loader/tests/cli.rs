@@ -205,7 +205,9 @@ fn http_get(port: u16) -> String {
 fn http_requests_come_out_as_frames() {
     assert!(is_root(), "http_requests_come_out_as_frames loads the BPF object: run the tests as root");
     let (server, port) = start_server();
-    let mut l = Loader::start(&[]);
+    // Closed to every other server from the start (port 1), so that no other traffic on this
+    // host is in the ring before the command below opens it to ours.
+    let mut l = Loader::start(&["--ports", "1"]);
     l.wait_for(PC_REC_LOADER_INFO, 30);
     // Only our server's port; the STATS reply proves the ports command was applied before it.
     l.send(&format!("ports {port}"));
@@ -266,4 +268,60 @@ fn unprivileged_run_exits_3() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_one_line_error(out.status.code().unwrap_or(-1), &stderr, PC_EXIT_PRIVILEGE);
     assert!(stderr.contains("CAP_BPF"), "{stderr}");
+}
+
+fn info_of(l: &Loader) -> serde_json::Value {
+    let (f, _) = l.wait_for(PC_REC_LOADER_INFO, 30);
+    loader_info_json(&f)
+}
+
+/// Request records until `n` arrived or `secs` passed.
+fn requests_within(l: &Loader, n: usize, secs: u64) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut out = vec![];
+    while out.len() < n {
+        let Some(f) = l.next_frame(deadline) else { break };
+        if u32_at(&f, 0) == PC_REC_REQUEST {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// --pin-root: a loader killed with SIGKILL leaves the programs attached and the records in the
+/// ring buffer; the next one takes them over (requests made while no loader ran included), and
+/// a clean stop removes the pins.
+#[test]
+fn pinned_state_outlives_a_killed_loader() {
+    assert!(is_root(), "pinned_state_outlives_a_killed_loader loads the BPF object: run the tests as root");
+    let root = format!("/sys/fs/bpf/perfcatch-cargo-test-{}", std::process::id());
+    let (_server, port) = start_server();
+    let ports = port.to_string();
+    // No timed drain: only what the kernel wakes the loader for (a quarter of the ring) is read.
+    let args = ["--pin-root", root.as_str(), "--ports", ports.as_str(), "--drain-interval-ms", "60000"];
+    let mut first = Loader::start(&args);
+    let info = info_of(&first);
+    assert_eq!(info["pins"]["state"], "fresh", "{info}");
+    let dir = info["pins"]["dir"].as_str().unwrap().to_string();
+    assert!(std::path::Path::new(&dir).join("links").read_dir().unwrap().count() >= 10, "links pinned in {dir}");
+    for _ in 0..3 {
+        assert!(http_get(port).contains("hello from perfcatch test"));
+    }
+    first.child.kill().unwrap(); // SIGKILL: its 3 requests were never drained
+    first.child.wait().unwrap();
+    for _ in 0..3 {
+        assert!(http_get(port).contains("hello from perfcatch test"), "served while no loader runs");
+    }
+    let second = Loader::start(&["--pin-root", root.as_str(), "--ports", ports.as_str()]);
+    let again = info_of(&second);
+    assert_eq!(again["pins"]["state"], "reused", "{again}");
+    assert_eq!(again["pins"]["state_id"], info["pins"]["state_id"], "the same ring buffer");
+    assert_eq!(again["pins"]["dir"], info["pins"]["dir"]);
+    let got = requests_within(&second, 6, 10);
+    assert_eq!(got.len(), 6, "3 requests before the kill and 3 while no loader ran");
+    let ids: std::collections::BTreeSet<u64> = got.iter().map(|r| u64_at(r, 16)).collect();
+    assert_eq!(ids.len(), 6, "connection ids go on: {ids:?}");
+    assert_eq!(second.close(), 0);
+    assert!(!std::path::Path::new(&dir).exists(), "{dir} removed by the clean stop");
+    let _ = std::fs::remove_dir_all(&root);
 }

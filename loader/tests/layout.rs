@@ -183,6 +183,7 @@ fn structs_match_btf() {
         fields!(PcProcessCpu { r#type, pid, unattributed_ns }),
     );
     check_struct(&types, "pc_loader_info", size_of::<PcLoaderInfo>(), fields!(PcLoaderInfo { r#type, len }));
+    check_struct(&types, "pc_ring_mark", size_of::<PcRingMark>(), fields!(PcRingMark { r#type, _pad, pos }));
     check_struct(
         &types,
         "pc_filter_cfg",
@@ -212,7 +213,8 @@ fn enums_match_btf() {
             PC_REC_PROCESS_ENV,
             PC_REC_PROCESS_CPU,
             PC_REC_STATS,
-            PC_REC_LOADER_INFO
+            PC_REC_LOADER_INFO,
+            PC_REC_RING_MARK
         ],
     );
     check_enum(

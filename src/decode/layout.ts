@@ -12,6 +12,7 @@ export const RecordType = {
   STATS: 16,
   PROCESS_CPU: 18,
   LOADER_INFO: 17,
+  RING_MARK: 19,
 } as const;
 
 export const RequestFlags = {
@@ -153,6 +154,14 @@ export const LOADER_INFO = {
   size: 8,
   type: 0,
   len: 4,
+} as const;
+
+/** struct pc_ring_mark (written by the loader before each chunk of ring-buffer records) */
+export const RING_MARK = {
+  size: 16,
+  type: 0,
+  _pad: 4,
+  pos: 8,
 } as const;
 
 /** struct pc_process_cpu (written by the loader) */

@@ -11,6 +11,7 @@ import {
   EnvKey,
   LOADER_INFO,
   PROCESS_CPU,
+  RING_MARK,
   PROCESS_ENV,
   RecordType,
   REQUEST,
@@ -111,7 +112,17 @@ export interface ProcessCpu {
   unattributedNs: number;
 }
 
-export type DecodedRecord = KernelRequest | KernelDependency | KernelData | LoaderStats | LoaderInfo | ProcessEnv | ProcessCpu;
+/**
+ * The ring position the ring-buffer records that follow were read from (loader). The loader
+ * gives their ring space back only once it has written them; the agent tells the next loader
+ * the last mark and how many records after it arrived whole (src/loader/loader-process.ts).
+ */
+export interface RingMark {
+  kind: 'ring_mark';
+  pos: number;
+}
+
+export type DecodedRecord = KernelRequest | KernelDependency | KernelData | LoaderStats | LoaderInfo | ProcessEnv | ProcessCpu | RingMark;
 
 export class RecordDecodeError extends Error {}
 
@@ -305,6 +316,9 @@ export function decodeRecord(frame: Buffer): DecodedRecord {
       return decodeProcessCpu(frame);
     case RecordType.LOADER_INFO:
       return decodeLoaderInfo(frame);
+    case RecordType.RING_MARK:
+      if (frame.length < RING_MARK.size) throw new RecordDecodeError(`ring mark too short: ${frame.length}`);
+      return { kind: 'ring_mark', pos: Number(frame.readBigUInt64LE(RING_MARK.pos)) };
     default:
       throw new RecordDecodeError(`unknown record type ${type}`);
   }

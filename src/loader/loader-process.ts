@@ -4,6 +4,8 @@
  * successful start. Fatal refusals (privileges, BTF, kernel version) are not retried.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { rmdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { FrameError, FrameReader } from '../decode/frame-reader.ts';
 import { PC_ABI_VERSION } from '../decode/layout.ts';
@@ -31,6 +33,8 @@ const FATAL_EXITS = new Set<number>([
   LOADER_EXIT.OBJECT, // the BPF object is missing or broken until someone rebuilds it
 ]);
 const MAX_BACKOFF_MS = 30_000;
+/** The first restart delay when the kernel state outlives the loader (doubling from there). */
+const PINNED_FIRST_BACKOFF_MS = 100;
 
 export interface LoaderOptions {
   loaderPath: string;
@@ -46,15 +50,31 @@ export interface LoaderOptions {
   cgroups: string[];
   /** Older kernel variants to force (loader --variants). */
   kernelVariants: string[];
+  /** bpffs directory for the loader's pins (loader --pin-root); '' = nothing pinned. */
+  bpfPinDir?: string;
 }
+
+/** The loader-info "pins" object (loader/src/loader_info.rs). */
+interface PinsInfo {
+  state?: 'off' | 'fresh' | 'reused';
+  dir?: string | null;
+  reason?: string | null;
+  state_id?: number;
+}
+
+/** Ring-buffer records (not the loader's own) whose frames count after a ring mark. */
+const RING_KINDS = new Set(['request', 'data', 'dependency', 'process_env']);
 
 export interface LoaderHandlers {
   /**
-   * `generation` numbers the loader process the record came from (1 for the first, +1 per
-   * restart). Each loader's kernel state starts afresh: its connection ids restart at 1 and
-   * its counters at 0, so ids are unique, and counters cumulative, only per generation.
+   * `generation` numbers the kernel state the record came from (1 for the first loader). A
+   * loader that loads afresh starts a new one: its connection ids restart at 1 and its kernel
+   * counters at 0, so ids are unique, and kernel counters cumulative, only per generation. A
+   * loader that took over the pinned state of the one before (loader/src/pins.rs) continues
+   * its generation: same ids, same counters, and records the dead loader left in the ring.
+   * `loaderSeq` numbers the loader process (its own counters restart with each).
    */
-  onRecord(rec: DecodedRecord, generation: number): void;
+  onRecord(rec: DecodedRecord, generation: number, loaderSeq: number): void;
   /** A frame that could not be decoded: counted, never fatal. */
   onMalformed(err: Error): void;
   onLog(level: 'info' | 'warn' | 'error', message: string): void;
@@ -86,6 +106,12 @@ export class LoaderProcess {
   private stopping = false;
   private restarts = 0;
   private generationSeq = 0;
+  private loaderSeq = 0;
+  /** The kernel state of the last loader (its ring buffer's map id) and its pin directory. */
+  private lastStateId: number | null = null;
+  private lastPinsDir: string | null = null;
+  /** The last ring mark of the last loader, and the ring records received whole after it. */
+  private lastMark: { pos: number; received: number } | null = null;
   private backoffMs = 1_000;
   private readonly opts: LoaderOptions;
   private readonly handlers: LoaderHandlers;
@@ -130,10 +156,18 @@ export class LoaderProcess {
       if (this.filters.processes.length) args.push('--comms', this.filters.processes.join(','));
       if (this.opts.cgroups.length) args.push('--cgroups', this.opts.cgroups.join(','));
       if (this.opts.kernelVariants.length) args.push('--variants', this.opts.kernelVariants.join(','));
+      if (this.opts.bpfPinDir) {
+        args.push('--pin-root', this.opts.bpfPinDir);
+        // What the loader before sent after its last mark and was not given back to the
+        // kernel: the next loader, taking the ring over, skips those (loader/src/drain.rs).
+        if (this.lastMark) args.push('--resume', `${this.lastMark.pos},${this.lastMark.received}`);
+      }
 
       const child = spawn(this.opts.loaderPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
       this.child = child;
-      const generation = ++this.generationSeq;
+      const loaderSeq = ++this.loaderSeq;
+      // Known once the loader says whether it took over the last one's kernel state.
+      let generation = this.generationSeq;
       let refused = false;
       const frames = new FrameReader((frame) => {
         if (refused) return;
@@ -141,9 +175,15 @@ export class LoaderProcess {
         try {
           rec = decodeRecord(frame);
         } catch (err) {
+          if (this.lastMark) this.lastMark.received++; // a frame the loader wrote for a ring record
           if (err instanceof RecordDecodeError) return this.handlers.onMalformed(err);
           throw err;
         }
+        if (rec.kind === 'ring_mark') {
+          this.lastMark = { pos: rec.pos, received: 0 };
+          return;
+        }
+        if (this.lastMark && RING_KINDS.has(rec.kind)) this.lastMark.received++;
         if (rec.kind === 'loader_info') {
           const mismatch = abiMismatch(rec.info['abi']);
           if (mismatch !== null) {
@@ -155,15 +195,24 @@ export class LoaderProcess {
             return;
           }
           this.loaderInfo = rec.info;
+          const pins = (rec.info['pins'] ?? {}) as PinsInfo;
+          const continues = pins.state === 'reused' && pins.state_id !== undefined && pins.state_id === this.lastStateId;
+          generation = continues ? this.generationSeq : ++this.generationSeq;
+          this.lastStateId = pins.state_id ?? null;
+          this.lastPinsDir = pins.state === 'off' ? null : (pins.dir ?? null);
+          if (!continues) this.lastMark = null;
+          if (pins.reason) this.handlers.onLog('warn', `loader: not pinning (${pins.reason}): a loader restart reloads, and what happens meanwhile is not captured`);
           if (!started) {
             started = true;
             held.splice(0).forEach(logLine);
-            this.backoffMs = 1_000;
+            // A loader whose kernel state is pinned loses nothing while none runs, but the ring
+            // buffer fills meanwhile: its successor starts sooner (it takes over in ms).
+            this.backoffMs = pins.state === 'fresh' || pins.state === 'reused' ? PINNED_FIRST_BACKOFF_MS : 1_000;
             this.handlers.onStateChange(true, 'loader attached');
             resolve();
           }
         }
-        this.handlers.onRecord(rec, generation);
+        this.handlers.onRecord(rec, generation, loaderSeq);
       });
       child.stdout.on('data', (chunk: Buffer) => {
         try {
@@ -193,7 +242,9 @@ export class LoaderProcess {
             : `cannot start loader ${this.opts.loaderPath}: ${err.message}`;
         if (!started) reject(new LoaderStartError(msg, LOADER_EXIT.OBJECT));
       });
-      child.on('exit', (code, signal) => {
+      // 'close', not 'exit': every frame of this loader has been read then, so the next one
+      // (which may continue this one's kernel state) starts after them, and knows the last mark.
+      child.on('close', (code, signal) => {
         this.child = null;
         this.loaderInfo = null;
         const reason = lastStderr.replace(/^perfcatch-loader: /, '') || `loader exited (${signal ?? code})`;
@@ -231,14 +282,35 @@ export class LoaderProcess {
   async stop(): Promise<void> {
     this.stopping = true;
     const child = this.child;
-    if (!child) return;
+    if (!child) {
+      // The loader died and its successor has not started: its pins keep the programs
+      // attached, and nobody else will remove them.
+      this.removePins();
+      return;
+    }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
       child.once('exit', () => {
         clearTimeout(timer);
         resolve();
       });
-      child.stdin.end(); // EOF tells the loader to detach and exit
+      child.stdin.end(); // EOF tells the loader to remove its pins, detach and exit
     });
+    this.removePins(); // a loader SIGKILLed by the timer above could not
+  }
+
+  private removePins(): void {
+    if (!this.lastPinsDir) return;
+    try {
+      rmSync(this.lastPinsDir, { recursive: true, force: true });
+    } catch (err) {
+      this.handlers.onLog('warn', `removing ${this.lastPinsDir}: ${(err as Error).message}`);
+    }
+    try {
+      rmdirSync(dirname(this.lastPinsDir)); // this agent's directory, when nothing else is in it
+    } catch {
+      // not empty, or gone already
+    }
+    this.lastPinsDir = null;
   }
 }

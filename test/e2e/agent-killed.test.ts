@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { loaderPid, startAgent, type RunningAgent } from '../harness/agent.ts';
 import { waitFor } from '../harness/ports.ts';
@@ -56,6 +56,13 @@ function bpfIdsHeldAnywhere(): { progs: Set<number>; links: Set<number> } {
   return all;
 }
 
+/** Links pinned under `dir`, and their programs (bpftool -f names each link's pins). */
+function bpfIdsPinnedUnder(dir: string): { progs: Set<number>; links: Set<number> } {
+  const links = JSON.parse(execFileSync('bpftool', ['--json', '-f', 'link', 'show'], { encoding: 'utf8' })) as { id: number; prog_id: number; pinned?: string[] }[];
+  const mine = links.filter((l) => l.pinned?.some((p) => p.startsWith(`${dir}/`)));
+  return { progs: new Set(mine.map((l) => l.prog_id)), links: new Set(mine.map((l) => l.id)) };
+}
+
 function alive(pid: number): boolean {
   try {
     // A zombie has released its fds and programs already.
@@ -78,10 +85,17 @@ describe('agent SIGKILLed', () => {
     await server?.stop();
   });
 
-  it('its loader exits and no BPF program or link of it stays loaded', async () => {
+  it('its loader exits, removes its pins, and no BPF program or link of it stays loaded', async () => {
     const loader = loaderPid(agent.child.pid!);
-    const held = bpfIdsHeldBy(loader);
-    assert.ok(held.links.size >= 10, `the loader holds its attachments as links (${held.links.size})`);
+    // The loader pinned its links and maps (README, Reliability): the pins hold the
+    // attachments (and keep them after the loader), so they must go with the agent too.
+    const pins = (await agent.get<{ pins: { state: string; dir: string } }>('/health')).body.pins;
+    assert.equal(pins.state, 'fresh');
+    assert.ok(existsSync(pins.dir), `${pins.dir} exists while the agent runs`);
+    const byFd = bpfIdsHeldBy(loader);
+    const byPin = bpfIdsPinnedUnder(pins.dir);
+    const held = { progs: new Set([...byFd.progs, ...byPin.progs]), links: new Set([...byFd.links, ...byPin.links]) };
+    assert.ok(held.links.size >= 10, `the loader holds its attachments as links, by fd or pin (${held.links.size})`);
     assert.ok(held.progs.size >= held.links.size, `and their programs (${held.progs.size})`);
     const client = new RawHttpClient(server.port);
     await client.request(getRequest('/before-kill', { 'X-Correlation-ID': 'before-kill' }));
@@ -103,6 +117,12 @@ describe('agent SIGKILLed', () => {
       return progs.length + links.length === 0 ? { progs, links } : undefined;
     }, 10_000, 50);
     assert.deepEqual(still, { progs: [], links: [] });
+    assert.equal(existsSync(pins.dir), false, `${pins.dir} removed`);
+    // And no link is attached anymore, pinned or not.
+    const linked = new Set(
+      (JSON.parse(execFileSync('bpftool', ['--json', 'link', 'show'], { encoding: 'utf8' })) as { id: number }[]).map((l) => l.id),
+    );
+    assert.deepEqual([...held.links].filter((id) => linked.has(id)), []);
     // The kernel agrees: none of the programs stays loaded (freed after an RCU grace period).
     const stillLoaded = await waitFor('programs unloaded', () => {
       const loaded = new Set(

@@ -272,7 +272,6 @@ describe('Helm chart charts/perfcatch', () => {
         };
         for (const [hostPath, mountPath] of [
           ['/sys/kernel/btf', '/sys/kernel/btf'],
-          ['/sys/fs/bpf', '/sys/fs/bpf'],
           ['/proc', '/host/proc'],
           ['/sys/kernel/tracing', '/sys/kernel/tracing'],
         ] as const) {
@@ -280,9 +279,13 @@ describe('Helm chart charts/perfcatch', () => {
           assert.equal(mt.mountPath, mountPath, `${hostPath} mounted at ${mountPath}`);
           assert.equal(mt.readOnly, true, `${hostPath} is mounted read-only`);
         }
-        // The only writable host path is the SQLite directory of the standalone mode.
+        // bpffs is writable: the loader pins its maps and links there (--bpf-pin-dir).
+        const bpffs = hostMount('/sys/fs/bpf');
+        assert.equal(bpffs.mountPath, '/sys/fs/bpf');
+        assert.notEqual(bpffs.readOnly, true, '/sys/fs/bpf is writable');
+        // The other writable host path is the SQLite directory of the standalone mode.
         const env = agentEnv(docs);
-        for (const mt of mounts.filter((x) => volumes.has(x.name) && !x.readOnly)) {
+        for (const mt of mounts.filter((x) => volumes.has(x.name) && !x.readOnly && x.mountPath !== '/sys/fs/bpf')) {
           assert.ok(env.PERFCATCH_DB_PATH, `writable host mount ${mt.mountPath} only for SQLite`);
           assert.ok(env.PERFCATCH_DB_PATH.startsWith(`${mt.mountPath}/`), `${mt.mountPath} holds PERFCATCH_DB_PATH`);
         }

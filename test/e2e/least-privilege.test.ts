@@ -35,6 +35,9 @@ describe('least privilege', () => {
     const allowed = (1n << 39n) | (1n << 38n) | (1n << 19n) | (1n << 2n);
     assert.equal(capEff & ~allowed, 0n, `no capability beyond the four (CapEff ${capEff.toString(16)})`);
     assert.notEqual(capEff & (1n << 21n), 1n << 21n, 'no CAP_SYS_ADMIN');
+    // Pinning the maps and links to bpffs (a loader restart loses no capture) needs no more.
+    const pins = (await agent.get<{ pins: { state: string; reason: string | null } }>('/health')).body.pins;
+    assert.equal(pins.state, 'fresh', `pinned with these capabilities: ${JSON.stringify(pins)}`);
 
     const client = new RawHttpClient(server.port);
     const res = await client.request(getRequest('/least-priv', { 'X-Correlation-ID': 'least-priv-1' }));

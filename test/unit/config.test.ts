@@ -63,6 +63,7 @@ describe('parseAgentArgs', () => {
       nice: 10,
       schedIdle: true,
       kernelVariants: [],
+      bpfPinDir: '/sys/fs/bpf/perfcatch',
     });
   });
 

@@ -54,6 +54,7 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
     ['pc_process_env', L.PROCESS_ENV],
     ['pc_process_cpu', L.PROCESS_CPU],
     ['pc_loader_info', L.LOADER_INFO],
+    ['pc_ring_mark', L.RING_MARK],
     ['pc_filter_cfg', L.FILTER_CFG],
   ] as const) {
     it(`struct ${struct}: size and every field offset`, () => {
@@ -70,6 +71,7 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
       PC_REC_STATS: L.RecordType.STATS,
       PC_REC_PROCESS_CPU: L.RecordType.PROCESS_CPU,
       PC_REC_LOADER_INFO: L.RecordType.LOADER_INFO,
+      PC_REC_RING_MARK: L.RecordType.RING_MARK,
     });
   });
 

@@ -51,6 +51,23 @@ switch (part) {
     fs.writeSync(1, loaderInfo({ programs: [] }));
     setTimeout(() => process.exit(0), 30000);
     break;
+  case 'pinned': {
+    // Run 1: a fresh pinned state; a ring mark, 2 records after it and half of a third, then
+    // a crash. Run 2: takes the state over (same state_id), and says what it was told.
+    const runFile = process.argv[1] + '.runs';
+    const run = (fs.existsSync(runFile) ? Number(fs.readFileSync(runFile, 'utf8')) : 0) + 1;
+    fs.writeFileSync(runFile, String(run));
+    const state = run === 1 ? 'fresh' : 'reused';
+    fs.writeSync(1, loaderInfo({ abi: ${PC_ABI_VERSION}, programs: [], pins: { state, dir: '/sys/fs/bpf/x/y', state_id: 77 } }));
+    process.stderr.write('perfcatch-loader: run ' + run + ' args ' + args.join(' ') + '\\n');
+    const mark = Buffer.alloc(16); mark.writeUInt32LE(19, 0); mark.writeBigUInt64LE(4096n, 8);
+    const env = (pid) => { const b = Buffer.alloc(272); b.writeUInt32LE(4, 0); b.writeUInt32LE(pid, 4); b.writeUInt32LE(1, 8); b.writeUInt32LE(1, 12); b.write('s', 16); return frame(b); };
+    if (run === 1) {
+      fs.writeSync(1, Buffer.concat([frame(mark), env(1), env(2), env(3).subarray(0, 30)]));
+      setTimeout(() => process.exit(1), 100);
+    } else untilStdinEnds();
+    break;
+  }
   case 'crash-fatal':
     fs.writeSync(1, loaderInfo({ abi: ${PC_ABI_VERSION}, programs: [] }));
     setTimeout(() => { process.stderr.write('perfcatch-loader: privileges lost\\n'); process.exit(3); }, 50);
@@ -177,6 +194,21 @@ describe('LoaderProcess with a fake loader', () => {
     await new Promise((r) => setTimeout(r, 1_300)); // past the first restart delay (1 s)
     assert.equal(loader.generation, 1, 'no restart');
     assert.equal(loader.restartCount, 0);
+  });
+
+  it('a loader that took over the pinned state of the one before: same generation, and it is told what arrived after the last ring mark', { timeout: 10_000 }, async () => {
+    const { records, logs, h } = handlers();
+    const loader = new LoaderProcess(options('pinned', { bpfPinDir: '/sys/fs/bpf/x' }), h);
+    await loader.start();
+    await waitFor('the restart', () => logs.find((l) => l.includes('run 2 args')), 5_000);
+    assert.match(logs.find((l) => l.includes('run 1 args'))!, / --pin-root \/sys\/fs\/bpf\/x$/);
+    // The mark at ring position 4096, then 2 whole records (the third was cut by the crash).
+    assert.match(logs.find((l) => l.includes('run 2 args'))!, / --pin-root \/sys\/fs\/bpf\/x --resume 4096,2$/);
+    await waitFor('the second loader info', () => (records.filter((r) => r.rec.kind === 'loader_info').length === 2 ? true : undefined));
+    assert.ok(records.every((r) => r.generation === 1), 'one kernel state: one generation');
+    assert.deepEqual(records.map((r) => r.rec.kind), ['loader_info', 'process_env', 'process_env', 'loader_info'], 'marks are not handed over');
+    assert.equal(loader.generation, 1);
+    await loader.stop();
   });
 
   it('a missing loader binary: the start fails naming the path', async () => {
