@@ -149,6 +149,7 @@ export class Agent {
       },
       {
         onRecord: (rec, generation) => this.handleRecord(rec, generation),
+        onChunkHandled: () => this.pipeline.detach(),
         onMalformed: (err) => {
           this.frames.malformed++;
           log.debug(`malformed loader frame: ${err.message}`);

@@ -157,6 +157,11 @@ export class RequestPipeline {
     this.spans?.buildClient(d, parent);
   }
 
+  /** The stdout chunk the records came in is done: captures still pending get their own bytes. */
+  detach(): void {
+    this.assembler.detach();
+  }
+
   /** Releases requests still waiting for their caller (shutdown). */
   flush(): void {
     this.linker.flush();
