@@ -10,6 +10,9 @@
  *   d  a fixed rate of 5,000 req/s for 60 s (oha -q), with span export to a real collector
  *   e  as a, with the agent at nice 10 instead of SCHED_IDLE (--sched-idle=false): the other
  *      side of the trade, fewer records shed for less application throughput
+ *   f  as d at 1,000 req/s: the rate most services run at, reported as millicores per 1,000
+ *      req/s (CPU per second at that rate; numerically the µs per request), the figure users
+ *      compare agents by
  *
  * Reports throughput and p50/p99 latency ratios (with agent / without), in-kernel BPF ns per
  * request (kernel.bpf_stats_enabled: run_time_ns summed over our programs / requests), the
@@ -17,7 +20,7 @@
  * RSS, records lost at each stage, and spans received by the collector versus requests.
  * Prints a table and writes JSON under test/bench/results/.
  *
- *   node test/bench/run.ts [--scenarios a,b,c,d,e] [--duration SEC] [--rounds N] [--rate N] [--rate-duration SEC]
+ *   node test/bench/run.ts [--scenarios a,b,c,d,e,f] [--duration SEC] [--rounds N] [--rate N] [--low-rate N] [--rate-duration SEC]
  *   node test/bench/run.ts --table results/FILE.json   (the table of an earlier run)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -34,6 +37,7 @@ interface Options {
   duration: number;
   rounds: number;
   rate: number;
+  lowRate: number;
   rateDuration: number;
 }
 
@@ -43,10 +47,11 @@ function parseOptions(argv: string[]): Options {
     return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
   };
   return {
-    scenarios: get('--scenarios', 'a,b,c,d,e').split(','),
+    scenarios: get('--scenarios', 'a,b,c,d,e,f').split(','),
     duration: Number(get('--duration', '10')),
     rounds: Number(get('--rounds', '2')),
     rate: Number(get('--rate', '5000')),
+    lowRate: Number(get('--low-rate', '1000')),
     rateDuration: Number(get('--rate-duration', '60')),
   };
 }
@@ -280,7 +285,20 @@ function table(results: ScenarioResult[]): string {
       spans,
     ]);
   }
-  return ['| ' + rows[0]!.join(' | ') + ' |', '|' + rows[0]!.map(() => '---').join('|') + '|', ...rows.slice(1).map((r) => '| ' + r.join(' | ') + ' |')].join('\n');
+  const lines = ['| ' + rows[0]!.join(' | ') + ' |', '|' + rows[0]!.map(() => '---').join('|') + '|', ...rows.slice(1).map((r) => '| ' + r.join(' | ') + ' |')];
+  const f = results.find((r) => r.scenario === 'f');
+  if (f) lines.unshift(millicores(f), '');
+  return lines.join('\n');
+}
+
+/**
+ * Millicores per 1,000 req/s: CPU ms per second at 1,000 req/s, which is the µs per request
+ * (1,000 × µs / 1,000 ms).
+ */
+function millicores(r: ScenarioResult): string {
+  const agent = median(r.with.map((x) => x.agentCpuUsPerRequest));
+  const kernel = median(r.with.map((x) => x.bpfNsPerRequest)) / 1000;
+  return `${r.scenario}: per 1,000 req/s with span export: ${agent.toFixed(1)} millicores loader + agent, ${kernel.toFixed(1)} millicores in the kernel`;
 }
 
 /** Ratios (with agent / without) of the medians of the raw runs; also recomputes an earlier run's. */
@@ -294,6 +312,12 @@ function withRatios(r: Pick<ScenarioResult, 'scenario' | 'description' | 'withou
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    // This file's opening comment is the usage.
+    const source = readFileSync(new URL(import.meta.url), 'utf8');
+    console.log(source.slice(source.indexOf('/**') + 3, source.indexOf('*/')).replace(/^ \* ?/gm, '').trim());
+    return;
+  }
   const tableOf = process.argv.indexOf('--table');
   if (tableOf >= 0) {
     const report = JSON.parse(readFileSync(process.argv[tableOf + 1]!, 'utf8')) as { machine: string; results: ScenarioResult[] };
@@ -302,7 +326,7 @@ async function main(): Promise<void> {
   }
   const opts = parseOptions(process.argv.slice(2));
   const results: ScenarioResult[] = [];
-  const collector = opts.scenarios.includes('d') ? await startCollector() : null;
+  const collector = opts.scenarios.includes('d') || opts.scenarios.includes('f') ? await startCollector() : null;
   // A plain server: the ground-truth servers read /proc on every request, which would
   // dominate a hello-world.
   const node = await startServer(process.execPath, [join(ROOT, 'test/bench/bench-server.mjs')], { OTEL_SERVICE_NAME: 'bench-node' });
@@ -334,6 +358,12 @@ async function main(): Promise<void> {
       const url = `http://127.0.0.1:${node.port}/hello`;
       results.push(
         await scenario('d', `${opts.rate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], () => runOha(url, opts.rateDuration, opts.rate), 1, collector),
+      );
+    }
+    if (opts.scenarios.includes('f')) {
+      const url = `http://127.0.0.1:${node.port}/hello`;
+      results.push(
+        await scenario('f', `${opts.lowRate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], () => runOha(url, opts.rateDuration, opts.lowRate), 1, collector),
       );
     }
   } finally {
