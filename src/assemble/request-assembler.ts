@@ -266,9 +266,13 @@ export class RequestAssembler {
       head = head.subarray(0, Math.min(length, head.length));
     }
 
-    const key = exchangeKey(this.generation, k.connId, k.seq);
-    const deps = this.depsByParent.get(key) ?? [];
-    this.depsByParent.delete(key);
+    let deps: AssembledDependency[] = [];
+    // Most servers make no outbound calls: no key to build and look up then.
+    if (this.depsByParent.size > 0) {
+      const key = exchangeKey(this.generation, k.connId, k.seq);
+      deps = this.depsByParent.get(key) ?? deps;
+      this.depsByParent.delete(key);
+    }
     return {
       kernel: k,
       generation: this.generation,

@@ -66,6 +66,8 @@ export class RequestColumns {
   readonly #flags: Uint8Array;
   readonly #trace: Buffer;
   readonly #span: Buffer;
+  /** #span as pairs of u32, for comparing ids without a call into C++ per row. */
+  readonly #span32: Uint32Array;
   readonly #parent: Buffer;
   readonly #process: string[];
   readonly #service: string[];
@@ -91,7 +93,8 @@ export class RequestColumns {
     this.#attribution = new Uint8Array(capacity);
     this.#flags = new Uint8Array(capacity);
     this.#trace = Buffer.alloc(capacity * 16);
-    this.#span = Buffer.alloc(capacity * 8);
+    this.#span = Buffer.alloc(capacity * 8); // its own ArrayBuffer at offset 0: u32-aligned
+    this.#span32 = new Uint32Array(this.#span.buffer, this.#span.byteOffset, capacity * 2);
     this.#parent = Buffer.alloc(capacity * 8);
     const refs = <T>(): T[] => new Array<T>(capacity).fill(null as T);
     this.#process = refs();
@@ -227,14 +230,16 @@ export class RequestColumns {
     return this.#path[row]!;
   }
 
-  /** Whether the row's request_id is `id`; `idBytes` is `id` as 8 bytes when it is span-id hex. */
-  hasRequestId(row: number, id: string, idBytes: Buffer | null): boolean {
+  /** Whether the row's request_id is `id`; `key` is requestIdKey(id). */
+  hasRequestId(row: number, id: string, key: Uint32Array | null): boolean {
     if (!(this.#flags[row]! & Id.CANONICAL)) return this.#oddIds.get(row)?.request_id === id;
-    return idBytes !== null && this.#span.compare(idBytes, 0, 8, row * 8, row * 8 + 8) === 0;
+    return key !== null && this.#span32[row * 2] === key[0] && this.#span32[row * 2 + 1] === key[1];
   }
 
-  /** `id` as the bytes a canonical row stores, or null when no canonical row can have it. */
-  static requestIdBytes(id: string): Buffer | null {
-    return SPAN_HEX.test(id) ? Buffer.from(id, 'hex') : null;
+  /** `id` as the two u32 a canonical row stores, or null when no canonical row can have it. */
+  static requestIdKey(id: string): Uint32Array | null {
+    if (!SPAN_HEX.test(id)) return null;
+    const bytes = Buffer.from(id, 'hex');
+    return new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + 8));
   }
 }

@@ -80,10 +80,10 @@ export class RequestStore implements RequestReader, RequestHistory {
    * agent's CPU), while a scan of 50,000 rows answers an API call in well under 1 ms.
    */
   findById(requestId: string): RequestRecord | null {
-    const bytes = RequestColumns.requestIdBytes(requestId);
+    const key = RequestColumns.requestIdKey(requestId);
     for (let i = 1; i <= this.size; i++) {
       const row = this.#newest(i);
-      if (this.#rows.hasRequestId(row, requestId, bytes)) return this.#rows.read(row);
+      if (this.#rows.hasRequestId(row, requestId, key)) return this.#rows.read(row);
     }
     return null;
   }

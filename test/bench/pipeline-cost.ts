@@ -47,13 +47,10 @@ const queue = new SpanExportQueue({
 const pipeline = new RequestPipeline(
   { correlation: new CorrelationExtractor([]), processes: new ProcessInfoCache(), keepQuery: false },
   spansOn ? new SpanBuilder((resource, span) => queue.add(resource, span)) : null,
-  {
-    record: (r) => {
-      store.add(r);
-      metrics.recordRequest(r);
-    },
-    updated: () => {},
-  },
+  // As the agent wires it: the store is the pipeline's history (it stores each request).
+  { record: (r) => metrics.recordRequest(r), updated: () => {} },
+  undefined,
+  store,
 );
 
 const replays = Math.ceil(requests / perReplay);
