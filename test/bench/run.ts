@@ -24,7 +24,7 @@
  *   node test/bench/run.ts --table results/FILE.json   (the table of an earlier run)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
@@ -109,8 +109,9 @@ function vmHwmBytes(pid: number): number {
 }
 
 /**
- * Sum of run_time_ns and run_cnt over the agent's programs (bpf_stats must be on), found by
- * name (the kernel keeps 15 bytes of it); the bench runs one agent at a time.
+ * Sum of run_time_ns and run_cnt over the programs the agent's loader holds (bpf_stats must
+ * be on): their ids and counters from the loader's /proc/<pid>/fdinfo, so that other agents'
+ * programs of the same names (tests running beside the bench) are left out; names from bpftool.
  */
 interface BpfStats {
   ns: number;
@@ -118,20 +119,30 @@ interface BpfStats {
   byProgram: Map<string, { ns: number; runs: number }>;
 }
 
-function bpfStats(programs: string[]): BpfStats {
-  // bpftool prints the full name from BTF where it can, else the kernel's 15 bytes.
-  const full = new Map<string, string>();
-  for (const p of programs) full.set(p.slice(0, 15), p);
-  for (const p of programs) full.set(p, p); // an exact name wins over another's truncation
-  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as { name?: string; run_time_ns?: number; run_cnt?: number }[];
+function bpfStats(loaderPid: number): BpfStats {
+  const byId = new Map<number, { ns: number; runs: number }>();
+  for (const fd of readdirSync(`/proc/${loaderPid}/fdinfo`)) {
+    let info: string;
+    try {
+      info = readFileSync(`/proc/${loaderPid}/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue; // closed meanwhile
+    }
+    const id = /^prog_id:\s+(\d+)/m.exec(info);
+    const ns = /^run_time_ns:\s+(\d+)/m.exec(info);
+    const runs = /^run_cnt:\s+(\d+)/m.exec(info);
+    if (id && ns && runs) byId.set(Number(id[1]), { ns: Number(ns[1]), runs: Number(runs[1]) });
+  }
+  if (byId.size === 0) throw new Error(`bench: no BPF program fds in the loader ${loaderPid}`);
+  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as { id: number; name?: string }[];
+  const names = new Map(progs.map((p) => [p.id, p.name ?? `id ${p.id}`] as const));
   const stats: BpfStats = { ns: 0, runs: 0, byProgram: new Map() };
-  for (const p of progs) {
-    const name = p.name && full.get(p.name);
-    if (!name) continue;
-    if (stats.byProgram.has(name)) throw new Error(`bench: two programs named ${name} are loaded: is another agent running?`);
-    stats.ns += p.run_time_ns ?? 0;
-    stats.runs += p.run_cnt ?? 0;
-    stats.byProgram.set(name, { ns: p.run_time_ns ?? 0, runs: p.run_cnt ?? 0 });
+  for (const [id, s] of byId) {
+    const name = names.get(id) ?? `id ${id}`;
+    stats.ns += s.ns;
+    stats.runs += s.runs;
+    const earlier = stats.byProgram.get(name);
+    stats.byProgram.set(name, earlier ? { ns: earlier.ns + s.ns, runs: earlier.runs + s.runs } : s);
   }
   return stats;
 }
@@ -170,18 +181,17 @@ async function withAgent(ports: number[], load: () => LoadResult, collector: Run
   if (collector) args.push('--otlp-endpoint', collector.httpEndpoint);
   const agent: RunningAgent = await startAgent(args);
   const loaderPid = loaderPidOf(agent.pid);
-  const programs = (await agent.get<{ programs: string[] }>('/health')).body.programs;
   const spansBefore = collector ? collector.spans().length : 0;
   try {
     execFileSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
-    const bpf0 = bpfStats(programs);
+    const bpf0 = bpfStats(loaderPid);
     const cpu0 = cpuMicros(agent.pid) + cpuMicros(loaderPid);
     const h0 = (await agent.get<{ counters: { agent: { requests_recorded: number } } }>('/health')).body.counters.agent.requests_recorded;
     const result = load();
     // Let the agent drain what the load produced before reading its CPU and counters: at
     // saturation it runs behind the load (nice 10) and catches up afterwards.
     await drained(agent);
-    const bpf1 = bpfStats(programs);
+    const bpf1 = bpfStats(loaderPid);
     const cpu1 = cpuMicros(agent.pid) + cpuMicros(loaderPid);
     execFileSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=0']);
     const health = (await agent.get<{ lost: Record<string, number>; counters: { agent: { requests_recorded: number } } }>('/health')).body;
