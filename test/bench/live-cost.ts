@@ -2,7 +2,7 @@
  * The live agent's userspace cost at a fixed rate, with span export to a real Collector (as
  * bench scenario d), without the with/without alternation of run.ts: for profiling and quick
  * before/after comparisons. Prints loader and agent CPU µs per request for each round.
- *   node test/bench/live-cost.ts [--rate N] [--seconds S] [--rounds R] [--cpu-prof DIR] [--protocol http|grpc] [--node-flags '--perf-basic-prof'] [--agent-output FILE] [--wrap 'stdbuf -oL']
+ *   node test/bench/live-cost.ts [--rate N] [--seconds S] [--rounds R] [--cpu-prof DIR] [--protocol http|grpc] [--node-flags '--perf-basic-prof'] [--agent-output FILE] [--wrap 'stdbuf -oL'] [--idle SECONDS]
  * With --perf SECONDS, `perf record -g` samples the agent for that long in the first round (perf.data in cwd).
  */
 import { execFileSync } from 'node:child_process';
@@ -73,6 +73,15 @@ await waitFor('agent', async () => ((await fetch(`http://127.0.0.1:${apiPort}/he
 const lpid = loaderPid(agent.pid);
 const url = `http://127.0.0.1:${server.port}/hello`;
 try {
+  const idleSeconds = Number(opt('--idle', '0'));
+  if (idleSeconds > 0) {
+    // The floor: what the agent and the loader take per second with no request at all.
+    const i0 = threadMicros(agent.pid);
+    const l0 = cpuMicros(lpid);
+    await new Promise((res) => setTimeout(res, idleSeconds * 1000));
+    const threads = Object.fromEntries([...threadMicros(agent.pid)].map(([k, v]) => [k, +((v - (i0.get(k) ?? 0)) / idleSeconds / 1000).toFixed(1)] as const).filter(([, v]) => v > 0));
+    console.log(JSON.stringify({ idle_ms_per_s: threads, loader_ms_per_s: +((cpuMicros(lpid) - l0) / idleSeconds / 1000).toFixed(1) }));
+  }
   for (let r = 0; r < rounds; r++) {
     const t0 = threadMicros(agent.pid);
     const s0 = sysMicros(agent.pid);
