@@ -132,6 +132,8 @@ export class RequestAssembler {
     const bytes = d.bytes;
     if (!p.views) {
       p.views = true;
+      // Bounded for a caller that never calls detach(): copying early is always safe.
+      if (this.attached.length >= MAX_OPEN_CONNECTIONS) this.detach();
       this.attached.push(p);
     }
     if (d.direction === Direction.REQUEST) {

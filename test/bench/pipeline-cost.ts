@@ -63,6 +63,7 @@ for (let i = 0; i < replays; i++) {
     const rec = decodeRecord(f);
     if (rec.kind === 'request' || rec.kind === 'data') pipeline.handle(rec);
   }
+  pipeline.detach(); // as the agent does after each stdout chunk
 }
 queue.flush(); // the last, partial batch
 const ns = Number(process.hrtime.bigint() - t0);
