@@ -53,6 +53,7 @@ export class RequestColumns {
     timestamp: Float64Array;
     duration: Float64Array;
     cpu: Float64Array;
+    cpuAfter: Float64Array;
     rss: Float64Array;
     received: Float64Array;
     sent: Float64Array;
@@ -85,7 +86,7 @@ export class RequestColumns {
   constructor(capacity: number) {
     this.capacity = capacity;
     const f64 = () => new Float64Array(capacity);
-    this.#f64 = { timestamp: f64(), duration: f64(), cpu: f64(), rss: f64(), received: f64(), sent: f64() };
+    this.#f64 = { timestamp: f64(), duration: f64(), cpu: f64(), cpuAfter: f64(), rss: f64(), received: f64(), sent: f64() };
     this.#pid = new Int32Array(capacity);
     this.#localPort = new Int32Array(capacity);
     this.#remotePort = new Int32Array(capacity);
@@ -114,6 +115,7 @@ export class RequestColumns {
     f.timestamp[row] = r.timestamp;
     f.duration[row] = r.duration_ms;
     f.cpu[row] = r.cpu_time_ms;
+    f.cpuAfter[row] = r.cpu_after_response_ms;
     f.rss[row] = r.memory_rss_bytes;
     f.received[row] = r.bytes_received;
     f.sent[row] = r.bytes_sent;
@@ -177,6 +179,7 @@ export class RequestColumns {
       duration_ms: f.duration[row]!,
       cpu_time_ms: f.cpu[row]!,
       cpu_attribution: ATTRIBUTIONS[this.#attribution[row]!]!,
+      cpu_after_response_ms: f.cpuAfter[row]!,
       memory_rss_bytes: f.rss[row]!,
       bytes_received: f.received[row]!,
       bytes_sent: f.sent[row]!,
