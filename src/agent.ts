@@ -115,14 +115,16 @@ export class Agent {
       },
       this.spanBuilder,
       {
+        // The pipeline stores each request in this.store itself (its history, below).
         record: (r) => {
-          this.store.add(r);
           this.metrics.recordRequest(r);
           writer?.add(r);
           db?.add(r);
         },
         updated: (r) => db?.upsert(r),
       },
+      undefined,
+      this.store,
     );
     this.metrics = new AgentMetrics({
       counters: () => this.counters(),
@@ -150,6 +152,7 @@ export class Agent {
       },
       {
         onRecord: (rec, generation, loaderSeq) => this.handleRecord(rec, generation, loaderSeq),
+        onChunkHandled: () => this.pipeline.detach(),
         onMalformed: (err) => {
           this.frames.malformed++;
           log.debug(`malformed loader frame: ${err.message}`);

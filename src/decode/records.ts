@@ -81,7 +81,8 @@ export interface KernelData {
   offset: number;
   /**
    * A view into the frame, valid only while the frame is handled (see FrameReader.push in
-   * src/decode/frame-reader.ts): whoever keeps the bytes copies them, as the assembler does.
+   * src/decode/frame-reader.ts) and the stdout chunk it came in: whoever keeps the bytes
+   * longer copies them, as the assembler does (RequestAssembler.detach).
    */
   bytes: Buffer;
 }

@@ -75,6 +75,11 @@ export interface LoaderHandlers {
    * `loaderSeq` numbers the loader process (its own counters restart with each).
    */
   onRecord(rec: DecodedRecord, generation: number, loaderSeq: number): void;
+  /**
+   * The frames of one stdout chunk were handled: records' byte views into it must not be
+   * kept past this call (see RequestAssembler.detach).
+   */
+  onChunkHandled?(): void;
   /** A frame that could not be decoded: counted, never fatal. */
   onMalformed(err: Error): void;
   onLog(level: 'info' | 'warn' | 'error', message: string): void;
@@ -222,6 +227,8 @@ export class LoaderProcess {
           // A corrupt stream cannot be resynchronised: restart the loader.
           this.handlers.onMalformed(err);
           child.kill('SIGTERM');
+        } finally {
+          this.handlers.onChunkHandled?.();
         }
       });
       // Until attached, hold the loader's lines back: if it fails, its last line becomes the

@@ -13,6 +13,7 @@ import { exchangeKey } from '../util/exchange-key.ts';
 import { buildRequest, measuredFields, requestLineFields, responseStatus, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
 import { TraceLinker } from './trace-linker.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
+import type { RequestHistory } from '../store/request-store.ts';
 
 export interface PipelineOutputs {
   /** A finished request. */
@@ -40,14 +41,40 @@ export interface PipelineCountersSnapshot {
 /** Finished requests that late dependencies can still join. */
 const MAX_RECENT_REQUESTS = 20_000;
 
+/**
+ * Keeps the recent requests as objects: for a pipeline without a store (tests, replays).
+ * The agent gives its ring buffer instead, which keeps them without an object each.
+ */
+export class ObjectHistory implements RequestHistory {
+  readonly #records = new BoundedMap<number, RequestRecord>(MAX_RECENT_REQUESTS);
+  #added = 0;
+
+  add(record: RequestRecord): number {
+    this.#records.set(this.#added, record);
+    return this.#added++;
+  }
+
+  get(ticket: number): RequestRecord | null {
+    return this.#records.get(ticket) ?? null;
+  }
+
+  replace(ticket: number, record: RequestRecord): void {
+    if (this.#records.has(ticket)) this.#records.set(ticket, record);
+  }
+}
+
 export class RequestPipeline {
   /** The current loader generation's: connection ids mean nothing across generations. */
   private assembler = new RequestAssembler(0);
   /** Totals of the assemblers of earlier generations. */
   private earlier = { orphanedChunks: 0, orphanedDependencies: 0, capturesEvictedForBytes: 0 };
   private restartInFlightLost = 0;
+  /** Late dependencies whose request `history` had already let go. */
+  private historyLostDependencies = 0;
   private readonly linker: TraceLinker;
-  private readonly recent = new BoundedMap<string, RequestRecord>(MAX_RECENT_REQUESTS);
+  /** Finished requests by exchangeKey(): their ticket in `history`. */
+  private readonly recent = new BoundedMap<string, number>(MAX_RECENT_REQUESTS);
+  private readonly history: RequestHistory;
   private readonly options: RequestBuilderOptions;
   private readonly spans: SpanBuilder | null;
   private readonly out: PipelineOutputs;
@@ -57,8 +84,13 @@ export class RequestPipeline {
   private dependenciesLate = 0;
   private updated = 0;
 
-  constructor(options: RequestBuilderOptions, spans: SpanBuilder | null, out: PipelineOutputs, linkTimeoutMs?: number) {
+  /**
+   * `history` keeps finished requests (the agent's ring buffer: it is not then stored again
+   * by `out.record`) so that late reports can change them.
+   */
+  constructor(options: RequestBuilderOptions, spans: SpanBuilder | null, out: PipelineOutputs, linkTimeoutMs?: number, history: RequestHistory = new ObjectHistory()) {
     this.options = options;
+    this.history = history;
     this.spans = spans;
     this.out = out;
     this.linker = new TraceLinker((b) => this.finish(b), linkTimeoutMs);
@@ -88,7 +120,7 @@ export class RequestPipeline {
       case 'request': {
         const assembled = this.assembler.completeRequest(rec);
         const earlier = this.recent.get(exchangeKey(generation, rec.connId, rec.seq));
-        if (earlier) return this.update(earlier, assembled);
+        if (earlier !== undefined) return this.update(earlier, assembled);
         const built = buildRequest(assembled, this.options);
         this.requests++;
         if (!built.isHttp) this.requestsNotHttp++;
@@ -100,7 +132,7 @@ export class RequestPipeline {
 
   private finish(b: BuiltRequest): void {
     const r = b.record;
-    this.recent.set(b.connKey, r);
+    this.recent.set(b.connKey, this.history.add(r));
     for (const d of b.dependencies) this.linker.clientSpanReady(d.exchangeKey, { traceId: r.trace_id, spanId: d.record.span_id });
     this.out.record(r);
     if (this.spans) {
@@ -114,8 +146,10 @@ export class RequestPipeline {
    * the flush raced with the next read. The stored record takes the final numbers; its span
    * is already gone.
    */
-  private update(r: RequestRecord, a: AssembledRequest): void {
+  private update(ticket: number, a: AssembledRequest): void {
     this.updated++;
+    const r = this.history.get(ticket);
+    if (!r) return; // the store no longer holds it (a buffer smaller than MAX_RECENT_REQUESTS)
     Object.assign(r, measuredFields(a));
     // Unlike a new request, an update has no /proc fallback: the earlier reading stays.
     if (a.kernel.rssBytes > 0) r.memory_rss_bytes = a.kernel.rssBytes;
@@ -125,6 +159,7 @@ export class RequestPipeline {
       const head = parseRequestHead(a.requestHead);
       if (head) Object.assign(r, requestLineFields(head, this.options.keepQuery));
     }
+    this.history.replace(ticket, r);
     this.out.updated(r);
   }
 
@@ -146,15 +181,26 @@ export class RequestPipeline {
 
   /** An exchange that reached us after its request was finished: join it there. */
   private joinLateDependency(a: AssembledDependency): void {
-    const parent = this.recent.get(exchangeKey(a.generation, a.kernel.parentConnId, a.kernel.parentSeq));
-    if (!parent) return;
+    const ticket = this.recent.get(exchangeKey(a.generation, a.kernel.parentConnId, a.kernel.parentSeq));
+    if (ticket === undefined) return;
+    const parent = this.history.get(ticket);
+    if (!parent) {
+      this.historyLostDependencies++; // its request is no longer held (a buffer smaller than MAX_RECENT_REQUESTS)
+      return;
+    }
     const d = buildDependency(a, this.options.keepQuery);
     this.dependencies++;
     this.dependenciesLate++;
     parent.dependencies.push(d.record);
+    this.history.replace(ticket, parent);
     this.out.updated(parent);
     this.linker.clientSpanReady(d.exchangeKey, { traceId: parent.trace_id, spanId: d.record.span_id });
     this.spans?.buildClient(d, parent);
+  }
+
+  /** The stdout chunk the records came in is done: captures still pending get their own bytes. */
+  detach(): void {
+    this.assembler.detach();
   }
 
   /** Releases requests still waiting for their caller (shutdown). */
@@ -168,7 +214,7 @@ export class RequestPipeline {
       requestsNotHttp: this.requestsNotHttp,
       dependencies: this.dependencies,
       dependenciesLate: this.dependenciesLate,
-      dependenciesOrphaned: this.earlier.orphanedDependencies + this.assembler.orphanedDependencies,
+      dependenciesOrphaned: this.earlier.orphanedDependencies + this.assembler.orphanedDependencies + this.historyLostDependencies,
       dataOrphaned: this.earlier.orphanedChunks + this.assembler.orphanedChunks,
       restartInFlightLost: this.restartInFlightLost,
       capturesEvictedForBytes: this.earlier.capturesEvictedForBytes + this.assembler.capturesEvictedForBytes,

@@ -47,13 +47,10 @@ const queue = new SpanExportQueue({
 const pipeline = new RequestPipeline(
   { correlation: new CorrelationExtractor([]), processes: new ProcessInfoCache(), keepQuery: false },
   spansOn ? new SpanBuilder((resource, span) => queue.add(resource, span)) : null,
-  {
-    record: (r) => {
-      store.add(r);
-      metrics.recordRequest(r);
-    },
-    updated: () => {},
-  },
+  // As the agent wires it: the store is the pipeline's history (it stores each request).
+  { record: (r) => metrics.recordRequest(r), updated: () => {} },
+  undefined,
+  store,
 );
 
 const replays = Math.ceil(requests / perReplay);
@@ -66,6 +63,7 @@ for (let i = 0; i < replays; i++) {
     const rec = decodeRecord(f);
     if (rec.kind === 'request' || rec.kind === 'data') pipeline.handle(rec);
   }
+  pipeline.detach(); // as the agent does after each stdout chunk
 }
 queue.flush(); // the last, partial batch
 const ns = Number(process.hrtime.bigint() - t0);

@@ -10,6 +10,9 @@
  *   d  a fixed rate of 5,000 req/s for 60 s (oha -q), with span export to a real collector
  *   e  as a, with the agent at nice 10 instead of SCHED_IDLE (--sched-idle=false): the other
  *      side of the trade, fewer records shed for less application throughput
+ *   f  as d at 1,000 req/s: the rate most services run at, reported as millicores per 1,000
+ *      req/s (CPU per second at that rate; numerically the µs per request), the figure users
+ *      compare agents by
  *
  * Reports throughput and p50/p99 latency ratios (with agent / without), in-kernel BPF ns per
  * request (kernel.bpf_stats_enabled: run_time_ns summed over our programs / requests), the
@@ -17,11 +20,11 @@
  * RSS, records lost at each stage, and spans received by the collector versus requests.
  * Prints a table and writes JSON under test/bench/results/.
  *
- *   node test/bench/run.ts [--scenarios a,b,c,d,e] [--duration SEC] [--rounds N] [--rate N] [--rate-duration SEC]
+ *   node test/bench/run.ts [--scenarios a,b,c,d,e,f] [--duration SEC] [--rounds N] [--rate N] [--low-rate N] [--rate-duration SEC]
  *   node test/bench/run.ts --table results/FILE.json   (the table of an earlier run)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
@@ -34,6 +37,7 @@ interface Options {
   duration: number;
   rounds: number;
   rate: number;
+  lowRate: number;
   rateDuration: number;
 }
 
@@ -43,10 +47,11 @@ function parseOptions(argv: string[]): Options {
     return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
   };
   return {
-    scenarios: get('--scenarios', 'a,b,c,d,e').split(','),
+    scenarios: get('--scenarios', 'a,b,c,d,e,f').split(','),
     duration: Number(get('--duration', '10')),
     rounds: Number(get('--rounds', '2')),
     rate: Number(get('--rate', '5000')),
+    lowRate: Number(get('--low-rate', '1000')),
     rateDuration: Number(get('--rate-duration', '60')),
   };
 }
@@ -104,8 +109,9 @@ function vmHwmBytes(pid: number): number {
 }
 
 /**
- * Sum of run_time_ns and run_cnt over the agent's programs (bpf_stats must be on), found by
- * name (the kernel keeps 15 bytes of it); the bench runs one agent at a time.
+ * Sum of run_time_ns and run_cnt over the programs the agent's loader holds (bpf_stats must
+ * be on): their ids and counters from the loader's /proc/<pid>/fdinfo, so that other agents'
+ * programs of the same names (tests running beside the bench) are left out; names from bpftool.
  */
 interface BpfStats {
   ns: number;
@@ -113,20 +119,30 @@ interface BpfStats {
   byProgram: Map<string, { ns: number; runs: number }>;
 }
 
-function bpfStats(programs: string[]): BpfStats {
-  // bpftool prints the full name from BTF where it can, else the kernel's 15 bytes.
-  const full = new Map<string, string>();
-  for (const p of programs) full.set(p.slice(0, 15), p);
-  for (const p of programs) full.set(p, p); // an exact name wins over another's truncation
-  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as { name?: string; run_time_ns?: number; run_cnt?: number }[];
+function bpfStats(loaderPid: number): BpfStats {
+  const byId = new Map<number, { ns: number; runs: number }>();
+  for (const fd of readdirSync(`/proc/${loaderPid}/fdinfo`)) {
+    let info: string;
+    try {
+      info = readFileSync(`/proc/${loaderPid}/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue; // closed meanwhile
+    }
+    const id = /^prog_id:\s+(\d+)/m.exec(info);
+    const ns = /^run_time_ns:\s+(\d+)/m.exec(info);
+    const runs = /^run_cnt:\s+(\d+)/m.exec(info);
+    if (id && ns && runs) byId.set(Number(id[1]), { ns: Number(ns[1]), runs: Number(runs[1]) });
+  }
+  if (byId.size === 0) throw new Error(`bench: no BPF program fds in the loader ${loaderPid}`);
+  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as { id: number; name?: string }[];
+  const names = new Map(progs.map((p) => [p.id, p.name ?? `id ${p.id}`] as const));
   const stats: BpfStats = { ns: 0, runs: 0, byProgram: new Map() };
-  for (const p of progs) {
-    const name = p.name && full.get(p.name);
-    if (!name) continue;
-    if (stats.byProgram.has(name)) throw new Error(`bench: two programs named ${name} are loaded: is another agent running?`);
-    stats.ns += p.run_time_ns ?? 0;
-    stats.runs += p.run_cnt ?? 0;
-    stats.byProgram.set(name, { ns: p.run_time_ns ?? 0, runs: p.run_cnt ?? 0 });
+  for (const [id, s] of byId) {
+    const name = names.get(id) ?? `id ${id}`;
+    stats.ns += s.ns;
+    stats.runs += s.runs;
+    const earlier = stats.byProgram.get(name);
+    stats.byProgram.set(name, earlier ? { ns: earlier.ns + s.ns, runs: earlier.runs + s.runs } : s);
   }
   return stats;
 }
@@ -165,18 +181,17 @@ async function withAgent(ports: number[], load: () => LoadResult, collector: Run
   if (collector) args.push('--otlp-endpoint', collector.httpEndpoint);
   const agent: RunningAgent = await startAgent(args);
   const loaderPid = loaderPidOf(agent.pid);
-  const programs = (await agent.get<{ programs: string[] }>('/health')).body.programs;
   const spansBefore = collector ? collector.spans().length : 0;
   try {
     execFileSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
-    const bpf0 = bpfStats(programs);
+    const bpf0 = bpfStats(loaderPid);
     const cpu0 = cpuMicros(agent.pid) + cpuMicros(loaderPid);
     const h0 = (await agent.get<{ counters: { agent: { requests_recorded: number } } }>('/health')).body.counters.agent.requests_recorded;
     const result = load();
     // Let the agent drain what the load produced before reading its CPU and counters: at
     // saturation it runs behind the load (nice 10) and catches up afterwards.
     await drained(agent);
-    const bpf1 = bpfStats(programs);
+    const bpf1 = bpfStats(loaderPid);
     const cpu1 = cpuMicros(agent.pid) + cpuMicros(loaderPid);
     execFileSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=0']);
     const health = (await agent.get<{ lost: Record<string, number>; counters: { agent: { requests_recorded: number } } }>('/health')).body;
@@ -280,7 +295,20 @@ function table(results: ScenarioResult[]): string {
       spans,
     ]);
   }
-  return ['| ' + rows[0]!.join(' | ') + ' |', '|' + rows[0]!.map(() => '---').join('|') + '|', ...rows.slice(1).map((r) => '| ' + r.join(' | ') + ' |')].join('\n');
+  const lines = ['| ' + rows[0]!.join(' | ') + ' |', '|' + rows[0]!.map(() => '---').join('|') + '|', ...rows.slice(1).map((r) => '| ' + r.join(' | ') + ' |')];
+  const f = results.find((r) => r.scenario === 'f');
+  if (f) lines.unshift(millicores(f), '');
+  return lines.join('\n');
+}
+
+/**
+ * Millicores per 1,000 req/s: CPU ms per second at 1,000 req/s, which is the µs per request
+ * (1,000 × µs / 1,000 ms).
+ */
+function millicores(r: ScenarioResult): string {
+  const agent = median(r.with.map((x) => x.agentCpuUsPerRequest));
+  const kernel = median(r.with.map((x) => x.bpfNsPerRequest)) / 1000;
+  return `${r.scenario}: per 1,000 req/s with span export: ${agent.toFixed(1)} millicores loader + agent, ${kernel.toFixed(1)} millicores in the kernel`;
 }
 
 /** Ratios (with agent / without) of the medians of the raw runs; also recomputes an earlier run's. */
@@ -294,6 +322,12 @@ function withRatios(r: Pick<ScenarioResult, 'scenario' | 'description' | 'withou
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    // This file's opening comment is the usage.
+    const source = readFileSync(new URL(import.meta.url), 'utf8');
+    console.log(source.slice(source.indexOf('/**') + 3, source.indexOf('*/')).replace(/^ \* ?/gm, '').trim());
+    return;
+  }
   const tableOf = process.argv.indexOf('--table');
   if (tableOf >= 0) {
     const report = JSON.parse(readFileSync(process.argv[tableOf + 1]!, 'utf8')) as { machine: string; results: ScenarioResult[] };
@@ -302,7 +336,16 @@ async function main(): Promise<void> {
   }
   const opts = parseOptions(process.argv.slice(2));
   const results: ScenarioResult[] = [];
-  const collector = opts.scenarios.includes('d') ? await startCollector() : null;
+  // One Collector per export scenario: its file of received spans is read whole, and d's
+  // 300,000 spans come near the longest string V8 makes.
+  const withCollector = async <T>(run: (c: RunningCollector) => Promise<T>): Promise<T> => {
+    const collector = await startCollector();
+    try {
+      return await run(collector);
+    } finally {
+      await collector.stop();
+    }
+  };
   // A plain server: the ground-truth servers read /proc on every request, which would
   // dominate a hello-world.
   const node = await startServer(process.execPath, [join(ROOT, 'test/bench/bench-server.mjs')], { OTEL_SERVICE_NAME: 'bench-node' });
@@ -333,12 +376,17 @@ async function main(): Promise<void> {
     if (opts.scenarios.includes('d')) {
       const url = `http://127.0.0.1:${node.port}/hello`;
       results.push(
-        await scenario('d', `${opts.rate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], () => runOha(url, opts.rateDuration, opts.rate), 1, collector),
+        await withCollector((c) => scenario('d', `${opts.rate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], () => runOha(url, opts.rateDuration, opts.rate), 1, c)),
+      );
+    }
+    if (opts.scenarios.includes('f')) {
+      const url = `http://127.0.0.1:${node.port}/hello`;
+      results.push(
+        await withCollector((c) => scenario('f', `${opts.lowRate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], () => runOha(url, opts.rateDuration, opts.lowRate), 1, c)),
       );
     }
   } finally {
     await node.stop();
-    await collector?.stop();
   }
   const machine = `${hostname()}: Linux ${release()}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
   const report = { date: new Date().toISOString(), machine, options: opts, results };

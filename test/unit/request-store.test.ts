@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RequestStore } from '../../src/store/request-store.ts';
 import type { RequestRecord } from '../../src/types.ts';
-import { sampleRecord } from './sample-record.ts';
+import { sampleDependency, sampleRecord } from './sample-record.ts';
 
 const NOW = 1_800_000_000;
 
@@ -94,5 +94,44 @@ describe('RequestStore', () => {
     store.add(record(1, { timestamp: Date.now() / 1000 }));
     store.add(record(2, { timestamp: Date.now() / 1000 - 3600 }));
     assert.deepEqual(ids(store.query({})), ['req-1']);
+  });
+
+  it('gives back exactly what was stored, canonical hex ids (kept as bytes) or not', () => {
+    const store = new RequestStore(4);
+    const canonical = sampleRecord({
+      request_id: 'a1b2c3d4e5f60718',
+      span_id: 'a1b2c3d4e5f60718',
+      trace_id: '0123456789abcdef0123456789abcdef',
+      parent_span_id: 'ffeeddccbbaa9988',
+      namespace: 'shop',
+      pod_name: 'checkout-1',
+      correlation_id: 'order-7',
+      cpu_attribution: 'apportioned',
+      http_status: null,
+      dependencies: [sampleDependency(0), sampleDependency(1)],
+    });
+    const odd = sampleRecord({ request_id: 'req-9', span_id: 'ABCDEF0123456789', trace_id: 'not-hex', parent_span_id: null, cpu_attribution: 'unknown' });
+    const unparented = sampleRecord({ request_id: '00000000000000aa', span_id: '00000000000000aa', trace_id: 'f'.repeat(32), parent_span_id: null });
+    for (const r of [canonical, odd, unparented]) store.add(r);
+    assert.deepEqual(store.query({ limit: 10 }, NOW), [unparented, odd, canonical]); // newest first
+    assert.deepEqual(store.findById('a1b2c3d4e5f60718'), canonical);
+    assert.deepEqual(store.findById('req-9'), odd);
+    assert.deepEqual(store.findById('00000000000000aa'), unparented);
+    assert.equal(store.findById('ABCDEF0123456789'), null, 'a span_id is not a request_id');
+  });
+
+  it('hands out tickets: get and replace work while the ring holds the request', () => {
+    const store = new RequestStore(2);
+    const t1 = store.add(record(1));
+    const t2 = store.add(record(2));
+    assert.equal(store.get(t1)?.request_id, 'req-1');
+    store.replace(t1, record(1, { duration_ms: 42 }));
+    assert.equal(store.findById('req-1')?.duration_ms, 42);
+    store.add(record(3)); // overwrites req-1's row
+    assert.equal(store.get(t1), null);
+    store.replace(t1, record(1, { duration_ms: 99 })); // gone: must not overwrite req-3
+    assert.equal(store.findById('req-3')?.duration_ms, 10);
+    assert.equal(store.get(t2)?.request_id, 'req-2');
+    assert.equal(store.get(t2 + 5), null);
   });
 });

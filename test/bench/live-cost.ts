@@ -1,0 +1,111 @@
+/**
+ * The live agent's userspace cost at a fixed rate, with span export to a real Collector (as
+ * bench scenario d), without the with/without alternation of run.ts: for profiling and quick
+ * before/after comparisons. Prints loader and agent CPU µs per request for each round.
+ *   node test/bench/live-cost.ts [--rate N] [--seconds S] [--rounds R] [--cpu-prof DIR] [--protocol http|grpc] [--node-flags '--perf-basic-prof'] [--agent-output FILE] [--wrap 'stdbuf -oL'] [--idle SECONDS]
+ * With --perf SECONDS, `perf record -g` samples the agent for that long in the first round (perf.data in cwd).
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AGENT_NODE_FLAGS, CLI, ROOT, loaderPid } from '../harness/agent.ts';
+import { startCollector } from '../harness/collector.ts';
+import { freePort, waitFor } from '../harness/ports.ts';
+import { spawnTracked, startServer } from '../harness/processes.ts';
+
+const opt = (name: string, fallback: string) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+};
+const rate = Number(opt('--rate', '5000'));
+const seconds = Number(opt('--seconds', '20'));
+const rounds = Number(opt('--rounds', '3'));
+const profDir = opt('--cpu-prof', '');
+const protocol = opt('--protocol', 'http');
+const perfSeconds = Number(opt('--perf', '0'));
+
+function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10_000;
+}
+/** CPU µs by thread name (comm) of a process: main thread, V8 workers, libuv pool. */
+function threadMicros(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+$/, '#');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) * 10_000);
+    } catch {}
+  }
+  return out;
+}
+function sysMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) * 10_000;
+}
+const hwmMb = (pid: number) => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+function oha(url: string): number {
+  const out = execFileSync(join(process.env.HOME ?? '/root', '.cargo/bin/oha'), ['-z', `${seconds}s`, '-q', String(rate), '-c', '64', '--no-tui', '--output-format', 'json', url], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  const j = JSON.parse(out) as { statusCodeDistribution: Record<string, number> };
+  return Object.values(j.statusCodeDistribution).reduce((a, b) => a + b, 0);
+}
+
+const collector = await startCollector();
+const server = await startServer(process.execPath, [join(ROOT, 'test/bench/bench-server.mjs')], { OTEL_SERVICE_NAME: 'bench-node' });
+const apiPort = await freePort();
+const endpoint = protocol === 'grpc' ? collector.grpcEndpoint : collector.httpEndpoint;
+const extra = opt('--node-flags', '').split(' ').filter(Boolean);
+const flags = [...AGENT_NODE_FLAGS, ...extra, ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])];
+const wrap = opt('--wrap', '').split(' ').filter(Boolean);
+const [cmd, ...cmdArgs] = [...wrap, process.execPath];
+const agent = spawnTracked(cmd!, [...cmdArgs, ...flags, CLI, 'agent', '--api-port', String(apiPort), '--ports', String(server.port), '--log-level', 'warn', '--otlp-endpoint', endpoint], {
+  env: { ...process.env, OTEL_EXPORTER_OTLP_PROTOCOL: protocol === 'grpc' ? 'grpc' : 'http/protobuf' },
+});
+const health = async () => (await (await fetch(`http://127.0.0.1:${apiPort}/health`)).json()) as { counters: { agent: { requests_recorded: number } } };
+await waitFor('agent', async () => ((await fetch(`http://127.0.0.1:${apiPort}/health`).catch(() => null))?.status === 200 ? true : undefined), 60_000);
+const lpid = loaderPid(agent.pid);
+const url = `http://127.0.0.1:${server.port}/hello`;
+try {
+  const idleSeconds = Number(opt('--idle', '0'));
+  if (idleSeconds > 0) {
+    // The floor: what the agent and the loader take per second with no request at all.
+    const i0 = threadMicros(agent.pid);
+    const l0 = cpuMicros(lpid);
+    await new Promise((res) => setTimeout(res, idleSeconds * 1000));
+    const threads = Object.fromEntries([...threadMicros(agent.pid)].map(([k, v]) => [k, +((v - (i0.get(k) ?? 0)) / idleSeconds / 1000).toFixed(1)] as const).filter(([, v]) => v > 0));
+    console.log(JSON.stringify({ idle_ms_per_s: threads, loader_ms_per_s: +((cpuMicros(lpid) - l0) / idleSeconds / 1000).toFixed(1) }));
+  }
+  for (let r = 0; r < rounds; r++) {
+    const t0 = threadMicros(agent.pid);
+    const s0 = sysMicros(agent.pid);
+    const a0 = cpuMicros(agent.pid);
+    const l0 = cpuMicros(lpid);
+    const h0 = (await health()).counters.agent.requests_recorded;
+    const perf = r === 0 && perfSeconds > 0 ? spawnTracked('perf', ['record', '-F', '499', '-g', '-p', String(agent.pid), '-o', 'perf.data', '--', 'sleep', String(perfSeconds)]) : null;
+    const n = oha(url);
+    await perf?.exited;
+    await new Promise((res) => setTimeout(res, 1_500));
+    const a1 = cpuMicros(agent.pid);
+    const s1 = sysMicros(agent.pid);
+    const threads = Object.fromEntries([...threadMicros(agent.pid)].map(([k, v]) => [k, +((v - (t0.get(k) ?? 0)) / n).toFixed(1)] as const).filter(([, v]) => v > 0));
+    const l1 = cpuMicros(lpid);
+    const h1 = (await health()).counters.agent.requests_recorded;
+    console.log(
+      JSON.stringify({ round: r, requests: n, recorded: h1 - h0, agent_us: +((a1 - a0) / n).toFixed(1), loader_us: +((l1 - l0) / n).toFixed(1), total_us: +((a1 - a0 + l1 - l0) / n).toFixed(1), agent_sys_us: +((s1 - s0) / n).toFixed(1), agent_hwm_mb: +hwmMb(agent.pid).toFixed(0), threads }),
+    );
+  }
+  const spans = collector.spans().length;
+  console.log(JSON.stringify({ spans_received: spans }));
+} finally {
+  await agent.stop('SIGTERM');
+  if (opt('--agent-output', '')) writeFileSync(opt('--agent-output', ''), agent.output());
+  await server.stop();
+  await collector.stop();
+}
