@@ -229,6 +229,8 @@ export class Agent {
       case 'data':
       case 'dependency':
       case 'request':
+      case 'h2_conn':
+      case 'h2_io':
         return this.pipeline.handle(rec, generation);
       case 'stats':
         this.kernelCounters.update(generation, rec.kernel);

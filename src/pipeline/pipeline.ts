@@ -5,7 +5,7 @@
  */
 import { RequestAssembler, type AssembledDependency, type AssembledRequest } from '../assemble/request-assembler.ts';
 import { parseRequestHead } from '../http/parse.ts';
-import type { KernelData, KernelDependency, KernelRequest } from '../decode/records.ts';
+import type { KernelData, KernelDependency, KernelH2Conn, KernelH2Io, KernelRequest } from '../decode/records.ts';
 import type { SpanBuilder } from '../otel/span-builder.ts';
 import type { RequestRecord } from '../types.ts';
 import { buildDependency } from './dependency-builder.ts';
@@ -69,7 +69,7 @@ export class RequestPipeline {
    * first record of a newer generation retires the current one; a record of an older one
    * (still in the pipe of a dead loader) is counted lost, never matched with new ids.
    */
-  handle(rec: KernelData | KernelDependency | KernelRequest, generation = 0): void {
+  handle(rec: KernelData | KernelDependency | KernelRequest | KernelH2Conn | KernelH2Io, generation = 0): void {
     if (generation !== this.assembler.generation) {
       if (generation < this.assembler.generation) {
         if (rec.kind !== 'data') this.restartInFlightLost++;
@@ -78,6 +78,9 @@ export class RequestPipeline {
       this.startGeneration(generation);
     }
     switch (rec.kind) {
+      case 'h2_conn':
+      case 'h2_io':
+        return;
       case 'data':
         return this.assembler.addData(rec);
       case 'dependency': {
