@@ -266,7 +266,7 @@ export class Agent {
       remoteWrite: this.remoteWriter,
       loader: this.loader,
     });
-    return { kernel: this.kernelCounters.totals(), loader: this.loaderCounters.totals(), agent };
+    return { kernel: this.kernelCounters.totals(), loader: this.loaderCounters.totals(), agent, h2: { ...this.pipeline.h2Counters } };
   }
 
   health(): { ok: boolean; body: unknown } {

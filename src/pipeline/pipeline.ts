@@ -13,6 +13,7 @@ import { exchangeKey } from '../util/exchange-key.ts';
 import { buildRequest, measuredFields, requestLineFields, responseStatus, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
 import { TraceLinker } from './trace-linker.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
+import { H2Requests, newH2PipelineCounters, type H2PipelineCounters } from './h2-requests.ts';
 
 export interface PipelineOutputs {
   /** A finished request. */
@@ -56,12 +57,16 @@ export class RequestPipeline {
   private dependencies = 0;
   private dependenciesLate = 0;
   private updated = 0;
+  /** HTTP/2 connections of the current generation; their counters span generations. */
+  readonly h2Counters: H2PipelineCounters = newH2PipelineCounters();
+  private h2: H2Requests;
 
   constructor(options: RequestBuilderOptions, spans: SpanBuilder | null, out: PipelineOutputs, linkTimeoutMs?: number) {
     this.options = options;
     this.spans = spans;
     this.out = out;
     this.linker = new TraceLinker((b) => this.finish(b), linkTimeoutMs);
+    this.h2 = new H2Requests(options, 0, this.h2Counters);
   }
 
   /**
@@ -72,15 +77,16 @@ export class RequestPipeline {
   handle(rec: KernelData | KernelDependency | KernelRequest | KernelH2Conn | KernelH2Io, generation = 0): void {
     if (generation !== this.assembler.generation) {
       if (generation < this.assembler.generation) {
-        if (rec.kind !== 'data') this.restartInFlightLost++;
+        if (rec.kind === 'request' || rec.kind === 'dependency') this.restartInFlightLost++;
         return;
       }
       this.startGeneration(generation);
     }
     switch (rec.kind) {
       case 'h2_conn':
+        return this.offerH2(this.h2.open(rec));
       case 'h2_io':
-        return;
+        return this.offerH2(this.h2.io(rec));
       case 'data':
         return this.assembler.addData(rec);
       case 'dependency': {
@@ -98,6 +104,15 @@ export class RequestPipeline {
         this.dependencies += built.dependencies.length;
         return this.linker.offer(built);
       }
+    }
+  }
+
+  /** Streams an HTTP/2 connection ended: requests like any other. */
+  private offerH2(built: BuiltRequest[]): void {
+    for (const b of built) {
+      this.requests++;
+      if (!b.isHttp) this.requestsNotHttp++;
+      this.linker.offer(b);
     }
   }
 
@@ -138,7 +153,8 @@ export class RequestPipeline {
   startGeneration(generation: number): void {
     const old = this.assembler;
     const inFlight = old.inFlight();
-    this.restartInFlightLost += inFlight.records;
+    this.restartInFlightLost += inFlight.records + this.h2.openStreams();
+    this.h2 = new H2Requests(this.options, generation, this.h2Counters);
     this.earlier = {
       orphanedChunks: this.earlier.orphanedChunks + old.orphanedChunks,
       orphanedDependencies: this.earlier.orphanedDependencies + old.orphanedDependencies + inFlight.dependencies,

@@ -81,6 +81,8 @@ export class RequestStore implements RequestReader {
       if (method !== undefined && r.http_method?.toUpperCase() !== method) continue;
       if (filter.path !== undefined && r.http_path !== filter.path) continue;
       if (filter.status !== undefined && r.http_status !== filter.status) continue;
+      if (filter.protocol !== undefined && r.protocol !== filter.protocol) continue;
+      if (filter.grpc_status !== undefined && r.grpc_status !== filter.grpc_status) continue;
       if (filter.min_duration_ms !== undefined && r.duration_ms < filter.min_duration_ms) continue;
       matches.push(r);
     }
