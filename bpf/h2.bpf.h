@@ -67,7 +67,19 @@ struct h2_cursor {
 	__s32 result;     /* how the walk ended (H2_WALK_*) */
 };
 
+/* The syscall being detected (h2_detect_call's arguments: a global function takes scalars). */
+struct h2_call {
+	struct pc_conn_key key;
+	struct io_call io;
+	__s64 ret;
+	__u64 now;
+	__u64 w[3];     /* the first bytes read or written */
+	struct tuple_key t;
+};
+
 struct h2_scratch {
+	struct h2_call call;
+	struct iovec iov; /* the iovec being read (kept off the walk's stack) */
 	struct h2_cursor k;
 	struct pc_h2_io rec;
 	__u8 slack[PC_H2_DATA_MAX];
@@ -93,16 +105,12 @@ struct {
 #define H2_PREFACE_W1 0x0a0d302e322f5054ULL
 #define H2_PREFACE_W2 0x0a0d0a0d4d530a0dULL
 
-/* Does the read buffer start with the client preface? (24 bytes: clients send it whole.) */
-static __always_inline bool h2_starts_preface(struct io_call *io, long ret)
+/* The first `n` (<= 24) bytes of the first buffer of `io` into w; false when fewer moved. */
+static __always_inline bool h2_head(struct io_call *io, long ret, __u64 *w, __u32 n)
 {
 	__u64 buf_len = 0;
 	__u64 buf = first_buffer(io, &buf_len);
-	__u64 w[3] = {};
-	if (!buf || ret < H2_PREFACE_LEN || buf_len < H2_PREFACE_LEN ||
-	    bpf_probe_read_user(w, sizeof(w), (void *)buf))
-		return false;
-	return w[0] == H2_PREFACE_W0 && w[1] == H2_PREFACE_W1 && w[2] == H2_PREFACE_W2;
+	return buf && ret >= n && buf_len >= n && !bpf_probe_read_user(w, n, (void *)buf);
 }
 
 /* Could these 9 bytes be a frame header a peer sends? (No HTTP/1 request line starts like
@@ -121,66 +129,65 @@ static __always_inline bool h2_plausible_header(__u8 *h)
 	return sid != 0;
 }
 
-/* The first 9 bytes of the first buffer, when the syscall moved as many. */
-static __always_inline bool h2_first_header(struct io_call *io, long ret, __u8 *h)
-{
-	__u64 buf_len = 0;
-	__u64 buf = first_buffer(io, &buf_len);
-	return buf && ret >= H2_FRAME_HEADER && buf_len >= H2_FRAME_HEADER &&
-	       !bpf_probe_read_user(h, H2_FRAME_HEADER, (void *)buf);
-}
+/* A connection's HTTP/2 state, fresh (never written). */
+static struct h2_state h2_state_zero;
 
 /*
- * Is this server connection HTTP/2? Called for a connection not (yet) known to be, before the
- * HTTP/1 rules see the syscall; on a yes the connection is switched and announced (a
- * PC_REC_H2_CONN record with its addresses), and the syscall goes to h2_io().
+ * The detection proper, for the syscall in the scratch's `call`: 1 when the connection is
+ * HTTP/2 (switched and announced), else 0. A global function, with its own stack frame: the
+ * syscall programs' frames are already near the 512 bytes a call chain may use on 5.10.
  */
-static __always_inline bool h2_detect(struct pc_conn_key *key, struct conn_state *c,
-				      struct io_call *io, long ret, bool is_read, __u64 now)
+__noinline int h2_detect_call(__u32 is_read)
 {
-	if (c->seq != 0 || io->op == IO_SENDFILE)
-		return false; /* only before its first HTTP/1 request */
+	__u32 zero = 0;
+	struct h2_scratch *s = bpf_map_lookup_elem(&h2_scratch, &zero);
+	if (!s)
+		return 0;
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &s->call.key);
+	if (!c)
+		return 0;
 	bool midway = false;
+	__u8 *h = (__u8 *)s->call.w;
 	if (c->from_start) {
-		if (c->bytes_received || c->phase != PHASE_IDLE)
-			return false;
 		if (is_read) {
-			if (!h2_starts_preface(io, ret))
-				return false;
+			if (!h2_head(&s->call.io, s->call.ret, s->call.w, H2_PREFACE_LEN) ||
+			    s->call.w[0] != H2_PREFACE_W0 || s->call.w[1] != H2_PREFACE_W1 ||
+			    s->call.w[2] != H2_PREFACE_W2)
+				return 0;
 		} else {
-			__u8 h[16] = {};
-			if (!h2_first_header(io, ret, h) || h[3] != H2_TYPE_SETTINGS || h[4] != 0 ||
-			    !h2_plausible_header(h))
-				return false;
+			if (!h2_head(&s->call.io, s->call.ret, s->call.w, H2_FRAME_HEADER) ||
+			    h[3] != H2_TYPE_SETTINGS || h[4] != 0 || !h2_plausible_header(h))
+				return 0;
 		}
 	} else {
-		__u8 h[16] = {};
-		if (!is_read || !h2_first_header(io, ret, h) || !h2_plausible_header(h))
-			return false;
+		if (!h2_head(&s->call.io, s->call.ret, s->call.w, H2_FRAME_HEADER) || !h2_plausible_header(h))
+			return 0;
 		midway = true;
 	}
-	struct h2_state st = {};
+	if (bpf_map_update_elem(&h2_conns, &c->conn_id, &h2_state_zero, BPF_ANY))
+		return 0;
+	struct h2_state *st = bpf_map_lookup_elem(&h2_conns, &c->conn_id);
+	if (!st)
+		return 0;
 	if (!midway) {
 		/* The client's bytes begin with the 24-byte preface: captured like a payload. */
-		st.dir[0].left = H2_PREFACE_LEN;
-		st.dir[0].keep = H2_PREFACE_LEN;
+		st->dir[0].left = H2_PREFACE_LEN;
+		st->dir[0].keep = H2_PREFACE_LEN;
 	}
-	if (bpf_map_update_elem(&h2_conns, &c->conn_id, &st, BPF_ANY))
-		return false;
 	c->proto = CONN_PROTO_H2;
 	count(PC_CNT_H2_CONNS);
 	struct pc_request *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r)
-		return true; /* userspace learns of it from its first pc_h2_io, without addresses */
+		return 1; /* userspace learns of it from its first pc_h2_io, without addresses */
 	__builtin_memset(r, 0, sizeof(*r));
 	r->type = PC_REC_H2_CONN;
 	r->flags = midway ? PC_F_H2_MIDWAY : 0;
-	r->pid = key->tgid;
+	r->pid = s->call.key.tgid;
 	r->tid = (__u32)bpf_get_current_pid_tgid();
 	r->conn_id = c->conn_id;
 	r->cgroup_id = c->cgroup_id;
-	r->start_ns = now;
-	r->end_ns = now;
+	r->start_ns = s->call.now;
+	r->end_ns = s->call.now;
 	r->family = c->family;
 	r->local_port = c->local_port;
 	r->remote_port = c->remote_port;
@@ -189,13 +196,36 @@ static __always_inline bool h2_detect(struct pc_conn_key *key, struct conn_state
 	__builtin_memcpy(r->comm, c->comm, sizeof(r->comm));
 	/* The caller's client connection, when it is a tracked process on this host. */
 	if (c->from_start) {
-		struct tuple_key t;
-		tuple_of(c, false, &t);
-		__u64 *peer = bpf_map_lookup_elem(&client_tuples, &t);
+		tuple_of(c, false, &s->call.t);
+		__u64 *peer = bpf_map_lookup_elem(&client_tuples, &s->call.t);
 		r->peer_conn_id = peer ? *peer : 0;
 	}
 	bpf_ringbuf_submit(r, wakeup_flag());
-	return true;
+	return 1;
+}
+
+/*
+ * Is this server connection HTTP/2? Called for a connection not (yet) known to be, before the
+ * HTTP/1 rules see the syscall; on a yes the connection is switched and announced (a
+ * PC_REC_H2_CONN record with its addresses), and the syscall goes to h2_io(). Only the first
+ * syscall of a connection gets past the checks here.
+ */
+static __always_inline bool h2_detect(struct pc_conn_key *key, struct conn_state *c,
+				      struct io_call *io, long ret, bool is_read, __u64 now)
+{
+	if (c->seq != 0 || io->op == IO_SENDFILE)
+		return false; /* only before its first HTTP/1 request */
+	if (c->from_start ? (c->bytes_received || c->phase != PHASE_IDLE) : !is_read)
+		return false;
+	__u32 zero = 0;
+	struct h2_scratch *s = bpf_map_lookup_elem(&h2_scratch, &zero);
+	if (!s)
+		return false;
+	s->call.key = *key;
+	s->call.io = *io;
+	s->call.ret = ret;
+	s->call.now = now;
+	return h2_detect_call(is_read) == 1;
 }
 
 /* Send the record being filled; the next one continues the same syscall. */
@@ -304,12 +334,11 @@ static __always_inline bool h2_step(struct h2_scratch *s, struct h2_cursor *k, s
 		}
 		if (!k->vec)
 			return true;
-		struct iovec iov = {};
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)k->iov_ptr))
+		if (bpf_probe_read_user(&s->iov, sizeof(s->iov), (void *)k->iov_ptr))
 			return true;
-		k->iov_ptr += sizeof(iov);
-		k->base = (__u64)iov.iov_base;
-		k->cur = iov.iov_len < k->unassigned ? iov.iov_len : k->unassigned;
+		k->iov_ptr += sizeof(s->iov);
+		k->base = (__u64)s->iov.iov_base;
+		k->cur = s->iov.iov_len < k->unassigned ? s->iov.iov_len : k->unassigned;
 		k->unassigned -= k->cur;
 		k->off = 0;
 		return false;
@@ -381,14 +410,17 @@ __noinline int h2_walk_chunk(__u32 dir)
 	if (!st)
 		return H2_WALK_STOP;
 	struct h2_dir *d = &st->dir[dir & 1];
-	struct h2_cursor *k = &s->k;
-	struct pc_h2_io *r = &s->rec;
 	for (int i = 0; i < H2_CHUNK_STEPS; i++) {
 		/* Everything lives in the maps, nothing in registers across steps: the verifier then
-		 * sees one state per step, not one per path through the steps before. */
+		 * sees one state per step, not one per path through the steps before. The pointers
+		 * are made opaque each step, so that the compiler recomputes the field addresses
+		 * rather than keeping them on the stack (the frame must stay small: 5.10 allows
+		 * 512 bytes for a whole call chain, and the syscall programs use 424). */
 		barrier();
-		if (h2_step(s, k, d, r))
-			return k->result;
+		barrier_var(s);
+		barrier_var(d);
+		if (h2_step(s, &s->k, d, &s->rec))
+			return s->k.result;
 	}
 	return H2_WALK_MORE;
 }
