@@ -98,30 +98,46 @@ static __always_inline struct conn_state *live_owner(struct thread_state *ts)
 	return is_live(c, ts->owner_conn_id, ts->owner_seq) ? c : NULL;
 }
 
-/* Charge the pending segment to `c`. */
-static __always_inline void charge(struct thread_state *ts, struct conn_state *c, bool apportioned)
+/* On-CPU ns the kernel can place in no request: counted in total and for its process. */
+static __always_inline void count_unattributed(__u32 tgid, __u64 ns)
 {
-	if (!ts->pending_ns)
+	if (!ns)
 		return;
-	__sync_fetch_and_add(&c->cpu_ns, ts->pending_ns);
-	if (apportioned)
-		c->flags |= PC_F_CPU_APPORTIONED;
+	count_n(PC_CNT_CPU_UNATTRIBUTED_NS, ns);
+	__u64 *per_process = bpf_map_lookup_elem(&cpu_unattributed, &tgid);
+	if (per_process)
+		__sync_fetch_and_add(per_process, ns);
+	else
+		bpf_map_update_elem(&cpu_unattributed, &tgid, &ns, BPF_NOEXIST);
+}
+
+/* The pending segment belongs to no request. */
+static __always_inline void charge_nobody(struct thread_state *ts, __u32 tgid)
+{
+	count_unattributed(tgid, ts->pending_ns);
 	ts->pending_ns = 0;
 }
 
-/* The pending segment belongs to no request: counted in total and for its process (`tgid`). */
-static __always_inline void charge_nobody(struct thread_state *ts, __u32 tgid)
+/*
+ * Charge the pending segment to `c` (of process `tgid`), at most the wall time since c's
+ * first read: one thread cannot run longer than that for it. The rest of the segment ran
+ * before c existed, code of something else that made no tracked syscall on this thread (Go:
+ * a goroutine another request spawned, run by the OS thread that then wrote c's response),
+ * and is nobody's.
+ */
+static __always_inline void charge(struct thread_state *ts, struct conn_state *c, bool apportioned,
+				   __u64 now, __u32 tgid)
 {
 	if (!ts->pending_ns)
 		return;
-	count_n(PC_CNT_CPU_UNATTRIBUTED_NS, ts->pending_ns);
-	__u64 *per_process = bpf_map_lookup_elem(&cpu_unattributed, &tgid);
-	if (per_process) {
-		__sync_fetch_and_add(per_process, ts->pending_ns);
-	} else {
-		__u64 first = ts->pending_ns;
-		bpf_map_update_elem(&cpu_unattributed, &tgid, &first, BPF_NOEXIST);
+	__u64 start = c->start_ns;
+	if (start && now > start && ts->pending_ns > now - start) {
+		count_unattributed(tgid, ts->pending_ns - (now - start));
+		ts->pending_ns = now - start;
 	}
+	__sync_fetch_and_add(&c->cpu_ns, ts->pending_ns);
+	if (apportioned)
+		c->flags |= PC_F_CPU_APPORTIONED;
 	ts->pending_ns = 0;
 }
 
@@ -147,11 +163,12 @@ static __always_inline bool others_waiting(struct thread_state *ts)
 }
 
 /* Charge the pending segment by the owner rule; false when there is no live owner. */
-static __always_inline bool charge_owner(struct thread_state *ts, struct conn_state *owner)
+static __always_inline bool charge_owner(struct thread_state *ts, struct conn_state *owner, __u64 now,
+					 __u32 tgid)
 {
 	if (ts->owner_closed || !owner)
 		return false;
-	charge(ts, owner, others_waiting(ts));
+	charge(ts, owner, others_waiting(ts), now, tgid);
 	return true;
 }
 

@@ -242,14 +242,14 @@ static __always_inline void client_io_exit(struct thread_state *ts, struct pc_co
 	 * once the runtime gets to it (woken). */
 	struct conn_state *parent = parent_of(c);
 	if (!parent) {
-		if (!charge_owner(ts, live_owner(ts)))
+		if (!charge_owner(ts, live_owner(ts), now, key->tgid))
 			charge_nobody(ts, key->tgid);
 	} else if (!is_read) {
-		charge(ts, parent, false);
+		charge(ts, parent, false, now, key->tgid);
 		acted(ts, parent->conn_id, parent->seq);
 		set_owner(ts, &c->parent, parent);
 	} else {
-		if (!charge_owner(ts, live_owner(ts)))
+		if (!charge_owner(ts, live_owner(ts), now, key->tgid))
 			charge_nobody(ts, key->tgid);
 		fifo_drop(&ts->fresh, parent->conn_id, parent->seq);
 		fifo_push(&ts->woken, &c->parent, parent, ts->loop_turn);

@@ -43,7 +43,7 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 		if (server) {
 			set_parent(c, &key, &skey, server);
 			c->parent_at_connect = 1;
-			charge(ts, server, false);
+			charge(ts, server, false, now, key.tgid);
 			set_owner(ts, &skey, server);
 		}
 	}

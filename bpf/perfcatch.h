@@ -29,7 +29,7 @@
 /* The version of this file's records and of the loader-info JSON ("abi"): the agent refuses
  * a loader that sends another. */
 enum pc_abi {
-	PC_ABI_VERSION = 1
+	PC_ABI_VERSION = 3
 };
 
 enum pc_flush {
@@ -157,7 +157,7 @@ struct pc_request {
 	__u64 cgroup_id;   /* cgroup v2 id of the reading thread */
 	__u64 start_ns;    /* first read of the request (epoch ns once through the loader) */
 	__u64 end_ns;      /* last write of the response (epoch ns once through the loader) */
-	__u64 cpu_ns;      /* on-CPU ns charged by the owner-thread rule, first read..last write */
+	__u64 cpu_ns;      /* on-CPU ns of its thread(s), first read..last write (bpf/cpu.bpf.h) */
 	__u64 bytes_received; /* sum of read-side syscall return values */
 	__u64 bytes_sent;     /* sum of write-side syscall return values, sendfile included */
 	__u64 rss_bytes;      /* process RSS at the last write of the response */
@@ -173,6 +173,9 @@ struct pc_request {
 	char comm[16];        /* thread-group leader's comm, NUL padded */
 	__u64 peer_conn_id;   /* when the caller is a tracked process on this host: its client
 			       * connection's conn_id (request seq N <-> exchange seq N); else 0 */
+	__u64 cpu_after_response_ns; /* on-CPU ns its thread ran after the response's last
+				      * write, until it slept or served another request (the
+				      * framework finishing the exchange, a GC): not in cpu_ns */
 };
 
 /*

@@ -42,8 +42,14 @@ static __always_inline bool emit_request(struct pc_conn_key *key, struct conn_st
 	r->cgroup_id = c->cgroup_id;
 	r->start_ns = c->start_ns;
 	r->end_ns = c->end_ns ? c->end_ns : c->start_ns;
-	/* At a pipelined response boundary the CPU since the last write is the next request's. */
-	r->cpu_ns = (flags & EMIT_AT_RESPONSE_BOUNDARY) ? c->cpu_at_last_write : c->cpu_ns;
+	/* A request's CPU ends at its response's last write (cpu_ns <= its duration on one
+	 * thread); what its thread ran after that (the framework finishing the exchange, a GC)
+	 * is reported beside it. At a pipelined response boundary that is the next request's
+	 * (begin_pipelined_request). */
+	__u64 cpu = c->cpu_ns;
+	__u64 after_response = c->bytes_sent && cpu > c->cpu_at_last_write ? cpu - c->cpu_at_last_write : 0;
+	r->cpu_ns = cpu - after_response;
+	r->cpu_after_response_ns = (flags & EMIT_AT_RESPONSE_BOUNDARY) ? 0 : after_response;
 	r->bytes_received = c->bytes_received;
 	r->bytes_sent = c->bytes_sent;
 	r->rss_bytes = c->rss_bytes;

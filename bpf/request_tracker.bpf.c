@@ -80,7 +80,7 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 	if (is_read) {
 		/* The segment that ends in a read is the owner's (its handler or epilogue), charged
 		 * before the owner may be emitted below; once the owner was done, nobody's. */
-		if (!charge_owner(ts, live_owner(ts)))
+		if (!charge_owner(ts, live_owner(ts), now, key->tgid))
 			charge_nobody(ts, key->tgid);
 		/* A read after the response: the previous request is over (unless the idle flush
 		 * already sent it). */
@@ -112,7 +112,7 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 		if (io->op == IO_SENDFILE)
 			c->flags |= PC_F_SENDFILE;
 		/* The segment that ends in this response write is its request's; it has acted. */
-		charge(ts, c, false);
+		charge(ts, c, false, now, key->tgid);
 		response_acted(ts, c->conn_id, c->seq);
 	}
 	set_owner(ts, key, c);

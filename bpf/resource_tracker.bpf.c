@@ -46,6 +46,11 @@ static __always_inline bool went_to_sleep(bool preempt, struct task_struct *prev
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
+	/* The idle task (pid 0) serves nothing and is not on the task clock (its exec_start
+	 * is not kept): about half the switches of a server that is not saturated leave it. */
+	__u32 prev_tid = prev->pid;
+	if (!prev_tid)
+		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	/* update_curr() just ran for prev: exec_start is now, on the task clock. */
 	__u64 exec_start = prev->se.exec_start;
@@ -56,7 +61,6 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 			*offset = (__s64)(now - exec_start);
 	}
 	/* Only threads that ever served a tracked request are in the map. */
-	__u32 prev_tid = prev->pid;
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (!ts)
 		return 0;
@@ -65,7 +69,7 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	 * awaiting or its epilogue; once the response has started, the owner is done. */
 	if (went_to_sleep(preempt, prev)) {
 		struct conn_state *owner = live_owner(ts);
-		if (!charge_owner(ts, owner))
+		if (!charge_owner(ts, owner, now, prev->tgid))
 			charge_nobody(ts, prev->tgid);
 		if (!owner || owner->phase != PHASE_READING)
 			ts->owner_closed = 1;

@@ -51,6 +51,10 @@ export interface RequestRecord {
    * it ended or by the thread's only request ("exact"); some by the owner rule while other
    * requests on that thread were waiting ("apportioned"); no CPU seen at all ("unknown"). */
   cpu_attribution: CpuAttribution;
+  /** CPU the request's thread ran after its response's last write, until it slept or served
+   * another request (the framework finishing the exchange, a GC): not in cpu_time_ms, which
+   * stays within the request's duration. */
+  cpu_after_response_ms: number;
   memory_rss_bytes: number;
   bytes_received: number;
   bytes_sent: number;

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // Some constants exist only to mirror the header (and for the layout test).
 
 // enum pc_abi: sent as "abi" in the loader-info JSON; the agent refuses another
-pub const PC_ABI_VERSION: u32 = 1;
+pub const PC_ABI_VERSION: u32 = 3;
 
 // enum pc_flush
 /// prctl() option that triggers the idle flush.
@@ -112,6 +112,7 @@ pub struct PcRequest {
     pub remote_addr: [u8; 16],
     pub comm: [u8; 16],
     pub peer_conn_id: u64,
+    pub cpu_after_response_ns: u64,
 }
 
 /// struct pc_dependency: one outbound exchange made while serving a request.
@@ -354,7 +355,7 @@ mod tests {
 
     #[test]
     fn sizes_from_header_arithmetic() {
-        assert_eq!(size_of::<PcRequest>(), 152);
+        assert_eq!(size_of::<PcRequest>(), 160);
         assert_eq!(size_of::<PcDependency>(), 136);
         assert_eq!(size_of::<PcData>(), PC_DATA_HDR_SIZE + PC_DATA_MAX);
         assert_eq!(size_of::<PcStats>(), 8 + 8 * (PC_CNT_MAX + PC_LCNT_MAX));

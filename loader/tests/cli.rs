@@ -9,7 +9,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use perfcatch_loader::exit::{PC_EXIT_OBJECT, PC_EXIT_PRIVILEGE, PC_EXIT_USAGE};
-use perfcatch_loader::record::{PC_REC_DATA, PC_REC_LOADER_INFO, PC_REC_REQUEST, PC_REC_STATS};
+use perfcatch_loader::record::{PcRequest, PC_ABI_VERSION, PC_REC_DATA, PC_REC_LOADER_INFO, PC_REC_REQUEST, PC_REC_STATS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_perfcatch-loader");
 
@@ -144,7 +144,7 @@ fn info_stats_and_clean_exit() {
     let first = l.next_frame(Instant::now() + Duration::from_secs(30)).expect("a first frame");
     assert_eq!(u32_at(&first, 0), PC_REC_LOADER_INFO, "the first frame is the loader info");
     let info = loader_info_json(&first);
-    assert_eq!(info["abi"], 1);
+    assert_eq!(info["abi"], PC_ABI_VERSION);
     assert_eq!(info["capture_response_bytes"], 100);
     assert_eq!(info["ringbuf_bytes"], 1048576);
     assert_eq!(info["pid"], l.child.id());
@@ -226,7 +226,7 @@ fn http_requests_come_out_as_frames() {
         }
     }
     for r in &requests {
-        assert_eq!(r.len(), 152, "sizeof(struct pc_request)");
+        assert_eq!(r.len(), std::mem::size_of::<PcRequest>(), "sizeof(struct pc_request)");
         assert_eq!(u16_at(r, 86), port, "local_port: the ports filter lets only our server through");
         let (start, end) = (u64_at(r, 32), u64_at(r, 40));
         assert!(start <= end, "start {start} end {end}");

@@ -137,6 +137,7 @@ fn structs_match_btf() {
             remote_addr,
             comm,
             peer_conn_id,
+            cpu_after_response_ns,
         }),
     );
     check_struct(

@@ -144,6 +144,7 @@ export const OPENAPI = {
           duration_ms: num,
           cpu_time_ms: num,
           cpu_attribution: { type: 'string', enum: ['exact', 'apportioned', 'unknown'] },
+          cpu_after_response_ms: num,
           memory_rss_bytes: int,
           bytes_received: int,
           bytes_sent: int,

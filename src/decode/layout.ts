@@ -71,7 +71,7 @@ export const LOADER_COUNTERS = ['records_out', 'malformed', 'drains', 'conns_rec
 export const PC_LCNT_MAX = 4;
 
 /** enum pc_abi: the loader sends it as "abi" in its loader-info JSON; the agent refuses another. */
-export const PC_ABI_VERSION = 1;
+export const PC_ABI_VERSION = 3;
 
 /** enum pc_data_size */
 export const PC_DATA_MAX = 4096;
@@ -79,7 +79,7 @@ export const PC_DATA_HDR_SIZE = 24;
 
 /** struct pc_request */
 export const REQUEST = {
-  size: 152,
+  size: 160,
   type: 0,
   flags: 4,
   pid: 8,
@@ -103,6 +103,7 @@ export const REQUEST = {
   remote_addr: 112,
   comm: 128,
   peer_conn_id: 144,
+  cpu_after_response_ns: 152,
 } as const;
 
 /** struct pc_dependency */

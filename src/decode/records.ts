@@ -45,6 +45,8 @@ export interface KernelRequest {
   comm: string;
   /** The caller's client conn_id when the caller is tracked on this host, else 0. */
   peerConnId: number;
+  /** CPU its thread ran after the response's last write (not in cpuNs). */
+  cpuAfterResponseNs: number;
 }
 
 export interface KernelDependency {
@@ -232,6 +234,7 @@ function decodeRequest(f: Buffer): KernelRequest {
     remoteAddr: formatAddress(f, REQUEST.remote_addr, family),
     comm: cString(f, REQUEST.comm, 16),
     peerConnId: u64(f, REQUEST.peer_conn_id),
+    cpuAfterResponseNs: u64(f, REQUEST.cpu_after_response_ns),
   };
 }
 
@@ -328,11 +331,14 @@ function decodeLoaderInfo(f: Buffer): LoaderInfo {
   const len = f.length >= LOADER_INFO.size ? f.readUInt32LE(LOADER_INFO.len) : -1;
   if (len < 0 || LOADER_INFO.size + len > f.length) throw new RecordDecodeError('loader info truncated');
   const text = f.toString('utf8', LOADER_INFO.size, LOADER_INFO.size + len);
+  let info: unknown;
   try {
-    return { kind: 'loader_info', info: JSON.parse(text) as Record<string, unknown> };
+    info = JSON.parse(text);
   } catch {
     throw new RecordDecodeError('loader info is not JSON');
   }
+  if (typeof info !== 'object' || info === null || Array.isArray(info)) throw new RecordDecodeError('loader info is not a JSON object');
+  return { kind: 'loader_info', info: info as Record<string, unknown> };
 }
 
 function decodeProcessEnv(f: Buffer): ProcessEnv {

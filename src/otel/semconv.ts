@@ -40,6 +40,8 @@ export const ATTR_HOST_NAME = 'host.name';
 export const ATTR_PERFCATCH_CPU_TIME_NS = 'perfcatch.cpu_time_ns';
 /** exact | apportioned | unknown: how the kernel attributed perfcatch.cpu_time_ns. */
 export const ATTR_PERFCATCH_CPU_ATTRIBUTION = 'perfcatch.cpu_attribution';
+/** CPU the request's thread ran after the response's last write (not in perfcatch.cpu_time_ns). */
+export const ATTR_PERFCATCH_CPU_AFTER_RESPONSE_NS = 'perfcatch.cpu_after_response_ns';
 /** exact | inferred: how the request that made a CLIENT call was found. */
 export const ATTR_PERFCATCH_CALLER_ATTRIBUTION = 'perfcatch.caller_attribution';
 export const ATTR_PERFCATCH_MEMORY_RSS_BYTES = 'perfcatch.memory_rss_bytes';

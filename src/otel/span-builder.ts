@@ -280,6 +280,7 @@ export class SpanBuilder {
     this.attr(sc.ATTR_PROCESS_PID, r.pid);
     this.attr(sc.ATTR_PERFCATCH_CPU_TIME_NS, b.cpuNs);
     this.attr(sc.ATTR_PERFCATCH_CPU_ATTRIBUTION, r.cpu_attribution);
+    this.attr(sc.ATTR_PERFCATCH_CPU_AFTER_RESPONSE_NS, Math.round(r.cpu_after_response_ms * 1e6));
     this.attr(sc.ATTR_PERFCATCH_MEMORY_RSS_BYTES, r.memory_rss_bytes);
     this.attr(sc.ATTR_PERFCATCH_REQUEST_ID, r.request_id);
     if (b.h2) this.attr(sc.ATTR_PERFCATCH_H2_STREAM_ID, b.h2.streamId);

@@ -98,6 +98,9 @@ export function buildH2Request(
     duration_ms: durationMs(startNs, endNs),
     cpu_time_ms: cpu.ns / 1e6,
     cpu_attribution: attribution(cpu),
+    // A stream's thread serves the connection's other streams after its last write: that CPU
+    // goes to them (or to no stream), never after a stream's response.
+    cpu_after_response_ms: 0,
     memory_rss_bytes: rssOf(meta.pid),
     bytes_received: r.requestBytes,
     bytes_sent: r.responseBytes,

@@ -219,6 +219,7 @@ function unannounced(rec: KernelH2Io): H2ConnMeta {
     remoteAddr: '',
     comm: '',
     peerConnId: 0,
+    cpuAfterResponseNs: 0,
     midway: true,
   };
 }

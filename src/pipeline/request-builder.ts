@@ -75,12 +75,13 @@ function cpuAttribution(flags: number, cpuNs: number): CpuAttribution {
 /** What the kernel measured; a request reported again (RequestPipeline) takes the final numbers. */
 export function measuredFields(
   a: AssembledRequest,
-): Pick<RequestRecord, 'duration_ms' | 'cpu_time_ms' | 'cpu_attribution' | 'bytes_received' | 'bytes_sent'> {
+): Pick<RequestRecord, 'duration_ms' | 'cpu_time_ms' | 'cpu_attribution' | 'cpu_after_response_ms' | 'bytes_received' | 'bytes_sent'> {
   const k = a.kernel;
   return {
     duration_ms: durationMs(k.startNs, k.endNs),
     cpu_time_ms: k.cpuNs / 1e6,
     cpu_attribution: cpuAttribution(k.flags, k.cpuNs),
+    cpu_after_response_ms: k.cpuAfterResponseNs / 1e6,
     bytes_received: a.bytesReceived,
     bytes_sent: k.bytesSent,
   };
@@ -129,6 +130,7 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     duration_ms: measured.duration_ms,
     cpu_time_ms: measured.cpu_time_ms,
     cpu_attribution: measured.cpu_attribution,
+    cpu_after_response_ms: measured.cpu_after_response_ms,
     memory_rss_bytes: rss,
     bytes_received: measured.bytes_received,
     bytes_sent: measured.bytes_sent,

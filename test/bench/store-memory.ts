@@ -45,6 +45,7 @@ function record(i: number): RequestRecord {
     duration_ms: 12.5,
     cpu_time_ms: 3.25,
     cpu_attribution: 'exact',
+    cpu_after_response_ms: 0.05,
     memory_rss_bytes: 83_886_080,
     bytes_received: 412,
     bytes_sent: 1830,

@@ -1,9 +1,11 @@
 /**
  * An event loop under concurrent load: many connections interleave on one thread, so CPU
- * must be split between them (bpf/cpu.bpf.h). The sum over requests must be
- * within 5% of the CPU the process spent in the same window (/proc/<pid>/stat), and CPU is
- * conserved: the requests' CPU plus what the kernel counted as attributed to no request
- * (cpu_unattributed_ns) is the serving thread's own CPU (schedstat) within 2%.
+ * must be split between them (bpf/cpu.bpf.h). CPU is conserved: the requests' CPU (in their
+ * duration, and their thread's after the response's last write) plus what the kernel counted
+ * as attributed to no request (cpu_unattributed_ns: between requests) is the serving thread's
+ * own CPU (schedstat) within 2%, and within 5% of what the whole process spent
+ * (/proc/<pid>/stat; V8's helper threads are the rest). Most of it is the requests': at least
+ * 93% of the loop thread's.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -39,7 +41,7 @@ describe('event loop under concurrent load', () => {
     await server?.stop();
   });
 
-  it(`${CONNECTIONS} interleaved connections: the requests' CPU adds up to the process's`, async () => {
+  it(`${CONNECTIONS} interleaved connections: the requests' CPU plus the unattributed adds up to the thread's and the process's`, async () => {
     const clients = Array.from({ length: CONNECTIONS }, () => new RawHttpClient(server.port));
     await Promise.all(clients.map((c) => c.ready));
     await new Promise((r) => setTimeout(r, 300)); // let the server go quiet
@@ -63,15 +65,16 @@ describe('event loop under concurrent load', () => {
       return r.body.count >= CONNECTIONS * PER_CONNECTION ? r.body.requests : undefined;
     });
     assert.equal(records.length, CONNECTIONS * PER_CONNECTION);
-    const sum = records.reduce((n, r) => n + r.cpu_time_ms, 0);
+    // A request's CPU in its duration, and its thread's after the response's last write.
+    const sum = records.reduce((n, r) => n + r.cpu_time_ms + r.cpu_after_response_ms, 0);
+    const total = sum + unattributed;
     console.log(
-      `event loop: requests' CPU ${sum.toFixed(1)} ms, loop thread ${mainSpent.toFixed(1)} ms, process ${spent.toFixed(1)} ms (${((100 * sum) / spent).toFixed(1)}%)`,
+      `event loop: requests' CPU ${sum.toFixed(1)} ms + unattributed ${unattributed.toFixed(1)} ms, loop thread ${mainSpent.toFixed(1)} ms (requests ${((100 * sum) / mainSpent).toFixed(1)}%), process ${spent.toFixed(1)} ms (${((100 * total) / spent).toFixed(1)}%)`,
     );
-    assert.ok(Math.abs(sum - spent) / spent <= 0.05, `sum ${sum} ms vs process ${spent} ms`);
+    assert.ok(Math.abs(total - spent) / spent <= 0.05, `requests + unattributed ${total} ms vs process ${spent} ms`);
+    assert.ok(sum >= 0.93 * mainSpent, `requests' CPU ${sum.toFixed(1)} ms is under 93% of the loop thread's ${mainSpent.toFixed(1)} ms`);
     // The loop thread kept running (timers, the idle flush's reports) until the stats record
     // that carried the counter: compare with its CPU up to then.
-    console.log(`conservation: requests ${sum.toFixed(1)} + unattributed ${unattributed.toFixed(1)} ms vs loop thread ${mainSpent.toFixed(1)}..${mainAfterStats.toFixed(1)} ms`);
-    const total = sum + unattributed;
     assert.match(await agent.metrics(), /perfcatch_cpu_unattributed_seconds_total\{process="node",service="loop-node"\} [0-9.e-]+/);
     assert.ok(total >= mainSpent * 0.98 && total <= mainAfterStats * 1.02, `requests + unattributed ${total.toFixed(1)} ms vs loop thread ${mainSpent.toFixed(1)}..${mainAfterStats.toFixed(1)} ms`);
   });

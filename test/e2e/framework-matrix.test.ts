@@ -37,6 +37,7 @@ import {
   overheadScale,
   scaleOverheads,
   truthCpuMs,
+  requestCostMs,
   type CalibrationSample,
   type CpuBudget,
   type MatrixRow,
@@ -82,12 +83,6 @@ interface Framework {
   /** The CPU mark is asserted (else measured and reported: Go, pools). */
   cpuMarkAsserted: boolean;
   /**
-   * The issue 10 marks are met and asserted (else a `todo` that prints what is missed):
-   * aiohttp and gunicorn meet them; Express misses CPU <= wall for 1-2 requests (a 404 whose
-   * epilogue took the runtime's GC), gin and Jetty CPU <= wall (README, known limits).
-   */
-  marksMet: boolean;
-  /**
    * Whose schedstat calibrates the overhead: the serving thread where one thread does all of
    * a request's work, the whole process where the runtime spreads it over threads.
    */
@@ -114,8 +109,8 @@ interface Framework {
 }
 
 const FRAMEWORKS: Framework[] = [
-  { name: 'express', model: 'event loop', processName: 'node', start: startExpress, keepAlive: true, fanout: true, cpuMarkAsserted: true, marksMet: false, calibrateOn: 'thread' },
-  { name: 'aiohttp', model: 'event loop', processName: 'python', start: startAiohttp, keepAlive: true, fanout: true, cpuMarkAsserted: true, marksMet: true, calibrateOn: 'thread' },
+  { name: 'express', model: 'event loop', processName: 'node', start: startExpress, keepAlive: true, fanout: true, cpuMarkAsserted: true, calibrateOn: 'thread' },
+  { name: 'aiohttp', model: 'event loop', processName: 'python', start: startAiohttp, keepAlive: true, fanout: true, cpuMarkAsserted: true, calibrateOn: 'thread' },
   {
     name: 'gunicorn-flask',
     model: 'prefork',
@@ -124,13 +119,13 @@ const FRAMEWORKS: Framework[] = [
     keepAlive: false,
     fanout: false,
     cpuMarkAsserted: true,
-    marksMet: true,
+   
     calibrateOn: 'thread',
     processFilter: 'gunicorn',
     bindEnv: 'GUNICORN_BIND',
   },
-  { name: 'gin', model: 'goroutines', processName: 'gin-app', start: startGin, keepAlive: true, fanout: false, extraKind: 'parallel', cpuMarkAsserted: false, marksMet: false, calibrateOn: 'process' },
-  { name: 'jetty', model: 'pool', processName: 'java', start: startJetty, keepAlive: true, fanout: false, cpuMarkAsserted: false, marksMet: false, calibrateOn: 'process', calibrationThreads: 'jetty-pool' },
+  { name: 'gin', model: 'goroutines', processName: 'gin-app', start: startGin, keepAlive: true, fanout: false, extraKind: 'parallel', cpuMarkAsserted: false, calibrateOn: 'process' },
+  { name: 'jetty', model: 'pool', processName: 'java', start: startJetty, keepAlive: true, fanout: false, cpuMarkAsserted: false, calibrateOn: 'process', calibrationThreads: 'jetty-pool' },
 ];
 
 /** PERFCATCH_FRAMEWORKS=express,gin runs only those (their rows replace theirs in the JSON). */
@@ -332,12 +327,12 @@ describe('framework matrix', () => {
         await upstream?.stop();
       });
 
-      /** Attribution marks of issue 10 missed so far, by mode: asserted by the `todo` tests below. */
+      /** Attribution marks of issue 10 missed, by mode: asserted by the marks test below. */
       const missedMarks: string[] = [];
 
       /** Asserts what every record must be (one per request, exact bytes, identity); the
        * attribution marks (CPU, CPU <= wall, own dependencies, links) are collected for the
-       * marks test, which stays `todo` until issue 10 meets them (README, known limits). */
+       * marks test, so that a miss in one mode does not hide the other's. */
       function check(row: MatrixRow, opts: { serviceKnown: boolean } = { serviceKnown: true }): void {
         row.comm = comm;
         rows.push(row);
@@ -397,13 +392,15 @@ describe('framework matrix', () => {
         const tids = fw.calibrateOn === 'thread' ? new Set(sent.map((s) => truth.get(s.id)?.tid).filter((t) => t !== undefined)) : new Set(afterRun.keys());
         let servingNs = 0;
         for (const tid of tids) servingNs += (afterRun.get(tid) ?? 0) - (before.get(tid) ?? 0);
+        // Each connection's last request is reported by the idle flush: wait for every one.
+        await settle(agent, server.port, upstream?.port ?? null, sent);
         const records = (await recordsOn(agent, server.port)).filter((r) => r.correlation_id !== null && ids.has(r.correlation_id));
         const truthSum = sent.reduce((a, s) => a + (truth.has(s.id) ? truthCpuMs(truth.get(s.id)!, s.kind, overheads) : 0), 0);
         const handlerSum = sent.reduce((a, s) => a + (truth.get(s.id)?.cpu_ns ?? 0) / 1e6, 0);
         const r3 = (x: number) => Math.round(x * 1000) / 1000;
         return {
           serving_threads_ms: r3(servingNs / 1e6),
-          requests_ms: r3(records.reduce((a, r) => a + r.cpu_time_ms, 0)),
+          requests_ms: r3(records.reduce((a, r) => a + requestCostMs(r), 0)),
           unattributed_ms: r3((await unattributedCpuMs(agent, server.allPids, Date.now())) - unattributedBefore),
           handler_sum_ms: r3(handlerSum),
           truth_sum_ms: r3(truthSum),
@@ -436,7 +433,7 @@ describe('framework matrix', () => {
         check(row);
       });
 
-      it(`${fw.name}: issue 10 attribution marks (CPU, CPU <= wall, own dependencies, links)`, fw.marksMet ? {} : { todo: 'not all met yet: README, known limits' }, () => {
+      it(`${fw.name}: issue 10 attribution marks (CPU, CPU <= wall, own dependencies, links)`, () => {
         assert.deepEqual(missedMarks, [], `${fw.name}: marks missed`);
       });
 

@@ -20,7 +20,7 @@ import { nonConventionNames } from '../harness/semconv-names.ts';
 const TENANT = 'x-perfcatch-tenant';
 const COPIED_HEADERS = [TENANT, 'content-encoding', 'grpc-encoding'];
 /** Measured by each agent's own programs, so they differ slightly between two agents. */
-const PER_AGENT_ATTRIBUTES = ['perfcatch.request_id', 'perfcatch.cpu_time_ns', 'perfcatch.memory_rss_bytes', ...COPIED_HEADERS.map((h) => `received.${h}`)];
+const PER_AGENT_ATTRIBUTES = ['perfcatch.request_id', 'perfcatch.cpu_time_ns', 'perfcatch.cpu_after_response_ns', 'perfcatch.memory_rss_bytes', ...COPIED_HEADERS.map((h) => `received.${h}`)];
 
 interface Sent {
   traceId: string;

@@ -24,7 +24,7 @@ export function writeBigDatabase(path: string, rows: number, spanSeconds: number
         request_id: i.toString(16).padStart(16, '0'), trace_id: i.toString(16).padStart(32, '0'), span_id: i.toString(16).padStart(16, '0'),
         parent_span_id: null, timestamp: now - spanSeconds + 60 + (i * (spanSeconds - 120)) / rows, pid: 1000 + (i % 5), process_name: 'node',
         service_name: service, namespace: null, pod_name: null, route: '/items/{id}', local_port: 8080, remote_ip: '10.0.0.1',
-        remote_port: 40000 + (i % 20000), duration_ms: (i % 1000) / 10, cpu_time_ms: (i % 100) / 10, cpu_attribution: 'exact', memory_rss_bytes: 50_000_000,
+        remote_port: 40000 + (i % 20000), duration_ms: (i % 1000) / 10, cpu_time_ms: (i % 100) / 10, cpu_attribution: 'exact', cpu_after_response_ms: 0.01, memory_rss_bytes: 50_000_000,
         bytes_received: 300, bytes_sent: 1200, correlation_id: `corr-${i}`, http_method: 'GET', http_path: `/items/${i}?pad=${pad}`,
         http_status: i % 50 === 0 ? 500 : 200,
         dependencies: [{ timestamp: now, peer_ip: '10.0.0.9', peer_port: 5432, new_connection: false, connect_ms: null, duration_ms: 1,

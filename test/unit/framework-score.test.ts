@@ -22,7 +22,7 @@ function record(id: string | null, path: string, over: Partial<RequestRecord> = 
   return {
     request_id: `r-${id}-${path}`, trace_id: `t-${id}`, span_id: `s-${id}`, parent_span_id: null, timestamp: 10, pid: 42,
     process_name: 'node', service_name: 'svc', namespace: null, pod_name: null, route: path, local_port: 8080,
-    remote_ip: '127.0.0.1', remote_port: 5000, duration_ms: 5, cpu_time_ms: 1.3, cpu_attribution: 'exact', memory_rss_bytes: 1, bytes_received: 100,
+    remote_ip: '127.0.0.1', remote_port: 5000, duration_ms: 5, cpu_time_ms: 1.3, cpu_attribution: 'exact', cpu_after_response_ms: 0, memory_rss_bytes: 1, bytes_received: 100,
     bytes_sent: 200, correlation_id: id, http_method: 'GET', http_path: path, http_status: 200, dependencies: [], ...over,
   };
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { DecodedRecord } from '../../src/decode/records.ts';
+import { PC_ABI_VERSION } from '../../src/decode/layout.ts';
 import { LOADER_EXIT, LoaderProcess, LoaderStartError, type LoaderOptions } from '../../src/loader/loader-process.ts';
 import { waitFor } from '../harness/ports.ts';
 
@@ -42,7 +43,7 @@ switch (part) {
     process.exit(4);
   case 'abi':
     fs.writeFileSync(process.argv[1] + '.pid', String(process.pid));
-    fs.writeSync(1, loaderInfo({ abi: 2, programs: [] }));
+    fs.writeSync(1, loaderInfo({ abi: ${PC_ABI_VERSION + 1}, programs: [] }));
     setTimeout(() => process.exit(0), 30000);
     break;
   case 'no-abi':
@@ -51,7 +52,7 @@ switch (part) {
     setTimeout(() => process.exit(0), 30000);
     break;
   case 'crash-fatal':
-    fs.writeSync(1, loaderInfo({ abi: 1, programs: [] }));
+    fs.writeSync(1, loaderInfo({ abi: ${PC_ABI_VERSION}, programs: [] }));
     setTimeout(() => { process.stderr.write('perfcatch-loader: privileges lost\\n'); process.exit(3); }, 50);
     break;
 }
@@ -121,7 +122,7 @@ describe('LoaderProcess with a fake loader', () => {
     await loader.start();
     assert.equal(loader.running, true);
     assert.equal(loader.generation, 1);
-    assert.equal(loader.loaderInfo?.['abi'], 1);
+    assert.equal(loader.loaderInfo?.['abi'], PC_ABI_VERSION);
     assert.deepEqual(states, [[true, 'loader attached']]);
     await waitFor('the recorded requests', () => (records.filter((r) => r.rec.kind === 'request').length === 5 ? true : undefined));
     assert.ok(records.every((r) => r.generation === 1));
@@ -149,14 +150,14 @@ describe('LoaderProcess with a fake loader', () => {
     assert.equal(loader.running, false);
   });
 
-  for (const [part, sent] of [['abi', 'ABI version 2'], ['no-abi', 'no ABI version']] as const) {
+  for (const [part, sent] of [['abi', `ABI version ${PC_ABI_VERSION + 1}`], ['no-abi', 'no ABI version']] as const) {
     it(`a loader that sends ${sent}: the start fails with one line, and the loader is stopped`, async () => {
       const { records, h } = handlers();
       const loader = new LoaderProcess(options(part), h);
       await assert.rejects(loader.start(), (err: unknown) => {
         assert.ok(err instanceof LoaderStartError);
         assert.equal(err.exitCode, LOADER_EXIT.OBJECT);
-        assert.match(err.message, new RegExp(`^loader sent ${sent}, this agent reads version 1 .*: install the loader and the agent from one build$`));
+        assert.match(err.message, new RegExp(`^loader sent ${sent}, this agent reads version ${PC_ABI_VERSION} .*: install the loader and the agent from one build$`));
         assert.doesNotMatch(err.message, /\n/);
         return true;
       });

@@ -233,6 +233,7 @@ describe('OTLP span encoding', () => {
       'error.type': '503',
       'perfcatch.correlation_id': 'corr-7',
       'perfcatch.cpu_attribution': 'exact',
+      'perfcatch.cpu_after_response_ns': 50_000,
       'perfcatch.capture_incomplete': true,
     });
   });

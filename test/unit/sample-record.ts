@@ -20,6 +20,7 @@ export function sampleRecord(overrides: Partial<RequestRecord> = {}): RequestRec
     duration_ms: 10,
     cpu_time_ms: 1,
     cpu_attribution: 'exact',
+    cpu_after_response_ms: 0.05,
     memory_rss_bytes: 1,
     bytes_received: 100,
     bytes_sent: 200,
