@@ -259,7 +259,54 @@ describe('HTTP/2 and gRPC, one record per stream', () => {
         `${got.filter((r) => r.cpu_attribution === 'unknown').length} unknown; h2 counters ${JSON.stringify(h2Counters(health))}`,
     );
   });
+  it('gRPC server streaming: 3 calls of 4 messages of 1 MB each, 3 concurrent: exact bytes per stream', async () => {
+    const relay = await startRecordingRelay(server.grpcPort);
+    const identity = (b: Buffer) => b;
+    const Client = grpc.makeGenericClientConstructor(
+      {
+        Stream: { path: '/perfcatch.test.Echo/Stream', requestStream: false, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+      },
+      'Echo',
+    );
+    const client = new Client(`127.0.0.1:${relay.port}`, grpc.credentials.createInsecure()) as unknown as {
+      Stream(req: Buffer, md: import('@grpc/grpc-js').Metadata): NodeJS.ReadableStream;
+      close(): void;
+    };
+    const received = await Promise.all(
+      [0, 1, 2].map(
+        (i) =>
+          new Promise<number>((resolve, reject) => {
+            const md = new grpc.Metadata();
+            md.set('x-correlation-id', `stream-${i}`);
+            let bytes = 0;
+            const call = client.Stream(Buffer.from('4,1048576'), md);
+            call.on('data', (m: Buffer) => (bytes += m.length));
+            call.on('end', () => resolve(bytes));
+            call.on('error', reject);
+          }),
+      ),
+    );
+    assert.deepEqual(received, [4 << 20, 4 << 20, 4 << 20]);
+    client.close();
+    await new Promise((r) => setTimeout(r, 300));
+    relay.close();
+    const got = await records(agent, `correlation_id_regex=${encodeURIComponent('^stream-')}`, 3);
+    assert.equal(got.length, 3);
+    const streams = relay.wires.flatMap((w) => {
+      const up = streamBytes(w.up, true);
+      const down = streamBytes(w.down, false);
+      return [...up.perStream.keys()].map((id) => `${up.perStream.get(id)}/${down.perStream.get(id) ?? 0}`);
+    });
+    assert.deepEqual(got.map((r) => `${r.bytes_received}/${r.bytes_sent}`).sort(), streams.sort());
+    for (const r of got) {
+      assert.equal(r.grpc_status, 0);
+      assert.equal(r.http_path, '/perfcatch.test.Echo/Stream');
+      assert.ok(r.bytes_sent > 4 << 20, 'the four 1 MB messages, framed');
+    }
+    console.log(`# server streaming: ${got.map((r) => `${r.bytes_received}/${r.bytes_sent}`).join(', ')} (request/response bytes per stream)`);
+  });
 });
+
 
 describe('HTTP/2: a connection joined mid-way, and malformed frames', () => {
   let server: Spawned & { port: number; grpcPort: number };
