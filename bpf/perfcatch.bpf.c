@@ -55,6 +55,9 @@ struct pc_btf_anchor {
 	struct pc_ring_mark ring_mark;
 	struct pc_filter_cfg filter_cfg;
 	struct pc_flush_list flush_list;
+	struct pc_h2_io h2_io;
+	enum pc_h2_limits h2_limits;
+	enum pc_h2_flags h2_flags;
 	enum pc_record_type record_type;
 	enum pc_request_flags request_flags;
 	enum pc_dependency_flags dependency_flags;

@@ -29,7 +29,7 @@
 /* The version of this file's records and of the loader-info JSON ("abi"): the agent refuses
  * a loader that sends another. */
 enum pc_abi {
-	PC_ABI_VERSION = 2
+	PC_ABI_VERSION = 3
 };
 
 enum pc_flush {
@@ -73,6 +73,8 @@ enum pc_record_type {
 	PC_REC_DATA = 2,        /* kernel: captured request/response bytes, before its request */
 	PC_REC_DEPENDENCY = 3,  /* kernel: one outbound exchange made while serving a request */
 	PC_REC_PROCESS_ENV = 4, /* kernel: an OpenTelemetry variable a process exec'd with */
+	PC_REC_H2_IO = 5,       /* kernel: one read/write (part) on an HTTP/2 connection */
+	PC_REC_H2_CONN = 6,     /* kernel: an HTTP/2 connection was detected (struct pc_request) */
 	PC_REC_STATS = 16,      /* loader: counter snapshot, about once a second */
 	PC_REC_PROCESS_CPU = 18, /* loader: one process's CPU charged to no request, with stats */
 	PC_REC_LOADER_INFO = 17, /* loader: JSON (programs attached, kernel, tunables), once */
@@ -92,9 +94,11 @@ enum pc_request_flags {
 				       * response, not because the next request started */
 	PC_F_LATE_WRITE = 1 << 8,     /* re-emitted: more response bytes followed an idle flush;
 				       * replaces the earlier record with the same conn_id/seq */
-	PC_F_CPU_APPORTIONED = 1 << 9 /* part of cpu_ns came from a segment charged by rule (the
+	PC_F_CPU_APPORTIONED = 1 << 9, /* part of cpu_ns came from a segment charged by rule (the
 				       * thread's owner) while other requests it had read were
 				       * waiting: which of them used it, the kernel cannot know */
+	PC_F_H2_MIDWAY = 1 << 10      /* PC_REC_H2_CONN: joined an established connection (no
+				       * preface seen): its HPACK tables are unknown */
 };
 
 /* pc_dependency.flags */
@@ -133,7 +137,15 @@ enum pc_counter {
 	PC_CNT_CLIENT_CONNS = 11,   /* outbound connections tracked (connected or adopted) */
 	PC_CNT_IDLE_FLUSHES = 12,   /* requests emitted by the idle flush */
 	PC_CNT_CPU_UNATTRIBUTED_NS = 13, /* serving threads' on-CPU ns charged to no request */
-	PC_CNT_MAX = 14
+	/* HTTP/2 (bpf/h2.bpf.h) */
+	PC_CNT_H2_CONNS = 14,       /* server connections detected as HTTP/2 */
+	PC_CNT_RB_DROP_H2 = 15,     /* ring buffer full: pc_h2_io record lost (its direction is
+				     * then walked no more: counted in H2_WALK_LOST too) */
+	PC_CNT_H2_UNCAPTURED = 16,  /* payload bytes of header-bearing frames beyond
+				     * PC_H2_PAYLOAD_MAX, not captured */
+	PC_CNT_H2_WALK_LOST = 17,   /* directions whose frame walk stopped (step or iovec bound,
+				     * unreadable buffer, lost record): only counted afterwards */
+	PC_CNT_MAX = 18
 };
 
 /* One HTTP (or other request/response) exchange on an accepted TCP connection. */
@@ -209,6 +221,54 @@ struct pc_data {
 	__u32 seq;
 	__u32 offset;     /* position of data[0] in the captured stream of this direction */
 	__u8 data[PC_DATA_MAX];
+};
+
+/*
+ * HTTP/2 (bpf/h2.bpf.h). On a server connection whose first bytes read are the client preface,
+ * the HTTP/1 boundary rule is off: each read/write syscall becomes one or more pc_h2_io
+ * records. The kernel walks the frame headers (they span syscalls and iovecs): it captures every
+ * 9-byte frame header and the payloads of every frame but DATA (the first PC_H2_PAYLOAD_MAX
+ * bytes of each), and skips DATA payloads. runs[] says where the captured bytes sat: run i is
+ * runs[i].captured bytes of data[] (in order) followed by runs[i].skipped bytes not copied. The
+ * runs of a syscall's records cover exactly the bytes it moved.
+ */
+enum pc_h2_limits {
+	PC_H2_RUNS_MAX = 32,      /* runs in one pc_h2_io */
+	PC_H2_DATA_MAX = 2048,    /* captured bytes in one pc_h2_io */
+	PC_H2_HDR_SIZE = 312,     /* bytes of pc_h2_io before data[] */
+	PC_H2_PAYLOAD_MAX = 4096, /* bytes captured of one non-DATA frame's payload */
+	PC_H2_STEPS = 512         /* walk steps per syscall (a frame or an iovec each, about) */
+};
+
+/* pc_h2_io.flags */
+enum pc_h2_flags {
+	PC_H2F_LOST = 1 << 0,   /* this direction's walk stopped here or earlier: runs hold
+				 * skipped bytes where frame headers were not captured */
+	PC_H2F_CLOSED = 1 << 1, /* the server closed the connection (no bytes) */
+	PC_H2F_MORE = 1 << 2    /* another record of the same syscall follows */
+};
+
+struct pc_h2_run {
+	__u32 captured;
+	__u32 skipped;
+};
+
+struct pc_h2_io {
+	__u32 type;       /* PC_REC_H2_IO */
+	__u8 direction;   /* PC_DIR_REQUEST: the server read; PC_DIR_RESPONSE: it wrote */
+	__u8 flags;       /* enum pc_h2_flags */
+	__u16 n_runs;
+	__u32 pid;
+	__u32 tid;
+	__u64 conn_id;
+	__u64 ts_ns;      /* syscall exit (epoch ns once through the loader) */
+	__u64 cpu_ns;     /* on-CPU ns of the thread since its previous tracked syscall (in the
+			   * syscall's first record; 0 in the others) */
+	__u64 total;      /* bytes the syscall moved (first record; 0 in the others) */
+	__u32 data_len;   /* valid bytes in data[] */
+	__u32 part;       /* record number within the syscall, from 0 */
+	struct pc_h2_run runs[PC_H2_RUNS_MAX];
+	__u8 data[PC_H2_DATA_MAX];
 };
 
 /* pc_process_env.key */

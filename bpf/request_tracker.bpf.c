@@ -22,6 +22,7 @@
 #include "rss.bpf.h"
 #include "dependency.bpf.h"
 #include "request.bpf.h"
+#include "h2.bpf.h"
 
 /* Reset `c` for the next request on the same connection. */
 static __always_inline void begin_request(struct conn_state *c, __u32 tid, __u64 now)
@@ -71,6 +72,11 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 					   struct io_call *io, long ret, bool is_read,
 					   __u32 tid, __u64 now)
 {
+	/* HTTP/2 (h2.bpf.h): streams, not read/write turns; none of the rules below apply. */
+	if (c->proto == CONN_PROTO_H2 || h2_detect(key, c, io, ret, is_read, now)) {
+		h2_io(ts, key, c, io, ret, is_read, tid, now);
+		return;
+	}
 	if (is_read) {
 		/* The segment that ends in a read is the owner's (its handler or epilogue), charged
 		 * before the owner may be emitted below; once the owner was done, nobody's. */
@@ -341,7 +347,9 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 		bpf_map_delete_elem(&ignored_fds, &key);
 		return 0;
 	}
-	if (c->role == ROLE_SERVER) {
+	if (c->role == ROLE_SERVER && c->proto == CONN_PROTO_H2) {
+		h2_close(&key, c, bpf_ktime_get_ns());
+	} else if (c->role == ROLE_SERVER) {
 		if (c->phase == PHASE_READING) {
 			__u32 tid = (__u32)pid_tgid;
 			response_started(c, bpf_map_lookup_elem(&threads, &tid), tid);

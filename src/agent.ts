@@ -236,6 +236,8 @@ export class Agent {
       case 'data':
       case 'dependency':
       case 'request':
+      case 'h2_conn':
+      case 'h2_io':
         return this.pipeline.handle(rec, generation);
       case 'stats':
         // Kernel counters go on while a loader takes over its predecessor's state; the
@@ -274,7 +276,7 @@ export class Agent {
       remoteWrite: this.remoteWriter,
       loader: this.loader,
     });
-    return { kernel: this.kernelCounters.totals(), loader: this.loaderCounters.totals(), agent };
+    return { kernel: this.kernelCounters.totals(), loader: this.loaderCounters.totals(), agent, h2: { ...this.pipeline.h2Counters } };
   }
 
   health(): { ok: boolean; body: unknown } {

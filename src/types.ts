@@ -62,8 +62,15 @@ export interface RequestRecord {
   http_method: string | null;
   http_path: string | null;
   http_status: number | null;
+  /** `http/1.0` or `http/1.1` (from the request line), `h2` (an HTTP/2 stream); null when unknown.
+   * (Optional only for records stored before it existed: the builders always set it.) */
+  protocol?: RequestProtocol | null;
+  /** gRPC status from the stream's trailers; null for plain HTTP (or trailers not seen). */
+  grpc_status?: number | null;
   dependencies: DependencyRecord[];
 }
+
+export type RequestProtocol = 'http/1.0' | 'http/1.1' | 'h2';
 
 export type CpuAttribution = 'exact' | 'apportioned' | 'unknown';
 
@@ -75,6 +82,8 @@ export interface PipelineCounters {
   loader: Record<string, number>;
   /** Agent-side counters. */
   agent: AgentCounters;
+  /** HTTP/2 decoding (src/pipeline/h2-requests.ts), when the agent decodes any. */
+  h2?: Record<string, number>;
 }
 
 export interface AgentCounters {

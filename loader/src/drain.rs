@@ -105,6 +105,20 @@ pub fn prepare_item(buf: &mut [u8], mono_to_epoch: i64) -> Option<usize> {
             Some(buf.len())
         }
         PC_REC_PROCESS_ENV if buf.len() >= PC_PROCESS_ENV_SIZE => Some(buf.len()),
+        // HTTP/2 (bpf/h2.bpf.h): a connection is announced as a pc_request; its I/O as pc_h2_io.
+        PC_REC_H2_CONN if buf.len() >= PC_REQUEST_SIZE => {
+            rewrite_time(buf, REQ_START_NS_OFF, mono_to_epoch);
+            rewrite_time(buf, REQ_END_NS_OFF, mono_to_epoch);
+            Some(buf.len())
+        }
+        PC_REC_H2_IO if buf.len() >= PC_H2_HDR_SIZE => {
+            let len = read_u32(buf, H2_DATA_LEN_OFF)? as usize;
+            if len > PC_H2_DATA_MAX || buf.len() < PC_H2_HDR_SIZE + len {
+                return None;
+            }
+            rewrite_time(buf, H2_TS_NS_OFF, mono_to_epoch);
+            Some(PC_H2_HDR_SIZE + len)
+        }
         PC_REC_DATA if buf.len() >= PC_DATA_HDR_SIZE => {
             let len = read_u16(buf, DATA_LEN_OFF)? as usize;
             if len > PC_DATA_MAX {

@@ -100,7 +100,7 @@ mod tests {
         let j = loader_info_json(&c, &["a".into(), "b\"c".into()], "6.1\\x", &v, 42, &p);
         assert_eq!(
             j,
-            r#"{"abi":2,"programs":["a","b\"c"],"kernel":"6.1\\x","variants":{"syscall_args":"exit_regs","idle_flush":"kernel_walk","rss":"percpu_sum"},"capture_request_bytes":4096,"capture_response_bytes":512,"ringbuf_bytes":16777216,"conn_table_entries":65536,"pid":42,"pins":{"state":"off","dir":null,"reason":"no \"bpffs\"","state_id":7,"resumed_at":0,"skipped":0}}"#
+            r#"{"abi":3,"programs":["a","b\"c"],"kernel":"6.1\\x","variants":{"syscall_args":"exit_regs","idle_flush":"kernel_walk","rss":"percpu_sum"},"capture_request_bytes":4096,"capture_response_bytes":512,"ringbuf_bytes":16777216,"conn_table_entries":65536,"pid":42,"pins":{"state":"off","dir":null,"reason":"no \"bpffs\"","state_id":7,"resumed_at":0,"skipped":0}}"#
         );
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["programs"][1], "b\"c");

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // Some constants exist only to mirror the header (and for the layout test).
 
 // enum pc_abi: sent as "abi" in the loader-info JSON; the agent refuses another
-pub const PC_ABI_VERSION: u32 = 2;
+pub const PC_ABI_VERSION: u32 = 3;
 
 // enum pc_flush
 /// prctl() option that triggers the idle flush.
@@ -27,6 +27,8 @@ pub const PC_REC_REQUEST: u32 = 1;
 pub const PC_REC_DATA: u32 = 2;
 pub const PC_REC_DEPENDENCY: u32 = 3;
 pub const PC_REC_PROCESS_ENV: u32 = 4;
+pub const PC_REC_H2_IO: u32 = 5;
+pub const PC_REC_H2_CONN: u32 = 6;
 pub const PC_REC_STATS: u32 = 16;
 pub const PC_REC_LOADER_INFO: u32 = 17;
 pub const PC_REC_RING_MARK: u32 = 19;
@@ -42,6 +44,7 @@ pub const PC_F_PIPELINED: u32 = 1 << 6;
 pub const PC_F_IDLE_FLUSH: u32 = 1 << 7;
 pub const PC_F_LATE_WRITE: u32 = 1 << 8;
 pub const PC_F_CPU_APPORTIONED: u32 = 1 << 9;
+pub const PC_F_H2_MIDWAY: u32 = 1 << 10;
 
 // enum pc_dependency_flags
 pub const PC_DF_NEW_CONNECTION: u32 = 1 << 0;
@@ -70,7 +73,11 @@ pub const PC_CNT_DEP_UNATTRIBUTED: u32 = 10;
 pub const PC_CNT_CLIENT_CONNS: u32 = 11;
 pub const PC_CNT_IDLE_FLUSHES: u32 = 12;
 pub const PC_CNT_CPU_UNATTRIBUTED_NS: u32 = 13;
-pub const PC_CNT_MAX: usize = 14;
+pub const PC_CNT_H2_CONNS: u32 = 14;
+pub const PC_CNT_RB_DROP_H2: u32 = 15;
+pub const PC_CNT_H2_UNCAPTURED: u32 = 16;
+pub const PC_CNT_H2_WALK_LOST: u32 = 17;
+pub const PC_CNT_MAX: usize = 18;
 
 // enum pc_loader_counter (indexes of pc_stats.loader)
 pub const PC_LCNT_RECORDS_OUT: usize = 0;
@@ -258,6 +265,47 @@ impl Default for PcFlushList {
 unsafe impl aya::Pod for PcConnKey {}
 // SAFETY: as above.
 unsafe impl aya::Pod for PcFlushList {}
+
+// HTTP/2 (bpf/h2.bpf.h): enum pc_h2_limits, enum pc_h2_flags, struct pc_h2_run, struct pc_h2_io.
+pub const PC_H2_RUNS_MAX: usize = 32;
+pub const PC_H2_DATA_MAX: usize = 2048;
+pub const PC_H2_HDR_SIZE: usize = 312;
+pub const PC_H2_PAYLOAD_MAX: usize = 4096;
+pub const PC_H2_STEPS: usize = 512;
+pub const PC_H2F_LOST: u8 = 1 << 0;
+pub const PC_H2F_CLOSED: u8 = 1 << 1;
+pub const PC_H2F_MORE: u8 = 1 << 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PcH2Run {
+    pub captured: u32,
+    pub skipped: u32,
+}
+
+/// struct pc_h2_io: one read/write (part) on an HTTP/2 connection; frames carry only
+/// PC_H2_HDR_SIZE + data_len bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PcH2Io {
+    pub r#type: u32,
+    pub direction: u8,
+    pub flags: u8,
+    pub n_runs: u16,
+    pub pid: u32,
+    pub tid: u32,
+    pub conn_id: u64,
+    pub ts_ns: u64,
+    pub cpu_ns: u64,
+    pub total: u64,
+    pub data_len: u32,
+    pub part: u32,
+    pub runs: [PcH2Run; PC_H2_RUNS_MAX],
+    pub data: [u8; PC_H2_DATA_MAX],
+}
+pub const H2_TS_NS_OFF: usize = std::mem::offset_of!(PcH2Io, ts_ns);
+pub const H2_DATA_LEN_OFF: usize = std::mem::offset_of!(PcH2Io, data_len);
+const _: () = assert!(std::mem::offset_of!(PcH2Io, data) == PC_H2_HDR_SIZE);
 
 // Byte offsets the loader touches directly in ring-buffer items.
 pub const REQ_START_NS_OFF: usize = std::mem::offset_of!(PcRequest, start_ns);

@@ -153,8 +153,8 @@ fn info_stats_and_clean_exit() {
     l.send("bogus command");
     l.send("stats");
     let (stats, _) = l.wait_for(PC_REC_STATS, 10);
-    assert_eq!(stats.len(), 152, "sizeof(struct pc_stats)");
-    assert_eq!(u32_at(&stats, 4), 14, "n_kernel");
+    assert_eq!(stats.len(), 184, "sizeof(struct pc_stats)");
+    assert_eq!(u32_at(&stats, 4), 18, "n_kernel");
     assert_eq!(l.close(), 0);
 }
 

@@ -198,6 +198,13 @@ fn structs_match_btf() {
     );
     check_struct(&types, "pc_conn_key", size_of::<PcConnKey>(), fields!(PcConnKey { tgid, fd }));
     check_struct(&types, "pc_flush_list", size_of::<PcFlushList>(), fields!(PcFlushList { n, _pad, keys }));
+    check_struct(&types, "pc_h2_run", size_of::<PcH2Run>(), fields!(PcH2Run { captured, skipped }));
+    check_struct(
+        &types,
+        "pc_h2_io",
+        size_of::<PcH2Io>(),
+        fields!(PcH2Io { r#type, direction, flags, n_runs, pid, tid, conn_id, ts_ns, cpu_ns, total, data_len, part, runs, data }),
+    );
 }
 
 #[test]
@@ -211,6 +218,8 @@ fn enums_match_btf() {
             PC_REC_DATA,
             PC_REC_DEPENDENCY,
             PC_REC_PROCESS_ENV,
+            PC_REC_H2_IO,
+            PC_REC_H2_CONN,
             PC_REC_PROCESS_CPU,
             PC_REC_STATS,
             PC_REC_LOADER_INFO,
@@ -229,7 +238,8 @@ fn enums_match_btf() {
             PC_F_PIPELINED,
             PC_F_IDLE_FLUSH,
             PC_F_LATE_WRITE,
-            PC_F_CPU_APPORTIONED
+            PC_F_CPU_APPORTIONED,
+            PC_F_H2_MIDWAY
         ],
     );
     check_enum(
@@ -264,6 +274,10 @@ fn enums_match_btf() {
             PC_CNT_CLIENT_CONNS,
             PC_CNT_IDLE_FLUSHES,
             PC_CNT_CPU_UNATTRIBUTED_NS,
+            PC_CNT_H2_CONNS,
+            PC_CNT_RB_DROP_H2,
+            PC_CNT_H2_UNCAPTURED,
+            PC_CNT_H2_WALK_LOST,
             PC_CNT_MAX
         ],
     );
@@ -273,6 +287,12 @@ fn enums_match_btf() {
         named![PC_LCNT_RECORDS_OUT, PC_LCNT_MALFORMED, PC_LCNT_DRAINS, PC_LCNT_CONNS_RECLAIMED, PC_LCNT_MAX],
     );
     check_enum(&types, "pc_capture_default", named![PC_CAPTURE_REQ_DEFAULT, PC_CAPTURE_RESP_DEFAULT]);
+    check_enum(
+        &types,
+        "pc_h2_limits",
+        named![PC_H2_RUNS_MAX, PC_H2_DATA_MAX, PC_H2_HDR_SIZE, PC_H2_PAYLOAD_MAX, PC_H2_STEPS],
+    );
+    check_enum(&types, "pc_h2_flags", named![PC_H2F_LOST, PC_H2F_CLOSED, PC_H2F_MORE]);
     check_enum(&types, "pc_abi", named![PC_ABI_VERSION]);
     check_enum(&types, "pc_flush", named![PC_FLUSH_PRCTL, PC_FLUSH_LISTED, PC_FLUSH_LIST_MAX]);
     check_enum(&types, "pc_data_size", named![PC_DATA_MAX, PC_DATA_HDR_SIZE]);

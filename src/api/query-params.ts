@@ -39,6 +39,11 @@ const PARSERS: Record<string, ParamParser> = {
   method: (v) => ({ method: v }),
   path: (v) => ({ path: v }),
   status: (v, name) => ({ status: integerIn(v, name, 100, 599) }),
+  protocol: (v, name) => {
+    if (v !== 'http/1.0' && v !== 'http/1.1' && v !== 'h2') throw invalid(name, v, 'one of http/1.0, http/1.1, h2');
+    return { protocol: v };
+  },
+  grpc_status: (v, name) => ({ grpc_status: integerIn(v, name, 0, 9999) }),
   min_duration_ms: (v, name) => {
     const ms = Number(v);
     if (!DECIMAL.test(v) || !Number.isFinite(ms)) throw invalid(name, v, 'a non-negative number');

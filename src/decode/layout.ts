@@ -9,6 +9,8 @@ export const RecordType = {
   DATA: 2,
   DEPENDENCY: 3,
   PROCESS_ENV: 4,
+  H2_IO: 5,
+  H2_CONN: 6,
   STATS: 16,
   PROCESS_CPU: 18,
   LOADER_INFO: 17,
@@ -25,6 +27,7 @@ export const RequestFlags = {
   IDLE_FLUSH: 1 << 7,
   LATE_WRITE: 1 << 8,
   CPU_APPORTIONED: 1 << 9,
+  H2_MIDWAY: 1 << 10,
 } as const;
 
 export const DependencyFlags = {
@@ -57,15 +60,19 @@ export const KERNEL_COUNTERS = [
   'client_conns',
   'idle_flushes',
   'cpu_unattributed_ns',
+  'h2_conns',
+  'rb_drop_h2',
+  'h2_uncaptured',
+  'h2_walk_lost',
 ] as const;
-export const PC_CNT_MAX = 14;
+export const PC_CNT_MAX = 18;
 
 /** enum pc_loader_counter, by index (PC_LCNT_MAX leaves room for more). */
 export const LOADER_COUNTERS = ['records_out', 'malformed', 'drains', 'conns_reclaimed'] as const;
 export const PC_LCNT_MAX = 4;
 
 /** enum pc_abi: the loader sends it as "abi" in its loader-info JSON; the agent refuses another. */
-export const PC_ABI_VERSION = 2;
+export const PC_ABI_VERSION = 3;
 
 /** enum pc_data_size */
 export const PC_DATA_MAX = 4096;
@@ -142,11 +149,51 @@ export const DATA = {
 
 /** struct pc_stats */
 export const STATS = {
-  size: 152,
+  size: 184,
   type: 0,
   n_kernel: 4,
   kernel: 8,
-  loader: 120,
+  loader: 152,
+} as const;
+
+/** enum pc_h2_limits (bpf/h2.bpf.h) */
+export const PC_H2_RUNS_MAX = 32;
+export const PC_H2_DATA_MAX = 2048;
+export const PC_H2_HDR_SIZE = 312;
+export const PC_H2_PAYLOAD_MAX = 4096;
+export const PC_H2_STEPS = 512;
+
+/** enum pc_h2_flags */
+export const H2Flags = {
+  LOST: 1 << 0,
+  CLOSED: 1 << 1,
+  MORE: 1 << 2,
+} as const;
+
+/** struct pc_h2_run */
+export const H2_RUN = {
+  size: 8,
+  captured: 0,
+  skipped: 4,
+} as const;
+
+/** struct pc_h2_io (size includes the full PC_H2_DATA_MAX; frames carry only data_len bytes) */
+export const H2_IO = {
+  size: 2360,
+  type: 0,
+  direction: 4,
+  flags: 5,
+  n_runs: 6,
+  pid: 8,
+  tid: 12,
+  conn_id: 16,
+  ts_ns: 24,
+  cpu_ns: 32,
+  total: 40,
+  data_len: 48,
+  part: 52,
+  runs: 56,
+  data: 312,
 } as const;
 
 /** struct pc_loader_info (followed by len bytes of JSON) */

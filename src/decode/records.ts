@@ -9,6 +9,8 @@ import {
   KERNEL_COUNTERS,
   LOADER_COUNTERS,
   EnvKey,
+  H2_IO,
+  H2_RUN,
   LOADER_INFO,
   PROCESS_CPU,
   RING_MARK,
@@ -123,7 +125,45 @@ export interface RingMark {
   pos: number;
 }
 
-export type DecodedRecord = KernelRequest | KernelDependency | KernelData | LoaderStats | LoaderInfo | ProcessEnv | ProcessCpu | RingMark;
+/** An HTTP/2 connection the kernel detected (bpf/h2.bpf.h): a pc_request layout, announcing it. */
+export interface KernelH2Conn extends Omit<KernelRequest, 'kind'> {
+  kind: 'h2_conn';
+}
+
+/** One captured run of a pc_h2_io: `bytes` captured, then `skipped` bytes not copied. */
+export interface H2Run {
+  bytes: Buffer;
+  skipped: number;
+}
+
+/** One read/write (or part of one) on an HTTP/2 connection (struct pc_h2_io). */
+export interface KernelH2Io {
+  kind: 'h2_io';
+  direction: number;
+  flags: number;
+  pid: number;
+  tid: number;
+  connId: number;
+  /** Epoch ns (the loader converted it). */
+  tsNs: bigint;
+  cpuNs: number;
+  total: number;
+  part: number;
+  /** Views into the frame, valid while the frame is handled. */
+  runs: H2Run[];
+}
+
+export type DecodedRecord =
+  | KernelRequest
+  | KernelDependency
+  | KernelData
+  | LoaderStats
+  | LoaderInfo
+  | ProcessEnv
+  | ProcessCpu
+  | KernelH2Conn
+  | KernelH2Io
+  | RingMark;
 
 export class RecordDecodeError extends Error {}
 
@@ -239,6 +279,38 @@ function decodeDependency(f: Buffer): KernelDependency {
   };
 }
 
+function decodeH2Io(f: Buffer): KernelH2Io {
+  if (f.length < H2_IO.data) throw new RecordDecodeError(`h2 record too short: ${f.length}`);
+  const dataLen = f.readUInt32LE(H2_IO.data_len);
+  const nRuns = f.readUInt16LE(H2_IO.n_runs);
+  if (H2_IO.data + dataLen > f.length || nRuns > (H2_IO.data - H2_IO.runs) / H2_RUN.size) {
+    throw new RecordDecodeError(`h2 record inconsistent: data_len ${dataLen}, runs ${nRuns}, frame ${f.length}`);
+  }
+  const runs: H2Run[] = [];
+  let at = H2_IO.data;
+  const end = H2_IO.data + dataLen;
+  for (let i = 0; i < nRuns; i++) {
+    const base = H2_IO.runs + i * H2_RUN.size;
+    const captured = f.readUInt32LE(base + H2_RUN.captured);
+    if (at + captured > end) throw new RecordDecodeError('h2 record runs exceed its data');
+    runs.push({ bytes: f.subarray(at, at + captured), skipped: f.readUInt32LE(base + H2_RUN.skipped) });
+    at += captured;
+  }
+  return {
+    kind: 'h2_io',
+    direction: f.readUInt8(H2_IO.direction),
+    flags: f.readUInt8(H2_IO.flags),
+    pid: f.readUInt32LE(H2_IO.pid),
+    tid: f.readUInt32LE(H2_IO.tid),
+    connId: u64(f, H2_IO.conn_id),
+    tsNs: f.readBigUInt64LE(H2_IO.ts_ns),
+    cpuNs: u64(f, H2_IO.cpu_ns),
+    total: u64(f, H2_IO.total),
+    part: f.readUInt32LE(H2_IO.part),
+    runs,
+  };
+}
+
 function decodeData(f: Buffer): KernelData {
   if (f.length < DATA.data) throw new RecordDecodeError(`data record too short: ${f.length}`);
   const len = f.readUInt16LE(DATA.len);
@@ -309,6 +381,10 @@ export function decodeRecord(frame: Buffer): DecodedRecord {
       return decodeData(frame);
     case RecordType.DEPENDENCY:
       return decodeDependency(frame);
+    case RecordType.H2_CONN:
+      return { ...decodeRequest(frame), kind: 'h2_conn' };
+    case RecordType.H2_IO:
+      return decodeH2Io(frame);
     case RecordType.PROCESS_ENV:
       return decodeProcessEnv(frame);
     case RecordType.STATS:

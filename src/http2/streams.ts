@@ -51,6 +51,8 @@ export interface Http2ConnectionOptions {
   selectedHeaders?: Iterable<string>;
   counters?: Http2Counters;
   maxOpenStreams?: number;
+  /** Sees every frame charged to a stream record, as it is (CPU attribution: which streams a syscall carried). */
+  onStreamFrame?: (sender: Http2Sender, streamId: number, bytes: number) => void;
   /** Sees every decoded header block, with the fragment bytes it was decoded from (tests, diagnostics). */
   onHeaderBlock?: (sender: Http2Sender, streamId: number, decoded: DecodedHeaderBlock, blockBytes: Buffer) => void;
 }
@@ -128,6 +130,11 @@ export class Http2Connection {
   /** Streams under way. */
   get openStreams(): number {
     return this.#open.size;
+  }
+
+  /** The ids of the streams under way. */
+  openStreamIds(): IterableIterator<number> {
+    return this.#open.keys();
   }
 
   /**
@@ -218,6 +225,7 @@ export class Http2Connection {
         if (sender === 'client') stream.record.requestBytes += bytes;
         else stream.record.responseBytes += bytes;
         dir.streamFrames += bytes;
+        this.#options.onStreamFrame?.(sender, frame.streamId, bytes);
       } else {
         dir.untrackedFrames += bytes;
       }

@@ -21,6 +21,19 @@ export const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) =
   ['spans_failed', (c) => c.agent.spans_export_failed],
   ['remote_write_samples_dropped', (c) => c.agent.remote_write_dropped],
   ['storage_dropped', (c) => c.agent.storage_dropped],
+  // HTTP/2 (bpf/h2.bpf.h, src/pipeline/h2-requests.ts)
+  /** pc_h2_io records the full ring buffer refused: that direction of the connection is lost. */
+  ['kernel_ringbuf_h2', (c) => c.kernel.rb_drop_h2],
+  /** Directions whose frame walk stopped in the kernel (bounds, unreadable buffers). */
+  ['kernel_h2_walk_lost', (c) => c.kernel.h2_walk_lost],
+  /** Connections whose frames could no longer be followed: their streams end as desync. */
+  ['agent_h2_frame_desync', (c) => c.h2?.frameDesyncs],
+  /** Directions whose HPACK decoding broke (mid-way joins, malformed blocks): no header guessed. */
+  ['agent_h2_hpack_desync', (c) => c.h2?.hpackDesyncs],
+  /** Header blocks not captured whole (beyond PC_H2_PAYLOAD_MAX or after a gap). */
+  ['agent_h2_truncated_header_blocks', (c) => c.h2?.truncatedHeaderBlocks],
+  /** Streams beyond the per-connection bound: counted, not reported. */
+  ['agent_h2_streams_dropped', (c) => c.h2?.streamsDropped],
 ];
 
 /** Every stage with its count (0 for a counter not reported yet). */

@@ -52,3 +52,11 @@ export const ATTR_PERFCATCH_CAPTURE_INCOMPLETE = 'perfcatch.capture_incomplete';
 export const ATTR_PERFCATCH_CONNECTION_REQUEST_SEQ = 'perfcatch.connection.request_seq';
 export const ATTR_PERFCATCH_NEW_CONNECTION = 'perfcatch.new_connection';
 export const ATTR_PERFCATCH_CONNECT_MS = 'perfcatch.connect_ms';
+
+// RPC (gRPC over HTTP/2) semantic conventions, development status.
+export const ATTR_RPC_SYSTEM = 'rpc.system';
+export const ATTR_RPC_SERVICE = 'rpc.service';
+export const ATTR_RPC_METHOD = 'rpc.method';
+export const ATTR_RPC_GRPC_STATUS_CODE = 'rpc.grpc.status_code';
+/** PerfCatch: the HTTP/2 stream id a request was (with perfcatch.connection.request_seq unset). */
+export const ATTR_PERFCATCH_H2_STREAM_ID = 'perfcatch.h2.stream_id';

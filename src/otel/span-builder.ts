@@ -28,6 +28,8 @@ const MAX_RESOURCES = 1024;
 const KIND_SERVER = 2;
 const KIND_CLIENT = 3;
 const STATUS_ERROR = 2;
+/** UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS. */
+const GRPC_SERVER_ERRORS = new Set([2, 4, 12, 13, 14, 15]);
 const TRACE_FLAG_SAMPLED = 0x01;
 /** Span.flags bits 8 and 9: whether the parent is remote is known / it is remote. */
 const FLAG_HAS_IS_REMOTE = 0x100;
@@ -260,9 +262,11 @@ export class SpanBuilder {
       this.sampledOut++;
       return;
     }
+    const grpc = b.h2?.grpc ?? null;
     // The parent is an incoming traceparent (remote), or the caller's CLIENT span when the
     // caller runs on this host too (linked by the kernel from the connection's two ends).
-    this.beginSpan(r.trace_id, r.span_id, r.parent_span_id, method ? (route ? `${method} ${route}` : method) : 'tcp request', KIND_SERVER, b.startNs, b.endNs);
+    const name = grpc ? `${grpc.service}/${grpc.method}` : method ? (route ? `${method} ${route}` : method) : b.h2 ? 'h2 stream' : 'tcp request';
+    this.beginSpan(r.trace_id, r.span_id, r.parent_span_id, name, KIND_SERVER, b.startNs, b.endNs);
     this.attr(sc.ATTR_NETWORK_TRANSPORT, 'tcp');
     this.attr(sc.ATTR_SERVER_PORT, r.local_port);
     this.attr(sc.ATTR_NETWORK_LOCAL_ADDRESS, b.localAddr);
@@ -279,7 +283,14 @@ export class SpanBuilder {
     this.attr(sc.ATTR_PERFCATCH_CPU_AFTER_RESPONSE_NS, Math.round(r.cpu_after_response_ms * 1e6));
     this.attr(sc.ATTR_PERFCATCH_MEMORY_RSS_BYTES, r.memory_rss_bytes);
     this.attr(sc.ATTR_PERFCATCH_REQUEST_ID, r.request_id);
-    this.attr(sc.ATTR_PERFCATCH_CONNECTION_REQUEST_SEQ, b.seq);
+    if (b.h2) this.attr(sc.ATTR_PERFCATCH_H2_STREAM_ID, b.h2.streamId);
+    else this.attr(sc.ATTR_PERFCATCH_CONNECTION_REQUEST_SEQ, b.seq);
+    if (grpc) {
+      this.attr(sc.ATTR_RPC_SYSTEM, 'grpc');
+      this.attr(sc.ATTR_RPC_SERVICE, grpc.service);
+      this.attr(sc.ATTR_RPC_METHOD, grpc.method);
+      if (grpc.status !== null) this.attr(sc.ATTR_RPC_GRPC_STATUS_CODE, grpc.status);
+    }
     if (b.http) {
       this.attr(sc.ATTR_URL_SCHEME, 'http');
       this.attr(sc.ATTR_HTTP_REQUEST_METHOD, b.http.method);
@@ -298,8 +309,9 @@ export class SpanBuilder {
     if (b.captureIncomplete) this.attr(sc.ATTR_PERFCATCH_CAPTURE_INCOMPLETE, true);
     // Sampling policy: an exported span is marked sampled, including (with the default
     // always_on sampler) a child of a traceparent whose sampled flag is 00 (documented).
-    const isError = r.http_status !== null && r.http_status >= 500;
-    const span = this.endSpan(isError, r.http_status, spanFlags(TRACE_FLAG_SAMPLED, b.traceParent !== null && r.parent_span_id !== null));
+    // gRPC server spans: the status codes that mean the server failed (RPC conventions).
+    const isError = grpc ? grpc.status !== null && GRPC_SERVER_ERRORS.has(grpc.status) : r.http_status !== null && r.http_status >= 500;
+    const span = this.endSpan(isError, grpc ? grpc.status : r.http_status, spanFlags(TRACE_FLAG_SAMPLED, b.traceParent !== null && r.parent_span_id !== null));
     this.emit(this.resourceFor(r.service_name, r.process_name, b.pod), span);
   }
 

@@ -5,7 +5,7 @@
  */
 import { RequestAssembler, type AssembledDependency, type AssembledRequest } from '../assemble/request-assembler.ts';
 import { parseRequestHead } from '../http/parse.ts';
-import type { KernelData, KernelDependency, KernelRequest } from '../decode/records.ts';
+import type { KernelData, KernelDependency, KernelH2Conn, KernelH2Io, KernelRequest } from '../decode/records.ts';
 import type { SpanBuilder } from '../otel/span-builder.ts';
 import type { RequestRecord } from '../types.ts';
 import { buildDependency } from './dependency-builder.ts';
@@ -14,6 +14,7 @@ import { buildRequest, measuredFields, requestLineFields, responseStatus, type B
 import { TraceLinker } from './trace-linker.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 import type { RequestHistory } from '../store/request-store.ts';
+import { H2Requests, newH2PipelineCounters, type H2PipelineCounters } from './h2-requests.ts';
 
 export interface PipelineOutputs {
   /** A finished request. */
@@ -83,6 +84,9 @@ export class RequestPipeline {
   private dependencies = 0;
   private dependenciesLate = 0;
   private updated = 0;
+  /** HTTP/2 connections of the current generation; their counters span generations. */
+  readonly h2Counters: H2PipelineCounters = newH2PipelineCounters();
+  private h2: H2Requests;
 
   /**
    * `history` keeps finished requests (the agent's ring buffer: it is not then stored again
@@ -94,6 +98,7 @@ export class RequestPipeline {
     this.spans = spans;
     this.out = out;
     this.linker = new TraceLinker((b) => this.finish(b), linkTimeoutMs);
+    this.h2 = new H2Requests(options, 0, this.h2Counters);
   }
 
   /**
@@ -101,15 +106,19 @@ export class RequestPipeline {
    * first record of a newer generation retires the current one; a record of an older one
    * (still in the pipe of a dead loader) is counted lost, never matched with new ids.
    */
-  handle(rec: KernelData | KernelDependency | KernelRequest, generation = 0): void {
+  handle(rec: KernelData | KernelDependency | KernelRequest | KernelH2Conn | KernelH2Io, generation = 0): void {
     if (generation !== this.assembler.generation) {
       if (generation < this.assembler.generation) {
-        if (rec.kind !== 'data') this.restartInFlightLost++;
+        if (rec.kind === 'request' || rec.kind === 'dependency') this.restartInFlightLost++;
         return;
       }
       this.startGeneration(generation);
     }
     switch (rec.kind) {
+      case 'h2_conn':
+        return this.offerH2(this.h2.open(rec));
+      case 'h2_io':
+        return this.offerH2(this.h2.io(rec));
       case 'data':
         return this.assembler.addData(rec);
       case 'dependency': {
@@ -127,6 +136,15 @@ export class RequestPipeline {
         this.dependencies += built.dependencies.length;
         return this.linker.offer(built);
       }
+    }
+  }
+
+  /** Streams an HTTP/2 connection ended: requests like any other. */
+  private offerH2(built: BuiltRequest[]): void {
+    for (const b of built) {
+      this.requests++;
+      if (!b.isHttp) this.requestsNotHttp++;
+      this.linker.offer(b);
     }
   }
 
@@ -170,7 +188,8 @@ export class RequestPipeline {
   startGeneration(generation: number): void {
     const old = this.assembler;
     const inFlight = old.inFlight();
-    this.restartInFlightLost += inFlight.records;
+    this.restartInFlightLost += inFlight.records + this.h2.openStreams();
+    this.h2 = new H2Requests(this.options, generation, this.h2Counters);
     this.earlier = {
       orphanedChunks: this.earlier.orphanedChunks + old.orphanedChunks,
       orphanedDependencies: this.earlier.orphanedDependencies + old.orphanedDependencies + inFlight.dependencies,

@@ -10,7 +10,9 @@ import { routeTemplate } from '../http/route.ts';
 import { parseTraceParent, type TraceParent } from '../http/traceparent.ts';
 import { newSpanId, newTraceId } from '../otel/ids.ts';
 import { RequestFlags } from '../decode/layout.ts';
-import type { CpuAttribution, RequestRecord } from '../types.ts';
+import type { CpuAttribution, RequestProtocol, RequestRecord } from '../types.ts';
+import type { GrpcCall } from '../http2/grpc.ts';
+import type { StreamEnd } from '../http2/stream-record.ts';
 import type { PodMetadata } from '../k8s/pod-index.ts';
 import type { PodMetadataResolver } from '../k8s/pod-metadata.ts';
 import { pathWithQuery } from '../http/query-redaction.ts';
@@ -36,6 +38,12 @@ export interface BuiltRequest {
   /** The caller's exchange on this host (exchangeKey()), when the kernel linked one. */
   callerExchangeKey: string | null;
   connKey: string;
+  /** An HTTP/2 stream (src/pipeline/h2-builder.ts). */
+  h2?: { streamId: number; end: StreamEnd; grpc: GrpcCall | null; grpcMessage: string | null };
+}
+
+function protocolOf(http: HttpRequestHead | null): RequestProtocol | null {
+  return http?.version === '1.1' ? 'http/1.1' : http?.version === '1.0' ? 'http/1.0' : null;
 }
 
 export interface RequestBuilderOptions {
@@ -130,6 +138,8 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     http_method: line.http_method,
     http_path: line.http_path,
     http_status: responseStatus(a),
+    protocol: protocolOf(http),
+    grpc_status: null,
     dependencies: dependencies.map((d) => d.record),
   };
   return {

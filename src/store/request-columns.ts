@@ -11,9 +11,13 @@
  * that is not lowercase hex of its length, a request_id other than the span_id, a
  * dependency list) sits in a side table of the rows that need it.
  */
-import type { CpuAttribution, DependencyRecord, RequestRecord } from '../types.ts';
+import type { CpuAttribution, DependencyRecord, RequestProtocol, RequestRecord } from '../types.ts';
 
 const ATTRIBUTIONS: readonly CpuAttribution[] = ['exact', 'apportioned', 'unknown'];
+/** Protocol column: the index, 0 for null; ABSENT where the stored record had no such field
+ * (records written before it existed, e.g. an older database). */
+const PROTOCOLS: readonly (RequestProtocol | null)[] = [null, 'http/1.0', 'http/1.1', 'h2'];
+const ABSENT = -2;
 const TRACE_HEX = /^[0-9a-f]{32}$/;
 const SPAN_HEX = /^[0-9a-f]{16}$/;
 
@@ -64,6 +68,10 @@ export class RequestColumns {
   /** -1 for null. */
   readonly #status: Int32Array;
   readonly #attribution: Uint8Array;
+  /** PROTOCOLS index, or ABSENT. */
+  readonly #protocol: Int8Array;
+  /** -1 for null, or ABSENT. */
+  readonly #grpcStatus: Int32Array;
   readonly #flags: Uint8Array;
   readonly #trace: Buffer;
   readonly #span: Buffer;
@@ -92,6 +100,8 @@ export class RequestColumns {
     this.#remotePort = new Int32Array(capacity);
     this.#status = new Int32Array(capacity);
     this.#attribution = new Uint8Array(capacity);
+    this.#protocol = new Int8Array(capacity);
+    this.#grpcStatus = new Int32Array(capacity);
     this.#flags = new Uint8Array(capacity);
     this.#trace = Buffer.alloc(capacity * 16);
     this.#span = Buffer.alloc(capacity * 8); // its own ArrayBuffer at offset 0: u32-aligned
@@ -124,6 +134,8 @@ export class RequestColumns {
     this.#remotePort[row] = r.remote_port;
     this.#status[row] = r.http_status ?? -1;
     this.#attribution[row] = ATTRIBUTIONS.indexOf(r.cpu_attribution);
+    this.#protocol[row] = r.protocol === undefined ? ABSENT : Math.max(0, PROTOCOLS.indexOf(r.protocol));
+    this.#grpcStatus[row] = r.grpc_status === undefined ? ABSENT : (r.grpc_status ?? -1);
     this.#process[row] = r.process_name;
     this.#service[row] = r.service_name;
     this.#namespace[row] = r.namespace;
@@ -187,6 +199,8 @@ export class RequestColumns {
       http_method: this.#method[row]!,
       http_path: this.#path[row]!,
       http_status: status === -1 ? null : status,
+      ...(this.#protocol[row] === ABSENT ? {} : { protocol: this.protocol(row) }),
+      ...(this.#grpcStatus[row] === ABSENT ? {} : { grpc_status: this.grpcStatus(row) }),
       dependencies: this.#dependencies.get(row) ?? [],
     };
   }
@@ -210,6 +224,14 @@ export class RequestColumns {
   status(row: number): number | null {
     const s = this.#status[row]!;
     return s === -1 ? null : s;
+  }
+  protocol(row: number): RequestProtocol | null {
+    const p = this.#protocol[row]!;
+    return p === ABSENT ? null : PROTOCOLS[p]!;
+  }
+  grpcStatus(row: number): number | null {
+    const s = this.#grpcStatus[row]!;
+    return s < 0 ? null : s;
   }
   processName(row: number): string {
     return this.#process[row]!;

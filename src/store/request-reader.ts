@@ -19,6 +19,10 @@ export interface RequestQuery {
   /** Exact match against http_path. */
   path?: string;
   status?: number;
+  /** `http/1.0`, `http/1.1` or `h2` (RequestRecord.protocol). */
+  protocol?: string;
+  /** gRPC status code (RequestRecord.grpc_status). */
+  grpc_status?: number;
   min_duration_ms?: number;
   /** Only requests whose timestamp is within this many minutes of now. */
   since_minutes?: number;

@@ -133,6 +133,8 @@ export class RequestStore implements RequestReader, RequestHistory {
       if (method !== undefined && rows.method(row)?.toUpperCase() !== method) continue;
       if (filter.path !== undefined && rows.path(row) !== filter.path) continue;
       if (filter.status !== undefined && rows.status(row) !== filter.status) continue;
+      if (filter.protocol !== undefined && rows.protocol(row) !== filter.protocol) continue;
+      if (filter.grpc_status !== undefined && rows.grpcStatus(row) !== filter.grpc_status) continue;
       if (filter.min_duration_ms !== undefined && rows.duration(row) < filter.min_duration_ms) continue;
       matches.push(row);
     }

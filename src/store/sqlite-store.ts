@@ -311,6 +311,9 @@ export class SqliteStore implements RequestReader {
     equal('http_method', q.method?.toUpperCase());
     equal('http_path', q.path);
     equal('http_status', q.status);
+    // HTTP/2 fields live in the record's JSON (no column: the schema is unchanged).
+    equal("json_extract(record, '$.protocol')", q.protocol);
+    equal("json_extract(record, '$.grpc_status')", q.grpc_status);
     if (q.min_duration_ms !== undefined) {
       where.push('duration_ms >= ?');
       params.push(q.min_duration_ms);

@@ -56,6 +56,8 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
     ['pc_loader_info', L.LOADER_INFO],
     ['pc_ring_mark', L.RING_MARK],
     ['pc_filter_cfg', L.FILTER_CFG],
+    ['pc_h2_run', L.H2_RUN],
+    ['pc_h2_io', L.H2_IO],
   ] as const) {
     it(`struct ${struct}: size and every field offset`, () => {
       assert.deepEqual({ ...mirror }, structLayout(struct));
@@ -68,6 +70,8 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
       PC_REC_DATA: L.RecordType.DATA,
       PC_REC_DEPENDENCY: L.RecordType.DEPENDENCY,
       PC_REC_PROCESS_ENV: L.RecordType.PROCESS_ENV,
+      PC_REC_H2_IO: L.RecordType.H2_IO,
+      PC_REC_H2_CONN: L.RecordType.H2_CONN,
       PC_REC_STATS: L.RecordType.STATS,
       PC_REC_PROCESS_CPU: L.RecordType.PROCESS_CPU,
       PC_REC_LOADER_INFO: L.RecordType.LOADER_INFO,
@@ -115,6 +119,19 @@ describe('record layout mirrors bpf/perfcatch.h', () => {
 
   it('enum pc_data_size', () => {
     assert.deepEqual(enumValues('pc_data_size'), { PC_DATA_MAX: L.PC_DATA_MAX, PC_DATA_HDR_SIZE: L.PC_DATA_HDR_SIZE });
+  });
+
+  it('enum pc_h2_limits and pc_h2_flags', () => {
+    assert.deepEqual(enumValues('pc_h2_limits'), {
+      PC_H2_RUNS_MAX: L.PC_H2_RUNS_MAX,
+      PC_H2_DATA_MAX: L.PC_H2_DATA_MAX,
+      PC_H2_HDR_SIZE: L.PC_H2_HDR_SIZE,
+      PC_H2_PAYLOAD_MAX: L.PC_H2_PAYLOAD_MAX,
+      PC_H2_STEPS: L.PC_H2_STEPS,
+    });
+    const flags = Object.fromEntries(Object.entries(L.H2Flags).map(([k, v]) => [`PC_H2F_${k}`, v]));
+    assert.deepEqual(enumValues('pc_h2_flags'), flags);
+    assert.equal(L.H2_IO.data, L.PC_H2_HDR_SIZE);
   });
 
   it('enum pc_abi: the version the agent requires of the loader', () => {

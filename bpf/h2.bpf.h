@@ -1,0 +1,537 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * HTTP/2 over cleartext TCP, server side (issue 12). A server connection is HTTP/2 when
+ *   - its first bytes read are the client preface "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" (prior
+ *     knowledge), or its first bytes written, before any read, are a SETTINGS frame (the
+ *     server's preface, which h2 servers send without waiting for the client's); or
+ *   - it was adopted (open before the loader started) and its first read starts with a frame
+ *     header no HTTP/1 request can start with ("mid-way": PC_F_H2_MIDWAY).
+ * On such a connection the HTTP/1 rules (a read after a write starts the next request) are
+ * off: request_tracker.bpf.c hands every read and write to h2_io(), which sends what the bytes
+ * were as pc_h2_io records (perfcatch.h), and userspace assembles streams (src/http2/).
+ *
+ * The walk: per direction, the connection remembers where the current frame ends (`left`
+ * payload bytes to come, `keep` of them to capture) and the frame header bytes seen so far, so
+ * frames may span syscalls and iovecs. Every 9-byte frame header is captured, and the payload
+ * of every frame but DATA up to PC_H2_PAYLOAD_MAX bytes (HEADERS, CONTINUATION, SETTINGS,
+ * RST_STREAM, ... are small); DATA payloads are skipped by length, never copied. A walk that
+ * cannot go on (PC_H2_STEPS steps in one syscall, an unreadable buffer, a record the full ring
+ * buffer refused) stops for good on that direction: its bytes are still counted, and every
+ * later record says PC_H2F_LOST.
+ *
+ * CPU: the thread's on-CPU time since its previous tracked syscall (cpu.bpf.h's pending
+ * segment) goes into the syscall's record instead of to an HTTP/1 request; userspace charges
+ * it to the streams whose frames the syscall carried, or that were open (src/h2/).
+ */
+#ifndef __PC_H2_BPF_H
+#define __PC_H2_BPF_H
+
+#include "maps.bpf.h"
+#include "ringbuf.bpf.h"
+#include "io.bpf.h"
+#include "sock.bpf.h"
+
+#define CONN_PROTO_H2 1
+#define H2_FRAME_HEADER 9
+#define H2_PREFACE_LEN 24
+#define H2_TYPE_DATA 0
+#define H2_TYPE_SETTINGS 4
+
+/* One direction of an HTTP/2 connection, between syscalls. */
+struct h2_dir {
+	__u32 left;     /* payload bytes of the current frame still to come */
+	__u32 keep;     /* of those, how many to capture */
+	__u8 hdr_fill;  /* bytes of the next frame header seen so far (0..8) */
+	__u8 lost;      /* the walk stopped: bytes are only counted from now on */
+	__u8 _pad[2];
+	__u8 hdr[24];   /* that frame header (room for a 9-byte read at any fill) */
+};
+
+struct h2_state {
+	struct h2_dir dir[2]; /* 0: what the server reads, 1: what it writes */
+};
+
+/* The record being filled. data[] is followed by PC_H2_DATA_MAX bytes of slack, so that the
+ * verifier can bound a copy at any fill without knowing how the two relate. */
+/* Where the walk of the current syscall is, between chunks (h2_walk_chunk). */
+struct h2_cursor {
+	__u64 conn_id;
+	__u64 base;       /* the buffer being walked: [base, base + cur), `off` done */
+	__u64 cur;
+	__u64 off;
+	__u64 unassigned; /* bytes of the syscall beyond the buffers seen so far */
+	__u64 iov_ptr;    /* the next struct iovec (vectored syscalls) */
+	__u8 vec;
+	__u8 dir;         /* index in h2_state.dir */
+	__u8 _pad[2];
+	__s32 result;     /* how the walk ended (H2_WALK_*) */
+};
+
+/* The syscall being detected (h2_detect_call's arguments: a global function takes scalars). */
+struct h2_call {
+	struct pc_conn_key key;
+	struct io_call io;
+	__s64 ret;
+	__u64 now;
+	__u64 w[3];     /* the first bytes read or written */
+	struct tuple_key t;
+};
+
+struct h2_scratch {
+	struct h2_call call;
+	struct iovec iov; /* the iovec being read (kept off the walk's stack) */
+	struct h2_cursor k;
+	struct pc_h2_io rec;
+	__u8 slack[PC_H2_DATA_MAX];
+};
+
+/* HTTP/2 connections by conn_id (inserted at detection, deleted at close). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct h2_state);
+} h2_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct h2_scratch);
+} h2_scratch SEC(".maps");
+
+/* The client preface, as little-endian words: "PRI * HT" "TP/2.0\r\n" "\r\nSM\r\n\r\n". */
+#define H2_PREFACE_W0 0x5448202a20495250ULL
+#define H2_PREFACE_W1 0x0a0d302e322f5054ULL
+#define H2_PREFACE_W2 0x0a0d0a0d4d530a0dULL
+
+/* The first `n` (<= 24) bytes of the first buffer of `io` into w; false when fewer moved. */
+static __always_inline bool h2_head(struct io_call *io, long ret, __u64 *w, __u32 n)
+{
+	__u64 buf_len = 0;
+	__u64 buf = first_buffer(io, &buf_len);
+	return buf && ret >= n && buf_len >= n && !bpf_probe_read_user(w, n, (void *)buf);
+}
+
+/* Could these 9 bytes be a frame header a peer sends? (No HTTP/1 request line starts like
+ * one: a method's first three letters read as a length beyond 16384.) */
+static __always_inline bool h2_plausible_header(__u8 *h)
+{
+	__u32 len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+	__u8 type = h[3];
+	__u32 sid = ((__u32)(h[5] & 0x7f) << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8];
+	if (len > 16384 || type > 9 || (h[5] & 0x80))
+		return false;
+	if (type == 4 || type == 6 || type == 7)
+		return sid == 0;
+	if (type == 8)
+		return true;
+	return sid != 0;
+}
+
+/* A connection's HTTP/2 state, fresh (never written). */
+static struct h2_state h2_state_zero;
+
+/*
+ * The detection proper, for the syscall in the scratch's `call`: 1 when the connection is
+ * HTTP/2 (switched and announced), else 0. A global function, with its own stack frame: the
+ * syscall programs' frames are already near the 512 bytes a call chain may use on 5.10.
+ */
+__noinline int h2_detect_call(__u32 is_read)
+{
+	__u32 zero = 0;
+	struct h2_scratch *s = bpf_map_lookup_elem(&h2_scratch, &zero);
+	if (!s)
+		return 0;
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &s->call.key);
+	if (!c)
+		return 0;
+	bool midway = false;
+	__u8 *h = (__u8 *)s->call.w;
+	if (c->from_start) {
+		if (is_read) {
+			if (!h2_head(&s->call.io, s->call.ret, s->call.w, H2_PREFACE_LEN) ||
+			    s->call.w[0] != H2_PREFACE_W0 || s->call.w[1] != H2_PREFACE_W1 ||
+			    s->call.w[2] != H2_PREFACE_W2)
+				return 0;
+		} else {
+			if (!h2_head(&s->call.io, s->call.ret, s->call.w, H2_FRAME_HEADER) ||
+			    h[3] != H2_TYPE_SETTINGS || h[4] != 0 || !h2_plausible_header(h))
+				return 0;
+		}
+	} else {
+		if (!h2_head(&s->call.io, s->call.ret, s->call.w, H2_FRAME_HEADER) || !h2_plausible_header(h))
+			return 0;
+		midway = true;
+	}
+	if (bpf_map_update_elem(&h2_conns, &c->conn_id, &h2_state_zero, BPF_ANY))
+		return 0;
+	struct h2_state *st = bpf_map_lookup_elem(&h2_conns, &c->conn_id);
+	if (!st)
+		return 0;
+	if (!midway) {
+		/* The client's bytes begin with the 24-byte preface: captured like a payload. */
+		st->dir[0].left = H2_PREFACE_LEN;
+		st->dir[0].keep = H2_PREFACE_LEN;
+	}
+	c->proto = CONN_PROTO_H2;
+	count(PC_CNT_H2_CONNS);
+	struct pc_request *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r)
+		return 1; /* userspace learns of it from its first pc_h2_io, without addresses */
+	__builtin_memset(r, 0, sizeof(*r));
+	r->type = PC_REC_H2_CONN;
+	r->flags = midway ? PC_F_H2_MIDWAY : 0;
+	r->pid = s->call.key.tgid;
+	r->tid = (__u32)bpf_get_current_pid_tgid();
+	r->conn_id = c->conn_id;
+	r->cgroup_id = c->cgroup_id;
+	r->start_ns = s->call.now;
+	r->end_ns = s->call.now;
+	r->family = c->family;
+	r->local_port = c->local_port;
+	r->remote_port = c->remote_port;
+	__builtin_memcpy(r->local_addr, c->local_addr, sizeof(r->local_addr));
+	__builtin_memcpy(r->remote_addr, c->remote_addr, sizeof(r->remote_addr));
+	__builtin_memcpy(r->comm, c->comm, sizeof(r->comm));
+	/* The caller's client connection, when it is a tracked process on this host. */
+	if (c->from_start) {
+		tuple_of(c, false, &s->call.t);
+		__u64 *peer = bpf_map_lookup_elem(&client_tuples, &s->call.t);
+		r->peer_conn_id = peer ? *peer : 0;
+	}
+	bpf_ringbuf_submit(r, wakeup_flag());
+	return 1;
+}
+
+/*
+ * Is this server connection HTTP/2? Called for a connection not (yet) known to be, before the
+ * HTTP/1 rules see the syscall; on a yes the connection is switched and announced (a
+ * PC_REC_H2_CONN record with its addresses), and the syscall goes to h2_io(). Only the first
+ * syscall of a connection gets past the checks here.
+ */
+static __always_inline bool h2_detect(struct pc_conn_key *key, struct conn_state *c,
+				      struct io_call *io, long ret, bool is_read, __u64 now)
+{
+	if (c->seq != 0 || io->op == IO_SENDFILE)
+		return false; /* only before its first HTTP/1 request */
+	if (c->from_start ? (c->bytes_received || c->phase != PHASE_IDLE) : !is_read)
+		return false;
+	__u32 zero = 0;
+	struct h2_scratch *s = bpf_map_lookup_elem(&h2_scratch, &zero);
+	if (!s)
+		return false;
+	s->call.key = *key;
+	s->call.io = *io;
+	s->call.ret = ret;
+	s->call.now = now;
+	return h2_detect_call(is_read) == 1;
+}
+
+/* Send the record being filled; the next one continues the same syscall. */
+static __always_inline bool h2_flush(struct h2_scratch *s, bool more)
+{
+	struct pc_h2_io *r = &s->rec;
+	if (more)
+		r->flags |= PC_H2F_MORE;
+	else
+		r->flags &= ~PC_H2F_MORE;
+	__u64 n = r->data_len;
+	barrier_var(n);
+	if (n > PC_H2_DATA_MAX)
+		n = PC_H2_DATA_MAX;
+	long err = bpf_ringbuf_output(&events, r, PC_H2_HDR_SIZE + n, wakeup_flag());
+	r->n_runs = 0;
+	r->data_len = 0;
+	r->part += 1;
+	r->cpu_ns = 0;
+	r->total = 0;
+	if (err) {
+		count(PC_CNT_RB_DROP_H2);
+		return false;
+	}
+	return true;
+}
+
+/* The run to add `captured` (or skipped) bytes to, opened if need be; -1 when runs[] is full. */
+static __always_inline int h2_run(struct pc_h2_io *r, bool captured)
+{
+	__u32 n = r->n_runs;
+	if (n > PC_H2_RUNS_MAX)
+		return -1;
+	if (n) {
+		struct pc_h2_run *last = &r->runs[(n - 1) & (PC_H2_RUNS_MAX - 1)];
+		if (!captured || !last->skipped)
+			return n - 1;
+	}
+	if (n >= PC_H2_RUNS_MAX)
+		return -1;
+	r->runs[n & (PC_H2_RUNS_MAX - 1)].captured = 0;
+	r->runs[n & (PC_H2_RUNS_MAX - 1)].skipped = 0;
+	r->n_runs = n + 1;
+	return n;
+}
+
+static __always_inline void h2_add_skipped(struct pc_h2_io *r, __u64 n)
+{
+	int i = h2_run(r, false);
+	if (i >= 0)
+		r->runs[i & (PC_H2_RUNS_MAX - 1)].skipped += n;
+}
+
+/* Whether the record has room for a captured run of up to `want` more bytes. */
+static __always_inline bool h2_room(struct pc_h2_io *r)
+{
+	if (r->data_len >= PC_H2_DATA_MAX)
+		return false;
+	__u32 n = r->n_runs;
+	if (n >= PC_H2_RUNS_MAX) {
+		/* Full of runs: room only if the last run can still grow. */
+		return n == PC_H2_RUNS_MAX && !r->runs[(n - 1) & (PC_H2_RUNS_MAX - 1)].skipped;
+	}
+	return true;
+}
+
+/* Copy `n` (1..PC_H2_DATA_MAX - data_len) bytes at user `src` into the record as captured. */
+static __always_inline bool h2_capture(struct h2_scratch *s, __u64 src, __u64 n)
+{
+	struct pc_h2_io *r = &s->rec;
+	__u32 at = r->data_len & (PC_H2_DATA_MAX - 1);
+	barrier_var(n);
+	if (n > PC_H2_DATA_MAX)
+		n = PC_H2_DATA_MAX;
+	if (!n)
+		return true;
+	if (bpf_probe_read_user(&r->data[at], n, (void *)src))
+		return false;
+	int i = h2_run(r, true);
+	if (i < 0)
+		return false;
+	r->runs[i & (PC_H2_RUNS_MAX - 1)].captured += n;
+	r->data_len = at + n;
+	return true;
+}
+
+static __always_inline __u64 min3(__u64 a, __u64 b, __u64 c)
+{
+	__u64 m = a < b ? a : b;
+	return m < c ? m : c;
+}
+
+#define H2_CHUNK_STEPS 32
+#define H2_CHUNKS (PC_H2_STEPS / H2_CHUNK_STEPS)
+enum { H2_WALK_DONE = 0, H2_WALK_MORE = 1, H2_WALK_STOP = 2 };
+
+/* One step of the walk; true when the walk of this syscall ends (k->result says how). */
+static __always_inline bool h2_step(struct h2_scratch *s, struct h2_cursor *k, struct h2_dir *d,
+				    struct pc_h2_io *r)
+{
+	k->result = H2_WALK_STOP;
+	if (k->off >= k->cur) {
+		if (!k->unassigned) {
+			k->result = H2_WALK_DONE; /* every byte walked */
+			return true;
+		}
+		if (!k->vec)
+			return true;
+		if (bpf_probe_read_user(&s->iov, sizeof(s->iov), (void *)k->iov_ptr))
+			return true;
+		k->iov_ptr += sizeof(s->iov);
+		k->base = (__u64)s->iov.iov_base;
+		k->cur = s->iov.iov_len < k->unassigned ? s->iov.iov_len : k->unassigned;
+		k->unassigned -= k->cur;
+		k->off = 0;
+		return false;
+	}
+	__u64 avail = k->cur - k->off;
+	if (d->left) {
+		if (!d->keep) {
+			__u64 n = d->left < avail ? d->left : avail;
+			h2_add_skipped(r, n);
+			d->left -= n;
+			k->off += n;
+			return false;
+		}
+		if (!h2_room(r) && !h2_flush(s, true))
+			return true;
+		__u64 n = min3(d->keep, avail, PC_H2_DATA_MAX - r->data_len);
+		if (!h2_capture(s, k->base + k->off, n))
+			return true;
+		d->keep -= n;
+		d->left -= n;
+		k->off += n;
+		return false;
+	}
+	/* A frame header, or the rest of one. */
+	if (!h2_room(r) && !h2_flush(s, true))
+		return true;
+	__u32 fill = d->hdr_fill;
+	if (fill >= H2_FRAME_HEADER)
+		fill = 0;
+	__u64 n = min3(H2_FRAME_HEADER - fill, avail, PC_H2_DATA_MAX - r->data_len);
+	barrier_var(n);
+	if (n > H2_FRAME_HEADER)
+		n = H2_FRAME_HEADER;
+	if (!n || bpf_probe_read_user(&d->hdr[fill & 15], n, (void *)(k->base + k->off)))
+		return true;
+	if (!h2_capture(s, k->base + k->off, n))
+		return true;
+	k->off += n;
+	fill += n;
+	if (fill < H2_FRAME_HEADER) {
+		d->hdr_fill = fill;
+		return false;
+	}
+	d->hdr_fill = 0;
+	__u32 len = ((__u32)d->hdr[0] << 16) | ((__u32)d->hdr[1] << 8) | d->hdr[2];
+	d->left = len;
+	if (d->hdr[3] == H2_TYPE_DATA) {
+		d->keep = 0;
+	} else {
+		d->keep = len < PC_H2_PAYLOAD_MAX ? len : PC_H2_PAYLOAD_MAX;
+		if (len > PC_H2_PAYLOAD_MAX)
+			count_n(PC_CNT_H2_UNCAPTURED, len - PC_H2_PAYLOAD_MAX);
+	}
+	return false;
+}
+
+/*
+ * Up to H2_CHUNK_STEPS steps of the walk (a frame header, a payload part or an iovec each).
+ * A global function: the verifier checks it once, not once per step of its caller's loop (a
+ * 512-step loop inline exceeds its budget), so its state is in the per-CPU scratch.
+ */
+__noinline int h2_walk_chunk(__u32 dir)
+{
+	__u32 zero = 0;
+	struct h2_scratch *s = bpf_map_lookup_elem(&h2_scratch, &zero);
+	if (!s)
+		return H2_WALK_STOP;
+	struct h2_state *st = bpf_map_lookup_elem(&h2_conns, &s->k.conn_id);
+	if (!st)
+		return H2_WALK_STOP;
+	struct h2_dir *d = &st->dir[dir & 1];
+	for (int i = 0; i < H2_CHUNK_STEPS; i++) {
+		/* Everything lives in the maps, nothing in registers across steps: the verifier then
+		 * sees one state per step, not one per path through the steps before. The pointers
+		 * are made opaque each step, so that the compiler recomputes the field addresses
+		 * rather than keeping them on the stack (the frame must stay small: 5.10 allows
+		 * 512 bytes for a whole call chain, and the syscall programs use 424). */
+		barrier();
+		barrier_var(s);
+		barrier_var(d);
+		if (h2_step(s, &s->k, d, &s->rec))
+			return s->k.result;
+	}
+	return H2_WALK_MORE;
+}
+
+/* Walk the `ret` bytes of the syscall `io` through direction `dir` of `st`, filling records. */
+static __always_inline void h2_walk(struct h2_scratch *s, struct h2_dir *d, __u8 dir, __u64 conn_id,
+				    struct io_call *io, __u64 ret)
+{
+	struct h2_cursor *k = &s->k;
+	k->conn_id = conn_id;
+	k->dir = dir;
+	k->vec = io->op != IO_READ && io->op != IO_WRITE;
+	k->base = 0;
+	k->cur = 0;
+	k->off = 0;
+	k->unassigned = ret;
+	k->iov_ptr = 0;
+	if (d->lost || io->op == IO_SENDFILE)
+		goto rest;
+	if (!k->vec) {
+		k->base = io->arg;
+		k->cur = ret;
+		k->unassigned = 0;
+	} else if (io->op == IO_RECVMSG || io->op == IO_SENDMSG) {
+		__u64 p = 0;
+		if (bpf_probe_read_user(&p, sizeof(p),
+					(void *)(io->arg + __builtin_offsetof(struct user_msghdr, msg_iov))))
+			goto lost;
+		k->iov_ptr = p;
+	} else {
+		k->iov_ptr = io->arg;
+	}
+	for (int i = 0; i < H2_CHUNKS; i++) {
+		int rc = h2_walk_chunk(dir);
+		if (rc == H2_WALK_DONE)
+			return;
+		if (rc != H2_WALK_MORE)
+			break;
+	}
+lost:
+	/* Out of steps, or a buffer we could not read: the rest is only counted, from now on. */
+	d->lost = 1;
+	count(PC_CNT_H2_WALK_LOST);
+rest:
+	if (k->cur > k->off)
+		h2_add_skipped(&s->rec, k->cur - k->off);
+	if (k->unassigned)
+		h2_add_skipped(&s->rec, k->unassigned);
+}
+
+/* A read or write of `ret` bytes on an HTTP/2 server connection. */
+static __always_inline void h2_io(struct thread_state *ts, struct pc_conn_key *key,
+				  struct conn_state *c, struct io_call *io, long ret, bool is_read,
+				  __u32 tid, __u64 now)
+{
+	__u32 zero = 0;
+	struct h2_scratch *s = bpf_map_lookup_elem(&h2_scratch, &zero);
+	struct h2_state *st = bpf_map_lookup_elem(&h2_conns, &c->conn_id);
+	if (!s)
+		return;
+	struct pc_h2_io *r = &s->rec;
+	r->type = PC_REC_H2_IO;
+	r->direction = is_read ? PC_DIR_REQUEST : PC_DIR_RESPONSE;
+	r->flags = 0;
+	r->n_runs = 0;
+	r->pid = key->tgid;
+	r->tid = tid;
+	r->conn_id = c->conn_id;
+	r->ts_ns = now;
+	/* The segment that ends here is the streams' (userspace splits it); no HTTP/1 request
+	 * of this thread is its owner any more. */
+	r->cpu_ns = ts->pending_ns;
+	ts->pending_ns = 0;
+	ts->owner_closed = 1;
+	r->total = ret;
+	r->data_len = 0;
+	r->part = 0;
+	if (!st) {
+		/* Evicted from h2_conns: the walk state is gone. */
+		r->flags = PC_H2F_LOST;
+		h2_add_skipped(r, ret);
+		h2_flush(s, false);
+		return;
+	}
+	struct h2_dir *d = is_read ? &st->dir[0] : &st->dir[1];
+	h2_walk(s, d, is_read ? 0 : 1, c->conn_id, io, ret);
+	if (d->lost)
+		r->flags |= PC_H2F_LOST;
+	if (!h2_flush(s, false) && !d->lost) {
+		d->lost = 1;
+		count(PC_CNT_H2_WALK_LOST);
+	}
+}
+
+/* The server closes an HTTP/2 connection: its open streams end there. */
+static __always_inline void h2_close(struct pc_conn_key *key, struct conn_state *c, __u64 now)
+{
+	bpf_map_delete_elem(&h2_conns, &c->conn_id);
+	struct pc_h2_io *r = bpf_ringbuf_reserve(&events, PC_H2_HDR_SIZE, 0);
+	if (!r) {
+		count(PC_CNT_RB_DROP_H2);
+		return;
+	}
+	__builtin_memset(r, 0, PC_H2_HDR_SIZE);
+	r->type = PC_REC_H2_IO;
+	r->flags = PC_H2F_CLOSED;
+	r->pid = key->tgid;
+	r->tid = (__u32)bpf_get_current_pid_tgid();
+	r->conn_id = c->conn_id;
+	r->ts_ns = now;
+	bpf_ringbuf_submit(r, wakeup_flag());
+}
+
+#endif /* __PC_H2_BPF_H */
