@@ -168,7 +168,10 @@ export class RequestPipeline {
     this.updated++;
     const r = this.history.get(ticket);
     if (!r) return; // the store no longer holds it (a buffer smaller than MAX_RECENT_REQUESTS)
-    Object.assign(r, measuredFields(a));
+    // Request bytes do not change between reports; the earlier count stays: a pipelined
+    // request's was realigned by HTTP framing from the record before it, which a re-report
+    // (an idle flush racing the close) no longer follows, and would read as 0.
+    Object.assign(r, measuredFields(a), { bytes_received: r.bytes_received });
     // Unlike a new request, an update has no /proc fallback: the earlier reading stays.
     if (a.kernel.rssBytes > 0) r.memory_rss_bytes = a.kernel.rssBytes;
     // Bytes captured after the earlier report (its response head, typically) fill what it lacked.
