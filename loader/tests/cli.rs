@@ -9,7 +9,9 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use perfcatch_loader::exit::{PC_EXIT_OBJECT, PC_EXIT_PRIVILEGE, PC_EXIT_USAGE};
-use perfcatch_loader::record::{PcRequest, PC_ABI_VERSION, PC_REC_DATA, PC_REC_LOADER_INFO, PC_REC_REQUEST, PC_REC_STATS};
+use perfcatch_loader::record::{
+    PcRequest, PC_ABI_VERSION, PC_REC_DATA, PC_REC_LOADER_INFO, PC_REC_REQUEST, PC_REC_STATS,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_perfcatch-loader");
 
@@ -307,8 +309,11 @@ fn pinned_state_outlives_a_killed_loader() {
     for _ in 0..3 {
         assert!(http_get(port).contains("hello from perfcatch test"));
     }
-    first.child.kill().unwrap(); // SIGKILL: its 3 requests were never drained
+    first.child.kill().unwrap(); // SIGKILL: what it had not drained stays in the ring
     first.child.wait().unwrap();
+    // A record submitted with a wakeup (the first after an idle ring) may have been drained,
+    // written and given back before the kill: those are not read again.
+    let before_kill = requests_within(&first, 3, 2);
     for _ in 0..3 {
         assert!(http_get(port).contains("hello from perfcatch test"), "served while no loader runs");
     }
@@ -317,10 +322,15 @@ fn pinned_state_outlives_a_killed_loader() {
     assert_eq!(again["pins"]["state"], "reused", "{again}");
     assert_eq!(again["pins"]["state_id"], info["pins"]["state_id"], "the same ring buffer");
     assert_eq!(again["pins"]["dir"], info["pins"]["dir"]);
-    let got = requests_within(&second, 6, 10);
-    assert_eq!(got.len(), 6, "3 requests before the kill and 3 while no loader ran");
-    let ids: std::collections::BTreeSet<u64> = got.iter().map(|r| u64_at(r, 16)).collect();
-    assert_eq!(ids.len(), 6, "connection ids go on: {ids:?}");
+    let got = requests_within(&second, 6 - before_kill.len(), 10);
+    assert_eq!(
+        before_kill.len() + got.len(),
+        6,
+        "3 requests before the kill and 3 while no loader ran ({} written by the first loader)",
+        before_kill.len()
+    );
+    let ids: std::collections::BTreeSet<u64> = before_kill.iter().chain(got.iter()).map(|r| u64_at(r, 16)).collect();
+    assert_eq!(ids.len(), 6, "connection ids go on, none delivered twice: {ids:?}");
     assert_eq!(second.close(), 0);
     assert!(!std::path::Path::new(&dir).exists(), "{dir} removed by the clean stop");
     let _ = std::fs::remove_dir_all(&root);
