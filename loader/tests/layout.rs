@@ -203,7 +203,22 @@ fn structs_match_btf() {
         &types,
         "pc_h2_io",
         size_of::<PcH2Io>(),
-        fields!(PcH2Io { r#type, direction, flags, n_runs, pid, tid, conn_id, ts_ns, cpu_ns, total, data_len, part, runs, data }),
+        fields!(PcH2Io {
+            r#type,
+            direction,
+            flags,
+            n_runs,
+            pid,
+            tid,
+            conn_id,
+            ts_ns,
+            cpu_ns,
+            total,
+            data_len,
+            part,
+            runs,
+            data
+        }),
     );
 }
 
