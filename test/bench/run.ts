@@ -109,9 +109,12 @@ function vmHwmBytes(pid: number): number {
 }
 
 /**
- * Sum of run_time_ns and run_cnt over the programs the agent's loader holds (bpf_stats must
- * be on): their ids and counters from the loader's /proc/<pid>/fdinfo, so that other agents'
- * programs of the same names (tests running beside the bench) are left out; names from bpftool.
+ * Sum of run_time_ns and run_cnt over the agent's programs (bpf_stats must be on): their ids
+ * from the loader's /proc/<pid>/fdinfo, so that other agents' programs of the same names
+ * (tests running beside the bench) are left out. A loader that took over a pinned state
+ * (loader/src/pins.rs) holds neither the programs nor their links, only the maps: then the
+ * programs are those that use one of its maps (bpftool's map_ids). Names and counters from
+ * bpftool.
  */
 interface BpfStats {
   ns: number;
@@ -120,7 +123,8 @@ interface BpfStats {
 }
 
 function bpfStats(loaderPid: number): BpfStats {
-  const byId = new Map<number, { ns: number; runs: number }>();
+  const ids = new Set<number>();
+  const mapIds = new Set<number>();
   for (const fd of readdirSync(`/proc/${loaderPid}/fdinfo`)) {
     let info: string;
     try {
@@ -129,16 +133,18 @@ function bpfStats(loaderPid: number): BpfStats {
       continue; // closed meanwhile
     }
     const id = /^prog_id:\s+(\d+)/m.exec(info);
-    const ns = /^run_time_ns:\s+(\d+)/m.exec(info);
-    const runs = /^run_cnt:\s+(\d+)/m.exec(info);
-    if (id && ns && runs) byId.set(Number(id[1]), { ns: Number(ns[1]), runs: Number(runs[1]) });
+    if (id) ids.add(Number(id[1]));
+    const map = /^map_id:\s+(\d+)/m.exec(info);
+    if (map) mapIds.add(Number(map[1]));
   }
-  if (byId.size === 0) throw new Error(`bench: no BPF program fds in the loader ${loaderPid}`);
-  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as { id: number; name?: string }[];
-  const names = new Map(progs.map((p) => [p.id, p.name ?? `id ${p.id}`] as const));
+  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as { id: number; name?: string; run_time_ns?: number; run_cnt?: number; map_ids?: number[] }[];
+  if (ids.size === 0) for (const p of progs) if (p.map_ids?.some((m) => mapIds.has(m))) ids.add(p.id);
+  if (ids.size === 0) throw new Error(`bench: no BPF programs of the loader ${loaderPid} found`);
   const stats: BpfStats = { ns: 0, runs: 0, byProgram: new Map() };
-  for (const [id, s] of byId) {
-    const name = names.get(id) ?? `id ${id}`;
+  for (const p of progs) {
+    if (!ids.has(p.id)) continue;
+    const name = p.name ?? `id ${p.id}`;
+    const s = { ns: p.run_time_ns ?? 0, runs: p.run_cnt ?? 0 };
     stats.ns += s.ns;
     stats.runs += s.runs;
     const earlier = stats.byProgram.get(name);
