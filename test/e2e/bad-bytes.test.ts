@@ -6,11 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { CLI, startAgent, type RunningAgent } from '../harness/agent.ts';
 import { waitFor } from '../harness/ports.ts';
-import { RawHttpClient } from '../harness/raw-client.ts';
+import { RawHttpClient, sendRaw } from '../harness/raw-client.ts';
 import { startPythonServer, type RunningServer } from '../harness/runtimes.ts';
 import type { RequestRecord } from '../../src/types.ts';
 
@@ -19,19 +18,6 @@ const ORDINARY = 50;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Sends raw bytes on a new connection, reads until the server closes (or 2 s). */
-function sendRaw(port: number, bytes: Buffer): Promise<void> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1', () => s.write(bytes));
-    const timer = setTimeout(() => s.destroy(), 2_000);
-    s.on('data', () => {});
-    s.on('error', () => {});
-    s.on('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
 function seededBytes(n: number, seed: number): Buffer {
   let x = seed;
   return Buffer.from(Array.from({ length: n }, () => ((x = (x * 1103515245 + 12345) >>> 0) >>> 16) & 0xff));

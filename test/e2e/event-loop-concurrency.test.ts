@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { startAgent, unattributedCpuMs, type RunningAgent } from '../harness/agent.ts';
+import { requestCostMs } from '../harness/framework-score.ts';
 import { waitFor } from '../harness/ports.ts';
 import { getRequest, RawHttpClient } from '../harness/raw-client.ts';
 import { startNodeServer, type RunningServer } from '../harness/runtimes.ts';
@@ -66,7 +67,7 @@ describe('event loop under concurrent load', () => {
     });
     assert.equal(records.length, CONNECTIONS * PER_CONNECTION);
     // A request's CPU in its duration, and its thread's after the response's last write.
-    const sum = records.reduce((n, r) => n + r.cpu_time_ms + r.cpu_after_response_ms, 0);
+    const sum = records.reduce((n, r) => n + requestCostMs(r), 0);
     const total = sum + unattributed;
     console.log(
       `event loop: requests' CPU ${sum.toFixed(1)} ms + unattributed ${unattributed.toFixed(1)} ms, loop thread ${mainSpent.toFixed(1)} ms (requests ${((100 * sum) / mainSpent).toFixed(1)}%), process ${spent.toFixed(1)} ms (${((100 * total) / spent).toFixed(1)}%)`,

@@ -14,6 +14,8 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
 import { waitFor } from '../harness/ports.ts';
+import { sendRaw } from '../harness/raw-client.ts';
+import { h2Frame } from '../http2/frame-bytes.ts';
 import { spawnTracked, type Spawned } from '../harness/processes.ts';
 import type { RequestRecord } from '../../src/types.ts';
 
@@ -331,29 +333,6 @@ describe('HTTP/2: a connection joined mid-way, and malformed frames', () => {
     });
   }
 
-  /** Sends raw bytes on a new connection; resolves when the server closed it (or after 2 s). */
-  function sendRaw(bytes: Buffer): Promise<void> {
-    return new Promise((resolve) => {
-      const s = connect(server.port, '127.0.0.1', () => s.write(bytes));
-      const timer = setTimeout(() => s.destroy(), 2_000);
-      s.on('data', () => {});
-      s.on('error', () => {});
-      s.on('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-    const h = Buffer.alloc(9);
-    h.writeUIntBE(payload.length, 0, 3);
-    h[3] = type;
-    h[4] = flags;
-    h.writeUInt32BE(stream, 5);
-    return Buffer.concat([h, payload]);
-  }
-
   it('mid-way: streams counted, no header guessed; malformed frames counted; a fresh connection stays exact', async () => {
     const early = http2.connect(`http://127.0.0.1:${server.port}`);
     for (let i = 0; i < 5; i++) assert.equal(await get(early, `/ok/early-${i}`, `early-${i}`), 200);
@@ -367,10 +346,10 @@ describe('HTTP/2: a connection joined mid-way, and malformed frames', () => {
     early.close();
 
     const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-    const settings = frame(4, 0, 0, Buffer.alloc(0));
-    await sendRaw(Buffer.concat([preface, settings, frame(1, 4, 0, Buffer.from([0x82]))])); // HEADERS on stream 0
-    await sendRaw(Buffer.concat([preface, settings, frame(1, 5, 1, Buffer.from([0xff, 0xff, 0xff, 0x7f]))])); // an HPACK index beyond every table
-    await sendRaw(Buffer.concat([preface, settings, frame(0, 0, 1, Buffer.alloc(0)).subarray(0, 5)])); // a cut frame header, then close
+    const settings = h2Frame(4, 0, 0, Buffer.alloc(0));
+    await sendRaw(server.port, Buffer.concat([preface, settings, h2Frame(1, 4, 0, Buffer.from([0x82]))])); // HEADERS on stream 0
+    await sendRaw(server.port, Buffer.concat([preface, settings, h2Frame(1, 5, 1, Buffer.from([0xff, 0xff, 0xff, 0x7f]))])); // an HPACK index beyond every table
+    await sendRaw(server.port, Buffer.concat([preface, settings, h2Frame(0, 0, 1, Buffer.alloc(0)).subarray(0, 5)])); // a cut frame header, then close
 
     const fresh = http2.connect(`http://127.0.0.1:${server.port}`);
     for (let i = 0; i < 10; i++) assert.equal(await get(fresh, `/ok/fresh-${i}`, `fresh-${i}`), 200);

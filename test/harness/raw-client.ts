@@ -177,3 +177,17 @@ export function chunkedPostRequest(path: string, body: Buffer, chunks: number, h
   parts.push(Buffer.from('0\r\n\r\n', 'latin1'));
   return Buffer.concat(parts);
 }
+
+/** Sends `bytes` on a new connection and waits until the server closes it (at most 2 s). */
+export function sendRaw(port: number, bytes: Buffer): Promise<void> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1', () => s.write(bytes));
+    const timer = setTimeout(() => s.destroy(), 2_000);
+    s.on('data', () => {});
+    s.on('error', () => {});
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

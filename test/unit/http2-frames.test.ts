@@ -6,16 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CLIENT_PREFACE, FrameReader, startsWithClientPreface, type Http2Frame } from '../../src/http2/frames.ts';
+import { h2Frame } from '../http2/frame-bytes.ts';
 
-function frame(type: number, flags: number, stream: number, payload: Buffer | number = 0): Buffer {
-  const body = typeof payload === 'number' ? Buffer.alloc(payload, 0x5a) : payload;
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(body.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, body]);
-}
+const frame = h2Frame;
 
 const SETTINGS = frame(4, 0, 0, Buffer.from([0, 5, 0, 0, 0x40, 0]));
 const HEADERS = frame(1, 4, 1, Buffer.from([0x82, 0x86, 0x84]));

@@ -7,10 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Direction, RequestFlags } from '../../src/decode/layout.ts';
 import type { KernelData, KernelRequest } from '../../src/decode/records.ts';
-import { ProcessInfoCache } from '../../src/enrich/process-info.ts';
-import { CorrelationExtractor } from '../../src/http/correlation.ts';
-import { RequestPipeline } from '../../src/pipeline/pipeline.ts';
-import type { RequestRecord } from '../../src/types.ts';
+import { testPipeline } from './test-pipeline.ts';
 
 const T0 = 1_800_000_000_000_000_000n;
 const HEAD_A = 'GET /a HTTP/1.1\r\nHost: x\r\n\r\n';
@@ -27,13 +24,7 @@ function kernelRequest(seq: number, flags: number, bytesReceived: number, reqCap
 
 describe('a pipelined request reported again', () => {
   it('keeps the request bytes its first report realigned', () => {
-    const recorded: RequestRecord[] = [];
-    const updated: RequestRecord[] = [];
-    const p = new RequestPipeline(
-      { correlation: new CorrelationExtractor([]), processes: new ProcessInfoCache(), keepQuery: false, pods: null },
-      null,
-      { record: (r) => recorded.push(r), updated: (r) => updated.push(r) },
-    );
+    const { p, recorded, updated } = testPipeline();
     // One read carried both requests: the first record counts all their bytes.
     const both = Buffer.from(HEAD_A + HEAD_B, 'latin1');
     const data: KernelData = { kind: 'data', direction: Direction.REQUEST, connId: 7, seq: 1, offset: 0, bytes: both };

@@ -9,11 +9,8 @@ import { describe, it } from 'node:test';
 import { RequestAssembler } from '../../src/assemble/request-assembler.ts';
 import { Direction } from '../../src/decode/layout.ts';
 import type { KernelData, KernelRequest } from '../../src/decode/records.ts';
-import { ProcessInfoCache } from '../../src/enrich/process-info.ts';
-import { CorrelationExtractor } from '../../src/http/correlation.ts';
 import { CounterTotals } from '../../src/loader/counter-totals.ts';
-import { RequestPipeline } from '../../src/pipeline/pipeline.ts';
-import type { RequestRecord } from '../../src/types.ts';
+import { testPipeline } from './test-pipeline.ts';
 
 const T0 = 1_800_000_000_000_000_000n;
 
@@ -30,16 +27,7 @@ function request(connId: number, seq: number, path: string, durationMs: number):
   };
 }
 
-function pipeline(): { p: RequestPipeline; recorded: RequestRecord[]; updated: RequestRecord[] } {
-  const recorded: RequestRecord[] = [];
-  const updated: RequestRecord[] = [];
-  const p = new RequestPipeline(
-    { correlation: new CorrelationExtractor([]), processes: new ProcessInfoCache(), keepQuery: false, pods: null },
-    null,
-    { record: (r) => recorded.push(r), updated: (r) => updated.push(r) },
-  );
-  return { p, recorded, updated };
-}
+const pipeline = testPipeline;
 
 describe('loader restarts in the pipeline', () => {
   it('the same connection id and seq from a new loader is a new request, and the old record is untouched', () => {
