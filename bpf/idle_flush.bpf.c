@@ -6,15 +6,19 @@
  * (it fails with EINVAL); a tracepoint program then reports every request whose response
  * has been quiet for idle_ns. A syscall tracepoint rather than a uprobe: attaching uprobes
  * needs CAP_SYS_ADMIN, the agent runs with CAP_BPF and CAP_PERFMON.
+ * It visits the connections in flush_set (flush_set.bpf.h), not the whole connection map,
+ * unless one found that set full: then every connection, once.
  * Two variants, one attached (the loader probes bpf_for_each_map_elem, 5.13):
- *   idle_flush_walk   - walks the whole connection map in the kernel;
+ *   idle_flush_walk   - walks the map in the kernel;
  *   idle_flush_listed - flushes the connections the loader listed in "flush_list" (it reads
- *                       the map's keys from userspace), PC_FLUSH_LIST_MAX per call.
+ *                       the keys of flush_set, or of conns after an overflow, from
+ *                       userspace), PC_FLUSH_LIST_MAX per call.
  */
 
 #include "maps.bpf.h"
 #include "core_fixes.bpf.h"
 #include "request.bpf.h"
+#include "flush_set.bpf.h"
 
 struct flush_ctx {
 	__u64 now;
@@ -36,11 +40,50 @@ static __always_inline void flush_conn_if_idle(struct pc_conn_key *key, struct c
 	count(PC_CNT_IDLE_FLUSHES);
 }
 
-static long flush_if_idle(struct bpf_map *map, struct pc_conn_key *key, struct conn_state *c,
-			  struct flush_ctx *fc)
+/* Flush `c` if idle, and keep its flush_set membership in step with its phase. */
+static __always_inline void visit(struct pc_conn_key *key, struct conn_state *c, struct flush_ctx *fc)
 {
 	flush_conn_if_idle(key, c, fc);
+	if (c->role != ROLE_SERVER)
+		return;
+	if (c->phase == PHASE_WRITING && c->seq)
+		watch_for_idle(key, c); /* after an overflow: joins now */
+	else if (c->in_flush_set)
+		unwatch(key, c); /* flushed, or reading its next request */
+}
+
+/* bpf_for_each_map_elem over conns (after an overflow). */
+static long visit_conn(struct bpf_map *map, struct pc_conn_key *key, struct conn_state *c,
+		       struct flush_ctx *fc)
+{
+	visit(key, c, fc);
 	return 0;
+}
+
+/* bpf_for_each_map_elem over flush_set (deleting the visited entry is allowed). */
+static long visit_watched(struct bpf_map *map, struct pc_conn_key *key, __u64 *conn_id,
+			  struct flush_ctx *fc)
+{
+	struct conn_state *c = bpf_map_lookup_elem(&conns, key);
+	if (!c || c->conn_id != *conn_id) {
+		/* Closed, or its fd now holds another connection (which joins by itself). */
+		bpf_map_delete_elem(&flush_set, key);
+		return 0;
+	}
+	visit(key, c, fc);
+	return 0;
+}
+
+/* Was flush_set full since the last flush? Cleared: a connection that finds it full during
+ * this flush sets it again. */
+static __always_inline bool take_overflow(void)
+{
+	__u32 zero = 0;
+	__u32 *overflow = bpf_map_lookup_elem(&flush_overflow, &zero);
+	if (!overflow || !*overflow)
+		return false;
+	*overflow = 0;
+	return true;
 }
 
 /*
@@ -94,7 +137,10 @@ int idle_flush_walk(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	find_percpu_offsets();
 	struct flush_ctx fc = { .now = bpf_ktime_get_ns(), .idle_ns = ctx->args[1] };
-	bpf_for_each_map_elem(&conns, flush_if_idle, &fc, 0);
+	if (take_overflow())
+		bpf_for_each_map_elem(&conns, visit_conn, &fc, 0);
+	else
+		bpf_for_each_map_elem(&flush_set, visit_watched, &fc, 0);
 	return 0;
 }
 
@@ -115,7 +161,9 @@ int idle_flush_listed(struct trace_event_raw_sys_enter *ctx)
 		struct pc_conn_key key = list->keys[i];
 		struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
 		if (c)
-			flush_conn_if_idle(&key, c, &fc);
+			visit(&key, c, &fc);
+		else
+			bpf_map_delete_elem(&flush_set, &key); /* closed */
 	}
 	return 0;
 }

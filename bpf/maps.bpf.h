@@ -42,6 +42,29 @@ struct {
 	__type(value, struct pc_flush_list);
 } flush_list SEC(".maps");
 
+/*
+ * Server connections whose response has started and may go quiet: what the idle flush visits
+ * (flush_set.bpf.h), so that it need not walk all of "conns" (a walk of its 65,536 buckets
+ * cost 100-400 us, twice a second). Value: the connection's conn_id. The loader sets
+ * max_entries (1/8 of "conns"); a connection that finds no room sets flush_overflow, and the
+ * next flush walks "conns" whole.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192); /* loader overrides */
+	__type(key, struct pc_conn_key);
+	__type(value, __u64);
+} flush_set SEC(".maps");
+
+/* Key 0: nonzero once a connection found flush_set full (the loader reads and clears it where
+ * it lists the connections itself, loader/src/idle_flush.rs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} flush_overflow SEC(".maps");
+
 /* Every record for userspace (perfcatch.h); its wakeup policy is in ringbuf.bpf.h. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

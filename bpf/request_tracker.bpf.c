@@ -23,6 +23,7 @@
 #include "dependency.bpf.h"
 #include "request.bpf.h"
 #include "h2.bpf.h"
+#include "flush_set.bpf.h"
 
 /* Reset `c` for the next request on the same connection. */
 static __always_inline void begin_request(struct conn_state *c, __u32 tid, __u64 now)
@@ -107,6 +108,7 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 			 io->op != IO_SENDFILE && starts_http_response(io))
 			begin_pipelined_request(key, c);
 		c->phase = PHASE_WRITING;
+		watch_for_idle(key, c);
 		__sync_fetch_and_add(&c->bytes_sent, ret);
 		c->end_ns = now;
 		if (io->op == IO_SENDFILE)

@@ -74,6 +74,7 @@ struct conn_state {
 	__u8 parent_at_connect;  /* client: parent chosen when connect() was called */
 	__u8 caller_inferred;    /* client: parent chosen among several (PC_DF_CALLER_INFERRED) */
 	__u8 proto;              /* server: CONN_PROTO_H2 once detected (h2.bpf.h), else 0 */
+	__u8 in_flush_set;       /* server: listed in flush_set (flush_set.bpf.h) */
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
 	char comm[16];

@@ -18,7 +18,7 @@ use crate::record::{PcConnKey, PcFlushList, PC_FLUSH_LISTED, PC_FLUSH_LIST_MAX, 
 pub enum IdleFlush {
     Off,
     KernelWalk,
-    LoaderScan { conns: OwnedFd, list: Array<MapData, PcFlushList> },
+    LoaderScan { conns: OwnedFd, watched: OwnedFd, overflow: Array<MapData, u32>, list: Array<MapData, PcFlushList> },
 }
 
 impl IdleFlush {
@@ -30,15 +30,18 @@ impl IdleFlush {
         if !attached.iter().any(|p| p == crate::features::IDLE_FLUSH_LISTED) {
             return Ok(IdleFlush::Off);
         }
-        let conns = match maps.get("conns") {
+        let hash_fd = |name: &str| match maps.get(name) {
             Some(Map::LruHashMap(d)) | Some(Map::HashMap(d)) => {
-                d.fd().as_fd().try_clone_to_owned().map_err(|e| format!("map 'conns': {e}"))?
+                d.fd().as_fd().try_clone_to_owned().map_err(|e| format!("map '{name}': {e}"))
             }
-            _ => return Err("BPF object has no hash map 'conns'".into()),
+            _ => Err(format!("BPF object has no hash map '{name}'")),
         };
-        let list = maps.take("flush_list").ok_or("BPF object has no map 'flush_list'")?;
-        let list = Array::try_from(list).map_err(|e| format!("map 'flush_list': {e}"))?;
-        Ok(IdleFlush::LoaderScan { conns, list })
+        let conns = hash_fd("conns")?;
+        let watched = hash_fd("flush_set")?;
+        let array = |maps: &mut Maps, name: &str| maps.take(name).ok_or(format!("BPF object has no map '{name}'"));
+        let overflow = Array::try_from(array(maps, "flush_overflow")?).map_err(|e| format!("map 'flush_overflow': {e}"))?;
+        let list = Array::try_from(array(maps, "flush_list")?).map_err(|e| format!("map 'flush_list': {e}"))?;
+        Ok(IdleFlush::LoaderScan { conns, watched, overflow, list })
     }
 
     /// The variant name reported in the loader-info record (crate::features::Variants).
@@ -55,8 +58,15 @@ impl IdleFlush {
         match self {
             IdleFlush::Off => {}
             IdleFlush::KernelWalk => prctl_flush(idle_ns, 0),
-            IdleFlush::LoaderScan { conns, list } => {
-                let keys = map_keys(conns);
+            IdleFlush::LoaderScan { conns, watched, overflow, list } => {
+                // The connections whose response started (flush_set), or all of them once
+                // one found that set full; cleared first, so that one failing meanwhile
+                // sets it again for the next period.
+                let full = overflow.get(&0, 0).unwrap_or(0) != 0;
+                if full {
+                    let _ = overflow.set(0, 0, 0);
+                }
+                let keys = map_keys(if full { conns } else { watched });
                 // One call even with no connections: the program also finds the per-CPU
                 // offsets RSS needs (bpf/idle_flush.bpf.c), from the first period on.
                 let empty: [PcConnKey; 0] = [];

@@ -416,6 +416,7 @@ fn load(cfg: &Config, elf: &[u8], release: &str, pins: Option<&StateDir>) -> Res
         .btf(Some(&btf))
         .map_max_entries("events", cfg.ringbuf_bytes)
         .map_max_entries("conns", cfg.conn_table_entries)
+        .map_max_entries("flush_set", flush_set_entries(cfg.conn_table_entries))
         .override_global("capture_req_bytes", &cfg.capture_req_bytes, true)
         .override_global("capture_resp_bytes", &cfg.capture_resp_bytes, true)
         .override_global("wakeup_bytes", &wakeup_bytes, true)
@@ -447,6 +448,13 @@ fn load(cfg: &Config, elf: &[u8], release: &str, pins: Option<&StateDir>) -> Res
         variants,
         reused: false,
     })
+}
+
+/// Entries of the kernel's flush_set (bpf/maps.bpf.h): the connections the idle flush visits,
+/// those whose response started since their last flush. An eighth of the connection table;
+/// beyond, the kernel falls back to walking the whole table.
+pub fn flush_set_entries(conn_table_entries: u32) -> u32 {
+    (conn_table_entries / 8).max(16)
 }
 
 /// VmRSS and VmHWM of this process (debug log of what the start costs).
