@@ -109,11 +109,11 @@ function vmHwmBytes(pid: number): number {
 }
 
 /**
- * Sum of run_time_ns and run_cnt over the agent's programs (bpf_stats must be on): their ids
- * from the loader's /proc/<pid>/fdinfo, so that other agents' programs of the same names
- * (tests running beside the bench) are left out. A loader that took over a pinned state
- * (loader/src/pins.rs) holds neither the programs nor their links, only the maps: then the
- * programs are those that use one of its maps (bpftool's map_ids). Names and counters from
+ * Sum of run_time_ns and run_cnt over the agent's programs (bpf_stats must be on): those the
+ * loader holds (/proc/<pid>/fdinfo) and those connected to them through shared maps
+ * (bpftool's map_ids), so that other agents' programs of the same names (tests running beside
+ * the bench) are left out. A loader that took over a pinned state (loader/src/pins.rs) holds
+ * neither the programs nor their links, only some of the maps. Names and counters from
  * bpftool.
  */
 interface BpfStats {
@@ -138,7 +138,25 @@ function bpfStats(loaderPid: number): BpfStats {
     if (map) mapIds.add(Number(map[1]));
   }
   const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as { id: number; name?: string; run_time_ns?: number; run_cnt?: number; map_ids?: number[] }[];
-  if (ids.size === 0) for (const p of progs) if (p.map_ids?.some((m) => mapIds.has(m))) ids.add(p.id);
+  // Every program that shares a map with the loader's, and with those programs, until none is
+  // added: the loader holds only some maps (a program such as the epoll hooks may use none of
+  // them), and after a pinned take-over no program at all.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of progs) {
+      const maps = p.map_ids ?? [];
+      if (!ids.has(p.id) && maps.some((m) => mapIds.has(m))) {
+        ids.add(p.id);
+        grew = true;
+      }
+      if (!ids.has(p.id)) continue;
+      for (const m of maps) {
+        if (mapIds.has(m)) continue;
+        mapIds.add(m);
+        grew = true;
+      }
+    }
+  }
   if (ids.size === 0) throw new Error(`bench: no BPF programs of the loader ${loaderPid} found`);
   const stats: BpfStats = { ns: 0, runs: 0, byProgram: new Map() };
   for (const p of progs) {
