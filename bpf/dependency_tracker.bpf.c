@@ -6,13 +6,14 @@
  */
 
 #include "dependency.bpf.h"
+#include "serving.bpf.h"
 
 SEC("tracepoint/syscalls/sys_enter_connect")
 int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct pc_conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
-	if (!bpf_map_lookup_elem(&server_tgids, &key.tgid))
+	if (!serving_process(key.tgid))
 		return 0;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct sock *sk = sock_of_fd(task, key.fd);

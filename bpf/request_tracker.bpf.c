@@ -24,6 +24,7 @@
 #include "request.bpf.h"
 #include "h2.bpf.h"
 #include "flush_set.bpf.h"
+#include "serving.bpf.h"
 
 /* Reset `c` for the next request on the same connection. */
 static __always_inline void begin_request(struct conn_state *c, __u32 tid, __u64 now)
@@ -151,8 +152,7 @@ static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	}
 	__u8 one = 1;
-	struct server_process fresh = {};
-	bpf_map_update_elem(&server_tgids, &tgid, &fresh, BPF_NOEXIST);
+	add_serving_process(tgid);
 	bpf_map_update_elem(&listen_ports, &local_port, &one, BPF_ANY);
 
 	struct pc_conn_key key = { .tgid = tgid, .fd = fd };
@@ -197,9 +197,8 @@ int sys_enter_listen(struct trace_event_raw_sys_enter *ctx)
 	__u16 local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	__u8 one = 1;
 	bpf_map_update_elem(&listen_ports, &local_port, &one, BPF_ANY);
-	struct server_process fresh = {};
 	if (admit(task, tgid, local_port, bpf_get_current_cgroup_id()))
-		bpf_map_update_elem(&server_tgids, &tgid, &fresh, BPF_NOEXIST);
+		add_serving_process(tgid);
 	return 0;
 }
 
@@ -237,7 +236,7 @@ static __always_inline int save_args(struct trace_event_raw_sys_enter *ctx, __u8
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	if (!bpf_map_lookup_elem(&server_tgids, &tgid))
+	if (!serving_process(tgid))
 		return 0;
 	__u32 tid = (__u32)pid_tgid;
 	struct io_call io = { .op = op, .fd = (__u32)ctx->args[0] };
@@ -261,7 +260,7 @@ static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx, __u8
 	__u32 tgid = pid_tgid >> 32;
 	/* Every tracked connection belongs to a serving process: one small lookup turns away
 	 * the syscalls of every other process on the host. */
-	struct server_process *proc = bpf_map_lookup_elem(&server_tgids, &tgid);
+	struct server_process *proc = serving_process(tgid);
 	if (!proc)
 		return 0;
 	__u32 tid = (__u32)pid_tgid;
@@ -342,7 +341,7 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct pc_conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
 	/* Only serving processes have tracked or ignored fds: one small lookup for everyone else. */
-	if (!bpf_map_lookup_elem(&server_tgids, &key.tgid))
+	if (!serving_process(key.tgid))
 		return 0;
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
 	if (!c) {

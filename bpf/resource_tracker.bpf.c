@@ -7,6 +7,7 @@
 
 #include "cpu.bpf.h"
 #include "core_fixes.bpf.h"
+#include "serving.bpf.h"
 
 /* The loop's turn: every epoll wait a serving thread returns from. Only threads already in
  * the map count (one small lookup turns away other processes). */
@@ -14,7 +15,7 @@ static __always_inline int on_loop_wait(void)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	if (!bpf_map_lookup_elem(&server_tgids, &tgid))
+	if (!serving_process(tgid))
 		return 0;
 	__u32 tid = (__u32)pid_tgid;
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
@@ -55,7 +56,10 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		if (offset)
 			*offset = (__s64)(now - exec_start);
 	}
-	/* Only threads that ever served a tracked request are in the map. */
+	/* Only threads that ever served a tracked request are in the map, and only serving
+	 * processes have such threads: most switches stop at the per-CPU memo. */
+	if (!serving_process(prev->tgid))
+		return 0;
 	__u32 prev_tid = prev->pid;
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (!ts)

@@ -172,6 +172,14 @@ struct server_process {
 	__u64 rss_exact_ns;   /* when rss_pages was last summed exactly */
 };
 
+/* Processes that serve nothing, as of a server_tgids generation: a direct-mapped memo by the
+ * low bits of the tgid, one cache line (serving.bpf.h). */
+#define NOT_SERVING_SLOTS 8
+struct not_serving {
+	__u32 tgid[NOT_SERVING_SLOTS];
+	__u32 gen[NOT_SERVING_SLOTS];
+};
+
 /* Values of map "ignored_fds": why an fd of a server process is not tracked until it is
  * closed. */
 #define IGN_NOT_TRACKED 1
