@@ -66,11 +66,11 @@ interface Entry {
   value: string;
 }
 
-class BlockEnded extends Error {}
-class Malformed extends Error {
+// Thrown and caught inside decode() only; not Errors, so no stack is captured per cut or bad block.
+class BlockEnded {}
+class Malformed {
   readonly reason: HpackError;
   constructor(reason: HpackError) {
-    super(reason);
     this.reason = reason;
   }
 }
