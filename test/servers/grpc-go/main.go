@@ -4,6 +4,8 @@
 //	grpc-peer server TRUTH_FILE        listens on 127.0.0.1:0, prints "LISTENING <port>"
 //	grpc-peer unary ADDR N CONCURRENCY PREFIX TRUTH_FILE
 //	grpc-peer stream ADDR CALLS MESSAGES SIZE PREFIX TRUTH_FILE
+//	grpc-peer load ADDR SECONDS CONCURRENCY   (npm run bench: OK calls for SECONDS, prints
+//	                                          {"requests","errors","rps","p50_ms","p99_ms"})
 //
 // Unary: the first payload byte picks the outcome (0 OK, 1 NOT_FOUND, 2 INTERNAL). Stream:
 // the server sends MESSAGES messages of SIZE bytes. Both sides write one JSON line per call
@@ -18,10 +20,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -242,6 +246,49 @@ func runStream(addr string, calls, messages, size int, prefix, truthPath string)
 	wg.Wait()
 }
 
+// Unary OK calls from `concurrency` goroutines on one connection for `seconds`.
+func runLoad(addr string, seconds float64, concurrency int) {
+	conn := dial(addr)
+	defer conn.Close()
+	start := time.Now()
+	deadline := start.Add(time.Duration(seconds * float64(time.Second)))
+	latencies := make([][]time.Duration, concurrency)
+	errors := make([]int, concurrency)
+	var wg sync.WaitGroup
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			payload := wrapperspb.Bytes(make([]byte, 16))
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				err := conn.Invoke(context.Background(), "/perfcatch.test.Echo/Call", payload, new(wrapperspb.BytesValue))
+				latencies[w] = append(latencies[w], time.Since(t0))
+				if err != nil {
+					errors[w]++
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	var all []time.Duration
+	failed := 0
+	for w := range latencies {
+		all = append(all, latencies[w]...)
+		failed += errors[w]
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[int(p*float64(len(all)-1))]) / 1e6
+	}
+	line, _ := json.Marshal(map[string]any{"requests": len(all), "errors": failed, "rps": float64(len(all)) / elapsed, "p50_ms": pct(0.5), "p99_ms": pct(0.99)})
+	fmt.Println(string(line))
+}
+
 func atoi(s string) int {
 	n, err := strconv.Atoi(s)
 	if err != nil {
@@ -257,9 +304,15 @@ func main() {
 		runServer(a[2])
 	case len(a) == 7 && a[1] == "unary":
 		runUnary(a[2], atoi(a[3]), atoi(a[4]), a[5], a[6])
+	case len(a) == 5 && a[1] == "load":
+		secs, err := strconv.ParseFloat(a[3], 64)
+		if err != nil {
+			fail(err)
+		}
+		runLoad(a[2], secs, atoi(a[4]))
 	case len(a) == 8 && a[1] == "stream":
 		runStream(a[2], atoi(a[3]), atoi(a[4]), atoi(a[5]), a[6], a[7])
 	default:
-		fail(fmt.Errorf("usage: grpc-peer server TRUTH | unary ADDR N CONCURRENCY PREFIX TRUTH | stream ADDR CALLS MESSAGES SIZE PREFIX TRUTH"))
+		fail(fmt.Errorf("usage: grpc-peer server TRUTH | unary ADDR N CONCURRENCY PREFIX TRUTH | stream ADDR CALLS MESSAGES SIZE PREFIX TRUTH | load ADDR SECONDS CONCURRENCY"))
 	}
 }
