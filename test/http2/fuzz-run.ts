@@ -83,20 +83,23 @@ function mutatedInput(rand: () => number): { chunks: CapturedChunk[]; start: 'pr
   return { chunks, start: fromStart ? 'preface' : 'midway' };
 }
 
-/** Huffman codings of the strings checked, cached within a byte budget: the same fields (40 KB values included) recur across inputs. */
+/** Huffman codings of the short strings checked, cached within a byte budget: the same fields recur across inputs. */
 const codings = new Map<string, Buffer>();
 let codingBytes = 0;
 const CODING_BUDGET = 64 << 20;
+/** Longer strings are mutated values, rarely seen twice: hashing them for a cache costs more than it saves. */
+const CACHED_LENGTH = 256;
+const LONGEST_STATIC = Math.max(...[...STATIC_STRINGS].map((x) => x.length));
 
 /** Is `s` (latin1 octets) in the input: a static entry, its bytes, or its Huffman coding. */
 function derivable(s: string, views: Buffer[]): boolean {
-  if (s.length === 0 || STATIC_STRINGS.has(s)) return true;
+  if (s.length === 0 || (s.length <= LONGEST_STATIC && STATIC_STRINGS.has(s))) return true;
   const raw = Buffer.from(s, 'latin1');
   if (views.some((v) => v.includes(raw))) return true;
-  let huffman = codings.get(s);
+  let huffman = s.length <= CACHED_LENGTH ? codings.get(s) : undefined;
   if (huffman === undefined) {
     huffman = encodeHuffman(s);
-    if (codingBytes + s.length <= CODING_BUDGET) {
+    if (s.length <= CACHED_LENGTH && codingBytes + s.length <= CODING_BUDGET) {
       codings.set(s, huffman);
       codingBytes += s.length + huffman.length;
     }
