@@ -297,6 +297,12 @@ describe('gRPC (grpc-go server), bad input: joined mid-way, a header block past 
     const end = await h2Counters(agent);
     assert.ok(end.frameDesyncs - afterBig.frameDesyncs >= 1, 'the frame desync is counted');
     assert.ok(end.hpackDesyncs - afterBig.hpackDesyncs >= 1, 'the bad index is counted');
+    // /metrics says what /health says (one loss-stage table).
+    const metrics = await agent.metrics();
+    const stage = (name: string) => Number(new RegExp(`^perfcatch_records_lost_total\\{[^}]*stage="${name}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1]);
+    assert.equal(stage('agent_h2_hpack_desync'), end.hpackDesyncs, '/metrics agent_h2_hpack_desync');
+    assert.equal(stage('agent_h2_truncated_header_blocks'), end.truncatedHeaderBlocks, '/metrics agent_h2_truncated_header_blocks');
+    assert.equal(stage('agent_h2_frame_desync'), end.frameDesyncs, '/metrics agent_h2_frame_desync');
     const all = (await agent.get<{ requests: RequestRecord[] }>('/api/requests?limit=10000&protocol=h2')).body.requests;
     const malformed = all.filter((r) => ![midPort, bigPort].includes(r.remote_port) && !/^fresh-/.test(r.correlation_id ?? ''));
     for (const r of malformed) assert.deepEqual([r.http_method, r.http_path, r.http_status, r.correlation_id], [null, null, null, null], 'nothing guessed');
