@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
-APT_PACKAGES=(clang llvm libbpf-dev bpftool make gcc pkg-config curl ca-certificates python3 nginx-light wrk util-linux e2fsprogs victoria-metrics prometheus)
+APT_PACKAGES=(clang llvm libbpf-dev bpftool make gcc pkg-config curl ca-certificates python3 python3-venv nginx-light wrk util-linux e2fsprogs victoria-metrics prometheus)
 # The kernel matrix (npm run test:kernels) boots Debian kernels with virtme-ng under qemu;
 # kmod for depmod, busybox-static for virtme's initramfs, debian-archive-keyring for the
 # private sources list the kernels are fetched from.
@@ -42,6 +42,18 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 python3 -m pip show kubernetes-validate >/dev/null 2>&1 || python3 -m pip install --quiet kubernetes-validate==1.37.0
 # virtme-run boots the kernel matrix's VMs over the host's root filesystem.
 command -v virtme-run >/dev/null || python3 -m pip install --quiet virtme-ng==1.42
+
+# Go test peers (test/servers/**/go.mod: the grpc-go server and client, gin) are built by the
+# tests from their committed go.mod/go.sum; their modules are fetched here, once, from the Go
+# module proxy. The Python peers (grpcio, aiohttp, Flask) are pip-installed into venvs by the
+# tests from their frozen requirements (test/harness/frameworks.ts), hence python3-venv above.
+GO=$(command -v go || echo /usr/local/go/bin/go)
+if [[ -x "$GO" ]]; then
+  log "fetching the Go test peers' modules"
+  for mod in $(find test/servers -name go.mod); do (cd "$(dirname "$mod")" && GOTOOLCHAIN=local "$GO" mod download); done
+else
+  log "no Go toolchain: the Go test peers cannot be built (the test suite needs Go >= 1.24)"
+fi
 
 log "installing npm dependencies (Node 24 comes in as a devDependency)"
 npm ci --no-audit --no-fund --loglevel=error

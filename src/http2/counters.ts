@@ -7,12 +7,15 @@ export interface Http2Counters {
   streamsDropped: number;
   /** Connections whose frames could no longer be followed. */
   frameDesyncs: number;
-  /** Directions whose HPACK decoding broke (malformed block or index). */
+  /** Connections whose HPACK decoding stopped (a malformed block, or a reference into a table never seen whole). */
   hpackDesyncs: number;
   /** Header blocks not captured whole. */
   truncatedHeaderBlocks: number;
+  /** Streams ended by the idle timeout (their connection's close never seen), and those connections. */
+  streamsIdleExpired: number;
+  connectionsIdleExpired: number;
 }
 
 export function newHttp2Counters(): Http2Counters {
-  return { connections: 0, streams: 0, streamsDropped: 0, frameDesyncs: 0, hpackDesyncs: 0, truncatedHeaderBlocks: 0 };
+  return { connections: 0, streams: 0, streamsDropped: 0, frameDesyncs: 0, hpackDesyncs: 0, truncatedHeaderBlocks: 0, streamsIdleExpired: 0, connectionsIdleExpired: 0 };
 }

@@ -8,9 +8,11 @@
  * would have closed the connection, and our table no longer matches the encoder's.
  * A block captured only in part yields the fields before the cut (they are exact) and
  * leaves the table unknown. With an unknown table (also when the capture joined mid-way)
- * fields that only use the static table and literals are still exact; a reference into
- * the dynamic table yields null for what it names. A size update to 0 empties the table,
- * which makes it known again.
+ * blocks that only use the static table and literals are still exact; the first reference
+ * into the dynamic table breaks the decoder too ('dynamic-table-unknown'): the table we
+ * would answer from may be out of sync with the encoder's, so nothing after it is trusted
+ * (issue 12: detect the desync, count it, stop decoding). A size update to 0 empties the
+ * table, which makes it known again.
  *
  * Names and values are latin1 strings: one char per octet, as on the wire.
  */
@@ -36,10 +38,15 @@ export type HpackError =
   | 'string-past-block'
   | 'size-update-too-large'
   | 'size-update-misplaced'
-  | 'table-too-large';
+  | 'table-too-large'
+  /** A reference into a dynamic table we never saw whole (joined mid-way, after a cut block). */
+  | 'dynamic-table-unknown'
+  /** Stopped from outside: the connection's other direction desynced. */
+  | 'stopped';
 
 export interface HeaderField {
-  /** Null: named by a dynamic-table entry of an unknown table. */
+  /** Null: named by a dynamic-table entry of an unknown table (no longer produced: such a
+   * reference breaks the decoder; kept nullable for the consumers' checks). */
   name: string | null;
   value: string | null;
 }
@@ -59,11 +66,11 @@ interface Entry {
   value: string;
 }
 
-class BlockEnded extends Error {}
-class Malformed extends Error {
+// Thrown and caught inside decode() only; not Errors, so no stack is captured per cut or bad block.
+class BlockEnded {}
+class Malformed {
   readonly reason: HpackError;
   constructor(reason: HpackError) {
-    super(reason);
     this.reason = reason;
   }
 }
@@ -98,6 +105,11 @@ export class HpackDecoder {
     this.#entries = [];
     this.#oldest = 0;
     this.#size = 0;
+  }
+
+  /** No block is decoded from now on (the connection's other direction desynced). */
+  stop(): void {
+    this.error ??= 'stopped';
   }
 
   get dynamicEntries(): number {
@@ -152,7 +164,7 @@ export class HpackDecoder {
       const index = readInteger(r, 7);
       if (index === 0) throw new Malformed('index-zero');
       const entry = this.#lookup(index);
-      return entry ? { name: entry.name, value: entry.value } : { name: null, value: null };
+      return { name: entry.name, value: entry.value };
     }
     if ((first & 0xe0) === 0x20) {
       // Dynamic table size update (§6.3): only before the block's first field.
@@ -165,19 +177,19 @@ export class HpackDecoder {
     const index = readInteger(r, indexing ? 6 : 4);
     let name: string | null;
     if (index === 0) name = readString(r);
-    else name = this.#lookup(index)?.name ?? null;
+    else name = this.#lookup(index).name;
     const value = readString(r);
     if (indexing) this.#insert(name, value);
     return { name, value };
   }
 
-  /** The entry at `index` (1-based, static then dynamic); undefined when the table is unknown. */
-  #lookup(index: number): Entry | undefined {
+  /** The entry at `index` (1-based, static then dynamic). */
+  #lookup(index: number): Entry {
     if (index <= STATIC_TABLE.length) {
       const [name, value] = STATIC_TABLE[index - 1]!;
       return { name, value };
     }
-    if (!this.tableKnown) return undefined;
+    if (!this.tableKnown) throw new Malformed('dynamic-table-unknown');
     const fromNewest = index - STATIC_TABLE.length - 1;
     if (fromNewest >= this.dynamicEntries) throw new Malformed('index-out-of-table');
     return this.#entries[this.#entries.length - 1 - fromNewest]!;

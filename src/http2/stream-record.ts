@@ -17,7 +17,9 @@ export type StreamEnd =
   | 'reset'
   | 'connection-closed'
   /** The connection's frames could no longer be followed. */
-  | 'desync';
+  | 'desync'
+  /** Nothing seen on the connection for the idle timeout: its end never came into view. */
+  | 'idle-timeout';
 
 /** How much of a side's header blocks could be read: all, some fields, or none. */
 export type HeaderDecoding = 'full' | 'partial' | 'none';

@@ -15,7 +15,7 @@
 import type { Http2Counters } from './counters.ts';
 import { FrameFlag, FrameReader, FrameType, MAX_FRAME_SIZE_LIMIT, type FrameDesyncReason, type Http2Frame } from './frames.ts';
 import { HeaderBlockAssembler, type HeaderBlock } from './header-blocks.ts';
-import { HpackDecoder, MAX_TRACKED_TABLE_SIZE, type DecodedHeaderBlock } from './hpack.ts';
+import { HpackDecoder, MAX_TRACKED_TABLE_SIZE, type DecodedHeaderBlock, type HpackError } from './hpack.ts';
 import { parseHttp2SettingsHeader, parseSettings, SettingId, type Setting } from './settings.ts';
 import { StreamState, type Http2Sender, type Http2StreamRecord, type StreamEnd } from './stream-record.ts';
 
@@ -111,6 +111,10 @@ export class Http2Connection {
   #lowestFullStart = Infinity;
   #out: Http2StreamRecord[] = [];
   desyncReason: FrameDesyncReason | 'bad-padding' | null = null;
+  /** Why HPACK decoding stopped for the whole connection (both directions); null while it goes on. */
+  hpackError: HpackError | null = null;
+  /** Timestamp of the last chunk fed (idle expiry). */
+  lastActivity = 0;
 
   constructor(options: Http2ConnectionOptions) {
     this.#options = options;
@@ -143,6 +147,7 @@ export class Http2Connection {
    */
   feed(sender: Http2Sender, chunk: Buffer, timestamp: number, total: number = chunk.length): readonly Http2StreamRecord[] {
     const dir = sender === 'client' ? this.#client : this.#server;
+    this.lastActivity = Math.max(this.lastActivity, timestamp);
     if (this.desynced) dir.skippedAfterDesync += total;
     else dir.reader.feed(chunk, timestamp, total);
     if (dir.reader.desynced && !this.desynced) this.#desync(dir.reader.desyncReason!, timestamp);
@@ -152,6 +157,15 @@ export class Http2Connection {
   /** The connection closed (or its capture ended): open streams end as 'connection-closed'. */
   close(timestamp: number): readonly Http2StreamRecord[] {
     for (const stream of [...this.#open.values()]) this.#finish(stream, 'connection-closed', timestamp);
+    return this.#drain();
+  }
+
+  /**
+   * Nothing was seen on the connection for the caller's idle timeout (its close may never
+   * come: the capture lost it): open streams end as 'idle-timeout', at their last activity.
+   */
+  expire(): readonly Http2StreamRecord[] {
+    for (const stream of [...this.#open.values()]) this.#finish(stream, 'idle-timeout', this.lastActivity);
     return this.#drain();
   }
 
@@ -269,11 +283,14 @@ export class Http2Connection {
   }
 
   #onBlock(sender: Http2Sender, dir: Direction, block: HeaderBlock): void {
-    const hadError = dir.hpack.error !== null;
     const decoded = dir.hpack.decode(block.bytes, block.complete);
-    if (this.#counters) {
-      if (!block.complete) this.#counters.truncatedHeaderBlocks++;
-      if (!hadError && dir.hpack.error !== null) this.#counters.hpackDesyncs++;
+    if (this.#counters && !block.complete) this.#counters.truncatedHeaderBlocks++;
+    // One direction's table out of sync: decoding stops for the connection, counted once.
+    if (dir.hpack.error !== null && this.hpackError === null) {
+      this.hpackError = dir.hpack.error;
+      this.#client.hpack.stop();
+      this.#server.hpack.stop();
+      if (this.#counters) this.#counters.hpackDesyncs++;
     }
     if (decoded && this.#options.onHeaderBlock) this.#options.onHeaderBlock(sender, block.streamId, decoded, block.bytes);
     // Pushed requests (PUSH_PROMISE) only matter to the table.

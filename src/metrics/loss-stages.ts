@@ -28,12 +28,15 @@ export const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) =
   ['kernel_h2_walk_lost', (c) => c.kernel.h2_walk_lost],
   /** Connections whose frames could no longer be followed: their streams end as desync. */
   ['agent_h2_frame_desync', (c) => c.h2?.frameDesyncs],
-  /** Directions whose HPACK decoding broke (mid-way joins, malformed blocks): no header guessed. */
+  /** Connections whose HPACK decoding stopped (a malformed block, a reference into a table never
+   * seen whole: mid-way joins, cut blocks): their later streams are counted with bytes, headers unknown. */
   ['agent_h2_hpack_desync', (c) => c.h2?.hpackDesyncs],
   /** Header blocks not captured whole (beyond PC_H2_PAYLOAD_MAX or after a gap). */
   ['agent_h2_truncated_header_blocks', (c) => c.h2?.truncatedHeaderBlocks],
   /** Streams beyond the per-connection bound: counted, not reported. */
   ['agent_h2_streams_dropped', (c) => c.h2?.streamsDropped],
+  /** Streams ended by the idle timeout: their connection's close never came into view (reported incomplete). */
+  ['agent_h2_streams_idle_expired', (c) => c.h2?.streamsIdleExpired],
 ];
 
 /** Every stage with its count (0 for a counter not reported yet). */

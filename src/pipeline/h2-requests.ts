@@ -24,12 +24,19 @@ import type { BuiltRequest, RequestBuilderOptions } from './request-builder.ts';
 
 /** Connections followed at once; beyond, the oldest is closed (its open streams reported). */
 const MAX_CONNECTIONS = 16_384;
+/** A connection with nothing seen this long is dropped, its open streams ended as 'idle-timeout'
+ * (its close may never come: a record the kernel lost, a process that exited without closing). */
+export const H2_IDLE_TIMEOUT_NS = 10n * 60n * 1_000_000_000n;
+/** How often (in kernel time, checked as records arrive) connections are looked at for that. */
+const IDLE_SWEEP_EVERY_NS = 10n * 1_000_000_000n;
 
 interface ConnState {
   meta: H2ConnMeta;
   conn: Http2Connection;
   /** Epoch ns that timestamps count from (numbers, for the assembler). */
   baseNs: bigint;
+  /** Kernel time of its latest record (idle expiry). */
+  lastNs: bigint;
   cpu: Map<number, StreamCpu>;
   /** Streams the current chunk's frames were charged to. */
   touched: Set<number>;
@@ -60,9 +67,12 @@ export class H2Requests {
   readonly #generation: number;
   readonly #selected: string[];
   readonly counters: H2PipelineCounters;
+  readonly #idleTimeoutNs: bigint;
+  #lastSweepNs = 0n;
 
-  constructor(options: RequestBuilderOptions, generation: number, counters?: H2PipelineCounters) {
+  constructor(options: RequestBuilderOptions, generation: number, counters?: H2PipelineCounters, idleTimeoutNs = H2_IDLE_TIMEOUT_NS) {
     this.#options = options;
+    this.#idleTimeoutNs = idleTimeoutNs;
     this.#generation = generation;
     this.#selected = [...options.correlation.headerNames, 'traceparent', 'user-agent'];
     this.counters = counters ?? newH2PipelineCounters();
@@ -90,6 +100,8 @@ export class H2Requests {
       this.#close(rec.connId, st, rec.tsNs, out);
       return out;
     }
+    if (rec.tsNs > st.lastNs) st.lastNs = rec.tsNs;
+    if (rec.tsNs - this.#lastSweepNs >= IDLE_SWEEP_EVERY_NS) out.push(...this.expireIdle(rec.tsNs));
     if (rec.flags & H2Flags.LOST) this.counters.recordsLost++;
     const sender: Http2Sender = rec.direction === Direction.REQUEST ? 'client' : 'server';
     const ts = Number(rec.tsNs - st.baseNs);
@@ -107,6 +119,30 @@ export class H2Requests {
     this.#chargeCpu(st);
     for (const r of st.pendingEnded) out.push(this.#build(st, r));
     st.pendingEnded = [];
+    return out;
+  }
+
+  /**
+   * Drops the connections with no record for the idle timeout before `nowNs` (kernel time):
+   * their open streams become records ending 'idle-timeout' (incomplete, never 'complete'),
+   * counted in streamsIdleExpired. A later record of such a connection starts it again as
+   * joined mid-way (its HPACK tables unknown).
+   */
+  expireIdle(nowNs: bigint): BuiltRequest[] {
+    this.#lastSweepNs = nowNs;
+    const out: BuiltRequest[] = [];
+    for (const [connId, st] of this.#conns) {
+      if (nowNs - st.lastNs < this.#idleTimeoutNs) continue;
+      this.#conns.delete(connId);
+      this.#chargeCpu(st);
+      for (const r of st.pendingEnded) out.push(this.#build(st, r));
+      st.pendingEnded = [];
+      const expired = st.conn.expire();
+      this.counters.streamsIdleExpired += expired.length;
+      this.counters.connectionsIdleExpired++;
+      for (const r of expired) out.push(this.#build(st, r));
+      for (const sender of ['client', 'server'] as const) this.counters.connectionFrameBytes += st.conn.accounting(sender).connectionFrames;
+    }
     return out;
   }
 
@@ -131,6 +167,7 @@ export class H2Requests {
     const st: ConnState = {
       meta,
       baseNs: meta.startNs,
+      lastNs: meta.startNs,
       cpu: new Map(),
       touched,
       pendingCpuNs: 0,

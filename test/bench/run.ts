@@ -13,6 +13,9 @@
  *   f  as d at 1,000 req/s: the rate most services run at, reported as millicores per 1,000
  *      req/s (CPU per second at that rate; numerically the µs per request), the figure users
  *      compare agents by
+ *   g  gRPC unary calls at saturation: a grpc-go server, its client's 100 concurrent streams on
+ *      one connection (test/bench/grpc-scenario.ts); per request = per call
+ *   h  as g with 10 concurrent streams
  *
  * Reports throughput and p50/p99 latency ratios (with agent / without), in-kernel BPF ns per
  * request (kernel.bpf_stats_enabled: run_time_ns summed over our programs / requests), the
@@ -20,7 +23,7 @@
  * RSS, records lost at each stage, and spans received by the collector versus requests.
  * Prints a table and writes JSON under test/bench/results/.
  *
- *   node test/bench/run.ts [--scenarios a,b,c,d,e,f] [--duration SEC] [--rounds N] [--rate N] [--low-rate N] [--rate-duration SEC]
+ *   node test/bench/run.ts [--scenarios a,b,c,d,e,f,g,h] [--duration SEC] [--rounds N] [--rate N] [--low-rate N] [--rate-duration SEC]
  *   node test/bench/run.ts --table results/FILE.json   (the table of an earlier run)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -31,6 +34,7 @@ import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
 import { startCollector, type RunningCollector } from '../harness/collector.ts';
 import { startServer } from '../harness/processes.ts';
 import { startNginx } from '../harness/runtimes.ts';
+import { GRPC_SCENARIOS, startGrpcBench } from './grpc-scenario.ts';
 
 interface Options {
   scenarios: string[];
@@ -47,7 +51,7 @@ function parseOptions(argv: string[]): Options {
     return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
   };
   return {
-    scenarios: get('--scenarios', 'a,b,c,d,e,f').split(','),
+    scenarios: get('--scenarios', 'a,b,c,d,e,f,g,h').split(','),
     duration: Number(get('--duration', '10')),
     rounds: Number(get('--rounds', '2')),
     rate: Number(get('--rate', '5000')),
@@ -408,6 +412,16 @@ async function main(): Promise<void> {
       results.push(
         await withCollector((c) => scenario('f', `${opts.lowRate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], () => runOha(url, opts.rateDuration, opts.lowRate), 1, c)),
       );
+    }
+    for (const [id, streams] of GRPC_SCENARIOS.filter(([id]) => opts.scenarios.includes(id))) {
+      const g = await startGrpcBench();
+      try {
+        const r = await scenario(id, `grpc-go unary calls, saturation (${streams} streams, one connection)`, [g.port], () => g.load(opts.duration, streams), opts.rounds, null);
+        console.error(`bench ${id}: calls recorded ${r.with.map((w) => `${w.recorded} of ${w.load.requests}`).join(', ')}`);
+        results.push(r);
+      } finally {
+        await g.stop();
+      }
     }
   } finally {
     await node.stop();

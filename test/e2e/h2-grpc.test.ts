@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { createRequire } from 'node:module';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
@@ -17,6 +16,7 @@ import { waitFor } from '../harness/ports.ts';
 import { sendRaw } from '../harness/raw-client.ts';
 import { h2Frame } from '../http2/frame-bytes.ts';
 import { spawnTracked, type Spawned } from '../harness/processes.ts';
+import { startRecordingRelay, streamBytes, wireStreams } from '../harness/h2-wire.ts';
 import type { RequestRecord } from '../../src/types.ts';
 
 const require = createRequire(import.meta.url);
@@ -26,68 +26,6 @@ const H2_REQUESTS = Number(process.env.PERFCATCH_H2_REQUESTS ?? 400);
 const H2_CONCURRENCY = 50;
 const GRPC_CALLS = Number(process.env.PERFCATCH_GRPC_CALLS ?? 10_000);
 const GRPC_CONCURRENCY = 100;
-
-interface Wire {
-  /** Client-to-server and server-to-client bytes of one connection. */
-  up: Buffer[];
-  down: Buffer[];
-}
-
-/** Per-stream frame bytes (9-byte headers included) of one direction; stream 0 and the preface apart. */
-function streamBytes(chunks: Buffer[], preface: boolean): { perStream: Map<number, number>; connection: number; total: number } {
-  const buf = Buffer.concat(chunks);
-  const perStream = new Map<number, number>();
-  let at = preface ? 24 : 0;
-  let connection = at;
-  while (at + 9 <= buf.length) {
-    const len = buf.readUIntBE(at, 3);
-    const id = buf.readUInt32BE(at + 5) & 0x7fff_ffff;
-    if (id === 0) connection += 9 + len;
-    else perStream.set(id, (perStream.get(id) ?? 0) + 9 + len);
-    at += 9 + len;
-  }
-  assert.equal(at, buf.length, 'the wire ends at a frame boundary');
-  return { perStream, connection, total: buf.length };
-}
-
-interface Relay {
-  port: number;
-  wires: Wire[];
-  close(): void;
-}
-
-/** A TCP relay that keeps every byte both ways. */
-async function startRecordingRelay(target: number): Promise<Relay> {
-  const wires: Wire[] = [];
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const wire: Wire = { up: [], down: [] };
-    wires.push(wire);
-    const upstream = connect(target, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    client.on('data', (d: Buffer) => {
-      wire.up.push(Buffer.from(d));
-      upstream.write(d);
-    });
-    upstream.on('data', (d: Buffer) => {
-      wire.down.push(Buffer.from(d));
-      client.write(d);
-    });
-    client.on('end', () => upstream.end());
-    upstream.on('end', () => client.end());
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    wires,
-    close: () => {
-      server.close();
-      for (const s of sockets) s.destroy();
-    },
-  };
-}
 
 async function startH2Server(): Promise<Spawned & { port: number; grpcPort: number }> {
   const s = spawnTracked(process.execPath, [join(ROOT, 'test', 'servers', 'node-h2-server.mjs')], { cwd: ROOT });
@@ -239,11 +177,7 @@ describe('HTTP/2 and gRPC, one record per stream', () => {
       assert.equal(r.http_status, 200);
     }
     // Bytes: one connection; every stream's bytes, as a multiset (the wire does not say which call a stream was).
-    const streams = relay.wires.flatMap((w) => {
-      const up = streamBytes(w.up, true);
-      const down = streamBytes(w.down, false);
-      return [...up.perStream.keys()].map((id) => `${up.perStream.get(id)}/${down.perStream.get(id) ?? 0}`);
-    });
+    const streams = wireStreams(relay.wires);
     const fromRecords = got.map((r) => `${r.bytes_received}/${r.bytes_sent}`);
     assert.deepEqual(fromRecords.sort(), streams.sort());
     for (const code of [0, 5, 13]) {
@@ -294,11 +228,7 @@ describe('HTTP/2 and gRPC, one record per stream', () => {
     relay.close();
     const got = await records(agent, `correlation_id_regex=${encodeURIComponent('^stream-')}`, 3);
     assert.equal(got.length, 3);
-    const streams = relay.wires.flatMap((w) => {
-      const up = streamBytes(w.up, true);
-      const down = streamBytes(w.down, false);
-      return [...up.perStream.keys()].map((id) => `${up.perStream.get(id)}/${down.perStream.get(id) ?? 0}`);
-    });
+    const streams = wireStreams(relay.wires);
     assert.deepEqual(got.map((r) => `${r.bytes_received}/${r.bytes_sent}`).sort(), streams.sort());
     for (const r of got) {
       assert.equal(r.grpc_status, 0);

@@ -73,9 +73,13 @@ export function installExpress(): string {
  * interpreter by absolute path), so it is built in place and marked complete at the end.
  */
 export function installPythonVenv(): string {
-  const req = join(SOURCES, 'python', 'requirements.txt');
+  return pythonVenv('python', join(SOURCES, 'python', 'requirements.txt'));
+}
+
+/** A venv named `name` with the frozen requirements `req` (also the grpcio peer's). */
+export function pythonVenv(name: string, req: string): string {
   const version = spawnSync('python3', ['-c', 'import sys; print(sys.version.split()[0])'], { encoding: 'utf8' }).stdout.trim();
-  const dir = join(frameworkCache(), `python-${version}-${hashFiles([req])}`);
+  const dir = join(frameworkCache(), `${name}-${version}-${hashFiles([req])}`);
   const done = join(dir, '.complete');
   if (existsSync(done)) return dir;
   rmSync(dir, { recursive: true, force: true });

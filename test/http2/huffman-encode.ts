@@ -3,22 +3,29 @@ import { HUFFMAN_CODE_LENGTHS, HUFFMAN_CODES } from '../../src/http2/huffman.ts'
 
 /** `text` (latin1, one char per octet) Huffman-coded, padded with ones to a byte. */
 export function encodeHuffman(text: string): Buffer {
-  const out: number[] = [];
-  // Pending bits, fewer than 8 + 30: they fit a double exactly.
-  let acc = 0;
-  let bits = 0;
+  // At most 30 bits a symbol: the output fits 4 bytes a character.
+  const out = Buffer.allocUnsafe(text.length * 4 + 1);
+  let at = 0;
+  // The byte being filled and how many of its bits are taken (integer ops only: this runs
+  // for every header field the fuzz test checks).
+  let byte = 0;
+  let used = 0;
   for (let i = 0; i < text.length; i++) {
     const sym = text.charCodeAt(i) & 0xff;
-    const len = HUFFMAN_CODE_LENGTHS[sym]!;
-    acc = acc * 2 ** len + HUFFMAN_CODES[sym]!;
-    bits += len;
-    while (bits >= 8) {
-      bits -= 8;
-      const top = Math.floor(acc / 2 ** bits);
-      out.push(top);
-      acc -= top * 2 ** bits;
+    const code = HUFFMAN_CODES[sym]!;
+    let len = HUFFMAN_CODE_LENGTHS[sym]!;
+    while (len > 0) {
+      const take = Math.min(len, 8 - used);
+      len -= take;
+      byte = (byte << take) | ((code >>> len) & ((1 << take) - 1));
+      used += take;
+      if (used === 8) {
+        out[at++] = byte;
+        byte = 0;
+        used = 0;
+      }
     }
   }
-  if (bits > 0) out.push(acc * 2 ** (8 - bits) + (2 ** (8 - bits) - 1));
-  return Buffer.from(out);
+  if (used > 0) out[at++] = (byte << (8 - used)) | ((1 << (8 - used)) - 1);
+  return out.subarray(0, at);
 }

@@ -91,9 +91,13 @@ function conn(flags = 0): KernelH2Conn {
   };
 }
 
+function newH2Requests(idleTimeoutNs?: bigint): H2Requests {
+  return new H2Requests({ correlation: new CorrelationExtractor([]), processes: new ProcessInfoCache(), keepQuery: true, pods: null }, 0, undefined, idleTimeoutNs);
+}
+
 /** Feeds a fixture's chunks as pc_h2_io records, each syscall with `cpu(i)` ns. */
-function replay(chunks: readonly Chunk[], cpu: (i: number) => number, opts: { midway?: boolean } = {}) {
-  const h2 = new H2Requests({ correlation: new CorrelationExtractor([]), processes: new ProcessInfoCache(), keepQuery: true, pods: null }, 0);
+function replay(chunks: readonly Chunk[], cpu: (i: number) => number, opts: { midway?: boolean; h2?: H2Requests; noClose?: boolean } = {}) {
+  const h2 = opts.h2 ?? newH2Requests();
   const out: BuiltRequest[] = [...h2.open(conn(opts.midway ? RequestFlags.H2_MIDWAY : 0))];
   const walkers = { client: new Walker(!opts.midway), server: new Walker(false) };
   let given = 0;
@@ -110,7 +114,7 @@ function replay(chunks: readonly Chunk[], cpu: (i: number) => number, opts: { mi
     });
   });
   const closed: KernelH2Io = { kind: 'h2_io', direction: 0, flags: H2Flags.CLOSED, pid: 0, tid: 0, connId: CONN, tsNs: BASE + 10n ** 12n, cpuNs: 0, total: 0, part: 0, runs: [] };
-  out.push(...h2.io(closed));
+  if (!opts.noClose) out.push(...h2.io(closed));
   return { out, given, counters: h2.counters };
 }
 
@@ -123,12 +127,24 @@ describe('HTTP/2 records from kernel-shaped pc_h2_io records', () => {
       for (const peer of fixture.streams) {
         const r = out.find((b) => (peer.streamId !== null ? b.h2!.streamId === peer.streamId : b.record.correlation_id === peer.key));
         assert.ok(r, `stream ${peer.streamId ?? peer.key}`);
-        assert.equal(r.record.http_method, peer.method);
-        assert.equal(r.record.http_path, peer.path);
-        assert.equal(r.record.http_status, peer.status);
+        // A header block past the kernel's 4096-byte capture (continuation's large block) leaves
+        // the table unknown; the next reference into it stops decoding: then a field is null,
+        // never another stream's. Before that, and on every other fixture, all are exact.
+        const stopped = counters.hpackDesyncs > 0 && r.record.http_method === null;
+        if (!stopped) {
+          assert.equal(r.record.http_method, peer.method);
+          assert.equal(r.record.http_path, peer.path);
+        }
+        if (!stopped || r.record.http_status !== null) assert.equal(r.record.http_status, peer.status);
         assert.equal(r.record.protocol, 'h2');
         if (peer.grpc) assert.equal(r.record.grpc_status, peer.grpc.status);
         else assert.equal(r.record.grpc_status, null);
+      }
+      if (name === 'continuation') {
+        assert.ok(counters.truncatedHeaderBlocks >= 1 && counters.hpackDesyncs === 1, `the large block was cut, and decoding stopped once: ${JSON.stringify(counters)}`);
+        assert.ok(out.some((b) => b.record.http_method === null) && out.some((b) => b.record.http_method !== null));
+      } else {
+        assert.equal(counters.hpackDesyncs, 0);
       }
       const charged = out.reduce((s, b) => s + b.cpuNs, 0);
       assert.equal(charged + counters.cpuUnattributedNs, given, 'streams + unattributed = every syscall');
@@ -156,5 +172,47 @@ describe('HTTP/2 records from kernel-shaped pc_h2_io records', () => {
     }
     assert.ok(out.length >= 1);
     console.log(`# mid-way: ${out.length} of ${fixture.streams.length} streams, ${out.filter((b) => b.record.http_path === null).length} without a path; hpack desyncs ${counters.hpackDesyncs}`);
+  });
+
+  it('a connection whose close never comes: its open streams end after the idle timeout, counted, never complete', () => {
+    const { fixture, chunks } = FIXTURES.get('multiplexed')!;
+    const timeout = 5_000_000_000n;
+    const h2 = newH2Requests(timeout);
+    // The requests and half of the server's frames: some streams finished, the rest still open.
+    const serverChunks = chunks.filter((c) => c.from === 'server').length;
+    let seen = 0;
+    const fed = chunks.filter((c) => c.from === 'client' || seen++ < serverChunks / 2);
+    const { out } = replay(fed, () => 0, { h2, noClose: true });
+    const open = h2.openStreams();
+    assert.ok(open > 0 && out.length > 0, `${out.length} finished, ${open} open`);
+    const last = BASE + BigInt(Math.max(...fed.map((c) => c.t))) * 1000n;
+    assert.deepEqual(h2.expireIdle(last + timeout - 1n), [], 'not idle long enough');
+    assert.equal(h2.openConnections, 1);
+    const expired = h2.expireIdle(last + timeout);
+    assert.equal(expired.length, open);
+    assert.equal(out.length + expired.length, fixture.streams.length, 'every stream a record, once');
+    for (const b of expired) {
+      assert.equal(b.h2!.end, 'idle-timeout');
+      assert.equal(b.captureIncomplete, true);
+      assert.ok(b.endNs <= last, 'ends at its connection\'s last activity, not at the sweep');
+    }
+    assert.equal(h2.counters.streamsIdleExpired, open);
+    assert.equal(h2.counters.connectionsIdleExpired, 1);
+    assert.equal(h2.openConnections, 0);
+  });
+
+  it('the idle sweep runs as records of other connections arrive (kernel time)', () => {
+    const timeout = 5_000_000_000n;
+    const h2 = newH2Requests(timeout);
+    const { chunks } = FIXTURES.get('basic')!;
+    replay(chunks.filter((c) => c.from === 'client'), () => 0, { h2, noClose: true });
+    assert.ok(h2.openStreams() > 0);
+    const other: KernelH2Io = {
+      kind: 'h2_io', direction: Direction.REQUEST, flags: 0, pid: process.pid, tid: process.pid, connId: CONN + 1,
+      tsNs: BASE + 60_000_000_000n, cpuNs: 0, total: 0, part: 0, runs: [],
+    };
+    const out = h2.io(other);
+    assert.ok(out.length > 0 && out.every((b) => b.h2!.end === 'idle-timeout'));
+    assert.equal(h2.openConnections, 1, 'only the new connection is left');
   });
 });

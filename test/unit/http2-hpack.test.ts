@@ -146,22 +146,43 @@ describe('HPACK decoder: no guessing', () => {
     assert.deepEqual(pairs(cut.fields), [[':method', 'GET'], [':scheme', 'http'], [':path', '/']]);
     assert.equal(cut.cut, true);
     assert.equal(d.tableKnown, false);
-    // Static references and literals stay exact; dynamic references are unknown, not guessed.
-    const next = d.decode(hex('828684be5886a8eb10649cbf'), true)!;
-    assert.deepEqual(pairs(next.fields), [[':method', 'GET'], [':scheme', 'http'], [':path', '/'], [null, null], ['cache-control', 'no-cache']]);
-    assert.equal(next.unknownFields, 1);
-    // A literal with an unknown indexed name keeps its value, not a name.
-    assert.deepEqual(pairs(d.decode(hex('7e 01 78'), true)!.fields), [[null, 'x']]);
-    // A size update to 0 empties the table: it is known again (then back to 4096).
-    assert.deepEqual(pairs(d.decode(hex('20 3fe11f 40 01 61 01 62 be'), true)!.fields), [['a', 'b'], ['a', 'b']]);
-    assert.equal(d.tableKnown, true);
+    // Static references and literals stay exact.
+    assert.deepEqual(pairs(d.decode(hex('828684 5886a8eb10649cbf'), true)!.fields), [[':method', 'GET'], [':scheme', 'http'], [':path', '/'], ['cache-control', 'no-cache']]);
+    // A reference into the table the cut hid: the table may be out of sync, so the decoder stops.
+    assert.equal(d.decode(hex('82 be'), true), null);
+    assert.equal(d.error, 'dynamic-table-unknown');
+    assert.equal(d.decode(hex('82'), true), null, 'nothing decoded after it, static references included');
   });
 
-  it('a table never seen (capture joined mid-way) resolves static entries only', () => {
+  it('a literal whose name is a dynamic entry of an unknown table stops the decoder too', () => {
     const d = new HpackDecoder({ tableKnown: false });
-    const out = d.decode(hex('82 c5 7f00 01 79'), true)!;
-    assert.deepEqual(pairs(out.fields), [[':method', 'GET'], [null, null], [null, 'y']]);
+    assert.equal(d.decode(hex('7e 01 78'), true), null);
+    assert.equal(d.error, 'dynamic-table-unknown');
+  });
+
+  it('a size update to 0 empties an unknown table: it is known again (then back to 4096)', () => {
+    const d = new HpackDecoder({ tableKnown: false });
+    assert.deepEqual(pairs(d.decode(hex('20 3fe11f 40 01 61 01 62 be'), true)!.fields), [['a', 'b'], ['a', 'b']]);
+    assert.equal(d.tableKnown, true);
     assert.equal(d.error, null);
+  });
+
+  it('a table never seen (capture joined mid-way): static entries and literals, until a dynamic reference', () => {
+    const d = new HpackDecoder({ tableKnown: false });
+    assert.deepEqual(pairs(d.decode(hex('82 87 0f00 01 79'), true)!.fields), [[':method', 'GET'], [':scheme', 'https'], ['accept-charset', 'y']]);
+    assert.equal(d.decode(hex('82 c5'), true), null);
+    assert.equal(d.error, 'dynamic-table-unknown');
+  });
+
+  it('stop() (the other direction desynced) ends decoding without changing an earlier error', () => {
+    const d = new HpackDecoder({ tableKnown: true });
+    d.stop();
+    assert.equal(d.decode(hex('82'), true), null);
+    assert.equal(d.error, 'stopped');
+    const e = new HpackDecoder({ tableKnown: true });
+    e.decode(hex('80'), true);
+    e.stop();
+    assert.equal(e.error, 'index-zero');
   });
 
   it('header lists past the bound are left out, while the table still takes them in', () => {
