@@ -16,6 +16,7 @@
 #define __PC_DEPENDENCY_BPF_H
 
 #include "maps.bpf.h"
+#include "serving.bpf.h"
 #include "ringbuf.bpf.h"
 #include "sock.bpf.h"
 #include "io.bpf.h"
@@ -297,7 +298,7 @@ static __always_inline struct conn_state *maybe_adopt(struct pc_conn_key *key, b
 	struct pc_filter_cfg *cfg = bpf_map_lookup_elem(&filter_cfg, &zero);
 	if (!admit_process(task, key->tgid, bpf_get_current_cgroup_id(), cfg)) {
 		/* Seeded as a server by the loader, or the filters changed: stop looking at it. */
-		bpf_map_delete_elem(&server_tgids, &key->tgid);
+		remove_serving_process(key->tgid);
 		return NULL;
 	}
 	if (ignored || bpf_map_lookup_elem(&listen_ports, &local_port)) {

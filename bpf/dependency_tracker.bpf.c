@@ -13,7 +13,7 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct pc_conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
-	if (!serving_process(key.tgid))
+	if (!is_serving(key.tgid))
 		return 0;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct sock *sk = sock_of_fd(task, key.fd);
@@ -24,7 +24,7 @@ int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	__u32 zero = 0;
 	if (!admit_process(task, key.tgid, bpf_get_current_cgroup_id(),
 			   bpf_map_lookup_elem(&filter_cfg, &zero))) {
-		bpf_map_delete_elem(&server_tgids, &key.tgid);
+		remove_serving_process(key.tgid);
 		return 0;
 	}
 	__u64 now = bpf_ktime_get_ns();

@@ -24,11 +24,14 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u6
 		return;
 	/* Bound the very register the helpers get: 6.1's verifier tracks a bound checked on a
 	 * truncated copy, not on the original the compiler then passes ("unbounded memory
-	 * access"). The barrier stops the compiler from reusing the unclamped value. */
+	 * access"). The first barrier stops the compiler from reusing the unclamped value; the
+	 * second from spilling it before the clamp and passing the reloaded spill (5.10 and 6.1
+	 * do not carry a bound learnt later over to an earlier spill). */
 	__u64 n = len;
 	barrier_var(n);
 	if (n > PC_DATA_MAX)
 		n = PC_DATA_MAX;
+	barrier_var(n);
 	if (bpf_probe_read_user(d->data, n, (const void *)ubuf))
 		return;
 	d->type = PC_REC_DATA;

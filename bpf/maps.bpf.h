@@ -104,8 +104,8 @@ struct {
 	__type(value, struct server_process);
 } server_tgids SEC(".maps");
 
-/* Key 0: bumped at every insert into server_tgids (serving.bpf.h), so that a CPU's memory of a
- * process that was not serving is dropped once any process starts serving. */
+/* Key 0: bumped at every insert into server_tgids and every delete (serving.bpf.h), so that
+ * what a CPU remembers of a process is dropped once the set of serving processes changes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -113,13 +113,13 @@ struct {
 	__type(value, __u32);
 } server_tgids_gen SEC(".maps");
 
-/* Per CPU: the last process found not serving, at which server_tgids_gen (serving.bpf.h). */
+/* Per CPU: whether the last processes seen serve, at which server_tgids_gen (serving.bpf.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct not_serving);
-} not_serving_memo SEC(".maps");
+	__type(value, struct serving_memo);
+} serving_memo SEC(".maps");
 
 /* Local ports something listens on: tells adopted inbound sockets from outbound ones. */
 struct {

@@ -69,10 +69,9 @@ static __always_inline void begin_pipelined_request(struct pc_conn_key *key, str
 	c->flags = PC_F_PIPELINED;
 }
 
-static __always_inline void server_io_exit(struct thread_state *ts, struct server_process *proc,
-					   struct pc_conn_key *key, struct conn_state *c,
-					   struct io_call *io, long ret, bool is_read,
-					   __u32 tid, __u64 now)
+static __always_inline void server_io_exit(struct thread_state *ts, struct pc_conn_key *key,
+					   struct conn_state *c, struct io_call *io, long ret,
+					   bool is_read, __u32 tid, __u64 now)
 {
 	/* HTTP/2 (h2.bpf.h): streams, not read/write turns; none of the rules below apply. */
 	if (c->proto == CONN_PROTO_H2 || h2_detect(key, c, io, ret, is_read, now)) {
@@ -122,7 +121,9 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct serve
 	ts->just_woke = 0;
 	if (!is_read) {
 		c->cpu_at_last_write = c->cpu_ns;
-		c->rss_bytes = process_rss_pages(proc, now) << 12; /* 4 KiB pages */
+		struct server_process *proc = bpf_map_lookup_elem(&server_tgids, &key->tgid);
+		if (proc)
+			c->rss_bytes = process_rss_pages(proc, now) << 12; /* 4 KiB pages */
 	}
 	if (io->op == IO_SENDFILE)
 		return;
@@ -236,7 +237,7 @@ static __always_inline int save_args(struct trace_event_raw_sys_enter *ctx, __u8
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	if (!serving_process(tgid))
+	if (!is_serving(tgid))
 		return 0;
 	__u32 tid = (__u32)pid_tgid;
 	struct io_call io = { .op = op, .fd = (__u32)ctx->args[0] };
@@ -258,10 +259,9 @@ static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx, __u8
 		return 0; /* EAGAIN, EOF, errors: no bytes, no boundary */
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	/* Every tracked connection belongs to a serving process: one small lookup turns away
+	/* Every tracked connection belongs to a serving process: the per-CPU memo turns away
 	 * the syscalls of every other process on the host. */
-	struct server_process *proc = serving_process(tgid);
-	if (!proc)
+	if (!is_serving(tgid))
 		return 0;
 	__u32 tid = (__u32)pid_tgid;
 	struct io_call io = {};
@@ -283,7 +283,7 @@ static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx, __u8
 		return 0;
 	bool is_read = op <= IO_RECVMSG;
 	if (c->role == ROLE_SERVER)
-		server_io_exit(ts, proc, &key, c, &io, ret, is_read, tid, now);
+		server_io_exit(ts, &key, c, &io, ret, is_read, tid, now);
 	else
 		client_io_exit(ts, &key, c, &io, ret, is_read, tid, now);
 	return 0;
@@ -341,7 +341,7 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct pc_conn_key key = { .tgid = pid_tgid >> 32, .fd = (__u32)ctx->args[0] };
 	/* Only serving processes have tracked or ignored fds: one small lookup for everyone else. */
-	if (!serving_process(key.tgid))
+	if (!is_serving(key.tgid))
 		return 0;
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
 	if (!c) {

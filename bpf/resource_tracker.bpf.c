@@ -15,7 +15,7 @@ static __always_inline int on_loop_wait(void)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	if (!serving_process(tgid))
+	if (!is_serving(tgid))
 		return 0;
 	__u32 tid = (__u32)pid_tgid;
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
@@ -57,8 +57,8 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 			*offset = (__s64)(now - exec_start);
 	}
 	/* Only threads that ever served a tracked request are in the map, and only serving
-	 * processes have such threads: most switches stop at the per-CPU memo. */
-	if (!serving_process(prev->tgid))
+	 * processes have such threads: the per-CPU memo answers for most switches. */
+	if (!is_serving(prev->tgid))
 		return 0;
 	__u32 prev_tid = prev->pid;
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &prev_tid);

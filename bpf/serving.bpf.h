@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Which processes serve (map server_tgids): the first test of every hook that runs for the
- * whole host (each read/write exit, epoll wait and context switch). Most calls come from
- * processes that serve nothing, again and again on the same CPU (the load generator, the
- * agent, the kernel's threads), and a miss in the hash costs a cold bucket at low rates. So
- * each CPU remembers a few processes it found not serving, valid until the next insert into
- * server_tgids (server_tgids_gen): one per-CPU cache line instead of the hash. The loader
- * seeds server_tgids before any program is attached (loader/src/seed.rs), when no CPU
- * remembers anything yet.
+ * whole host (each read/write exit, epoll wait and context switch). The same few processes
+ * come back again and again on a CPU (the load generator, the agent, the server, the kernel's
+ * threads), and a lookup in the hash costs a cold bucket at low rates. So each CPU remembers
+ * whether the last processes it saw serve, valid until server_tgids gains or loses an entry
+ * (server_tgids_gen): one per-CPU cache line instead of the hash. The loader seeds
+ * server_tgids before any program is attached (loader/src/seed.rs), when no CPU remembers
+ * anything yet. An LRU eviction changes no generation: a process remembered as serving then
+ * finds no thread or connection of its own, which every caller checks next.
  */
 #ifndef __PC_SERVING_BPF_H
 #define __PC_SERVING_BPF_H
@@ -20,26 +21,31 @@ static __always_inline __u32 *serving_gen(void)
 	return bpf_map_lookup_elem(&server_tgids_gen, &zero);
 }
 
-/* The serving process `tgid`, or NULL when it serves nothing. */
-static __always_inline struct server_process *serving_process(__u32 tgid)
+/* Does `tgid` serve? (Its struct server_process, where needed, is in server_tgids.) */
+static __always_inline bool is_serving(__u32 tgid)
 {
 	if (!tgid)
-		return NULL; /* the idle task */
+		return false; /* the idle task */
 	__u32 zero = 0;
-	struct not_serving *memo = bpf_map_lookup_elem(&not_serving_memo, &zero);
+	struct serving_memo *memo = bpf_map_lookup_elem(&serving_memo, &zero);
 	__u32 *gen = serving_gen();
 	if (!memo || !gen)
-		return bpf_map_lookup_elem(&server_tgids, &tgid);
-	__u32 now_gen = *gen;
-	__u32 slot = tgid & (NOT_SERVING_SLOTS - 1);
-	if (memo->tgid[slot] == tgid && memo->gen[slot] == now_gen)
-		return NULL;
-	struct server_process *proc = bpf_map_lookup_elem(&server_tgids, &tgid);
-	if (!proc) {
-		memo->tgid[slot] = tgid;
-		memo->gen[slot] = now_gen;
-	}
-	return proc;
+		return bpf_map_lookup_elem(&server_tgids, &tgid) != NULL;
+	__u32 now_gen = *gen << 1;
+	__u32 slot = tgid & (SERVING_MEMO_SLOTS - 1);
+	if (memo->tgid[slot] == tgid && (memo->gen[slot] & ~1U) == now_gen)
+		return memo->gen[slot] & 1;
+	bool serving = bpf_map_lookup_elem(&server_tgids, &tgid) != NULL;
+	memo->tgid[slot] = tgid;
+	memo->gen[slot] = now_gen | serving;
+	return serving;
+}
+
+static __always_inline void serving_changed(void)
+{
+	__u32 *gen = serving_gen();
+	if (gen)
+		__sync_fetch_and_add(gen, 1);
 }
 
 /* `tgid` serves from now on (created unless it was already). */
@@ -48,10 +54,14 @@ static __always_inline void add_serving_process(__u32 tgid)
 	struct server_process fresh = {};
 	if (bpf_map_update_elem(&server_tgids, &tgid, &fresh, BPF_NOEXIST))
 		return; /* already serving (or no room) */
-	/* After the insert: a CPU that sees the new generation finds the process. */
-	__u32 *gen = serving_gen();
-	if (gen)
-		__sync_fetch_and_add(gen, 1);
+	serving_changed(); /* after the insert: a CPU that sees the new generation finds it */
+}
+
+/* `tgid` no longer serves (the filters turned it away). */
+static __always_inline void remove_serving_process(__u32 tgid)
+{
+	if (!bpf_map_delete_elem(&server_tgids, &tgid))
+		serving_changed();
 }
 
 #endif /* __PC_SERVING_BPF_H */

@@ -172,12 +172,12 @@ struct server_process {
 	__u64 rss_exact_ns;   /* when rss_pages was last summed exactly */
 };
 
-/* Processes that serve nothing, as of a server_tgids generation: a direct-mapped memo by the
- * low bits of the tgid, one cache line (serving.bpf.h). */
-#define NOT_SERVING_SLOTS 8
-struct not_serving {
-	__u32 tgid[NOT_SERVING_SLOTS];
-	__u32 gen[NOT_SERVING_SLOTS];
+/* Whether processes serve, as of a server_tgids generation: a direct-mapped memo by the low
+ * bits of the tgid, one cache line (serving.bpf.h). */
+#define SERVING_MEMO_SLOTS 8
+struct serving_memo {
+	__u32 tgid[SERVING_MEMO_SLOTS];
+	__u32 gen[SERVING_MEMO_SLOTS]; /* bit 0: serving; the generation above it */
 };
 
 /* Values of map "ignored_fds": why an fd of a server process is not tracked until it is
