@@ -249,8 +249,9 @@ export class RequestAssembler {
     let total = k.bytesReceived;
     let incomplete = captured.captureIncomplete;
 
-    const carry = this.carries.get(k.connId);
-    this.carries.delete(k.connId);
+    // Most connections never pipeline: no lookup (and no delete) while nothing is carried.
+    const carry = this.carries.size > 0 ? this.carries.get(k.connId) : undefined;
+    if (carry !== undefined) this.carries.delete(k.connId);
     if (carry && carry.seq === k.seq - 1) {
       total += carry.length;
       if (carry.head.length === carry.length) head = head.length ? Buffer.concat([carry.head, head]) : carry.head;

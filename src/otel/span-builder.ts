@@ -84,11 +84,10 @@ export function hostOfAuthority(authority: string | undefined): string | null {
 
 /**
  * One KeyValue (as field `field` of the enclosing message): string, bool, int64 or double.
- * Sizes are computed up front, so nothing is written twice; the key's bytes are encoded once
- * per key name.
+ * Sizes are computed up front, so nothing is written twice; `keyField` is the key's
+ * encoded KeyValue.key field (keyFieldOf).
  */
-function writeAttribute(w: ProtobufWriter, field: number, key: string, value: AttributeValue): void {
-  const keyField = keyFieldOf(key);
+function writeAttribute(w: ProtobufWriter, field: number, keyField: Buffer, value: AttributeValue): void {
   let valueSize: number; // the AnyValue message
   let utf8 = 0;
   const isInt = typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
@@ -123,21 +122,42 @@ function writeAttribute(w: ProtobufWriter, field: number, key: string, value: At
   }
 }
 
-/** KeyValue.key fields (tag, length, name), by attribute name. */
+/** KeyValue.key fields (tag, length, name) of resource keys, by attribute name. */
 const keyFields = new Map<string, Buffer>();
+
+function encodeKeyField(key: string): Buffer {
+  const w = new ProtobufWriter(64);
+  w.tag(1, WireType.LEN);
+  w.string(key);
+  return Buffer.from(w.view());
+}
 
 function keyFieldOf(key: string): Buffer {
   let f = keyFields.get(key);
   if (!f) {
-    const w = new ProtobufWriter(64);
-    w.tag(1, WireType.LEN);
-    w.string(key);
-    f = Buffer.from(w.view());
-    // Span keys are a fixed set; resource keys come from pods (bounded by MAX_RESOURCES).
+    f = encodeKeyField(key);
+    // Resource keys come from pods (bounded by MAX_RESOURCES) and OTEL_RESOURCE_ATTRIBUTES.
     if (keyFields.size < 4096) keyFields.set(key, f);
   }
   return f;
 }
+
+/**
+ * Every span attribute key of semconv.ts, encoded once: a span writes about 25 of them, and
+ * looking each up by name in a Map was a tenth of span encoding.
+ */
+const K = Object.fromEntries(Object.entries(sc).map(([name, key]) => [name, encodeKeyField(key)])) as { readonly [N in keyof typeof sc]: Buffer };
+
+/** A whole Span.attributes field whose value never changes, encoded once. */
+function constantAttribute(keyField: Buffer, value: AttributeValue): Buffer {
+  const w = new ProtobufWriter(64);
+  writeAttribute(w, SPAN_ATTRIBUTES, keyField, value);
+  return Buffer.from(w.view());
+}
+const TRANSPORT_TCP = constantAttribute(K.ATTR_NETWORK_TRANSPORT, 'tcp');
+const SCHEME_HTTP = constantAttribute(K.ATTR_URL_SCHEME, 'http');
+const PROTOCOL_HTTP = constantAttribute(K.ATTR_NETWORK_PROTOCOL_NAME, 'http');
+const CAPTURE_INCOMPLETE = constantAttribute(K.ATTR_PERFCATCH_CAPTURE_INCOMPLETE, true);
 
 /** Trace flags and the parent's remoteness, as Span.flags. */
 function spanFlags(traceFlags: number, parentIsRemote: boolean): number {
@@ -201,7 +221,7 @@ export class SpanBuilder {
       [sc.ATTR_TELEMETRY_SDK_VERSION]: INSTRUMENTATION_SCOPE.version,
     };
     const w = new ProtobufWriter(512);
-    for (const [key, value] of Object.entries(attributes)) writeAttribute(w, RESOURCE_ATTRIBUTES, key, value);
+    for (const [key, value] of Object.entries(attributes)) writeAttribute(w, RESOURCE_ATTRIBUTES, keyFieldOf(key), value);
     return { bytes: Buffer.from(w.view()) };
   }
 
@@ -234,7 +254,7 @@ export class SpanBuilder {
   private endSpan(isError: boolean, status: number | null, flags: number): Buffer {
     const w = this.w;
     if (isError) {
-      if (status !== null) this.attr(sc.ATTR_ERROR_TYPE, String(status));
+      if (status !== null) this.attr(K.ATTR_ERROR_TYPE, String(status));
       w.tag(SPAN_STATUS, WireType.LEN);
       w.varint(2);
       w.tag(STATUS_CODE, WireType.VARINT);
@@ -245,8 +265,8 @@ export class SpanBuilder {
     return w.view();
   }
 
-  private attr(key: string, value: AttributeValue): void {
-    writeAttribute(this.w, SPAN_ATTRIBUTES, key, value);
+  private attr(keyField: Buffer, value: AttributeValue): void {
+    writeAttribute(this.w, SPAN_ATTRIBUTES, keyField, value);
   }
 
   /** The request's SERVER span. */
@@ -267,46 +287,46 @@ export class SpanBuilder {
     // caller runs on this host too (linked by the kernel from the connection's two ends).
     const name = grpc ? `${grpc.service}/${grpc.method}` : method ? (route ? `${method} ${route}` : method) : b.h2 ? 'h2 stream' : 'tcp request';
     this.beginSpan(r.trace_id, r.span_id, r.parent_span_id, name, KIND_SERVER, b.startNs, b.endNs);
-    this.attr(sc.ATTR_NETWORK_TRANSPORT, 'tcp');
-    this.attr(sc.ATTR_SERVER_PORT, r.local_port);
-    this.attr(sc.ATTR_NETWORK_LOCAL_ADDRESS, b.localAddr);
-    this.attr(sc.ATTR_NETWORK_LOCAL_PORT, r.local_port);
-    this.attr(sc.ATTR_CLIENT_ADDRESS, r.remote_ip);
-    this.attr(sc.ATTR_CLIENT_PORT, r.remote_port);
-    this.attr(sc.ATTR_NETWORK_PEER_ADDRESS, r.remote_ip);
-    this.attr(sc.ATTR_NETWORK_PEER_PORT, r.remote_port);
-    this.attr(sc.ATTR_HTTP_REQUEST_SIZE, r.bytes_received);
-    this.attr(sc.ATTR_HTTP_RESPONSE_SIZE, r.bytes_sent);
-    this.attr(sc.ATTR_PROCESS_PID, r.pid);
-    this.attr(sc.ATTR_PERFCATCH_CPU_TIME_NS, b.cpuNs);
-    this.attr(sc.ATTR_PERFCATCH_CPU_ATTRIBUTION, r.cpu_attribution);
-    this.attr(sc.ATTR_PERFCATCH_CPU_AFTER_RESPONSE_NS, Math.round(r.cpu_after_response_ms * 1e6));
-    this.attr(sc.ATTR_PERFCATCH_MEMORY_RSS_BYTES, r.memory_rss_bytes);
-    this.attr(sc.ATTR_PERFCATCH_REQUEST_ID, r.request_id);
-    if (b.h2) this.attr(sc.ATTR_PERFCATCH_H2_STREAM_ID, b.h2.streamId);
-    else this.attr(sc.ATTR_PERFCATCH_CONNECTION_REQUEST_SEQ, b.seq);
+    this.w.raw(TRANSPORT_TCP);
+    this.attr(K.ATTR_SERVER_PORT, r.local_port);
+    this.attr(K.ATTR_NETWORK_LOCAL_ADDRESS, b.localAddr);
+    this.attr(K.ATTR_NETWORK_LOCAL_PORT, r.local_port);
+    this.attr(K.ATTR_CLIENT_ADDRESS, r.remote_ip);
+    this.attr(K.ATTR_CLIENT_PORT, r.remote_port);
+    this.attr(K.ATTR_NETWORK_PEER_ADDRESS, r.remote_ip);
+    this.attr(K.ATTR_NETWORK_PEER_PORT, r.remote_port);
+    this.attr(K.ATTR_HTTP_REQUEST_SIZE, r.bytes_received);
+    this.attr(K.ATTR_HTTP_RESPONSE_SIZE, r.bytes_sent);
+    this.attr(K.ATTR_PROCESS_PID, r.pid);
+    this.attr(K.ATTR_PERFCATCH_CPU_TIME_NS, b.cpuNs);
+    this.attr(K.ATTR_PERFCATCH_CPU_ATTRIBUTION, r.cpu_attribution);
+    this.attr(K.ATTR_PERFCATCH_CPU_AFTER_RESPONSE_NS, Math.round(r.cpu_after_response_ms * 1e6));
+    this.attr(K.ATTR_PERFCATCH_MEMORY_RSS_BYTES, r.memory_rss_bytes);
+    this.attr(K.ATTR_PERFCATCH_REQUEST_ID, r.request_id);
+    if (b.h2) this.attr(K.ATTR_PERFCATCH_H2_STREAM_ID, b.h2.streamId);
+    else this.attr(K.ATTR_PERFCATCH_CONNECTION_REQUEST_SEQ, b.seq);
     if (grpc) {
-      this.attr(sc.ATTR_RPC_SYSTEM, 'grpc');
-      this.attr(sc.ATTR_RPC_SERVICE, grpc.service);
-      this.attr(sc.ATTR_RPC_METHOD, grpc.method);
-      if (grpc.status !== null) this.attr(sc.ATTR_RPC_GRPC_STATUS_CODE, grpc.status);
+      this.attr(K.ATTR_RPC_SYSTEM, 'grpc');
+      this.attr(K.ATTR_RPC_SERVICE, grpc.service);
+      this.attr(K.ATTR_RPC_METHOD, grpc.method);
+      if (grpc.status !== null) this.attr(K.ATTR_RPC_GRPC_STATUS_CODE, grpc.status);
     }
     if (b.http) {
-      this.attr(sc.ATTR_URL_SCHEME, 'http');
-      this.attr(sc.ATTR_HTTP_REQUEST_METHOD, b.http.method);
-      this.attr(sc.ATTR_URL_PATH, b.http.path);
-      this.attr(sc.ATTR_NETWORK_PROTOCOL_NAME, 'http');
-      this.attr(sc.ATTR_NETWORK_PROTOCOL_VERSION, b.http.version);
+      this.w.raw(SCHEME_HTTP);
+      this.attr(K.ATTR_HTTP_REQUEST_METHOD, b.http.method);
+      this.attr(K.ATTR_URL_PATH, b.http.path);
+      this.w.raw(PROTOCOL_HTTP);
+      this.attr(K.ATTR_NETWORK_PROTOCOL_VERSION, b.http.version);
       const serverAddress = hostOfAuthority(b.http.headers.get('host'));
-      if (serverAddress) this.attr(sc.ATTR_SERVER_ADDRESS, serverAddress);
-      if (route) this.attr(sc.ATTR_PERFCATCH_ROUTE, route);
-      if (b.http.query !== null && r.http_path) this.attr(sc.ATTR_URL_QUERY, r.http_path.slice(b.http.path.length + 1));
+      if (serverAddress) this.attr(K.ATTR_SERVER_ADDRESS, serverAddress);
+      if (route) this.attr(K.ATTR_PERFCATCH_ROUTE, route);
+      if (b.http.query !== null && r.http_path) this.attr(K.ATTR_URL_QUERY, r.http_path.slice(b.http.path.length + 1));
       const ua = b.http.headers.get('user-agent');
-      if (ua) this.attr(sc.ATTR_USER_AGENT_ORIGINAL, ua.slice(0, 256));
+      if (ua) this.attr(K.ATTR_USER_AGENT_ORIGINAL, ua.slice(0, 256));
     }
-    if (r.http_status !== null) this.attr(sc.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
-    if (r.correlation_id) this.attr(sc.ATTR_PERFCATCH_CORRELATION_ID, r.correlation_id);
-    if (b.captureIncomplete) this.attr(sc.ATTR_PERFCATCH_CAPTURE_INCOMPLETE, true);
+    if (r.http_status !== null) this.attr(K.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
+    if (r.correlation_id) this.attr(K.ATTR_PERFCATCH_CORRELATION_ID, r.correlation_id);
+    if (b.captureIncomplete) this.w.raw(CAPTURE_INCOMPLETE);
     // Sampling policy: an exported span is marked sampled, including (with the default
     // always_on sampler) a child of a traceparent whose sampled flag is 00 (documented).
     // gRPC server spans: the status codes that mean the server failed (RPC conventions).
@@ -324,27 +344,27 @@ export class SpanBuilder {
     }
     const name = d.http ? `${d.http.method} ${routeTemplate(d.http.path)}` : `tcp ${r.peer_ip}:${r.peer_port}`;
     this.beginSpan(parent.trace_id, r.span_id, parent.span_id, name, KIND_CLIENT, d.startNs, d.endNs);
-    this.attr(sc.ATTR_SERVER_ADDRESS, r.peer_ip);
-    this.attr(sc.ATTR_SERVER_PORT, r.peer_port);
-    this.attr(sc.ATTR_NETWORK_PEER_ADDRESS, r.peer_ip);
-    this.attr(sc.ATTR_NETWORK_PEER_PORT, r.peer_port);
-    this.attr(sc.ATTR_NETWORK_LOCAL_ADDRESS, d.localAddr);
-    this.attr(sc.ATTR_NETWORK_LOCAL_PORT, d.localPort);
-    this.attr(sc.ATTR_NETWORK_TRANSPORT, 'tcp');
-    this.attr(sc.ATTR_HTTP_REQUEST_SIZE, r.bytes_sent);
-    this.attr(sc.ATTR_HTTP_RESPONSE_SIZE, r.bytes_received);
-    this.attr(sc.ATTR_PERFCATCH_NEW_CONNECTION, r.new_connection);
-    this.attr(sc.ATTR_PERFCATCH_CALLER_ATTRIBUTION, r.caller_attribution);
-    if (r.connect_ms !== null) this.attr(sc.ATTR_PERFCATCH_CONNECT_MS, r.connect_ms);
+    this.attr(K.ATTR_SERVER_ADDRESS, r.peer_ip);
+    this.attr(K.ATTR_SERVER_PORT, r.peer_port);
+    this.attr(K.ATTR_NETWORK_PEER_ADDRESS, r.peer_ip);
+    this.attr(K.ATTR_NETWORK_PEER_PORT, r.peer_port);
+    this.attr(K.ATTR_NETWORK_LOCAL_ADDRESS, d.localAddr);
+    this.attr(K.ATTR_NETWORK_LOCAL_PORT, d.localPort);
+    this.w.raw(TRANSPORT_TCP);
+    this.attr(K.ATTR_HTTP_REQUEST_SIZE, r.bytes_sent);
+    this.attr(K.ATTR_HTTP_RESPONSE_SIZE, r.bytes_received);
+    this.attr(K.ATTR_PERFCATCH_NEW_CONNECTION, r.new_connection);
+    this.attr(K.ATTR_PERFCATCH_CALLER_ATTRIBUTION, r.caller_attribution);
+    if (r.connect_ms !== null) this.attr(K.ATTR_PERFCATCH_CONNECT_MS, r.connect_ms);
     if (d.http) {
       const host = d.http.headers.get('host') ?? `${r.peer_ip}:${r.peer_port}`;
-      this.attr(sc.ATTR_HTTP_REQUEST_METHOD, d.http.method);
-      this.attr(sc.ATTR_URL_PATH, d.http.path);
-      this.attr(sc.ATTR_URL_FULL, `http://${host}${r.http_path ?? d.http.path}`);
-      this.attr(sc.ATTR_NETWORK_PROTOCOL_NAME, 'http');
-      this.attr(sc.ATTR_NETWORK_PROTOCOL_VERSION, d.http.version);
+      this.attr(K.ATTR_HTTP_REQUEST_METHOD, d.http.method);
+      this.attr(K.ATTR_URL_PATH, d.http.path);
+      this.attr(K.ATTR_URL_FULL, `http://${host}${r.http_path ?? d.http.path}`);
+      this.w.raw(PROTOCOL_HTTP);
+      this.attr(K.ATTR_NETWORK_PROTOCOL_VERSION, d.http.version);
     }
-    if (r.http_status !== null) this.attr(sc.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
+    if (r.http_status !== null) this.attr(K.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
     const isError = r.http_status !== null && r.http_status >= 400;
     const span = this.endSpan(isError, r.http_status, spanFlags(TRACE_FLAG_SAMPLED, false));
     this.emit(this.resourceFor(parent.service_name, parent.process_name, null, parent.pod_name), span);

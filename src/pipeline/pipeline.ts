@@ -128,9 +128,10 @@ export class RequestPipeline {
       }
       case 'request': {
         const assembled = this.assembler.completeRequest(rec);
-        const earlier = this.recent.get(exchangeKey(generation, rec.connId, rec.seq));
+        const connKey = exchangeKey(generation, rec.connId, rec.seq);
+        const earlier = this.recent.get(connKey);
         if (earlier !== undefined) return this.update(earlier, assembled);
-        const built = buildRequest(assembled, this.options);
+        const built = buildRequest(assembled, this.options, connKey);
         this.requests++;
         if (!built.isHttp) this.requestsNotHttp++;
         this.dependencies += built.dependencies.length;

@@ -97,7 +97,8 @@ export function responseStatus(a: AssembledRequest): number | null {
   return parseResponseHead(a.responseHead)?.status ?? null;
 }
 
-export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): BuiltRequest {
+/** `connKey`: exchangeKey() of the request, when the caller has it already (one string, hashed once). */
+export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions, connKey = exchangeKey(a.generation, a.kernel.connId, a.kernel.seq)): BuiltRequest {
   const k = a.kernel;
   const http = parseRequestHead(a.requestHead, requestHeaders(opts.correlation));
   const traceParent = http ? parseTraceParent(http.headers.get('traceparent')) : null;
@@ -156,6 +157,6 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     dependencies,
     pod,
     callerExchangeKey: k.peerConnId ? exchangeKey(a.generation, k.peerConnId, k.seq) : null,
-    connKey: exchangeKey(a.generation, k.connId, k.seq),
+    connKey,
   };
 }

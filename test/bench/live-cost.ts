@@ -2,8 +2,9 @@
  * The live agent's userspace cost at a fixed rate, with span export to a real Collector (as
  * bench scenario d), without the with/without alternation of run.ts: for profiling and quick
  * before/after comparisons. Prints loader and agent CPU µs per request for each round.
- *   node test/bench/live-cost.ts [--rate N] [--seconds S] [--rounds R] [--cpu-prof DIR] [--protocol http|grpc] [--node-flags '--perf-basic-prof'] [--agent-output FILE] [--wrap 'stdbuf -oL'] [--idle SECONDS]
- * With --perf SECONDS, `perf record -g` samples the agent for that long in the first round (perf.data in cwd).
+ *   node test/bench/live-cost.ts [--rate N] [--seconds S] [--rounds R] [--cpu-prof DIR] [--protocol http|grpc] [--node-flags '--perf-basic-prof'] [--agent-output FILE] [--wrap 'stdbuf -oL'] [--idle SECONDS] [--cli DIR/dist/cli.js] [--agent-args '--loader X']
+ * --cli runs another build (a copy of dist/, build/ and the loader kept for a before/after comparison).
+ * With --perf SECONDS, `perf record -g` samples the agent for that long in the first round (perf.data in cwd; --perf-freq HZ, default 499; --perf-round N, default 0).
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -65,7 +66,7 @@ const extra = opt('--node-flags', '').split(' ').filter(Boolean);
 const flags = [...AGENT_NODE_FLAGS, ...extra, ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])];
 const wrap = opt('--wrap', '').split(' ').filter(Boolean);
 const [cmd, ...cmdArgs] = [...wrap, process.execPath];
-const agent = spawnTracked(cmd!, [...cmdArgs, ...flags, CLI, 'agent', '--api-port', String(apiPort), '--ports', String(server.port), '--log-level', 'warn', '--otlp-endpoint', endpoint], {
+const agent = spawnTracked(cmd!, [...cmdArgs, ...flags, opt('--cli', CLI), 'agent', '--api-port', String(apiPort), '--ports', String(server.port), '--log-level', 'warn', '--otlp-endpoint', endpoint, ...opt('--agent-args', '').split(' ').filter(Boolean)], {
   env: { ...process.env, OTEL_EXPORTER_OTLP_PROTOCOL: protocol === 'grpc' ? 'grpc' : 'http/protobuf' },
 });
 const health = async () => (await (await fetch(`http://127.0.0.1:${apiPort}/health`)).json()) as { counters: { agent: { requests_recorded: number } } };
@@ -88,7 +89,7 @@ try {
     const a0 = cpuMicros(agent.pid);
     const l0 = cpuMicros(lpid);
     const h0 = (await health()).counters.agent.requests_recorded;
-    const perf = r === 0 && perfSeconds > 0 ? spawnTracked('perf', ['record', '-F', '499', '-g', '-p', String(agent.pid), '-o', 'perf.data', '--', 'sleep', String(perfSeconds)]) : null;
+    const perf = r === Number(opt('--perf-round', '0')) && perfSeconds > 0 ? spawnTracked('perf', ['record', '-F', opt('--perf-freq', '499'), '-g', '-p', String(agent.pid), '-o', 'perf.data', '--', 'sleep', String(perfSeconds)]) : null;
     const n = oha(url);
     await perf?.exited;
     await new Promise((res) => setTimeout(res, 1_500));
