@@ -62,8 +62,10 @@ interface PinsInfo {
   state_id?: number;
 }
 
-/** Ring-buffer records (not the loader's own) whose frames count after a ring mark. */
-const RING_KINDS = new Set(['request', 'data', 'dependency', 'process_env']);
+/** Ring-buffer records (not the loader's own) whose frames count after a ring mark: every
+ * kernel record type of bpf/perfcatch.h (PC_REC_REQUEST..PC_REC_H2_CONN), as the loader counts
+ * them for --resume. */
+const RING_KINDS = new Set(['request', 'data', 'dependency', 'process_env', 'h2_io', 'h2_conn']);
 
 export interface LoaderHandlers {
   /**
