@@ -102,7 +102,7 @@ try {
       JSON.stringify({ round: r, requests: n, recorded: h1 - h0, agent_us: +((a1 - a0) / n).toFixed(1), loader_us: +((l1 - l0) / n).toFixed(1), total_us: +((a1 - a0 + l1 - l0) / n).toFixed(1), agent_sys_us: +((s1 - s0) / n).toFixed(1), agent_hwm_mb: +hwmMb(agent.pid).toFixed(0), threads }),
     );
   }
-  const spans = collector.spans().length;
+  const spans = collector.spanCount();
   console.log(JSON.stringify({ spans_received: spans }));
 } finally {
   await agent.stop('SIGTERM');

@@ -209,7 +209,7 @@ async function withAgent(ports: number[], load: () => LoadResult, collector: Run
   if (collector) args.push('--otlp-endpoint', collector.httpEndpoint);
   const agent: RunningAgent = await startAgent(args);
   const loaderPid = loaderPidOf(agent.pid);
-  const spansBefore = collector ? collector.spans().length : 0;
+  const spansBefore = collector ? collector.spanCount() : 0;
   try {
     execFileSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
     const bpf0 = bpfStats(loaderPid);
@@ -226,7 +226,7 @@ async function withAgent(ports: number[], load: () => LoadResult, collector: Run
     let spansReceived: number | null = null;
     if (collector) {
       await new Promise((r) => setTimeout(r, 3_000));
-      spansReceived = collector.spans().length - spansBefore;
+      spansReceived = collector.spanCount() - spansBefore;
     }
     return {
       load: result,

@@ -51,7 +51,25 @@ export interface RunningCollector extends Spawned {
   /** OTLP/HTTP receiver base URL: POST /v1/traces, /v1/metrics (https:// with TLS). */
   httpEndpoint: string;
   spans(): ReceivedSpan[];
+  /** How many spans arrived (without building them). */
+  spanCount(): number;
   metrics(): ReceivedMetric[];
+}
+
+/**
+ * The file exporter's documents, one per line. The file is read as bytes and each line decoded
+ * alone: a long run's file (300,000 spans) outgrows the longest string V8 makes.
+ */
+function* jsonLines<T>(path: string): Generator<T> {
+  if (!existsSync(path)) return;
+  const bytes = readFileSync(path);
+  for (let at = 0; at < bytes.length; ) {
+    let end = bytes.indexOf(0x0a, at);
+    if (end < 0) end = bytes.length;
+    const line = bytes.toString('utf8', at, end);
+    at = end + 1;
+    if (line.trim()) yield JSON.parse(line) as T;
+  }
 }
 
 export function otelcolBinary(): string {
@@ -143,13 +161,8 @@ service:
     grpcEndpoint: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${grpcPort}`,
     httpEndpoint: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${httpPort}`,
     spans: () => {
-      if (!existsSync(out)) return [];
       const result: ReceivedSpan[] = [];
-      for (const line of readFileSync(out, 'utf8').split('\n')) {
-        if (!line.trim()) continue;
-        const doc = JSON.parse(line) as {
-          resourceSpans: { resource?: { attributes?: never }; scopeSpans: { spans: OtlpSpan[] }[] }[];
-        };
+      for (const doc of jsonLines<{ resourceSpans: { resource?: { attributes?: never }; scopeSpans: { spans: OtlpSpan[] }[] }[] }>(out)) {
         for (const rs of doc.resourceSpans) {
           const resource = attrMap(rs.resource?.attributes);
           for (const ss of rs.scopeSpans) for (const span of ss.spans) result.push({ span, resource, attrs: attrMap(span.attributes) });
@@ -157,14 +170,18 @@ service:
       }
       return result;
     },
+    spanCount: () => {
+      let n = 0;
+      for (const doc of jsonLines<{ resourceSpans: { scopeSpans: { spans: unknown[] }[] }[] }>(out)) {
+        for (const rs of doc.resourceSpans) for (const ss of rs.scopeSpans) n += ss.spans.length;
+      }
+      return n;
+    },
     metrics: () => {
-      if (!existsSync(metricsOut)) return [];
       const result: ReceivedMetric[] = [];
       type Point = { attributes?: never; asDouble?: number; asInt?: string; count?: string; exemplars?: { traceId: string; spanId: string; asDouble: number }[] };
       type Metric = { name: string; sum?: { dataPoints: Point[] }; gauge?: { dataPoints: Point[] }; histogram?: { dataPoints: Point[] } };
-      for (const line of readFileSync(metricsOut, 'utf8').split('\n')) {
-        if (!line.trim()) continue;
-        const doc = JSON.parse(line) as { resourceMetrics: { resource?: { attributes?: never }; scopeMetrics: { metrics: Metric[] }[] }[] };
+      for (const doc of jsonLines<{ resourceMetrics: { resource?: { attributes?: never }; scopeMetrics: { metrics: Metric[] }[] }[] }>(metricsOut)) {
         for (const rm of doc.resourceMetrics) {
           const resource = attrMap(rm.resource?.attributes);
           for (const sm of rm.scopeMetrics) {
