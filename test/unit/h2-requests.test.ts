@@ -94,7 +94,7 @@ function conn(flags = 0): KernelH2Conn {
 /** Feeds a fixture's chunks as pc_h2_io records, each syscall with `cpu(i)` ns. */
 function replay(chunks: readonly Chunk[], cpu: (i: number) => number, opts: { midway?: boolean } = {}) {
   const h2 = new H2Requests({ correlation: new CorrelationExtractor([]), processes: new ProcessInfoCache(), keepQuery: true, pods: null }, 0);
-  const out: BuiltRequest[] = [...h2.open(conn(opts.midway ? RequestFlags.H2_MIDWAY : 0))];
+  const out: BuiltRequest[] = [...h2.open(conn(opts.midway ? RequestFlags.H2_MIDWAY : 0)).requests];
   const walkers = { client: new Walker(!opts.midway), server: new Walker(false) };
   let given = 0;
   chunks.forEach((c, i) => {
@@ -106,11 +106,11 @@ function replay(chunks: readonly Chunk[], cpu: (i: number) => number, opts: { mi
         tsNs: BASE + BigInt(c.t) * 1000n, cpuNs: part === 0 ? cpu(i) : 0, total: part === 0 ? c.bytes.length : 0, part, runs,
       };
       given += rec.cpuNs;
-      out.push(...h2.io(rec));
+      out.push(...h2.io(rec).requests);
     });
   });
   const closed: KernelH2Io = { kind: 'h2_io', direction: 0, flags: H2Flags.CLOSED, pid: 0, tid: 0, connId: CONN, tsNs: BASE + 10n ** 12n, cpuNs: 0, total: 0, part: 0, runs: [] };
-  out.push(...h2.io(closed));
+  out.push(...h2.io(closed).requests);
   return { out, given, counters: h2.counters };
 }
 
