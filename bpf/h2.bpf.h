@@ -140,7 +140,7 @@ static struct h2_state h2_state_zero;
 
 /* "HTTP/1.1 101 " as little-endian words: the status line of an h2c upgrade's answer. */
 #define H2_101_W0 0x312e312f50545448ULL /* "HTTP/1.1" */
-#define H2_101_W1 0x20313031U           /* " 101" */
+#define H2_101_W1 0x31303120U           /* " 101" */
 
 /*
  * A server's response begins (its first write): remember whether it is "101 Switching

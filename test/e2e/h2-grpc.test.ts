@@ -8,13 +8,13 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { createRequire } from 'node:module';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
 import { waitFor } from '../harness/ports.ts';
 import { sendRaw } from '../harness/raw-client.ts';
+import { startRecordingRelay, streamBytes } from '../harness/h2-wire.ts';
 import { h2Frame } from '../http2/frame-bytes.ts';
 import { spawnTracked, type Spawned } from '../harness/processes.ts';
 import type { RequestRecord } from '../../src/types.ts';
@@ -26,68 +26,6 @@ const H2_REQUESTS = Number(process.env.PERFCATCH_H2_REQUESTS ?? 400);
 const H2_CONCURRENCY = 50;
 const GRPC_CALLS = Number(process.env.PERFCATCH_GRPC_CALLS ?? 10_000);
 const GRPC_CONCURRENCY = 100;
-
-interface Wire {
-  /** Client-to-server and server-to-client bytes of one connection. */
-  up: Buffer[];
-  down: Buffer[];
-}
-
-/** Per-stream frame bytes (9-byte headers included) of one direction; stream 0 and the preface apart. */
-function streamBytes(chunks: Buffer[], preface: boolean): { perStream: Map<number, number>; connection: number; total: number } {
-  const buf = Buffer.concat(chunks);
-  const perStream = new Map<number, number>();
-  let at = preface ? 24 : 0;
-  let connection = at;
-  while (at + 9 <= buf.length) {
-    const len = buf.readUIntBE(at, 3);
-    const id = buf.readUInt32BE(at + 5) & 0x7fff_ffff;
-    if (id === 0) connection += 9 + len;
-    else perStream.set(id, (perStream.get(id) ?? 0) + 9 + len);
-    at += 9 + len;
-  }
-  assert.equal(at, buf.length, 'the wire ends at a frame boundary');
-  return { perStream, connection, total: buf.length };
-}
-
-interface Relay {
-  port: number;
-  wires: Wire[];
-  close(): void;
-}
-
-/** A TCP relay that keeps every byte both ways. */
-async function startRecordingRelay(target: number): Promise<Relay> {
-  const wires: Wire[] = [];
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const wire: Wire = { up: [], down: [] };
-    wires.push(wire);
-    const upstream = connect(target, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    client.on('data', (d: Buffer) => {
-      wire.up.push(Buffer.from(d));
-      upstream.write(d);
-    });
-    upstream.on('data', (d: Buffer) => {
-      wire.down.push(Buffer.from(d));
-      client.write(d);
-    });
-    client.on('end', () => upstream.end());
-    upstream.on('end', () => client.end());
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    wires,
-    close: () => {
-      server.close();
-      for (const s of sockets) s.destroy();
-    },
-  };
-}
 
 async function startH2Server(): Promise<Spawned & { port: number; grpcPort: number }> {
   const s = spawnTracked(process.execPath, [join(ROOT, 'test', 'servers', 'node-h2-server.mjs')], { cwd: ROOT });

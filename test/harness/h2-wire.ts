@@ -1,0 +1,107 @@
+/**
+ * The truth for HTTP/2 tests: a TCP relay that keeps every byte both ways, and each stream's
+ * bytes split out of them by the 9-byte frame headers only (no HPACK), independently of the agent.
+ */
+import assert from 'node:assert/strict';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+
+export interface Wire {
+  /** Client-to-server and server-to-client bytes of one connection. */
+  up: Buffer[];
+  down: Buffer[];
+  /** Both directions' chunks in the order the relay forwarded them. */
+  order: { up: boolean; data: Buffer }[];
+}
+
+/** Per-stream frame bytes (9-byte headers included) of one direction; stream 0, the preface and `head` bytes before it (an HTTP/1.1 upgrade) apart. */
+export function streamBytes(chunks: Buffer[], preface: boolean, head = 0): { perStream: Map<number, number>; connection: number; total: number } {
+  const buf = Buffer.concat(chunks);
+  const perStream = new Map<number, number>();
+  let at = head + (preface ? 24 : 0);
+  let connection = at;
+  while (at + 9 <= buf.length) {
+    const len = buf.readUIntBE(at, 3);
+    const id = buf.readUInt32BE(at + 5) & 0x7fff_ffff;
+    if (id === 0) connection += 9 + len;
+    else perStream.set(id, (perStream.get(id) ?? 0) + 9 + len);
+    at += 9 + len;
+  }
+  assert.equal(at, buf.length, 'the wire ends at a frame boundary');
+  return { perStream, connection, total: buf.length };
+}
+
+/**
+ * Per-stream frame bytes of one connection as a request record counts them: each direction
+ * split by frame headers, both followed in the order the relay forwarded them, and a stream
+ * counted until it ended (the server's END_STREAM, or a RST_STREAM either way). Frames on a
+ * stream after its end (a client's WINDOW_UPDATE once the response is in) are the connection's.
+ * `head`: bytes before the frames (an HTTP/1.1 upgrade's heads); the client's side starts
+ * with the 24-byte preface after it.
+ */
+export function streamBytesToEnd(wire: Wire, head: { up: number; down: number } = { up: 0, down: 0 }): { up: Map<number, number>; down: Map<number, number> } {
+  const out = { up: new Map<number, number>(), down: new Map<number, number>() };
+  const ended = new Set<number>();
+  const pending = { up: Buffer.alloc(0), down: Buffer.alloc(0) };
+  const skip = { up: head.up + 24, down: head.down };
+  for (const { up, data } of wire.order) {
+    const side = up ? 'up' : 'down';
+    let buf = Buffer.concat([pending[side], data]);
+    const s = Math.min(skip[side], buf.length);
+    skip[side] -= s;
+    buf = buf.subarray(s);
+    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+      const len = buf.readUIntBE(0, 3);
+      const [type, flags] = [buf[3]!, buf[4]!];
+      const id = buf.readUInt32BE(5) & 0x7fff_ffff;
+      if (id !== 0 && !ended.has(id)) {
+        out[side].set(id, (out[side].get(id) ?? 0) + 9 + len);
+        if (type === 3 || (!up && (type === 0 || type === 1) && flags & 1)) ended.add(id);
+      }
+      buf = buf.subarray(9 + len);
+    }
+    pending[side] = Buffer.from(buf);
+  }
+  assert.equal(pending.up.length + pending.down.length, 0, 'the wire ends at frame boundaries');
+  return out;
+}
+
+export interface Relay {
+  port: number;
+  wires: Wire[];
+  close(): void;
+}
+
+/** A TCP relay that keeps every byte both ways. */
+export async function startRecordingRelay(target: number): Promise<Relay> {
+  const wires: Wire[] = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const wire: Wire = { up: [], down: [], order: [] };
+    wires.push(wire);
+    const upstream = connect(target, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.on('data', (d: Buffer) => {
+      wire.up.push(Buffer.from(d));
+      wire.order.push({ up: true, data: wire.up.at(-1)! });
+      upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => {
+      wire.down.push(Buffer.from(d));
+      wire.order.push({ up: false, data: wire.down.at(-1)! });
+      client.write(d);
+    });
+    client.on('end', () => upstream.end());
+    upstream.on('end', () => client.end());
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    wires,
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
