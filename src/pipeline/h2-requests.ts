@@ -154,9 +154,9 @@ export class H2Requests {
     return this.#conns.size;
   }
 
-  /** Total open streams across connections (a loader restart loses them). */
+  /** Open streams across connections, and calls waiting for their caller (a loader restart loses them). */
   openStreams(): number {
-    let n = 0;
+    let n = this.#waitingCount;
     for (const st of this.#conns.values()) n += st.conn.openStreams;
     return n;
   }
