@@ -181,13 +181,14 @@ __noinline int h2_detect_call(__u32 is_read)
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &s->call.key);
 	if (!c)
 		return 0;
-	bool client = c->role == ROLE_CLIENT;
-	bool upgrade = !client && c->h2_upgrade;
-	bool midway = false;
+	/* What the record will say, kept in one value: the frame is at its 5.10 limit. */
+	__u32 flags = c->role == ROLE_CLIENT ? PC_F_H2_CLIENT : 0;
+	if (!flags && c->h2_upgrade && c->phase == PHASE_WRITING)
+		flags = PC_F_H2_UPGRADE;
 	__u8 *h = (__u8 *)s->call.w;
 	c->h2_upgrade = 0; /* an upgrade switches at the syscall after the 101, or not at all */
 	if (c->from_start) {
-		if (is_read || client) {
+		if (is_read || flags == PC_F_H2_CLIENT) {
 			if (!h2_head(&s->call.io, s->call.ret, s->call.w, H2_PREFACE_LEN) ||
 			    s->call.w[0] != H2_PREFACE_W0 || s->call.w[1] != H2_PREFACE_W1 ||
 			    s->call.w[2] != H2_PREFACE_W2)
@@ -200,43 +201,41 @@ __noinline int h2_detect_call(__u32 is_read)
 	} else {
 		if (!h2_head(&s->call.io, s->call.ret, s->call.w, H2_FRAME_HEADER) || !h2_plausible_header(h))
 			return 0;
-		midway = true;
+		flags |= PC_F_H2_MIDWAY;
 	}
 	if (bpf_map_update_elem(&h2_conns, &c->conn_id, &h2_state_zero, BPF_ANY))
 		return 0;
 	struct h2_state *st = bpf_map_lookup_elem(&h2_conns, &c->conn_id);
 	if (!st)
 		return 0;
-	if (!midway) {
+	if (!(flags & PC_F_H2_MIDWAY)) {
 		/* The client's bytes begin with the 24-byte preface: captured like a payload. */
 		st->dir[0].left = H2_PREFACE_LEN;
 		st->dir[0].keep = H2_PREFACE_LEN;
 	}
 	c->proto = CONN_PROTO_H2;
-	count(PC_CNT_H2_CONNS);
 	/* The upgraded request is reported as stream 1, never as an HTTP/1 request (the idle
 	 * flush and close only send a request that is being written). */
-	__u8 was = c->phase;
 	c->phase = PHASE_IDLE;
+	count(PC_CNT_H2_CONNS);
 	struct pc_request *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
 		/* Userspace learns of the connection from its first pc_h2_io, without addresses;
 		 * an upgraded request is lost with the record. */
-		if (upgrade)
+		if (flags & PC_F_H2_UPGRADE)
 			count(PC_CNT_RB_DROP_REQUEST);
 		return 1;
 	}
 	__builtin_memset(r, 0, sizeof(*r));
 	r->type = PC_REC_H2_CONN;
-	r->flags = (midway ? PC_F_H2_MIDWAY : 0) | (client ? PC_F_H2_CLIENT : 0);
+	r->flags = flags;
 	r->pid = s->call.key.tgid;
 	r->tid = (__u32)bpf_get_current_pid_tgid();
 	r->conn_id = c->conn_id;
 	r->cgroup_id = c->cgroup_id;
 	r->start_ns = s->call.now;
 	r->end_ns = s->call.now;
-	if (upgrade && was == PHASE_WRITING) {
-		r->flags |= PC_F_H2_UPGRADE;
+	if (flags & PC_F_H2_UPGRADE) {
 		r->tid = c->tid;
 		r->start_ns = c->start_ns;
 		r->end_ns = c->end_ns ? c->end_ns : c->start_ns;
@@ -253,7 +252,7 @@ __noinline int h2_detect_call(__u32 is_read)
 	__builtin_memcpy(r->remote_addr, c->remote_addr, sizeof(r->remote_addr));
 	__builtin_memcpy(r->comm, c->comm, sizeof(r->comm));
 	/* The caller's client connection, when it is a tracked process on this host. */
-	if (c->from_start && !client) {
+	if (c->from_start && !(flags & PC_F_H2_CLIENT)) {
 		tuple_of(c, false, &s->call.t);
 		__u64 *peer = bpf_map_lookup_elem(&client_tuples, &s->call.t);
 		r->peer_conn_id = peer ? *peer : 0;
@@ -297,11 +296,7 @@ static __always_inline bool h2_detect(struct pc_conn_key *key, struct conn_state
 	s->call.io = *io;
 	s->call.ret = ret;
 	s->call.now = now;
-	if (mark) {
-		h2_mark_upgrade();
-		return false;
-	}
-	return h2_detect_call(is_read) == 1;
+	return (mark ? h2_mark_upgrade() : h2_detect_call(is_read)) == 1;
 }
 
 /* Send the record being filled; the next one continues the same syscall. */
