@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * HTTP/2 over cleartext TCP, server side (issue 12). A server connection is HTTP/2 when
+ * HTTP/2 over cleartext TCP, both ends (issue 12). A server connection is HTTP/2 when
  *   - its first bytes read are the client preface "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" (prior
  *     knowledge), or its first bytes written, before any read, are a SETTINGS frame (the
  *     server's preface, which h2 servers send without waiting for the client's); or
+ *   - it answered an HTTP/1.1 request "101 Switching Protocols" (`Upgrade: h2c`) and the next
+ *     syscall is such a read or write (PC_F_H2_UPGRADE: that request becomes stream 1); or
  *   - it was adopted (open before the loader started) and its first read starts with a frame
  *     header no HTTP/1 request can start with ("mid-way": PC_F_H2_MIDWAY).
- * On such a connection the HTTP/1 rules (a read after a write starts the next request) are
- * off: request_tracker.bpf.c hands every read and write to h2_io(), which sends what the bytes
- * were as pc_h2_io records (perfcatch.h), and userspace assembles streams (src/http2/).
+ * An outbound connection is HTTP/2 when its first bytes written are the preface, or, adopted,
+ * its first bytes either way are a frame header (PC_F_H2_CLIENT).
+ * On such a connection the HTTP/1 rules (a read after a write starts the next request or
+ * exchange) are off: request_tracker.bpf.c hands every read and write to h2_io(), which sends
+ * what the bytes were as pc_h2_io records (perfcatch.h), and userspace assembles streams
+ * (src/http2/). Directions are the protocol's, not the syscall's: the walk's direction 0 and
+ * PC_DIR_REQUEST are what the client sends, whichever end we watch.
  *
  * The walk: per direction, the connection remembers where the current frame ends (`left`
  * payload bytes to come, `keep` of them to capture) and the frame header bytes seen so far, so
@@ -48,7 +54,7 @@ struct h2_dir {
 };
 
 struct h2_state {
-	struct h2_dir dir[2]; /* 0: what the server reads, 1: what it writes */
+	struct h2_dir dir[2]; /* 0: what the client sends, 1: what the server sends */
 };
 
 /* The record being filled. data[] is followed by PC_H2_DATA_MAX bytes of slack, so that the
@@ -132,10 +138,39 @@ static __always_inline bool h2_plausible_header(__u8 *h)
 /* A connection's HTTP/2 state, fresh (never written). */
 static struct h2_state h2_state_zero;
 
+/* "HTTP/1.1 101 " as little-endian words: the status line of an h2c upgrade's answer. */
+#define H2_101_W0 0x312e312f50545448ULL /* "HTTP/1.1" */
+#define H2_101_W1 0x31303120U           /* " 101" */
+
+/*
+ * A server's response begins (its first write): remember whether it is "101 Switching
+ * Protocols", after which an `Upgrade: h2c` connection speaks HTTP/2. A global function,
+ * for the same stack reason as h2_detect_call.
+ */
+__noinline int h2_mark_upgrade(void)
+{
+	__u32 zero = 0;
+	struct h2_scratch *s = bpf_map_lookup_elem(&h2_scratch, &zero);
+	if (!s)
+		return 0;
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &s->call.key);
+	if (!c)
+		return 0;
+	s->call.w[1] = 0;
+	c->h2_upgrade = h2_head(&s->call.io, s->call.ret, s->call.w, 12) && s->call.w[0] == H2_101_W0 &&
+			(__u32)s->call.w[1] == H2_101_W1;
+	return 0;
+}
+
 /*
  * The detection proper, for the syscall in the scratch's `call`: 1 when the connection is
  * HTTP/2 (switched and announced), else 0. A global function, with its own stack frame: the
  * syscall programs' frames are already near the 512 bytes a call chain may use on 5.10.
+ *   - an outbound connection: its first write is the preface (prior knowledge), or, adopted,
+ *     its first bytes either way are a frame header;
+ *   - a server connection: its first read is the preface, or its first write (before any
+ *     read) a SETTINGS frame; after a 101 answer (h2c upgrade), the same at the next read or
+ *     write; adopted, its first read is a frame header.
  */
 __noinline int h2_detect_call(__u32 is_read)
 {
@@ -146,10 +181,14 @@ __noinline int h2_detect_call(__u32 is_read)
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &s->call.key);
 	if (!c)
 		return 0;
-	bool midway = false;
+	/* What the record will say, kept in one value: the frame is at its 5.10 limit. */
+	__u32 flags = c->role == ROLE_CLIENT ? PC_F_H2_CLIENT : 0;
+	if (!flags && c->h2_upgrade && c->phase == PHASE_WRITING)
+		flags = PC_F_H2_UPGRADE;
 	__u8 *h = (__u8 *)s->call.w;
+	c->h2_upgrade = 0; /* an upgrade switches at the syscall after the 101, or not at all */
 	if (c->from_start) {
-		if (is_read) {
+		if (is_read || flags == PC_F_H2_CLIENT) {
 			if (!h2_head(&s->call.io, s->call.ret, s->call.w, H2_PREFACE_LEN) ||
 			    s->call.w[0] != H2_PREFACE_W0 || s->call.w[1] != H2_PREFACE_W1 ||
 			    s->call.w[2] != H2_PREFACE_W2)
@@ -162,32 +201,50 @@ __noinline int h2_detect_call(__u32 is_read)
 	} else {
 		if (!h2_head(&s->call.io, s->call.ret, s->call.w, H2_FRAME_HEADER) || !h2_plausible_header(h))
 			return 0;
-		midway = true;
+		flags |= PC_F_H2_MIDWAY;
 	}
 	if (bpf_map_update_elem(&h2_conns, &c->conn_id, &h2_state_zero, BPF_ANY))
 		return 0;
 	struct h2_state *st = bpf_map_lookup_elem(&h2_conns, &c->conn_id);
 	if (!st)
 		return 0;
-	if (!midway) {
+	if (!(flags & PC_F_H2_MIDWAY)) {
 		/* The client's bytes begin with the 24-byte preface: captured like a payload. */
 		st->dir[0].left = H2_PREFACE_LEN;
 		st->dir[0].keep = H2_PREFACE_LEN;
 	}
 	c->proto = CONN_PROTO_H2;
+	/* The upgraded request is reported as stream 1, never as an HTTP/1 request (the idle
+	 * flush and close only send a request that is being written). */
+	c->phase = PHASE_IDLE;
 	count(PC_CNT_H2_CONNS);
 	struct pc_request *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r)
-		return 1; /* userspace learns of it from its first pc_h2_io, without addresses */
+	if (!r) {
+		/* Userspace learns of the connection from its first pc_h2_io, without addresses;
+		 * an upgraded request is lost with the record. */
+		if (flags & PC_F_H2_UPGRADE)
+			count(PC_CNT_RB_DROP_REQUEST);
+		return 1;
+	}
 	__builtin_memset(r, 0, sizeof(*r));
 	r->type = PC_REC_H2_CONN;
-	r->flags = midway ? PC_F_H2_MIDWAY : 0;
+	r->flags = flags;
 	r->pid = s->call.key.tgid;
 	r->tid = (__u32)bpf_get_current_pid_tgid();
 	r->conn_id = c->conn_id;
 	r->cgroup_id = c->cgroup_id;
 	r->start_ns = s->call.now;
 	r->end_ns = s->call.now;
+	if (flags & PC_F_H2_UPGRADE) {
+		r->tid = c->tid;
+		r->start_ns = c->start_ns;
+		r->end_ns = c->end_ns ? c->end_ns : c->start_ns;
+		r->seq = c->seq;
+		r->bytes_received = c->bytes_received;
+		r->bytes_sent = c->bytes_sent;
+		r->req_captured = c->req_captured;
+		r->resp_captured = c->resp_captured;
+	}
 	r->family = c->family;
 	r->local_port = c->local_port;
 	r->remote_port = c->remote_port;
@@ -195,7 +252,7 @@ __noinline int h2_detect_call(__u32 is_read)
 	__builtin_memcpy(r->remote_addr, c->remote_addr, sizeof(r->remote_addr));
 	__builtin_memcpy(r->comm, c->comm, sizeof(r->comm));
 	/* The caller's client connection, when it is a tracked process on this host. */
-	if (c->from_start) {
+	if (c->from_start && !(flags & PC_F_H2_CLIENT)) {
 		tuple_of(c, false, &s->call.t);
 		__u64 *peer = bpf_map_lookup_elem(&client_tuples, &s->call.t);
 		r->peer_conn_id = peer ? *peer : 0;
@@ -205,18 +262,32 @@ __noinline int h2_detect_call(__u32 is_read)
 }
 
 /*
- * Is this server connection HTTP/2? Called for a connection not (yet) known to be, before the
- * HTTP/1 rules see the syscall; on a yes the connection is switched and announced (a
- * PC_REC_H2_CONN record with its addresses), and the syscall goes to h2_io(). Only the first
- * syscall of a connection gets past the checks here.
+ * Is this connection HTTP/2? Called for a connection not (yet) known to be, before the HTTP/1
+ * rules see the syscall; on a yes the connection is switched and announced (a PC_REC_H2_CONN
+ * record with its addresses), and the syscall goes to h2_io(). Only a connection's first
+ * syscall, and a server's first after a 101 answer, get past the checks here; a server's
+ * response's first write is looked at for that 101.
  */
 static __always_inline bool h2_detect(struct pc_conn_key *key, struct conn_state *c,
 				      struct io_call *io, long ret, bool is_read, __u64 now)
 {
-	if (c->seq != 0 || io->op == IO_SENDFILE)
-		return false; /* only before its first HTTP/1 request */
-	if (c->from_start ? (c->bytes_received || c->phase != PHASE_IDLE) : !is_read)
+	if (io->op == IO_SENDFILE)
 		return false;
+	bool mark = false;
+	if (c->role == ROLE_CLIENT) {
+		/* The client speaks first: its first write (any first syscall, adopted). */
+		if (c->seq != 0 || c->phase != PHASE_IDLE || (c->from_start && is_read))
+			return false;
+	} else if (c->h2_upgrade) {
+		if (c->phase != PHASE_WRITING)
+			return false;
+	} else if (c->seq != 0) {
+		mark = c->from_start && !is_read && c->phase == PHASE_READING && ret >= 12;
+		if (!mark)
+			return false; /* only before its first HTTP/1 request */
+	} else if (c->from_start ? (c->bytes_received || c->phase != PHASE_IDLE) : !is_read) {
+		return false;
+	}
 	__u32 zero = 0;
 	struct h2_scratch *s = bpf_map_lookup_elem(&h2_scratch, &zero);
 	if (!s)
@@ -225,7 +296,7 @@ static __always_inline bool h2_detect(struct pc_conn_key *key, struct conn_state
 	s->call.io = *io;
 	s->call.ret = ret;
 	s->call.now = now;
-	return h2_detect_call(is_read) == 1;
+	return (mark ? h2_mark_upgrade() : h2_detect_call(is_read)) == 1;
 }
 
 /* Send the record being filled; the next one continues the same syscall. */
@@ -471,7 +542,7 @@ rest:
 		h2_add_skipped(&s->rec, k->unassigned);
 }
 
-/* A read or write of `ret` bytes on an HTTP/2 server connection. */
+/* A read or write of `ret` bytes on an HTTP/2 connection, server or outbound. */
 static __always_inline void h2_io(struct thread_state *ts, struct pc_conn_key *key,
 				  struct conn_state *c, struct io_call *io, long ret, bool is_read,
 				  __u32 tid, __u64 now)
@@ -482,9 +553,12 @@ static __always_inline void h2_io(struct thread_state *ts, struct pc_conn_key *k
 	if (!s)
 		return;
 	struct pc_h2_io *r = &s->rec;
+	bool client = c->role == ROLE_CLIENT;
+	/* Direction 0 is what the client sends: a server reads it, an outbound connection writes it. */
+	__u8 dir = is_read != client ? 0 : 1;
 	r->type = PC_REC_H2_IO;
-	r->direction = is_read ? PC_DIR_REQUEST : PC_DIR_RESPONSE;
-	r->flags = 0;
+	r->direction = dir == 0 ? PC_DIR_REQUEST : PC_DIR_RESPONSE;
+	r->flags = client ? PC_H2F_CLIENT : 0;
 	r->n_runs = 0;
 	r->pid = key->tgid;
 	r->tid = tid;
@@ -500,13 +574,13 @@ static __always_inline void h2_io(struct thread_state *ts, struct pc_conn_key *k
 	r->part = 0;
 	if (!st) {
 		/* Evicted from h2_conns: the walk state is gone. */
-		r->flags = PC_H2F_LOST;
+		r->flags |= PC_H2F_LOST;
 		h2_add_skipped(r, ret);
 		h2_flush(s, false);
 		return;
 	}
-	struct h2_dir *d = is_read ? &st->dir[0] : &st->dir[1];
-	h2_walk(s, d, is_read ? 0 : 1, c->conn_id, io, ret);
+	struct h2_dir *d = &st->dir[dir & 1];
+	h2_walk(s, d, dir, c->conn_id, io, ret);
 	if (d->lost)
 		r->flags |= PC_H2F_LOST;
 	if (!h2_flush(s, false) && !d->lost) {
@@ -515,7 +589,7 @@ static __always_inline void h2_io(struct thread_state *ts, struct pc_conn_key *k
 	}
 }
 
-/* The server closes an HTTP/2 connection: its open streams end there. */
+/* The process closes an HTTP/2 connection: its open streams end there. */
 static __always_inline void h2_close(struct pc_conn_key *key, struct conn_state *c, __u64 now)
 {
 	bpf_map_delete_elem(&h2_conns, &c->conn_id);
@@ -526,7 +600,7 @@ static __always_inline void h2_close(struct pc_conn_key *key, struct conn_state 
 	}
 	__builtin_memset(r, 0, PC_H2_HDR_SIZE);
 	r->type = PC_REC_H2_IO;
-	r->flags = PC_H2F_CLOSED;
+	r->flags = PC_H2F_CLOSED | (c->role == ROLE_CLIENT ? PC_H2F_CLIENT : 0);
 	r->pid = key->tgid;
 	r->tid = (__u32)bpf_get_current_pid_tgid();
 	r->conn_id = c->conn_id;

@@ -97,8 +97,15 @@ enum pc_request_flags {
 	PC_F_CPU_APPORTIONED = 1 << 9, /* part of cpu_ns came from a segment charged by rule (the
 				       * thread's owner) while other requests it had read were
 				       * waiting: which of them used it, the kernel cannot know */
-	PC_F_H2_MIDWAY = 1 << 10      /* PC_REC_H2_CONN: joined an established connection (no
+	PC_F_H2_MIDWAY = 1 << 10,     /* PC_REC_H2_CONN: joined an established connection (no
 				       * preface seen): its HPACK tables are unknown */
+	PC_F_H2_CLIENT = 1 << 11,     /* PC_REC_H2_CONN: an outbound connection (the process is
+				       * the client: it wrote the preface) */
+	PC_F_H2_UPGRADE = 1 << 12     /* PC_REC_H2_CONN: a server connection switched after an
+				       * HTTP/1.1 `Upgrade: h2c` answered 101; its seq, start_ns,
+				       * tid, bytes and *_captured are that request's (its pc_data
+				       * precede it), which becomes stream 1 and is never sent as
+				       * a pc_request */
 };
 
 /* pc_dependency.flags */
@@ -138,7 +145,7 @@ enum pc_counter {
 	PC_CNT_IDLE_FLUSHES = 12,   /* requests emitted by the idle flush */
 	PC_CNT_CPU_UNATTRIBUTED_NS = 13, /* serving threads' on-CPU ns charged to no request */
 	/* HTTP/2 (bpf/h2.bpf.h) */
-	PC_CNT_H2_CONNS = 14,       /* server connections detected as HTTP/2 */
+	PC_CNT_H2_CONNS = 14,       /* connections detected as HTTP/2 (server and outbound) */
 	PC_CNT_RB_DROP_H2 = 15,     /* ring buffer full: pc_h2_io record lost (its direction is
 				     * then walked no more: counted in H2_WALK_LOST too) */
 	PC_CNT_H2_UNCAPTURED = 16,  /* payload bytes of header-bearing frames beyond
@@ -224,8 +231,9 @@ struct pc_data {
 };
 
 /*
- * HTTP/2 (bpf/h2.bpf.h). On a server connection whose first bytes read are the client preface,
- * the HTTP/1 boundary rule is off: each read/write syscall becomes one or more pc_h2_io
+ * HTTP/2 (bpf/h2.bpf.h). On a connection detected as HTTP/2 (a server's whose first bytes read
+ * are the client preface, an outbound one whose first bytes written are, an h2c upgrade), the
+ * HTTP/1 rules are off: each read/write syscall becomes one or more pc_h2_io
  * records. The kernel walks the frame headers (they span syscalls and iovecs): it captures every
  * 9-byte frame header and the payloads of every frame but DATA (the first PC_H2_PAYLOAD_MAX
  * bytes of each), and skips DATA payloads. runs[] says where the captured bytes sat: run i is
@@ -245,7 +253,9 @@ enum pc_h2_flags {
 	PC_H2F_LOST = 1 << 0,   /* this direction's walk stopped here or earlier: runs hold
 				 * skipped bytes where frame headers were not captured */
 	PC_H2F_CLOSED = 1 << 1, /* the server closed the connection (no bytes) */
-	PC_H2F_MORE = 1 << 2    /* another record of the same syscall follows */
+	PC_H2F_MORE = 1 << 2,   /* another record of the same syscall follows */
+	PC_H2F_CLIENT = 1 << 3  /* an outbound connection: the process wrote what `direction`
+				 * PC_DIR_REQUEST carries and read PC_DIR_RESPONSE */
 };
 
 struct pc_h2_run {
@@ -255,7 +265,7 @@ struct pc_h2_run {
 
 struct pc_h2_io {
 	__u32 type;       /* PC_REC_H2_IO */
-	__u8 direction;   /* PC_DIR_REQUEST: the server read; PC_DIR_RESPONSE: it wrote */
+	__u8 direction;   /* PC_DIR_REQUEST: bytes the client sent; PC_DIR_RESPONSE: the server */
 	__u8 flags;       /* enum pc_h2_flags */
 	__u16 n_runs;
 	__u32 pid;

@@ -73,11 +73,6 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct pc_co
 					   struct conn_state *c, struct io_call *io, long ret,
 					   bool is_read, __u32 tid, __u64 now)
 {
-	/* HTTP/2 (h2.bpf.h): streams, not read/write turns; none of the rules below apply. */
-	if (c->proto == CONN_PROTO_H2 || h2_detect(key, c, io, ret, is_read, now)) {
-		h2_io(ts, key, c, io, ret, is_read, tid, now);
-		return;
-	}
 	if (is_read) {
 		/* The segment that ends in a read is the owner's (its handler or epilogue), charged
 		 * before the owner may be emitted below; once the owner was done, nobody's. */
@@ -282,6 +277,12 @@ static __always_inline int on_io_exit(struct trace_event_raw_sys_exit *ctx, __u8
 	if (!ts)
 		return 0;
 	bool is_read = op <= IO_RECVMSG;
+	/* HTTP/2 (h2.bpf.h), either end: streams, not read/write turns; none of the HTTP/1 rules
+	 * apply. One call site, so that its code is in the program once. */
+	if (c->proto == CONN_PROTO_H2 || h2_detect(&key, c, &io, ret, is_read, now)) {
+		h2_io(ts, &key, c, &io, ret, is_read, tid, now);
+		return 0;
+	}
 	if (c->role == ROLE_SERVER)
 		server_io_exit(ts, &key, c, &io, ret, is_read, tid, now);
 	else
@@ -348,8 +349,10 @@ int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 		bpf_map_delete_elem(&ignored_fds, &key);
 		return 0;
 	}
-	if (c->role == ROLE_SERVER && c->proto == CONN_PROTO_H2) {
+	if (c->proto == CONN_PROTO_H2) {
 		h2_close(&key, c, bpf_ktime_get_ns());
+		if (c->role == ROLE_CLIENT && c->from_start)
+			forget_tuple(c);
 	} else if (c->role == ROLE_SERVER) {
 		if (c->phase == PHASE_READING) {
 			__u32 tid = (__u32)pid_tgid;

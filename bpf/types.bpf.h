@@ -73,7 +73,8 @@ struct conn_state {
 	__u8 peer_looked_up;
 	__u8 parent_at_connect;  /* client: parent chosen when connect() was called */
 	__u8 caller_inferred;    /* client: parent chosen among several (PC_DF_CALLER_INFERRED) */
-	__u8 proto;              /* server: CONN_PROTO_H2 once detected (h2.bpf.h), else 0 */
+	__u8 proto;              /* CONN_PROTO_H2 once detected (h2.bpf.h), else 0 */
+	__u8 h2_upgrade;         /* server: the current response began "HTTP/1.1 101" (h2c) */
 	__u8 in_flush_set;       /* server: listed in flush_set (flush_set.bpf.h) */
 	__u8 local_addr[16];
 	__u8 remote_addr[16];

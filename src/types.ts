@@ -24,6 +24,11 @@ export interface DependencyRecord {
    * runnable on it (an event loop) and the order of their reads decided. */
   caller_attribution: 'exact' | 'inferred';
   span_id: string;
+  /** 'h2' for one outbound HTTP/2 stream (src/pipeline/h2-dependency-builder.ts); absent for
+   * an HTTP/1 or other exchange. */
+  protocol?: 'h2';
+  /** An outbound gRPC call's grpc-status (null when its trailers were not seen). */
+  grpc_status?: number | null;
 }
 
 /** One server-side request, as served by the API and stored in the ring buffer. */

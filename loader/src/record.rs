@@ -45,6 +45,8 @@ pub const PC_F_IDLE_FLUSH: u32 = 1 << 7;
 pub const PC_F_LATE_WRITE: u32 = 1 << 8;
 pub const PC_F_CPU_APPORTIONED: u32 = 1 << 9;
 pub const PC_F_H2_MIDWAY: u32 = 1 << 10;
+pub const PC_F_H2_CLIENT: u32 = 1 << 11;
+pub const PC_F_H2_UPGRADE: u32 = 1 << 12;
 
 // enum pc_dependency_flags
 pub const PC_DF_NEW_CONNECTION: u32 = 1 << 0;
@@ -275,6 +277,7 @@ pub const PC_H2_STEPS: usize = 512;
 pub const PC_H2F_LOST: u8 = 1 << 0;
 pub const PC_H2F_CLOSED: u8 = 1 << 1;
 pub const PC_H2F_MORE: u8 = 1 << 2;
+pub const PC_H2F_CLIENT: u8 = 1 << 3;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -122,6 +122,8 @@ export const OPENAPI = {
           http_status: nullable(int),
           caller_attribution: { type: 'string', enum: ['exact', 'inferred'] },
           span_id: str,
+          protocol: { type: 'string', enum: ['h2'], description: 'Present for one outbound HTTP/2 stream' },
+          grpc_status: { ...nullable(int), description: 'An outbound gRPC call\'s grpc-status' },
         },
       },
       Request: {

@@ -28,6 +28,8 @@ export const RequestFlags = {
   LATE_WRITE: 1 << 8,
   CPU_APPORTIONED: 1 << 9,
   H2_MIDWAY: 1 << 10,
+  H2_CLIENT: 1 << 11,
+  H2_UPGRADE: 1 << 12,
 } as const;
 
 export const DependencyFlags = {
@@ -168,6 +170,7 @@ export const H2Flags = {
   LOST: 1 << 0,
   CLOSED: 1 << 1,
   MORE: 1 << 2,
+  CLIENT: 1 << 3,
 } as const;
 
 /** struct pc_h2_run */

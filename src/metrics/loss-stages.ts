@@ -37,6 +37,10 @@ export const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) =
   ['agent_h2_streams_dropped', (c) => c.h2?.streamsDropped],
   /** Streams ended by the idle timeout: their connection's close never came into view (reported incomplete). */
   ['agent_h2_streams_idle_expired', (c) => c.h2?.streamsIdleExpired],
+  /** Outbound streams made while none of the process's served streams was under way: not reported. */
+  ['agent_h2_calls_unattributed', (c) => c.h2?.callsUnattributed],
+  /** Outbound streams whose caller's record was gone (or too many waiting): not reported. */
+  ['agent_h2_calls_orphaned', (c) => c.h2?.callsOrphaned],
 ];
 
 /** Every stage with its count (0 for a counter not reported yet). */

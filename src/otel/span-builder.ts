@@ -342,7 +342,12 @@ export class SpanBuilder {
       this.sampledOut++;
       return;
     }
-    const name = d.http ? `${d.http.method} ${routeTemplate(d.http.path)}` : `tcp ${r.peer_ip}:${r.peer_port}`;
+    const grpc = d.h2?.grpc ?? null;
+    const name =
+      grpc ? `${grpc.service}/${grpc.method}`
+      : d.http ? `${d.http.method} ${routeTemplate(d.http.path)}`
+      : d.h2 ? 'h2 stream'
+      : `tcp ${r.peer_ip}:${r.peer_port}`;
     this.beginSpan(parent.trace_id, r.span_id, parent.span_id, name, KIND_CLIENT, d.startNs, d.endNs);
     this.attr(K.ATTR_SERVER_ADDRESS, r.peer_ip);
     this.attr(K.ATTR_SERVER_PORT, r.peer_port);
@@ -364,9 +369,17 @@ export class SpanBuilder {
       this.w.raw(PROTOCOL_HTTP);
       this.attr(K.ATTR_NETWORK_PROTOCOL_VERSION, d.http.version);
     }
+    if (d.h2) this.attr(K.ATTR_PERFCATCH_H2_STREAM_ID, d.h2.streamId);
+    if (grpc) {
+      this.attr(K.ATTR_RPC_SYSTEM, 'grpc');
+      this.attr(K.ATTR_RPC_SERVICE, grpc.service);
+      this.attr(K.ATTR_RPC_METHOD, grpc.method);
+      if (grpc.status !== null) this.attr(K.ATTR_RPC_GRPC_STATUS_CODE, grpc.status);
+    }
     if (r.http_status !== null) this.attr(K.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
-    const isError = r.http_status !== null && r.http_status >= 400;
-    const span = this.endSpan(isError, r.http_status, spanFlags(TRACE_FLAG_SAMPLED, false));
+    // gRPC client spans: every status but OK is an error (RPC conventions); no status seen: unset.
+    const isError = grpc ? grpc.status !== null && grpc.status !== 0 : r.http_status !== null && r.http_status >= 400;
+    const span = this.endSpan(isError, grpc ? grpc.status : r.http_status, spanFlags(TRACE_FLAG_SAMPLED, false));
     this.emit(this.resourceFor(parent.service_name, parent.process_name, null, parent.pod_name), span);
   }
 

@@ -7,6 +7,7 @@ import { HeaderSelection, parseRequestHead, parseResponseHead, type HttpRequestH
 import { DependencyFlags } from '../decode/layout.ts';
 import { newSpanId } from '../otel/ids.ts';
 import type { DependencyRecord } from '../types.ts';
+import type { GrpcCall } from '../http2/grpc.ts';
 import { pathWithQuery } from '../http/query-redaction.ts';
 import { exchangeKey } from '../util/exchange-key.ts';
 import { durationMs } from '../util/duration-ms.ts';
@@ -21,6 +22,8 @@ export interface BuiltDependency {
   newConnection: boolean;
   localAddr: string;
   localPort: number;
+  /** One outbound HTTP/2 stream (src/pipeline/h2-dependency-builder.ts). */
+  h2?: { streamId: number; authority: string | null; grpc: GrpcCall | null };
 }
 
 

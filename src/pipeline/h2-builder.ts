@@ -43,7 +43,7 @@ function rssOf(pid: number): number {
 }
 
 /** The request head a stream's pseudo-headers spell, when both :method and :path were decoded. */
-function requestHead(r: Http2StreamRecord): HttpRequestHead | null {
+export function requestHead(r: Http2StreamRecord): HttpRequestHead | null {
   if (r.method === null || r.path === null) return null;
   const q = r.path.indexOf('?');
   const headers = new Map(r.requestHeaders);
@@ -126,7 +126,8 @@ export function buildH2Request(
     isHttp: http !== null,
     dependencies: [],
     pod,
-    callerExchangeKey: null,
+    // The caller's outbound stream on this host: both ends number a connection's streams alike.
+    callerExchangeKey: meta.peerConnId ? exchangeKey(generation, meta.peerConnId, r.streamId) : null,
     connKey: exchangeKey(generation, meta.connId, r.streamId),
     h2: { streamId: r.streamId, end: r.end, grpc, grpcMessage: grpc?.message ?? null },
   };

@@ -14,7 +14,10 @@ import { buildRequest, measuredFields, requestLineFields, responseStatus, type B
 import { TraceLinker } from './trace-linker.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 import type { RequestHistory } from '../store/request-store.ts';
-import { H2Requests, newH2PipelineCounters, type H2PipelineCounters } from './h2-requests.ts';
+import { H2Requests, newH2PipelineCounters, type H2Output, type H2PipelineCounters } from './h2-requests.ts';
+import { RequestFlags } from '../decode/layout.ts';
+import { upgradedRequest } from './h2-upgrade.ts';
+import type { BuiltDependency } from './dependency-builder.ts';
 
 export interface PipelineOutputs {
   /** A finished request. */
@@ -98,7 +101,11 @@ export class RequestPipeline {
     this.spans = spans;
     this.out = out;
     this.linker = new TraceLinker((b) => this.finish(b), linkTimeoutMs);
-    this.h2 = new H2Requests(options, 0, this.h2Counters);
+    this.h2 = this.newH2(0);
+  }
+
+  private newH2(generation: number): H2Requests {
+    return new H2Requests(this.options, generation, this.h2Counters, (parentKey) => this.recent.has(parentKey));
   }
 
   /**
@@ -115,8 +122,12 @@ export class RequestPipeline {
       this.startGeneration(generation);
     }
     switch (rec.kind) {
-      case 'h2_conn':
-        return this.offerH2(this.h2.open(rec));
+      case 'h2_conn': {
+        // After an h2c upgrade, the HTTP/1.1 request (captured under its seq) is stream 1.
+        if (!(rec.flags & RequestFlags.H2_UPGRADE)) return this.offerH2(this.h2.open(rec));
+        const assembled = this.assembler.completeRequest({ ...rec, kind: 'request' });
+        return this.offerH2(this.h2.open(rec, upgradedRequest(assembled, this.options.correlation)));
+      }
       case 'h2_io':
         return this.offerH2(this.h2.io(rec));
       case 'data':
@@ -140,12 +151,17 @@ export class RequestPipeline {
     }
   }
 
-  /** Streams an HTTP/2 connection ended: requests like any other. */
-  private offerH2(built: BuiltRequest[]): void {
-    for (const b of built) {
+  /** Streams an HTTP/2 connection ended: requests like any other, and calls whose caller was finished. */
+  private offerH2(out: H2Output): void {
+    for (const b of out.requests) {
       this.requests++;
       if (!b.isHttp) this.requestsNotHttp++;
+      this.dependencies += b.dependencies.length;
       this.linker.offer(b);
+    }
+    for (const { dependency, parentKey } of out.late) {
+      const ticket = this.recent.get(parentKey);
+      if (ticket !== undefined) this.attachLate(ticket, dependency);
     }
   }
 
@@ -193,7 +209,7 @@ export class RequestPipeline {
     const old = this.assembler;
     const inFlight = old.inFlight();
     this.restartInFlightLost += inFlight.records + this.h2.openStreams();
-    this.h2 = new H2Requests(this.options, generation, this.h2Counters);
+    this.h2 = this.newH2(generation);
     this.earlier = {
       orphanedChunks: this.earlier.orphanedChunks + old.orphanedChunks,
       orphanedDependencies: this.earlier.orphanedDependencies + old.orphanedDependencies + inFlight.dependencies,
@@ -206,12 +222,16 @@ export class RequestPipeline {
   private joinLateDependency(a: AssembledDependency): void {
     const ticket = this.recent.get(exchangeKey(a.generation, a.kernel.parentConnId, a.kernel.parentSeq));
     if (ticket === undefined) return;
+    this.attachLate(ticket, buildDependency(a, this.options.keepQuery));
+  }
+
+  /** A dependency joins the request finished under `ticket`. */
+  private attachLate(ticket: number, d: BuiltDependency): void {
     const parent = this.history.get(ticket);
     if (!parent) {
       this.historyLostDependencies++; // its request is no longer held (a buffer smaller than MAX_RECENT_REQUESTS)
       return;
     }
-    const d = buildDependency(a, this.options.keepQuery);
     this.dependencies++;
     this.dependenciesLate++;
     parent.dependencies.push(d.record);

@@ -10,15 +10,15 @@ export interface Wire {
   /** Client-to-server and server-to-client bytes of one connection. */
   up: Buffer[];
   down: Buffer[];
-  /** Both directions' chunks in the order the relay passed them on. */
-  order: { up: boolean; bytes: Buffer }[];
+  /** Both directions' chunks in the order the relay forwarded them. */
+  order: { up: boolean; data: Buffer }[];
 }
 
-/** Per-stream frame bytes (9-byte headers included) of one direction; stream 0 and the preface apart. */
-export function streamBytes(chunks: Buffer[], preface: boolean): { perStream: Map<number, number>; connection: number; total: number } {
+/** Per-stream frame bytes (9-byte headers included) of one direction; stream 0, the preface and `head` bytes before it (an HTTP/1.1 upgrade) apart. */
+export function streamBytes(chunks: Buffer[], preface: boolean, head = 0): { perStream: Map<number, number>; connection: number; total: number } {
   const buf = Buffer.concat(chunks);
   const perStream = new Map<number, number>();
-  let at = preface ? 24 : 0;
+  let at = head + (preface ? 24 : 0);
   let connection = at;
   while (at + 9 <= buf.length) {
     const len = buf.readUIntBE(at, 3);
@@ -31,6 +31,41 @@ export function streamBytes(chunks: Buffer[], preface: boolean): { perStream: Ma
   return { perStream, connection, total: buf.length };
 }
 
+/**
+ * Per-stream frame bytes of one connection as a request record counts them: each direction
+ * split by frame headers, both followed in the order the relay forwarded them, and a stream
+ * counted until it ended (the server's END_STREAM, or a RST_STREAM either way). Frames on a
+ * stream after its end (a client's WINDOW_UPDATE once the response is in) are the connection's.
+ * `head`: bytes before the frames (an HTTP/1.1 upgrade's heads); the client's side starts
+ * with the 24-byte preface after it.
+ */
+export function streamBytesToEnd(wire: Wire, head: { up: number; down: number } = { up: 0, down: 0 }): { up: Map<number, number>; down: Map<number, number> } {
+  const out = { up: new Map<number, number>(), down: new Map<number, number>() };
+  const ended = new Set<number>();
+  const pending = { up: Buffer.alloc(0), down: Buffer.alloc(0) };
+  const skip = { up: head.up + 24, down: head.down };
+  for (const { up, data } of wire.order) {
+    const side = up ? 'up' : 'down';
+    let buf = Buffer.concat([pending[side], data]);
+    const s = Math.min(skip[side], buf.length);
+    skip[side] -= s;
+    buf = buf.subarray(s);
+    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+      const len = buf.readUIntBE(0, 3);
+      const [type, flags] = [buf[3]!, buf[4]!];
+      const id = buf.readUInt32BE(5) & 0x7fff_ffff;
+      if (id !== 0 && !ended.has(id)) {
+        out[side].set(id, (out[side].get(id) ?? 0) + 9 + len);
+        if (type === 3 || (!up && (type === 0 || type === 1) && flags & 1)) ended.add(id);
+      }
+      buf = buf.subarray(9 + len);
+    }
+    pending[side] = Buffer.from(buf);
+  }
+  assert.equal(pending.up.length + pending.down.length, 0, 'the wire ends at frame boundaries');
+  return out;
+}
+
 /** Every client stream of the relay's connections as "request bytes/response bytes". */
 export function wireStreams(wires: Wire[]): string[] {
   return wires.flatMap((w) => {
@@ -41,54 +76,17 @@ export function wireStreams(wires: Wire[]): string[] {
 }
 
 /**
- * Like wireStreams, but a stream's client frames count only until the server ended it
- * (END_STREAM, or RST_STREAM either way) as the relay passed them on: a request ends there,
- * and what the client sends on the stream afterwards (a WINDOW_UPDATE for data it had just
- * received) belongs to no request. The relay sees each direction before the server does, so
- * a client frame it passed on before the end may still reach the server after its last write.
+ * Like wireStreams, but each stream's frames count only until it ended (streamBytesToEnd): a
+ * request ends there, and what the client sends on the stream afterwards (a WINDOW_UPDATE
+ * for data it had just received) belongs to no request. The relay sees each direction before
+ * the server does, so a client frame it passed on before the end may still reach the server
+ * after its last write.
  */
 export function wireStreamsUntilEnd(wires: Wire[]): string[] {
   return wires.flatMap((w) => {
-    const up = new FrameSplitter(24);
-    const down = new FrameSplitter(0);
-    const bytes = new Map<number, { up: number; down: number; ended: boolean }>();
-    for (const { up: isUp, bytes: chunk } of w.order) {
-      for (const f of (isUp ? up : down).push(chunk)) {
-        if (f.stream === 0) continue;
-        let s = bytes.get(f.stream);
-        if (!s) bytes.set(f.stream, (s = { up: 0, down: 0, ended: false }));
-        if (s.ended) continue;
-        if (isUp) s.up += f.size;
-        else s.down += f.size;
-        const endStream = (f.type === 0 || f.type === 1) && (f.flags & 1) !== 0;
-        if ((!isUp && endStream) || f.type === 3) s.ended = true;
-      }
-    }
-    return [...bytes.values()].filter((s) => s.up > 0).map((s) => `${s.up}/${s.down}`);
+    const { up, down } = streamBytesToEnd(w);
+    return [...up.keys()].map((id) => `${up.get(id)}/${down.get(id) ?? 0}`);
   });
-}
-
-/** Splits one direction's bytes into frames as they arrive (after a preface of `skip` bytes). */
-class FrameSplitter {
-  #buf = Buffer.alloc(0);
-  #skip: number;
-  constructor(skip: number) {
-    this.#skip = skip;
-  }
-
-  push(chunk: Buffer): { stream: number; type: number; flags: number; size: number }[] {
-    this.#buf = Buffer.concat([this.#buf, chunk]);
-    const skipped = Math.min(this.#skip, this.#buf.length);
-    this.#skip -= skipped;
-    this.#buf = this.#buf.subarray(skipped);
-    const out = [];
-    while (this.#buf.length >= 9 && this.#buf.length >= 9 + this.#buf.readUIntBE(0, 3)) {
-      const size = 9 + this.#buf.readUIntBE(0, 3);
-      out.push({ stream: this.#buf.readUInt32BE(5) & 0x7fff_ffff, type: this.#buf[3]!, flags: this.#buf[4]!, size });
-      this.#buf = this.#buf.subarray(size);
-    }
-    return out;
-  }
 }
 
 export interface Relay {
@@ -108,12 +106,12 @@ export async function startRecordingRelay(target: number): Promise<Relay> {
     sockets.add(client).add(upstream);
     client.on('data', (d: Buffer) => {
       wire.up.push(Buffer.from(d));
-      wire.order.push({ up: true, bytes: wire.up.at(-1)! });
+      wire.order.push({ up: true, data: wire.up.at(-1)! });
       upstream.write(d);
     });
     upstream.on('data', (d: Buffer) => {
       wire.down.push(Buffer.from(d));
-      wire.order.push({ up: false, bytes: wire.down.at(-1)! });
+      wire.order.push({ up: false, data: wire.down.at(-1)! });
       client.write(d);
     });
     client.on('end', () => upstream.end());

@@ -90,16 +90,26 @@ export function startPythonServer(env: Record<string, string> = {}): Promise<Run
   return startServer('python3', [join(SERVERS, 'python_http_server.py'), '0'], env);
 }
 
-/** Builds (or reuses) test/servers/go; returns the binary's path. */
-export function buildGoServer(): string {
-  const src = join(SERVERS, 'go');
-  const hash = hashFiles([join(src, 'main.go'), join(src, 'go.mod')]);
-  const dir = buildOnce(join(peerCache(), `gt-go-${hash}`), (tmp) => {
+/** Builds (or reuses) a Go server under test/servers/<name> (modules from the Go module proxy, as go.sum pins them); returns the binary's path. */
+function buildGo(name: string, binary: string): string {
+  const src = join(SERVERS, name);
+  const files = ['main.go', 'go.mod', 'go.sum'].map((f) => join(src, f)).filter((f) => existsSync(f));
+  const dir = buildOnce(join(peerCache(), `${binary}-${hashFiles(files)}`), (tmp) => {
     mkdirSync(tmp, { recursive: true });
     const env = { ...process.env, PATH: pathWithGo(), GOTOOLCHAIN: 'local', CGO_ENABLED: '0' };
-    run('go', ['build', '-o', join(tmp, 'gt-go'), '.'], { cwd: src, env });
+    run('go', ['build', '-o', join(tmp, binary), '.'], { cwd: src, env });
   });
-  return join(dir, 'gt-go');
+  return join(dir, binary);
+}
+
+/** Builds (or reuses) test/servers/go; returns the binary's path. */
+export function buildGoServer(): string {
+  return buildGo('go', 'gt-go');
+}
+
+/** HTTP/2 cleartext Go server (golang.org/x/net/http2/h2c: Upgrade and prior knowledge). */
+export function startGoH2cServer(env: Record<string, string> = {}): Promise<RunningServer> {
+  return startServer(buildGo('go-h2c', 'h2c-go'), ['0'], env);
 }
 
 /** Go net/http server (goroutine per connection, handler locked to its OS thread). */

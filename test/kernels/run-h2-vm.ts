@@ -1,7 +1,9 @@
 /**
- * The HTTP/2 and gRPC e2e test (test/e2e/h2-grpc.test.ts) inside one Debian kernel's VM, as
- * the kernel matrix boots them (default 5.10, whose verifier is the strict one), with smaller
- * counts (TCG runs user space 10-30x slower). Not part of `npm run test:kernels`: the smoke's
+ * The HTTP/2 and gRPC e2e tests (test/e2e/h2-grpc.test.ts: server side; h2-client.test.ts:
+ * outbound gRPC calls linked in Jaeger; h2c-go.test.ts: h2c Upgrade and prior knowledge on a Go
+ * server) inside one Debian kernel's VM, as the kernel matrix boots them (default 5.10, whose
+ * verifier is the strict one), with smaller counts (TCG runs user space 10-30x slower). Test
+ * files after the kernel id run instead of the three. Not part of `npm run test:kernels`: the smoke's
  * check table stays as it is. Usage: `node test/kernels/run-h2-vm.ts [5.10|6.1|6.12]` after
  * `npm run build`; prints the test's output and exits with its status.
  */
@@ -11,6 +13,8 @@ import { join } from 'node:path';
 import { ROOT } from '../harness/agent.ts';
 import { bootVm, kernelImage } from './vm.ts';
 
+const given = process.argv.slice(3);
+const H2_TESTS = given.length ? given : ['test/e2e/h2-grpc.test.ts', 'test/e2e/h2-client.test.ts', 'test/e2e/h2c-go.test.ts'];
 const KERNEL_CACHE = process.env.PERFCATCH_KERNEL_CACHE || join(homedir(), '.cache', 'perfcatch', 'kernels');
 const id = process.argv[2] ?? '5.10';
 const release = readdirSync(KERNEL_CACHE).find((d) => d.startsWith(`${id}.`) || d.startsWith(`${id}-`));
@@ -19,12 +23,12 @@ const out = join(ROOT, 'test', 'results', 'kernels', `h2-${id}`);
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-const command = [process.execPath, '--test', '--test-concurrency=1', '--test-timeout=1800000', `--test-reporter-destination=${join(out, 'h2.log')}`, '--test-reporter=spec', 'test/e2e/h2-grpc.test.ts']
+const command = [process.execPath, '--test', '--test-concurrency=1', '--test-timeout=1800000', `--test-reporter-destination=${join(out, 'h2.log')}`, '--test-reporter=spec', ...H2_TESTS]
   .map(q)
   .join(' ');
-const env = ['PERFCATCH_TEST_TIME_SCALE=5', 'PERFCATCH_H2_REQUESTS=200', 'PERFCATCH_GRPC_CALLS=1000'].join(' ');
+const env = ['PERFCATCH_TEST_TIME_SCALE=5', 'PERFCATCH_H2_REQUESTS=200', 'PERFCATCH_GRPC_CALLS=1000', 'PERFCATCH_GRPC_CLIENT_CALLS=300'].join(' ');
 const script = `${env} sh ${q(join(ROOT, 'test', 'kernels', 'guest.sh'))} ${q(ROOT)} ${q(out)} ${command}`;
-console.log(`== ${id}: booting ${release} (tcg), h2-grpc.test.ts inside`);
+console.log(`== ${id}: booting ${release} (tcg), ${H2_TESTS.join(', ')} inside`);
 const boot = await bootVm({
   kimg: kernelImage(KERNEL_CACHE, release),
   cpus: 1,

@@ -92,13 +92,13 @@ function conn(flags = 0): KernelH2Conn {
 }
 
 function newH2Requests(idleTimeoutNs?: bigint): H2Requests {
-  return new H2Requests({ correlation: new CorrelationExtractor([]), processes: new ProcessInfoCache(), keepQuery: true, pods: null }, 0, undefined, idleTimeoutNs);
+  return new H2Requests({ correlation: new CorrelationExtractor([]), processes: new ProcessInfoCache(), keepQuery: true, pods: null }, 0, undefined, undefined, idleTimeoutNs);
 }
 
 /** Feeds a fixture's chunks as pc_h2_io records, each syscall with `cpu(i)` ns. */
 function replay(chunks: readonly Chunk[], cpu: (i: number) => number, opts: { midway?: boolean; h2?: H2Requests; noClose?: boolean } = {}) {
   const h2 = opts.h2 ?? newH2Requests();
-  const out: BuiltRequest[] = [...h2.open(conn(opts.midway ? RequestFlags.H2_MIDWAY : 0))];
+  const out: BuiltRequest[] = [...h2.open(conn(opts.midway ? RequestFlags.H2_MIDWAY : 0)).requests];
   const walkers = { client: new Walker(!opts.midway), server: new Walker(false) };
   let given = 0;
   chunks.forEach((c, i) => {
@@ -110,11 +110,11 @@ function replay(chunks: readonly Chunk[], cpu: (i: number) => number, opts: { mi
         tsNs: BASE + BigInt(c.t) * 1000n, cpuNs: part === 0 ? cpu(i) : 0, total: part === 0 ? c.bytes.length : 0, part, runs,
       };
       given += rec.cpuNs;
-      out.push(...h2.io(rec));
+      out.push(...h2.io(rec).requests);
     });
   });
   const closed: KernelH2Io = { kind: 'h2_io', direction: 0, flags: H2Flags.CLOSED, pid: 0, tid: 0, connId: CONN, tsNs: BASE + 10n ** 12n, cpuNs: 0, total: 0, part: 0, runs: [] };
-  if (!opts.noClose) out.push(...h2.io(closed));
+  if (!opts.noClose) out.push(...h2.io(closed).requests);
   return { out, given, counters: h2.counters };
 }
 
@@ -186,9 +186,9 @@ describe('HTTP/2 records from kernel-shaped pc_h2_io records', () => {
     const open = h2.openStreams();
     assert.ok(open > 0 && out.length > 0, `${out.length} finished, ${open} open`);
     const last = BASE + BigInt(Math.max(...fed.map((c) => c.t))) * 1000n;
-    assert.deepEqual(h2.expireIdle(last + timeout - 1n), [], 'not idle long enough');
+    assert.deepEqual(h2.expireIdle(last + timeout - 1n).requests, [], 'not idle long enough');
     assert.equal(h2.openConnections, 1);
-    const expired = h2.expireIdle(last + timeout);
+    const expired = h2.expireIdle(last + timeout).requests;
     assert.equal(expired.length, open);
     assert.equal(out.length + expired.length, fixture.streams.length, 'every stream a record, once');
     for (const b of expired) {
@@ -211,7 +211,7 @@ describe('HTTP/2 records from kernel-shaped pc_h2_io records', () => {
       kind: 'h2_io', direction: Direction.REQUEST, flags: 0, pid: process.pid, tid: process.pid, connId: CONN + 1,
       tsNs: BASE + 60_000_000_000n, cpuNs: 0, total: 0, part: 0, runs: [],
     };
-    const out = h2.io(other);
+    const out = h2.io(other).requests;
     assert.ok(out.length > 0 && out.every((b) => b.h2!.end === 'idle-timeout'));
     assert.equal(h2.openConnections, 1, 'only the new connection is left');
   });
