@@ -565,10 +565,11 @@ static __always_inline void h2_io(struct thread_state *ts, struct pc_conn_key *k
 	r->conn_id = c->conn_id;
 	r->ts_ns = now;
 	/* The segment that ends here is the streams' (userspace splits it); no HTTP/1 request
-	 * of this thread is its owner any more. */
+	 * of this thread is its owner any more, and the next segment ends at its next HTTP/2
+	 * syscall, across sleeps (resource_tracker.bpf.c). */
 	r->cpu_ns = ts->pending_ns;
 	ts->pending_ns = 0;
-	ts->owner_closed = 1;
+	ts->owner_closed = OWNER_H2;
 	r->total = ret;
 	r->data_len = 0;
 	r->part = 0;

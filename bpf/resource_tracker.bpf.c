@@ -65,9 +65,15 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	if (!ts)
 		return 0;
 	take_slice(ts, prev->se.sum_exec_runtime);
-	/* A sleep ends the segment (a preemption does not): it was the owner's, its handler
-	 * awaiting or its epilogue; once the response has started, the owner is done. */
-	if (went_to_sleep(preempt, prev)) {
+	/*
+	 * A sleep ends the segment (a preemption does not): it was the owner's, its handler
+	 * awaiting or its epilogue; once the response has started, the owner is done. Not on
+	 * HTTP/2: a handler's code there is no owner's, and a sleep in the middle of it (V8's
+	 * main thread waiting on a futex for its GC or compiler threads) would send it to no
+	 * stream; the segment ends at the next HTTP/2 syscall, which userspace charges to the
+	 * streams it carried or that were under way.
+	 */
+	if (ts->owner_closed != OWNER_H2 && went_to_sleep(preempt, prev)) {
 		struct conn_state *owner = live_owner(ts);
 		if (!charge_owner(ts, owner, now, prev->tgid))
 			charge_nobody(ts, prev->tgid);

@@ -137,13 +137,18 @@ struct request_fifo {
 	__u8 _pad[5];
 };
 
+/* thread_state.owner_closed of a thread whose segment goes to the streams of its next HTTP/2
+ * syscall (h2.bpf.h): a sleep does not end it. */
+#define OWNER_H2 2
+
 /* Per serving thread: its CPU segment in progress and who it serves (cpu.bpf.h). */
 struct thread_state {
 	struct pc_conn_key owner; /* the request it last served: read, wrote, or got an upstream
 				   * response for */
 	__u64 owner_conn_id;
 	__u32 owner_seq;
-	__u32 owner_closed; /* slept after its owner's response started: the owner is done */
+	__u32 owner_closed; /* slept after its owner's response started: the owner is done;
+			     * OWNER_H2: its last tracked syscall was on an HTTP/2 connection */
 	__u64 runtime_mark; /* the thread's own CPU clock (se.sum_exec_runtime based) when the
 			     * pending segment was last brought up to date */
 	__u64 pending_ns;   /* on-CPU time since the segment began, not charged yet */
