@@ -21,6 +21,7 @@ import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
 import { startJaeger, type JaegerSpan, type RunningJaeger } from '../harness/jaeger.ts';
 import { waitFor } from '../harness/ports.ts';
 import { spawnTracked, type Spawned } from '../harness/processes.ts';
+import { pool } from '../harness/h2-requests.ts';
 import type { RequestRecord } from '../../src/types.ts';
 
 const require = createRequire(import.meta.url);
@@ -44,15 +45,6 @@ async function startScript(script: string, args: string[], word: string, env: Re
     });
   });
   return { ...s, port };
-}
-
-async function pool(n: number, concurrency: number, job: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < n) await job(next++);
-    }),
-  );
 }
 
 async function recordsOf(agent: RunningAgent, service: string, want: number): Promise<RequestRecord[]> {

@@ -17,6 +17,7 @@ import { sendRaw } from '../harness/raw-client.ts';
 import { h2Frame } from '../http2/frame-bytes.ts';
 import { spawnTracked, type Spawned } from '../harness/processes.ts';
 import { startRecordingRelay, streamBytes, wireStreams } from '../harness/h2-wire.ts';
+import { h2Request, pool } from '../harness/h2-requests.ts';
 import type { RequestRecord } from '../../src/types.ts';
 
 const require = createRequire(import.meta.url);
@@ -42,16 +43,6 @@ async function startH2Server(): Promise<Spawned & { port: number; grpcPort: numb
     });
   });
   return { ...s, port: ports[0], grpcPort: ports[1] };
-}
-
-/** Runs `n` jobs, `concurrency` at a time. */
-async function pool(n: number, concurrency: number, job: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < n) await job(next++);
-    }),
-  );
 }
 
 async function records(agent: RunningAgent, query: string, want: number): Promise<RequestRecord[]> {
@@ -90,16 +81,8 @@ describe('HTTP/2 and gRPC, one record per stream', () => {
       const kind = i % 4;
       const method = kind === 0 ? 'POST' : 'GET';
       const path = kind <= 1 ? `/ok/${i}?n=${(i * 37) % 3000}` : kind === 2 ? `/missing/${i}` : `/fail/${i}`;
-      const req = session.request({ ':method': method, ':path': path, 'x-correlation-id': `h2-${i}` }, { endStream: method !== 'POST' });
-      if (method === 'POST') req.end(Buffer.alloc(i % 5000, 0x63));
-      const status = await new Promise<number>((resolve, reject) => {
-        let s = 0;
-        req.on('response', (h) => (s = Number(h[':status'])));
-        req.on('data', () => {});
-        req.on('end', () => resolve(s));
-        req.on('error', reject);
-      });
-      expected.set(`h2-${i}`, { method, path, status, streamId: req.id! });
+      const { status, streamId } = await h2Request(session, method, path, { 'x-correlation-id': `h2-${i}` }, i % 5000);
+      expected.set(`h2-${i}`, { method, path, status, streamId });
     });
     session.close();
     await new Promise((r) => setTimeout(r, 300));

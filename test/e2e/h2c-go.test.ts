@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { startAgent, type RunningAgent } from '../harness/agent.ts';
 import { startRecordingRelay, streamBytesToEnd } from '../harness/h2-wire.ts';
+import { h2Request } from '../harness/h2-requests.ts';
 import { waitFor } from '../harness/ports.ts';
 import { startGoH2cServer, type RunningServer } from '../harness/runtimes.ts';
 import type { RequestRecord } from '../../src/types.ts';
@@ -107,16 +108,8 @@ describe('h2c on a Go server (x/net/http2/h2c): Upgrade and prior knowledge', ()
           const kind = i % 4;
           const method = kind === 0 ? 'POST' : 'GET';
           const path = kind <= 1 ? `/ok/p${i}?n=${(i * 37) % 3000}` : kind === 2 ? `/missing/p${i}` : `/fail/p${i}`;
-          const req = session.request({ ':method': method, ':path': path }, { endStream: method !== 'POST' });
-          if (method === 'POST') req.end(Buffer.alloc(i % 5000, 0x63));
-          const status = await new Promise<number>((resolve, reject) => {
-            let s = 0;
-            req.on('response', (h) => (s = Number(h[':status'])));
-            req.on('data', () => {});
-            req.on('end', () => resolve(s));
-            req.on('error', reject);
-          });
-          expected.set(path, { method, status, streamId: req.id! });
+          const { status, streamId } = await h2Request(session, method, path, {}, i % 5000);
+          expected.set(path, { method, status, streamId });
         }
       }),
     );
