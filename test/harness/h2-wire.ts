@@ -66,21 +66,12 @@ export function streamBytesToEnd(wire: Wire, head: { up: number; down: number } 
   return out;
 }
 
-/** Every client stream of the relay's connections as "request bytes/response bytes". */
-export function wireStreams(wires: Wire[]): string[] {
-  return wires.flatMap((w) => {
-    const up = streamBytes(w.up, true);
-    const down = streamBytes(w.down, false);
-    return [...up.perStream.keys()].map((id) => `${up.perStream.get(id)}/${down.perStream.get(id) ?? 0}`);
-  });
-}
-
 /**
- * Like wireStreams, but each stream's frames count only until it ended (streamBytesToEnd): a
- * request ends there, and what the client sends on the stream afterwards (a WINDOW_UPDATE
- * for data it had just received) belongs to no request. The relay sees each direction before
- * the server does, so a client frame it passed on before the end may still reach the server
- * after its last write.
+ * Every client stream of the relay's connections as "request bytes/response bytes", each
+ * stream's frames counted only until it ended (streamBytesToEnd): a request ends there, and
+ * what the client sends on the stream afterwards (a WINDOW_UPDATE for data it had just
+ * received) belongs to no request. The relay sees each direction before the server does, so
+ * a client frame it passed on before the end may still reach the server after its last write.
  */
 export function wireStreamsUntilEnd(wires: Wire[]): string[] {
   return wires.flatMap((w) => {
