@@ -14,6 +14,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import http2 from 'node:http2';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Http2Fixture, PeerStream, RecordedChunk } from './fixture.ts';
+import { h2Frame } from './frame-bytes.ts';
 
 const OUT = new URL('../fixtures/http2/', import.meta.url);
 
@@ -338,14 +339,6 @@ async function grpcScenario(): Promise<Http2Fixture> {
  */
 async function upgradeScenario(): Promise<Http2Fixture> {
   const body = Buffer.from('upgraded!\n');
-  const frame = (type: number, flags: number, stream: number, payload: Buffer) => {
-    const h = Buffer.alloc(9);
-    h.writeUIntBE(payload.length, 0, 3);
-    h[3] = type;
-    h[4] = flags;
-    h.writeUInt32BE(stream, 5);
-    return Buffer.concat([h, payload]);
-  };
   const server = createServer((socket) => {
     let head = Buffer.alloc(0);
     let upgraded = false;
@@ -356,16 +349,16 @@ async function upgradeScenario(): Promise<Http2Fixture> {
         if (!head.includes('\r\n\r\n')) return;
         upgraded = true;
         socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
-        socket.write(frame(4, 0, 0, Buffer.alloc(0)));
+        socket.write(h2Frame(4, 0, 0));
         // :status 200 (static index 8) and content-type: text/plain (literal, static name 31).
         const block = Buffer.concat([Buffer.from([0x88, 0x0f, 0x10, 10]), Buffer.from('text/plain')]);
-        socket.write(Buffer.concat([frame(1, 4, 1, block), frame(0, 1, 1, body)]));
+        socket.write(Buffer.concat([h2Frame(1, 4, 1, block), h2Frame(0, 1, 1, body)]));
         return;
       }
       // After the preface, the client's SETTINGS: acknowledge it once.
       if (!acked) {
         acked = true;
-        socket.write(frame(4, 1, 0, Buffer.alloc(0)));
+        socket.write(h2Frame(4, 1, 0));
       }
     });
     socket.on('error', () => {});
