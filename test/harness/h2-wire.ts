@@ -38,28 +38,46 @@ export function streamBytes(chunks: Buffer[], preface: boolean, head = 0): { per
  * stream after its end (a client's WINDOW_UPDATE once the response is in) are the connection's.
  * `head`: bytes before the frames (an HTTP/1.1 upgrade's heads); the client's side starts
  * with the 24-byte preface after it.
+ *
+ * `crossing`: per stream, the sizes of the client's WINDOW_UPDATE frames on it that the relay
+ * passed on after the server's last write on the stream before the one that ended it. The
+ * relay sees each direction before the other end does: such a frame and the server's end
+ * crossed in flight, and the server may have read it after ending the stream (then it is no
+ * part of the request) or before (then it is). Only these frames can go either way.
  */
-export function streamBytesToEnd(wire: Wire, head: { up: number; down: number } = { up: 0, down: 0 }): { up: Map<number, number>; down: Map<number, number> } {
-  const out = { up: new Map<number, number>(), down: new Map<number, number>() };
+export function streamBytesToEnd(
+  wire: Wire,
+  head: { up: number; down: number } = { up: 0, down: 0 },
+): { up: Map<number, number>; down: Map<number, number>; crossing: Map<number, number[]> } {
+  const out = { up: new Map<number, number>(), down: new Map<number, number>(), crossing: new Map<number, number[]>() };
   const ended = new Set<number>();
   const pending = { up: Buffer.alloc(0), down: Buffer.alloc(0) };
   const skip = { up: head.up + 24, down: head.down };
+  // Per stream: the client's WINDOW_UPDATEs since the server's last chunk on it.
+  const sinceServerWrite = new Map<number, number[]>();
   for (const { up, data } of wire.order) {
     const side = up ? 'up' : 'down';
     let buf = Buffer.concat([pending[side], data]);
     const s = Math.min(skip[side], buf.length);
     skip[side] -= s;
     buf = buf.subarray(s);
+    const wroteOn = new Set<number>();
     while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
       const len = buf.readUIntBE(0, 3);
       const [type, flags] = [buf[3]!, buf[4]!];
       const id = buf.readUInt32BE(5) & 0x7fff_ffff;
       if (id !== 0 && !ended.has(id)) {
         out[side].set(id, (out[side].get(id) ?? 0) + 9 + len);
-        if (type === 3 || (!up && (type === 0 || type === 1) && flags & 1)) ended.add(id);
+        if (up && type === 8) sinceServerWrite.set(id, [...(sinceServerWrite.get(id) ?? []), 9 + len]);
+        if (type === 3 || (!up && (type === 0 || type === 1) && flags & 1)) {
+          ended.add(id);
+          if (!up) out.crossing.set(id, sinceServerWrite.get(id) ?? []);
+        } else if (!up) wroteOn.add(id);
       }
       buf = buf.subarray(9 + len);
     }
+    // A server chunk on a stream that did not end it: the client's earlier frames were in before.
+    for (const id of wroteOn) if (!ended.has(id)) sinceServerWrite.delete(id);
     pending[side] = Buffer.from(buf);
   }
   assert.equal(pending.up.length + pending.down.length, 0, 'the wire ends at frame boundaries');
@@ -70,14 +88,58 @@ export function streamBytesToEnd(wire: Wire, head: { up: number; down: number } 
  * Every client stream of the relay's connections as "request bytes/response bytes", each
  * stream's frames counted only until it ended (streamBytesToEnd): a request ends there, and
  * what the client sends on the stream afterwards (a WINDOW_UPDATE for data it had just
- * received) belongs to no request. The relay sees each direction before the server does, so
- * a client frame it passed on before the end may still reach the server after its last write.
+ * received) belongs to no request.
  */
 export function wireStreamsUntilEnd(wires: Wire[]): string[] {
+  return wireStreams(wires).map((t) => `${t.up}/${t.down}`);
+}
+
+function wireStreams(wires: Wire[]): { up: number; down: number; crossing: number[] }[] {
   return wires.flatMap((w) => {
-    const { up, down } = streamBytesToEnd(w);
-    return [...up.keys()].map((id) => `${up.get(id)}/${down.get(id) ?? 0}`);
+    const { up, down, crossing } = streamBytesToEnd(w);
+    return [...up.keys()].map((id) => ({ up: up.get(id)!, down: down.get(id) ?? 0, crossing: crossing.get(id) ?? [] }));
   });
+}
+
+/**
+ * Records' "request/response" bytes against the wire's streams, as a multiset (the wire does
+ * not say which call a stream was): response bytes exactly, request bytes exactly but for the
+ * client's WINDOW_UPDATEs that crossed the stream's end in flight (streamBytesToEnd), each of
+ * which the server may have read on either side of it. Returns how many crossed after the end.
+ */
+export function assertStreamBytes(records: { bytes_received: number; bytes_sent: number }[], wires: Wire[]): number {
+  const streams = wireStreams(wires);
+  const unmatched: string[] = [];
+  let crossedAfter = 0;
+  const remaining = [...streams];
+  // Exact matches first, so a tolerant match never takes a stream another record matches exactly.
+  const rest = records.filter((r) => {
+    const i = remaining.findIndex((t) => t.up === r.bytes_received && t.down === r.bytes_sent);
+    if (i < 0) return true;
+    remaining.splice(i, 1);
+    return false;
+  });
+  for (const r of rest) {
+    const i = remaining.findIndex((t) => t.down === r.bytes_sent && subsetSums(t.crossing).has(t.up - r.bytes_received));
+    if (i < 0) {
+      unmatched.push(`${r.bytes_received}/${r.bytes_sent}`);
+      continue;
+    }
+    crossedAfter++;
+    remaining.splice(i, 1);
+  }
+  assert.deepEqual(
+    { records: unmatched.sort(), streams: remaining.map((t) => `${t.up}/${t.down}${t.crossing.length ? ` (${t.crossing.length} crossing WINDOW_UPDATE)` : ''}`).sort() },
+    { records: [], streams: [] },
+    'every record matches one stream on the wire',
+  );
+  return crossedAfter;
+}
+
+function subsetSums(sizes: number[]): Set<number> {
+  let sums = new Set([0]);
+  for (const n of sizes) sums = new Set([...sums, ...[...sums].map((s) => s + n)]);
+  return sums;
 }
 
 export interface Relay {

@@ -87,6 +87,20 @@ function printSmokeLog(out: string): void {
   if (existsSync(smokeLog)) process.stdout.write(readFileSync(smokeLog, 'utf8'));
 }
 
+/** A VM that gave no checks: what it left, since CI keeps only this output. */
+function printNoChecks(out: string, exitCode: number | null): void {
+  console.log(`== no checks: virtme-run exited ${exitCode}`);
+  for (const f of ['guest.log', 'console.log']) {
+    const file = join(out, f);
+    if (!existsSync(file)) {
+      console.log(`== ${f}: absent (the guest ${f === 'guest.log' ? 'never ran guest.sh' : 'wrote no console'})`);
+      continue;
+    }
+    const text = readFileSync(file, 'latin1');
+    console.log(`== last 4 KB of ${f}:\n${text.slice(-4096)}`);
+  }
+}
+
 async function runHost(): Promise<RunResult> {
   const out = freshDir('host');
   const t0 = Date.now();
@@ -140,6 +154,7 @@ async function runVm(run: VmRun, release: string, accel: Accel, hostHello: Recor
   const result: RunResult = { label, release, cpus: run.cpus, accel, seconds: boot.seconds, ...collect(out) };
   if (boot.timedOut) result.problem = `the VM did not finish within ${VM_TIMEOUT_MS[accel] / 60_000} min (see ${out})`;
   printSmokeLog(out);
+  if (result.checks.length === 0) printNoChecks(out, boot.exitCode);
   console.log(`== ${label}: ${boot.seconds.toFixed(0)} s`);
   return result;
 }
@@ -168,7 +183,16 @@ async function main(): Promise<number> {
     const first = releases.get(runs[0]!.kernel)!;
     const { accel, why } = await chooseAccel(kernelImage(KERNEL_CACHE, first), RESULTS);
     console.log(`== VMs use ${accel.toUpperCase()}: ${why}`);
-    for (const run of runs) results.push(await runVm(run, releases.get(run.kernel)!, accel, hostHello));
+    for (const run of runs) {
+      let result = await runVm(run, releases.get(run.kernel)!, accel, hostHello);
+      // A guest that never reached guest.sh (qemu or the boot failed) has tested nothing: one
+      // more boot, said aloud. A guest that ran the smoke is never run again.
+      if (result.checks.length === 0 && !existsSync(join(RESULTS, runLabel(run), 'guest.log'))) {
+        console.log(`== ${runLabel(run)}: the guest never ran guest.sh; booting it once more`);
+        result = await runVm(run, releases.get(run.kernel)!, accel, hostHello);
+      }
+      results.push(result);
+    }
   }
   const failed = printReport(results, (Date.now() - t0) / 1000);
   writeFileSync(join(ROOT, 'test', 'results', 'kernels.json'), JSON.stringify(results, null, 2) + '\n');
