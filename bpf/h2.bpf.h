@@ -21,9 +21,12 @@
  * frames may span syscalls and iovecs. Every 9-byte frame header is captured, and the payload
  * of every frame but DATA up to PC_H2_PAYLOAD_MAX bytes (HEADERS, CONTINUATION, SETTINGS,
  * RST_STREAM, ... are small); DATA payloads are skipped by length, never copied. A walk that
- * cannot go on (PC_H2_STEPS steps in one syscall, an unreadable buffer, a record the full ring
- * buffer refused) stops for good on that direction: its bytes are still counted, and every
- * later record says PC_H2F_LOST.
+ * cannot go on (PC_H2_STEPS steps in one syscall, an unreadable buffer) stops for good on that
+ * direction: its bytes are still counted, and every later record says PC_H2F_LOST. A record
+ * the full ring buffer refused does not stop it: the walk still knows where frames are, so the
+ * frame under way is skipped ("dark"), the next frame header is captured again, and the next
+ * record says PC_H2F_GAP (h2_flush): userspace resynchronises there instead of losing the
+ * connection.
  *
  * CPU: the thread's on-CPU time since its previous tracked syscall (cpu.bpf.h's pending
  * segment) goes into the syscall's record instead of to an HTTP/1 request; userspace charges
@@ -41,7 +44,18 @@
 #define H2_FRAME_HEADER 9
 #define H2_PREFACE_LEN 24
 #define H2_TYPE_DATA 0
+#define H2_TYPE_HEADERS 1
 #define H2_TYPE_SETTINGS 4
+#define H2_TYPE_PUSH_PROMISE 5
+#define H2_TYPE_CONTINUATION 9
+
+/* h2_dir.gap: after a record of the direction was lost. */
+#define H2_GAP 1       /* the next record sent says PC_H2F_GAP */
+#define H2_GAP_HPACK 2 /* ... and PC_H2F_GAP_HPACK */
+#define H2_DARK 4      /* the frame under way lost its start: skipped, not captured */
+#define H2_GAP_OTHER 8 /* the other direction lost records: the next record sent says
+			* PC_H2F_GAP_OTHER (streams that end before its own GAP record
+			* must not be reported as whole) */
 
 /* One direction of an HTTP/2 connection, between syscalls. */
 struct h2_dir {
@@ -49,7 +63,8 @@ struct h2_dir {
 	__u32 keep;     /* of those, how many to capture */
 	__u8 hdr_fill;  /* bytes of the next frame header seen so far (0..8) */
 	__u8 lost;      /* the walk stopped: bytes are only counted from now on */
-	__u8 _pad[2];
+	__u8 gap;       /* H2_GAP_* */
+	__u8 _pad;
 	__u8 hdr[24];   /* that frame header (room for a 9-byte read at any fill) */
 };
 
@@ -69,7 +84,8 @@ struct h2_cursor {
 	__u64 iov_ptr;    /* the next struct iovec (vectored syscalls) */
 	__u8 vec;
 	__u8 dir;         /* index in h2_state.dir */
-	__u8 _pad[2];
+	__u8 block;       /* the record being filled holds header-block or SETTINGS bytes */
+	__u8 _pad;
 	__s32 result;     /* how the walk ended (H2_WALK_*) */
 };
 
@@ -299,8 +315,28 @@ static __always_inline bool h2_detect(struct pc_conn_key *key, struct conn_state
 	return (mark ? h2_mark_upgrade() : h2_detect_call(is_read)) == 1;
 }
 
-/* Send the record being filled; the next one continues the same syscall. */
-static __always_inline bool h2_flush(struct h2_scratch *s, bool more)
+/* The gap flags of direction `d`, for the record about to be filled. */
+static __always_inline __u8 h2_gap_flags(struct h2_dir *d)
+{
+	__u8 f = d->gap & H2_GAP_OTHER ? PC_H2F_GAP_OTHER : 0;
+	if (d->gap & H2_GAP)
+		f |= PC_H2F_GAP | (d->gap & H2_GAP_HPACK ? PC_H2F_GAP_HPACK : 0);
+	return f;
+}
+
+static __always_inline bool h2_block_type(__u8 type)
+{
+	return type == H2_TYPE_HEADERS || type == H2_TYPE_CONTINUATION || type == H2_TYPE_SETTINGS ||
+	       type == H2_TYPE_PUSH_PROMISE;
+}
+
+/*
+ * Send the record being filled; the next one continues the same syscall. `d`: its direction's
+ * walk state, `o` the other direction's (NULL when gone). A record the ring refused leaves a
+ * gap: the next one of each direction says so, and the next one of this direction carries
+ * the syscall's CPU and total in its stead (same part number).
+ */
+static __always_inline bool h2_flush(struct h2_scratch *s, struct h2_dir *d, struct h2_dir *o, bool more)
 {
 	struct pc_h2_io *r = &s->rec;
 	if (more)
@@ -314,14 +350,34 @@ static __always_inline bool h2_flush(struct h2_scratch *s, bool more)
 	long err = bpf_ringbuf_output(&events, r, PC_H2_HDR_SIZE + n, wakeup_flag());
 	r->n_runs = 0;
 	r->data_len = 0;
-	r->part += 1;
-	r->cpu_ns = 0;
-	r->total = 0;
 	if (err) {
 		count(PC_CNT_RB_DROP_H2);
-		return false;
+		if (o)
+			o->gap |= H2_GAP_OTHER;
+		if (d) {
+			d->gap |= H2_GAP;
+			if (s->k.block || (r->flags & PC_H2F_GAP_HPACK))
+				d->gap |= H2_GAP_HPACK;
+			/* The start of the frame under way was in the lost record. */
+			if (d->left || d->hdr_fill) {
+				d->gap |= H2_DARK;
+				d->keep = 0;
+			}
+		}
+	} else {
+		r->part += 1;
+		r->cpu_ns = 0;
+		r->total = 0;
+		if (d && (r->flags & PC_H2F_GAP))
+			d->gap &= ~(H2_GAP | H2_GAP_HPACK);
+		if (d && (r->flags & PC_H2F_GAP_OTHER))
+			d->gap &= ~H2_GAP_OTHER;
 	}
-	return true;
+	s->k.block = 0;
+	r->flags &= ~(PC_H2F_GAP | PC_H2F_GAP_HPACK | PC_H2F_GAP_OTHER);
+	if (d)
+		r->flags |= h2_gap_flags(d);
+	return !err;
 }
 
 /* The run to add `captured` (or skipped) bytes to, opened if need be; -1 when runs[] is full. */
@@ -395,7 +451,7 @@ enum { H2_WALK_DONE = 0, H2_WALK_MORE = 1, H2_WALK_STOP = 2 };
 
 /* One step of the walk; true when the walk of this syscall ends (k->result says how). */
 static __always_inline bool h2_step(struct h2_scratch *s, struct h2_cursor *k, struct h2_dir *d,
-				    struct pc_h2_io *r)
+				    struct h2_dir *o, struct pc_h2_io *r)
 {
 	k->result = H2_WALK_STOP;
 	if (k->off >= k->cur) {
@@ -423,29 +479,35 @@ static __always_inline bool h2_step(struct h2_scratch *s, struct h2_cursor *k, s
 			k->off += n;
 			return false;
 		}
-		if (!h2_room(r) && !h2_flush(s, true))
-			return true;
+		if (!h2_room(r) && !h2_flush(s, d, o, true))
+			return false; /* lost: the rest of the frame is dark now */
 		__u64 n = min3(d->keep, avail, PC_H2_DATA_MAX - r->data_len);
 		if (!h2_capture(s, k->base + k->off, n))
 			return true;
+		if (h2_block_type(d->hdr[3]))
+			k->block = 1;
 		d->keep -= n;
 		d->left -= n;
 		k->off += n;
 		return false;
 	}
 	/* A frame header, or the rest of one. */
-	if (!h2_room(r) && !h2_flush(s, true))
-		return true;
+	if (!h2_room(r))
+		h2_flush(s, d, o, true);
 	__u32 fill = d->hdr_fill;
 	if (fill >= H2_FRAME_HEADER)
 		fill = 0;
+	if (!fill)
+		d->gap &= ~H2_DARK;
 	__u64 n = min3(H2_FRAME_HEADER - fill, avail, PC_H2_DATA_MAX - r->data_len);
 	barrier_var(n);
 	if (n > H2_FRAME_HEADER)
 		n = H2_FRAME_HEADER;
 	if (!n || bpf_probe_read_user(&d->hdr[fill & 15], n, (void *)(k->base + k->off)))
 		return true;
-	if (!h2_capture(s, k->base + k->off, n))
+	if (d->gap & H2_DARK)
+		h2_add_skipped(r, n);
+	else if (!h2_capture(s, k->base + k->off, n))
 		return true;
 	k->off += n;
 	fill += n;
@@ -456,9 +518,16 @@ static __always_inline bool h2_step(struct h2_scratch *s, struct h2_cursor *k, s
 	d->hdr_fill = 0;
 	__u32 len = ((__u32)d->hdr[0] << 16) | ((__u32)d->hdr[1] << 8) | d->hdr[2];
 	d->left = len;
-	if (d->hdr[3] == H2_TYPE_DATA) {
+	if ((d->gap & H2_DARK) || d->hdr[3] == H2_TYPE_DATA) {
+		/* Most frames are DATA: their payload in this buffer is skipped in the same step. */
 		d->keep = 0;
+		__u64 m = len < k->cur - k->off ? len : k->cur - k->off;
+		h2_add_skipped(r, m);
+		d->left -= m;
+		k->off += m;
 	} else {
+		if (h2_block_type(d->hdr[3]))
+			k->block = 1;
 		d->keep = len < PC_H2_PAYLOAD_MAX ? len : PC_H2_PAYLOAD_MAX;
 		if (len > PC_H2_PAYLOAD_MAX)
 			count_n(PC_CNT_H2_UNCAPTURED, len - PC_H2_PAYLOAD_MAX);
@@ -481,6 +550,7 @@ __noinline int h2_walk_chunk(__u32 dir)
 	if (!st)
 		return H2_WALK_STOP;
 	struct h2_dir *d = &st->dir[dir & 1];
+	struct h2_dir *o = &st->dir[(dir ^ 1) & 1];
 	for (int i = 0; i < H2_CHUNK_STEPS; i++) {
 		/* Everything lives in the maps, nothing in registers across steps: the verifier then
 		 * sees one state per step, not one per path through the steps before. The pointers
@@ -490,7 +560,8 @@ __noinline int h2_walk_chunk(__u32 dir)
 		barrier();
 		barrier_var(s);
 		barrier_var(d);
-		if (h2_step(s, &s->k, d, &s->rec))
+		barrier_var(o);
+		if (h2_step(s, &s->k, d, o, &s->rec))
 			return s->k.result;
 	}
 	return H2_WALK_MORE;
@@ -577,17 +648,19 @@ static __always_inline void h2_io(struct thread_state *ts, struct pc_conn_key *k
 		/* Evicted from h2_conns: the walk state is gone. */
 		r->flags |= PC_H2F_LOST;
 		h2_add_skipped(r, ret);
-		h2_flush(s, false);
+		if (!h2_flush(s, NULL, NULL, false))
+			ts->pending_ns += r->cpu_ns; /* to the next syscall's streams, not lost */
 		return;
 	}
 	struct h2_dir *d = &st->dir[dir & 1];
+	struct h2_dir *o = &st->dir[(dir ^ 1) & 1];
+	r->flags |= h2_gap_flags(d);
+	s->k.block = 0;
 	h2_walk(s, d, dir, c->conn_id, io, ret);
 	if (d->lost)
 		r->flags |= PC_H2F_LOST;
-	if (!h2_flush(s, false) && !d->lost) {
-		d->lost = 1;
-		count(PC_CNT_H2_WALK_LOST);
-	}
+	if (!h2_flush(s, d, o, false))
+		ts->pending_ns += r->cpu_ns; /* to the next syscall's streams, not lost */
 }
 
 /* The process closes an HTTP/2 connection: its open streams end there. */

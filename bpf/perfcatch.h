@@ -146,12 +146,12 @@ enum pc_counter {
 	PC_CNT_CPU_UNATTRIBUTED_NS = 13, /* serving threads' on-CPU ns charged to no request */
 	/* HTTP/2 (bpf/h2.bpf.h) */
 	PC_CNT_H2_CONNS = 14,       /* connections detected as HTTP/2 (server and outbound) */
-	PC_CNT_RB_DROP_H2 = 15,     /* ring buffer full: pc_h2_io record lost (its direction is
-				     * then walked no more: counted in H2_WALK_LOST too) */
+	PC_CNT_RB_DROP_H2 = 15,     /* ring buffer full: pc_h2_io record lost (the walk goes on;
+				     * the direction's next record says PC_H2F_GAP) */
 	PC_CNT_H2_UNCAPTURED = 16,  /* payload bytes of header-bearing frames beyond
 				     * PC_H2_PAYLOAD_MAX, not captured */
 	PC_CNT_H2_WALK_LOST = 17,   /* directions whose frame walk stopped (step or iovec bound,
-				     * unreadable buffer, lost record): only counted afterwards */
+				     * unreadable buffer): only counted afterwards */
 	PC_CNT_MAX = 18
 };
 
@@ -245,7 +245,7 @@ enum pc_h2_limits {
 	PC_H2_DATA_MAX = 2048,    /* captured bytes in one pc_h2_io */
 	PC_H2_HDR_SIZE = 312,     /* bytes of pc_h2_io before data[] */
 	PC_H2_PAYLOAD_MAX = 4096, /* bytes captured of one non-DATA frame's payload */
-	PC_H2_STEPS = 512         /* walk steps per syscall (a frame or an iovec each, about) */
+	PC_H2_STEPS = 4096        /* walk steps per syscall (a frame or an iovec each, about) */
 };
 
 /* pc_h2_io.flags */
@@ -254,8 +254,18 @@ enum pc_h2_flags {
 				 * skipped bytes where frame headers were not captured */
 	PC_H2F_CLOSED = 1 << 1, /* the server closed the connection (no bytes) */
 	PC_H2F_MORE = 1 << 2,   /* another record of the same syscall follows */
-	PC_H2F_CLIENT = 1 << 3  /* an outbound connection: the process wrote what `direction`
+	PC_H2F_CLIENT = 1 << 3, /* an outbound connection: the process wrote what `direction`
 				 * PC_DIR_REQUEST carries and read PC_DIR_RESPONSE */
+	PC_H2F_GAP = 1 << 4,    /* records of this direction before this one were lost (the
+				 * full ring buffer refused them). The walk went on: the bytes
+				 * of the frame under way then are skipped runs, and the first
+				 * captured byte from here on starts a frame header */
+	PC_H2F_GAP_HPACK = 1 << 5, /* with PC_H2F_GAP: the lost records held header-block or
+				    * SETTINGS bytes (the HPACK table is unknown from here) */
+	PC_H2F_GAP_OTHER = 1 << 6  /* records of the other direction were lost since this
+				    * direction's previous record: the streams under way lost
+				    * frames, whether or not they end before that direction's
+				    * own PC_H2F_GAP record */
 };
 
 struct pc_h2_run {

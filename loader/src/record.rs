@@ -273,11 +273,14 @@ pub const PC_H2_RUNS_MAX: usize = 32;
 pub const PC_H2_DATA_MAX: usize = 2048;
 pub const PC_H2_HDR_SIZE: usize = 312;
 pub const PC_H2_PAYLOAD_MAX: usize = 4096;
-pub const PC_H2_STEPS: usize = 512;
+pub const PC_H2_STEPS: usize = 4096;
 pub const PC_H2F_LOST: u8 = 1 << 0;
 pub const PC_H2F_CLOSED: u8 = 1 << 1;
 pub const PC_H2F_MORE: u8 = 1 << 2;
 pub const PC_H2F_CLIENT: u8 = 1 << 3;
+pub const PC_H2F_GAP: u8 = 1 << 4;
+pub const PC_H2F_GAP_HPACK: u8 = 1 << 5;
+pub const PC_H2F_GAP_OTHER: u8 = 1 << 6;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -309,7 +309,7 @@ fn enums_match_btf() {
         "pc_h2_limits",
         named![PC_H2_RUNS_MAX, PC_H2_DATA_MAX, PC_H2_HDR_SIZE, PC_H2_PAYLOAD_MAX, PC_H2_STEPS],
     );
-    check_enum(&types, "pc_h2_flags", named![PC_H2F_LOST, PC_H2F_CLOSED, PC_H2F_MORE, PC_H2F_CLIENT]);
+    check_enum(&types, "pc_h2_flags", named![PC_H2F_LOST, PC_H2F_CLOSED, PC_H2F_MORE, PC_H2F_CLIENT, PC_H2F_GAP, PC_H2F_GAP_HPACK, PC_H2F_GAP_OTHER]);
     check_enum(&types, "pc_abi", named![PC_ABI_VERSION]);
     check_enum(&types, "pc_flush", named![PC_FLUSH_PRCTL, PC_FLUSH_LISTED, PC_FLUSH_LIST_MAX]);
     check_enum(&types, "pc_data_size", named![PC_DATA_MAX, PC_DATA_HDR_SIZE]);

@@ -163,7 +163,7 @@ export const PC_H2_RUNS_MAX = 32;
 export const PC_H2_DATA_MAX = 2048;
 export const PC_H2_HDR_SIZE = 312;
 export const PC_H2_PAYLOAD_MAX = 4096;
-export const PC_H2_STEPS = 512;
+export const PC_H2_STEPS = 4096;
 
 /** enum pc_h2_flags */
 export const H2Flags = {
@@ -171,6 +171,9 @@ export const H2Flags = {
   CLOSED: 1 << 1,
   MORE: 1 << 2,
   CLIENT: 1 << 3,
+  GAP: 1 << 4,
+  GAP_HPACK: 1 << 5,
+  GAP_OTHER: 1 << 6,
 } as const;
 
 /** struct pc_h2_run */

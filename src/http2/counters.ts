@@ -14,8 +14,15 @@ export interface Http2Counters {
   /** Streams ended by the idle timeout (their connection's close never seen), and those connections. */
   streamsIdleExpired: number;
   connectionsIdleExpired: number;
+  /** Gaps in a direction's capture the decoding resumed after (the kernel's ring buffer refused records). */
+  gaps: number;
+  /** Streams under way across such a gap: reported incomplete, bytes a lower bound. */
+  streamsGapped: number;
+  /** Client stream ids a gap went past: streams begun and ended inside it, never reported (a
+   * client may skip ids: an upper bound). */
+  streamIdsSkippedInGaps: number;
 }
 
 export function newHttp2Counters(): Http2Counters {
-  return { connections: 0, streams: 0, streamsDropped: 0, frameDesyncs: 0, hpackDesyncs: 0, truncatedHeaderBlocks: 0, streamsIdleExpired: 0, connectionsIdleExpired: 0 };
+  return { connections: 0, streams: 0, streamsDropped: 0, frameDesyncs: 0, hpackDesyncs: 0, truncatedHeaderBlocks: 0, streamsIdleExpired: 0, connectionsIdleExpired: 0, gaps: 0, streamsGapped: 0, streamIdsSkippedInGaps: 0 };
 }

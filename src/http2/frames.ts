@@ -4,8 +4,10 @@
  * 9-byte frame header. A chunk may also be captured only in part (its first `captured`
  * bytes, out of `total`): the missing bytes are still counted, so every frame's size
  * (9 + length) stays exact as long as the missing bytes fall inside payloads. A missing
- * frame header cannot be skipped (the next boundary is unknown): the reader desyncs.
- * Structural impossibilities also desync it; a desynced reader only counts bytes.
+ * frame header cannot be skipped (the next boundary is unknown): the reader desyncs, unless
+ * the capture says where the next frame starts (resync: the kernel lost records but kept
+ * walking, and its next captured byte is a frame header). Structural impossibilities also
+ * desync it; a desynced reader only counts bytes.
  */
 
 export const FrameType = {
@@ -83,7 +85,8 @@ export interface FrameReaderOptions {
   onFrame: (frame: Http2Frame) => void;
 }
 
-type Phase = 'preface' | 'header' | 'payload' | 'desynced';
+/** 'gap': after resync(), uncaptured bytes until the next captured one, a frame header. */
+type Phase = 'preface' | 'header' | 'payload' | 'gap' | 'desynced';
 
 /** Types that only exist on a stream (never on stream 0), and those only on stream 0. */
 const STREAM_ONLY = new Set<number>([FrameType.DATA, FrameType.HEADERS, FrameType.PRIORITY, FrameType.RST_STREAM, FrameType.PUSH_PROMISE, FrameType.CONTINUATION]);
@@ -113,6 +116,8 @@ export class FrameReader {
   frameBytes = 0;
   /** Bytes fed after the reader desynced (including the frame it desynced in). */
   bytesAfterDesync = 0;
+  /** Bytes of frames cut by a gap in the capture (resync): their frames were never whole. */
+  bytesInGaps = 0;
 
   constructor(options: FrameReaderOptions) {
     this.#options = options;
@@ -144,6 +149,25 @@ export class FrameReader {
     let missing = total - captured;
     while (missing > 0 && this.#phase !== 'desynced') missing -= this.#skip(missing, timestamp);
     if (this.#phase === 'desynced') this.bytesAfterDesync += captured - i + missing;
+  }
+
+  /**
+   * Some captured chunks never came (the capture says so), but the next captured byte starts
+   * a frame header: the frame under way is dropped (its bytes counted in bytesInGaps), the
+   * uncaptured bytes up to that header too, and reading goes on from there. A header block
+   * left open is forgotten with it. No effect on a desynced reader.
+   */
+  resync(): void {
+    if (this.#phase === 'desynced') return;
+    this.bytesInGaps += this.#phase === 'preface' ? 0 : this.pendingBytes;
+    if (this.#phase === 'preface') this.prefaceBytes = this.#prefaceMatched;
+    this.#phase = 'gap';
+    this.#frame = null;
+    this.#payloadParts = [];
+    this.#headerFill = 0;
+    this.#payloadLeft = 0;
+    this.#continuationStream = 0;
+    this.#firstFrame = false;
   }
 
   #desync(reason: FrameDesyncReason): void {
@@ -191,6 +215,9 @@ export class FrameReader {
         if (this.#payloadLeft === 0) this.#emit(timestamp);
         return n;
       }
+      case 'gap':
+        this.#phase = 'header';
+        return 0;
       default:
         return end - at;
     }
@@ -217,6 +244,9 @@ export class FrameReader {
         // A frame header we cannot see: where the next frame starts is unknown.
         this.#desync('capture-gap');
         return 0;
+      case 'gap':
+        this.bytesInGaps += missing;
+        return missing;
       default:
         return missing;
     }

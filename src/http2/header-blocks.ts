@@ -26,6 +26,11 @@ export type BlockResult = HeaderBlock | 'pending' | 'bad-padding' | 'orphan-cont
 export class HeaderBlockAssembler {
   #open: { block: HeaderBlock; parts: Buffer[]; size: number } | null = null;
 
+  /** A gap in the capture: the block under way (if any) will not end in view. */
+  forget(): void {
+    this.#open = null;
+  }
+
   /** Takes a HEADERS, PUSH_PROMISE or CONTINUATION frame; returns the block once it ends. */
   add(frame: Http2Frame): BlockResult {
     if (frame.type === FrameType.CONTINUATION) {

@@ -42,7 +42,9 @@ export type HpackError =
   /** A reference into a dynamic table we never saw whole (joined mid-way, after a cut block). */
   | 'dynamic-table-unknown'
   /** Stopped from outside: the connection's other direction desynced. */
-  | 'stopped';
+  | 'stopped'
+  /** Header blocks or SETTINGS were in chunks the capture lost (the kernel's full ring buffer). */
+  | 'capture-gap';
 
 export interface HeaderField {
   /** Null: named by a dynamic-table entry of an unknown table (no longer produced: such a

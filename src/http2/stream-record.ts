@@ -51,6 +51,9 @@ export interface Http2StreamRecord {
   responseHeadersDecoded: HeaderDecoding;
   /** The stream began before the capture did: its request headers were never in view. */
   startMissed: boolean;
+  /** Some of its frames may have been in chunks the capture lost (a gap): its bytes are a
+   * lower bound, and its end, when not 'complete' or 'reset', never came into view. */
+  framesMissed: boolean;
   grpc: GrpcCall | null;
 }
 
@@ -91,6 +94,7 @@ export class StreamState {
       requestHeadersDecoded: 'none',
       responseHeadersDecoded: 'none',
       startMissed,
+      framesMissed: false,
       grpc: null,
     };
   }

@@ -71,6 +71,8 @@ export interface Http2ByteAccounting {
   pending: number;
   /** Fed once the connection desynced. */
   afterDesync: number;
+  /** Frames cut by gaps in the capture (gap()), and the uncaptured bytes up to the next frame. */
+  inGaps: number;
 }
 
 /**
@@ -115,6 +117,8 @@ export class Http2Connection {
   hpackError: HpackError | null = null;
   /** Timestamp of the last chunk fed (idle expiry). */
   lastActivity = 0;
+  /** A gap came in the capture (gap()): streams may now first show by any frame. */
+  #gapped = false;
 
   constructor(options: Http2ConnectionOptions) {
     this.#options = options;
@@ -154,6 +158,34 @@ export class Http2Connection {
     return this.#drain();
   }
 
+  /**
+   * Chunks `sender` sent never came (the kernel's full ring buffer refused them), and the next
+   * chunk fed starts, after its uncaptured bytes, at a frame header. The frames under way are
+   * dropped and reading goes on there. What the gap held is unknown: every open stream may
+   * have lost frames (its record says so, its bytes are a lower bound, its end may never come
+   * into view: then the connection's close or the idle timeout ends it); streams begun and
+   * ended in it show as client stream ids skipped; `hpackLost`: header blocks or SETTINGS were
+   * in it, so HPACK decoding stops for the connection (counted as an HPACK desync).
+   */
+  gap(sender: Http2Sender, hpackLost: boolean): void {
+    if (this.desynced) return;
+    const dir = sender === 'client' ? this.#client : this.#server;
+    dir.reader.resync();
+    dir.blocks.forget();
+    if (this.#counters) this.#counters.gaps++;
+    this.otherSideGap();
+    if (hpackLost) this.#stopHpack('capture-gap');
+  }
+
+  /**
+   * The other direction lost chunks before the one about to be fed (its own gap() comes with
+   * its next chunk): the streams under way lost frames, even those this chunk ends.
+   */
+  otherSideGap(): void {
+    for (const stream of this.#open.values()) stream.record.framesMissed = true;
+    this.#gapped = true;
+  }
+
   /** The connection closed (or its capture ended): open streams end as 'connection-closed'. */
   close(timestamp: number): readonly Http2StreamRecord[] {
     for (const stream of [...this.#open.values()]) this.#finish(stream, 'connection-closed', timestamp);
@@ -180,6 +212,7 @@ export class Http2Connection {
       streamFrames: dir.streamFrames,
       pending: r.desynced ? 0 : r.pendingBytes,
       afterDesync: r.bytesAfterDesync + dir.skippedAfterDesync + dir.framesAfterDesync,
+      inGaps: r.bytesInGaps,
     };
   }
 
@@ -266,14 +299,18 @@ export class Http2Connection {
     const opensWithHeaders = sender === 'client' && frame.type === FrameType.HEADERS;
     const midway = this.#options.start === 'midway';
     const isNew = id > this.#maxClientStreamId || (midway && id < this.#lowestFullStart);
-    if (!isNew || (!opensWithHeaders && !midway)) return null;
+    // After a gap, a new stream's HEADERS may have been in one.
+    const afterGap = this.#gapped && id > this.#maxClientStreamId;
+    if (!isNew || (!opensWithHeaders && !midway && !afterGap)) return null;
+    // Clients open streams in order: ids passed over went by in a gap (or were skipped).
+    if (afterGap && this.#counters) this.#counters.streamIdsSkippedInGaps += (id - (this.#maxClientStreamId === 0 ? 1 : this.#maxClientStreamId + 2)) / 2;
     if (this.#open.size >= this.#maxOpen) {
       if (this.#counters) this.#counters.streamsDropped++;
       return null;
     }
     // Mid-way, a stream first seen by anything but its request HEADERS began before the capture.
     // (A client HEADERS there may still be trailers: the stream record decides on its content.)
-    const startMissed = midway && (!opensWithHeaders || id < this.#lowestFullStart);
+    const startMissed = (midway && (!opensWithHeaders || id < this.#lowestFullStart)) || (afterGap && !opensWithHeaders);
     const stream = new StreamState(id, frame.firstByteAt, startMissed);
     this.#open.set(id, stream);
     this.#maxClientStreamId = Math.max(this.#maxClientStreamId, id);
@@ -286,12 +323,7 @@ export class Http2Connection {
     const decoded = dir.hpack.decode(block.bytes, block.complete);
     if (this.#counters && !block.complete) this.#counters.truncatedHeaderBlocks++;
     // One direction's table out of sync: decoding stops for the connection, counted once.
-    if (dir.hpack.error !== null && this.hpackError === null) {
-      this.hpackError = dir.hpack.error;
-      this.#client.hpack.stop();
-      this.#server.hpack.stop();
-      if (this.#counters) this.#counters.hpackDesyncs++;
-    }
+    if (dir.hpack.error !== null) this.#stopHpack(dir.hpack.error);
     if (decoded && this.#options.onHeaderBlock) this.#options.onHeaderBlock(sender, block.streamId, decoded, block.bytes);
     // Pushed requests (PUSH_PROMISE) only matter to the table.
     if (block.type !== FrameType.HEADERS) return;
@@ -306,6 +338,14 @@ export class Http2Connection {
       stream.applyResponseBlock(decoded);
       if (block.endStream) this.#finish(stream, 'complete', block.lastByteAt);
     }
+  }
+
+  #stopHpack(error: HpackError): void {
+    if (this.hpackError !== null) return;
+    this.hpackError = error;
+    this.#client.hpack.stop();
+    this.#server.hpack.stop();
+    if (this.#counters) this.#counters.hpackDesyncs++;
   }
 
   #onSettings(sender: Http2Sender, frame: Http2Frame): void {
@@ -351,6 +391,7 @@ export class Http2Connection {
   }
 
   #finish(stream: StreamState, end: StreamEnd, timestamp: number): void {
+    if (stream.record.framesMissed && this.#counters) this.#counters.streamsGapped++;
     this.#open.delete(stream.record.streamId);
     this.#closed.add(stream.record.streamId);
     if (this.#closed.size > CLOSED_IDS_REMEMBERED) this.#closed.delete(this.#closed.values().next().value!);

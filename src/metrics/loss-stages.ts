@@ -22,7 +22,8 @@ export const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) =
   ['remote_write_samples_dropped', (c) => c.agent.remote_write_dropped],
   ['storage_dropped', (c) => c.agent.storage_dropped],
   // HTTP/2 (bpf/h2.bpf.h, src/pipeline/h2-requests.ts)
-  /** pc_h2_io records the full ring buffer refused: that direction of the connection is lost. */
+  /** pc_h2_io records the full ring buffer refused: the frames in them are lost; decoding
+   * resumes at the next frame (agent_h2_streams_gapped, agent_h2_stream_ids_skipped_in_gaps). */
   ['kernel_ringbuf_h2', (c) => c.kernel.rb_drop_h2],
   /** Directions whose frame walk stopped in the kernel (bounds, unreadable buffers). */
   ['kernel_h2_walk_lost', (c) => c.kernel.h2_walk_lost],
@@ -33,6 +34,10 @@ export const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) =
   ['agent_h2_hpack_desync', (c) => c.h2?.hpackDesyncs],
   /** Header blocks not captured whole (beyond PC_H2_PAYLOAD_MAX or after a gap). */
   ['agent_h2_truncated_header_blocks', (c) => c.h2?.truncatedHeaderBlocks],
+  /** Streams under way across such a gap: reported, marked incomplete, bytes a lower bound. */
+  ['agent_h2_streams_gapped', (c) => c.h2?.streamsGapped],
+  /** Client stream ids a gap went past: streams begun and ended in lost records (an upper bound). */
+  ['agent_h2_stream_ids_skipped_in_gaps', (c) => c.h2?.streamIdsSkippedInGaps],
   /** Streams beyond the per-connection bound: counted, not reported. */
   ['agent_h2_streams_dropped', (c) => c.h2?.streamsDropped],
   /** Streams ended by the idle timeout: their connection's close never came into view (reported incomplete). */

@@ -150,6 +150,9 @@ export class H2Requests {
     if (rec.flags & H2Flags.LOST) this.counters.recordsLost++;
     const sender: Http2Sender = rec.direction === Direction.REQUEST ? 'client' : 'server';
     const ts = Number(rec.tsNs - st.baseNs);
+    // Records before this one were lost; the kernel walked on: resume at its next frame header.
+    if (rec.flags & H2Flags.GAP) st.conn.gap(sender, (rec.flags & H2Flags.GAP_HPACK) !== 0);
+    if (rec.flags & H2Flags.GAP_OTHER) st.conn.otherSideGap();
     if (rec.part === 0) {
       st.pendingCpuNs = rec.cpuNs;
       // The process's own writes: the server's frames on a server connection, the client's on an outbound one.

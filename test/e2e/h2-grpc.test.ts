@@ -8,14 +8,13 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
+import { startAgent, type RunningAgent } from '../harness/agent.ts';
 import { waitFor } from '../harness/ports.ts';
 import { sendRaw } from '../harness/raw-client.ts';
 import { h2Frame } from '../http2/frame-bytes.ts';
-import { spawnTracked, type Spawned } from '../harness/processes.ts';
+import { type Spawned } from '../harness/processes.ts';
+import { startH2Server } from '../harness/h2-server.ts';
 import { assertStreamBytes, startRecordingRelay, streamBytes } from '../harness/h2-wire.ts';
 import { h2Request, pool } from '../harness/h2-requests.ts';
 import type { RequestRecord } from '../../src/types.ts';
@@ -27,23 +26,6 @@ const H2_REQUESTS = Number(process.env.PERFCATCH_H2_REQUESTS ?? 400);
 const H2_CONCURRENCY = 50;
 const GRPC_CALLS = Number(process.env.PERFCATCH_GRPC_CALLS ?? 10_000);
 const GRPC_CONCURRENCY = 100;
-
-async function startH2Server(): Promise<Spawned & { port: number; grpcPort: number }> {
-  const s = spawnTracked(process.execPath, [join(ROOT, 'test', 'servers', 'node-h2-server.mjs')], { cwd: ROOT });
-  const ports = await new Promise<[number, number]>((resolve, reject) => {
-    let h2 = 0;
-    const timer = setTimeout(() => reject(new Error(`h2 server did not start: ${s.output()}`)), 15_000);
-    createInterface({ input: s.child.stdout! }).on('line', (line) => {
-      const m = /^(LISTENING|GRPC) (\d+)/.exec(line);
-      if (m?.[1] === 'LISTENING') h2 = Number(m[2]);
-      if (m?.[1] === 'GRPC') {
-        clearTimeout(timer);
-        resolve([h2, Number(m[2])]);
-      }
-    });
-  });
-  return { ...s, port: ports[0], grpcPort: ports[1] };
-}
 
 async function records(agent: RunningAgent, query: string, want: number): Promise<RequestRecord[]> {
   const got = await waitFor(`${want} records for ${query}`, async () => {

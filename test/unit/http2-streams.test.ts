@@ -76,7 +76,7 @@ function assertAccounting(result: ReturnType<typeof replay>, fed: readonly Captu
     const a = result.connection.accounting(sender);
     const total = fed.filter((c) => c.from === sender).reduce((s, c) => s + c.total, 0);
     assert.equal(a.fed, total, `${sender} fed`);
-    assert.equal(a.preface + a.connectionFrames + a.untrackedFrames + a.streamFrames + a.pending + a.afterDesync, total, `${sender} accounted`);
+    assert.equal(a.preface + a.connectionFrames + a.untrackedFrames + a.streamFrames + a.pending + a.afterDesync + a.inGaps, total, `${sender} accounted`);
     const inRecords = result.records.reduce((s, r) => s + (sender === 'client' ? r.requestBytes : r.responseBytes), 0);
     assert.equal(inRecords, a.streamFrames, `${sender} stream bytes`);
   }
