@@ -24,6 +24,7 @@ import { newHttp2Counters, type Http2Counters } from '../http2/counters.ts';
 import { Http2Connection, type Http2Sender, type Http2StreamRecord, type UpgradedRequest } from '../http2/streams.ts';
 import { buildH2Request, type H2ConnMeta, type StreamCpu } from './h2-builder.ts';
 import { H2Callers, type CallerChoice } from './h2-callers.ts';
+import { Http1Callers, type Http1CallerChoice, type Http1Served, type UnclaimedCall } from './h2-http1-callers.ts';
 import { buildH2Dependency } from './h2-dependency-builder.ts';
 import type { BuiltDependency } from './dependency-builder.ts';
 import type { BuiltRequest, RequestBuilderOptions } from './request-builder.ts';
@@ -57,6 +58,10 @@ interface ConnState {
   role: 'server' | 'client';
   /** Outbound: the served stream each call was made for, by the call's stream id. */
   callers: Map<number, CallerChoice>;
+  /** Outbound: the thread that sent each call no served stream claimed (its caller may be an HTTP/1 request). */
+  uncalledTids: Map<number, number>;
+  /** The thread of the record being fed. */
+  ioTid: number;
   conn: Http2Connection;
   /** Epoch ns that timestamps count from (numbers, for the assembler). */
   baseNs: bigint;
@@ -92,9 +97,18 @@ export interface H2PipelineCounters extends Http2Counters {
   callsOrphaned: number;
 }
 
+/** An outbound stream no served HTTP/2 stream claimed, as it waits for an HTTP/1 caller. */
+interface UncalledStream {
+  meta: H2ConnMeta;
+  record: Http2StreamRecord;
+  baseNs: bigint;
+}
+
 export class H2Requests {
   readonly #conns = new Map<number, ConnState>();
   readonly #callers = new H2Callers();
+  readonly #http1Callers: Http1Callers<UncalledStream>;
+  readonly #onLateCall: (late: LateCall) => void;
   /** Calls that ended before their caller, by the caller's exchangeKey(). */
   readonly #waitingCalls = new Map<string, BuiltDependency[]>();
   #waitingCount = 0;
@@ -113,7 +127,11 @@ export class H2Requests {
     counters?: H2PipelineCounters,
     isBuilt: (parentKey: string) => boolean = () => false,
     idleTimeoutNs = H2_IDLE_TIMEOUT_NS,
+    /** Where a call settled on an HTTP/1 caller goes (h2-http1-callers.ts): its request is finished by then. */
+    onLateCall: (late: LateCall) => void = () => {},
   ) {
+    this.#onLateCall = onLateCall;
+    this.#http1Callers = new Http1Callers((c, caller) => this.#settleHttp1Call(c, caller));
     this.#isBuilt = isBuilt;
     this.#options = options;
     this.#idleTimeoutNs = idleTimeoutNs;
@@ -153,6 +171,7 @@ export class H2Requests {
     // Records before this one were lost; the kernel walked on: resume at its next frame header.
     if (rec.flags & H2Flags.GAP) st.conn.gap(sender, (rec.flags & H2Flags.GAP_HPACK) !== 0);
     if (rec.flags & H2Flags.GAP_OTHER) st.conn.otherSideGap();
+    st.ioTid = rec.tid;
     if (rec.part === 0) {
       st.pendingCpuNs = rec.cpuNs;
       // The process's own writes: the server's frames on a server connection, the client's on an outbound one.
@@ -194,6 +213,25 @@ export class H2Requests {
     return out;
   }
 
+  /** An HTTP/1 request ended: outbound calls of its process made in its window may be its. */
+  http1Served(pid: number, served: Http1Served): void {
+    this.#http1Callers.served(pid, served);
+  }
+
+  /** Settles the calls waiting for an HTTP/1 caller now (shutdown). */
+  flushHttp1Callers(): void {
+    this.#http1Callers.flush();
+  }
+
+  #settleHttp1Call(c: UnclaimedCall<UncalledStream>, caller: Http1CallerChoice | null): void {
+    if (!caller) {
+      this.counters.callsUnattributed++;
+      return;
+    }
+    const { meta, record, baseNs } = c.call;
+    this.#onLateCall({ dependency: buildH2Dependency(meta, record, baseNs, caller.inferred, this.#generation, this.#options.keepQuery), parentKey: caller.connKey });
+  }
+
   /** Streams still open, e.g. at shutdown. */
   get openConnections(): number {
     return this.#conns.size;
@@ -213,11 +251,15 @@ export class H2Requests {
     }
     const touched = new Set<number>();
     const callers = new Map<number, CallerChoice>();
+    const uncalledTids = new Map<number, number>();
+    if (role === 'client') this.#http1Callers.watch(meta.pid);
     const pid = meta.pid;
     const st: ConnState = {
       meta,
       role,
       callers,
+      uncalledTids,
+      ioTid: meta.tid,
       baseNs: meta.startNs,
       lastNs: meta.startNs,
       cpu: new Map(),
@@ -243,7 +285,10 @@ export class H2Requests {
           if (!callers.has(streamId)) {
             const caller = this.#callers.pick(pid);
             if (caller) callers.set(streamId, caller);
-            else callers.set(streamId, NO_CALLER);
+            else {
+              callers.set(streamId, NO_CALLER);
+              uncalledTids.set(streamId, st.ioTid);
+            }
           }
         },
       }),
@@ -327,8 +372,12 @@ export class H2Requests {
   #buildCall(st: ConnState, r: Http2StreamRecord, out: H2Output): void {
     const caller = st.callers.get(r.streamId);
     st.callers.delete(r.streamId);
+    const tid = st.uncalledTids.get(r.streamId);
+    st.uncalledTids.delete(r.streamId);
     if (!caller || caller === NO_CALLER) {
-      this.counters.callsUnattributed++;
+      // Made while no served HTTP/2 stream was under way: perhaps by an HTTP/1 request.
+      const startNs = st.baseNs + BigInt(Math.round(r.startTime));
+      this.#http1Callers.park({ pid: st.meta.pid, tid: tid ?? st.meta.tid, startNs, order: r.streamId, call: { meta: st.meta, record: r, baseNs: st.baseNs } });
       return;
     }
     const d = buildH2Dependency(st.meta, r, st.baseNs, caller.inferred, this.#generation, this.#options.keepQuery);
@@ -349,8 +398,7 @@ export class H2Requests {
       this.counters.callsOrphaned++;
       return;
     }
-    this.counters.calls++;
-    out.late.push({ dependency: d, parentKey });
+    out.late.push({ dependency: d, parentKey }); // counted where it joins its caller
   }
 }
 

@@ -14,7 +14,7 @@ import { buildRequest, measuredFields, requestLineFields, responseStatus, type B
 import { TraceLinker } from './trace-linker.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 import type { RequestHistory } from '../store/request-store.ts';
-import { H2Requests, newH2PipelineCounters, type H2Output, type H2PipelineCounters } from './h2-requests.ts';
+import { H2Requests, newH2PipelineCounters, type H2Output, type H2PipelineCounters, type LateCall } from './h2-requests.ts';
 import { RequestFlags } from '../decode/layout.ts';
 import { upgradedRequest } from './h2-upgrade.ts';
 import type { BuiltDependency } from './dependency-builder.ts';
@@ -105,7 +105,7 @@ export class RequestPipeline {
   }
 
   private newH2(generation: number): H2Requests {
-    return new H2Requests(this.options, generation, this.h2Counters, (parentKey) => this.recent.has(parentKey));
+    return new H2Requests(this.options, generation, this.h2Counters, (parentKey) => this.recent.has(parentKey), undefined, (late) => this.joinLateCall(late));
   }
 
   /**
@@ -143,6 +143,7 @@ export class RequestPipeline {
         const earlier = this.recent.get(connKey);
         if (earlier !== undefined) return this.update(earlier, assembled);
         const built = buildRequest(assembled, this.options, connKey);
+        this.h2.http1Served(rec.pid, { connKey, tid: rec.tid, startNs: rec.startNs, endNs: rec.endNs });
         this.requests++;
         if (!built.isHttp) this.requestsNotHttp++;
         this.dependencies += built.dependencies.length;
@@ -159,10 +160,19 @@ export class RequestPipeline {
       this.dependencies += b.dependencies.length;
       this.linker.offer(b);
     }
-    for (const { dependency, parentKey } of out.late) {
-      const ticket = this.recent.get(parentKey);
-      if (ticket !== undefined) this.attachLate(ticket, dependency);
+    for (const late of out.late) this.joinLateCall(late);
+  }
+
+  /** An outbound HTTP/2 call whose caller was finished before it: join it there. */
+  private joinLateCall({ dependency, parentKey }: LateCall): void {
+    const ticket = this.recent.get(parentKey);
+    if (ticket === undefined) {
+      // Its caller's record is still waiting for its own caller's link, or no longer held.
+      this.h2Counters.callsOrphaned++;
+      return;
     }
+    this.h2Counters.calls++;
+    this.attachLate(ticket, dependency);
   }
 
   private finish(b: BuiltRequest): void {
@@ -246,8 +256,9 @@ export class RequestPipeline {
     this.assembler.detach();
   }
 
-  /** Releases requests still waiting for their caller (shutdown). */
+  /** Releases requests still waiting for their caller, and calls for theirs (shutdown). */
   flush(): void {
+    this.h2.flushHttp1Callers();
     this.linker.flush();
   }
 

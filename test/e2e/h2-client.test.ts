@@ -14,13 +14,12 @@
  */
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
+import { startAgent, type RunningAgent } from '../harness/agent.ts';
 import { startJaeger, type JaegerSpan, type RunningJaeger } from '../harness/jaeger.ts';
 import { waitFor } from '../harness/ports.ts';
-import { spawnTracked, type Spawned } from '../harness/processes.ts';
+import { type Spawned } from '../harness/processes.ts';
+import { startScript } from '../harness/h2-server.ts';
 import { pool } from '../harness/h2-requests.ts';
 import type { RequestRecord } from '../../src/types.ts';
 
@@ -30,22 +29,6 @@ const grpc = require('@grpc/grpc-js') as typeof import('@grpc/grpc-js');
 const CALLS = Number(process.env.PERFCATCH_GRPC_CLIENT_CALLS ?? 1_000);
 const CONCURRENCY = 50;
 const ECHO_PATH = '/perfcatch.test.Echo/Call';
-
-/** Starts a test server script and waits for the "<word> <port>" line it prints last. */
-async function startScript(script: string, args: string[], word: string, env: Record<string, string>): Promise<Spawned & { port: number }> {
-  const s = spawnTracked(process.execPath, [join(ROOT, 'test', 'servers', script), ...args], { cwd: ROOT, env: { ...process.env, ...env } });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${script} did not start: ${s.output()}`)), 15_000);
-    createInterface({ input: s.child.stdout! }).on('line', (line) => {
-      const m = new RegExp(`^${word} (\\d+)`).exec(line);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-  });
-  return { ...s, port };
-}
 
 async function recordsOf(agent: RunningAgent, service: string, want: number): Promise<RequestRecord[]> {
   const query = `/api/requests?limit=10000&process=${service}&correlation_id_regex=${encodeURIComponent('^f-')}`;
