@@ -637,10 +637,17 @@ static __always_inline void h2_io(struct thread_state *ts, struct pc_conn_key *k
 	r->ts_ns = now;
 	/* The segment that ends here is the streams' (userspace splits it); no HTTP/1 request
 	 * of this thread is its owner any more, and the next segment ends at its next HTTP/2
-	 * syscall, across sleeps (resource_tracker.bpf.c). */
-	r->cpu_ns = ts->pending_ns;
-	ts->pending_ns = 0;
-	ts->owner_closed = OWNER_H2;
+	 * syscall, across sleeps (resource_tracker.bpf.c). Except on an outbound connection
+	 * while the thread serves an HTTP/1 request (an Express handler calling gRPC): that
+	 * request made the call, and as for an HTTP/1 call the CPU is its own; the segment goes
+	 * on, charged by the HTTP/1 rules where it ends. */
+	if (client && !ts->owner_closed && live_owner(ts)) {
+		r->cpu_ns = 0;
+	} else {
+		r->cpu_ns = ts->pending_ns;
+		ts->pending_ns = 0;
+		ts->owner_closed = OWNER_H2;
+	}
 	r->total = ret;
 	r->data_len = 0;
 	r->part = 0;

@@ -9,11 +9,14 @@
  *   - one request at a time: every call attributed, `exact`, and right;
  *   - several at once (one event loop): every call attributed to a request whose window holds
  *     it, none lost; those marked `exact` are right; how many `inferred` ones are is printed.
+ * CPU: the handler's gRPC syscalls are its request's (bpf/h2.bpf.h, h2_io): the requests hold
+ * at least 80% of the frontend's loop thread, and with the unattributed no more than it.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { startAgent, type RunningAgent } from '../harness/agent.ts';
+import { startAgent, unattributedCpuMs, type RunningAgent } from '../harness/agent.ts';
 import { pool } from '../harness/h2-requests.ts';
 import { startH2Server, startScript } from '../harness/h2-server.ts';
 import { waitFor } from '../harness/ports.ts';
@@ -24,6 +27,11 @@ const SEQUENTIAL = 100;
 const CONCURRENT = 300;
 const CONCURRENCY = 10;
 const ECHO_PATH = '/perfcatch.test.Echo/Call';
+
+/** A thread's on-CPU ms so far (schedstat). */
+function threadCpuMs(pid: number, tid = pid): number {
+  return Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+}
 
 interface H2Counters {
   calls: number;
@@ -67,6 +75,7 @@ describe('outbound gRPC calls from HTTP/1 requests', () => {
   /** Runs `n` requests, `concurrency` at once; returns each one's records (frontend, backend) once every call settled. */
   async function run(prefix: string, n: number, concurrency: number) {
     const before = await counters();
+    const cpuBefore = { thread: threadCpuMs(frontend.pid), unattributed: await unattributedCpuMs(agent, [frontend.pid], Date.now()) };
     const outcome = new Map<string, number>();
     await pool(n, concurrency, async (i) => {
       outcome.set(`${prefix}${i}`, await get(`${prefix}${i}`, i));
@@ -84,7 +93,15 @@ describe('outbound gRPC calls from HTTP/1 requests', () => {
     assert.equal(settled.calls - before.calls, n, 'every call attributed to a request');
     assert.equal(settled.callsUnattributed - before.callsUnattributed, 0);
     assert.equal(settled.callsOrphaned - before.callsOrphaned, 0);
-    return { front, backBySpan: new Map(back.map((b) => [b.parent_span_id, b])), backById: new Map(back.map((b) => [b.correlation_id!, b])), outcome };
+    const thread = threadCpuMs(frontend.pid) - cpuBefore.thread;
+    const unattributed = (await unattributedCpuMs(agent, [frontend.pid], Date.now())) - cpuBefore.unattributed;
+    const requests = front.reduce((sum, f) => sum + f.cpu_time_ms, 0);
+    console.log(`# ${prefix}: frontend requests' CPU ${requests.toFixed(1)} ms + unattributed ${unattributed.toFixed(1)} ms, its loop thread ${thread.toFixed(1)} ms (requests ${((100 * requests) / thread).toFixed(1)}%)`);
+    // The handler's gRPC syscalls are its request's, as an HTTP/1 call's would be (they had
+    // gone to the HTTP/2 streams, then to no one: 37% of the thread in the requests).
+    assert.ok(requests >= 0.8 * thread, `requests' CPU ${requests.toFixed(1)} ms under 80% of the loop thread's ${thread.toFixed(1)} ms`);
+    assert.ok(requests + unattributed <= thread * 1.02, 'no CPU counted twice');
+    return { front, requests, thread, unattributed, backBySpan: new Map(back.map((b) => [b.parent_span_id, b])), backById: new Map(back.map((b) => [b.correlation_id!, b])), outcome };
   }
 
   it(`${SEQUENTIAL} requests one at a time: each has its call, exact, linked to the backend's stream`, async () => {
