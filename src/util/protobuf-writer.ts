@@ -10,9 +10,15 @@ export const WireType = { VARINT: 0, FIXED64: 1, LEN: 2, FIXED32: 5 } as const;
 export class ProtobufWriter {
   buf: Buffer<ArrayBuffer>;
   pos = 0;
+  /**
+   * `buf` as a DataView, for fixed64: Buffer.writeBigUInt64LE is JavaScript that splits the
+   * BigInt with BigInt operations (about 140 ns a call), DataView.setBigUint64 a builtin (5 ns).
+   */
+  private view64: DataView;
 
   constructor(initialBytes = 4096) {
     this.buf = Buffer.allocUnsafe(initialBytes);
+    this.view64 = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   }
 
   reset(): void {
@@ -29,6 +35,7 @@ export class ProtobufWriter {
     const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
     this.buf.copy(bigger, 0, 0, this.pos);
     this.buf = bigger;
+    this.view64 = new DataView(bigger.buffer, bigger.byteOffset, bigger.length);
   }
 
   tag(field: number, wireType: number): void {
@@ -71,7 +78,7 @@ export class ProtobufWriter {
 
   fixed64(v: bigint): void {
     this.ensure(8);
-    this.buf.writeBigUInt64LE(v, this.pos);
+    this.view64.setBigUint64(this.pos, v, true);
     this.pos += 8;
   }
 
