@@ -139,7 +139,7 @@ describe('gRPC peers: grpc-go and grpcio servers, a grpc-go client', () => {
       console.log(
         `# ${name}: ${CALLS} calls in ${ms} ms; server CPU ${cpuMs} ms (/proc), records ${recordsCpu.toFixed(1)} ms + unattributed ${unattributedMs.toFixed(1)} ms (all h2 ports); ` +
           `attribution ${count('exact')} exact, ${count('apportioned')} apportioned, ${count('unknown')} unknown; ${headerChecked} request byte counts checked against the server's stats; ` +
-          `${crossed} stream(s) whose client WINDOW_UPDATE crossed the end`,
+          `${crossed} stream(s) whose trailing client WINDOW_UPDATEs the server read after its end`,
       );
     });
 
@@ -166,7 +166,7 @@ describe('gRPC peers: grpc-go and grpcio servers, a grpc-go client', () => {
         if (truth?.out_payload_wire !== undefined) assert.ok(r.bytes_sent > truth.out_payload_wire && truth.out_payload_wire >= 4 * MB, `${r.bytes_sent} > ${truth.out_payload_wire}`);
         else assert.ok(r.bytes_sent > 4 * MB);
       }
-      console.log(`# ${name} server streaming: ${got.map((r) => `${r.bytes_received}/${r.bytes_sent}`).join(', ')} (request/response bytes per stream; ${crossed} with a client WINDOW_UPDATE that crossed the end)`);
+      console.log(`# ${name} server streaming: ${got.map((r) => `${r.bytes_received}/${r.bytes_sent}`).join(', ')} (request/response bytes per stream; ${crossed} whose trailing client WINDOW_UPDATEs the server read after its end)`);
     });
   }
 });

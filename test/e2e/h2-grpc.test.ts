@@ -156,7 +156,7 @@ describe('HTTP/2 and gRPC, one record per stream', () => {
     console.log(
       `# grpc: ${GRPC_CALLS} calls in ${ms} ms over ${relay.wires.length} connection(s); OK ${byCode(0)}, NOT_FOUND ${byCode(5)}, INTERNAL ${byCode(13)}; ` +
         `cpu ${got.filter((r) => r.cpu_attribution === 'exact').length} exact, ${got.filter((r) => r.cpu_attribution === 'apportioned').length} apportioned, ` +
-        `${got.filter((r) => r.cpu_attribution === 'unknown').length} unknown; ${crossed} stream(s) whose client WINDOW_UPDATE crossed the end; h2 counters ${JSON.stringify(h2Counters(health))}`,
+        `${got.filter((r) => r.cpu_attribution === 'unknown').length} unknown; ${crossed} stream(s) whose trailing client WINDOW_UPDATEs the server read after its end; h2 counters ${JSON.stringify(h2Counters(health))}`,
     );
   });
   it('gRPC server streaming: 3 calls of 4 messages of 1 MB each, 3 concurrent: exact bytes per stream', async () => {
@@ -200,7 +200,7 @@ describe('HTTP/2 and gRPC, one record per stream', () => {
       assert.equal(r.http_path, '/perfcatch.test.Echo/Stream');
       assert.ok(r.bytes_sent > 4 << 20, 'the four 1 MB messages, framed');
     }
-    console.log(`# server streaming: ${got.map((r) => `${r.bytes_received}/${r.bytes_sent}`).join(', ')} (request/response bytes per stream; ${crossed} with a client WINDOW_UPDATE that crossed the end)`);
+    console.log(`# server streaming: ${got.map((r) => `${r.bytes_received}/${r.bytes_sent}`).join(', ')} (request/response bytes per stream; ${crossed} whose trailing client WINDOW_UPDATEs the server read after its end)`);
   });
 });
 
