@@ -66,6 +66,9 @@ struct h2_dir {
 	__u8 gap;       /* H2_GAP_* */
 	__u8 _pad;
 	__u8 hdr[24];   /* that frame header (room for a 9-byte read at any fill) */
+	__u32 max_client_sid; /* the highest client-initiated stream id among its frame headers,
+			       * dark ones included (the close record says it) */
+	__u32 _pad2;
 };
 
 struct h2_state {
@@ -516,6 +519,9 @@ static __always_inline bool h2_step(struct h2_scratch *s, struct h2_cursor *k, s
 		return false;
 	}
 	d->hdr_fill = 0;
+	__u32 sid = ((__u32)(d->hdr[5] & 0x7f) << 24) | ((__u32)d->hdr[6] << 16) | ((__u32)d->hdr[7] << 8) | d->hdr[8];
+	if ((sid & 1) && sid > d->max_client_sid)
+		d->max_client_sid = sid;
 	__u32 len = ((__u32)d->hdr[0] << 16) | ((__u32)d->hdr[1] << 8) | d->hdr[2];
 	d->left = len;
 	if ((d->gap & H2_DARK) || d->hdr[3] == H2_TYPE_DATA) {
@@ -673,6 +679,15 @@ static __always_inline void h2_io(struct thread_state *ts, struct pc_conn_key *k
 /* The process closes an HTTP/2 connection: its open streams end there. */
 static __always_inline void h2_close(struct pc_conn_key *key, struct conn_state *c, __u64 now)
 {
+	__u32 max_sid = 0;
+	__u8 gap = 0;
+	struct h2_state *st = bpf_map_lookup_elem(&h2_conns, &c->conn_id);
+	if (st) {
+		max_sid = st->dir[0].max_client_sid > st->dir[1].max_client_sid ? st->dir[0].max_client_sid
+										  : st->dir[1].max_client_sid;
+		/* Records lost since a direction's last one: no later record will say so. */
+		gap = (st->dir[0].gap | st->dir[1].gap) & H2_GAP;
+	}
 	bpf_map_delete_elem(&h2_conns, &c->conn_id);
 	struct pc_h2_io *r = bpf_ringbuf_reserve(&events, PC_H2_HDR_SIZE, 0);
 	if (!r) {
@@ -681,11 +696,12 @@ static __always_inline void h2_close(struct pc_conn_key *key, struct conn_state 
 	}
 	__builtin_memset(r, 0, PC_H2_HDR_SIZE);
 	r->type = PC_REC_H2_IO;
-	r->flags = PC_H2F_CLOSED | (c->role == ROLE_CLIENT ? PC_H2F_CLIENT : 0);
+	r->flags = PC_H2F_CLOSED | (c->role == ROLE_CLIENT ? PC_H2F_CLIENT : 0) | (gap ? PC_H2F_GAP : 0);
 	r->pid = key->tgid;
 	r->tid = (__u32)bpf_get_current_pid_tgid();
 	r->conn_id = c->conn_id;
 	r->ts_ns = now;
+	r->total = max_sid;
 	bpf_ringbuf_submit(r, wakeup_flag());
 }
 

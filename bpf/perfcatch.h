@@ -252,7 +252,8 @@ enum pc_h2_limits {
 enum pc_h2_flags {
 	PC_H2F_LOST = 1 << 0,   /* this direction's walk stopped here or earlier: runs hold
 				 * skipped bytes where frame headers were not captured */
-	PC_H2F_CLOSED = 1 << 1, /* the server closed the connection (no bytes) */
+	PC_H2F_CLOSED = 1 << 1, /* the process closed the connection (no bytes; `total` is then
+				 * the highest client stream id the walk saw, 0 if unknown) */
 	PC_H2F_MORE = 1 << 2,   /* another record of the same syscall follows */
 	PC_H2F_CLIENT = 1 << 3, /* an outbound connection: the process wrote what `direction`
 				 * PC_DIR_REQUEST carries and read PC_DIR_RESPONSE */

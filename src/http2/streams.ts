@@ -186,8 +186,17 @@ export class Http2Connection {
     this.#gapped = true;
   }
 
-  /** The connection closed (or its capture ended): open streams end as 'connection-closed'. */
-  close(timestamp: number): readonly Http2StreamRecord[] {
+  /**
+   * The connection closed (or its capture ended): open streams end as 'connection-closed'.
+   * `maxClientStreamId`: the highest client stream id the capture saw a frame of, where known
+   * (the kernel reads every frame header, those in lost records too): after a gap, the ids
+   * above the last stream opened went by in a gap that lasted until the close.
+   */
+  close(timestamp: number, maxClientStreamId = 0): readonly Http2StreamRecord[] {
+    if (this.#gapped && this.#counters && maxClientStreamId > this.#maxClientStreamId && maxClientStreamId % 2 === 1) {
+      const next = this.#maxClientStreamId === 0 ? 1 : this.#maxClientStreamId + 2;
+      this.#counters.streamIdsSkippedInGaps += (maxClientStreamId - next) / 2 + 1;
+    }
     for (const stream of [...this.#open.values()]) this.#finish(stream, 'connection-closed', timestamp);
     return this.#drain();
   }

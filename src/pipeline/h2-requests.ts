@@ -160,7 +160,9 @@ export class H2Requests {
       st = this.#create(rec.connId, unannounced(rec), rec.flags & H2Flags.CLIENT ? 'client' : 'server', out);
     }
     if (rec.flags & H2Flags.CLOSED) {
-      this.#close(rec.connId, st, rec.tsNs, out);
+      // Records lost just before the close: the streams under way lost frames.
+      if (rec.flags & H2Flags.GAP) st.conn.otherSideGap();
+      this.#close(rec.connId, st, rec.tsNs, out, rec.total);
       return out;
     }
     if (rec.tsNs > st.lastNs) st.lastNs = rec.tsNs;
@@ -298,12 +300,12 @@ export class H2Requests {
     return st;
   }
 
-  #close(connId: number, st: ConnState, tsNs: bigint, out: H2Output): void {
+  #close(connId: number, st: ConnState, tsNs: bigint, out: H2Output, maxClientStreamId = 0): void {
     this.#conns.delete(connId);
     this.#chargeCpu(st);
     for (const r of st.pendingEnded) this.#build(st, r, out);
     st.pendingEnded = [];
-    for (const r of st.conn.close(Number(tsNs - st.baseNs))) this.#build(st, r, out);
+    for (const r of st.conn.close(Number(tsNs - st.baseNs), maxClientStreamId)) this.#build(st, r, out);
     for (const sender of ['client', 'server'] as const) this.counters.connectionFrameBytes += st.conn.accounting(sender).connectionFrames;
   }
 

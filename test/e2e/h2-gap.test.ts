@@ -110,4 +110,38 @@ describe('HTTP/2: records the full ring buffer refused', () => {
     // After it: each of the client's streams is a record with its exact bytes.
     assertStreamBytes(got, relay.wires, ids.after);
   });
+
+  it(`a gap that lasts until the close: ${FROZEN} streams with the agent frozen, then the close: the close record counts the ids the gap went past`, async () => {
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    const health = async () => (await agent.get<Health>('/health')).body;
+    const h2Before = (await health()).counters.h2!;
+    const recordsBefore = (await agent.get<{ requests: RequestRecord[] }>('/api/requests?protocol=h2&limit=10000')).body.requests.length;
+    await pool(BEFORE, 1, async (i) => void (await h2Request(session, 'POST', `/ok/last-${i}`, {}, 100 + i)));
+    process.kill(agent.pid, 'SIGSTOP');
+    await pool(FROZEN, CONCURRENCY, async (i) => void (await h2Request(session, 'POST', `/ok/last-frozen-${i}`, {}, 100 + i)));
+    process.kill(agent.pid, 'SIGCONT');
+    // The close only once the agent has room again (a refused close record would leave the
+    // streams to the idle timeout).
+    let seen = -1;
+    await waitFor('the agent to drain', async () => {
+      const n = (await agent.get<{ requests: RequestRecord[] }>('/api/requests?protocol=h2&limit=10000')).body.requests.length;
+      const stable = n === seen;
+      seen = n;
+      return stable ? true : undefined;
+    }, 30_000, 1_000);
+    session.close();
+    const total = BEFORE + FROZEN;
+    let last = '';
+    const h = await waitFor('every stream accounted for', async () => {
+      const now = await health();
+      const n = (await agent.get<{ requests: RequestRecord[] }>('/api/requests?protocol=h2&limit=10000')).body.requests.length - recordsBefore;
+      const skipped = now.counters.h2!.streamIdsSkippedInGaps! - h2Before.streamIdsSkippedInGaps!;
+      last = `${n} records + ${skipped} skipped ids; h2 ${JSON.stringify(now.counters.h2)}`;
+      return n + skipped === total ? { now, n, skipped } : undefined;
+    }, 60_000, 500).catch((e: Error) => assert.fail(`${e.message}: ${last}`));
+    console.log(`# until the close: ${h.n} records + ${h.skipped} stream ids skipped = ${total} streams`);
+    assert.ok(h.skipped > 0, 'the gap went past streams');
+    assert.equal(h.now.counters.h2!.frameDesyncs, 0);
+  });
 });
+

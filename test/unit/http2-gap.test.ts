@@ -136,4 +136,21 @@ describe('HTTP/2 decoding across a gap in the capture', () => {
     const undecoded = r.records.filter((x) => !x.framesMissed && x.method === null);
     assert.deepEqual(undecoded.map((x) => x.streamId), [], 'every untouched stream decoded');
   });
+
+  it('a gap that lasts until the close: the ids past the last stream opened are counted from the close record', () => {
+    const { fixture, chunks } = FIXTURES.get('dynamic-table')!;
+    const frames = perFrame(chunks);
+    const cut = Math.floor(frames.length / 2);
+    const counters = newHttp2Counters();
+    const conn = new Http2Connection({ start: 'preface', counters });
+    const records: Http2StreamRecord[] = [];
+    let t = 0;
+    for (const c of frames.slice(0, cut)) records.push(...conn.feed(c.from, c.bytes, ++t, c.total));
+    // Everything after `cut` lost; the close record says so, with the highest client stream id.
+    const maxId = Math.max(...frames.map((c) => streamOf(c) ?? 0).filter((id) => id % 2 === 1));
+    conn.otherSideGap();
+    records.push(...conn.close(++t, maxId));
+    assert.equal(records.length + counters.streamIdsSkippedInGaps, fixture.streams.length, 'records + skipped ids');
+    assert.ok(counters.streamIdsSkippedInGaps > 0);
+  });
 });
