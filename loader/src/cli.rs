@@ -84,9 +84,9 @@ impl Default for Config {
             // Each drained batch costs the agent a wake-up and a pass on cold caches: at 1,000
             // req/s, batches of 200 ms took its main thread 25 µs per request against 38 µs at
             // 50 ms. Not 200 ms: with it the Java server's requests in test/e2e/accuracy.test.ts
-            // drift from its own CPU clock (median error 0.27-0.32 ms in 3 runs against 0.21, 0.21
-            // and 0.28 at 50 ms, same tree, 2026-11-30: suggestive, not proven), and a first try lost one capture in
-            // test/e2e/loader-restart.test.ts. Not understood yet (issue 16).
+            // drift from its own CPU clock (median error 0.27-0.32 ms in 3 runs against 0.21,
+            // 0.21 and 0.28 at 50 ms, same tree, 2026-11-30: suggestive, not proven), and a first
+            // try lost one capture in test/e2e/loader-restart.test.ts. Not understood (issue 16).
             drain_interval_ms: 50,
             stats_interval_ms: 1000,
             idle_flush_ms: 500,

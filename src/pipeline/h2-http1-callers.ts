@@ -52,10 +52,18 @@ interface Served extends Http1Served {
   calls: number;
 }
 
+interface Parked<T> {
+  call: UnclaimedCall<T>;
+  /** Date.now() from which it settles: non-decreasing in the order calls are parked. */
+  dueAt: number;
+}
+
 export class Http1Callers<T> {
   readonly #served = new Map<number, Served[]>();
   readonly #callingPids = new Set<number>();
-  readonly #parked = new Map<UnclaimedCall<T>, NodeJS.Timeout>();
+  /** In the order parked. One timer for all of them: a busy frontend parks thousands. */
+  #parked: Parked<T>[] = [];
+  #timer: NodeJS.Timeout | null = null;
   readonly #settle: (c: UnclaimedCall<T>, caller: Http1CallerChoice | null) => void;
   readonly #settleMs: number;
 
@@ -83,32 +91,50 @@ export class Http1Callers<T> {
   }
 
   /** A call no served HTTP/2 stream claimed: settled after SETTLE_MS. */
-  park(c: UnclaimedCall<T>): void {
-    if (this.#parked.size >= MAX_PARKED) this.#settleNow(this.#parked.keys().next().value!);
-    const timer = setTimeout(() => this.#settleNow(c), this.#settleMs);
-    timer.unref();
-    this.#parked.set(c, timer);
+  park(call: UnclaimedCall<T>): void {
+    if (this.#parked.length >= MAX_PARKED) this.#settleDue(this.#parked[0]!.dueAt);
+    this.#parked.push({ call, dueAt: Date.now() + this.#settleMs });
+    this.#arm();
   }
 
   /** Calls still waiting (a loader restart or a shutdown loses them). */
   get parked(): number {
-    return this.#parked.size;
+    return this.#parked.length;
   }
 
   /** Settles every waiting call now (shutdown). */
   flush(): void {
-    for (const c of [...this.#parked.keys()]) this.#settleNow(c);
+    this.#settleDue(Infinity);
   }
 
-  #settleNow(c: UnclaimedCall<T>): void {
-    if (!this.#parked.has(c)) return;
-    const due = [...this.#parked.keys()].filter((p) => p.pid === c.pid && p.startNs <= c.startNs);
-    due.sort((a, b) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : a.order - b.order));
-    for (const p of due) {
-      clearTimeout(this.#parked.get(p));
-      this.#parked.delete(p);
-      this.#settle(p, this.#choose(p));
+  #arm(): void {
+    if (this.#timer || this.#parked.length === 0) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#settleDue(Date.now());
+      this.#arm();
+    }, Math.max(0, this.#parked[0]!.dueAt - Date.now()));
+    this.#timer.unref();
+  }
+
+  /** Settles the calls due by `now`, and with each the calls of its process that started before it, in the order they started. */
+  #settleDue(now: number): void {
+    const latestStart = new Map<number, bigint>();
+    for (const p of this.#parked) {
+      if (p.dueAt > now) break;
+      const seen = latestStart.get(p.call.pid);
+      if (seen === undefined || p.call.startNs > seen) latestStart.set(p.call.pid, p.call.startNs);
     }
+    if (latestStart.size === 0) return;
+    const due: UnclaimedCall<T>[] = [];
+    this.#parked = this.#parked.filter((p) => {
+      const limit = latestStart.get(p.call.pid);
+      if (limit === undefined || p.call.startNs > limit) return true;
+      due.push(p.call);
+      return false;
+    });
+    due.sort((a, b) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : a.order - b.order));
+    for (const c of due) this.#settle(c, this.#choose(c));
   }
 
   #choose(c: UnclaimedCall<T>): Http1CallerChoice | null {

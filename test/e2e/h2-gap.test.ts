@@ -40,6 +40,17 @@ describe('HTTP/2: records the full ring buffer refused', () => {
     server = await startH2Server();
     agent = await startAgent(['--ports', String(server.port), '--ringbuf-kb', '64']);
   });
+  /** Until the agent's HTTP/2 record count holds still for a second: it drained the ring. */
+  async function drained(): Promise<void> {
+    let seen = -1;
+    await waitFor('the agent to drain', async () => {
+      const n = (await agent.get<{ requests: RequestRecord[] }>('/api/requests?protocol=h2&limit=10000')).body.requests.length;
+      const stable = n === seen;
+      seen = n;
+      return stable ? true : undefined;
+    }, 30_000, 1_000);
+  }
+
   after(async () => {
     process.kill(agent.pid, 'SIGCONT');
     await agent?.stop();
@@ -67,13 +78,7 @@ describe('HTTP/2: records the full ring buffer refused', () => {
     await send('frozen', FROZEN, CONCURRENCY);
     process.kill(agent.pid, 'SIGCONT');
     // Until the agent has drained what the ring kept (else the next streams are refused too).
-    let seen = -1;
-    await waitFor('the agent to drain', async () => {
-      const n = (await agent.get<{ requests: RequestRecord[] }>('/api/requests?protocol=h2&limit=10000')).body.requests.length;
-      const stable = n === seen;
-      seen = n;
-      return stable ? true : undefined;
-    }, 30_000, 1_000);
+    await drained();
     await send('after', AFTER, CONCURRENCY);
     session.close();
     await new Promise((r) => setTimeout(r, 300));
@@ -122,13 +127,7 @@ describe('HTTP/2: records the full ring buffer refused', () => {
     process.kill(agent.pid, 'SIGCONT');
     // The close only once the agent has room again (a refused close record would leave the
     // streams to the idle timeout).
-    let seen = -1;
-    await waitFor('the agent to drain', async () => {
-      const n = (await agent.get<{ requests: RequestRecord[] }>('/api/requests?protocol=h2&limit=10000')).body.requests.length;
-      const stable = n === seen;
-      seen = n;
-      return stable ? true : undefined;
-    }, 30_000, 1_000);
+    await drained();
     session.close();
     const total = BEFORE + FROZEN;
     let last = '';
