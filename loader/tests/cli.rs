@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use perfcatch_loader::exit::{PC_EXIT_OBJECT, PC_EXIT_PRIVILEGE, PC_EXIT_USAGE};
 use perfcatch_loader::record::{
-    PcRequest, PC_ABI_VERSION, PC_REC_DATA, PC_REC_LOADER_INFO, PC_REC_REQUEST, PC_REC_STATS,
+    PcRequest, PC_ABI_VERSION, PC_REC_DATA, PC_REC_H2_CONN, PC_REC_LOADER_INFO, PC_REC_REQUEST,
+    PC_REC_RING_MARK, PC_REC_STATS,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_perfcatch-loader");
@@ -70,6 +71,12 @@ struct Loader {
 
 impl Loader {
     fn start(extra: &[&str]) -> Loader {
+        Loader::start_gated(extra, None)
+    }
+
+    /// With a gate, only the first frame (the loader info) is read before the gate opens: the
+    /// loader's writes fill the stdout pipe and block.
+    fn start_gated(extra: &[&str], gate: Option<Receiver<()>>) -> Loader {
         let obj = object_path();
         assert!(std::path::Path::new(&obj).exists(), "BPF object {obj} is missing: run `make -C bpf` first");
         let mut child = Command::new(BIN)
@@ -82,14 +89,20 @@ impl Loader {
             .unwrap();
         let mut stdout = child.stdout.take().unwrap();
         let (tx, frames) = channel();
-        std::thread::spawn(move || loop {
-            let mut len = [0u8; 4];
-            if stdout.read_exact(&mut len).is_err() {
-                break;
-            }
-            let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
-            if stdout.read_exact(&mut buf).is_err() || tx.send(buf).is_err() {
-                break;
+        std::thread::spawn(move || {
+            let mut gate = gate;
+            loop {
+                let mut len = [0u8; 4];
+                if stdout.read_exact(&mut len).is_err() {
+                    break;
+                }
+                let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
+                if stdout.read_exact(&mut buf).is_err() || tx.send(buf).is_err() {
+                    break;
+                }
+                if let Some(g) = gate.take() {
+                    let _ = g.recv();
+                }
             }
         });
         Loader { stdin: child.stdin.take(), child, frames }
@@ -290,6 +303,29 @@ fn requests_within(l: &Loader, n: usize, secs: u64) -> Vec<Vec<u8>> {
     out
 }
 
+/// As `requests_within`, and the loader's last ring mark with the ring records received whole
+/// after it: what the agent passes to the next loader as `--resume` (src/loader/loader-process.ts).
+fn requests_and_mark_within(l: &Loader, n: usize, secs: u64) -> (Vec<Vec<u8>>, Option<(u64, u64)>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let (mut out, mut mark) = (vec![], None);
+    while out.len() < n {
+        let Some(f) = l.next_frame(deadline) else { break };
+        match u32_at(&f, 0) {
+            PC_REC_RING_MARK => mark = Some((u64_at(&f, 8), 0)),
+            ty if ty <= PC_REC_H2_CONN => {
+                if let Some((_, received)) = mark.as_mut() {
+                    *received += 1;
+                }
+                if ty == PC_REC_REQUEST {
+                    out.push(f);
+                }
+            }
+            _ => {}
+        }
+    }
+    (out, mark)
+}
+
 /// --pin-root: a loader killed with SIGKILL leaves the programs attached and the records in the
 /// ring buffer; the next one takes them over (requests made while no loader ran included), and
 /// a clean stop removes the pins.
@@ -311,13 +347,19 @@ fn pinned_state_outlives_a_killed_loader() {
     }
     first.child.kill().unwrap(); // SIGKILL: what it had not drained stays in the ring
     first.child.wait().unwrap();
-    // A record submitted with a wakeup (the first after an idle ring) may have been drained,
-    // written and given back before the kill: those are not read again.
-    let before_kill = requests_within(&first, 3, 2);
+    // A record submitted with a wakeup (the first after an idle ring) may have been drained and
+    // written before the kill: given back (not read again), or not yet given back, in which case
+    // --resume, as the agent passes it, says how many the next loader steps over.
+    let (before_kill, mark) = requests_and_mark_within(&first, 3, 2);
     for _ in 0..3 {
         assert!(http_get(port).contains("hello from perfcatch test"), "served while no loader runs");
     }
-    let second = Loader::start(&["--pin-root", root.as_str(), "--ports", ports.as_str()]);
+    let resume = mark.map(|(pos, received)| format!("{pos},{received}"));
+    let mut args = vec!["--pin-root", root.as_str(), "--ports", ports.as_str()];
+    if let Some(r) = resume.as_deref() {
+        args.extend(["--resume", r]);
+    }
+    let second = Loader::start(&args);
     let again = info_of(&second);
     assert_eq!(again["pins"]["state"], "reused", "{again}");
     assert_eq!(again["pins"]["state_id"], info["pins"]["state_id"], "the same ring buffer");
@@ -330,8 +372,52 @@ fn pinned_state_outlives_a_killed_loader() {
         before_kill.len()
     );
     let ids: std::collections::BTreeSet<u64> = before_kill.iter().chain(got.iter()).map(|r| u64_at(r, 16)).collect();
-    assert_eq!(ids.len(), 6, "connection ids go on, none delivered twice: {ids:?}");
+    assert_eq!(ids.len(), 6, "connection ids go on, none delivered twice: {ids:?} (resume {resume:?}, {again})");
     assert_eq!(second.close(), 0);
     assert!(!std::path::Path::new(&dir).exists(), "{dir} removed by the clean stop");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// --resume: a loader killed after writing part of a chunk, before giving it back to the kernel,
+/// leaves the whole chunk in the pinned ring; the next loader, told how many of its records the
+/// agent received whole, steps over exactly those. Made deterministic by a full stdout pipe: the
+/// loader is stopped while requests pile up in the ring, then blocks writing their chunk.
+#[test]
+fn resume_skips_what_a_killed_loader_had_written() {
+    assert!(is_root(), "resume_skips_what_a_killed_loader_had_written loads the BPF object: run the tests as root");
+    const N: usize = 500;
+    let root = format!("/sys/fs/bpf/perfcatch-cargo-resume-{}", std::process::id());
+    let (_server, port) = start_server();
+    let ports = port.to_string();
+    let args = ["--pin-root", root.as_str(), "--ports", ports.as_str(), "--drain-interval-ms", "60000"];
+    let (open_gate, gate) = channel();
+    let mut first = Loader::start_gated(&args, Some(gate));
+    assert_eq!(info_of(&first)["pins"]["state"], "fresh");
+    let pid = first.child.id() as libc::pid_t;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    for _ in 0..N {
+        assert!(http_get(port).contains("hello from perfcatch test"));
+    }
+    // Resumed, it drains the pile as one chunk (CHUNK_BYTES 256 KiB is more than these
+    // records), and its write blocks once the 64 KiB pipe is full: mark, part of the chunk.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    std::thread::sleep(Duration::from_millis(500));
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    open_gate.send(()).unwrap();
+    let (before_kill, mark) = requests_and_mark_within(&first, N, 2);
+    let (pos, received) = mark.expect("the killed loader wrote a ring mark");
+    assert!(received > 0 && before_kill.len() < N, "part of the chunk was written ({received} records, {} requests)", before_kill.len());
+    let resume = format!("{pos},{received}");
+    let second = Loader::start(&["--pin-root", root.as_str(), "--ports", ports.as_str(), "--resume", resume.as_str()]);
+    let again = info_of(&second);
+    assert_eq!(again["pins"]["state"], "reused", "{again}");
+    assert_eq!(again["pins"]["skipped"], received, "the records written before the kill are stepped over: {again}");
+    let got = requests_within(&second, N - before_kill.len(), 10);
+    let ids: std::collections::BTreeSet<u64> = before_kill.iter().chain(got.iter()).map(|r| u64_at(r, 16)).collect();
+    assert_eq!(before_kill.len() + got.len(), N, "every request once ({} before the kill)", before_kill.len());
+    assert_eq!(ids.len(), N, "none delivered twice");
+    assert_eq!(second.close(), 0);
     let _ = std::fs::remove_dir_all(&root);
 }
