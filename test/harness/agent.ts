@@ -23,10 +23,20 @@ export async function startAgent(args: string[], env: Record<string, string> = {
   const s = spawnTracked(cmd, cmdArgs, { env: { ...process.env, ...env } });
   const api = `http://127.0.0.1:${apiPort}`;
   const get = async <T>(path: string) => {
-    // A GET is idempotent: retry once when the server closed an idle keep-alive connection
-    // just as it was reused (a starved agent, e.g. at nice 10 under a saturating load).
-    const res = await fetch(api + path).catch(() => fetch(api + path));
-    return { status: res.status, body: (await res.json()) as T };
+    for (let attempt = 1; ; attempt++) {
+      // A GET is idempotent: retry once when the server closed an idle keep-alive connection
+      // just as it was reused (a starved agent, e.g. at nice 10 under a saturating load).
+      const res = await fetch(api + path).catch(() => fetch(api + path));
+      // 429: queries took their share of the agent's thread (src/api/load-guard.ts), as a
+      // test's polling for records does; a client waits as Retry-After says, as the CLI's user
+      // would. Other statuses are the answer.
+      if (res.status === 429 && attempt < 10) {
+        await res.arrayBuffer();
+        await new Promise((r) => setTimeout(r, 1000 * Number(res.headers.get('retry-after') ?? 1)));
+        continue;
+      }
+      return { status: res.status, body: (await res.json()) as T };
+    }
   };
   await waitFor(
     'agent /health',
