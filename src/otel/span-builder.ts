@@ -164,12 +164,56 @@ function spanFlags(traceFlags: number, parentIsRemote: boolean): number {
   return (traceFlags & 0xff) | FLAG_HAS_IS_REMOTE | (parentIsRemote ? FLAG_IS_REMOTE : 0);
 }
 
+/** A connection's part of its SERVER spans: what only changes with the connection. */
+interface ConnectionBlock {
+  pid: number;
+  localAddr: string;
+  remoteIp: string;
+  bytes: Buffer;
+}
+
+/** Connection blocks kept at most; past it the cache starts over. */
+const MAX_CONNECTION_BLOCKS = 4096;
+
+/**
+ * The SERVER span attributes that only change with the connection (transport, both ends,
+ * process), encoded once per connection, not once per span: a keep-alive connection carries
+ * many requests, and these nine were a third of a span's attribute encoding.
+ */
+class ConnectionAttributes {
+  readonly #blocks = new Map<number, ConnectionBlock>();
+  readonly #w = new ProtobufWriter(512);
+
+  block(pid: number, localAddr: string, localPort: number, remoteIp: string, remotePort: number): Buffer {
+    // The ports (32 bits) pick the slot; the rest is compared, so a clash only re-encodes.
+    const key = remotePort * 65536 + localPort;
+    const known = this.#blocks.get(key);
+    if (known !== undefined && known.pid === pid && known.localAddr === localAddr && known.remoteIp === remoteIp) return known.bytes;
+    const w = this.#w;
+    w.reset();
+    w.raw(TRANSPORT_TCP);
+    writeAttribute(w, SPAN_ATTRIBUTES, K.ATTR_SERVER_PORT, localPort);
+    writeAttribute(w, SPAN_ATTRIBUTES, K.ATTR_NETWORK_LOCAL_ADDRESS, localAddr);
+    writeAttribute(w, SPAN_ATTRIBUTES, K.ATTR_NETWORK_LOCAL_PORT, localPort);
+    writeAttribute(w, SPAN_ATTRIBUTES, K.ATTR_CLIENT_ADDRESS, remoteIp);
+    writeAttribute(w, SPAN_ATTRIBUTES, K.ATTR_CLIENT_PORT, remotePort);
+    writeAttribute(w, SPAN_ATTRIBUTES, K.ATTR_NETWORK_PEER_ADDRESS, remoteIp);
+    writeAttribute(w, SPAN_ATTRIBUTES, K.ATTR_NETWORK_PEER_PORT, remotePort);
+    writeAttribute(w, SPAN_ATTRIBUTES, K.ATTR_PROCESS_PID, pid);
+    const bytes = Buffer.from(w.view());
+    if (this.#blocks.size >= MAX_CONNECTION_BLOCKS) this.#blocks.clear();
+    this.#blocks.set(key, { pid, localAddr, remoteIp, bytes });
+    return bytes;
+  }
+}
+
 export class SpanBuilder {
   /** Resources by service name, process name and pod name. */
   private readonly resources = new Map<string, Map<string, Map<string, OtlpResource>>>();
   private resourceCount = 0;
   private readonly host = hostname();
   private readonly w = new ProtobufWriter(8192);
+  private readonly connections = new ConnectionAttributes();
   private readonly sink: SpanSink;
   private readonly sampler: TraceSampler;
   private readonly resourceAttributes: Readonly<Record<string, string>>;
@@ -287,17 +331,9 @@ export class SpanBuilder {
     // caller runs on this host too (linked by the kernel from the connection's two ends).
     const name = grpc ? `${grpc.service}/${grpc.method}` : method ? (route ? `${method} ${route}` : method) : b.h2 ? 'h2 stream' : 'tcp request';
     this.beginSpan(r.trace_id, r.span_id, r.parent_span_id, name, KIND_SERVER, b.startNs, b.endNs);
-    this.w.raw(TRANSPORT_TCP);
-    this.attr(K.ATTR_SERVER_PORT, r.local_port);
-    this.attr(K.ATTR_NETWORK_LOCAL_ADDRESS, b.localAddr);
-    this.attr(K.ATTR_NETWORK_LOCAL_PORT, r.local_port);
-    this.attr(K.ATTR_CLIENT_ADDRESS, r.remote_ip);
-    this.attr(K.ATTR_CLIENT_PORT, r.remote_port);
-    this.attr(K.ATTR_NETWORK_PEER_ADDRESS, r.remote_ip);
-    this.attr(K.ATTR_NETWORK_PEER_PORT, r.remote_port);
+    this.w.raw(this.connections.block(r.pid, b.localAddr, r.local_port, r.remote_ip, r.remote_port));
     this.attr(K.ATTR_HTTP_REQUEST_SIZE, r.bytes_received);
     this.attr(K.ATTR_HTTP_RESPONSE_SIZE, r.bytes_sent);
-    this.attr(K.ATTR_PROCESS_PID, r.pid);
     this.attr(K.ATTR_PERFCATCH_CPU_TIME_NS, b.cpuNs);
     this.attr(K.ATTR_PERFCATCH_CPU_ATTRIBUTION, r.cpu_attribution);
     this.attr(K.ATTR_PERFCATCH_CPU_AFTER_RESPONSE_NS, Math.round(r.cpu_after_response_ms * 1e6));

@@ -160,7 +160,7 @@ export class RequestColumns {
     this.#method[row] = interner.intern(r.http_method);
     this.#path[row] = interner.intern(r.http_path);
     if (r.dependencies.length) this.#dependencies.set(row, r.dependencies);
-    else this.#dependencies.delete(row);
+    else if (this.#dependencies.size !== 0) this.#dependencies.delete(row); // most stores have none: no hash lookup
     this.#writeIds(row, r);
   }
 
@@ -173,7 +173,7 @@ export class RequestColumns {
       this.#oddIds.set(row, { request_id: r.request_id, trace_id: r.trace_id, span_id: r.span_id, parent_span_id: parent });
       return;
     }
-    this.#oddIds.delete(row);
+    if (this.#oddIds.size !== 0) this.#oddIds.delete(row);
     this.#trace.write(r.trace_id, row * 16, 16, 'hex');
     this.#span.write(r.span_id, row * 8, 8, 'hex');
     if (parent !== null) this.#parent.write(parent, row * 8, 8, 'hex');

@@ -45,6 +45,11 @@ export class ProtobufWriter {
   /** Non-negative integers up to 2^53. */
   varint(v: number): void {
     this.ensure(10);
+    if (v < 0x80) {
+      // Tags, lengths and most values: one byte, no arithmetic.
+      this.buf[this.pos++] = v;
+      return;
+    }
     while (v > 0x7f) {
       this.buf[this.pos++] = (v % 128) | 0x80;
       v = Math.floor(v / 128);
@@ -119,9 +124,18 @@ export class ProtobufWriter {
 
   /** Raw bytes, copied as they are. */
   raw(bytes: Uint8Array): void {
-    this.ensure(bytes.length);
-    this.buf.set(bytes, this.pos);
-    this.pos += bytes.length;
+    const n = bytes.length;
+    this.ensure(n);
+    if (n < 64) {
+      // Encoded keys and attribute blocks are short: a loop beats TypedArray.prototype.set's
+      // builtin call.
+      const buf = this.buf;
+      const at = this.pos;
+      for (let i = 0; i < n; i++) buf[at + i] = bytes[i]!;
+    } else {
+      this.buf.set(bytes, this.pos);
+    }
+    this.pos += n;
   }
 }
 

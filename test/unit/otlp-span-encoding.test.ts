@@ -238,6 +238,30 @@ describe('OTLP span encoding', () => {
     });
   });
 
+  it("gives each span its own connection's ends and process, also when the ports repeat", () => {
+    // The connection attributes are encoded once per connection: same ports, another peer,
+    // another local address or another process must not reuse what was encoded for the first.
+    const ends = [
+      { pid: 100, localAddr: '127.0.0.1', remote_ip: '127.0.0.1' },
+      { pid: 100, localAddr: '127.0.0.1', remote_ip: '10.0.0.9' },
+      { pid: 100, localAddr: '10.0.0.1', remote_ip: '10.0.0.9' },
+      { pid: 200, localAddr: '10.0.0.1', remote_ip: '10.0.0.9' },
+      { pid: 100, localAddr: '127.0.0.1', remote_ip: '127.0.0.1' },
+    ];
+    const spans = exportOnce((b) => {
+      for (const e of ends) b.build(builtRequest({ localAddr: e.localAddr }, sampleRecord({ pid: e.pid, remote_ip: e.remote_ip })));
+    });
+    assert.equal(spans.length, ends.length);
+    for (const [i, e] of ends.entries()) {
+      const a = spans[i]!.attributes;
+      assert.deepEqual(
+        [a['process.pid'], a['network.local.address'], a['client.address'], a['network.peer.address'], a['server.port'], a['client.port']],
+        [e.pid, e.localAddr, e.remote_ip, e.remote_ip, 8080, 50000],
+        `span ${i}`,
+      );
+    }
+  });
+
   it('encodes a non-HTTP request and an unset status, with no parent', () => {
     const record = sampleRecord({ trace_id: TRACE, span_id: SPAN, http_method: null, http_path: null, http_status: null });
     const [span] = exportOnce((b) => b.build(builtRequest({ http: null, isHttp: false, endNs: 1n }, record)));

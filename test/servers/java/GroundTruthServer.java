@@ -8,7 +8,10 @@
 //
 // Threading (JDK 17 sun.net.httpserver): the "HTTP-Dispatcher" thread accepts and selects;
 // the request line and headers are parsed on the pool thread that then runs the handler.
-// That parsing happens before handle() starts, so it is not in X-Thread-Cpu-Ns.
+// That parsing happens before handle() starts, so it is not in X-Thread-Cpu-Ns. The truth
+// file's clock starts where the pool thread starts the exchange (the executor's task), so it
+// holds that parsing, and not the pool's dequeue and wake-up before it, which come before the
+// exchange's first read.
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
@@ -69,17 +72,17 @@ public final class GroundTruthServer {
         return q;
     }
 
-    /** CPU clock of this pool thread when it finished its previous exchange. */
-    private static final ThreadLocal<Long> LAST_END = new ThreadLocal<>();
+    /** CPU clock of this pool thread when it started the exchange it runs. */
+    private static final ThreadLocal<Long> EXCHANGE_START = new ThreadLocal<>();
     private static final String TRUTH_FILE = System.getenv("PERFCATCH_TRUTH_FILE");
     private static final Object TRUTH_LOCK = new Object();
 
     private static void handle(HttpExchange ex) throws IOException {
         long t0 = threadCpuNs();
         // The request line and headers were parsed on this thread before handle(): the truth
-        // clock starts where this thread's previous exchange ended.
-        Long prevEnd = LAST_END.get();
-        long truthStart = prevEnd != null ? prevEnd : t0;
+        // clock starts where this thread started the exchange.
+        Long started = EXCHANGE_START.get();
+        long truthStart = started != null ? started : t0;
         try (ex) {
             URI uri = ex.getRequestURI();
             Map<String, String> q = query(uri);
@@ -124,7 +127,6 @@ public final class GroundTruthServer {
                         java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
             }
         }
-        LAST_END.set(threadCpuNs()); // after the bookkeeping, which is not the next request's
     }
 
     public static void main(String[] args) throws IOException {
@@ -132,7 +134,11 @@ public final class GroundTruthServer {
         System.setProperty("sun.net.httpserver.idleInterval", "60");
         int port = args.length > 0 ? Integer.parseInt(args[0]) : 0;
         HttpServer server = HttpServer.create(new InetSocketAddress("127.0.0.1", port), 128);
-        server.setExecutor(Executors.newFixedThreadPool(8));
+        var pool = Executors.newFixedThreadPool(8);
+        server.setExecutor(exchange -> pool.execute(() -> {
+            EXCHANGE_START.set(threadCpuNs());
+            exchange.run();
+        }));
         server.createContext("/", GroundTruthServer::handle);
         server.start();
         System.out.println("LISTENING " + server.getAddress().getPort());
