@@ -131,4 +131,55 @@ describe('assembler byte bound', () => {
     assert.equal(done.requestHead.buffer.byteLength < 65536, true);
     assert.ok(done.requestHead.every((b) => b === 0x42));
   });
+
+  it('captures pending at a chunk end share one copy, each keeps its own bytes, also across chunks', () => {
+    const a = new RequestAssembler(1);
+    const data = (connId: number, bytes: Buffer, offset = 0, direction: number = Direction.REQUEST): KernelData =>
+      ({ kind: 'data', direction, connId, seq: 1, offset, bytes }) as KernelData;
+    const first = Buffer.alloc(65536);
+    for (let conn = 1; conn <= 3; conn++) first.fill(0x40 + conn, conn * 100, conn * 100 + 30);
+    for (let conn = 1; conn <= 3; conn++) a.addData(data(conn, first.subarray(conn * 100, conn * 100 + 30)));
+    a.addData(data(2, first.subarray(500, 510).fill(0x61), 0, Direction.RESPONSE));
+    a.detach();
+    first.fill(0);
+    // Connection 3's request goes on in the next chunk, which ends with it still pending.
+    const second = Buffer.alloc(65536, 0x7a);
+    a.addData(data(3, second.subarray(0, 20), 30));
+    a.detach();
+    second.fill(0);
+    const done = (conn: number, req: number, resp = 0) => a.completeRequest({ ...request(conn, 1, '/', 1).request, reqCaptured: req, respCaptured: resp });
+    const one = done(1, 30);
+    assert.deepEqual([...one.requestHead], Array(30).fill(0x41));
+    assert.ok(one.requestHead.buffer !== first.buffer && one.requestHead.buffer.byteLength < 65536);
+    const two = done(2, 30, 10);
+    assert.deepEqual([...two.requestHead], Array(30).fill(0x42));
+    assert.deepEqual([...two.responseHead], Array(10).fill(0x61));
+    const three = done(3, 50);
+    assert.deepEqual([...three.requestHead], [...Array(30).fill(0x43), ...Array(20).fill(0x7a)]);
+    assert.equal(three.captureIncomplete, false);
+    assert.equal(a.slabHeldBytes, 0, 'no slab is held once every capture ended');
+  });
+
+  it('slow captures cannot pin more than the slack of bytes of captures that ended', () => {
+    const a = new RequestAssembler(1);
+    const chunk = Buffer.alloc(65536, 0x55);
+    for (let i = 0; i < 100; i++) {
+      // Each chunk: one request that stays pending, and 50 of 4 KB that end right after it.
+      a.addData({ kind: 'data', direction: Direction.REQUEST, connId: 1_000_000 + i, seq: 1, offset: 0, bytes: chunk.subarray(0, 100) });
+      for (let j = 0; j < 50; j++) a.addData({ kind: 'data', direction: Direction.REQUEST, connId: i * 100 + j, seq: 1, offset: 0, bytes: chunk.subarray(0, 4096) });
+      a.detach();
+      // At a chunk's end, at most the slack is held for captures that ended.
+      assert.ok(a.slabHeldBytes <= a.heldBytes + 4 * 1024 * 1024, `chunk ${i}: ${a.slabHeldBytes} slab bytes for ${a.heldBytes} pending`);
+      for (let j = 0; j < 50; j++) a.completeRequest({ ...request(i * 100 + j, 1, '/', 1).request, reqCaptured: 4096 });
+      // Until the next chunk's end, what ended since adds to it.
+      assert.ok(a.slabHeldBytes <= a.heldBytes + 4 * 1024 * 1024 + 50 * 4096, `chunk ${i}: ${a.slabHeldBytes} slab bytes for ${a.heldBytes} pending`);
+    }
+    assert.ok(a.slabHeldBytes < 5 * 1024 * 1024);
+    chunk.fill(0);
+    for (let i = 0; i < 100; i++) {
+      const slow = a.completeRequest({ ...request(1_000_000 + i, 1, '/', 1).request, reqCaptured: 100 });
+      assert.ok(slow.requestHead.length === 100 && slow.requestHead.every((b) => b === 0x55), `slow request ${i} kept its bytes`);
+    }
+    assert.equal(a.slabHeldBytes, 0);
+  });
 });
