@@ -17,6 +17,19 @@ export const DEFAULT_API = 'http://127.0.0.1:9090';
 /** Most requests one query returns (the API's own cap). */
 export const MAX_QUERY_LIMIT = MAX_LIMIT;
 const API_TIMEOUT_MS = 10_000;
+/**
+ * Tries of a query the agent refused as busy (429: queries already took their share of its
+ * thread, src/api/load-guard.ts), each after the wait its Retry-After asks for.
+ */
+const BUSY_TRIES = 3;
+/** The longest wait a Retry-After may ask for; without one, a second. */
+const MAX_RETRY_AFTER_MS = 5_000;
+
+/** The wait a Retry-After (seconds) asks for, bounded; a date or garbage counts as none. */
+function retryAfterMs(header: string | null | undefined): number {
+  const seconds = header === null || header === undefined || header.trim() === '' ? NaN : Number(header);
+  return Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds * 1000, MAX_RETRY_AFTER_MS) : 1_000;
+}
 
 export interface RequestSource {
   /** Human description for headers and errors: "http://127.0.0.1:9090" or "/var/lib/perfcatch.db". */
@@ -111,6 +124,8 @@ export function requestQueryParams(q: RequestQuery): URLSearchParams {
 export interface HttpAnswer {
   status: number;
   text: string;
+  /** The Retry-After header, when the answer has one. */
+  retryAfter?: string | null;
 }
 
 /** Sends one GET; rejects when no answer comes (an error with a `code`, or a TimeoutError). */
@@ -118,7 +133,7 @@ export type HttpGet = (url: string, headers: Record<string, string>, timeoutMs: 
 
 const fetchGet: HttpGet = async (url, headers, timeoutMs) => {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers });
-  return { status: res.status, text: await res.text() };
+  return { status: res.status, text: await res.text(), retryAfter: res.headers.get('retry-after') };
 };
 
 export interface ApiSourceOptions {
@@ -191,10 +206,14 @@ export class ApiSource implements RequestSource {
     const qs = params && params.size > 0 ? `?${params}` : '';
     const url = `${this.#base}${path}${qs}`;
     let res: HttpAnswer;
-    try {
-      res = await this.#get(url, this.#headers, API_TIMEOUT_MS);
-    } catch (err) {
-      throw new CliError(`cannot reach the agent API at ${this.description}: ${describeFetchError(err)} (${this.#unreachableHint})`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        res = await this.#get(url, this.#headers, API_TIMEOUT_MS);
+      } catch (err) {
+        throw new CliError(`cannot reach the agent API at ${this.description}: ${describeFetchError(err)} (${this.#unreachableHint})`);
+      }
+      if (res.status !== 429 || attempt >= BUSY_TRIES) break;
+      await new Promise((resolve) => setTimeout(resolve, retryAfterMs(res.retryAfter)));
     }
     const ok = res.status >= 200 && res.status < 300;
     let body: unknown;
