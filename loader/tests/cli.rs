@@ -385,7 +385,10 @@ fn pinned_state_outlives_a_killed_loader() {
 #[test]
 fn resume_skips_what_a_killed_loader_had_written() {
     assert!(is_root(), "resume_skips_what_a_killed_loader_had_written loads the BPF object: run the tests as root");
-    const N: usize = 500;
+    // The stopped loader is sure to be woken once a quarter of the 1 MiB ring is unread
+    // (wakeup_bytes): 800 requests' records (a request record and three captures each, about
+    // 470 bytes a request, measured) are about 370 KB, well past it and well within the ring.
+    const N: usize = 800;
     let root = format!("/sys/fs/bpf/perfcatch-cargo-resume-{}", std::process::id());
     let (_server, port) = start_server();
     let ports = port.to_string();
