@@ -19,6 +19,7 @@
 #include "core_fixes.bpf.h"
 #include "request.bpf.h"
 #include "flush_set.bpf.h"
+#include "flush_due.bpf.h"
 
 struct flush_ctx {
 	__u64 now;
@@ -28,9 +29,11 @@ struct flush_ctx {
 static __always_inline void flush_conn_if_idle(struct pc_conn_key *key, struct conn_state *c,
 					       struct flush_ctx *fc)
 {
-	if (c->role != ROLE_SERVER || c->phase != PHASE_WRITING || c->seq == 0)
+	if (c->role != ROLE_SERVER || *(volatile __u8 *)&c->phase != PHASE_WRITING || c->seq == 0)
 		return;
-	if (fc->now - c->end_ns < fc->idle_ns)
+	/* The phase first, then the clock: a write sets them in the other order. */
+	asm volatile("" ::: "memory");
+	if (!pc_flush_due(fc->now, *(volatile __u64 *)&c->end_ns, fc->idle_ns))
 		return;
 	/* No atomics: if the server reads at this very moment, the request may still be emitted
 	 * twice (userspace then keeps the later numbers); a record torn by that read is dropped. */

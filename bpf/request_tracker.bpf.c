@@ -102,10 +102,14 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct pc_co
 		else if (c->phase == PHASE_WRITING && c->bytes_sent && ret >= 7 &&
 			 io->op != IO_SENDFILE && starts_http_response(io))
 			begin_pipelined_request(key, c);
-		c->phase = PHASE_WRITING;
-		watch_for_idle(key, c);
+		/* Bytes and clock before the phase: an idle flush on another CPU that sees this
+		 * write's PHASE_WRITING (after PHASE_FLUSHED, a late write) sees its end too, and
+		 * does not report the response without it. The atomic add is a compiler barrier. */
 		__sync_fetch_and_add(&c->bytes_sent, ret);
 		c->end_ns = now;
+		asm volatile("" ::: "memory");
+		c->phase = PHASE_WRITING;
+		watch_for_idle(key, c);
 		if (io->op == IO_SENDFILE)
 			c->flags |= PC_F_SENDFILE;
 		/* The segment that ends in this response write is its request's; it has acted. */

@@ -111,6 +111,8 @@ export interface AgentCounters {
   dependencies_orphaned: number;
   links_made: number;
   links_timed_out: number;
+  /** Requests reported again with their final numbers (a response resumed after an idle
+   * flush); their stored record changed, their span had already gone out. */
   requests_updated: number;
   storage_dropped: number;
   storage_write_errors: number;
