@@ -17,13 +17,18 @@
  *      one connection (test/bench/grpc-scenario.ts); per request = per call
  *   h  as g with 10 concurrent streams
  *
+ * Each with-agent run starts a fresh agent and gives it --agent-warmup seconds (30) of the
+ * same load before measuring, as the server got its own warm-up: what is measured is the agent
+ * as it runs for days, and that first stretch (V8 compiling the agent's code) is reported on
+ * its own, as the cold-start cost per request.
+ *
  * Reports throughput and p50/p99 latency ratios (with agent / without), in-kernel BPF ns per
  * request (kernel.bpf_stats_enabled: run_time_ns summed over our programs / requests), the
  * agent's userspace CPU µs per request (loader + Node, /proc/<pid>/stat), the agent's peak
  * RSS, records lost at each stage, and spans received by the collector versus requests.
  * Prints a table and writes JSON under test/bench/results/.
  *
- *   node test/bench/run.ts [--scenarios a,b,c,d,e,f,g,h] [--duration SEC] [--rounds N] [--rate N] [--low-rate N] [--rate-duration SEC]
+ *   node test/bench/run.ts [--scenarios a,b,c,d,e,f,g,h] [--duration SEC] [--rounds N] [--rate N] [--low-rate N] [--rate-duration SEC] [--agent-warmup SEC]
  *   node test/bench/run.ts --table results/FILE.json   (the table of an earlier run)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -43,6 +48,8 @@ interface Options {
   rate: number;
   lowRate: number;
   rateDuration: number;
+  /** Seconds of load a fresh agent gets before it is measured (0: measured from its start). */
+  agentWarmup: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -57,6 +64,7 @@ function parseOptions(argv: string[]): Options {
     rate: Number(get('--rate', '5000')),
     lowRate: Number(get('--low-rate', '1000')),
     rateDuration: Number(get('--rate-duration', '60')),
+    agentWarmup: Number(get('--agent-warmup', '30')),
   };
 }
 
@@ -202,20 +210,33 @@ interface AgentRun {
   lost: Record<string, number>;
   spansReceived: number | null;
   recorded: number;
+  /** The fresh agent's warm-up load, not in the figures above. */
+  coldStart: { requests: number; agentCpuUsPerRequest: number } | null;
 }
 
-async function withAgent(ports: number[], load: () => LoadResult, collector: RunningCollector | null, extraArgs: string[]): Promise<AgentRun> {
+/** A load of the scenario's shape lasting `seconds`. */
+type Load = (seconds: number) => LoadResult;
+
+async function withAgent(ports: number[], load: Load, seconds: number, warmup: number, collector: RunningCollector | null, extraArgs: string[]): Promise<AgentRun> {
   const args = ['--ports', ports.join(','), '--log-level', 'warn', ...extraArgs];
   if (collector) args.push('--otlp-endpoint', collector.httpEndpoint);
   const agent: RunningAgent = await startAgent(args);
   const loaderPid = loaderPidOf(agent.pid);
-  const spansBefore = collector ? collector.spanCount() : 0;
   try {
+    let coldStart: AgentRun['coldStart'] = null;
+    if (warmup > 0) {
+      const before = cpuMicros(agent.pid) + cpuMicros(loaderPid);
+      const warm = load(warmup);
+      await drained(agent);
+      coldStart = { requests: warm.requests, agentCpuUsPerRequest: (cpuMicros(agent.pid) + cpuMicros(loaderPid) - before) / warm.requests };
+      if (collector) await new Promise((r) => setTimeout(r, 3_000)); // the warm-up's spans arrive before the count starts
+    }
+    const spansBefore = collector ? collector.spanCount() : 0;
     execFileSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
     const bpf0 = bpfStats(loaderPid);
     const cpu0 = cpuMicros(agent.pid) + cpuMicros(loaderPid);
     const h0 = (await agent.get<{ counters: { agent: { requests_recorded: number } } }>('/health')).body.counters.agent.requests_recorded;
-    const result = load();
+    const result = load(seconds);
     // Let the agent drain what the load produced before reading its CPU and counters: at
     // saturation it runs behind the load (nice 10) and catches up afterwards.
     await drained(agent);
@@ -238,6 +259,7 @@ async function withAgent(ports: number[], load: () => LoadResult, collector: Run
       lost: health.lost,
       spansReceived,
       recorded: health.counters.agent.requests_recorded - h0,
+      coldStart,
     };
   } catch (e) {
     console.error(`bench: agent output:\n${agent.output().slice(-3000)}`);
@@ -279,25 +301,27 @@ async function scenario(
   id: string,
   description: string,
   ports: number[],
-  load: () => LoadResult,
+  load: Load,
+  seconds: number,
   rounds: number,
+  warmup: number,
   collector: RunningCollector | null,
   agentArgs: string[] = [],
 ): Promise<ScenarioResult> {
   console.error(`bench ${id}: ${description}`);
-  load(); // warm-up (JIT, caches), not counted
+  load(seconds); // the server's warm-up (JIT, caches), not counted
   const without: LoadResult[] = [];
   const withA: AgentRun[] = [];
   for (let r = 0; r < rounds; r++) {
-    without.push(load());
-    withA.push(await withAgent(ports, load, collector, agentArgs));
+    without.push(load(seconds));
+    withA.push(await withAgent(ports, load, seconds, warmup, collector, agentArgs));
   }
   return withRatios({ scenario: id, description, without, with: withA });
 }
 
 function table(results: ScenarioResult[]): string {
   const rows = [
-    ['scenario', 'req/s without', 'req/s with', 'throughput', 'p50', 'p99', 'BPF ns/req', 'agent µs/req', 'peak RSS agent / loader', 'records lost / requests', 'payloads shed', 'spans/requests'],
+    ['scenario', 'req/s without', 'req/s with', 'throughput', 'p50', 'p99', 'BPF ns/req', 'agent µs/req', 'agent µs/req, cold start', 'peak RSS agent / loader', 'records lost / requests', 'payloads shed', 'spans/requests'],
   ];
   for (const r of results) {
     const w = r.with;
@@ -317,6 +341,7 @@ function table(results: ScenarioResult[]): string {
       r.p99Ratio.toFixed(2),
       median(w.map((x) => x.bpfNsPerRequest)).toFixed(0),
       median(w.map((x) => x.agentCpuUsPerRequest)).toFixed(1),
+      coldStart(w),
       `${Math.max(...w.map((x) => x.agentPeakRssMb)).toFixed(0)} / ${Math.max(...w.map((x) => x.loaderPeakRssMb)).toFixed(0)} MB`,
       `${lost}/${requests}`,
       String(shed),
@@ -329,6 +354,12 @@ function table(results: ScenarioResult[]): string {
   return lines.join('\n');
 }
 
+/** Loader + agent µs per request over each fresh agent's warm-up load (median), or n/a. */
+function coldStart(runs: AgentRun[]): string {
+  const cold = runs.flatMap((x) => (x.coldStart ? [x.coldStart.agentCpuUsPerRequest] : []));
+  return cold.length ? median(cold).toFixed(1) : 'n/a';
+}
+
 /**
  * Millicores per 1,000 req/s: CPU ms per second at 1,000 req/s, which is the µs per request
  * (1,000 × µs / 1,000 ms).
@@ -336,7 +367,7 @@ function table(results: ScenarioResult[]): string {
 function millicores(r: ScenarioResult): string {
   const agent = median(r.with.map((x) => x.agentCpuUsPerRequest));
   const kernel = median(r.with.map((x) => x.bpfNsPerRequest)) / 1000;
-  return `${r.scenario}: per 1,000 req/s with span export: ${agent.toFixed(1)} millicores loader + agent, ${kernel.toFixed(1)} millicores in the kernel`;
+  return `${r.scenario}: per 1,000 req/s with span export: ${agent.toFixed(1)} millicores loader + agent, ${kernel.toFixed(1)} millicores in the kernel (a fresh agent's first stretch: ${coldStart(r.with)})`;
 }
 
 /** Ratios (with agent / without) of the medians of the raw runs; also recomputes an earlier run's. */
@@ -384,43 +415,43 @@ async function main(): Promise<void> {
   try {
     if (opts.scenarios.includes('a')) {
       const url = `http://127.0.0.1:${node.port}/hello`;
-      results.push(await scenario('a', 'Node hello-world, saturation', [node.port], () => runWrk(url, opts.duration), opts.rounds, null));
+      results.push(await scenario('a', 'Node hello-world, saturation', [node.port], (t) => runWrk(url, t), opts.duration, opts.rounds, opts.agentWarmup, null));
     }
     if (opts.scenarios.includes('b')) {
       const nginx = await startNginx({ upstreamPort: node.port, staticFiles: { 'index.html': Buffer.alloc(4096, 'n') } });
       try {
         const url = `http://127.0.0.1:${nginx.staticPort}/index.html`;
-        results.push(await scenario('b', 'nginx static 4 KB file', [nginx.staticPort], () => runWrk(url, opts.duration), opts.rounds, null));
+        results.push(await scenario('b', 'nginx static 4 KB file', [nginx.staticPort], (t) => runWrk(url, t), opts.duration, opts.rounds, opts.agentWarmup, null));
       } finally {
         await nginx.stop();
       }
     }
     if (opts.scenarios.includes('c')) {
       const url = `http://127.0.0.1:${node.port}/compute?ms=1`;
-      results.push(await scenario('c', '1 ms of CPU per request', [node.port], () => runWrk(url, opts.duration, 4), opts.rounds, null));
+      results.push(await scenario('c', '1 ms of CPU per request', [node.port], (t) => runWrk(url, t, 4), opts.duration, opts.rounds, opts.agentWarmup, null));
     }
     if (opts.scenarios.includes('e')) {
       const url = `http://127.0.0.1:${node.port}/hello`;
       results.push(
-        await scenario('e', 'as a, agent at nice 10 (--sched-idle=false)', [node.port], () => runWrk(url, opts.duration), opts.rounds, null, ['--sched-idle=false']),
+        await scenario('e', 'as a, agent at nice 10 (--sched-idle=false)', [node.port], (t) => runWrk(url, t), opts.duration, opts.rounds, opts.agentWarmup, null, ['--sched-idle=false']),
       );
     }
     if (opts.scenarios.includes('d')) {
       const url = `http://127.0.0.1:${node.port}/hello`;
       results.push(
-        await withCollector((c) => scenario('d', `${opts.rate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], () => runOha(url, opts.rateDuration, opts.rate), 1, c)),
+        await withCollector((c) => scenario('d', `${opts.rate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], (t) => runOha(url, t, opts.rate), opts.rateDuration, 1, opts.agentWarmup, c)),
       );
     }
     if (opts.scenarios.includes('f')) {
       const url = `http://127.0.0.1:${node.port}/hello`;
       results.push(
-        await withCollector((c) => scenario('f', `${opts.lowRate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], () => runOha(url, opts.rateDuration, opts.lowRate), 1, c)),
+        await withCollector((c) => scenario('f', `${opts.lowRate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], (t) => runOha(url, t, opts.lowRate), opts.rateDuration, 1, opts.agentWarmup, c)),
       );
     }
     for (const [id, streams] of GRPC_SCENARIOS.filter(([id]) => opts.scenarios.includes(id))) {
       const g = await startGrpcBench();
       try {
-        const r = await scenario(id, `grpc-go unary calls, saturation (${streams} streams, one connection)`, [g.port], () => g.load(opts.duration, streams), opts.rounds, null);
+        const r = await scenario(id, `grpc-go unary calls, saturation (${streams} streams, one connection)`, [g.port], (t) => g.load(t, streams), opts.duration, opts.rounds, opts.agentWarmup, null);
         console.error(`bench ${id}: calls recorded ${r.with.map((w) => `${w.recorded} of ${w.load.requests}`).join(', ')}`);
         results.push(r);
       } finally {
