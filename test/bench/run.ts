@@ -235,7 +235,9 @@ async function withAgent(ports: number[], load: Load, seconds: number, warmup: n
     execFileSync('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
     const bpf0 = bpfStats(loaderPid);
     const cpu0 = cpuMicros(agent.pid) + cpuMicros(loaderPid);
-    const h0 = (await agent.get<{ counters: { agent: { requests_recorded: number } } }>('/health')).body.counters.agent.requests_recorded;
+    // /health's counters run from the agent's start: the warm-up's share is taken off.
+    const health0 = (await agent.get<{ lost: Record<string, number>; counters: { agent: { requests_recorded: number } } }>('/health')).body;
+    const h0 = health0.counters.agent.requests_recorded;
     const result = load(seconds);
     // Let the agent drain what the load produced before reading its CPU and counters: at
     // saturation it runs behind the load (nice 10) and catches up afterwards.
@@ -256,7 +258,7 @@ async function withAgent(ports: number[], load: Load, seconds: number, warmup: n
       agentCpuUsPerRequest: (cpu1 - cpu0) / result.requests,
       agentPeakRssMb: vmHwmBytes(agent.pid) / (1 << 20),
       loaderPeakRssMb: vmHwmBytes(loaderPid) / (1 << 20),
-      lost: health.lost,
+      lost: Object.fromEntries(Object.entries(health.lost).map(([k, v]) => [k, v - (health0.lost[k] ?? 0)])),
       spansReceived,
       recorded: health.counters.agent.requests_recorded - h0,
       coldStart,
