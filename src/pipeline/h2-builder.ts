@@ -128,8 +128,7 @@ export function buildH2Request(
     pod,
     // The caller's outbound stream on this host: both ends number a connection's streams alike.
     callerExchangeKey: meta.peerConnId ? exchangeKey(generation, meta.peerConnId, r.streamId) : null,
-    generation,
-    connId: meta.connId,
+    connKey: exchangeKey(generation, meta.connId, r.streamId),
     h2: { streamId: r.streamId, end: r.end, grpc, grpcMessage: grpc?.message ?? null },
   };
 }

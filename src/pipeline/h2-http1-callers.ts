@@ -78,11 +78,6 @@ export class Http1Callers<T> {
     this.#callingPids.add(pid);
   }
 
-  /** Does served() keep `pid`'s requests? */
-  watches(pid: number): boolean {
-    return this.#callingPids.has(pid);
-  }
-
   /** An HTTP/1 request of `pid` ended (its record built). */
   served(pid: number, s: Http1Served): void {
     if (!this.#callingPids.has(pid)) return;

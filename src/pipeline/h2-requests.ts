@@ -24,11 +24,11 @@ import { newHttp2Counters, type Http2Counters } from '../http2/counters.ts';
 import { Http2Connection, type Http2Sender, type Http2StreamRecord, type UpgradedRequest } from '../http2/streams.ts';
 import { buildH2Request, type H2ConnMeta, type StreamCpu } from './h2-builder.ts';
 import { H2Callers, type CallerChoice } from './h2-callers.ts';
-import { Http1Callers, type Http1CallerChoice, type UnclaimedCall } from './h2-http1-callers.ts';
+import { Http1Callers, type Http1CallerChoice, type Http1Served, type UnclaimedCall } from './h2-http1-callers.ts';
 import { buildH2Dependency } from './h2-dependency-builder.ts';
 import type { BuiltDependency } from './dependency-builder.ts';
 import type { BuiltRequest, RequestBuilderOptions } from './request-builder.ts';
-import { exchangeKey, exchangeKeyOf } from '../util/exchange-key.ts';
+import { exchangeKey } from '../util/exchange-key.ts';
 
 /** Connections followed at once; beyond, the oldest is closed (its open streams reported). */
 const MAX_CONNECTIONS = 16_384;
@@ -215,13 +215,9 @@ export class H2Requests {
     return out;
   }
 
-  /**
-   * An HTTP/1 request ended: outbound calls of its process made in its window may be its.
-   * Its exchange key is made only for a process that makes HTTP/2 calls.
-   */
-  http1Served(pid: number, generation: number, r: { connId: number; seq: number; tid: number; startNs: bigint; endNs: bigint }): void {
-    if (!this.#http1Callers.watches(pid)) return;
-    this.#http1Callers.served(pid, { connKey: exchangeKey(generation, r.connId, r.seq), tid: r.tid, startNs: r.startNs, endNs: r.endNs });
+  /** An HTTP/1 request ended: outbound calls of its process made in its window may be its. */
+  http1Served(pid: number, served: Http1Served): void {
+    this.#http1Callers.served(pid, served);
   }
 
   /** Settles the calls waiting for an HTTP/1 caller now (shutdown). */
@@ -361,10 +357,9 @@ export class H2Requests {
     st.cpu.delete(r.streamId);
     this.#callers.end(st.meta.pid, st.meta.connId, r.streamId);
     const built = buildH2Request(st.meta, r, st.baseNs, cpu, this.#options, this.#generation);
-    const key = this.#waitingCount ? exchangeKeyOf(built) : null;
-    const calls = key === null ? undefined : this.#waitingCalls.get(key);
+    const calls = this.#waitingCalls.get(built.connKey);
     if (calls) {
-      this.#waitingCalls.delete(key!);
+      this.#waitingCalls.delete(built.connKey);
       this.#waitingCount -= calls.length;
       calls.sort((x, y) => (x.startNs < y.startNs ? -1 : x.startNs > y.startNs ? 1 : 0));
       for (const d of calls) {

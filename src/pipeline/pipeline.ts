@@ -9,7 +9,7 @@ import type { KernelData, KernelDependency, KernelH2Conn, KernelH2Io, KernelRequ
 import type { SpanBuilder } from '../otel/span-builder.ts';
 import type { RequestRecord } from '../types.ts';
 import { buildDependency } from './dependency-builder.ts';
-import { RecentRequests } from './recent-requests.ts';
+import { exchangeKey } from '../util/exchange-key.ts';
 import { buildRequest, measuredFields, requestLineFields, responseStatus, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
 import { TraceLinker } from './trace-linker.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
@@ -76,8 +76,8 @@ export class RequestPipeline {
   /** Late dependencies whose request `history` had already let go. */
   private historyLostDependencies = 0;
   private readonly linker: TraceLinker;
-  /** Finished requests by exchange (generation, connection, seq): their ticket in `history`. */
-  private readonly recent = new RecentRequests(MAX_RECENT_REQUESTS);
+  /** Finished requests by exchangeKey(): their ticket in `history`. */
+  private readonly recent = new BoundedMap<string, number>(MAX_RECENT_REQUESTS);
   private readonly history: RequestHistory;
   private readonly options: RequestBuilderOptions;
   private readonly spans: SpanBuilder | null;
@@ -105,7 +105,7 @@ export class RequestPipeline {
   }
 
   private newH2(generation: number): H2Requests {
-    return new H2Requests(this.options, generation, this.h2Counters, (parentKey) => this.recent.hasByKey(parentKey), undefined, (late) => this.joinLateCall(late));
+    return new H2Requests(this.options, generation, this.h2Counters, (parentKey) => this.recent.has(parentKey), undefined, (late) => this.joinLateCall(late));
   }
 
   /**
@@ -133,16 +133,17 @@ export class RequestPipeline {
       case 'data':
         return this.assembler.addData(rec);
       case 'dependency': {
-        const late = this.assembler.addDependency(rec, (connId, seq) => this.recent.has(generation, connId, seq));
+        const late = this.assembler.addDependency(rec, (connId, seq) => this.recent.has(exchangeKey(generation, connId, seq)));
         if (late) this.joinLateDependency(late);
         return;
       }
       case 'request': {
         const assembled = this.assembler.completeRequest(rec);
-        const earlier = this.recent.get(generation, rec.connId, rec.seq);
+        const connKey = exchangeKey(generation, rec.connId, rec.seq);
+        const earlier = this.recent.get(connKey);
         if (earlier !== undefined) return this.update(earlier, assembled);
-        const built = buildRequest(assembled, this.options);
-        this.h2.http1Served(rec.pid, generation, rec);
+        const built = buildRequest(assembled, this.options, connKey);
+        this.h2.http1Served(rec.pid, { connKey, tid: rec.tid, startNs: rec.startNs, endNs: rec.endNs });
         this.requests++;
         if (!built.isHttp) this.requestsNotHttp++;
         this.dependencies += built.dependencies.length;
@@ -164,7 +165,7 @@ export class RequestPipeline {
 
   /** An outbound HTTP/2 call whose caller was finished before it: join it there. */
   private joinLateCall({ dependency, parentKey }: LateCall): void {
-    const ticket = this.recent.getByKey(parentKey);
+    const ticket = this.recent.get(parentKey);
     if (ticket === undefined) {
       // Its caller's record is still waiting for its own caller's link, or no longer held.
       this.h2Counters.callsOrphaned++;
@@ -176,7 +177,7 @@ export class RequestPipeline {
 
   private finish(b: BuiltRequest): void {
     const r = b.record;
-    this.recent.set(b.generation, b.connId, b.seq, this.history.add(r));
+    this.recent.set(b.connKey, this.history.add(r));
     for (const d of b.dependencies) this.linker.clientSpanReady(d.exchangeKey, { traceId: r.trace_id, spanId: d.record.span_id });
     this.out.record(r);
     if (this.spans) {
@@ -229,7 +230,7 @@ export class RequestPipeline {
 
   /** An exchange that reached us after its request was finished: join it there. */
   private joinLateDependency(a: AssembledDependency): void {
-    const ticket = this.recent.get(a.generation, a.kernel.parentConnId, a.kernel.parentSeq);
+    const ticket = this.recent.get(exchangeKey(a.generation, a.kernel.parentConnId, a.kernel.parentSeq));
     if (ticket === undefined) return;
     this.attachLate(ticket, buildDependency(a, this.options.keepQuery));
   }

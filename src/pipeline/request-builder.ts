@@ -37,9 +37,7 @@ export interface BuiltRequest {
   pod: PodMetadata | null;
   /** The caller's exchange on this host (exchangeKey()), when the kernel linked one. */
   callerExchangeKey: string | null;
-  /** Its exchange: the loader generation, the connection, and `seq` (an HTTP/2 stream's id). */
-  generation: number;
-  connId: number;
+  connKey: string;
   /** An HTTP/2 stream (src/pipeline/h2-builder.ts). */
   h2?: { streamId: number; end: StreamEnd; grpc: GrpcCall | null; grpcMessage: string | null };
 }
@@ -99,7 +97,8 @@ export function responseStatus(a: AssembledRequest): number | null {
   return parseResponseHead(a.responseHead)?.status ?? null;
 }
 
-export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): BuiltRequest {
+/** `connKey`: exchangeKey() of the request, when the caller has it already (one string, hashed once). */
+export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions, connKey = exchangeKey(a.generation, a.kernel.connId, a.kernel.seq)): BuiltRequest {
   const k = a.kernel;
   const http = parseRequestHead(a.requestHead, requestHeaders(opts.correlation));
   const traceParent = http ? parseTraceParent(http.headers.get('traceparent')) : null;
@@ -158,7 +157,6 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): 
     dependencies,
     pod,
     callerExchangeKey: k.peerConnId ? exchangeKey(a.generation, k.peerConnId, k.seq) : null,
-    generation: a.generation,
-    connId: k.connId,
+    connKey,
   };
 }

@@ -7,8 +7,3 @@
 export function exchangeKey(generation: number, connId: number, seq: number): string {
   return `${generation}:${connId}:${seq}`;
 }
-
-/** exchangeKey() of a built request (its generation, connection and seq or stream id). */
-export function exchangeKeyOf(b: { generation: number; connId: number; seq: number }): string {
-  return exchangeKey(b.generation, b.connId, b.seq);
-}

@@ -171,8 +171,7 @@ function builtRequest(overrides: Partial<BuiltRequest> = {}, record = sampleReco
     dependencies: [],
     pod: null,
     callerExchangeKey: null,
-    generation: 0,
-    connId: 1,
+    connKey: '1:3',
     ...overrides,
   };
 }

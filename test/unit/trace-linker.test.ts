@@ -27,8 +27,7 @@ function built(id: string, callerExchangeKey: string | null, traceParent = false
     dependencies: [],
     pod: null,
     callerExchangeKey,
-    generation: 0,
-    connId: Number.parseInt(id, 16) || 0,
+    connKey: `0:${id}:1`,
   };
 }
 
