@@ -9,7 +9,8 @@
 
 static inline int pc_flush_due(__u64 flush_now_ns, __u64 last_write_ns, __u64 idle_ns)
 {
-	/* 0: the response's first write is between its phase change and its clock. */
+	/* 0: no write of this response is clocked yet (begin_pipelined_request zeroes the clock
+	 * of a connection that stays PHASE_WRITING until its write sets it). */
 	if (last_write_ns == 0)
 		return 0;
 	/* The flush reads its clock once, then visits connections for tens of µs: a write that
