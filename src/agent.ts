@@ -141,6 +141,7 @@ export class Agent {
         captureRequestBytes: config.captureRequestBytes,
         captureResponseBytes: config.captureResponseBytes,
         ringbufBytes: config.ringbufBytes,
+        drainIntervalMs: config.drainIntervalMs,
         connTableSize: config.connTableSize,
         pids: config.pids,
         ports: config.ports,

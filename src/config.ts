@@ -53,6 +53,8 @@ export interface AgentConfig {
   captureResponseBytes: number;
   /** Size of the kernel ring buffer (bytes, a power of two). */
   ringbufBytes: number;
+  /** Loader hand-over period (--batch-interval-ms): the latency of records against the agent's CPU. */
+  drainIntervalMs: number;
   /** Connections the kernel tracks at once (loader --conn-table-entries). */
   connTableSize: number;
   /** False: query strings are redacted from http_path. */
@@ -96,6 +98,13 @@ const DEFAULT_BPF_OBJECT_PATH = path.join(PACKAGE_ROOT, 'build/perfcatch.bpf.o')
 const DEFAULT_BPF_PIN_DIR = '/sys/fs/bpf/perfcatch';
 /** The kernel ring buffer: also the bulk of the loader's RSS (mapped once, loader/src/ring.rs). */
 const DEFAULT_RINGBUF_KB = 16_384;
+/**
+ * How often the loader hands the agent what the kernel recorded (loader --drain-interval-ms).
+ * Each hand-over wakes the agent and runs its pipeline on cold caches: at 1,000 req/s the main
+ * thread took 30-35 µs per request with 50 ms batches, 20-22 with 250-500 ms, 18-19 with 1 s
+ * (test/bench/live-cost.ts). A busy ring wakes the loader sooner (a quarter full).
+ */
+export const DEFAULT_DRAIN_INTERVAL_MS = 500;
 /** enum pc_capture_default in bpf/perfcatch.h (test/unit/layout.test.ts checks): the agent
  * always passes its capture sizes to the loader, so these are the ones in force. */
 export const DEFAULT_CAPTURE_REQUEST_BYTES = 4096;
@@ -130,6 +139,7 @@ const OPTIONS = [
   { flag: '--capture-request-bytes', env: ['PERFCATCH_CAPTURE_REQUEST_BYTES'], arg: 'N', description: 'request bytes captured for parsing (64-4096)', defaultText: String(DEFAULT_CAPTURE_REQUEST_BYTES) },
   { flag: '--capture-response-bytes', env: ['PERFCATCH_CAPTURE_RESPONSE_BYTES'], arg: 'N', description: 'response bytes captured for parsing (16-4096)', defaultText: String(DEFAULT_CAPTURE_RESPONSE_BYTES) },
   { flag: '--ringbuf-kb', env: ['PERFCATCH_RINGBUF_KB'], arg: 'N', description: 'kernel ring buffer in KiB, a power of two (64-1048576): past half full, payload capture is shed; when full, records are dropped (both counted); the loader maps it, so it is most of the loader RSS', defaultText: String(DEFAULT_RINGBUF_KB) },
+  { flag: '--batch-interval-ms', env: ['PERFCATCH_BATCH_INTERVAL_MS'], arg: 'N', description: 'how often the loader hands recorded requests to the agent (10-5000): longer batches cost the agent less CPU per request, and records reach the API, metrics and exporters up to this much later', defaultText: String(DEFAULT_DRAIN_INTERVAL_MS) },
   { flag: '--conn-table-size', env: ['PERFCATCH_CONN_TABLE_SIZE'], arg: 'N', description: 'connections tracked at once (16-4194304, about 330 bytes of kernel memory each): the requests of connections beyond are not recorded, and counted lost (kernel_conn_table_full)', defaultText: '65536' },
   { flag: '--keep-query', env: ['PERFCATCH_KEEP_QUERY'], arg: null, description: 'keep query strings in paths instead of redacting them', defaultText: 'off' },
   { flag: '--loader', env: ['PERFCATCH_LOADER'], arg: 'PATH', description: 'perfcatch-loader executable', defaultText: DEFAULT_LOADER_PATH },
@@ -213,6 +223,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     captureRequestBytes: orDefault(raw('--capture-request-bytes'), (v) => parseInteger(v, 64, 4096), DEFAULT_CAPTURE_REQUEST_BYTES),
     captureResponseBytes: orDefault(raw('--capture-response-bytes'), (v) => parseInteger(v, 16, 4096), DEFAULT_CAPTURE_RESPONSE_BYTES),
     ringbufBytes: orDefault(raw('--ringbuf-kb'), parseRingbufKb, DEFAULT_RINGBUF_KB * 1024),
+    drainIntervalMs: orDefault(raw('--batch-interval-ms'), (v) => parseInteger(v, 10, 5_000), DEFAULT_DRAIN_INTERVAL_MS),
     connTableSize: orDefault(raw('--conn-table-size'), (v) => parseInteger(v, 16, 1 << 22), 65_536),
     keepQuery: orDefault(raw('--keep-query'), parseBoolean, false),
     loaderPath: orDefault(raw('--loader'), parsePath, DEFAULT_LOADER_PATH),

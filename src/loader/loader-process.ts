@@ -42,6 +42,7 @@ export interface LoaderOptions {
   captureRequestBytes: number;
   captureResponseBytes: number;
   ringbufBytes: number;
+  drainIntervalMs: number;
   connTableSize: number;
   pids: number[];
   ports: number[];
@@ -156,6 +157,7 @@ export class LoaderProcess {
         '--capture-request-bytes', String(this.opts.captureRequestBytes),
         '--capture-response-bytes', String(this.opts.captureResponseBytes),
         '--ringbuf-bytes', String(this.opts.ringbufBytes),
+        '--drain-interval-ms', String(this.opts.drainIntervalMs),
         '--conn-table-entries', String(this.opts.connTableSize),
       ];
       if (this.filters.pids.length) args.push('--pids', this.filters.pids.join(','));

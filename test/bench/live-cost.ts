@@ -47,6 +47,11 @@ function sysMicros(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) * 10_000;
 }
+/** The main thread's context switches so far (voluntary = it slept and was woken). */
+function mainSwitches(pid: number): { voluntary: number; involuntary: number } {
+  const st = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
+  return { voluntary: Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0), involuntary: Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0) };
+}
 const hwmMb = (pid: number) => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 function oha(url: string): number {
@@ -89,6 +94,8 @@ try {
     const a0 = cpuMicros(agent.pid);
     const l0 = cpuMicros(lpid);
     const h0 = (await health()).counters.agent.requests_recorded;
+    const w0 = mainSwitches(agent.pid);
+    const started = performance.now();
     const perf = r === Number(opt('--perf-round', '0')) && perfSeconds > 0 ? spawnTracked('perf', ['record', '-F', opt('--perf-freq', '499'), '-g', '-p', String(agent.pid), '-o', 'perf.data', '--', 'sleep', String(perfSeconds)]) : null;
     const n = oha(url);
     await perf?.exited;
@@ -98,8 +105,11 @@ try {
     const threads = Object.fromEntries([...threadMicros(agent.pid)].map(([k, v]) => [k, +((v - (t0.get(k) ?? 0)) / n).toFixed(1)] as const).filter(([, v]) => v > 0));
     const l1 = cpuMicros(lpid);
     const h1 = (await health()).counters.agent.requests_recorded;
+    const w1 = mainSwitches(agent.pid);
+    const elapsedS = (performance.now() - started) / 1000;
+    const wakeups_per_s = { voluntary: Math.round((w1.voluntary - w0.voluntary) / elapsedS), involuntary: Math.round((w1.involuntary - w0.involuntary) / elapsedS) };
     console.log(
-      JSON.stringify({ round: r, requests: n, recorded: h1 - h0, agent_us: +((a1 - a0) / n).toFixed(1), loader_us: +((l1 - l0) / n).toFixed(1), total_us: +((a1 - a0 + l1 - l0) / n).toFixed(1), agent_sys_us: +((s1 - s0) / n).toFixed(1), agent_hwm_mb: +hwmMb(agent.pid).toFixed(0), threads }),
+      JSON.stringify({ round: r, requests: n, recorded: h1 - h0, agent_us: +((a1 - a0) / n).toFixed(1), loader_us: +((l1 - l0) / n).toFixed(1), total_us: +((a1 - a0 + l1 - l0) / n).toFixed(1), agent_sys_us: +((s1 - s0) / n).toFixed(1), agent_hwm_mb: +hwmMb(agent.pid).toFixed(0), threads, main_thread_switches_per_s: wakeups_per_s }),
     );
   }
   const spans = collector.spanCount();

@@ -41,6 +41,7 @@ describe('parseAgentArgs', () => {
       captureRequestBytes: 4096,
       captureResponseBytes: 512,
       ringbufBytes: 16 << 20,
+      drainIntervalMs: 500,
       connTableSize: 65536,
       keepQuery: false,
       loaderPath: path.join(PACKAGE_ROOT, 'loader/target/release/perfcatch-loader'),
@@ -97,7 +98,7 @@ describe('parseAgentArgs', () => {
   it('accepts --flag value and --flag=value', () => {
     const c = parseAgentArgs(
       ['--api-port', '8080', '--api-host=0.0.0.0', '--api-token-file', '/run/secrets/token', '--pids', '12,34', '--ports=80, 443', '--process', 'nginx,node',
-        '--buffer-size', '10', '--capture-request-bytes=64', '--capture-response-bytes', '16', '--keep-query',
+        '--buffer-size', '10', '--capture-request-bytes=64', '--capture-response-bytes', '16', '--keep-query', '--batch-interval-ms', '2000',
         '--loader', 'rel/loader', '--bpf-object=/abs/x.o', '--log-level', 'debug'],
       {},
     );
@@ -111,6 +112,7 @@ describe('parseAgentArgs', () => {
     assert.equal(c.captureRequestBytes, 64);
     assert.equal(c.captureResponseBytes, 16);
     assert.equal(c.keepQuery, true);
+    assert.equal(c.drainIntervalMs, 2000);
     assert.equal(c.loaderPath, path.resolve('rel/loader'));
     assert.equal(c.bpfObjectPath, '/abs/x.o');
     assert.equal(c.logLevel, 'debug');
@@ -227,6 +229,7 @@ describe('parseAgentArgs', () => {
       assertConfigError(['--capture-response-bytes', '4097'], {}, /^--capture-response-bytes: expected an integer 16-4096/);
       assertConfigError(['--ringbuf-kb', '100'], {}, /^--ringbuf-kb: expected a power of two/);
       assertConfigError(['--ringbuf-kb', '32'], {}, /^--ringbuf-kb: expected an integer 64-1048576/);
+      assertConfigError(['--batch-interval-ms', '5'], {}, /^--batch-interval-ms: expected an integer 10-5000/);
       assertConfigError(['--pids', '1,x'], {}, /^--pids: expected a comma-separated list of positive integers, got "1,x"$/);
       assertConfigError(['--pids', '0'], {}, /^--pids:/);
       assertConfigError(['--pids', '1,,2'], {}, /^--pids:/);
@@ -271,7 +274,7 @@ describe('AGENT_USAGE', () => {
   it('lists every flag with its environment variable', () => {
     const flags = ['--api-port', '--api-host', '--pids', '--ports', '--process', '--buffer-size', '--correlation-headers',
       '--otlp-endpoint', '--otlp-protocol', '--capture-request-bytes', '--capture-response-bytes', '--ringbuf-kb', '--keep-query', '--loader', '--bpf-object',
-      '--log-level', '--help'];
+      '--batch-interval-ms', '--log-level', '--help'];
     for (const flag of flags) assert.ok(AGENT_USAGE.includes(flag), flag);
     for (const flag of flags.filter((f) => f !== '--help')) {
       const env = `PERFCATCH_${flag.slice(2).toUpperCase().replaceAll('-', '_')}`;

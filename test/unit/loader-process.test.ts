@@ -103,6 +103,7 @@ function options(part: string, overrides: Partial<LoaderOptions> = {}): LoaderOp
     captureRequestBytes: 4096,
     captureResponseBytes: 512,
     ringbufBytes: 1 << 24,
+    drainIntervalMs: 500,
     connTableSize: 65_536,
     pids: [],
     ports: [8080],
@@ -146,7 +147,7 @@ describe('LoaderProcess with a fake loader', () => {
     assert.equal(records[0]!.rec.kind, 'loader_info');
     assert.deepEqual(malformed, []);
     await waitFor('the loader line', () => logs.find((l) => l.startsWith('loader: perfcatch-loader: attached')));
-    assert.match(logs.find((l) => l.includes('attached'))!, /--bpf-object replay --capture-request-bytes 4096 --capture-response-bytes 512 --ringbuf-bytes 16777216 --conn-table-entries 65536 --ports 8080/);
+    assert.match(logs.find((l) => l.includes('attached'))!, /--bpf-object replay --capture-request-bytes 4096 --capture-response-bytes 512 --ringbuf-bytes 16777216 --drain-interval-ms 500 --conn-table-entries 65536 --ports 8080/);
     loader.send('ports 1,2');
     await waitFor('the control line', () => logs.find((l) => l === 'loader: got ports 1,2'));
     await loader.stop();
