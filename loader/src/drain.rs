@@ -7,6 +7,10 @@ use crate::record::*;
 use crate::ring::Ring;
 
 /// Upper bound on items per pass so a flood cannot starve the timers and the control channel.
+/// A pass cut short at this bound is followed by another at once (`Pass::cut_short`), not at the
+/// next tick: the kernel wakes the loader only as unread data crosses a threshold, so a
+/// backlog left above it would wait for the timer (with 500 ms ticks, at most 131,072 items a
+/// second would be read).
 const MAX_ITEMS_PER_PASS: usize = 1 << 16;
 
 /// A pass gives ring space back (and writes a new mark) every this many bytes read, so that a
@@ -160,22 +164,23 @@ pub fn mono_to_epoch_offset() -> i64 {
 /// One drain pass: copy out up to MAX_ITEMS_PER_PASS items in chunks of CHUNK_BYTES. Each
 /// chunk is a mark (its ring position), its items, a flush, and only then the commit that
 /// gives its space back: a loader killed before the commit leaves the chunk in the ring.
-pub fn drain_pass<W: Write>(ring: &mut Ring, out: &mut Output<W>, item: &mut Vec<u8>) -> io::Result<usize> {
+pub fn drain_pass<W: Write>(ring: &mut Ring, out: &mut Output<W>, item: &mut Vec<u8>) -> io::Result<Pass> {
     let offset = mono_to_epoch_offset();
-    let mut n = 0;
-    while n < MAX_ITEMS_PER_PASS && ring.has_data() {
+    let mut pass = Pass::default();
+    while pass.items < MAX_ITEMS_PER_PASS && ring.has_data() {
         out.write_mark(ring.position())?;
         let mut bytes = 0;
         let mut more = true;
-        while n < MAX_ITEMS_PER_PASS && bytes < CHUNK_BYTES {
+        while pass.items < MAX_ITEMS_PER_PASS && bytes < CHUNK_BYTES {
             if !ring.next_into(item) {
                 more = false;
                 break;
             }
             bytes += item.len();
             out.emit_buf(item, offset)?;
-            n += 1;
+            pass.items += 1;
         }
+        pass.bytes += bytes;
         out.flush()?;
         ring.commit();
         if !more {
@@ -184,7 +189,21 @@ pub fn drain_pass<W: Write>(ring: &mut Ring, out: &mut Output<W>, item: &mut Vec
     }
     out.loader[PC_LCNT_DRAINS] += 1;
     out.flush()?;
-    Ok(n)
+    Ok(pass)
+}
+
+/// What one drain pass read.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Pass {
+    pub items: usize,
+    pub bytes: usize,
+}
+
+impl Pass {
+    /// It stopped at the item bound with records still waiting: run the next one at once.
+    pub fn cut_short(&self) -> bool {
+        self.items >= MAX_ITEMS_PER_PASS
+    }
 }
 
 /// At the start of a loader that took over a ring (crate::pins): the agent received the first

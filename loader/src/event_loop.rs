@@ -3,7 +3,7 @@
 //! closes or a signal asks it to stop.
 
 use std::io::{self, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
@@ -11,6 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::cli::Config;
 use crate::control::{handle_command, spawn_stdin_reader};
 use crate::drain::{self, Output};
+use crate::pace::DrainPace;
 use crate::record::{PC_DATA_HDR_SIZE, PC_DATA_MAX, PC_LCNT_CONNS_RECLAIMED};
 use crate::startup::Running;
 use crate::stats::write_stats;
@@ -22,7 +23,7 @@ pub async fn run_loop<W: Write>(cfg: &Config, run: &mut Running, out: &mut Outpu
     // SAFETY: the AsyncFd owns its dup of the ring's fd, open for as long as it is registered.
     let wake = unsafe { AsyncFd::register_with_interest(ring.fd().try_clone()?, tokio::io::Interest::READABLE) }?;
     let mut item = Vec::with_capacity(PC_DATA_HDR_SIZE + PC_DATA_MAX);
-    let mut drain_tick = tokio::time::interval(Duration::from_millis(cfg.drain_interval_ms));
+    let mut pace = DrainPace::new(Duration::from_millis(cfg.drain_interval_ms), cfg.ringbuf_bytes as u64, Instant::now());
     let mut stats_tick = tokio::time::interval(Duration::from_millis(cfg.stats_interval_ms));
     // Check for idle requests once per idle period, so one is reported within two periods:
     // each check walks every bucket of the connection map (~0.9 ms for 65,536).
@@ -34,7 +35,6 @@ pub async fn run_loop<W: Write>(cfg: &Config, run: &mut Running, out: &mut Outpu
     // 2 µs each: a large table is swept less often, so that sweeping takes at most 1% of a CPU.
     let reclaim_period = Duration::from_millis(cfg.idle_flush_ms.clamp(2_000, 10_000));
     let mut next_sweep = tokio::time::Instant::now() + reclaim_period;
-    drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     stats_tick.tick().await; // the first tick is immediate; the first stats record comes one period in
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -44,10 +44,12 @@ pub async fn run_loop<W: Write>(cfg: &Config, run: &mut Running, out: &mut Outpu
         tokio::select! {
             guard = wake.readable() => {
                 let mut guard = guard?;
-                drain::drain_pass(ring, out, &mut item)?;
+                pace.passed(drain::drain_pass(ring, out, &mut item)?, Instant::now());
                 guard.clear_ready();
             }
-            _ = drain_tick.tick() => { drain::drain_pass(ring, out, &mut item)?; }
+            _ = tokio::time::sleep_until(pace.next_pass().into()) => pace.passed(drain::drain_pass(ring, out, &mut item)?, Instant::now()),
+            // A pass stopped at its item bound: the next one runs once the other branches had a turn.
+            _ = tokio::task::yield_now(), if pace.backlog() => pace.passed(drain::drain_pass(ring, out, &mut item)?, Instant::now()),
             _ = stats_tick.tick() => write_stats(stats, out)?,
             _ = flush_tick.tick(), if idle_ns > 0 => idle_flush.trigger(idle_ns),
             _ = tokio::time::sleep_until(next_sweep) => {

@@ -14,6 +14,7 @@ pub mod idle_flush;
 pub mod kernel;
 pub mod loader_info;
 pub mod maps;
+pub mod pace;
 pub mod pins;
 pub mod reclaim;
 pub mod record;
