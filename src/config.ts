@@ -102,7 +102,8 @@ const DEFAULT_RINGBUF_KB = 16_384;
  * How often the loader hands the agent what the kernel recorded (loader --drain-interval-ms).
  * Each hand-over wakes the agent and runs its pipeline on cold caches: at 1,000 req/s the main
  * thread took 30-35 µs per request with 50 ms batches, 20-22 with 250-500 ms, 18-19 with 1 s
- * (test/bench/live-cost.ts). A busy ring wakes the loader sooner (a quarter full).
+ * (test/bench/live-cost.ts). A busy ring is drained every 50 ms regardless
+ * (loader/src/pace.rs), and one a quarter full wakes the loader at once.
  */
 export const DEFAULT_DRAIN_INTERVAL_MS = 500;
 /** enum pc_capture_default in bpf/perfcatch.h (test/unit/layout.test.ts checks): the agent

@@ -13,8 +13,15 @@ use crate::control::{handle_command, spawn_stdin_reader};
 use crate::drain::{self, Output};
 use crate::pace::DrainPace;
 use crate::record::{PC_DATA_HDR_SIZE, PC_DATA_MAX, PC_LCNT_CONNS_RECLAIMED};
+use crate::ring::Ring;
 use crate::startup::Running;
 use crate::stats::write_stats;
+
+/// One drain pass, whatever woke it; it sets when the next timed one runs (crate::pace).
+fn drain_paced<W: Write>(ring: &mut Ring, out: &mut Output<W>, item: &mut Vec<u8>, pace: &mut DrainPace) -> io::Result<()> {
+    pace.passed(drain::drain_pass(ring, out, item)?, Instant::now());
+    Ok(())
+}
 
 /// Returns when stdin closes or on SIGTERM/SIGINT, or with the error of a write to stdout; the
 /// caller then removes the pins (Running::unpin) and exits, which detaches.
@@ -44,12 +51,12 @@ pub async fn run_loop<W: Write>(cfg: &Config, run: &mut Running, out: &mut Outpu
         tokio::select! {
             guard = wake.readable() => {
                 let mut guard = guard?;
-                pace.passed(drain::drain_pass(ring, out, &mut item)?, Instant::now());
+                drain_paced(ring, out, &mut item, &mut pace)?;
                 guard.clear_ready();
             }
-            _ = tokio::time::sleep_until(pace.next_pass().into()) => pace.passed(drain::drain_pass(ring, out, &mut item)?, Instant::now()),
+            _ = tokio::time::sleep_until(pace.next_pass().into()) => drain_paced(ring, out, &mut item, &mut pace)?,
             // A pass stopped at its item bound: the next one runs once the other branches had a turn.
-            _ = tokio::task::yield_now(), if pace.backlog() => pace.passed(drain::drain_pass(ring, out, &mut item)?, Instant::now()),
+            _ = tokio::task::yield_now(), if pace.backlog() => drain_paced(ring, out, &mut item, &mut pace)?,
             _ = stats_tick.tick() => write_stats(stats, out)?,
             _ = flush_tick.tick(), if idle_ns > 0 => idle_flush.trigger(idle_ns),
             _ = tokio::time::sleep_until(next_sweep) => {

@@ -225,9 +225,11 @@ export function createOtlpExporter(settings: OtlpExportSettings): EncodedSpanExp
   if (!gzipHere) return delegate;
   return {
     export: (batch, done) =>
-      // One output chunk as large as the input: zlib hands each chunk back from the thread
+      // One output chunk for the whole request: zlib hands each chunk back from the thread
       // pool, and every hand-back wakes the main thread (16 KB chunks: several per request).
-      gzip(batch.bytes, { level: SPAN_GZIP_LEVEL, chunkSize: Math.max(MIN_GZIP_CHUNK, batch.bytes.length) }, (err, bytes) => {
+      // Spans gzip about 5:1, so a quarter of the input holds nearly every request's output
+      // without allocating the input's size again.
+      gzip(batch.bytes, { level: SPAN_GZIP_LEVEL, chunkSize: Math.max(MIN_GZIP_CHUNK, batch.bytes.length >> 2) }, (err, bytes) => {
         if (err) return done({ code: ExportResultCode.FAILED, error: err });
         delegate.export({ bytes, spans: batch.spans }, done);
       }),
