@@ -64,7 +64,9 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (!ts)
 		return 0;
-	take_slice(ts, prev->se.sum_exec_runtime);
+	__u64 runtime = prev->se.sum_exec_runtime;
+	__u64 lead = clock_lead(ts, runtime);
+	take_slice(ts, runtime);
 	/*
 	 * A sleep ends the segment (a preemption does not): it was the owner's, its handler
 	 * awaiting or its epilogue; once the response has started, the owner is done. Not on
@@ -75,7 +77,9 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	 */
 	if (ts->owner_closed != OWNER_H2 && went_to_sleep(preempt, prev)) {
 		struct conn_state *owner = live_owner(ts);
-		if (!charge_owner(ts, owner, now, prev->tgid))
+		if (charge_owner(ts, owner, now, prev->tgid))
+			refund_clock_lead(ts, owner, lead);
+		else
 			charge_nobody(ts, prev->tgid);
 		if (!owner || owner->phase != PHASE_READING)
 			ts->owner_closed = 1;
