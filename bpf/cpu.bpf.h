@@ -40,6 +40,7 @@
 
 #include "maps.bpf.h"
 #include "ringbuf.bpf.h"
+#include "cpu_clock.bpf.h"
 
 /*
  * A thread's CPU clock: the scheduler's own account (se.sum_exec_runtime, what
@@ -65,49 +66,17 @@ static __always_inline __u64 thread_runtime(struct task_struct *task, __u64 now)
 	return sum;
 }
 
-/* Bring the thread's pending segment up to its CPU clock `runtime`. */
-/*
- * A clock read at a syscall can run ahead of the scheduler's own sum: the task clock excludes
- * steal and IRQ time that the ktime conversion does not (a VM under load). Stepping the mark
- * back to the next, exact, reading would count that lead twice (measured: requests +
- * unattributed 3.6% above the thread's schedstat). So the mark only moves forward, unless it
- * is far ahead: a new thread that reuses the tid starts its sum from zero. When the thread
- * sleeps, the request it served gives the lead back (refund_clock_lead).
- */
-#define CLOCK_RESET_NS 10000000ULL
-
+/* Bring the thread's pending segment up to its CPU clock `runtime` (cpu_clock.bpf.h). */
 static __always_inline void take_slice(struct thread_state *ts, __u64 runtime)
 {
-	if (runtime > ts->runtime_mark) {
-		ts->pending_ns += runtime - ts->runtime_mark;
-		ts->runtime_mark = runtime;
-	} else if (ts->runtime_mark - runtime > CLOCK_RESET_NS) {
-		ts->runtime_mark = runtime;
-	}
+	pc_clock_advance(&ts->runtime_mark, &ts->pending_ns, runtime);
 }
 
-/*
- * How far the mark ran ahead of the scheduler's exact sum `runtime` (read at a switch-out):
- * the lead the syscall readings of this stretch on the CPU counted (steal time under a busy
- * hypervisor; IRQ time where the kernel accounts it) and already charged. 0 when not ahead,
- * or so far ahead that take_slice resets the mark.
- */
-static __always_inline __u64 clock_lead(struct thread_state *ts, __u64 runtime)
-{
-	__u64 lead = ts->runtime_mark > runtime ? ts->runtime_mark - runtime : 0;
-	return lead <= CLOCK_RESET_NS ? lead : 0;
-}
-
-/*
- * Give the clock's lead back from the request its thread served during the stretch, `owner`,
- * and step the mark back by as much. Left in the mark, the lead would come out of the
- * thread's next segments: the next request's handler, charged 0 where the lead exceeded it
- * (seen on a busy CI host: a Python request of 1.4 ms reported 0 CPU).
- */
+/* The thread slept: `owner`, the request charged during its stretch on the CPU, gives back
+ * the lead its syscall readings counted (cpu_clock.bpf.h). */
 static __always_inline void refund_clock_lead(struct thread_state *ts, struct conn_state *owner, __u64 lead)
 {
-	__u64 charged = owner->cpu_ns;
-	__u64 back = lead < charged ? lead : charged;
+	__u64 back = pc_clock_refund(lead, owner->cpu_ns);
 	if (!back)
 		return;
 	__sync_fetch_and_add(&owner->cpu_ns, -back);

@@ -65,7 +65,7 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	if (!ts)
 		return 0;
 	__u64 runtime = prev->se.sum_exec_runtime;
-	__u64 lead = clock_lead(ts, runtime);
+	__u64 lead = pc_clock_lead(ts->runtime_mark, runtime);
 	take_slice(ts, runtime);
 	/*
 	 * A sleep ends the segment (a preemption does not): it was the owner's, its handler

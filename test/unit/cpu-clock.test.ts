@@ -1,0 +1,107 @@
+/**
+ * The segment clock of a serving thread (bpf/cpu_clock.bpf.h), compiled for the host from the
+ * very header the eBPF object includes, and played through the readings that matter. CI once
+ * failed on its old form: under a busy hypervisor the syscall readings of a thread's CPU
+ * clock count steal time that the exact reading at its sleep leaves out; the mark stayed
+ * ahead, and the next request's handler paid for it: a Python request of 1.4 ms reported 0
+ * CPU. The scenario below is that thread, one request per stretch on the CPU, as
+ * resource_tracker.bpf.c (sleep) and cpu.bpf.h (syscalls) drive the clock.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const BPF_DIR = fileURLToPath(new URL('../../bpf', import.meta.url));
+const US = 1000;
+
+/**
+ * One request per stretch: the thread wakes (its reading at the read's exit is exact + the
+ * lead so far in this stretch, here none yet), runs the handler (`cpu`), during which the
+ * hypervisor steals `steal` (counted by the reading at the response's write), runs an
+ * epilogue (`epilogue`), and sleeps (exact reading). Prints each request's charge, then the
+ * total charged, with and without the refund at the sleep.
+ */
+function program(requests: { cpu: number; steal: number; epilogue: number }[], refund: boolean): string {
+  const rows = requests.map((r) => `{${r.cpu}ULL, ${r.steal}ULL, ${r.epilogue}ULL}`).join(',\n  ');
+  return `#include <stdio.h>
+#include <linux/types.h>
+#include "cpu_clock.bpf.h"
+static const __u64 requests[][3] = {
+  ${rows}
+};
+int main(void) {
+  __u64 exact = 1000000000ULL, mark = exact, pending = 0, total = 0;
+  for (unsigned i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
+    __u64 cpu = requests[i][0], steal = requests[i][1], epilogue = requests[i][2], charged = 0;
+    exact += 5000; /* woken: the read returns; that segment is nobody's */
+    pc_clock_advance(&mark, &pending, exact);
+    pending = 0;
+    exact += cpu; /* the handler; the write's reading counts the steal too */
+    pc_clock_advance(&mark, &pending, exact + steal);
+    charged += pending;
+    pending = 0;
+    exact += epilogue; /* the thread sleeps: exact reading, charged to the request */
+    __u64 lead = pc_clock_lead(mark, exact);
+    pc_clock_advance(&mark, &pending, exact);
+    charged += pending;
+    pending = 0;
+    if (${refund ? 1 : 0}) {
+      __u64 back = pc_clock_refund(lead, charged);
+      charged -= back;
+      mark -= back;
+    }
+    total += charged;
+    printf("%llu\\n", (unsigned long long)charged);
+  }
+  printf("%llu\\n", (unsigned long long)total);
+  return 0;
+}
+`;
+}
+
+describe('CPU segment clock (bpf/cpu_clock.bpf.h on the host)', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'cpu-clock-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  function run(requests: { cpu: number; steal: number; epilogue: number }[], refund: boolean): { charged: number[]; total: number } {
+    const src = path.join(dir, `clock-${refund ? 'refund' : 'kept'}.c`);
+    const bin = src.slice(0, -2);
+    writeFileSync(src, program(requests, refund));
+    execFileSync('clang', ['-O2', '-Wall', '-Werror', `-I${BPF_DIR}`, src, '-o', bin]);
+    const out = execFileSync(bin, { encoding: 'utf8' }).trim().split('\n').map(Number);
+    return { charged: out.slice(0, -1), total: out.at(-1)! };
+  }
+
+  // Request 1 loses 600 µs to steal during its handler; requests 2 and 3 see none.
+  const requests = [
+    { cpu: 300 * US, steal: 600 * US, epilogue: 40 * US },
+    { cpu: 250 * US, steal: 0, epilogue: 40 * US },
+    { cpu: 250 * US, steal: 0, epilogue: 40 * US },
+  ];
+  const truth = requests.map((r) => r.cpu + r.epilogue);
+
+  it('charges each request its own CPU when an earlier one was stolen from', () => {
+    const { charged, total } = run(requests, true);
+    assert.deepEqual(charged, truth, 'the stolen request gives the lead back; the next handler is charged in full');
+    assert.equal(total, truth.reduce((a, b) => a + b), 'no steal counted, nothing counted twice');
+  });
+
+  it('without the refund the next request pays for the steal (the rule CI failed on)', () => {
+    const { charged } = run(requests, false);
+    assert.equal(charged[1], 0, 'the request after the stolen one is charged nothing');
+    assert.ok(charged[0]! > truth[0]!, 'the stolen request keeps the steal');
+  });
+
+  it('gives back at most what the request was charged, and ignores a reset-sized lead', () => {
+    const small = [{ cpu: 100 * US, steal: 20_000 * US, epilogue: 10 * US }, { cpu: 200 * US, steal: 0, epilogue: 10 * US }];
+    // A 20 ms lead is past PC_CLOCK_RESET_NS: the mark resets at the sleep, nothing is refunded,
+    // and the next request is charged in full.
+    const { charged } = run(small, true);
+    assert.equal(charged[1], 210 * US);
+    assert.equal(charged[0], 100 * US + 20_000 * US, 'a reset-sized lead stays where it was charged');
+  });
+});
