@@ -3,8 +3,9 @@
  * (test/fixtures/loader-stream.bin) many times, with fresh connection ids, through the
  * decoder, the request pipeline, the ring buffer, the metrics, span encoding and the export
  * queue's request encoding (handed to a transport that drops them: no gzip, no gRPC), and
- * prints µs per request.
- *   node test/bench/pipeline-cost.ts [--requests N] [--no-spans]
+ * prints µs per request: wall time, and CPU time of all the process's threads (V8 compiles and
+ * collects garbage on helper threads).
+ *   node test/bench/pipeline-cost.ts [--requests N] [--no-spans] [--burst N --pause MS]
  */
 import { readFileSync } from 'node:fs';
 import { FrameReader } from '../../src/decode/frame-reader.ts';
@@ -54,7 +55,13 @@ const pipeline = new RequestPipeline(
 );
 
 const replays = Math.ceil(requests / perReplay);
+// --burst N: hand the pipeline N requests at a time, then yield to the event loop for --pause
+// ms, as the live agent gets a drained batch; 0 replays in one loop.
+const burst = arg('--burst', 0);
+const pauseMs = arg('--pause', 0);
 const t0 = process.hrtime.bigint();
+const cpu0 = process.cpuUsage(); // every thread's: V8's compiler and GC helpers too
+let inBurst = 0;
 for (let i = 0; i < replays; i++) {
   for (const f of kernelFrames) {
     // A new connection id per replay: conn_id sits at the same offset in both record kinds' layouts.
@@ -64,8 +71,14 @@ for (let i = 0; i < replays; i++) {
     if (rec.kind === 'request' || rec.kind === 'data') pipeline.handle(rec);
   }
   pipeline.detach(); // as the agent does after each stdout chunk
+  inBurst += perReplay;
+  if (burst > 0 && inBurst >= burst) {
+    inBurst = 0;
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+  }
 }
 queue.flush(); // the last, partial batch
 const ns = Number(process.hrtime.bigint() - t0);
+const cpu = process.cpuUsage(cpu0);
 const total = replays * perReplay;
-console.log(JSON.stringify({ requests: total, us_per_request: (ns / total / 1000).toFixed(2), spans, heap_mb: (process.memoryUsage().heapUsed / 2 ** 20).toFixed(0) }));
+console.log(JSON.stringify({ requests: total, burst, pause_ms: pauseMs, us_per_request: (ns / total / 1000).toFixed(2), cpu_us_per_request: ((cpu.user + cpu.system) / total).toFixed(2), spans, heap_mb: (process.memoryUsage().heapUsed / 2 ** 20).toFixed(0) }));
