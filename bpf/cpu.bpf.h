@@ -72,11 +72,12 @@ static __always_inline void take_slice(struct thread_state *ts, __u64 runtime)
 	pc_clock_advance(&ts->runtime_mark, &ts->pending_ns, runtime);
 }
 
-/* The thread slept: `owner`, the request charged during its stretch on the CPU, gives back
- * the lead its syscall readings counted (cpu_clock.bpf.h). */
-static __always_inline void refund_clock_lead(struct thread_state *ts, struct conn_state *owner, __u64 lead)
+/* The thread slept, its clock brought up to the exact `runtime` (take_slice): `owner`, the
+ * request charged during its stretch on the CPU, gives back the lead its syscall readings
+ * counted (cpu_clock.bpf.h). */
+static __always_inline void refund_clock_lead(struct thread_state *ts, struct conn_state *owner, __u64 runtime)
 {
-	__u64 back = pc_clock_refund(lead, owner->cpu_ns);
+	__u64 back = pc_clock_refund(pc_clock_lead(ts->runtime_mark, runtime), owner->cpu_ns);
 	if (!back)
 		return;
 	__sync_fetch_and_add(&owner->cpu_ns, -back);

@@ -32,7 +32,8 @@ static inline void pc_clock_advance(__u64 *mark, __u64 *pending, __u64 runtime)
 }
 
 /* How far the mark ran ahead of the exact sum `runtime`: a lead already charged. 0 when not
- * ahead, or so far ahead that pc_clock_advance resets the mark. */
+ * ahead, or so far ahead that pc_clock_advance resets the mark (read after it, where it
+ * has). */
 static inline __u64 pc_clock_lead(__u64 mark, __u64 runtime)
 {
 	__u64 lead = mark > runtime ? mark - runtime : 0;

@@ -65,7 +65,6 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	if (!ts)
 		return 0;
 	__u64 runtime = prev->se.sum_exec_runtime;
-	__u64 lead = pc_clock_lead(ts->runtime_mark, runtime);
 	take_slice(ts, runtime);
 	/*
 	 * A sleep ends the segment (a preemption does not): it was the owner's, its handler
@@ -78,7 +77,7 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	if (ts->owner_closed != OWNER_H2 && went_to_sleep(preempt, prev)) {
 		struct conn_state *owner = live_owner(ts);
 		if (charge_owner(ts, owner, now, prev->tgid))
-			refund_clock_lead(ts, owner, lead);
+			refund_clock_lead(ts, owner, runtime);
 		else
 			charge_nobody(ts, prev->tgid);
 		if (!owner || owner->phase != PHASE_READING)

@@ -8,14 +8,9 @@
  * resource_tracker.bpf.c (sleep) and cpu.bpf.h (syscalls) drive the clock.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { runHostC } from '../harness/host-c.ts';
 
-const BPF_DIR = fileURLToPath(new URL('../../bpf', import.meta.url));
 const US = 1000;
 
 /**
@@ -45,12 +40,11 @@ int main(void) {
     charged += pending;
     pending = 0;
     exact += epilogue; /* the thread sleeps: exact reading, charged to the request */
-    __u64 lead = pc_clock_lead(mark, exact);
     pc_clock_advance(&mark, &pending, exact);
     charged += pending;
     pending = 0;
     if (${refund ? 1 : 0}) {
-      __u64 back = pc_clock_refund(lead, charged);
+      __u64 back = pc_clock_refund(pc_clock_lead(mark, exact), charged);
       charged -= back;
       mark -= back;
     }
@@ -64,15 +58,8 @@ int main(void) {
 }
 
 describe('CPU segment clock (bpf/cpu_clock.bpf.h on the host)', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'cpu-clock-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
   function run(requests: { cpu: number; steal: number; epilogue: number }[], refund: boolean): { charged: number[]; total: number } {
-    const src = path.join(dir, `clock-${refund ? 'refund' : 'kept'}.c`);
-    const bin = src.slice(0, -2);
-    writeFileSync(src, program(requests, refund));
-    execFileSync('clang', ['-O2', '-Wall', '-Werror', `-I${BPF_DIR}`, src, '-o', bin]);
-    const out = execFileSync(bin, { encoding: 'utf8' }).trim().split('\n').map(Number);
+    const out = runHostC(program(requests, refund)).map(Number);
     return { charged: out.slice(0, -1), total: out.at(-1)! };
   }
 
