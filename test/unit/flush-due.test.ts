@@ -6,14 +6,9 @@
  * then came as a late write, and the span kept 188.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { runHostC } from '../harness/host-c.ts';
 
-const BPF_DIR = fileURLToPath(new URL('../../bpf', import.meta.url));
 const MS = 1_000_000;
 const IDLE = 500 * MS;
 const NOW = 1_000_000 * MS; // a boot clock 1,000 s in
@@ -30,13 +25,9 @@ const CASES: [number, number, number, boolean, string][] = [
 ];
 
 describe('idle flush rule (bpf/flush_due.bpf.h on the host)', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'flush-due-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
   it('reports a response only once its last write is idle_ns older than the flush clock', () => {
     const rows = CASES.map(([now, end, idle]) => `{${now}ULL, ${end}ULL, ${idle}ULL}`).join(',\n  ');
-    writeFileSync(
-      path.join(dir, 'due.c'),
+    const got = runHostC(
       `#include <stdio.h>
 #include <linux/types.h>
 #include "flush_due.bpf.h"
@@ -50,9 +41,6 @@ int main(void) {
 }
 `,
     );
-    const bin = path.join(dir, 'due');
-    execFileSync('clang', ['-O2', '-Wall', '-Werror', `-I${BPF_DIR}`, path.join(dir, 'due.c'), '-o', bin]);
-    const got = execFileSync(bin, { encoding: 'utf8' }).trim().split('\n');
     assert.equal(got.length, CASES.length);
     CASES.forEach(([, , , due, why], i) => assert.equal(got[i], due ? '1' : '0', why));
   });
