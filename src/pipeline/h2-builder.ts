@@ -128,7 +128,8 @@ export function buildH2Request(
     pod,
     // The caller's outbound stream on this host: both ends number a connection's streams alike.
     callerExchangeKey: meta.peerConnId ? exchangeKey(generation, meta.peerConnId, r.streamId) : null,
-    connKey: exchangeKey(generation, meta.connId, r.streamId),
+    generation,
+    connId: meta.connId,
     h2: { streamId: r.streamId, end: r.end, grpc, grpcMessage: grpc?.message ?? null },
   };
 }

@@ -78,6 +78,11 @@ export class Http1Callers<T> {
     this.#callingPids.add(pid);
   }
 
+  /** Whether `pid` has outbound HTTP/2 connections (its HTTP/1 requests are kept). */
+  watches(pid: number): boolean {
+    return this.#callingPids.has(pid);
+  }
+
   /** An HTTP/1 request of `pid` ended (its record built). */
   served(pid: number, s: Http1Served): void {
     if (!this.#callingPids.has(pid)) return;

@@ -215,9 +215,13 @@ export class H2Requests {
     return out;
   }
 
-  /** An HTTP/1 request ended: outbound calls of its process made in its window may be its. */
-  http1Served(pid: number, served: Http1Served): void {
-    this.#http1Callers.served(pid, served);
+  /**
+   * An HTTP/1 request ended: outbound calls of its process made in its window may be its.
+   * Kept only for processes with outbound HTTP/2 connections (the rest cost one Set lookup).
+   */
+  http1Served(pid: number, connId: number, seq: number, tid: number, startNs: bigint, endNs: bigint): void {
+    if (!this.#http1Callers.watches(pid)) return;
+    this.#http1Callers.served(pid, { connKey: exchangeKey(this.#generation, connId, seq), tid, startNs, endNs });
   }
 
   /** Settles the calls waiting for an HTTP/1 caller now (shutdown). */
@@ -357,9 +361,10 @@ export class H2Requests {
     st.cpu.delete(r.streamId);
     this.#callers.end(st.meta.pid, st.meta.connId, r.streamId);
     const built = buildH2Request(st.meta, r, st.baseNs, cpu, this.#options, this.#generation);
-    const calls = this.#waitingCalls.get(built.connKey);
+    const key = this.#waitingCalls.size === 0 ? '' : exchangeKey(this.#generation, built.connId, built.seq);
+    const calls = key === '' ? undefined : this.#waitingCalls.get(key);
     if (calls) {
-      this.#waitingCalls.delete(built.connKey);
+      this.#waitingCalls.delete(key);
       this.#waitingCount -= calls.length;
       calls.sort((x, y) => (x.startNs < y.startNs ? -1 : x.startNs > y.startNs ? 1 : 0));
       for (const d of calls) {

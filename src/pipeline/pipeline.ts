@@ -9,7 +9,7 @@ import type { KernelData, KernelDependency, KernelH2Conn, KernelH2Io, KernelRequ
 import type { SpanBuilder } from '../otel/span-builder.ts';
 import type { RequestRecord } from '../types.ts';
 import { buildDependency } from './dependency-builder.ts';
-import { exchangeKey } from '../util/exchange-key.ts';
+import { ExchangeIndex, exchangeKeyParts } from '../util/exchange-index.ts';
 import { buildRequest, measuredFields, requestLineFields, responseStatus, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
 import { TraceLinker } from './trace-linker.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
@@ -76,8 +76,8 @@ export class RequestPipeline {
   /** Late dependencies whose request `history` had already let go. */
   private historyLostDependencies = 0;
   private readonly linker: TraceLinker;
-  /** Finished requests by exchangeKey(): their ticket in `history`. */
-  private readonly recent = new BoundedMap<string, number>(MAX_RECENT_REQUESTS);
+  /** Finished requests by exchange (generation, connection, seq): their ticket in `history`. */
+  private readonly recent = new ExchangeIndex(MAX_RECENT_REQUESTS);
   private readonly history: RequestHistory;
   private readonly options: RequestBuilderOptions;
   private readonly spans: SpanBuilder | null;
@@ -105,7 +105,13 @@ export class RequestPipeline {
   }
 
   private newH2(generation: number): H2Requests {
-    return new H2Requests(this.options, generation, this.h2Counters, (parentKey) => this.recent.has(parentKey), undefined, (late) => this.joinLateCall(late));
+    return new H2Requests(this.options, generation, this.h2Counters, (parentKey) => this.recentTicket(parentKey) !== -1, undefined, (late) => this.joinLateCall(late));
+  }
+
+  /** The ticket of a finished request by its exchangeKey() string (HTTP/2 callers), or -1. */
+  private recentTicket(key: string): number {
+    const parts = exchangeKeyParts(key);
+    return parts ? this.recent.get(parts.generation, parts.connId, parts.seq) : -1;
   }
 
   /**
@@ -133,17 +139,16 @@ export class RequestPipeline {
       case 'data':
         return this.assembler.addData(rec);
       case 'dependency': {
-        const late = this.assembler.addDependency(rec, (connId, seq) => this.recent.has(exchangeKey(generation, connId, seq)));
+        const late = this.assembler.addDependency(rec, (connId, seq) => this.recent.has(generation, connId, seq));
         if (late) this.joinLateDependency(late);
         return;
       }
       case 'request': {
         const assembled = this.assembler.completeRequest(rec);
-        const connKey = exchangeKey(generation, rec.connId, rec.seq);
-        const earlier = this.recent.get(connKey);
-        if (earlier !== undefined) return this.update(earlier, assembled);
-        const built = buildRequest(assembled, this.options, connKey);
-        this.h2.http1Served(rec.pid, { connKey, tid: rec.tid, startNs: rec.startNs, endNs: rec.endNs });
+        const earlier = this.recent.get(generation, rec.connId, rec.seq);
+        if (earlier !== -1) return this.update(earlier, assembled);
+        const built = buildRequest(assembled, this.options);
+        this.h2.http1Served(rec.pid, rec.connId, rec.seq, rec.tid, rec.startNs, rec.endNs);
         this.requests++;
         if (!built.isHttp) this.requestsNotHttp++;
         this.dependencies += built.dependencies.length;
@@ -165,8 +170,8 @@ export class RequestPipeline {
 
   /** An outbound HTTP/2 call whose caller was finished before it: join it there. */
   private joinLateCall({ dependency, parentKey }: LateCall): void {
-    const ticket = this.recent.get(parentKey);
-    if (ticket === undefined) {
+    const ticket = this.recentTicket(parentKey);
+    if (ticket === -1) {
       // Its caller's record is still waiting for its own caller's link, or no longer held.
       this.h2Counters.callsOrphaned++;
       return;
@@ -177,7 +182,7 @@ export class RequestPipeline {
 
   private finish(b: BuiltRequest): void {
     const r = b.record;
-    this.recent.set(b.connKey, this.history.add(r));
+    this.recent.set(b.generation, b.connId, b.seq, this.history.add(r));
     for (const d of b.dependencies) this.linker.clientSpanReady(d.exchangeKey, { traceId: r.trace_id, spanId: d.record.span_id });
     this.out.record(r);
     if (this.spans) {
@@ -230,8 +235,8 @@ export class RequestPipeline {
 
   /** An exchange that reached us after its request was finished: join it there. */
   private joinLateDependency(a: AssembledDependency): void {
-    const ticket = this.recent.get(exchangeKey(a.generation, a.kernel.parentConnId, a.kernel.parentSeq));
-    if (ticket === undefined) return;
+    const ticket = this.recent.get(a.generation, a.kernel.parentConnId, a.kernel.parentSeq);
+    if (ticket === -1) return;
     this.attachLate(ticket, buildDependency(a, this.options.keepQuery));
   }
 

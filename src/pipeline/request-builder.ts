@@ -37,7 +37,9 @@ export interface BuiltRequest {
   pod: PodMetadata | null;
   /** The caller's exchange on this host (exchangeKey()), when the kernel linked one. */
   callerExchangeKey: string | null;
-  connKey: string;
+  /** The request's exchange (with `seq`): the loader generation and the connection id. */
+  generation: number;
+  connId: number;
   /** An HTTP/2 stream (src/pipeline/h2-builder.ts). */
   h2?: { streamId: number; end: StreamEnd; grpc: GrpcCall | null; grpcMessage: string | null };
 }
@@ -97,8 +99,7 @@ export function responseStatus(a: AssembledRequest): number | null {
   return parseResponseHead(a.responseHead)?.status ?? null;
 }
 
-/** `connKey`: exchangeKey() of the request, when the caller has it already (one string, hashed once). */
-export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions, connKey = exchangeKey(a.generation, a.kernel.connId, a.kernel.seq)): BuiltRequest {
+export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): BuiltRequest {
   const k = a.kernel;
   const http = parseRequestHead(a.requestHead, requestHeaders(opts.correlation));
   const traceParent = http ? parseTraceParent(http.headers.get('traceparent')) : null;
@@ -157,6 +158,7 @@ export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions, c
     dependencies,
     pod,
     callerExchangeKey: k.peerConnId ? exchangeKey(a.generation, k.peerConnId, k.seq) : null,
-    connKey,
+    generation: a.generation,
+    connId: k.connId,
   };
 }

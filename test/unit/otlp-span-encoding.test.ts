@@ -171,7 +171,8 @@ function builtRequest(overrides: Partial<BuiltRequest> = {}, record = sampleReco
     dependencies: [],
     pod: null,
     callerExchangeKey: null,
-    connKey: '1:3',
+    generation: 1,
+    connId: 3,
     ...overrides,
   };
 }

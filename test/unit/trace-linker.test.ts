@@ -27,7 +27,8 @@ function built(id: string, callerExchangeKey: string | null, traceParent = false
     dependencies: [],
     pod: null,
     callerExchangeKey,
-    connKey: `0:${id}:1`,
+    generation: 0,
+    connId: parseInt(id, 16),
   };
 }
 
