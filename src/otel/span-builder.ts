@@ -122,6 +122,75 @@ function writeAttribute(w: ProtobufWriter, field: number, keyField: Buffer, valu
   }
 }
 
+/** Span.attributes (field 9, length-delimited) as a tag byte. */
+const SPAN_ATTRIBUTES_TAG = (SPAN_ATTRIBUTES << 3) | WireType.LEN;
+const KEYVALUE_VALUE_TAG = (2 << 3) | WireType.LEN;
+const ANYVALUE_STRING_TAG = (1 << 3) | WireType.LEN;
+const ANYVALUE_INT_TAG = (3 << 3) | WireType.VARINT;
+/** Longest string the one-pass path writes (its lengths then fit one byte each). */
+const SHORT_STRING = 120;
+
+/** A varint (non-negative, safe integer) into `b` at `p`; the position after it. */
+function putVarint(b: Uint8Array, p: number, v: number): number {
+  while (v >= 0x80000000) {
+    b[p++] = (v % 128) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  while (v > 0x7f) {
+    b[p++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  b[p++] = v;
+  return p;
+}
+
+/** Tag, length and key of a Span.attributes KeyValue whose value takes `valueSize` bytes. */
+function putAttributeHead(w: ProtobufWriter, keyField: Buffer, valueSize: number): number {
+  const kvLen = keyField.length + 2 + valueSize;
+  w.reserve(kvLen + 4);
+  const b = w.buf;
+  let p = putVarint(b, w.pos + 1, kvLen);
+  b[w.pos] = SPAN_ATTRIBUTES_TAG;
+  for (let i = 0; i < keyField.length; i++) b[p + i] = keyField[i]!;
+  p += keyField.length;
+  b[p++] = KEYVALUE_VALUE_TAG;
+  b[p++] = valueSize;
+  return p;
+}
+
+/**
+ * A Span attribute with an integer value, written in one pass into the writer's buffer: span
+ * encoding writes a dozen per span, and the general writeAttribute (a type test, then a call
+ * per tag, length and byte run) was a tenth of the agent's main thread. Not a non-negative
+ * safe integer: the general path.
+ */
+function writeIntAttribute(w: ProtobufWriter, keyField: Buffer, v: number): void {
+  if (!(v >= 0 && Number.isSafeInteger(v))) return writeAttribute(w, SPAN_ATTRIBUTES, keyField, v);
+  let p = putAttributeHead(w, keyField, 1 + varintSize(v));
+  w.buf[p++] = ANYVALUE_INT_TAG;
+  w.pos = putVarint(w.buf, p, v);
+}
+
+/** A Span attribute with a string value: one pass for short ASCII (nearly all), else the general path. */
+function writeStringAttribute(w: ProtobufWriter, keyField: Buffer, s: string): void {
+  const n = s.length;
+  if (n > SHORT_STRING) return writeAttribute(w, SPAN_ATTRIBUTES, keyField, s);
+  const start = w.pos;
+  let p = putAttributeHead(w, keyField, 2 + n);
+  const b = w.buf;
+  b[p++] = ANYVALUE_STRING_TAG;
+  b[p++] = n;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) {
+      w.pos = start; // not ASCII: its UTF-8 length differs; nothing written counts
+      return writeAttribute(w, SPAN_ATTRIBUTES, keyField, s);
+    }
+    b[p + i] = c;
+  }
+  w.pos = p + n;
+}
+
 /** KeyValue.key fields (tag, length, name) of resource keys, by attribute name. */
 const keyFields = new Map<string, Buffer>();
 
@@ -298,7 +367,7 @@ export class SpanBuilder {
   private endSpan(isError: boolean, status: number | null, flags: number): Buffer {
     const w = this.w;
     if (isError) {
-      if (status !== null) this.attr(K.ATTR_ERROR_TYPE, String(status));
+      if (status !== null) this.str(K.ATTR_ERROR_TYPE, String(status));
       w.tag(SPAN_STATUS, WireType.LEN);
       w.varint(2);
       w.tag(STATUS_CODE, WireType.VARINT);
@@ -311,6 +380,14 @@ export class SpanBuilder {
 
   private attr(keyField: Buffer, value: AttributeValue): void {
     writeAttribute(this.w, SPAN_ATTRIBUTES, keyField, value);
+  }
+
+  private int(keyField: Buffer, value: number): void {
+    writeIntAttribute(this.w, keyField, value);
+  }
+
+  private str(keyField: Buffer, value: string): void {
+    writeStringAttribute(this.w, keyField, value);
   }
 
   /** The request's SERVER span. */
@@ -332,36 +409,36 @@ export class SpanBuilder {
     const name = grpc ? `${grpc.service}/${grpc.method}` : method ? (route ? `${method} ${route}` : method) : b.h2 ? 'h2 stream' : 'tcp request';
     this.beginSpan(r.trace_id, r.span_id, r.parent_span_id, name, KIND_SERVER, b.startNs, b.endNs);
     this.w.raw(this.connections.block(r.pid, b.localAddr, r.local_port, r.remote_ip, r.remote_port));
-    this.attr(K.ATTR_HTTP_REQUEST_SIZE, r.bytes_received);
-    this.attr(K.ATTR_HTTP_RESPONSE_SIZE, r.bytes_sent);
-    this.attr(K.ATTR_PERFCATCH_CPU_TIME_NS, b.cpuNs);
-    this.attr(K.ATTR_PERFCATCH_CPU_ATTRIBUTION, r.cpu_attribution);
-    this.attr(K.ATTR_PERFCATCH_CPU_AFTER_RESPONSE_NS, Math.round(r.cpu_after_response_ms * 1e6));
-    this.attr(K.ATTR_PERFCATCH_MEMORY_RSS_BYTES, r.memory_rss_bytes);
-    this.attr(K.ATTR_PERFCATCH_REQUEST_ID, r.request_id);
-    if (b.h2) this.attr(K.ATTR_PERFCATCH_H2_STREAM_ID, b.h2.streamId);
-    else this.attr(K.ATTR_PERFCATCH_CONNECTION_REQUEST_SEQ, b.seq);
+    this.int(K.ATTR_HTTP_REQUEST_SIZE, r.bytes_received);
+    this.int(K.ATTR_HTTP_RESPONSE_SIZE, r.bytes_sent);
+    this.int(K.ATTR_PERFCATCH_CPU_TIME_NS, b.cpuNs);
+    this.str(K.ATTR_PERFCATCH_CPU_ATTRIBUTION, r.cpu_attribution);
+    this.int(K.ATTR_PERFCATCH_CPU_AFTER_RESPONSE_NS, Math.round(r.cpu_after_response_ms * 1e6));
+    this.int(K.ATTR_PERFCATCH_MEMORY_RSS_BYTES, r.memory_rss_bytes);
+    this.str(K.ATTR_PERFCATCH_REQUEST_ID, r.request_id);
+    if (b.h2) this.int(K.ATTR_PERFCATCH_H2_STREAM_ID, b.h2.streamId);
+    else this.int(K.ATTR_PERFCATCH_CONNECTION_REQUEST_SEQ, b.seq);
     if (grpc) {
-      this.attr(K.ATTR_RPC_SYSTEM, 'grpc');
-      this.attr(K.ATTR_RPC_SERVICE, grpc.service);
-      this.attr(K.ATTR_RPC_METHOD, grpc.method);
-      if (grpc.status !== null) this.attr(K.ATTR_RPC_GRPC_STATUS_CODE, grpc.status);
+      this.str(K.ATTR_RPC_SYSTEM, 'grpc');
+      this.str(K.ATTR_RPC_SERVICE, grpc.service);
+      this.str(K.ATTR_RPC_METHOD, grpc.method);
+      if (grpc.status !== null) this.int(K.ATTR_RPC_GRPC_STATUS_CODE, grpc.status);
     }
     if (b.http) {
       this.w.raw(SCHEME_HTTP);
-      this.attr(K.ATTR_HTTP_REQUEST_METHOD, b.http.method);
-      this.attr(K.ATTR_URL_PATH, b.http.path);
+      this.str(K.ATTR_HTTP_REQUEST_METHOD, b.http.method);
+      this.str(K.ATTR_URL_PATH, b.http.path);
       this.w.raw(PROTOCOL_HTTP);
-      this.attr(K.ATTR_NETWORK_PROTOCOL_VERSION, b.http.version);
+      this.str(K.ATTR_NETWORK_PROTOCOL_VERSION, b.http.version);
       const serverAddress = hostOfAuthority(b.http.headers.get('host'));
-      if (serverAddress) this.attr(K.ATTR_SERVER_ADDRESS, serverAddress);
-      if (route) this.attr(K.ATTR_PERFCATCH_ROUTE, route);
-      if (b.http.query !== null && r.http_path) this.attr(K.ATTR_URL_QUERY, r.http_path.slice(b.http.path.length + 1));
+      if (serverAddress) this.str(K.ATTR_SERVER_ADDRESS, serverAddress);
+      if (route) this.str(K.ATTR_PERFCATCH_ROUTE, route);
+      if (b.http.query !== null && r.http_path) this.str(K.ATTR_URL_QUERY, r.http_path.slice(b.http.path.length + 1));
       const ua = b.http.headers.get('user-agent');
-      if (ua) this.attr(K.ATTR_USER_AGENT_ORIGINAL, ua.slice(0, 256));
+      if (ua) this.str(K.ATTR_USER_AGENT_ORIGINAL, ua.slice(0, 256));
     }
-    if (r.http_status !== null) this.attr(K.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
-    if (r.correlation_id) this.attr(K.ATTR_PERFCATCH_CORRELATION_ID, r.correlation_id);
+    if (r.http_status !== null) this.int(K.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
+    if (r.correlation_id) this.str(K.ATTR_PERFCATCH_CORRELATION_ID, r.correlation_id);
     if (b.captureIncomplete) this.w.raw(CAPTURE_INCOMPLETE);
     // Sampling policy: an exported span is marked sampled, including (with the default
     // always_on sampler) a child of a traceparent whose sampled flag is 00 (documented).
@@ -385,34 +462,34 @@ export class SpanBuilder {
       : d.h2 ? 'h2 stream'
       : `tcp ${r.peer_ip}:${r.peer_port}`;
     this.beginSpan(parent.trace_id, r.span_id, parent.span_id, name, KIND_CLIENT, d.startNs, d.endNs);
-    this.attr(K.ATTR_SERVER_ADDRESS, r.peer_ip);
-    this.attr(K.ATTR_SERVER_PORT, r.peer_port);
-    this.attr(K.ATTR_NETWORK_PEER_ADDRESS, r.peer_ip);
-    this.attr(K.ATTR_NETWORK_PEER_PORT, r.peer_port);
-    this.attr(K.ATTR_NETWORK_LOCAL_ADDRESS, d.localAddr);
-    this.attr(K.ATTR_NETWORK_LOCAL_PORT, d.localPort);
+    this.str(K.ATTR_SERVER_ADDRESS, r.peer_ip);
+    this.int(K.ATTR_SERVER_PORT, r.peer_port);
+    this.str(K.ATTR_NETWORK_PEER_ADDRESS, r.peer_ip);
+    this.int(K.ATTR_NETWORK_PEER_PORT, r.peer_port);
+    this.str(K.ATTR_NETWORK_LOCAL_ADDRESS, d.localAddr);
+    this.int(K.ATTR_NETWORK_LOCAL_PORT, d.localPort);
     this.w.raw(TRANSPORT_TCP);
-    this.attr(K.ATTR_HTTP_REQUEST_SIZE, r.bytes_sent);
-    this.attr(K.ATTR_HTTP_RESPONSE_SIZE, r.bytes_received);
+    this.int(K.ATTR_HTTP_REQUEST_SIZE, r.bytes_sent);
+    this.int(K.ATTR_HTTP_RESPONSE_SIZE, r.bytes_received);
     this.attr(K.ATTR_PERFCATCH_NEW_CONNECTION, r.new_connection);
-    this.attr(K.ATTR_PERFCATCH_CALLER_ATTRIBUTION, r.caller_attribution);
+    this.str(K.ATTR_PERFCATCH_CALLER_ATTRIBUTION, r.caller_attribution);
     if (r.connect_ms !== null) this.attr(K.ATTR_PERFCATCH_CONNECT_MS, r.connect_ms);
     if (d.http) {
       const host = d.http.headers.get('host') ?? `${r.peer_ip}:${r.peer_port}`;
-      this.attr(K.ATTR_HTTP_REQUEST_METHOD, d.http.method);
-      this.attr(K.ATTR_URL_PATH, d.http.path);
-      this.attr(K.ATTR_URL_FULL, `http://${host}${r.http_path ?? d.http.path}`);
+      this.str(K.ATTR_HTTP_REQUEST_METHOD, d.http.method);
+      this.str(K.ATTR_URL_PATH, d.http.path);
+      this.str(K.ATTR_URL_FULL, `http://${host}${r.http_path ?? d.http.path}`);
       this.w.raw(PROTOCOL_HTTP);
-      this.attr(K.ATTR_NETWORK_PROTOCOL_VERSION, d.http.version);
+      this.str(K.ATTR_NETWORK_PROTOCOL_VERSION, d.http.version);
     }
-    if (d.h2) this.attr(K.ATTR_PERFCATCH_H2_STREAM_ID, d.h2.streamId);
+    if (d.h2) this.int(K.ATTR_PERFCATCH_H2_STREAM_ID, d.h2.streamId);
     if (grpc) {
-      this.attr(K.ATTR_RPC_SYSTEM, 'grpc');
-      this.attr(K.ATTR_RPC_SERVICE, grpc.service);
-      this.attr(K.ATTR_RPC_METHOD, grpc.method);
-      if (grpc.status !== null) this.attr(K.ATTR_RPC_GRPC_STATUS_CODE, grpc.status);
+      this.str(K.ATTR_RPC_SYSTEM, 'grpc');
+      this.str(K.ATTR_RPC_SERVICE, grpc.service);
+      this.str(K.ATTR_RPC_METHOD, grpc.method);
+      if (grpc.status !== null) this.int(K.ATTR_RPC_GRPC_STATUS_CODE, grpc.status);
     }
-    if (r.http_status !== null) this.attr(K.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
+    if (r.http_status !== null) this.int(K.ATTR_HTTP_RESPONSE_STATUS_CODE, r.http_status);
     // gRPC client spans: every status but OK is an error (RPC conventions); no status seen: unset.
     const isError = grpc ? grpc.status !== null && grpc.status !== 0 : r.http_status !== null && r.http_status >= 400;
     const span = this.endSpan(isError, grpc ? grpc.status : r.http_status, spanFlags(TRACE_FLAG_SAMPLED, false));

@@ -11,6 +11,7 @@
  * that is not lowercase hex of its length, a request_id other than the span_id, a
  * dependency list) sits in a side table of the rows that need it.
  */
+import { writeLowerHex } from '../util/hex.ts';
 import type { CpuAttribution, DependencyRecord, RequestProtocol, RequestRecord } from '../types.ts';
 
 const ATTRIBUTIONS: readonly CpuAttribution[] = ['exact', 'apportioned', 'unknown'];
@@ -19,20 +20,6 @@ const ATTRIBUTIONS: readonly CpuAttribution[] = ['exact', 'apportioned', 'unknow
 const PROTOCOLS: readonly (RequestProtocol | null)[] = [null, 'http/1.0', 'http/1.1', 'h2'];
 const ABSENT = -2;
 
-/**
- * `s` is `length` lowercase hex digits. A loop, not a RegExp: this runs three times for every
- * stored request, and a RegExp call cost about twice as much (2% of the agent's main thread).
- */
-function isLowerHex(s: string, length: number): boolean {
-  if (s.length !== length) return false;
-  for (let i = 0; i < length; i++) {
-    const c = s.charCodeAt(i);
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
-  }
-  return true;
-}
-const isTraceHex = (s: string) => isLowerHex(s, 32);
-const isSpanHex = (s: string) => isLowerHex(s, 16);
 
 /** Row flags: the ids are in the byte columns (else in the side table); a parent is set. */
 const Id = { CANONICAL: 1, PARENT: 2 } as const;
@@ -166,17 +153,18 @@ export class RequestColumns {
 
   #writeIds(row: number, r: RequestRecord): void {
     const parent = r.parent_span_id;
+    // Checked and converted in one pass; a row whose ids do not all fit keeps them aside.
     const canonical =
-      isTraceHex(r.trace_id) && isSpanHex(r.span_id) && r.request_id === r.span_id && (parent === null || isSpanHex(parent));
+      r.request_id === r.span_id &&
+      writeLowerHex(r.trace_id, 32, this.#trace, row * 16) &&
+      writeLowerHex(r.span_id, 16, this.#span, row * 8) &&
+      (parent === null || writeLowerHex(parent, 16, this.#parent, row * 8));
     if (!canonical) {
       this.#flags[row] = 0;
       this.#oddIds.set(row, { request_id: r.request_id, trace_id: r.trace_id, span_id: r.span_id, parent_span_id: parent });
       return;
     }
     if (this.#oddIds.size !== 0) this.#oddIds.delete(row);
-    this.#trace.write(r.trace_id, row * 16, 16, 'hex');
-    this.#span.write(r.span_id, row * 8, 8, 'hex');
-    if (parent !== null) this.#parent.write(parent, row * 8, 8, 'hex');
     this.#flags[row] = Id.CANONICAL | (parent !== null ? Id.PARENT : 0);
   }
 
@@ -276,8 +264,7 @@ export class RequestColumns {
 
   /** `id` as the two u32 a canonical row stores, or null when no canonical row can have it. */
   static requestIdKey(id: string): Uint32Array | null {
-    if (!isSpanHex(id)) return null;
-    const bytes = Buffer.from(id, 'hex');
-    return new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + 8));
+    const bytes = new Uint8Array(8);
+    return writeLowerHex(id, 16, bytes, 0) ? new Uint32Array(bytes.buffer) : null;
   }
 }

@@ -5,6 +5,8 @@
  * lives on the JS heap while it waits for export.
  */
 
+import { writeLowerHex } from './hex.ts';
+
 export const WireType = { VARINT: 0, FIXED64: 1, LEN: 2, FIXED32: 5 } as const;
 
 export class ProtobufWriter {
@@ -30,7 +32,8 @@ export class ProtobufWriter {
     return this.buf.subarray(0, this.pos);
   }
 
-  private ensure(n: number): void {
+  /** Room for `n` more bytes at `pos` (for callers that write `buf` directly). */
+  reserve(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
     this.buf.copy(bigger, 0, 0, this.pos);
@@ -44,7 +47,7 @@ export class ProtobufWriter {
 
   /** Non-negative integers up to 2^53. */
   varint(v: number): void {
-    this.ensure(10);
+    this.reserve(10);
     if (v < 0x80) {
       // Tags, lengths and most values: one byte, no arithmetic.
       this.buf[this.pos++] = v;
@@ -66,7 +69,7 @@ export class ProtobufWriter {
       this.varint(v);
       return;
     }
-    this.ensure(10);
+    this.reserve(10);
     let u = BigInt.asUintN(64, BigInt(v));
     while (u >= 0x80n) {
       this.buf[this.pos++] = Number(u & 0x7fn) | 0x80;
@@ -76,19 +79,19 @@ export class ProtobufWriter {
   }
 
   fixed32(v: number): void {
-    this.ensure(4);
+    this.reserve(4);
     this.buf.writeUInt32LE(v >>> 0, this.pos);
     this.pos += 4;
   }
 
   fixed64(v: bigint): void {
-    this.ensure(8);
+    this.reserve(8);
     this.view64.setBigUint64(this.pos, v, true);
     this.pos += 8;
   }
 
   double(v: number): void {
-    this.ensure(8);
+    this.reserve(8);
     this.buf.writeDoubleLE(v, this.pos);
     this.pos += 8;
   }
@@ -102,7 +105,7 @@ export class ProtobufWriter {
 
   /** The `n` UTF-8 bytes of `s` (n from utf8Length), without a length. */
   utf8(s: string, n: number): void {
-    this.ensure(n);
+    this.reserve(n);
     if (n === s.length && n < 128) {
       // Short ASCII (keys, addresses, paths): a loop beats a call into C++.
       const buf = this.buf;
@@ -118,14 +121,16 @@ export class ProtobufWriter {
   hexBytes(hex: string): void {
     const n = hex.length >>> 1;
     this.varint(n);
-    this.ensure(n);
-    this.pos += this.buf.write(hex, this.pos, n, 'hex');
+    this.reserve(n);
+    // Not lowercase hex: Buffer's conversion, which stops at the first bad digit.
+    if (writeLowerHex(hex, n * 2, this.buf, this.pos)) this.pos += n;
+    else this.pos += this.buf.write(hex, this.pos, n, 'hex');
   }
 
   /** Raw bytes, copied as they are. */
   raw(bytes: Uint8Array): void {
     const n = bytes.length;
-    this.ensure(n);
+    this.reserve(n);
     if (n < 64) {
       // Encoded keys and attribute blocks are short: a loop beats TypedArray.prototype.set's
       // builtin call.
