@@ -120,9 +120,8 @@ function histogram<S extends { attributes: Attributes; startTime: HrTime }>(
       const e = h.exemplars;
       const exemplars: PointExemplar[] = [];
       for (let i = 0; i < e.values.length; i++) {
-        const traceId = e.traceIds[i];
-        const spanId = e.spanIds[i];
-        if (traceId !== undefined && spanId !== undefined) exemplars.push({ value: e.values[i]!, timeMs: e.timesMs[i]!, traceId, spanId });
+        const ids = e.idsAt(i);
+        if (ids) exemplars.push({ value: e.values[i]!, timeMs: e.timesMs[i]!, traceId: ids.traceId, spanId: ids.spanId });
       }
       // Copies: an exporter may still be encoding this while new requests are recorded.
       const point: PointWithExemplars = {

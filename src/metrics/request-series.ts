@@ -7,6 +7,7 @@
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import type { DependencyRecord, RequestRecord } from '../types.ts';
+import { writeLowerHex } from '../util/hex.ts';
 import { RouteLimiter } from './route-limiter.ts';
 
 export const DURATION_BUCKETS_MS: readonly number[] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
@@ -19,23 +20,52 @@ const METHOD_INDEX = new Map<string, number>(METHODS.slice(0, OTHER_METHOD).map(
 /** `status_class` label values, indexed by the status' hundreds digit (0: no valid status). */
 const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
+const EXEMPLAR_ID_BYTES = 24;
+const Held = { NONE: 0, BYTES: 1, ODD: 2 } as const;
+
 /**
  * The latest measurement of each bucket with the request that made it (its trace and span):
- * a spike in a panel then opens that request. Parallel arrays, so recording allocates nothing
- * (the ids are the record's own strings).
+ * a spike in a panel then opens that request. Parallel typed arrays, so recording allocates
+ * nothing; the ids are kept as bytes, not as the record's strings, which an old-generation
+ * array would keep alive (and an id sliced from the id pool's hex string, its whole pool).
  */
 export class BucketExemplars {
   readonly values: Float64Array;
   /** Epoch milliseconds of the measurement (the request's end). */
   readonly timesMs: Float64Array;
-  readonly traceIds: (string | undefined)[];
-  readonly spanIds: (string | undefined)[];
+  /** Per bucket: 16 bytes of trace id, then 8 of span id. */
+  readonly #ids: Uint8Array;
+  /** Per bucket: NONE, or where its ids are. */
+  readonly #held: Uint8Array;
+  /** Ids that are not lowercase hex of their length (tests, odd traceparents), by bucket. */
+  readonly #odd = new Map<number, { traceId: string; spanId: string }>();
 
   constructor(buckets: number) {
     this.values = new Float64Array(buckets);
     this.timesMs = new Float64Array(buckets);
-    this.traceIds = new Array<string | undefined>(buckets).fill(undefined);
-    this.spanIds = new Array<string | undefined>(buckets).fill(undefined);
+    this.#ids = new Uint8Array(buckets * EXEMPLAR_ID_BYTES);
+    this.#held = new Uint8Array(buckets);
+  }
+
+  setIds(bucket: number, traceId: string, spanId: string): void {
+    const at = bucket * EXEMPLAR_ID_BYTES;
+    if (writeLowerHex(traceId, 32, this.#ids, at) && writeLowerHex(spanId, 16, this.#ids, at + 16)) {
+      this.#held[bucket] = Held.BYTES;
+      if (this.#odd.size !== 0) this.#odd.delete(bucket);
+    } else {
+      this.#held[bucket] = Held.ODD;
+      this.#odd.set(bucket, { traceId, spanId });
+    }
+  }
+
+  /** The bucket's ids, or null when it has no exemplar yet. */
+  idsAt(bucket: number): { traceId: string; spanId: string } | null {
+    const held = this.#held[bucket];
+    if (held === Held.ODD) return this.#odd.get(bucket)!;
+    if (held !== Held.BYTES) return null;
+    const at = bucket * EXEMPLAR_ID_BYTES;
+    const ids = Buffer.from(this.#ids.buffer, this.#ids.byteOffset + at, EXEMPLAR_ID_BYTES);
+    return { traceId: ids.toString('hex', 0, 16), spanId: ids.toString('hex', 16, 24) };
   }
 }
 
@@ -78,8 +108,7 @@ export class BucketHistogram {
       const e = this.exemplars;
       e.values[i] = value;
       e.timesMs[i] = source.timeMs;
-      e.traceIds[i] = source.traceId;
-      e.spanIds[i] = source.spanId;
+      e.setIds(i, source.traceId, source.spanId);
     }
   }
 }

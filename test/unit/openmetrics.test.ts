@@ -14,9 +14,22 @@ describe('exemplars', () => {
     h.record(5, { traceId: 't3', spanId: 's3', timeMs: 3000 });
     h.record(-1, { traceId: 'dropped', spanId: 'x', timeMs: 4000 });
     h.record(50);
-    assert.deepEqual([...h.exemplars.traceIds], ['t2', 't3', undefined]);
+    assert.deepEqual([0, 1, 2].map((i) => h.exemplars.idsAt(i)?.traceId ?? null), ['t2', 't3', null]);
     assert.deepEqual([...h.exemplars.values], [0.7, 5, 0]);
     assert.deepEqual([...h.exemplars.timesMs], [2000, 3000, 0]);
+  });
+
+  it('keeps W3C ids as bytes and gives them back as the same hex; a bucket moves between kinds of ids', () => {
+    const h = new BucketHistogram([1]);
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const spanId = '00f067aa0ba902b7';
+    h.record(0.5, { traceId, spanId, timeMs: 1 });
+    assert.deepEqual(h.exemplars.idsAt(0), { traceId, spanId });
+    h.record(0.6, { traceId: 'odd', spanId, timeMs: 2 });
+    assert.deepEqual(h.exemplars.idsAt(0), { traceId: 'odd', spanId });
+    h.record(0.7, { traceId, spanId: 'ffffffffffffffff', timeMs: 3 });
+    assert.deepEqual(h.exemplars.idsAt(0), { traceId, spanId: 'ffffffffffffffff' });
+    assert.equal(h.exemplars.idsAt(1), null);
   });
 });
 
