@@ -47,8 +47,18 @@ export class BucketExemplars {
     this.#held = new Uint8Array(buckets);
   }
 
-  setIds(bucket: number, traceId: string, spanId: string): void {
+  /** The bucket's ids become the source's: its bytes when it has them, else its strings. */
+  setIds(bucket: number, source: ExemplarSource): void {
     const at = bucket * EXEMPLAR_ID_BYTES;
+    const bytes = source.idBytes;
+    if (bytes) {
+      const ids = this.#ids;
+      for (let i = 0; i < EXEMPLAR_ID_BYTES; i++) ids[at + i] = bytes[i]!;
+      this.#held[bucket] = Held.BYTES;
+      if (this.#odd.size !== 0) this.#odd.delete(bucket);
+      return;
+    }
+    const { traceId, spanId } = source;
     if (writeLowerHex(traceId, 32, this.#ids, at) && writeLowerHex(spanId, 16, this.#ids, at + 16)) {
       this.#held[bucket] = Held.BYTES;
       if (this.#odd.size !== 0) this.#odd.delete(bucket);
@@ -74,6 +84,8 @@ export interface ExemplarSource {
   traceId: string;
   spanId: string;
   timeMs: number;
+  /** The ids as bytes (trace, then span), when the caller converted them once for several histograms. */
+  idBytes?: Uint8Array | null;
 }
 
 /** Explicit-bucket histogram with inclusive upper bounds, like the SDK's. */
@@ -108,20 +120,30 @@ export class BucketHistogram {
       const e = this.exemplars;
       e.values[i] = value;
       e.timesMs[i] = source.timeMs;
-      e.setIds(i, source.traceId, source.spanId);
+      e.setIds(i, source);
     }
   }
 }
 
 /** A request's exemplar source, reused: record() copies what it keeps. */
-const requestSource: ExemplarSource = { traceId: '', spanId: '', timeMs: 0 };
+const requestIdBytes = new Uint8Array(EXEMPLAR_ID_BYTES);
+const requestSource: ExemplarSource = { traceId: '', spanId: '', timeMs: 0, idBytes: null };
 
-function sourceOf(r: RequestRecord): ExemplarSource {
-  requestSource.traceId = r.trace_id;
-  requestSource.spanId = r.span_id;
-  requestSource.timeMs = r.timestamp * 1000 + r.duration_ms;
+/**
+ * The exemplar source for a span; its ids are converted to bytes once for every histogram it
+ * goes to (a request's four: two tables, duration and CPU in each).
+ */
+function exemplarSource(traceId: string, spanId: string, timeMs: number): ExemplarSource {
+  if (traceId !== requestSource.traceId || spanId !== requestSource.spanId) {
+    requestSource.traceId = traceId;
+    requestSource.spanId = spanId;
+    requestSource.idBytes = writeLowerHex(traceId, 32, requestIdBytes, 0) && writeLowerHex(spanId, 16, requestIdBytes, 16) ? requestIdBytes : null;
+  }
+  requestSource.timeMs = timeMs;
   return requestSource;
 }
+
+const sourceOf = (r: RequestRecord) => exemplarSource(r.trace_id, r.span_id, r.timestamp * 1000 + r.duration_ms);
 
 /** One label set's cumulative totals. */
 export class RequestSeries {
@@ -337,10 +359,7 @@ export class HttpSeriesTable {
       this.client.push(series);
     }
     // The exemplar is the call's CLIENT span, in its request's trace.
-    requestSource.traceId = traceId;
-    requestSource.spanId = d.span_id;
-    requestSource.timeMs = d.timestamp * 1000 + d.duration_ms;
-    series.duration.record(d.duration_ms / 1000, requestSource);
+    series.duration.record(d.duration_ms / 1000, exemplarSource(traceId, d.span_id, d.timestamp * 1000 + d.duration_ms));
   }
 }
 
