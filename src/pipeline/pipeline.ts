@@ -9,7 +9,8 @@ import type { KernelData, KernelDependency, KernelH2Conn, KernelH2Io, KernelRequ
 import type { SpanBuilder } from '../otel/span-builder.ts';
 import type { RequestRecord } from '../types.ts';
 import { buildDependency } from './dependency-builder.ts';
-import { ExchangeIndex, exchangeKeyParts } from '../util/exchange-index.ts';
+import { ExchangeIndex } from '../util/exchange-index.ts';
+import { exchangeKeyParts } from '../util/exchange-key.ts';
 import { buildRequest, measuredFields, requestLineFields, responseStatus, type BuiltRequest, type RequestBuilderOptions } from './request-builder.ts';
 import { TraceLinker } from './trace-linker.ts';
 import { BoundedMap } from '../util/bounded-map.ts';

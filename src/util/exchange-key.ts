@@ -7,3 +7,13 @@
 export function exchangeKey(generation: number, connId: number, seq: number): string {
   return `${generation}:${connId}:${seq}`;
 }
+
+/** A string exchangeKey() back to its parts (the HTTP/2 paths that carry keys as strings). */
+export function exchangeKeyParts(key: string): { generation: number; connId: number; seq: number } | null {
+  const [g, c, s] = key.split(':');
+  const generation = Number(g);
+  const connId = Number(c);
+  const seq = Number(s);
+  if (!Number.isSafeInteger(generation) || !Number.isSafeInteger(connId) || !Number.isSafeInteger(seq) || s === undefined) return null;
+  return { generation, connId, seq };
+}

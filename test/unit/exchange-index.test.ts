@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ExchangeIndex, exchangeKeyParts } from '../../src/util/exchange-index.ts';
-import { exchangeKey } from '../../src/util/exchange-key.ts';
+import { ExchangeIndex } from '../../src/util/exchange-index.ts';
+import { exchangeKey, exchangeKeyParts } from '../../src/util/exchange-key.ts';
 import { prng } from '../harness/prng.ts';
 
 const connIdOf = (cpu: number, counter: number) => cpu * 2 ** 40 + counter;
