@@ -191,6 +191,20 @@ export class RequestSeriesTable {
   #all: RequestSeries[] = [];
   /** Series removed by expire(). */
   expired = 0;
+  /**
+   * The last request's label values (the record's own strings) and its series: consecutive
+   * requests mostly share them, and a match skips the index's six lookups. Forgotten by
+   * expire(), the only place a series or a route label stops being what a lookup would give.
+   */
+  #last: RequestSeries | null = null;
+  #lastService = '';
+  #lastProcess = '';
+  #lastPort = -1;
+  #lastNamespace: string | null = null;
+  #lastPod: string | null = null;
+  #lastRoute: string | null = null;
+  #lastMethod = -1;
+  #lastStatus = -1;
 
   /** Every series, in the order they appeared. */
   get all(): readonly RequestSeries[] {
@@ -198,9 +212,38 @@ export class RequestSeriesTable {
   }
 
   record(r: RequestRecord): void {
-    const route = this.#routes.label(r.service_name, r.route);
     const method = methodIndex(r.http_method);
     const status = statusClassIndex(r.http_status);
+    const last = this.#last;
+    if (
+      last !== null &&
+      method === this.#lastMethod &&
+      status === this.#lastStatus &&
+      r.route === this.#lastRoute &&
+      r.local_port === this.#lastPort &&
+      r.service_name === this.#lastService &&
+      r.process_name === this.#lastProcess &&
+      r.pod_name === this.#lastPod &&
+      r.namespace === this.#lastNamespace
+    ) {
+      last.record(r);
+      return;
+    }
+    const series = this.#seriesOf(r, method, status);
+    this.#last = series;
+    this.#lastService = r.service_name;
+    this.#lastProcess = r.process_name;
+    this.#lastPort = r.local_port;
+    this.#lastNamespace = r.namespace;
+    this.#lastPod = r.pod_name;
+    this.#lastRoute = r.route;
+    this.#lastMethod = method;
+    this.#lastStatus = status;
+    series.record(r);
+  }
+
+  #seriesOf(r: RequestRecord, method: number, status: number): RequestSeries {
+    const route = this.#routes.label(r.service_name, r.route);
     const byProcess = child(this.#index, r.service_name);
     const byPort = child(byProcess, r.process_name);
     const byNamespace = child(byPort, r.local_port);
@@ -220,7 +263,7 @@ export class RequestSeriesTable {
       slots[slot] = series;
       this.#all.push(series);
     }
-    series.record(r);
+    return series;
   }
 
   /**
@@ -230,6 +273,7 @@ export class RequestSeriesTable {
    * expects of a reset. Emptied index branches go when the index is rebuilt from the rest.
    */
   expire(cutoffSeconds: number): number {
+    this.#last = null;
     const kept: RequestSeries[] = [];
     let removed = 0;
     for (const series of this.#all) {

@@ -27,3 +27,32 @@ describe('request series expiry', () => {
     assert.equal(back.requests, 1, 'a returning series counts from zero');
   });
 });
+
+describe('request series lookup', () => {
+  it('each request lands in the series of its own labels, whether or not it repeats the last request labels', () => {
+    const table = new RequestSeriesTable();
+    const variants = [
+      {},
+      { http_status: 500 },
+      { http_method: 'POST' },
+      { route: '/other' },
+      { local_port: 9090 },
+      { service_name: 'svc-b' },
+      { process_name: 'proc-b' },
+      { pod_name: 'pod-b', namespace: 'ns' },
+      { pod_name: 'pod-b', namespace: 'ns-b' },
+    ];
+    // Each variant four times in a row, then all of them interleaved: hits and misses of the last-series cache.
+    const order = [...variants.flatMap((v) => [v, v, v, v]), ...variants, ...variants.toReversed()];
+    for (const [i, v] of order.entries()) table.record(sampleRecord({ ...v, timestamp: 1_000 + i }));
+    assert.equal(table.all.length, variants.length);
+    for (const s of table.all) assert.equal(s.requests, 6, JSON.stringify(s.attributes));
+    // The last request recorded is one whose series then expires (its own timestamp is older
+    // than its series' newest): a request with its labels after that starts a new series.
+    table.record(sampleRecord({ ...variants[1], timestamp: 0 }));
+    assert.equal(table.expire(1_000 + order.length - 1), variants.length - 1);
+    table.record(sampleRecord({ ...variants[1], timestamp: 5_000 }));
+    const back = table.all.find((s) => s.attributes.status_class === '5xx')!;
+    assert.equal(back.requests, 1);
+  });
+});
