@@ -144,7 +144,10 @@ function putVarint(b: Uint8Array, p: number, v: number): number {
   return p;
 }
 
-/** Tag, length and key of a Span.attributes KeyValue whose value takes `valueSize` bytes. */
+/**
+ * Tag, length and key of a Span.attributes KeyValue whose value takes `valueSize` bytes (under
+ * 128), written at the writer's position without moving it; returns where the value goes.
+ */
 function putAttributeHead(w: ProtobufWriter, keyField: Buffer, valueSize: number): number {
   const kvLen = keyField.length + 2 + valueSize;
   w.reserve(kvLen + 4);
@@ -175,17 +178,15 @@ function writeIntAttribute(w: ProtobufWriter, keyField: Buffer, v: number): void
 function writeStringAttribute(w: ProtobufWriter, keyField: Buffer, s: string): void {
   const n = s.length;
   if (n > SHORT_STRING) return writeAttribute(w, SPAN_ATTRIBUTES, keyField, s);
-  const start = w.pos;
+  // Written past w.pos, which moves only at the end: a string found not to be ASCII (its UTF-8
+  // length differs) is written again by the general path over these bytes.
   let p = putAttributeHead(w, keyField, 2 + n);
   const b = w.buf;
   b[p++] = ANYVALUE_STRING_TAG;
   b[p++] = n;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (c >= 0x80) {
-      w.pos = start; // not ASCII: its UTF-8 length differs; nothing written counts
-      return writeAttribute(w, SPAN_ATTRIBUTES, keyField, s);
-    }
+    if (c >= 0x80) return writeAttribute(w, SPAN_ATTRIBUTES, keyField, s);
     b[p + i] = c;
   }
   w.pos = p + n;

@@ -335,6 +335,35 @@ describe('OTLP span encoding', () => {
     assert.deepEqual(decoded, strings);
   });
 
+  /** A double attribute as decoded above (its fixed64 bits) back to its value. */
+  const doubleOf = (v: unknown): number => {
+    const bits = Buffer.alloc(8);
+    bits.writeBigUInt64LE((v as { double: bigint }).double);
+    return bits.readDoubleLE(0);
+  };
+
+  it('span attribute values survive at the edges of the one-pass writers (string lengths, varint sizes, non-ASCII, non-integers)', () => {
+    const paths = ['/', '/' + 'a'.repeat(118), '/' + 'b'.repeat(119), '/' + 'c'.repeat(120), '/' + 'd'.repeat(200), '/caf\u00e9', '/' + 'e'.repeat(119) + '\u00e9', '/\u{1f600}'];
+    const numbers = [0, 127, 128, 16_383, 16_384, 2 ** 31 - 1, 2 ** 31, 2 ** 32 + 5, Number.MAX_SAFE_INTEGER];
+    const cases = paths.map((path, i) => ({ path, sent: numbers[i % numbers.length]!, received: numbers[(i + 3) % numbers.length]! }));
+    const spans = exportOnce((b) => {
+      for (const c of cases) {
+        const record = sampleRecord({ http_path: c.path, bytes_sent: c.sent, bytes_received: c.received, cpu_after_response_ms: -0.0015 });
+        b.build(builtRequest({ http: { method: 'GET', path: c.path, query: null, version: '1.1', headers: new Map(), complete: true }, cpuNs: c.sent + 0.5 }, record));
+      }
+    });
+    assert.equal(spans.length, cases.length);
+    for (const [i, c] of cases.entries()) {
+      const a = spans[i]!.attributes;
+      assert.equal(a['url.path'], c.path, `path of length ${c.path.length}`);
+      assert.equal(a['http.response.size'], c.sent);
+      assert.equal(a['http.request.size'], c.received);
+      assert.equal(doubleOf(a['perfcatch.cpu_time_ns']), c.sent + 0.5, 'not an integer: a double');
+      assert.equal(doubleOf(a['perfcatch.cpu_after_response_ns']), -1500, 'negative: a double');
+      assert.equal(a['perfcatch.connection.request_seq'], 3, 'the attribute after them is intact');
+    }
+  });
+
   it('drops and counts spans beyond the queue bound', () => {
     const queue = new SpanExportQueue({ export: () => {}, shutdown: async () => {} }, { maxQueue: 3, maxBatch: 100 });
     const builder = new SpanBuilder((resource, span) => queue.add(resource, span));
