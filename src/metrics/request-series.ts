@@ -23,6 +23,11 @@ const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const EXEMPLAR_ID_BYTES = 24;
 const Held = { NONE: 0, BYTES: 1, ODD: 2 } as const;
 
+/** A trace id then a span id as bytes into `out` at `at`; false when either is not W3C hex. */
+function writeExemplarIds(traceId: string, spanId: string, out: Uint8Array, at: number): boolean {
+  return writeLowerHex(traceId, 32, out, at) && writeLowerHex(spanId, 16, out, at + 16);
+}
+
 /**
  * The latest measurement of each bucket with the request that made it (its trace and span):
  * a spike in a panel then opens that request. Parallel typed arrays, so recording allocates
@@ -51,20 +56,13 @@ export class BucketExemplars {
   setIds(bucket: number, source: ExemplarSource): void {
     const at = bucket * EXEMPLAR_ID_BYTES;
     const bytes = source.idBytes;
-    if (bytes) {
-      const ids = this.#ids;
-      for (let i = 0; i < EXEMPLAR_ID_BYTES; i++) ids[at + i] = bytes[i]!;
-      this.#held[bucket] = Held.BYTES;
-      if (this.#odd.size !== 0) this.#odd.delete(bucket);
-      return;
-    }
-    const { traceId, spanId } = source;
-    if (writeLowerHex(traceId, 32, this.#ids, at) && writeLowerHex(spanId, 16, this.#ids, at + 16)) {
+    if (bytes) for (let i = 0; i < EXEMPLAR_ID_BYTES; i++) this.#ids[at + i] = bytes[i]!;
+    if (bytes || writeExemplarIds(source.traceId, source.spanId, this.#ids, at)) {
       this.#held[bucket] = Held.BYTES;
       if (this.#odd.size !== 0) this.#odd.delete(bucket);
     } else {
       this.#held[bucket] = Held.ODD;
-      this.#odd.set(bucket, { traceId, spanId });
+      this.#odd.set(bucket, { traceId: source.traceId, spanId: source.spanId });
     }
   }
 
@@ -137,7 +135,7 @@ function exemplarSource(traceId: string, spanId: string, timeMs: number): Exempl
   if (traceId !== requestSource.traceId || spanId !== requestSource.spanId) {
     requestSource.traceId = traceId;
     requestSource.spanId = spanId;
-    requestSource.idBytes = writeLowerHex(traceId, 32, requestIdBytes, 0) && writeLowerHex(spanId, 16, requestIdBytes, 16) ? requestIdBytes : null;
+    requestSource.idBytes = writeExemplarIds(traceId, spanId, requestIdBytes, 0) ? requestIdBytes : null;
   }
   requestSource.timeMs = timeMs;
   return requestSource;
