@@ -162,26 +162,6 @@ static struct h2_state h2_state_zero;
 #define H2_101_W1 0x31303120U           /* " 101" */
 
 /*
- * A server's response begins (its first write): remember whether it is "101 Switching
- * Protocols", after which an `Upgrade: h2c` connection speaks HTTP/2. A global function,
- * for the same stack reason as h2_detect_call.
- */
-__noinline int h2_mark_upgrade(void)
-{
-	__u32 zero = 0;
-	struct h2_scratch *s = bpf_map_lookup_elem(&h2_scratch, &zero);
-	if (!s)
-		return 0;
-	struct conn_state *c = bpf_map_lookup_elem(&conns, &s->call.key);
-	if (!c)
-		return 0;
-	s->call.w[1] = 0;
-	c->h2_upgrade = h2_head(&s->call.io, s->call.ret, s->call.w, 12) && s->call.w[0] == H2_101_W0 &&
-			(__u32)s->call.w[1] == H2_101_W1;
-	return 0;
-}
-
-/*
  * The detection proper, for the syscall in the scratch's `call`: 1 when the connection is
  * HTTP/2 (switched and announced), else 0. A global function, with its own stack frame: the
  * syscall programs' frames are already near the 512 bytes a call chain may use on 5.10.
@@ -311,11 +291,21 @@ static __always_inline bool h2_detect(struct pc_conn_key *key, struct conn_state
 	struct h2_scratch *s = bpf_map_lookup_elem(&h2_scratch, &zero);
 	if (!s)
 		return false;
+	if (mark) {
+		/* A server's response begins (its first write): remember whether it is "101
+		 * Switching Protocols", after which an `Upgrade: h2c` connection speaks HTTP/2.
+		 * Inline, on every HTTP/1 response: a global function would look the connection
+		 * up again. */
+		s->call.w[1] = 0;
+		c->h2_upgrade = h2_head(io, ret, s->call.w, 12) && s->call.w[0] == H2_101_W0 &&
+				(__u32)s->call.w[1] == H2_101_W1;
+		return false;
+	}
 	s->call.key = *key;
 	s->call.io = *io;
 	s->call.ret = ret;
 	s->call.now = now;
-	return (mark ? h2_mark_upgrade() : h2_detect_call(is_read)) == 1;
+	return h2_detect_call(is_read) == 1;
 }
 
 /* The gap flags of direction `d`, for the record about to be filled. */

@@ -120,9 +120,7 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct pc_co
 	ts->just_woke = 0;
 	if (!is_read) {
 		c->cpu_at_last_write = c->cpu_ns;
-		struct server_process *proc = bpf_map_lookup_elem(&server_tgids, &key->tgid);
-		if (proc)
-			c->rss_bytes = process_rss_pages(proc, now) << 12; /* 4 KiB pages */
+		c->rss_bytes = process_rss_pages(key->tgid, now) << 12; /* 4 KiB pages */
 	}
 	if (io->op == IO_SENDFILE)
 		return;

@@ -58,24 +58,31 @@ static __always_inline __s64 rss_atomic(struct mm_struct___pre62 *mm, int idx)
  * MM_FILEPAGES = 0, MM_ANONPAGES = 1, MM_SHMEMPAGES = 3 (stable enum). Which layout the kernel
  * has is a CO-RE constant: the other branch is dead code the verifier never walks, so the
  * >= 6.2 branch's bpf_get_current_task_btf (5.11) costs older kernels nothing.
+ * Only the reuse on hosts with more than RSS_EXACT_ALWAYS_CPUS CPUs keeps state (the
+ * process's struct server_process): elsewhere the hot path skips that hash lookup, whose
+ * cache and TLB misses cost more than the whole sum on a small host. 0: unknown.
  */
-static __always_inline __u64 process_rss_pages(struct server_process *proc, __u64 now)
+static __always_inline __u64 process_rss_pages(__u32 tgid, __u64 now)
 {
 	if (bpf_core_type_exists(struct mm_rss_stat___pre62)) {
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 		struct mm_struct___pre62 *mm = (void *)BPF_CORE_READ(task, mm);
-		if (mm)
-			proc->rss_pages = clamp_pages(rss_atomic(mm, 0), rss_atomic(mm, 1), rss_atomic(mm, 3));
-		return proc->rss_pages;
+		if (!mm)
+			return 0;
+		return clamp_pages(rss_atomic(mm, 0), rss_atomic(mm, 1), rss_atomic(mm, 3));
 	}
 	struct mm_struct *mm = bpf_get_current_task_btf()->mm;
 	if (!mm)
-		return proc->rss_pages;
-	__u64 global = clamp_pages(rss_global(mm, 0), rss_global(mm, 1), rss_global(mm, 3));
+		return 0;
 	__u32 zero = 0;
 	struct cpu_offsets *cpus = bpf_map_lookup_elem(&percpu_offsets, &zero);
-	if (cpus && cpus->n &&
-	    (cpus->n <= RSS_EXACT_ALWAYS_CPUS || now - proc->rss_exact_ns >= RSS_EXACT_EVERY_NS)) {
+	if (cpus && cpus->n && cpus->n <= RSS_EXACT_ALWAYS_CPUS)
+		return clamp_pages(rss_exact(mm, 0, cpus), rss_exact(mm, 1, cpus), rss_exact(mm, 3, cpus));
+	__u64 global = clamp_pages(rss_global(mm, 0), rss_global(mm, 1), rss_global(mm, 3));
+	struct server_process *proc = bpf_map_lookup_elem(&server_tgids, &tgid);
+	if (!proc)
+		return global;
+	if (cpus && cpus->n && now - proc->rss_exact_ns >= RSS_EXACT_EVERY_NS) {
 		proc->rss_pages = clamp_pages(rss_exact(mm, 0, cpus), rss_exact(mm, 1, cpus),
 					      rss_exact(mm, 3, cpus));
 		proc->rss_exact_ns = now;

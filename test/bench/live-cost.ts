@@ -4,12 +4,14 @@
  * before/after comparisons. Prints loader and agent CPU µs per request for each round.
  *   node test/bench/live-cost.ts [--rate N] [--seconds S] [--rounds R] [--cpu-prof DIR] [--protocol http|grpc] [--node-flags '--perf-basic-prof'] [--agent-output FILE] [--wrap 'stdbuf -oL'] [--idle SECONDS] [--cli DIR/dist/cli.js] [--agent-args '--loader X']
  * --cli runs another build (a copy of dist/, build/ and the loader kept for a before/after comparison).
+ * With --bpf, each round also prints the in-kernel ns per request and per run of each eBPF program (bpf_stats on for the run).
  * With --perf SECONDS, `perf record -g` samples the agent for that long in the first round (perf.data in cwd; --perf-freq HZ, default 499; --perf-round N, default 0).
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_NODE_FLAGS, CLI, ROOT, loaderPid } from '../harness/agent.ts';
+import { bpfPerProgram, bpfStats, setBpfStats } from '../harness/bpf-stats.ts';
 import { startCollector } from '../harness/collector.ts';
 import { freePort, waitFor } from '../harness/ports.ts';
 import { spawnTracked, startServer } from '../harness/processes.ts';
@@ -24,6 +26,7 @@ const rounds = Number(opt('--rounds', '3'));
 const profDir = opt('--cpu-prof', '');
 const protocol = opt('--protocol', 'http');
 const perfSeconds = Number(opt('--perf', '0'));
+const bpfOn = process.argv.includes('--bpf');
 
 function cpuMicros(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -78,6 +81,7 @@ const health = async () => (await (await fetch(`http://127.0.0.1:${apiPort}/heal
 await waitFor('agent', async () => ((await fetch(`http://127.0.0.1:${apiPort}/health`).catch(() => null))?.status === 200 ? true : undefined), 60_000);
 const lpid = loaderPid(agent.pid);
 const url = `http://127.0.0.1:${server.port}/hello`;
+if (bpfOn) setBpfStats(true);
 try {
   const idleSeconds = Number(opt('--idle', '0'));
   if (idleSeconds > 0) {
@@ -95,6 +99,7 @@ try {
     const l0 = cpuMicros(lpid);
     const h0 = (await health()).counters.agent.requests_recorded;
     const w0 = mainSwitches(agent.pid);
+    const k0 = bpfOn ? bpfStats(lpid) : null;
     const started = performance.now();
     const perf = r === Number(opt('--perf-round', '0')) && perfSeconds > 0 ? spawnTracked('perf', ['record', '-F', opt('--perf-freq', '499'), '-g', '-p', String(agent.pid), '-o', 'perf.data', '--', 'sleep', String(perfSeconds)]) : null;
     const n = oha(url);
@@ -106,15 +111,22 @@ try {
     const l1 = cpuMicros(lpid);
     const h1 = (await health()).counters.agent.requests_recorded;
     const w1 = mainSwitches(agent.pid);
+    const k1 = k0 ? bpfStats(lpid) : null;
     const elapsedS = (performance.now() - started) / 1000;
     const wakeups_per_s = { voluntary: Math.round((w1.voluntary - w0.voluntary) / elapsedS), involuntary: Math.round((w1.involuntary - w0.involuntary) / elapsedS) };
     console.log(
       JSON.stringify({ round: r, requests: n, recorded: h1 - h0, agent_us: +((a1 - a0) / n).toFixed(1), loader_us: +((l1 - l0) / n).toFixed(1), total_us: +((a1 - a0 + l1 - l0) / n).toFixed(1), agent_sys_us: +((s1 - s0) / n).toFixed(1), agent_hwm_mb: +hwmMb(agent.pid).toFixed(0), threads, main_thread_switches_per_s: wakeups_per_s }),
     );
+    if (k0 && k1) {
+      const perProgram = Object.entries(bpfPerProgram(k0, k1, n)).filter(([, p]) => p.nsPerRequest >= 1);
+      const kernel = Object.fromEntries(perProgram.map(([name, p]) => [name, `${p.nsPerRequest.toFixed(0)} ns/req = ${p.runsPerRequest.toFixed(2)} x ${p.nsPerRun.toFixed(0)} ns`]));
+      console.log(JSON.stringify({ round: r, kernel_ns_per_request: Math.round((k1.ns - k0.ns) / n), ...kernel }));
+    }
   }
   const spans = collector.spanCount();
   console.log(JSON.stringify({ spans_received: spans }));
 } finally {
+  if (bpfOn) setBpfStats(false);
   await agent.stop('SIGTERM');
   if (opt('--agent-output', '')) writeFileSync(opt('--agent-output', ''), agent.output());
   await server.stop();
