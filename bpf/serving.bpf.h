@@ -5,7 +5,7 @@
  * come back again and again on a CPU (the load generator, the agent, the server, the kernel's
  * threads), and a lookup in the hash costs a cold bucket at low rates. So each CPU remembers
  * whether the last processes it saw serve, valid until server_tgids gains or loses an entry
- * (server_tgids_gen): one per-CPU cache line instead of the hash. The loader seeds
+ * (server_tgids_gen): a per-CPU slot instead of the hash. The loader seeds
  * server_tgids before any program is attached (loader/src/seed.rs), when no CPU remembers
  * anything yet. An LRU eviction changes no generation: a process remembered as serving then
  * finds no thread or connection of its own, which every caller checks next.
@@ -32,12 +32,13 @@ static __always_inline bool is_serving(__u32 tgid)
 	if (!memo || !gen)
 		return bpf_map_lookup_elem(&server_tgids, &tgid) != NULL;
 	__u32 now_gen = *gen << 1;
-	__u32 slot = tgid & (SERVING_MEMO_SLOTS - 1);
-	if (memo->tgid[slot] == tgid && (memo->gen[slot] & ~1U) == now_gen)
-		return memo->gen[slot] & 1;
+	/* Fibonacci hashing: the top bits of tgid * 2^32/phi spread neighbouring pids. */
+	struct serving_memo_slot *m = &memo->slot[(tgid * 2654435769U) >> (32 - SERVING_MEMO_BITS)];
+	if (m->tgid == tgid && (m->gen & ~1U) == now_gen)
+		return m->gen & 1;
 	bool serving = bpf_map_lookup_elem(&server_tgids, &tgid) != NULL;
-	memo->tgid[slot] = tgid;
-	memo->gen[slot] = now_gen | serving;
+	m->tgid = tgid;
+	m->gen = now_gen | serving;
 	return serving;
 }
 

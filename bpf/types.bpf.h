@@ -178,12 +178,19 @@ struct server_process {
 	__u64 rss_exact_ns;   /* when rss_pages was last summed exactly */
 };
 
-/* Whether processes serve, as of a server_tgids generation: a direct-mapped memo by the low
- * bits of the tgid, one cache line (serving.bpf.h). */
-#define SERVING_MEMO_SLOTS 8
+/* Whether processes serve, as of a server_tgids generation: direct-mapped by a hash of the
+ * tgid (serving.bpf.h). 64 slots: with 8 slots indexed by the tgid's low bits, two of the few
+ * processes busy on a CPU (server, load generator, agent, collector) often shared a slot and
+ * evicted each other at every syscall, each miss a cold hash lookup. A lookup reads one slot:
+ * one cache line. */
+#define SERVING_MEMO_BITS 6
+#define SERVING_MEMO_SLOTS (1 << SERVING_MEMO_BITS)
+struct serving_memo_slot {
+	__u32 tgid;
+	__u32 gen; /* bit 0: serving; the generation above it */
+};
 struct serving_memo {
-	__u32 tgid[SERVING_MEMO_SLOTS];
-	__u32 gen[SERVING_MEMO_SLOTS]; /* bit 0: serving; the generation above it */
+	struct serving_memo_slot slot[SERVING_MEMO_SLOTS];
 };
 
 /* Values of map "ignored_fds": why an fd of a server process is not tracked until it is

@@ -4,6 +4,7 @@
  * before/after comparisons. Prints loader and agent CPU µs per request for each round.
  *   node test/bench/live-cost.ts [--rate N] [--seconds S] [--rounds R] [--cpu-prof DIR] [--protocol http|grpc] [--node-flags '--perf-basic-prof'] [--agent-output FILE] [--wrap 'stdbuf -oL'] [--idle SECONDS] [--cli DIR/dist/cli.js] [--agent-args '--loader X']
  * --cli runs another build (a copy of dist/, build/ and the loader kept for a before/after comparison).
+ * With --bpf-profile SECONDS, the in-kernel time by eBPF source line (bpf-profile.ts) is sampled in round --perf-round.
  * With --bpf, each round also prints the in-kernel ns per request and per run of each eBPF program (bpf_stats on for the run).
  * With --perf SECONDS, `perf record -g` samples the agent for that long in the first round (perf.data in cwd; --perf-freq HZ, default 499; --perf-round N, default 0).
  */
@@ -11,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_NODE_FLAGS, CLI, ROOT, loaderPid } from '../harness/agent.ts';
-import { bpfPerProgram, bpfStats, setBpfStats } from '../harness/bpf-stats.ts';
+import { agentProgramIds, bpfPerProgram, bpfStats, setBpfStats } from '../harness/bpf-stats.ts';
 import { startCollector } from '../harness/collector.ts';
 import { freePort, waitFor } from '../harness/ports.ts';
 import { spawnTracked, startServer } from '../harness/processes.ts';
@@ -27,6 +28,7 @@ const profDir = opt('--cpu-prof', '');
 const protocol = opt('--protocol', 'http');
 const perfSeconds = Number(opt('--perf', '0'));
 const bpfOn = process.argv.includes('--bpf');
+const bpfProfileSeconds = Number(opt('--bpf-profile', '0'));
 
 function cpuMicros(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -102,8 +104,14 @@ try {
     const k0 = bpfOn ? bpfStats(lpid) : null;
     const started = performance.now();
     const perf = r === Number(opt('--perf-round', '0')) && perfSeconds > 0 ? spawnTracked('perf', ['record', '-F', opt('--perf-freq', '499'), '-g', '-p', String(agent.pid), '-o', 'perf.data', '--', 'sleep', String(perfSeconds)]) : null;
+    // perf samples the whole host while oha runs in a child; collected once both are done.
+    const profiled = r === Number(opt('--perf-round', '0')) && bpfProfileSeconds > 0 ? spawnTracked(process.execPath, ['-e', `import(${JSON.stringify(new URL('./bpf-profile.ts', import.meta.url).href)}).then((m) => console.log(m.bpfLineProfile(new Map(${JSON.stringify([...agentProgramIds(lpid)])}), ${bpfProfileSeconds})))`]) : null;
     const n = oha(url);
     await perf?.exited;
+    if (profiled) {
+      await profiled.exited;
+      console.log(profiled.output());
+    }
     await new Promise((res) => setTimeout(res, 1_500));
     const a1 = cpuMicros(agent.pid);
     const s1 = sysMicros(agent.pid);

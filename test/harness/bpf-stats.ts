@@ -16,7 +16,16 @@ export interface BpfStats {
   byProgram: Map<string, { ns: number; runs: number }>;
 }
 
-export function bpfStats(loaderPid: number): BpfStats {
+interface BpftoolProgram {
+  id: number;
+  name?: string;
+  run_time_ns?: number;
+  run_cnt?: number;
+  map_ids?: number[];
+}
+
+/** The agent's loaded programs (as above), from bpftool. */
+function agentPrograms(loaderPid: number): BpftoolProgram[] {
   const ids = new Set<number>();
   const mapIds = new Set<number>();
   for (const fd of readdirSync(`/proc/${loaderPid}/fdinfo`)) {
@@ -31,7 +40,7 @@ export function bpfStats(loaderPid: number): BpfStats {
     const map = /^map_id:\s+(\d+)/m.exec(info);
     if (map) mapIds.add(Number(map[1]));
   }
-  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as { id: number; name?: string; run_time_ns?: number; run_cnt?: number; map_ids?: number[] }[];
+  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as BpftoolProgram[];
   // Every program that shares a map with the loader's, and with those programs, until none is
   // added: the loader holds only some maps (a program such as the epoll hooks may use none of
   // them), and after a pinned take-over no program at all.
@@ -52,9 +61,17 @@ export function bpfStats(loaderPid: number): BpfStats {
     }
   }
   if (ids.size === 0) throw new Error(`bench: no BPF programs of the loader ${loaderPid} found`);
+  return progs.filter((p) => ids.has(p.id));
+}
+
+/** The agent's programs: id to name (bpftool's, cut to 15 characters). */
+export function agentProgramIds(loaderPid: number): Map<number, string> {
+  return new Map(agentPrograms(loaderPid).map((p) => [p.id, p.name ?? `id ${p.id}`]));
+}
+
+export function bpfStats(loaderPid: number): BpfStats {
   const stats: BpfStats = { ns: 0, runs: 0, byProgram: new Map() };
-  for (const p of progs) {
-    if (!ids.has(p.id)) continue;
+  for (const p of agentPrograms(loaderPid)) {
     const name = p.name ?? `id ${p.id}`;
     const s = { ns: p.run_time_ns ?? 0, runs: p.run_cnt ?? 0 };
     stats.ns += s.ns;
