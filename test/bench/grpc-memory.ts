@@ -42,7 +42,9 @@ try {
     if (i === 5 && process.argv.includes('--snapshot')) process.kill(agent.pid, 'SIGUSR2'); // with --node-flags --heapsnapshot-signal=SIGUSR2
     console.log(JSON.stringify({ after_ms: (i + 1) * 500, rss_mb: +status(agent.pid, 'VmRSS').toFixed(0), hwm_mb: +status(agent.pid, 'VmHWM').toFixed(0) }));
   }
-  const health = (await (await fetch(`http://127.0.0.1:${apiPort}/health`)).json()) as { counters: { agent: Record<string, number> } };
+  const health = (await (await fetch(`http://127.0.0.1:${apiPort}/health`)).json()) as { counters: { agent: Record<string, number>; kernel: Record<string, number> } };
+  const h2 = Object.fromEntries(Object.entries({ ...health.counters.kernel, ...health.counters.agent }).filter(([k, v]) => /h2|lost|dropped/.test(k) && v));
+  console.log(JSON.stringify(h2));
   console.log(JSON.stringify({ calls: load.requests, rps: load.rps, recorded: health.counters.agent['requests_recorded'], rss_mb: +status(agent.pid, 'VmRSS').toFixed(0), hwm_mb: +status(agent.pid, 'VmHWM').toFixed(0) }));
 } finally {
   await agent.stop('SIGTERM');
