@@ -59,8 +59,8 @@ static __always_inline __s64 rss_atomic(struct mm_struct___pre62 *mm, int idx)
  * has is a CO-RE constant: the other branch is dead code the verifier never walks, so the
  * >= 6.2 branch's bpf_get_current_task_btf (5.11) costs older kernels nothing.
  * Only the reuse on hosts with more than RSS_EXACT_ALWAYS_CPUS CPUs keeps state (the
- * process's struct server_process): elsewhere the hot path skips that hash lookup, whose
- * cache and TLB misses cost more than the whole sum on a small host. 0: unknown.
+ * process's struct server_process): elsewhere the response write skips that hash lookup,
+ * a cold entry at moderate rates. 0: unknown.
  */
 static __always_inline __u64 process_rss_pages(__u32 tgid, __u64 now)
 {

@@ -170,8 +170,8 @@ struct thread_state {
 };
 
 /* A process that serves monitored connections (its outbound connections are tracked too),
- * and its RSS as process_rss_pages() last computed it (rss.bpf.h). Threads update it without
- * a lock: a lost update costs one refresh. */
+ * and, on hosts with more than RSS_EXACT_ALWAYS_CPUS CPUs, its RSS as process_rss_pages() last
+ * computed it (rss.bpf.h). Threads update it without a lock: a lost update costs one refresh. */
 struct server_process {
 	__u64 rss_pages;      /* RSS in pages at the last update */
 	__u64 rss_count_base; /* global rss_stat counts (pages) at the last update */
