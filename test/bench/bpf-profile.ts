@@ -12,16 +12,17 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { peerCache } from '../harness/runtimes.ts';
 
 const SOURCE = fileURLToPath(new URL('./bpf-lines.c', import.meta.url));
 const BPF_PROG_SYMBOL = /^bpf_prog_[0-9a-f]+_(\w+)/;
 
 /** The helper binary, rebuilt when its source is newer. */
 function linesTool(): string {
-  const dir = path.join(process.env.PERFCATCH_PEER_CACHE || path.join(homedir(), '.cache', 'perfcatch'), 'tools');
+  const dir = path.join(peerCache(), 'tools');
   const bin = path.join(dir, 'bpf-lines');
   let fresh = false;
   try {

@@ -13,6 +13,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_NODE_FLAGS, CLI, ROOT, loaderPid } from '../harness/agent.ts';
 import { agentProgramIds, bpfPerProgram, bpfStats, setBpfStats } from '../harness/bpf-stats.ts';
+import { cpuMicros, statusMb } from '../harness/proc-stat.ts';
 import { startCollector } from '../harness/collector.ts';
 import { freePort, waitFor } from '../harness/ports.ts';
 import { spawnTracked, startServer } from '../harness/processes.ts';
@@ -27,14 +28,10 @@ const rounds = Number(opt('--rounds', '3'));
 const profDir = opt('--cpu-prof', '');
 const protocol = opt('--protocol', 'http');
 const perfSeconds = Number(opt('--perf', '0'));
+const perfRound = Number(opt('--perf-round', '0'));
 const bpfOn = process.argv.includes('--bpf');
 const bpfProfileSeconds = Number(opt('--bpf-profile', '0'));
 
-function cpuMicros(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10_000;
-}
 /** CPU µs by thread name (comm) of a process: main thread, V8 workers, libuv pool. */
 function threadMicros(pid: number): Map<string, number> {
   const out = new Map<string, number>();
@@ -57,7 +54,6 @@ function mainSwitches(pid: number): { voluntary: number; involuntary: number } {
   const st = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
   return { voluntary: Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0), involuntary: Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0) };
 }
-const hwmMb = (pid: number) => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 function oha(url: string): number {
   const out = execFileSync(join(process.env.HOME ?? '/root', '.cargo/bin/oha'), ['-z', `${seconds}s`, '-q', String(rate), '-c', '64', '--no-tui', '--output-format', 'json', url], {
@@ -103,9 +99,9 @@ try {
     const w0 = mainSwitches(agent.pid);
     const k0 = bpfOn ? bpfStats(lpid) : null;
     const started = performance.now();
-    const perf = r === Number(opt('--perf-round', '0')) && perfSeconds > 0 ? spawnTracked('perf', ['record', '-F', opt('--perf-freq', '499'), '-g', '-p', String(agent.pid), '-o', 'perf.data', '--', 'sleep', String(perfSeconds)]) : null;
+    const perf = r === perfRound && perfSeconds > 0 ? spawnTracked('perf', ['record', '-F', opt('--perf-freq', '499'), '-g', '-p', String(agent.pid), '-o', 'perf.data', '--', 'sleep', String(perfSeconds)]) : null;
     // perf samples the whole host while oha runs in a child; collected once both are done.
-    const profiled = r === Number(opt('--perf-round', '0')) && bpfProfileSeconds > 0 ? spawnTracked(process.execPath, ['-e', `import(${JSON.stringify(new URL('./bpf-profile.ts', import.meta.url).href)}).then((m) => console.log(m.bpfLineProfile(new Map(${JSON.stringify([...agentProgramIds(lpid)])}), ${bpfProfileSeconds})))`]) : null;
+    const profiled = r === perfRound && bpfProfileSeconds > 0 ? spawnTracked(process.execPath, ['-e', `import(${JSON.stringify(new URL('./bpf-profile.ts', import.meta.url).href)}).then((m) => console.log(m.bpfLineProfile(new Map(${JSON.stringify([...agentProgramIds(lpid)])}), ${bpfProfileSeconds})))`]) : null;
     const n = oha(url);
     await perf?.exited;
     if (profiled) {
@@ -123,7 +119,7 @@ try {
     const elapsedS = (performance.now() - started) / 1000;
     const wakeups_per_s = { voluntary: Math.round((w1.voluntary - w0.voluntary) / elapsedS), involuntary: Math.round((w1.involuntary - w0.involuntary) / elapsedS) };
     console.log(
-      JSON.stringify({ round: r, requests: n, recorded: h1 - h0, agent_us: +((a1 - a0) / n).toFixed(1), loader_us: +((l1 - l0) / n).toFixed(1), total_us: +((a1 - a0 + l1 - l0) / n).toFixed(1), agent_sys_us: +((s1 - s0) / n).toFixed(1), agent_hwm_mb: +hwmMb(agent.pid).toFixed(0), threads, main_thread_switches_per_s: wakeups_per_s }),
+      JSON.stringify({ round: r, requests: n, recorded: h1 - h0, agent_us: +((a1 - a0) / n).toFixed(1), loader_us: +((l1 - l0) / n).toFixed(1), total_us: +((a1 - a0 + l1 - l0) / n).toFixed(1), agent_sys_us: +((s1 - s0) / n).toFixed(1), agent_hwm_mb: +statusMb(agent.pid, 'VmHWM').toFixed(0), threads, main_thread_switches_per_s: wakeups_per_s }),
     );
     if (k0 && k1) {
       const perProgram = Object.entries(bpfPerProgram(k0, k1, n)).filter(([, p]) => p.nsPerRequest >= 1);

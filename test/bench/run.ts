@@ -37,6 +37,7 @@ import { cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
 import { bpfPerProgram, bpfStats, setBpfStats } from '../harness/bpf-stats.ts';
+import { cpuMicros, statusMb } from '../harness/proc-stat.ts';
 import { startCollector, type RunningCollector } from '../harness/collector.ts';
 import { startServer } from '../harness/processes.ts';
 import { startNginx } from '../harness/runtimes.ts';
@@ -109,18 +110,6 @@ function runOha(url: string, seconds: number, rate: number): LoadResult {
   return { requests, rps: j.summary.requestsPerSec, p50Ms: j.latencyPercentiles.p50! * 1000, p99Ms: j.latencyPercentiles.p99! * 1000 };
 }
 
-/** utime + stime of a process in µs (USER_HZ = 100). */
-function cpuMicros(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10_000;
-}
-
-function vmHwmBytes(pid: number): number {
-  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
-}
-
 function loaderPidOf(agentPid: number): number {
   const out = spawnSync('pgrep', ['-P', String(agentPid), '-f', 'perfcatch-loader'], { encoding: 'utf8' }).stdout.trim();
   return Number(out.split('\n')[0]);
@@ -182,8 +171,8 @@ async function withAgent(ports: number[], load: Load, seconds: number, warmup: n
       bpfNsPerRequest: (bpf1.ns - bpf0.ns) / result.requests,
       bpfPerProgram: bpfPerProgram(bpf0, bpf1, result.requests),
       agentCpuUsPerRequest: (cpu1 - cpu0) / result.requests,
-      agentPeakRssMb: vmHwmBytes(agent.pid) / (1 << 20),
-      loaderPeakRssMb: vmHwmBytes(loaderPid) / (1 << 20),
+      agentPeakRssMb: statusMb(agent.pid, 'VmHWM'),
+      loaderPeakRssMb: statusMb(loaderPid, 'VmHWM'),
       lost: Object.fromEntries(Object.entries(health.lost).map(([k, v]) => [k, v - (health0.lost[k] ?? 0)])),
       spansReceived,
       recorded: health.counters.agent.requests_recorded - h0,

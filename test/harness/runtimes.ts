@@ -29,7 +29,8 @@ export interface RunningNginx {
 const SERVERS = join(ROOT, 'test', 'servers');
 const GO_BIN_DIR = '/usr/local/go/bin';
 
-function peerCache(): string {
+/** Where built peers and tools are kept between runs. */
+export function peerCache(): string {
   return process.env.PERFCATCH_PEER_CACHE || join(homedir(), '.cache', 'perfcatch', 'peers');
 }
 
