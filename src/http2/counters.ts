@@ -18,11 +18,14 @@ export interface Http2Counters {
   gaps: number;
   /** Streams under way across such a gap: reported incomplete, bytes a lower bound. */
   streamsGapped: number;
+  /** Of those, streams ended early as 'lost-in-gap': no frame of theirs since the gap while the
+   * client opened more streams than the connection holds open at once (reported incomplete). */
+  streamsEndedInGaps: number;
   /** Client stream ids a gap went past: streams begun and ended inside it, never reported (a
    * client may skip ids: an upper bound). */
   streamIdsSkippedInGaps: number;
 }
 
 export function newHttp2Counters(): Http2Counters {
-  return { connections: 0, streams: 0, streamsDropped: 0, frameDesyncs: 0, hpackDesyncs: 0, truncatedHeaderBlocks: 0, streamsIdleExpired: 0, connectionsIdleExpired: 0, gaps: 0, streamsGapped: 0, streamIdsSkippedInGaps: 0 };
+  return { connections: 0, streams: 0, streamsDropped: 0, frameDesyncs: 0, hpackDesyncs: 0, truncatedHeaderBlocks: 0, streamsIdleExpired: 0, connectionsIdleExpired: 0, gaps: 0, streamsGapped: 0, streamsEndedInGaps: 0, streamIdsSkippedInGaps: 0 };
 }

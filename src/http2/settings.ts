@@ -1,10 +1,12 @@
 /**
  * SETTINGS parameters that change how the other direction must be read (RFC 9113 §6.5.2):
- * the table size the sender's HPACK decoder allows, and the largest frame it accepts.
+ * the table size the sender's HPACK decoder allows, and the largest frame it accepts; and how
+ * many streams the sender lets its peer open at once.
  */
 
 export const SettingId = {
   HEADER_TABLE_SIZE: 0x1,
+  MAX_CONCURRENT_STREAMS: 0x3,
   MAX_FRAME_SIZE: 0x5,
 } as const;
 

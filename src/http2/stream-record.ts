@@ -19,7 +19,11 @@ export type StreamEnd =
   /** The connection's frames could no longer be followed. */
   | 'desync'
   /** Nothing seen on the connection for the idle timeout: its end never came into view. */
-  | 'idle-timeout';
+  | 'idle-timeout'
+  /** It lost frames in a gap and showed none since, while the client opened more streams than
+   * the connection holds open at once (Http2Connection): its end fell in the gap, or never came
+   * into view. Ends at its last frame seen. */
+  | 'lost-in-gap';
 
 /** How much of a side's header blocks could be read: all, some fields, or none. */
 export type HeaderDecoding = 'full' | 'partial' | 'none';
@@ -72,6 +76,11 @@ export class StreamState {
   #responseBlocks = 0;
   #grpcStatus: number | null = null;
   #grpcMessage: string | null = null;
+  /** Timestamp of the chunk holding its last frame seen (its end when ended 'lost-in-gap'). */
+  lastFrameAt: number;
+  /** A gap came since its last frame: the highest client stream id seen when it did (streams
+   * above it were opened after the gap); -1 once a frame of it is seen again. */
+  quietSince = -1;
 
   constructor(streamId: number, startTime: number, startMissed: boolean) {
     this.record = {
@@ -97,6 +106,7 @@ export class StreamState {
       framesMissed: false,
       grpc: null,
     };
+    this.lastFrameAt = startTime;
   }
 
   /** A client header block: the request's headers, or its trailers. */

@@ -26,6 +26,27 @@ export const DEFAULT_MAX_OPEN_STREAMS = 10_000;
 /** Closed stream ids remembered mid-way (to tell a late frame from a stream begun before the capture). */
 const CLOSED_IDS_REMEMBERED = 4096;
 
+/**
+ * Streams whose end a gap swallowed (the ring buffer refused the records holding their
+ * END_STREAM or RST_STREAM) would stay open until the connection closes: on a long-lived gRPC
+ * connection, thousands of them. A stream open across a gap (framesMissed) that has shown no
+ * frame of its own since the gap began ends as 'lost-in-gap' once the client has opened more
+ * than GAP_SWEEP_TURNOVERS × max(GAP_SWEEP_FLOOR, capacity) new streams since that gap, where
+ * capacity is the most streams seen open at once on the connection that were not waiting out
+ * a gap (dead streams must not raise their own threshold), or the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS when it sent a larger one, no larger than the open-stream
+ * bound (a larger one is no bound: Node and Envoy send 2^32-1 and 2^31-1).
+ *
+ * The floor, 100, is RFC 9113 §6.5.2's recommended least SETTINGS_MAX_CONCURRENT_STREAMS; the
+ * factor leaves a live call room to be several times slower than its neighbours: ids are a
+ * clock the client's own pace drives, so with `capacity` streams in flight each of them sees
+ * about `capacity` new ones open over one typical lifetime, and a stall of the whole
+ * connection (a GC pause) opens none. A stream that shows any frame after the gap is never
+ * ended so; a quiet one (a streaming RPC idle across the gap) is, with its end unknown.
+ */
+const GAP_SWEEP_FLOOR = 100;
+const GAP_SWEEP_TURNOVERS = 4;
+
 /** The HTTP/1.1 request an h2c upgrade turned into stream 1 (RFC 7540 §3.2). */
 export interface UpgradedRequest {
   method: string;
@@ -108,6 +129,15 @@ export class Http2Connection {
   readonly #server: Direction;
   readonly #open = new Map<number, StreamState>();
   readonly #closed = new Set<number>();
+  /** Open streams with no frame since a gap began (StreamState.quietSince set), in the order
+   * they became so: quietSince never decreases along it. */
+  readonly #quiet = new Map<number, StreamState>();
+  /** Streams ended 'lost-in-gap': their frames may still come, long after (bounded like #closed). */
+  readonly #endedInGaps = new Set<number>();
+  /** The most streams open at once, those in #quiet left out. */
+  #liveHighWater = 0;
+  /** The server's SETTINGS_MAX_CONCURRENT_STREAMS (the largest sent), null until it sends one. */
+  #serverMaxConcurrent: number | null = null;
   #maxClientStreamId = 0;
   /** The lowest stream seen opening with its HEADERS (mid-way, lower ones may predate the capture). */
   #lowestFullStart = Infinity;
@@ -163,7 +193,8 @@ export class Http2Connection {
    * chunk fed starts, after its uncaptured bytes, at a frame header. The frames under way are
    * dropped and reading goes on there. What the gap held is unknown: every open stream may
    * have lost frames (its record says so, its bytes are a lower bound, its end may never come
-   * into view: then the connection's close or the idle timeout ends it); streams begun and
+   * into view: then the connection's close, the idle timeout, or once the client has moved
+   * well past it, 'lost-in-gap', ends it: GAP_SWEEP_FLOOR); streams begun and
    * ended in it show as client stream ids skipped; `hpackLost`: header blocks or SETTINGS were
    * in it, so HPACK decoding stops for the connection (counted as an HPACK desync).
    */
@@ -182,7 +213,13 @@ export class Http2Connection {
    * its next chunk): the streams under way lost frames, even those this chunk ends.
    */
   otherSideGap(): void {
-    for (const stream of this.#open.values()) stream.record.framesMissed = true;
+    for (const stream of this.#open.values()) {
+      stream.record.framesMissed = true;
+      if (stream.quietSince < 0) {
+        stream.quietSince = this.#maxClientStreamId;
+        this.#quiet.set(stream.record.streamId, stream);
+      }
+    }
     this.#gapped = true;
   }
 
@@ -280,6 +317,11 @@ export class Http2Connection {
       if (stream) {
         if (sender === 'client') stream.record.requestBytes += bytes;
         else stream.record.responseBytes += bytes;
+        stream.lastFrameAt = frame.lastByteAt;
+        if (stream.quietSince >= 0) {
+          stream.quietSince = -1;
+          this.#quiet.delete(frame.streamId);
+        }
         dir.streamFrames += bytes;
         this.#options.onStreamFrame?.(sender, frame.streamId, bytes);
       } else {
@@ -304,7 +346,7 @@ export class Http2Connection {
     const id = frame.streamId;
     const open = this.#open.get(id);
     if (open) return open;
-    if (id % 2 === 0 || this.#closed.has(id)) return null;
+    if (id % 2 === 0 || this.#closed.has(id) || this.#endedInGaps.has(id)) return null;
     const opensWithHeaders = sender === 'client' && frame.type === FrameType.HEADERS;
     const midway = this.#options.start === 'midway';
     const isNew = id > this.#maxClientStreamId || (midway && id < this.#lowestFullStart);
@@ -313,6 +355,8 @@ export class Http2Connection {
     if (!isNew || (!opensWithHeaders && !midway && !afterGap)) return null;
     // Clients open streams in order: ids passed over went by in a gap (or were skipped).
     if (afterGap && this.#counters) this.#counters.streamIdsSkippedInGaps += (id - (this.#maxClientStreamId === 0 ? 1 : this.#maxClientStreamId + 2)) / 2;
+    // Before the bound: ending the streams left behind makes room.
+    if (this.#quiet.size > 0) this.#sweepGaps(id);
     if (this.#open.size >= this.#maxOpen) {
       if (this.#counters) this.#counters.streamsDropped++;
       return null;
@@ -324,8 +368,26 @@ export class Http2Connection {
     this.#open.set(id, stream);
     this.#maxClientStreamId = Math.max(this.#maxClientStreamId, id);
     if (opensWithHeaders && !midway) this.#lowestFullStart = Math.min(this.#lowestFullStart, id);
+    this.#liveHighWater = Math.max(this.#liveHighWater, this.#open.size - this.#quiet.size);
     if (this.#counters) this.#counters.streams++;
     return stream;
+  }
+
+  /**
+   * Client stream `newId` opens: the streams quiet since a gap after which the client opened
+   * more streams than the threshold (GAP_SWEEP_FLOOR) end as 'lost-in-gap', at their last
+   * frame. Oldest first, stopping at the first too recent: each call costs the streams it ends.
+   */
+  #sweepGaps(newId: number): void {
+    const mcs = this.#serverMaxConcurrent;
+    const capacity = mcs !== null && mcs > 0 && mcs <= this.#maxOpen ? Math.max(mcs, this.#liveHighWater) : this.#liveHighWater;
+    // Streams opened since the gap: the client's ids above the highest seen then, two apart.
+    const maxIdDistance = 2 * GAP_SWEEP_TURNOVERS * Math.max(GAP_SWEEP_FLOOR, capacity);
+    for (const stream of this.#quiet.values()) {
+      if (newId - stream.quietSince <= maxIdDistance) break;
+      if (this.#counters) this.#counters.streamsEndedInGaps++;
+      this.#finish(stream, 'lost-in-gap', stream.lastFrameAt);
+    }
   }
 
   #onBlock(sender: Http2Sender, dir: Direction, block: HeaderBlock): void {
@@ -367,7 +429,13 @@ export class Http2Connection {
       other.hpack.allowTableSize(MAX_TRACKED_TABLE_SIZE);
       return;
     }
-    this.#applySettings(other, parseSettings(frame.payload));
+    const settings = parseSettings(frame.payload);
+    this.#applySettings(other, settings);
+    if (sender !== 'server') return;
+    // How many streams the client may open at once (the gap sweep's threshold): the largest sent.
+    for (const { id, value } of settings) {
+      if (id === SettingId.MAX_CONCURRENT_STREAMS) this.#serverMaxConcurrent = Math.max(this.#serverMaxConcurrent ?? 0, value);
+    }
   }
 
   #applySettings(other: Direction, settings: Setting[]): void {
@@ -400,10 +468,17 @@ export class Http2Connection {
   }
 
   #finish(stream: StreamState, end: StreamEnd, timestamp: number): void {
+    const id = stream.record.streamId;
     if (stream.record.framesMissed && this.#counters) this.#counters.streamsGapped++;
-    this.#open.delete(stream.record.streamId);
-    this.#closed.add(stream.record.streamId);
+    this.#open.delete(id);
+    if (stream.quietSince >= 0) this.#quiet.delete(id);
+    this.#closed.add(id);
     if (this.#closed.size > CLOSED_IDS_REMEMBERED) this.#closed.delete(this.#closed.values().next().value!);
+    // Its frames may come long after (a quiet stream, not dead): never a second record.
+    if (end === 'lost-in-gap') {
+      this.#endedInGaps.add(id);
+      if (this.#endedInGaps.size > CLOSED_IDS_REMEMBERED) this.#endedInGaps.delete(this.#endedInGaps.values().next().value!);
+    }
     this.#out.push(stream.finish(end, timestamp));
   }
 }

@@ -36,6 +36,9 @@ export const LOSS_STAGES: readonly [stage: string, read: (c: PipelineCounters) =
   ['agent_h2_truncated_header_blocks', (c) => c.h2?.truncatedHeaderBlocks],
   /** Streams under way across such a gap: reported, marked incomplete, bytes a lower bound. */
   ['agent_h2_streams_gapped', (c) => c.h2?.streamsGapped],
+  /** Of those, streams ended early: no frame of theirs since the gap while the client opened more
+   * streams than the connection holds at once (their end was in it; reported incomplete). */
+  ['agent_h2_streams_ended_in_gaps', (c) => c.h2?.streamsEndedInGaps],
   /** Client stream ids a gap went past: streams begun and ended in lost records (an upper bound). */
   ['agent_h2_stream_ids_skipped_in_gaps', (c) => c.h2?.streamIdsSkippedInGaps],
   /** Streams beyond the per-connection bound: counted, not reported. */

@@ -122,7 +122,7 @@ export function buildH2Request(
     http,
     traceParent,
     captureIncomplete:
-      r.end === 'desync' || r.end === 'idle-timeout' || r.startMissed || r.framesMissed || r.requestHeadersDecoded !== 'full' || (r.status !== null && r.responseHeadersDecoded !== 'full'),
+      r.end === 'desync' || r.end === 'idle-timeout' || r.end === 'lost-in-gap' || r.startMissed || r.framesMissed || r.requestHeadersDecoded !== 'full' || (r.status !== null && r.responseHeadersDecoded !== 'full'),
     isHttp: http !== null,
     dependencies: [],
     pod,

@@ -106,6 +106,7 @@ describe('HTTP/2: records the full ring buffer refused', () => {
     assert.equal(health.lost.kernel_h2_walk_lost, 0, 'the kernel walk never stopped');
     assert.equal(health.lost.agent_h2_stream_ids_skipped_in_gaps, h2.streamIdsSkippedInGaps);
     assert.equal(health.lost.agent_h2_streams_gapped, h2.streamsGapped);
+    assert.equal(health.lost.agent_h2_streams_ended_in_gaps, h2.streamsEndedInGaps);
 
     // Before the freeze: exact, headers decoded.
     const first = got.filter((r) => r.correlation_id?.startsWith('before-'));

@@ -222,6 +222,14 @@ describe('AgentMetrics', () => {
     assert.ok(Object.keys(fromMetrics).length >= 10, 'every stage is listed, not only those with losses');
   });
 
+  it('HTTP/2 streams ended in gaps reach /metrics and /health (the loss-stage table)', async () => {
+    const withH2: PipelineCounters = { ...counters, h2: { streamsGapped: 9, streamsEndedInGaps: 7 } };
+    const text = await render([], withH2);
+    assert.equal(sample(text, 'perfcatch_records_lost_total{stage="agent_h2_streams_ended_in_gaps"}'), 7);
+    assert.equal(lossesByStage(withH2).agent_h2_streams_ended_in_gaps, 7);
+    assert.equal(lossesByStage(counters).agent_h2_streams_ended_in_gaps, 0, 'listed before any HTTP/2');
+  });
+
   it('reports pipeline counters and buffer fill', async () => {
     const text = await render([]);
     const lost = (stage: string) => sample(text, `perfcatch_records_lost_total{stage="${stage}"}`);

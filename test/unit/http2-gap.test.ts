@@ -7,9 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ProcessInfoCache } from '../../src/enrich/process-info.ts';
+import { CorrelationExtractor } from '../../src/http/correlation.ts';
 import { newHttp2Counters } from '../../src/http2/counters.ts';
+import { CLIENT_PREFACE } from '../../src/http2/frames.ts';
 import { Http2Connection, type Http2Sender, type Http2StreamRecord } from '../../src/http2/streams.ts';
+import { buildH2Request, type H2ConnMeta } from '../../src/pipeline/h2-builder.ts';
 import { loadFixtures, referenceWalk } from '../http2/fixture.ts';
+import { h2Frame } from '../http2/frame-bytes.ts';
 import { perFrame, type CapturedChunk } from '../http2/replay.ts';
 
 const FIXTURES = loadFixtures();
@@ -152,5 +157,216 @@ describe('HTTP/2 decoding across a gap in the capture', () => {
     records.push(...conn.close(++t, maxId));
     assert.equal(records.length + counters.streamIdsSkippedInGaps, fixture.streams.length, 'records + skipped ids');
     assert.ok(counters.streamIdsSkippedInGaps > 0);
+  });
+});
+
+/**
+ * Hand-built connections for the rule that ends streams a gap swallowed the end of
+ * (streams.ts, GAP_SWEEP_FLOOR): unary calls (HEADERS with END_STREAM, answered by HEADERS
+ * and DATA with END_STREAM), the server's answers to some lost in a gap.
+ */
+const [DATA, HEADERS, RST_STREAM, SETTINGS] = [0, 1, 3, 4];
+const END_STREAM = 1;
+const END_HEADERS = 4;
+/** :method POST, :scheme http, :path / (static table only: decodable anywhere). */
+const REQUEST_BLOCK = Buffer.from([0x83, 0x86, 0x84]);
+/** :status 200. */
+const RESPONSE_BLOCK = Buffer.from([0x88]);
+const MAX_CONCURRENT_STREAMS = 0x3;
+
+function settingsPayload(id: number, value: number): Buffer {
+  const b = Buffer.alloc(6);
+  b.writeUInt16BE(id, 0);
+  b.writeUInt32BE(value, 2);
+  return b;
+}
+
+function synthetic(opts: { serverSettings?: Buffer; midway?: boolean } = {}) {
+  const counters = newHttp2Counters();
+  const conn = new Http2Connection({ start: opts.midway ? 'midway' : 'preface', counters });
+  const records: Http2StreamRecord[] = [];
+  let t = 0;
+  const feed = (from: Http2Sender, ...frames: Buffer[]): Http2StreamRecord[] => {
+    const done = conn.feed(from, Buffer.concat(frames), ++t);
+    records.push(...done);
+    return [...done];
+  };
+  if (!opts.midway) {
+    feed('client', CLIENT_PREFACE, h2Frame(SETTINGS, 0, 0));
+    feed('server', h2Frame(SETTINGS, 0, 0, opts.serverSettings ?? Buffer.alloc(0)));
+  }
+  let next = 1;
+  const open = (): number => {
+    const id = next;
+    next += 2;
+    feed('client', h2Frame(HEADERS, END_HEADERS | END_STREAM, id, REQUEST_BLOCK));
+    return id;
+  };
+  const respond = (id: number) => feed('server', h2Frame(HEADERS, END_HEADERS, id, RESPONSE_BLOCK), h2Frame(DATA, END_STREAM, id, 10));
+  /** `n` unary calls one after another, each answered. */
+  const calls = (n: number) => {
+    for (let i = 0; i < n; i++) respond(open());
+  };
+  return { conn, counters, records, feed, open, respond, calls, now: () => t, skipTo: (id: number) => (next = id) };
+}
+
+const META: H2ConnMeta = {
+  kind: 'h2_conn', flags: 0, pid: process.pid, tid: process.pid, connId: 1, cgroupId: 0, startNs: 0n, endNs: 0n, cpuNs: 0,
+  bytesReceived: 0, bytesSent: 0, rssBytes: 0, seq: 0, family: 2, localPort: 50051, remotePort: 40000, reqCaptured: 0, respCaptured: 0,
+  localAddr: '127.0.0.1', remoteAddr: '127.0.0.1', comm: 'node', peerConnId: 0, cpuAfterResponseNs: 0, midway: false,
+};
+const BUILD_OPTIONS = { correlation: new CorrelationExtractor([]), processes: new ProcessInfoCache(), keepQuery: true, pods: null };
+
+/** 150 calls in flight; the server's answers to the last 50 lost in a gap. Returns those 50, with when each was last seen. */
+function swallowed(c: ReturnType<typeof synthetic>) {
+  const inFlight: number[] = [];
+  const seenAt = new Map<number, number>();
+  for (let i = 0; i < 150; i++) {
+    const id = c.open();
+    inFlight.push(id);
+    seenAt.set(id, c.now());
+  }
+  for (const id of inFlight.slice(0, 100)) c.respond(id);
+  c.conn.gap('server', false);
+  return { lost: inFlight.slice(100), seenAt };
+}
+
+function assertAccounted(conn: Http2Connection) {
+  for (const sender of ['client', 'server'] as const) {
+    const a = conn.accounting(sender);
+    assert.equal(a.preface + a.connectionFrames + a.untrackedFrames + a.streamFrames + a.pending + a.afterDesync + a.inGaps, a.fed, `${sender} bytes accounted`);
+  }
+}
+
+describe('HTTP/2 streams whose end a gap swallowed', () => {
+  it('end as lost-in-gap once the client has opened 4 × the most streams seen open at once since the gap: counted, incomplete, at their last frame', () => {
+    const c = synthetic();
+    const { lost, seenAt } = swallowed(c);
+    assert.equal(c.conn.openStreams, 50);
+    // 150 open at once (none of them waiting out a gap then): 600 new streams are not enough.
+    c.calls(600);
+    assert.equal(c.conn.openStreams, 50, 'still open after 600 later calls');
+    assert.equal(c.counters.streamsEndedInGaps, 0);
+    const recordsBefore = c.records.length;
+    c.calls(1);
+    const ended = c.records.slice(recordsBefore).filter((r) => r.end === 'lost-in-gap');
+    assert.deepEqual(ended.map((r) => r.streamId), lost, 'the 601st ends every swallowed stream, oldest first');
+    assert.equal(c.conn.openStreams, 0);
+    assert.equal(c.counters.streamsEndedInGaps, 50);
+    assert.equal(c.counters.streamsGapped, 50);
+    for (const r of ended) {
+      assert.equal(r.framesMissed, true);
+      assert.equal(r.endTime, seenAt.get(r.streamId), `stream ${r.streamId} ends at its last frame`);
+      assert.equal(r.method, 'POST');
+      assert.equal(r.status, null);
+      const built = buildH2Request(META, r, 0n, { ns: 0, apportioned: false }, BUILD_OPTIONS, 0);
+      assert.equal(built.captureIncomplete, true, 'incomplete');
+      assert.equal(built.h2!.end, 'lost-in-gap');
+      assert.equal(built.record.duration_ms, 0);
+    }
+    // Every other stream ended in view.
+    assert.ok(c.records.filter((r) => r.end !== 'lost-in-gap').every((r) => r.end === 'complete'));
+    assert.equal(c.records.length, 150 + 601);
+    c.conn.close(c.now() + 1);
+    assertAccounted(c.conn);
+  });
+
+  it('a stream with a frame after the gap is never ended by it; one quiet since the gap is, its end unknown', () => {
+    const c = synthetic();
+    // Two streaming calls: the server streams on both, then a gap.
+    const [busy, quiet] = [c.open(), c.open()];
+    c.feed('server', h2Frame(HEADERS, END_HEADERS, busy, RESPONSE_BLOCK), h2Frame(HEADERS, END_HEADERS, quiet, RESPONSE_BLOCK));
+    c.feed('server', h2Frame(DATA, 0, quiet, 50));
+    const quietLast = c.now();
+    c.conn.gap('server', false);
+    c.feed('server', h2Frame(DATA, 0, busy, 50));
+    c.calls(2000);
+    assert.deepEqual(c.records.filter((r) => r.end === 'lost-in-gap').map((r) => r.streamId), [quiet]);
+    const q = c.records.find((r) => r.streamId === quiet)!;
+    assert.equal(q.endTime, quietLast);
+    assert.equal(c.conn.openStreams, 1, 'the busy stream is still open');
+    // The busy one ends in view, reported as gapped.
+    const done = c.respond(busy);
+    assert.equal(done.length, 1);
+    assert.equal(done[0]!.end, 'complete');
+    assert.equal(done[0]!.framesMissed, true);
+    assert.equal(c.counters.streamsEndedInGaps, 1);
+  });
+
+  it('not ended before the threshold: 400 later streams with few open at once (the floor, 100), and the server\'s SETTINGS_MAX_CONCURRENT_STREAMS when it sent one', () => {
+    // Few at once: the floor holds, 4 × 100.
+    const few = synthetic();
+    const lostOne = few.open();
+    few.calls(5);
+    few.conn.gap('server', false);
+    few.calls(400);
+    assert.equal(few.conn.openStreams, 1, 'not after 400');
+    few.calls(1);
+    assert.equal(few.conn.openStreams, 0);
+    assert.equal(few.records.find((r) => r.streamId === lostOne)!.end, 'lost-in-gap');
+
+    // The server allows 250 at once: 1,000, whatever the high-water mark (150).
+    const bounded = synthetic({ serverSettings: settingsPayload(MAX_CONCURRENT_STREAMS, 250) });
+    swallowed(bounded);
+    bounded.calls(1000);
+    assert.equal(bounded.conn.openStreams, 50, 'not after 1,000');
+    assert.equal(bounded.counters.streamsEndedInGaps, 0);
+    bounded.calls(1);
+    assert.equal(bounded.conn.openStreams, 0);
+    assert.equal(bounded.counters.streamsEndedInGaps, 50);
+
+    // An unbounded setting (beyond the open-stream bound) falls back to the high-water mark.
+    const unbounded = synthetic({ serverSettings: settingsPayload(MAX_CONCURRENT_STREAMS, 0xffff_ffff) });
+    swallowed(unbounded);
+    unbounded.calls(601);
+    assert.equal(unbounded.counters.streamsEndedInGaps, 50);
+  });
+
+  it('the streams waiting out a gap do not raise their own threshold: the high-water mark counts the others', () => {
+    const c = synthetic();
+    swallowed(c); // 150 open at once before the gap
+    // Batches of 110 at once: 160 open with the 50 swallowed, 110 of them live.
+    for (let batch = 0; batch < 5; batch++) {
+      const ids = Array.from({ length: 110 }, () => c.open());
+      for (const id of ids) c.respond(id);
+    }
+    c.calls(50);
+    assert.equal(c.counters.streamsEndedInGaps, 0, '600 later streams: not yet');
+    c.calls(1);
+    assert.equal(c.counters.streamsEndedInGaps, 50, 'the 601st: 4 × 150, not 4 × 160');
+  });
+
+  it('a frame after its end: counted as a closed stream\'s, no second record (mid-way too, long after)', () => {
+    const c = synthetic();
+    const { lost } = swallowed(c);
+    c.calls(601);
+    assert.equal(c.counters.streamsEndedInGaps, 50);
+    const streams = c.counters.streams;
+    const untracked = c.conn.accounting('server').untrackedFrames;
+    const late = c.respond(lost[0]!);
+    const rst = c.feed('client', h2Frame(RST_STREAM, 0, lost[1]!, Buffer.alloc(4)));
+    assert.deepEqual([...late, ...rst], [], 'no record');
+    assert.equal(c.counters.streams, streams, 'no stream opened');
+    assert.equal(c.conn.accounting('server').untrackedFrames, untracked + 9 + 1 + 9 + 10, 'counted untracked');
+    const closing = c.conn.close(c.now() + 1);
+    assert.deepEqual(closing, []);
+    assert.equal(new Set(c.records.map((r) => r.streamId)).size, c.records.length, 'one record per stream');
+    assertAccounted(c.conn);
+
+    // Mid-way, a stream begun before the capture could pass for a new one once its id is no
+    // longer among the closed ones remembered (4096): an ended-in-gap id never does.
+    const m = synthetic({ midway: true });
+    m.skipTo(3);
+    m.feed('client', h2Frame(DATA, 0, 1, 20)); // stream 1 began before the capture
+    m.calls(3);
+    m.conn.gap('server', false);
+    m.calls(5000);
+    assert.equal(m.records.find((r) => r.streamId === 1)?.end, 'lost-in-gap');
+    const after = m.records.length;
+    m.feed('client', h2Frame(DATA, END_STREAM, 1, 20));
+    m.feed('server', h2Frame(HEADERS, END_HEADERS, 1, RESPONSE_BLOCK), h2Frame(DATA, END_STREAM, 1, 10));
+    assert.equal(m.records.length, after, 'no second record');
+    assert.deepEqual(m.conn.close(m.now() + 1), []);
+    assert.equal(m.records.filter((r) => r.streamId === 1).length, 1);
   });
 });
