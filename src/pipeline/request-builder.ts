@@ -10,7 +10,7 @@ import { routeTemplate } from '../http/route.ts';
 import { parseTraceParent, type TraceParent } from '../http/traceparent.ts';
 import { newSpanId, newTraceId } from '../otel/ids.ts';
 import { RequestFlags } from '../decode/layout.ts';
-import type { CpuAttribution, RequestProtocol, RequestRecord } from '../types.ts';
+import type { CpuAttribution, DependencyRecord, RequestProtocol, RequestRecord } from '../types.ts';
 import type { GrpcCall } from '../http2/grpc.ts';
 import type { StreamEnd } from '../http2/stream-record.ts';
 import type { PodMetadata } from '../k8s/pod-index.ts';
@@ -98,6 +98,32 @@ export function requestLineFields(http: HttpRequestHead | null, keepQuery: boole
 export function responseStatus(a: AssembledRequest): number | null {
   return parseResponseHead(a.responseHead)?.status ?? null;
 }
+
+/**
+ * V8 gives an object field the representation of the first value stored in it: the first
+ * records carry 0 (a small integer) in cpu_time_ms, cpu_after_response_ms and the byte counts,
+ * and null in http_status; the first fractional or null value, seconds to minutes later,
+ * changes the field's representation and deoptimizes every function compiled against it
+ * (building, storing, encoding: about 20 recompilations over the agent's first minute,
+ * 150-250 ms of compiler time). Two records of the same shape, built once here with the most
+ * general values each field takes, settle the representations before the first request.
+ * The key order must be buildRequest's (test/unit/pipeline.test.ts checks it).
+ */
+export function settleRecordShape(): RequestRecord[] {
+  const one = (n: number, s: string | null, status: number | null, dependencies: DependencyRecord[]): RequestRecord => ({
+    request_id: '', trace_id: '', span_id: '', parent_span_id: s,
+    timestamp: n, pid: 1, process_name: '', service_name: '',
+    namespace: s, pod_name: s, route: s,
+    local_port: 1, remote_ip: '', remote_port: 1,
+    duration_ms: n, cpu_time_ms: n, cpu_attribution: 'unknown', cpu_after_response_ms: n,
+    memory_rss_bytes: n, bytes_received: n, bytes_sent: n,
+    correlation_id: s, http_method: s, http_path: s, http_status: status,
+    protocol: s === null ? null : 'h2', grpc_status: status, dependencies,
+  });
+  // An empty array and one holding objects have different maps (elements kinds).
+  return [one(0.5, null, null, []), one(2 ** 40 + 0.5, '', 200, [{} as DependencyRecord])];
+}
+settleRecordShape();
 
 export function buildRequest(a: AssembledRequest, opts: RequestBuilderOptions): BuiltRequest {
   const k = a.kernel;

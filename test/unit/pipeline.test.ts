@@ -14,6 +14,7 @@ import { ProcessInfoCache } from '../../src/enrich/process-info.ts';
 import { CorrelationExtractor } from '../../src/http/correlation.ts';
 import { SpanBuilder } from '../../src/otel/span-builder.ts';
 import { RequestPipeline } from '../../src/pipeline/pipeline.ts';
+import { settleRecordShape } from '../../src/pipeline/request-builder.ts';
 import type { RequestRecord } from '../../src/types.ts';
 
 const fixture = readFileSync(new URL('../fixtures/loader-stream.bin', import.meta.url));
@@ -113,5 +114,11 @@ describe('RequestPipeline on the recorded loader stream', () => {
     assert.equal(updated[0]!.bytes_sent, last.bytesSent + 1000);
     assert.equal(updated[0]!.duration_ms, Number(later.endNs - last.startNs) / 1e6);
     assert.equal(pipeline.counters().requestsUpdated, 1);
+  });
+
+  it('builds records with the key order of the shape settled at load (settleRecordShape)', () => {
+    // A different order would be a different V8 map: the settling would do nothing.
+    const { recorded } = replay(fixture.length);
+    for (const seed of settleRecordShape()) assert.deepEqual(Object.keys(seed), Object.keys(recorded[0]!));
   });
 });
