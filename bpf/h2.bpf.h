@@ -264,15 +264,13 @@ __noinline int h2_detect_call(__u32 is_read)
  * Is this connection HTTP/2? Called for a connection not (yet) known to be, before the HTTP/1
  * rules see the syscall; on a yes the connection is switched and announced (a PC_REC_H2_CONN
  * record with its addresses), and the syscall goes to h2_io(). Only a connection's first
- * syscall, and a server's first after a 101 answer, get past the checks here; a server's
- * response's first write is looked at for that 101.
+ * syscall, and a server's first after a 101 answer (h2c_answered()), get past the checks here.
  */
 static __always_inline bool h2_detect(struct pc_conn_key *key, struct conn_state *c,
 				      struct io_call *io, long ret, bool is_read, __u64 now)
 {
 	if (io->op == IO_SENDFILE)
 		return false;
-	bool mark = false;
 	if (c->role == ROLE_CLIENT) {
 		/* The client speaks first: its first write (any first syscall, adopted). */
 		if (c->seq != 0 || c->phase != PHASE_IDLE || (c->from_start && is_read))
@@ -281,9 +279,7 @@ static __always_inline bool h2_detect(struct pc_conn_key *key, struct conn_state
 		if (c->phase != PHASE_WRITING)
 			return false;
 	} else if (c->seq != 0) {
-		mark = c->from_start && !is_read && c->phase == PHASE_READING && ret >= 12;
-		if (!mark)
-			return false; /* only before its first HTTP/1 request */
+		return false; /* only before its first HTTP/1 request (a 101: h2c_answered()) */
 	} else if (c->from_start ? (c->bytes_received || c->phase != PHASE_IDLE) : !is_read) {
 		return false;
 	}
@@ -291,21 +287,36 @@ static __always_inline bool h2_detect(struct pc_conn_key *key, struct conn_state
 	struct h2_scratch *s = bpf_map_lookup_elem(&h2_scratch, &zero);
 	if (!s)
 		return false;
-	if (mark) {
-		/* A server's response begins (its first write): remember whether it is "101
-		 * Switching Protocols", after which an `Upgrade: h2c` connection speaks HTTP/2.
-		 * Inline, on every HTTP/1 response: a global function would look the connection
-		 * up again. */
-		s->call.w[1] = 0;
-		c->h2_upgrade = h2_head(io, ret, s->call.w, 12) && s->call.w[0] == H2_101_W0 &&
-				(__u32)s->call.w[1] == H2_101_W1;
-		return false;
-	}
 	s->call.key = *key;
 	s->call.io = *io;
 	s->call.ret = ret;
 	s->call.now = now;
 	return h2_detect_call(is_read) == 1;
+}
+
+/*
+ * A server's HTTP/1 response begins (its first write, `ret` >= 12 bytes): does it answer "101
+ * Switching Protocols", after which an `Upgrade: h2c` connection speaks HTTP/2 (h2_detect()
+ * at the next syscall)? Read from the response capture's copy of the same bytes when it made
+ * one (`copy`), so that the user buffer is read once; else (payloads shed, capture off) here.
+ */
+static __always_inline bool h2c_answered(struct pc_data *copy, struct io_call *io, long ret)
+{
+	__u64 w[2] = {};
+	if (copy && copy->len >= 12) {
+		__builtin_memcpy(w, copy->data, 12);
+	} else {
+		__u32 zero = 0;
+		struct h2_scratch *s = bpf_map_lookup_elem(&h2_scratch, &zero);
+		if (!s)
+			return false;
+		s->call.w[1] = 0;
+		if (!h2_head(io, ret, s->call.w, 12))
+			return false;
+		w[0] = s->call.w[0];
+		w[1] = s->call.w[1];
+	}
+	return w[0] == H2_101_W0 && (__u32)w[1] == H2_101_W1;
 }
 
 /* The gap flags of direction `d`, for the record about to be filled. */

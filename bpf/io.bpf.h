@@ -6,9 +6,10 @@
 #include "maps.bpf.h"
 #include "ringbuf.bpf.h"
 
-/* Copy up to `len` bytes at user address `ubuf` into one pc_data record. */
-static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u64 ubuf,
-				      __u32 len, __u32 offset)
+/* Copy up to `len` bytes at user address `ubuf` into one pc_data record. Returns the copy
+ * (the per-CPU scratch, valid until the next capture on this CPU), NULL when none was made. */
+static __always_inline struct pc_data *emit_data(struct conn_state *c, __u8 direction, __u64 ubuf,
+						 __u32 len, __u32 offset)
 {
 	/* Overload: the loader is behind. Keep the request records (timing, bytes, CPU) and
 	 * shed the payloads, the bulk of the bytes; the request is flagged and counted. */
@@ -16,12 +17,12 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u6
 	if (unread >= shed_capture_bytes) {
 		count(PC_CNT_CAPTURE_SHED);
 		c->flags |= PC_F_DATA_LOST;
-		return;
+		return NULL;
 	}
 	__u32 zero = 0;
 	struct pc_data *d = bpf_map_lookup_elem(&data_scratch, &zero);
 	if (!d)
-		return;
+		return NULL;
 	/* Bound the very register the helpers get: 6.1's verifier tracks a bound checked on a
 	 * truncated copy, not on the original the compiler then passes ("unbounded memory
 	 * access"). The first barrier stops the compiler from reusing the unclamped value; the
@@ -33,7 +34,7 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u6
 		n = PC_DATA_MAX;
 	barrier_var(n);
 	if (bpf_probe_read_user(d->data, n, (const void *)ubuf))
-		return;
+		return NULL;
 	d->type = PC_REC_DATA;
 	d->direction = direction;
 	d->_pad0 = 0;
@@ -45,6 +46,7 @@ static __always_inline void emit_data(struct conn_state *c, __u8 direction, __u6
 		count(PC_CNT_RB_DROP_DATA);
 		c->flags |= PC_F_DATA_LOST; /* same bit as PC_DF_DATA_LOST */
 	}
+	return d;
 }
 
 /* First user buffer of an I/O op and its usable length. */
@@ -75,10 +77,11 @@ static __always_inline __u64 first_buffer(struct io_call *io, __u64 *buf_len)
 
 /*
  * Capture the head of `ret` transferred bytes in `direction`, within `budget` bytes per
- * request. Returns true when bytes were left out (truncated).
+ * request. Returns true when bytes were left out (truncated). `*copy`, when not NULL, is the
+ * copy just made (emit_data()).
  */
 static __always_inline bool capture(struct conn_state *c, struct io_call *io, __u64 ret,
-				    __u8 direction, __u32 budget)
+				    __u8 direction, __u32 budget, struct pc_data **copy)
 {
 	__u32 done = direction == PC_DIR_REQUEST ? c->req_captured : c->resp_captured;
 	if (done >= budget)
@@ -91,7 +94,7 @@ static __always_inline bool capture(struct conn_state *c, struct io_call *io, __
 	__u32 room = budget - done;
 	__u32 len = want < room ? (__u32)want : room;
 	if (len) {
-		emit_data(c, direction, buf, len, done);
+		*copy = emit_data(c, direction, buf, len, done);
 		if (direction == PC_DIR_REQUEST)
 			c->req_captured = done + len;
 		else

@@ -73,6 +73,7 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct pc_co
 					   struct conn_state *c, struct io_call *io, long ret,
 					   bool is_read, __u32 tid, __u64 now)
 {
+	bool check_101 = false;
 	if (is_read) {
 		/* The segment that ends in a read is the owner's (its handler or epilogue), charged
 		 * before the owner may be emitted below; once the owner was done, nobody's. */
@@ -93,6 +94,8 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct pc_co
 	} else {
 		if (c->seq == 0 && c->phase == PHASE_WRITING)
 			return; /* adopted mid-response: wait for the next request */
+		/* The response's first write: is it an h2c upgrade's 101? (checked after capture) */
+		check_101 = c->phase == PHASE_READING && c->seq != 0 && c->from_start && ret >= 12;
 		if (c->phase == PHASE_READING)
 			response_started(c, ts, tid);
 		if (c->phase == PHASE_IDLE)
@@ -125,8 +128,11 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct pc_co
 	if (io->op == IO_SENDFILE)
 		return;
 	__u8 dir = is_read ? PC_DIR_REQUEST : PC_DIR_RESPONSE;
-	if (capture(c, io, ret, dir, is_read ? capture_req_bytes : capture_resp_bytes))
+	struct pc_data *copy = NULL;
+	if (capture(c, io, ret, dir, is_read ? capture_req_bytes : capture_resp_bytes, &copy))
 		c->flags |= is_read ? PC_F_REQ_TRUNCATED : PC_F_RESP_TRUNCATED;
+	if (check_101)
+		c->h2_upgrade = h2c_answered(copy, io, ret);
 }
 
 /* ---- syscall handlers -------------------------------------------------------------------- */
