@@ -13,6 +13,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AGENT_NODE_FLAGS, CLI, ROOT, loaderPid } from '../harness/agent.ts';
 import { agentProgramIds, bpfPerProgram, bpfStats, setBpfStats } from '../harness/bpf-stats.ts';
+import { ohaBinary } from '../harness/oha.ts';
 import { cpuMicros, statusMb } from '../harness/proc-stat.ts';
 import { startCollector } from '../harness/collector.ts';
 import { freePort, waitFor } from '../harness/ports.ts';
@@ -56,7 +57,7 @@ function mainSwitches(pid: number): { voluntary: number; involuntary: number } {
 }
 
 function oha(url: string): number {
-  const out = execFileSync(join(process.env.HOME ?? '/root', '.cargo/bin/oha'), ['-z', `${seconds}s`, '-q', String(rate), '-c', '64', '--no-tui', '--output-format', 'json', url], {
+  const out = execFileSync(ohaBinary(), ['-z', `${seconds}s`, '-q', String(rate), '-c', '64', '--no-tui', '--output-format', 'json', url], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   });

@@ -32,13 +32,14 @@
  *   node test/bench/run.ts --table results/FILE.json   (the table of an earlier run)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
 import { bpfPerProgram, bpfStats, setBpfStats } from '../harness/bpf-stats.ts';
 import { cpuMicros, statusMb } from '../harness/proc-stat.ts';
 import { startCollector, type RunningCollector } from '../harness/collector.ts';
+import { ohaBinary } from '../harness/oha.ts';
 import { startServer } from '../harness/processes.ts';
 import { startNginx } from '../harness/runtimes.ts';
 import { GRPC_SCENARIOS, startGrpcBench } from './grpc-scenario.ts';
@@ -89,15 +90,6 @@ function runWrk(url: string, seconds: number, connections = 32): LoadResult {
   const out = execFileSync('wrk', ['-t2', `-c${connections}`, `-d${seconds}s`, '--latency', url], { encoding: 'utf8' });
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
   return { requests, rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN), p50Ms: wrkPercentile(out, '50'), p99Ms: wrkPercentile(out, '99') };
-}
-
-function ohaBinary(): string {
-  const bin = join(process.env.HOME ?? '/root', '.cargo/bin/oha');
-  if (!existsSync(bin)) {
-    console.error('bench: installing oha (cargo install oha, once)');
-    execFileSync('cargo', ['install', 'oha', '--locked'], { stdio: 'inherit' });
-  }
-  return bin;
 }
 
 function runOha(url: string, seconds: number, rate: number): LoadResult {
