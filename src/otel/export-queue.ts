@@ -68,6 +68,9 @@ export class ExportQueue {
   onFailure: (message: string) => void = () => {};
   /** Called on the first success after failures. */
   onRecovered: () => void = () => {};
+  /** Called once for each queued request that is done with (sent, given up or dropped):
+   * nothing holds its bytes any more. */
+  onReleased: (request: ExportRequest) => void = () => {};
   /** Epoch ms of the first failure since the last success, else null. */
   failingSince: number | null = null;
   readonly counters: ExportQueueCounters = { sent: 0, failed: 0, dropped: 0, retries: 0, queued: 0, queuedBytes: 0, inFlight: 0 };
@@ -158,6 +161,7 @@ export class ExportQueue {
   #release(request: Held): void {
     this.counters.queued -= request.items;
     this.counters.queuedBytes -= request.bytes.length;
+    this.onReleased(request);
   }
 
   #wakeAt(at: number): void {

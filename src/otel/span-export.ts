@@ -68,6 +68,10 @@ const SCOPE_FIELD: Buffer = (() => {
 
 /** Per-resource span buffers kept for reuse (one per service instance in a batch). */
 const MAX_SPARE_WRITERS = 64;
+/** Request buffers kept for reuse once their export is done, and the largest kept. */
+const MAX_SPARE_REQUESTS = 2;
+const MAX_SPARE_REQUEST_BYTES = 4 << 20;
+const REQUEST_BUFFER_STEP = 64 << 10;
 
 const lengthDelimitedSize = (n: number) => 1 + varintSize(n) + n;
 
@@ -113,6 +117,12 @@ export class SpanExportQueue {
    */
   private readonly spareWriters: ProtobufWriter[] = [];
   private readonly request = new ProtobufWriter(256 * 1024);
+  /**
+   * The memory of requests whose export is done (ExportQueue.onReleased), for the next copies
+   * out of `request`: a fresh buffer per request cost 0.3 µs per span at 1,000 req/s in the
+   * live agent's profile (allocating, zeroing and faulting in some 500 KB each second).
+   */
+  private readonly spareRequests: ArrayBuffer[] = [];
 
   constructor(exporter: EncodedSpanExporter, opts: SpanExportQueueOptions = {}) {
     this.exporter = exporter;
@@ -126,6 +136,10 @@ export class SpanExportQueue {
       this.lastError = message;
     };
     this.requests.onRecovered = () => (this.lastError = '');
+    this.requests.onReleased = (request) => {
+      const memory = request.bytes.buffer;
+      if (memory instanceof ArrayBuffer && memory.byteLength <= MAX_SPARE_REQUEST_BYTES && this.spareRequests.length < MAX_SPARE_REQUESTS) this.spareRequests.push(memory);
+    };
     this.maxQueue = opts.maxQueue ?? 20_000;
     this.maxBatch = opts.maxBatch ?? 1_000;
     this.onExportError = opts.onExportError ?? (() => {});
@@ -179,10 +193,19 @@ export class SpanExportQueue {
   flush(): void {
     for (let batch = this.batches.shift(); batch; batch = this.batches.shift()) {
       this.pendingSpans -= batch.spans;
-      const bytes = Buffer.from(encodeExportRequest(batch, this.request));
+      const bytes = this.copyOut(encodeExportRequest(batch, this.request));
       for (const w of batch.byResource.values()) if (this.spareWriters.length < MAX_SPARE_WRITERS) this.spareWriters.push(w);
       this.requests.enqueue({ bytes, items: batch.spans });
     }
+  }
+
+  /** `encoded` in memory of its own: a spare request's when one is large enough. */
+  private copyOut(encoded: Uint8Array): Buffer {
+    const i = this.spareRequests.findIndex((memory) => memory.byteLength >= encoded.length);
+    const memory = i >= 0 ? this.spareRequests.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(Math.ceil(encoded.length / REQUEST_BUFFER_STEP) * REQUEST_BUFFER_STEP).buffer;
+    const bytes = Buffer.from(memory, 0, encoded.length);
+    bytes.set(encoded);
+    return bytes;
   }
 
   /** Exports what is queued, waiting at most timeoutMs. */

@@ -373,6 +373,38 @@ describe('OTLP span encoding', () => {
     void queue.shutdown(0);
   });
 
+  it('reuses a request\'s memory only once its export is done: bytes in flight or awaiting a retry stay intact', () => {
+    const held: { batch: EncodedSpanBatch; copy: Buffer; done: (r: { code: ExportResultCode }) => void }[] = [];
+    const queue = new SpanExportQueue(
+      { export: (batch, done) => held.push({ batch, copy: Buffer.from(batch.bytes), done }), shutdown: async () => {} },
+      { requests: { initialBackoffMs: 0, maxBackoffMs: 0 } },
+    );
+    const builder = new SpanBuilder((resource, span) => queue.add(resource, span));
+    const request = (path: string, n: number) => {
+      for (let i = 0; i < n; i++) builder.build(builtRequest({ http: { method: 'GET', path: `${path}/${i}`, query: null, version: '1.1', headers: new Map(), complete: true } }));
+      queue.flush();
+      return held[held.length - 1]!;
+    };
+    const paths = (r: { batch: EncodedSpanBatch }) => decodeRequest(r.batch.bytes).map((span) => span.attributes['url.path']);
+    const first = request('/first', 20);
+    const second = request('/second', 10);
+    assert.notEqual(second.batch.bytes.buffer, first.batch.bytes.buffer, 'the first is in flight: its memory is not reused');
+    first.done({ code: ExportResultCode.FAILED }); // retried: still held
+    const retry = held[2]!;
+    assert.equal(retry.batch.bytes, first.batch.bytes);
+    const third = request('/third', 5);
+    assert.notEqual(third.batch.bytes.buffer, first.batch.bytes.buffer, 'awaiting its retry: not reused');
+    assert.deepEqual(Buffer.from(first.batch.bytes), first.copy);
+    retry.done({ code: ExportResultCode.SUCCESS });
+    const fourth = request('/fourth', 15);
+    assert.equal(fourth.batch.bytes.buffer, first.batch.bytes.buffer, 'sent: its memory holds the next request');
+    assert.deepEqual(paths(fourth), Array.from({ length: 15 }, (_, i) => `/fourth/${i}`));
+    assert.deepEqual(Buffer.from(second.batch.bytes), second.copy, 'the others are untouched');
+    assert.deepEqual(Buffer.from(third.batch.bytes), third.copy);
+    assert.equal(queue.counters.exported, 20);
+    void queue.shutdown(0);
+  });
+
   describe('semantic conventions', () => {
     const pod = { namespace: 'shop', podName: 'checkout-1', podUid: 'u-1', containerName: 'app', nodeName: 'n1', deploymentName: 'checkout', serviceName: 'checkout' };
     const dependency = (status: number): BuiltDependency => ({
