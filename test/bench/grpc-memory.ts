@@ -2,7 +2,8 @@
  * The agent's memory under bench scenario g (grpc-go unary calls at saturation, 100 concurrent
  * streams on one connection): RSS, its peak and the V8 heap every few seconds, for finding what
  * takes the agent past its RSS bound. Not part of the bench's table.
- *   node test/bench/grpc-memory.ts [--seconds S] [--streams N] [--node-flags '...'] [--agent-args '...'] [--agent-output]
+ *   node test/bench/grpc-memory.ts [--seconds S] [--streams N] [--node-flags '...'] [--agent-args '...'] [--agent-output] [--cli DIR/dist/cli.js]
+ *   (--cli: another build, as in live-cost.ts)
  *   [--snapshot, with --node-flags --heapsnapshot-signal=SIGUSR2: a heap snapshot 3 s after the load]
  */
 import { execFile } from 'node:child_process';
@@ -25,7 +26,7 @@ const server = await startGrpcGoServer('/dev/null');
 const client = buildGrpcGo();
 const apiPort = await freePort();
 const flags = [...AGENT_NODE_FLAGS, ...opt('--node-flags', '').split(' ').filter(Boolean)];
-const agent = spawnTracked(process.execPath, [...flags, CLI, 'agent', '--api-port', String(apiPort), '--ports', String(server.port), '--log-level', 'warn', ...opt('--agent-args', '').split(' ').filter(Boolean)], {});
+const agent = spawnTracked(process.execPath, [...flags, opt('--cli', CLI), 'agent', '--api-port', String(apiPort), '--ports', String(server.port), '--log-level', 'warn', ...opt('--agent-args', '').split(' ').filter(Boolean)], {});
 try {
   await waitFor('agent', async () => ((await fetch(`http://127.0.0.1:${apiPort}/health`).catch(() => null))?.status === 200 ? true : undefined), 60_000);
   const started = performance.now();
