@@ -5,8 +5,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { setPriority } from 'node:os';
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { getHeapStatistics } from 'node:v8';
 import { Agent } from './agent.ts';
+import { adaptHeapGrowth } from './heap-growth.ts';
 import { AGENT_USAGE, ConfigError, parseAgentArgs } from './config.ts';
 import { LoaderStartError } from './loader/loader-process.ts';
 import { createLogger } from './log.ts';
@@ -37,22 +38,6 @@ function warnIfHeapTooSmall(bufferSize: number, log: { warn(m: string): void }):
   }
 }
 
-/**
- * How much the old generation may grow past what a full GC found live. V8 allows 30% for a
- * heap capped below 256 MB, as the agent's is: a full GC then came every second or two at
- * 5,000 req/s, and its concurrent marking cost 5-6 µs per request (2.5 µs at 100%, for about
- * 8 MB more peak RSS with a full buffer; test/bench/live-cost.ts).
- */
-const HEAP_GROWING_PERCENT = 100;
-
-/** Read by V8 at every full GC, so it can be set once running; a --heap-growing-percent given to node wins. */
-function setHeapGrowth(): void {
-  const nodeFlags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
-  if (!nodeFlags.some((f) => f.startsWith('--heap-growing-percent') || f.startsWith('--heap_growing_percent'))) {
-    setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
-  }
-}
-
 async function runAgent(argv: string[]): Promise<void> {
   let config;
   try {
@@ -69,7 +54,7 @@ async function runAgent(argv: string[]): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   warnIfHeapTooSmall(config.bufferSize, log);
-  setHeapGrowth();
+  adaptHeapGrowth((percent, rssMb) => log.debug(`heap growth ${percent}% (RSS ${rssMb.toFixed(0)} MB)`));
   lowerPriority(config.nice, config.schedIdle, log);
   let agent: Agent;
   try {
