@@ -86,7 +86,10 @@ export function bpfLineProfile(programs: Map<number, string>, seconds: number, t
     const data = path.join(dir, 'perf.data');
     execFileSync('perf', ['record', '-q', '-a', '-g', '-e', 'cpu-clock', '-F', '25000', '-o', data, '--', 'sleep', String(seconds)], { stdio: 'ignore' });
     const table = lineTable(programs);
-    const script = execFileSync('perf', ['script', '-i', data, '-F', 'ip,sym'], { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
+    // Only the samples in an eBPF program, each cut after its first eBPF frame: the whole
+    // script of 25 s at 25 kHz passes the 512 MB a JavaScript string may hold.
+    const onlyPrograms = `BEGIN { RS = ""; ORS = "\\n\\n" } /bpf_prog_/ { n = split($0, f, "\\n"); out = ""; for (i = 1; i <= n; i++) { out = out f[i] "\\n"; if (f[i] ~ /bpf_prog_/) break } print out }`;
+    const script = execFileSync('sh', ['-c', `perf script -i '${data}' -F ip,sym 2>/dev/null | awk '${onlyPrograms}'`], { encoding: 'utf8', maxBuffer: 1 << 29, stdio: ['ignore', 'pipe', 'ignore'] });
     const byProgram = new Map<string, number>();
     const byLine = new Map<string, number>();
     const byCallee = new Map<string, number>();
