@@ -258,10 +258,8 @@ static __always_inline void client_io_exit(struct thread_state *ts, struct pc_co
 	}
 	ts->just_woke = is_read && parent;
 	/* An exchange with no request to serve is never sent (emit_dependency): nor are its bytes. */
-	if (io->op != IO_SENDFILE && !c->emitted && c->parent_conn_id) {
-		struct pc_data *copy = NULL;
-		capture(c, io, ret, is_read ? PC_DIR_RESPONSE : PC_DIR_REQUEST, capture_dep_bytes, &copy);
-	}
+	if (io->op != IO_SENDFILE && !c->emitted && c->parent_conn_id)
+		capture(c, io, ret, is_read ? PC_DIR_RESPONSE : PC_DIR_REQUEST, capture_dep_bytes, NULL);
 }
 
 /* An fd of a tracked process that we have not seen: an outbound or inbound TCP connection

@@ -303,19 +303,10 @@ static __always_inline bool h2_detect(struct pc_conn_key *key, struct conn_state
 static __always_inline bool h2c_answered(struct pc_data *copy, struct io_call *io, long ret)
 {
 	__u64 w[2] = {};
-	if (copy && copy->len >= 12) {
+	if (copy && copy->len >= 12)
 		__builtin_memcpy(w, copy->data, 12);
-	} else {
-		__u32 zero = 0;
-		struct h2_scratch *s = bpf_map_lookup_elem(&h2_scratch, &zero);
-		if (!s)
-			return false;
-		s->call.w[1] = 0;
-		if (!h2_head(io, ret, s->call.w, 12))
-			return false;
-		w[0] = s->call.w[0];
-		w[1] = s->call.w[1];
-	}
+	else if (!h2_head(io, ret, w, 12))
+		return false;
 	return w[0] == H2_101_W0 && (__u32)w[1] == H2_101_W1;
 }
 

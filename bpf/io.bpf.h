@@ -77,8 +77,8 @@ static __always_inline __u64 first_buffer(struct io_call *io, __u64 *buf_len)
 
 /*
  * Capture the head of `ret` transferred bytes in `direction`, within `budget` bytes per
- * request. Returns true when bytes were left out (truncated). `*copy`, when not NULL, is the
- * copy just made (emit_data()).
+ * request. Returns true when bytes were left out (truncated). `copy`, when not NULL, receives
+ * the copy just made (emit_data()).
  */
 static __always_inline bool capture(struct conn_state *c, struct io_call *io, __u64 ret,
 				    __u8 direction, __u32 budget, struct pc_data **copy)
@@ -94,7 +94,9 @@ static __always_inline bool capture(struct conn_state *c, struct io_call *io, __
 	__u32 room = budget - done;
 	__u32 len = want < room ? (__u32)want : room;
 	if (len) {
-		*copy = emit_data(c, direction, buf, len, done);
+		struct pc_data *d = emit_data(c, direction, buf, len, done);
+		if (copy)
+			*copy = d;
 		if (direction == PC_DIR_REQUEST)
 			c->req_captured = done + len;
 		else
