@@ -199,9 +199,16 @@ export class SpanExportQueue {
     }
   }
 
-  /** `encoded` in memory of its own: a spare request's when one is large enough. */
+  /**
+   * `encoded` in memory of its own: a spare request's when one is large enough. When none is,
+   * the smallest spare goes, so that the larger memory allocated here takes its place once
+   * released (spares kept from a slower hour would otherwise never fit again).
+   */
   private copyOut(encoded: Uint8Array): Buffer {
     const i = this.spareRequests.findIndex((memory) => memory.byteLength >= encoded.length);
+    if (i < 0 && this.spareRequests.length > 0) {
+      this.spareRequests.sort((a, b) => a.byteLength - b.byteLength).shift();
+    }
     const memory = i >= 0 ? this.spareRequests.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(Math.ceil(encoded.length / REQUEST_BUFFER_STEP) * REQUEST_BUFFER_STEP).buffer;
     const bytes = Buffer.from(memory, 0, encoded.length);
     bytes.set(encoded);

@@ -405,6 +405,28 @@ describe('OTLP span encoding', () => {
     void queue.shutdown(0);
   });
 
+  it('replaces spare request memory too small for the requests of a busier hour', () => {
+    const held: { batch: EncodedSpanBatch; done: (r: { code: ExportResultCode }) => void }[] = [];
+    const queue = new SpanExportQueue({ export: (batch, done) => held.push({ batch, done }), shutdown: async () => {} }, { maxBatch: 10_000 });
+    const builder = new SpanBuilder((resource, span) => queue.add(resource, span));
+    const request = (n: number) => {
+      for (let i = 0; i < n; i++) builder.build(builtRequest());
+      queue.flush();
+      return held[held.length - 1]!;
+    };
+    const send = (r: (typeof held)[number]) => r.done({ code: ExportResultCode.SUCCESS });
+    // Two small requests in flight at once, then sent: two small spares.
+    const small = [request(5), request(5)];
+    small.forEach(send);
+    const large = request(1_000);
+    assert.ok(large.batch.bytes.length > 2 * small[0]!.batch.bytes.buffer.byteLength, 'the test needs a request the small spares cannot hold');
+    send(large);
+    const next = request(1_000);
+    assert.equal(next.batch.bytes.buffer, large.batch.bytes.buffer, 'the large request\'s memory was kept and holds the next one');
+    assert.equal(decodeRequest(next.batch.bytes).length, 1_000);
+    void queue.shutdown(0);
+  });
+
   describe('semantic conventions', () => {
     const pod = { namespace: 'shop', podName: 'checkout-1', podUid: 'u-1', containerName: 'app', nodeName: 'n1', deploymentName: 'checkout', serviceName: 'checkout' };
     const dependency = (status: number): BuiltDependency => ({
