@@ -12,7 +12,7 @@
  *     126-132, at about 1 µs more CPU per request at 1,000 req/s, where the RSS stays below
  *     the mark and the roomy growth holds).
  * Back to roomy below `roomyBelowMb`, so that it does not flap around one value.
- * A --heap-growing-percent given to node (argv or NODE_OPTIONS) wins over both.
+ * A --heap-growing-percent on node's command line wins over both.
  */
 import { setFlagsFromString } from 'node:v8';
 
@@ -31,9 +31,9 @@ export function nextHeapGrowth(currentPercent: number, rssMb: number): number {
   return currentPercent;
 }
 
+/** On node's command line only: Node refuses the flag in NODE_OPTIONS. */
 function givenToNode(): boolean {
-  const nodeFlags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
-  return nodeFlags.some((f) => f.startsWith('--heap-growing-percent') || f.startsWith('--heap_growing_percent'));
+  return process.execArgv.some((f) => f.startsWith('--heap-growing-percent') || f.startsWith('--heap_growing_percent'));
 }
 
 /** Sets the roomy growth and checks the RSS every second from then on, unless node was given one. */
