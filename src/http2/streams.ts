@@ -47,6 +47,12 @@ const CLOSED_IDS_REMEMBERED = 4096;
 const GAP_SWEEP_FLOOR = 100;
 const GAP_SWEEP_TURNOVERS = 4;
 
+/** Adds `id` to a set of stream ids that forgets its oldest past CLOSED_IDS_REMEMBERED. */
+function rememberId(ids: Set<number>, id: number): void {
+  ids.add(id);
+  if (ids.size > CLOSED_IDS_REMEMBERED) ids.delete(ids.values().next().value!);
+}
+
 /** The HTTP/1.1 request an h2c upgrade turned into stream 1 (RFC 7540 §3.2). */
 export interface UpgradedRequest {
   method: string;
@@ -472,13 +478,9 @@ export class Http2Connection {
     if (stream.record.framesMissed && this.#counters) this.#counters.streamsGapped++;
     this.#open.delete(id);
     if (stream.quietSince >= 0) this.#quiet.delete(id);
-    this.#closed.add(id);
-    if (this.#closed.size > CLOSED_IDS_REMEMBERED) this.#closed.delete(this.#closed.values().next().value!);
+    rememberId(this.#closed, id);
     // Its frames may come long after (a quiet stream, not dead): never a second record.
-    if (end === 'lost-in-gap') {
-      this.#endedInGaps.add(id);
-      if (this.#endedInGaps.size > CLOSED_IDS_REMEMBERED) this.#endedInGaps.delete(this.#endedInGaps.values().next().value!);
-    }
+    if (end === 'lost-in-gap') rememberId(this.#endedInGaps, id);
     this.#out.push(stream.finish(end, timestamp));
   }
 }
