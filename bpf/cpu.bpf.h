@@ -110,10 +110,10 @@ static __always_inline void count_unattributed(__u32 tgid, __u64 ns)
 		bpf_map_update_elem(&cpu_unattributed, &tgid, &ns, BPF_NOEXIST);
 }
 
-/* The pending segment belongs to no request. */
+/* The pending segment belongs to no request (less what the thread owes, cpu_clock.bpf.h). */
 static __always_inline void charge_nobody(struct thread_state *ts, __u32 tgid)
 {
-	count_unattributed(tgid, ts->pending_ns);
+	count_unattributed(tgid, pc_clock_pay(&ts->clock_debt, ts->pending_ns));
 	ts->pending_ns = 0;
 }
 

@@ -14,6 +14,15 @@
  * request's handler, charged 0 where the lead exceeded it (a busy CI host: a Python request
  * of 1.4 ms reported 0 CPU). So when the thread sleeps, the request it served gives the lead
  * back, as far as it was charged, and the mark steps back by as much.
+ *
+ * The steal can also come before a request's read returns: the wake-up segment, charged to
+ * nobody, holds the lead. A switch in the handler (a preemption, a sleep on Python's GIL)
+ * then reads the exact clock behind the mark, and the handler that ran until then, or all
+ * of it, was charged 0 (CI: 1 of 1,000 Python keep-alive requests). So at every switch, the
+ * lead left after any refund moves out of the mark into the thread's debt: the rest of the
+ * handler is charged in full, and the next segments charged to nobody pay the debt before
+ * they are counted. The handler's part before the switch stays in nobody's count: the kernel
+ * cannot tell it from the steal.
  */
 #ifndef __PC_CPU_CLOCK_BPF_H
 #define __PC_CPU_CLOCK_BPF_H
@@ -44,6 +53,27 @@ static inline __u64 pc_clock_lead(__u64 mark, __u64 runtime)
 static inline __u64 pc_clock_refund(__u64 lead, __u64 charged)
 {
 	return lead < charged ? lead : charged;
+}
+
+/* At an exact reading `runtime` (a switch): the lead still in the mark leaves it for the
+ * debt, which never holds more than a reset-sized lead. */
+static inline void pc_clock_settle(__u64 *mark, __u64 *debt, __u64 runtime)
+{
+	__u64 lead = pc_clock_lead(*mark, runtime);
+	if (!lead)
+		return;
+	*mark -= lead;
+	*debt += lead;
+	if (*debt > PC_CLOCK_RESET_NS)
+		*debt = PC_CLOCK_RESET_NS;
+}
+
+/* Of `ns` charged to nobody, what is counted once the debt is paid from it. */
+static inline __u64 pc_clock_pay(__u64 *debt, __u64 ns)
+{
+	__u64 paid = ns < *debt ? ns : *debt;
+	*debt -= paid;
+	return ns - paid;
 }
 
 #endif /* __PC_CPU_CLOCK_BPF_H */

@@ -152,6 +152,8 @@ struct thread_state {
 	__u64 runtime_mark; /* the thread's own CPU clock (se.sum_exec_runtime based) when the
 			     * pending segment was last brought up to date */
 	__u64 pending_ns;   /* on-CPU time since the segment began, not charged yet */
+	__u64 clock_debt;   /* a clock lead found at a switch, charged to nobody: paid by the next
+			     * segments charged to nobody (cpu_clock.bpf.h) */
 	__u32 in_flight;    /* requests it began reading whose response has not started */
 	__u32 loop_turn;    /* its event loop's turns so far (epoll waits it returned from) */
 	__u8 just_woke;     /* its last tracked syscall read the owner's upstream response */
