@@ -5,7 +5,8 @@
  *   node test/bench/live-cost.ts [--rate N] [--seconds S] [--rounds R] [--cpu-prof DIR] [--protocol http|grpc] [--node-flags '--perf-basic-prof'] [--agent-output FILE] [--wrap 'stdbuf -oL'] [--idle SECONDS] [--cli DIR/dist/cli.js] [--agent-args '--loader X']
  * --cli runs another build (a copy of dist/, build/ and the loader kept for a before/after comparison).
  * With --bpf-profile SECONDS, the in-kernel time by eBPF source line (bpf-profile.ts) is sampled in round --perf-round.
- * With --bpf, each round also prints the in-kernel ns per request and per run of each eBPF program (bpf_stats on for the run).
+ * With --bpf, each round also prints the in-kernel ns per request and per run of each eBPF program (bpf_stats on for the run),
+ * and --idle SECONDS the in-kernel µs per second with no request (the hooks that run for the whole host).
  * With --perf SECONDS, `perf record -g` samples the agent for that long in the first round (perf.data in cwd; --perf-freq HZ, default 499; --perf-round N, default 0).
  */
 import { execFileSync } from 'node:child_process';
@@ -87,9 +88,18 @@ try {
     // The floor: what the agent and the loader take per second with no request at all.
     const i0 = threadMicros(agent.pid);
     const l0 = cpuMicros(lpid);
+    const k0 = bpfOn ? bpfStats(lpid) : null;
     await new Promise((res) => setTimeout(res, idleSeconds * 1000));
     const threads = Object.fromEntries([...threadMicros(agent.pid)].map(([k, v]) => [k, +((v - (i0.get(k) ?? 0)) / idleSeconds / 1000).toFixed(1)] as const).filter(([, v]) => v > 0));
     console.log(JSON.stringify({ idle_ms_per_s: threads, loader_ms_per_s: +((cpuMicros(lpid) - l0) / idleSeconds / 1000).toFixed(1) }));
+    if (k0) {
+      // The in-kernel floor: the hooks that run for the whole host (context switches, other
+      // processes' syscalls) with no request to serve; per second, as "requests" of 1 s.
+      const k1 = bpfStats(lpid);
+      const perProgram = Object.entries(bpfPerProgram(k0, k1, idleSeconds)).filter(([, p]) => p.nsPerRequest >= 1000);
+      const kernel = Object.fromEntries(perProgram.map(([name, p]) => [name, `${(p.nsPerRequest / 1000).toFixed(0)} us/s = ${p.runsPerRequest.toFixed(0)} x ${p.nsPerRun.toFixed(0)} ns`]));
+      console.log(JSON.stringify({ idle_kernel_us_per_s: Math.round((k1.ns - k0.ns) / idleSeconds / 1000), ...kernel }));
+    }
   }
   for (let r = 0; r < rounds; r++) {
     const t0 = threadMicros(agent.pid);
