@@ -172,6 +172,23 @@ function u64(f: Buffer, offset: number): number {
   return f.readUInt32LE(offset) + f.readUInt32LE(offset + 4) * 0x1_0000_0000;
 }
 
+/**
+ * A u64 that may pass 2^53 (wall-clock ns) as a BigInt, through a DataView over the frame's
+ * memory (one per stdout chunk): Buffer.readBigUInt64LE builds it from two halves with BigInt
+ * arithmetic, four BigInts a field.
+ */
+let viewedMemory: ArrayBufferLike | null = null;
+let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(8));
+function bigU64(f: Buffer, offset: number): bigint {
+  // The view spans the whole chunk: the frame's own end is checked here.
+  if (!(offset >= 0 && offset + 8 <= f.length)) throw new RecordDecodeError(`u64 at ${offset} past the ${f.length}-byte record`);
+  if (f.buffer !== viewedMemory) {
+    view = new DataView(f.buffer);
+    viewedMemory = f.buffer;
+  }
+  return view.getBigUint64(f.byteOffset + offset, true);
+}
+
 function cString(buf: Buffer, start: number, len: number): string {
   const end = buf.indexOf(0, start);
   return buf.toString('latin1', start, end === -1 || end > start + len ? start + len : end);
@@ -231,8 +248,8 @@ function decodeRequest(f: Buffer): KernelRequest {
     tid: f.readUInt32LE(REQUEST.tid),
     connId: u64(f, REQUEST.conn_id),
     cgroupId: u64(f, REQUEST.cgroup_id),
-    startNs: f.readBigUInt64LE(REQUEST.start_ns),
-    endNs: f.readBigUInt64LE(REQUEST.end_ns),
+    startNs: bigU64(f, REQUEST.start_ns),
+    endNs: bigU64(f, REQUEST.end_ns),
     cpuNs: u64(f, REQUEST.cpu_ns),
     bytesReceived: u64(f, REQUEST.bytes_received),
     bytesSent: u64(f, REQUEST.bytes_sent),
@@ -261,9 +278,9 @@ function decodeDependency(f: Buffer): KernelDependency {
     tid: f.readUInt32LE(DEPENDENCY.tid),
     connId: u64(f, DEPENDENCY.conn_id),
     parentConnId: u64(f, DEPENDENCY.parent_conn_id),
-    startNs: f.readBigUInt64LE(DEPENDENCY.start_ns),
-    endNs: f.readBigUInt64LE(DEPENDENCY.end_ns),
-    connectStartNs: f.readBigUInt64LE(DEPENDENCY.connect_start_ns),
+    startNs: bigU64(f, DEPENDENCY.start_ns),
+    endNs: bigU64(f, DEPENDENCY.end_ns),
+    connectStartNs: bigU64(f, DEPENDENCY.connect_start_ns),
     connectNs: u64(f, DEPENDENCY.connect_ns),
     bytesSent: u64(f, DEPENDENCY.bytes_sent),
     bytesReceived: u64(f, DEPENDENCY.bytes_received),
@@ -303,7 +320,7 @@ function decodeH2Io(f: Buffer): KernelH2Io {
     pid: f.readUInt32LE(H2_IO.pid),
     tid: f.readUInt32LE(H2_IO.tid),
     connId: u64(f, H2_IO.conn_id),
-    tsNs: f.readBigUInt64LE(H2_IO.ts_ns),
+    tsNs: bigU64(f, H2_IO.ts_ns),
     cpuNs: u64(f, H2_IO.cpu_ns),
     total: u64(f, H2_IO.total),
     part: f.readUInt32LE(H2_IO.part),
@@ -331,11 +348,11 @@ function decodeStats(f: Buffer): LoaderStats {
   if (f.length < STATS.size) throw new RecordDecodeError(`stats record too short: ${f.length}`);
   const kernel: Record<string, number> = {};
   KERNEL_COUNTERS.forEach((name, i) => {
-    kernel[name] = Number(f.readBigUInt64LE(STATS.kernel + 8 * i));
+    kernel[name] = Number(bigU64(f, STATS.kernel + 8 * i));
   });
   const loader: Record<string, number> = {};
   LOADER_COUNTERS.forEach((name, i) => {
-    loader[name] = Number(f.readBigUInt64LE(STATS.loader + 8 * i));
+    loader[name] = Number(bigU64(f, STATS.loader + 8 * i));
   });
   return { kind: 'stats', kernel, loader };
 }
@@ -368,7 +385,7 @@ function decodeProcessEnv(f: Buffer): ProcessEnv {
 
 function decodeProcessCpu(f: Buffer): ProcessCpu {
   if (f.length < PROCESS_CPU.size) throw new RecordDecodeError(`process cpu record too short: ${f.length}`);
-  return { kind: 'process_cpu', pid: f.readUInt32LE(PROCESS_CPU.pid), unattributedNs: Number(f.readBigUInt64LE(PROCESS_CPU.unattributed_ns)) };
+  return { kind: 'process_cpu', pid: f.readUInt32LE(PROCESS_CPU.pid), unattributedNs: Number(bigU64(f, PROCESS_CPU.unattributed_ns)) };
 }
 
 export function decodeRecord(frame: Buffer): DecodedRecord {
@@ -395,7 +412,7 @@ export function decodeRecord(frame: Buffer): DecodedRecord {
       return decodeLoaderInfo(frame);
     case RecordType.RING_MARK:
       if (frame.length < RING_MARK.size) throw new RecordDecodeError(`ring mark too short: ${frame.length}`);
-      return { kind: 'ring_mark', pos: Number(frame.readBigUInt64LE(RING_MARK.pos)) };
+      return { kind: 'ring_mark', pos: Number(bigU64(frame, RING_MARK.pos)) };
     default:
       throw new RecordDecodeError(`unknown record type ${type}`);
   }

@@ -54,6 +54,32 @@ describe('recorded loader stream', () => {
   });
 });
 
+describe('64-bit times', () => {
+  it('reads them from a record anywhere in its chunk, to the nanosecond', () => {
+    // Frames are views into the loader's stdout chunks, at any offset: the two records here
+    // sit at odd offsets of one chunk, each with times past 2^53.
+    const chunk = Buffer.alloc(3 + 2 * REQUEST.size);
+    const times = [
+      [1_764_000_000_123_456_789n, 1_764_000_000_987_654_321n],
+      [0xfedc_ba98_7654_3210n, 0xfedc_ba98_7654_3211n],
+    ] as const;
+    const frames = times.map(([start, end], i) => {
+      const f = chunk.subarray(3 + i * REQUEST.size, 3 + (i + 1) * REQUEST.size);
+      f.writeUInt32LE(RecordType.REQUEST, 0);
+      f.writeBigUInt64LE(start, REQUEST.start_ns);
+      f.writeBigUInt64LE(end, REQUEST.end_ns);
+      return f;
+    });
+    frames.forEach((f, i) => {
+      const r = decodeRecord(f);
+      assert.equal(r.kind, 'request');
+      if (r.kind !== 'request') return;
+      assert.equal(r.startNs, times[i]![0]);
+      assert.equal(r.endNs, times[i]![1]);
+    });
+  });
+});
+
 describe('malformed input', () => {
   it('rejects short and unknown records with a decode error', () => {
     assert.throws(() => decodeRecord(Buffer.alloc(2)), RecordDecodeError);
