@@ -38,15 +38,22 @@ export async function startAgent(args: string[], env: Record<string, string> = {
       return { status: res.status, body: (await res.json()) as T };
     }
   };
-  await waitFor(
-    'agent /health',
-    async () => {
-      if (s.child.exitCode !== null) throw new Error(`agent exited ${s.child.exitCode}: ${s.output()}`);
-      const res = await fetch(`${api}/health`).catch(() => null);
-      return res?.status === 200 ? true : undefined;
-    },
-    scaledTimeout(60_000),
-  );
+  try {
+    await waitFor(
+      'agent /health',
+      async () => {
+        if (s.child.exitCode !== null) throw new Error(`agent exited ${s.child.exitCode}: ${s.output()}`);
+        const res = await fetch(`${api}/health`).catch(() => null);
+        return res?.status === 200 ? true : undefined;
+      },
+      scaledTimeout(60_000),
+    );
+  } catch (err) {
+    // The caller never gets this agent to stop: an agent left running keeps its programs
+    // attached under the next tests, and the test file from exiting.
+    await s.stop();
+    throw err;
+  }
   return { ...s, api, get, metrics: async () => (await fetch(`${api}/metrics`)).text() };
 }
 

@@ -48,7 +48,10 @@ export function spawnTracked(cmd: string, args: string[], opts: SpawnOptions = {
 export async function startServer(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Spawned & { port: number }> {
   const s = spawnTracked(cmd, args, { env: { ...process.env, ...env } });
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${s.output()}`)), scaledTimeout(15_000));
+    const timer = setTimeout(() => {
+      reject(new Error(`${cmd} did not start: ${s.output()}`));
+      void s.stop(); // nobody else holds it to stop it
+    }, scaledTimeout(15_000));
     createInterface({ input: s.child.stdout! }).on('line', (line) => {
       const m = /^LISTENING (\d+)/.exec(line);
       if (m) {
