@@ -22,12 +22,9 @@ tsc -p tsconfig.test.json
 echo "== agent tests (unit + real kernel)"
 # Both suites run whatever the first one gave, and the script fails if either failed.
 # The TAP copy feeds the failure digest printed at the very end, after the kernel matrix.
-# --test-force-exit: a file whose tests are done exits even when a child it started is still
-# up (a hook that failed before handing it to the test), and processes.ts kills such children
-# at exit; without it the file, and the suite, waited for that child forever.
 status=0
 tap="$(mktemp --suffix=.tap)"
-node --test --test-concurrency=1 --test-timeout=600000 --test-force-exit \
+node --test --test-concurrency=1 --test-timeout=600000 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" \
   test/unit/*.test.ts test/e2e/*.test.ts || status=$?

@@ -42,7 +42,6 @@ function smokeArgs(out: string): string[] {
     '--test',
     '--test-concurrency=1',
     '--test-timeout=1200000',
-    '--test-force-exit',
     '--test-reporter=spec',
     `--test-reporter-destination=${join(out, 'smoke.log')}`,
     `--test-reporter=${join(ROOT, 'test', 'kernels', 'checks-reporter.ts')}`,
