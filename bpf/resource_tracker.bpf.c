@@ -83,7 +83,8 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		if (!owner || owner->phase != PHASE_READING)
 			ts->owner_closed = 1;
 	}
-	/* A lead no request gave back was charged to nobody: the next segments are exact. */
+	/* A lead the owner could not give back (charged to nobody, or to a request gone by
+	 * now) becomes the thread's debt: the next segments are exact. */
 	pc_clock_settle(&ts->runtime_mark, &ts->clock_debt, runtime);
 	return 0;
 }
