@@ -177,15 +177,11 @@ function u64(f: Buffer, offset: number): number {
  * memory (one per stdout chunk): Buffer.readBigUInt64LE builds it from two halves with BigInt
  * arithmetic, four BigInts a field.
  */
-let viewedMemory: ArrayBufferLike | null = null;
 let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(8));
 function bigU64(f: Buffer, offset: number): bigint {
   // The view spans the whole chunk: the frame's own end is checked here.
   if (!(offset >= 0 && offset + 8 <= f.length)) throw new RecordDecodeError(`u64 at ${offset} past the ${f.length}-byte record`);
-  if (f.buffer !== viewedMemory) {
-    view = new DataView(f.buffer);
-    viewedMemory = f.buffer;
-  }
+  if (view.buffer !== f.buffer) view = new DataView(f.buffer);
   return view.getBigUint64(f.byteOffset + offset, true);
 }
 
