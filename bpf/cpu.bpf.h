@@ -110,10 +110,17 @@ static __always_inline void count_unattributed(__u32 tgid, __u64 ns)
 		bpf_map_update_elem(&cpu_unattributed, &tgid, &ns, BPF_NOEXIST);
 }
 
-/* The pending segment belongs to no request (less what the thread owes, cpu_clock.bpf.h). */
+/* `ns` of the thread's CPU belong to no request: counted less what the thread owes
+ * (cpu_clock.bpf.h). */
+static __always_inline void thread_unattributed(struct thread_state *ts, __u32 tgid, __u64 ns)
+{
+	count_unattributed(tgid, pc_clock_pay(&ts->clock_debt, ns));
+}
+
+/* The pending segment belongs to no request. */
 static __always_inline void charge_nobody(struct thread_state *ts, __u32 tgid)
 {
-	count_unattributed(tgid, pc_clock_pay(&ts->clock_debt, ts->pending_ns));
+	thread_unattributed(ts, tgid, ts->pending_ns);
 	ts->pending_ns = 0;
 }
 
@@ -131,7 +138,7 @@ static __always_inline void charge(struct thread_state *ts, struct conn_state *c
 		return;
 	__u64 start = c->start_ns;
 	if (start && now > start && ts->pending_ns > now - start) {
-		count_unattributed(tgid, ts->pending_ns - (now - start));
+		thread_unattributed(ts, tgid, ts->pending_ns - (now - start));
 		ts->pending_ns = now - start;
 	}
 	__sync_fetch_and_add(&c->cpu_ns, ts->pending_ns);
