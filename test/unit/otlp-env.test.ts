@@ -113,10 +113,11 @@ describe('OTEL_EXPORTER_OTLP_*TIMEOUT', () => {
 
 describe('OTEL_EXPORTER_OTLP_*COMPRESSION', () => {
   const cases: [Env, string][] = [
-    [HTTP, 'gzip'],
-    [{ ...HTTP, OTEL_EXPORTER_OTLP_COMPRESSION: 'none' }, 'none'],
+    [HTTP, 'none'],
+    [{ ...HTTP, OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' }, 'gzip'],
+    [{ ...HTTP, OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'NONE' }, 'none'],
     [{ ...HTTP, OTEL_EXPORTER_OTLP_COMPRESSION: 'none', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'GZIP' }, 'gzip'],
-    [{ ...HTTP, OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: 'none' }, 'gzip'],
+    [{ ...HTTP, OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: 'gzip' }, 'none'],
   ];
   for (const [env, expected] of cases) it(`${JSON.stringify(env)} -> ${expected}`, () => assert.equal(resolve('traces', env)?.compression, expected));
   it('refuses other algorithms', () => assertRefused('traces', { ...HTTP, OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' }, /^OTEL_EXPORTER_OTLP_COMPRESSION: expected gzip or none, got "zstd"$/));
