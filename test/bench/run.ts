@@ -16,6 +16,8 @@
  *   g  gRPC unary calls at saturation: a grpc-go server, its client's 100 concurrent streams on
  *      one connection (test/bench/grpc-scenario.ts); per request = per call
  *   h  as g with 10 concurrent streams
+ *   i  as f with the spans gzip-compressed (OTEL_EXPORTER_OTLP_COMPRESSION=gzip; the default
+ *      is none): what compression costs, beside f
  *
  * Each with-agent run starts a fresh agent and gives it --agent-warmup seconds (30) of the
  * same load before measuring, as the server got its own warm-up: what is measured is the agent
@@ -28,7 +30,7 @@
  * RSS, records lost at each stage, and spans received by the collector versus requests.
  * Prints a table and writes JSON under test/bench/results/.
  *
- *   node test/bench/run.ts [--scenarios a,b,c,d,e,f,g,h] [--duration SEC] [--rounds N] [--rate N] [--low-rate N] [--rate-duration SEC] [--agent-warmup SEC]
+ *   node test/bench/run.ts [--scenarios a,b,c,d,e,f,g,h,i] [--duration SEC] [--rounds N] [--rate N] [--low-rate N] [--rate-duration SEC] [--agent-warmup SEC]
  *   node test/bench/run.ts --table results/FILE.json   (the table of an earlier run)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -61,7 +63,7 @@ function parseOptions(argv: string[]): Options {
     return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
   };
   return {
-    scenarios: get('--scenarios', 'a,b,c,d,e,f,g,h').split(','),
+    scenarios: get('--scenarios', 'a,b,c,d,e,f,g,h,i').split(','),
     duration: Number(get('--duration', '10')),
     rounds: Number(get('--rounds', '2')),
     rate: Number(get('--rate', '5000')),
@@ -124,10 +126,10 @@ interface AgentRun {
 /** A load of the scenario's shape lasting `seconds`. */
 type Load = (seconds: number) => LoadResult;
 
-async function withAgent(ports: number[], load: Load, seconds: number, warmup: number, collector: RunningCollector | null, extraArgs: string[]): Promise<AgentRun> {
+async function withAgent(ports: number[], load: Load, seconds: number, warmup: number, collector: RunningCollector | null, extraArgs: string[], env: Record<string, string>): Promise<AgentRun> {
   const args = ['--ports', ports.join(','), '--log-level', 'warn', ...extraArgs];
   if (collector) args.push('--otlp-endpoint', collector.httpEndpoint);
-  const agent: RunningAgent = await startAgent(args);
+  const agent: RunningAgent = await startAgent(args, env);
   const loaderPid = loaderPidOf(agent.pid);
   try {
     let coldStart: AgentRun['coldStart'] = null;
@@ -216,6 +218,7 @@ async function scenario(
   warmup: number,
   collector: RunningCollector | null,
   agentArgs: string[] = [],
+  agentEnv: Record<string, string> = {},
 ): Promise<ScenarioResult> {
   console.error(`bench ${id}: ${description}`);
   load(seconds); // the server's warm-up (JIT, caches), not counted
@@ -223,7 +226,7 @@ async function scenario(
   const withA: AgentRun[] = [];
   for (let r = 0; r < rounds; r++) {
     without.push(load(seconds));
-    withA.push(await withAgent(ports, load, seconds, warmup, collector, agentArgs));
+    withA.push(await withAgent(ports, load, seconds, warmup, collector, agentArgs, agentEnv));
   }
   return withRatios({ scenario: id, description, without, with: withA });
 }
@@ -355,6 +358,13 @@ async function main(): Promise<void> {
       const url = `http://127.0.0.1:${node.port}/hello`;
       results.push(
         await withCollector((c) => scenario('f', `${opts.lowRate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], (t) => runOha(url, t, opts.lowRate), opts.rateDuration, 1, opts.agentWarmup, c)),
+      );
+    }
+    if (opts.scenarios.includes('i')) {
+      const url = `http://127.0.0.1:${node.port}/hello`;
+      const gzip = { OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' };
+      results.push(
+        await withCollector((c) => scenario('i', `as f, spans gzip-compressed`, [node.port], (t) => runOha(url, t, opts.lowRate), opts.rateDuration, 1, opts.agentWarmup, c, [], gzip)),
       );
     }
     for (const [id, streams] of GRPC_SCENARIOS.filter(([id]) => opts.scenarios.includes(id))) {
