@@ -354,18 +354,14 @@ async function main(): Promise<void> {
         await withCollector((c) => scenario('d', `${opts.rate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], (t) => runOha(url, t, opts.rate), opts.rateDuration, 1, opts.agentWarmup, c)),
       );
     }
-    if (opts.scenarios.includes('f')) {
+    // f at the low rate, and i the same with the spans gzip-compressed: what compression costs.
+    const lowRate: [string, string, Record<string, string>][] = [
+      ['f', `${opts.lowRate} req/s for ${opts.rateDuration} s, spans exported`, {}],
+      ['i', 'as f, spans gzip-compressed', { OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' }],
+    ];
+    for (const [id, description, env] of lowRate.filter(([id]) => opts.scenarios.includes(id))) {
       const url = `http://127.0.0.1:${node.port}/hello`;
-      results.push(
-        await withCollector((c) => scenario('f', `${opts.lowRate} req/s for ${opts.rateDuration} s, spans exported`, [node.port], (t) => runOha(url, t, opts.lowRate), opts.rateDuration, 1, opts.agentWarmup, c)),
-      );
-    }
-    if (opts.scenarios.includes('i')) {
-      const url = `http://127.0.0.1:${node.port}/hello`;
-      const gzip = { OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' };
-      results.push(
-        await withCollector((c) => scenario('i', `as f, spans gzip-compressed`, [node.port], (t) => runOha(url, t, opts.lowRate), opts.rateDuration, 1, opts.agentWarmup, c, [], gzip)),
-      );
+      results.push(await withCollector((c) => scenario(id, description, [node.port], (t) => runOha(url, t, opts.lowRate), opts.rateDuration, 1, opts.agentWarmup, c, [], env)));
     }
     for (const [id, streams] of GRPC_SCENARIOS.filter(([id]) => opts.scenarios.includes(id))) {
       const g = await startGrpcBench();
