@@ -86,10 +86,12 @@ export interface MatrixRow {
    * handler + calibrated-overhead model claims the requests cost).
    */
   budget?: CpuBudget;
-  /** Concurrent mode: overheadScale(budget), applied to overhead_ms for the CPU mark. */
+  /** Concurrent mode: each kind's overhead measured in a concurrent run of that kind alone. */
+  overhead_ms_concurrent?: Overheads;
+  /** Concurrent mode: overheadScale(budget), applied to overhead_ms_concurrent for the CPU mark. */
   overhead_scale?: number;
-  /** Concurrent mode: CPU within tolerance against the unscaled sequential model. */
-  cpu_within_pct_unscaled?: number | null;
+  /** Concurrent mode: CPU within tolerance against the sequential overheads, unscaled. */
+  cpu_within_pct_sequential_model?: number | null;
 }
 
 export interface CpuBudget {
@@ -98,16 +100,15 @@ export interface CpuBudget {
   unattributed_ms: number;
   /** The handlers' own clocks, summed. */
   handler_sum_ms: number;
-  /** Handler + calibrated overhead, summed: what the sequential model says the run cost. */
+  /** Handler + concurrently calibrated overhead, summed: what that model says the run cost. */
   truth_sum_ms: number;
 }
 
 /**
  * The factor that makes the calibrated overheads add up to what the serving threads really
- * spent beyond the handlers in a concurrent run. Measured, the sequential model overstates a
- * concurrent run's CPU in every framework (by 10-27%: its sum exceeds the threads' own
- * schedstat): requests served back to back skip the wake-up from idle and run on warm caches,
- * and a framework batches its per-connection work. Scaling by this one measured factor keeps
+ * spent beyond the handlers in the mixed concurrent run. Each kind's overhead is calibrated
+ * in a concurrent run of that kind alone; mixed, the kinds share wake-ups and caches a little
+ * differently, so the sum is off by a few percent. Scaling by this one measured factor keeps
  * the calibrated shape per request kind and makes the truth conserved; every input is the
  * application's or /proc's, none the agent's.
  */
