@@ -105,6 +105,37 @@ static __always_inline bool capture(struct conn_state *c, struct io_call *io, __
 	return ret > len;
 }
 
+/* "HTTP/1.x DDD" and the SP or CRLF after it: the shortest status line read in the kernel. */
+#define STATUS_LINE_MIN 14
+
+/*
+ * The status code when the written buffer starts with a final HTTP/1.x status line (code
+ * 200-999, then SP or CRLF, as src/http/parse.ts parseResponseHead reads one), else 0. An
+ * interim 1xx (100 Continue, an h2c upgrade's 101) or a first write too short to hold the line
+ * gives 0, and the response's head is then captured for userspace as before.
+ */
+static __always_inline __u16 final_response_status(struct io_call *io, long ret)
+{
+	__u64 buf_len = 0;
+	__u64 buf = first_buffer(io, &buf_len);
+	char h[16] = {};
+	if (!buf || ret < STATUS_LINE_MIN || buf_len < STATUS_LINE_MIN ||
+	    bpf_probe_read_user(h, STATUS_LINE_MIN, (void *)buf))
+		return 0;
+	if (h[0] != 'H' || h[1] != 'T' || h[2] != 'T' || h[3] != 'P' || h[4] != '/' ||
+	    h[5] != '1' || h[6] != '.' || (h[7] != '0' && h[7] != '1') || h[8] != ' ')
+		return 0;
+	__u16 status = 0;
+	for (int i = 9; i < 12; i++) {
+		if (h[i] < '0' || h[i] > '9')
+			return 0;
+		status = status * 10 + (h[i] - '0');
+	}
+	if (!(h[12] == ' ' || (h[12] == '\r' && h[13] == '\n')))
+		return 0;
+	return status >= 200 ? status : 0;
+}
+
 /* Does the written buffer start with an HTTP/1.x status line? */
 static __always_inline bool starts_http_response(struct io_call *io)
 {

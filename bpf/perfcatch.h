@@ -175,7 +175,9 @@ struct pc_request {
 	__u16 remote_port;    /* host order */
 	__u16 req_captured;   /* request bytes sent in pc_data records */
 	__u16 resp_captured;  /* response bytes sent in pc_data records */
-	__u16 _pad0;
+	__u16 status;         /* the response's status code, read by the kernel from its first
+			       * write's status line when that is a final one (>= 200); else 0,
+			       * and the response's head comes in pc_data records instead */
 	__u8 local_addr[16];  /* AF_INET: first 4 bytes; AF_INET6: all 16 */
 	__u8 remote_addr[16];
 	char comm[16];        /* thread-group leader's comm, NUL padded */

@@ -59,7 +59,7 @@ static __always_inline bool emit_request(struct pc_conn_key *key, struct conn_st
 	r->remote_port = c->remote_port;
 	r->req_captured = c->req_captured;
 	r->resp_captured = c->resp_captured;
-	r->_pad0 = 0;
+	r->status = c->status;
 	__builtin_memcpy(r->local_addr, c->local_addr, sizeof(r->local_addr));
 	__builtin_memcpy(r->remote_addr, c->remote_addr, sizeof(r->remote_addr));
 	__builtin_memcpy(r->comm, c->comm, sizeof(r->comm));

@@ -6,7 +6,8 @@
  * accept/accept4 exit: admit the new TCP socket (filters) and start tracking (tgid, fd).
  * read-side exit:      a read after a write closes the previous request and starts a new one.
  * write-side exit:     extends the request's end; a write that starts a new HTTP/1.x status
- *                      line after response bytes closes the request (pipelining).
+ *                      line after response bytes closes the request (pipelining); the
+ *                      response's first write gives its status (final_response_status).
  * close enter:         closes the open request and forgets the connection.
  *
  * Request boundaries need no protocol parsing beyond that 7-byte check: one request is the
@@ -45,6 +46,7 @@ static __always_inline void begin_request(struct conn_state *c, __u32 tid, __u64
 	c->flags = 0;
 	c->req_captured = 0;
 	c->resp_captured = 0;
+	c->status = 0;
 	c->dep_count = 0;
 	c->cgroup_id = bpf_get_current_cgroup_id();
 	/* Is the caller a tracked process on this host? Its connect registered the 4-tuple. */
@@ -96,6 +98,7 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct pc_co
 			return; /* adopted mid-response: wait for the next request */
 		/* The response's first write: is it an h2c upgrade's 101? (checked after capture) */
 		check_101 = c->phase == PHASE_READING && c->seq != 0 && c->from_start && ret >= 12;
+		bool first_write = c->phase == PHASE_READING || c->phase == PHASE_IDLE;
 		if (c->phase == PHASE_READING)
 			response_started(c, ts, tid);
 		if (c->phase == PHASE_IDLE)
@@ -103,8 +106,14 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct pc_co
 		else if (c->phase == PHASE_FLUSHED)
 			c->flags |= PC_F_LATE_WRITE; /* the response resumed after an idle flush */
 		else if (c->phase == PHASE_WRITING && c->bytes_sent && ret >= 7 &&
-			 io->op != IO_SENDFILE && starts_http_response(io))
+			 io->op != IO_SENDFILE && starts_http_response(io)) {
 			begin_pipelined_request(key, c);
+			first_write = true;
+		}
+		/* Its status, read here, spares a ring-buffer record of the response's head per
+		 * request (the agent reads nothing else from it). */
+		if (first_write && io->op != IO_SENDFILE)
+			c->status = final_response_status(io, ret);
 		/* Bytes and clock before the phase: an idle flush on another CPU that sees this
 		 * write's PHASE_WRITING (after PHASE_FLUSHED, a late write) sees its end too, and
 		 * does not report the response without it. The atomic add is a compiler barrier. */
@@ -127,6 +136,12 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct pc_co
 	}
 	if (io->op == IO_SENDFILE)
 		return;
+	if (!is_read && c->status) {
+		/* The status is known (>= 200, so no h2c 101): no response bytes to capture. */
+		if (check_101)
+			c->h2_upgrade = 0;
+		return;
+	}
 	__u8 dir = is_read ? PC_DIR_REQUEST : PC_DIR_RESPONSE;
 	struct pc_data *copy = NULL;
 	if (capture(c, io, ret, dir, is_read ? capture_req_bytes : capture_resp_bytes, &copy))

@@ -65,6 +65,7 @@ struct conn_state {
 	__u16 family;
 	__u16 local_port;
 	__u16 remote_port;
+	__u16 status;            /* server: the response's final status code, 0 until read */
 	__u8 phase;
 	__u8 role;
 	__u8 dep_count;

@@ -110,7 +110,7 @@ pub struct PcRequest {
     pub remote_port: u16,
     pub req_captured: u16,
     pub resp_captured: u16,
-    pub _pad0: u16,
+    pub status: u16,
     pub local_addr: [u8; 16],
     pub remote_addr: [u8; 16],
     pub comm: [u8; 16],

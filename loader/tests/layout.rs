@@ -132,7 +132,7 @@ fn structs_match_btf() {
             remote_port,
             req_captured,
             resp_captured,
-            _pad0,
+            status,
             local_addr,
             remote_addr,
             comm,

@@ -101,7 +101,7 @@ export const REQUEST = {
   remote_port: 88,
   req_captured: 90,
   resp_captured: 92,
-  _pad0: 94,
+  status: 94,
   local_addr: 96,
   remote_addr: 112,
   comm: 128,

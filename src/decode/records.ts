@@ -41,6 +41,9 @@ export interface KernelRequest {
   remotePort: number;
   reqCaptured: number;
   respCaptured: number;
+  /** The final status the kernel read from the response's first write; 0: read it from the
+   * captured head (an interim 1xx, a split status line). */
+  status: number;
   localAddr: string;
   remoteAddr: string;
   comm: string;
@@ -256,6 +259,7 @@ function decodeRequest(f: Buffer): KernelRequest {
     remotePort: f.readUInt16LE(REQUEST.remote_port),
     reqCaptured: f.readUInt16LE(REQUEST.req_captured),
     respCaptured: f.readUInt16LE(REQUEST.resp_captured),
+    status: f.readUInt16LE(REQUEST.status),
     localAddr: formatAddress(f, REQUEST.local_addr, family),
     remoteAddr: formatAddress(f, REQUEST.remote_addr, family),
     comm: cString(f, REQUEST.comm, 16),

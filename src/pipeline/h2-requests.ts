@@ -447,6 +447,7 @@ function unannounced(rec: KernelH2Io): H2ConnMeta {
     remotePort: 0,
     reqCaptured: 0,
     respCaptured: 0,
+    status: 0,
     localAddr: '',
     remoteAddr: '',
     comm: '',

@@ -95,7 +95,9 @@ export function requestLineFields(http: HttpRequestHead | null, keepQuery: boole
   return { http_method: http.method, http_path: pathWithQuery(http, keepQuery), route: routeTemplate(http.path) };
 }
 
+/** The kernel's status when it read one (a final status line in the response's first write), else the captured head's. */
 export function responseStatus(a: AssembledRequest): number | null {
+  if (a.kernel.status !== 0) return a.kernel.status;
   return parseResponseHead(a.responseHead)?.status ?? null;
 }
 

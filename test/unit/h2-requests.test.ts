@@ -86,7 +86,7 @@ class Walker {
 function conn(flags = 0): KernelH2Conn {
   return {
     kind: 'h2_conn', flags, pid: process.pid, tid: process.pid, connId: CONN, cgroupId: 0, startNs: BASE, endNs: BASE, cpuNs: 0,
-    bytesReceived: 0, bytesSent: 0, rssBytes: 0, seq: 0, family: 2, localPort: 50051, remotePort: 40000, reqCaptured: 0, respCaptured: 0,
+    bytesReceived: 0, bytesSent: 0, rssBytes: 0, seq: 0, family: 2, localPort: 50051, remotePort: 40000, reqCaptured: 0, respCaptured: 0, status: 0,
     localAddr: '127.0.0.1', remoteAddr: '127.0.0.1', comm: 'node', peerConnId: 0, cpuAfterResponseNs: 0,
   };
 }

@@ -212,7 +212,7 @@ function synthetic(opts: { serverSettings?: Buffer; midway?: boolean } = {}) {
 
 const META: H2ConnMeta = {
   kind: 'h2_conn', flags: 0, pid: process.pid, tid: process.pid, connId: 1, cgroupId: 0, startNs: 0n, endNs: 0n, cpuNs: 0,
-  bytesReceived: 0, bytesSent: 0, rssBytes: 0, seq: 0, family: 2, localPort: 50051, remotePort: 40000, reqCaptured: 0, respCaptured: 0,
+  bytesReceived: 0, bytesSent: 0, rssBytes: 0, seq: 0, family: 2, localPort: 50051, remotePort: 40000, reqCaptured: 0, respCaptured: 0, status: 0,
   localAddr: '127.0.0.1', remoteAddr: '127.0.0.1', comm: 'node', peerConnId: 0, cpuAfterResponseNs: 0, midway: false,
 };
 const BUILD_OPTIONS = { correlation: new CorrelationExtractor([]), processes: new ProcessInfoCache(), keepQuery: true, pods: null };

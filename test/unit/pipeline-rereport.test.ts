@@ -18,7 +18,7 @@ function kernelRequest(seq: number, flags: number, bytesReceived: number, reqCap
     kind: 'request', flags, pid: process.pid, tid: process.pid, connId: 7, cgroupId: 0,
     startNs: T0, endNs: T0 + 1_000_000n, cpuNs: 100_000,
     bytesReceived, bytesSent: 100, rssBytes: 1, seq, family: 2, localPort: 8080, remotePort: 40000,
-    reqCaptured, respCaptured: 0, localAddr: '127.0.0.1', remoteAddr: '127.0.0.1', comm: 'node', peerConnId: 0, cpuAfterResponseNs: 0,
+    reqCaptured, respCaptured: 0, status: 0, localAddr: '127.0.0.1', remoteAddr: '127.0.0.1', comm: 'node', peerConnId: 0, cpuAfterResponseNs: 0,
   };
 }
 

@@ -22,7 +22,7 @@ function request(connId: number, seq: number, path: string, durationMs: number):
       kind: 'request', flags: 0, pid: process.pid, tid: process.pid, connId, cgroupId: 0,
       startNs: T0, endNs: T0 + BigInt(durationMs * 1e6), cpuNs: durationMs * 1e5,
       bytesReceived: head.length, bytesSent: 100, rssBytes: 1, seq, family: 2, localPort: 8080, remotePort: 40000,
-      reqCaptured: head.length, respCaptured: 0, localAddr: '127.0.0.1', remoteAddr: '127.0.0.1', comm: 'node', peerConnId: 0, cpuAfterResponseNs: 0,
+      reqCaptured: head.length, respCaptured: 0, status: 0, localAddr: '127.0.0.1', remoteAddr: '127.0.0.1', comm: 'node', peerConnId: 0, cpuAfterResponseNs: 0,
     },
   };
 }
