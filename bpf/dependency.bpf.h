@@ -54,9 +54,9 @@ static __noinline void emit_dependency(struct pc_conn_key *key, struct conn_stat
 	d->remote_port = c->remote_port;
 	d->req_captured = c->req_captured;
 	d->resp_captured = c->resp_captured;
+	d->status = c->status;
 	d->_pad0[0] = 0;
 	d->_pad0[1] = 0;
-	d->_pad0[2] = 0;
 	__builtin_memcpy(d->local_addr, c->local_addr, sizeof(d->local_addr));
 	__builtin_memcpy(d->remote_addr, c->remote_addr, sizeof(d->remote_addr));
 	bpf_ringbuf_submit(d, wakeup_flag());
@@ -204,6 +204,7 @@ static __always_inline void begin_exchange(struct thread_state *ts, struct pc_co
 	c->bytes_received = 0;
 	c->req_captured = 0;
 	c->resp_captured = 0;
+	c->status = 0;
 	c->emitted = 0;
 	c->flags &= PC_DF_ADOPTED;
 	if (c->seq == 1 && c->from_start)
@@ -227,6 +228,9 @@ static __always_inline void client_io_exit(struct thread_state *ts, struct pc_co
 		/* Server-first protocols (e.g. a database greeting) start with a read. */
 		if (c->phase == PHASE_IDLE)
 			begin_exchange(ts, key, c, tid, now);
+		/* The response's first read: its status spares capturing its head. */
+		if (c->phase != PHASE_READING && io->op != IO_SENDFILE)
+			c->status = final_response_status(io, ret);
 		c->phase = PHASE_READING;
 		c->bytes_received += ret;
 		c->end_ns = now;
@@ -258,7 +262,7 @@ static __always_inline void client_io_exit(struct thread_state *ts, struct pc_co
 	}
 	ts->just_woke = is_read && parent;
 	/* An exchange with no request to serve is never sent (emit_dependency): nor are its bytes. */
-	if (io->op != IO_SENDFILE && !c->emitted && c->parent_conn_id)
+	if (io->op != IO_SENDFILE && !c->emitted && c->parent_conn_id && !(is_read && c->status))
 		capture(c, io, ret, is_read ? PC_DIR_RESPONSE : PC_DIR_REQUEST, capture_dep_bytes, NULL);
 }
 

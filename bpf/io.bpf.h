@@ -109,7 +109,8 @@ static __always_inline bool capture(struct conn_state *c, struct io_call *io, __
 #define STATUS_LINE_MIN 14
 
 /*
- * The status code when the written buffer starts with a final HTTP/1.x status line (code
+ * The status code when the buffer written (a server's response) or read (an outbound call's)
+ * starts with a final HTTP/1.x status line (code
  * 200-999, then SP or CRLF, as src/http/parse.ts parseResponseHead reads one), else 0. An
  * interim 1xx (100 Continue, an h2c upgrade's 101) or a first write too short to hold the line
  * gives 0, and the response's head is then captured for userspace as before.

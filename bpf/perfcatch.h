@@ -215,7 +215,8 @@ struct pc_dependency {
 	__u16 remote_port;
 	__u16 req_captured;
 	__u16 resp_captured;
-	__u16 _pad0[3];
+	__u16 status;           /* as pc_request.status: from the response's first read */
+	__u16 _pad0[2];
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
 };

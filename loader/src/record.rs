@@ -141,7 +141,8 @@ pub struct PcDependency {
     pub remote_port: u16,
     pub req_captured: u16,
     pub resp_captured: u16,
-    pub _pad0: [u16; 3],
+    pub status: u16,
+    pub _pad0: [u16; 2],
     pub local_addr: [u8; 16],
     pub remote_addr: [u8; 16],
 }

@@ -164,6 +164,7 @@ fn structs_match_btf() {
             remote_port,
             req_captured,
             resp_captured,
+            status,
             _pad0,
             local_addr,
             remote_addr,

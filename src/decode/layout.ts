@@ -131,7 +131,8 @@ export const DEPENDENCY = {
   remote_port: 92,
   req_captured: 94,
   resp_captured: 96,
-  _pad0: 98,
+  status: 98,
+  _pad0: 100,
   local_addr: 104,
   remote_addr: 120,
 } as const;

@@ -74,6 +74,8 @@ export interface KernelDependency {
   remotePort: number;
   reqCaptured: number;
   respCaptured: number;
+  /** As KernelRequest.status, from the response's first read. */
+  status: number;
   localAddr: string;
   remoteAddr: string;
 }
@@ -291,6 +293,7 @@ function decodeDependency(f: Buffer): KernelDependency {
     remotePort: f.readUInt16LE(DEPENDENCY.remote_port),
     reqCaptured: f.readUInt16LE(DEPENDENCY.req_captured),
     respCaptured: f.readUInt16LE(DEPENDENCY.resp_captured),
+    status: f.readUInt16LE(DEPENDENCY.status),
     localAddr: formatAddress(f, DEPENDENCY.local_addr, family),
     remoteAddr: formatAddress(f, DEPENDENCY.remote_addr, family),
   };

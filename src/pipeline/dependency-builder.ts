@@ -33,7 +33,8 @@ const DEPENDENCY_HEADERS = new HeaderSelection(['host']);
 export function buildDependency(a: AssembledDependency, keepQuery: boolean): BuiltDependency {
   const k = a.kernel;
   const http = parseRequestHead(a.requestHead, DEPENDENCY_HEADERS);
-  const response = parseResponseHead(a.responseHead);
+  // The kernel's status when it read one from the response's first read, else the captured head's.
+  const status = k.status !== 0 ? k.status : (parseResponseHead(a.responseHead)?.status ?? null);
   const path = http ? pathWithQuery(http, keepQuery) : null;
   const newConnection = k.connectStartNs > 0n;
   return {
@@ -48,7 +49,7 @@ export function buildDependency(a: AssembledDependency, keepQuery: boolean): Bui
       bytes_received: k.bytesReceived,
       http_method: http?.method ?? null,
       http_path: path,
-      http_status: response?.status ?? null,
+      http_status: status,
       caller_attribution: k.flags & DependencyFlags.CALLER_INFERRED ? 'inferred' : 'exact',
       span_id: newSpanId(),
     },

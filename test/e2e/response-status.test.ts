@@ -6,13 +6,15 @@
  *
  * Two views of the same exchanges against a raw server that writes each status line the way
  * the path asks (test/servers/scripted-status-server.mjs): the real loader's records (status
- * field, and which requests had response bytes captured), then the agent's http_status.
+ * field, and which requests had response bytes captured), then the agent's http_status. The
+ * same for outbound calls: the server calls a second one, which answers in each of the ways,
+ * and the status is read from the response's first read.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseAgentArgs } from '../../src/config.ts';
-import type { DecodedRecord, KernelData, KernelRequest } from '../../src/decode/records.ts';
+import type { DecodedRecord, KernelData, KernelDependency, KernelRequest } from '../../src/decode/records.ts';
 import { LoaderProcess } from '../../src/loader/loader-process.ts';
 import { ROOT, startAgent, type RunningAgent } from '../harness/agent.ts';
 import { waitFor } from '../harness/ports.ts';
@@ -35,28 +37,37 @@ const CASES: { path: string; status: number | null; kernel: number }[] = [
 
 const PC_DIR_RESPONSE = 2;
 
-/** Each case once, in order, on one keep-alive connection (so request seq i+1 is case i). */
-async function sendAll(port: number, tag: string): Promise<void> {
+/** Each case once, in order, on one keep-alive connection (so request seq i+1 is case i),
+ * then each again as an outbound call (seq CASES.length + i + 1) to the upstream. */
+async function sendAll(port: number, upstreamPort: number, tag: string): Promise<void> {
   const client = new RawHttpClient(port);
   for (const [i, c] of CASES.entries()) {
     const res = await client.request(getRequest(c.path, { 'X-Request-Id': `${tag}-${i}` }));
     if (c.status !== null) assert.equal(res.status, c.status, `${c.path}: the server's own answer`);
+  }
+  for (const [i, c] of CASES.entries()) {
+    const res = await client.request(getRequest(`/via/${upstreamPort}${c.path}`, { 'X-Request-Id': `${tag}-via-${i}` }));
+    assert.equal(res.status, 200, `${c.path} through the upstream`);
   }
   await client.close();
 }
 
 describe('HTTP/1 response status', () => {
   let server: Spawned & { port: number };
+  let upstream: Spawned & { port: number };
 
   before(async () => {
-    server = await startServer(process.execPath, [join(ROOT, 'test', 'servers', 'scripted-status-server.mjs'), '0']);
+    const script = join(ROOT, 'test', 'servers', 'scripted-status-server.mjs');
+    server = await startServer(process.execPath, [script, '0']);
+    upstream = await startServer(process.execPath, [script, '0']);
   });
 
   after(async () => {
     await server?.stop();
+    await upstream?.stop();
   });
 
-  it('the kernel reads a final status line from the first write, and captures the head only otherwise', async () => {
+  it('the kernel reads a final status line from the first write (or read, for a call), and captures the head only otherwise', async () => {
     const config = parseAgentArgs(['--ports', String(server.port)], {});
     const records: DecodedRecord[] = [];
     const loader = new LoaderProcess(
@@ -71,14 +82,15 @@ describe('HTTP/1 response status', () => {
     );
     await loader.start();
     try {
-      await sendAll(server.port, 'kernel');
+      await sendAll(server.port, upstream.port, 'kernel');
       // The last request on the connection is reported by its close (or the idle flush).
       const requests = await waitFor('a record per request', () => {
         const mine = records.filter((r): r is KernelRequest => r.kind === 'request' && r.localPort === server.port);
-        return mine.length >= CASES.length ? mine : undefined;
+        return mine.length >= 2 * CASES.length ? mine : undefined;
       });
       assert.equal(new Set(requests.map((r) => r.connId)).size, 1, 'one connection');
       const data = records.filter((r): r is KernelData => r.kind === 'data' && r.connId === requests[0]!.connId);
+      const calls = records.filter((r): r is KernelDependency => r.kind === 'dependency' && r.parentConnId === requests[0]!.connId);
       for (const [i, c] of CASES.entries()) {
         const r = requests.find((x) => x.seq === i + 1);
         assert.ok(r, `${c.path}: record for seq ${i + 1}`);
@@ -91,6 +103,14 @@ describe('HTTP/1 response status', () => {
           assert.ok(responseBytes.length > 0, `${c.path}: the response head is captured for userspace`);
           assert.equal(responseBytes.reduce((a, d) => a + d.bytes.length, 0), r.respCaptured, `${c.path}: resp_captured`);
         }
+        const call = calls.filter((d) => d.parentSeq === CASES.length + i + 1);
+        assert.equal(call.length, 1, `${c.path}: one outbound call under its request`);
+        const d = call[0]!;
+        assert.equal(d.status, c.kernel, `${c.path}: the call's status read in the kernel`);
+        const callResponse = records.filter((x): x is KernelData => x.kind === 'data' && x.connId === d.connId && x.seq === d.seq && x.direction === PC_DIR_RESPONSE);
+        if (c.kernel) assert.equal(callResponse.length, 0, `${c.path}: no capture of the call's response`);
+        else assert.ok(callResponse.length > 0, `${c.path}: the call's response head is captured`);
+        assert.equal(callResponse.reduce((a, x) => a + x.bytes.length, 0), d.respCaptured, `${c.path}: the call's resp_captured`);
       }
     } finally {
       await loader.stop();
@@ -108,19 +128,24 @@ describe('HTTP/1 response status', () => {
       await agent?.stop();
     });
 
-    it('http_status is the status line in every case, and null where there is none', async () => {
-      await sendAll(server.port, 'agent');
-      const ids = new Set(CASES.map((_, i) => `agent-${i}`));
+    it('http_status is the status line in every case, and null where there is none, for requests and their calls', async () => {
+      await sendAll(server.port, upstream.port, 'agent');
+      const ids = new Set(CASES.flatMap((_, i) => [`agent-${i}`, `agent-via-${i}`]));
       const mine = await waitFor('the records', async () => {
         const body = (await agent.get<{ requests: RequestRecord[] }>('/api/requests?limit=1000&since=60')).body;
         const got = body.requests.filter((r) => r.correlation_id !== null && ids.has(r.correlation_id));
-        return got.length >= CASES.length ? got : undefined;
+        return got.length >= ids.size && got.every((r) => !r.http_path?.startsWith('/via/') || r.dependencies.length > 0) ? got : undefined;
       });
       for (const [i, c] of CASES.entries()) {
         const r = mine.filter((x) => x.correlation_id === `agent-${i}`);
         assert.equal(r.length, 1, `${c.path}: one record`);
         assert.equal(r[0]!.http_status, c.status, `${c.path}: http_status`);
         assert.equal(r[0]!.http_path, c.path, `${c.path}: http_path`);
+        const via = mine.filter((x) => x.correlation_id === `agent-via-${i}`);
+        assert.equal(via.length, 1, `${c.path} through the upstream: one record`);
+        assert.equal(via[0]!.dependencies.length, 1, `${c.path}: one dependency`);
+        assert.equal(via[0]!.dependencies[0]!.http_status, c.status, `${c.path}: the dependency's http_status`);
+        assert.equal(via[0]!.dependencies[0]!.http_path, c.path, `${c.path}: the dependency's http_path`);
       }
     });
   });

@@ -7,6 +7,8 @@
 //   /split        "HTTP/1.1 2" in one write, "01 Created ..." 5 ms later in the next
 //   /tiny         "HTTP/1.1 " in one write, "202 Accepted ..." 5 ms later
 //   /garbage      "HTTP/1.1 2x0 Nope": not a status line
+//   /via/<port>/<path>  first calls 127.0.0.1:<port> (another of these servers) for /<path> on
+//                 a new connection, reads its whole response, then answers "HTTP/1.1 200 OK"
 import net from 'node:net';
 
 const BODY = 'ok\n';
@@ -27,6 +29,19 @@ function answer(socket, path) {
     return later(rest('202 Accepted'));
   }
   if (path === '/garbage') return socket.write(rest('HTTP/1.1 2x0 Nope'));
+  if ((m = /^\/via\/(\d+)(\/.*)$/.exec(path))) {
+    const upstream = net.connect(Number(m[1]), '127.0.0.1', () => upstream.write(`GET ${m[2]} HTTP/1.1\r\nHost: upstream\r\n\r\n`));
+    let got = '';
+    upstream.on('data', (d) => {
+      got += d.toString('latin1');
+      const headEnd = got.indexOf('\r\n\r\n');
+      if (headEnd === -1 || got.length < headEnd + 4 + BODY.length) return;
+      upstream.destroy();
+      socket.write(rest('HTTP/1.1 200 OK'));
+    });
+    upstream.on('error', () => socket.destroy());
+    return;
+  }
   return socket.write(rest('HTTP/1.1 404 Not Found'));
 }
 
