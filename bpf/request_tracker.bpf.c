@@ -110,8 +110,9 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct pc_co
 			begin_pipelined_request(key, c);
 			first_write = true;
 		}
-		/* Its status, read here, spares a ring-buffer record of the response's head per
-		 * request (the agent reads nothing else from it). */
+		/* Its status, read here (before the phase below, as the bytes are, for an idle flush
+		 * on another CPU), spares a ring-buffer record of the response's head per request: the
+		 * agent reads nothing else from it. A 1xx (an h2c 101) is captured as before. */
 		if (first_write && io->op != IO_SENDFILE)
 			c->status = final_response_status(io, ret);
 		/* Bytes and clock before the phase: an idle flush on another CPU that sees this
@@ -136,12 +137,8 @@ static __always_inline void server_io_exit(struct thread_state *ts, struct pc_co
 	}
 	if (io->op == IO_SENDFILE)
 		return;
-	if (!is_read && c->status) {
-		/* The status is known (>= 200, so no h2c 101): no response bytes to capture. */
-		if (check_101)
-			c->h2_upgrade = 0;
-		return;
-	}
+	if (!is_read && c->status)
+		return; /* the status is known: no response bytes to capture */
 	__u8 dir = is_read ? PC_DIR_REQUEST : PC_DIR_RESPONSE;
 	struct pc_data *copy = NULL;
 	if (capture(c, io, ret, dir, is_read ? capture_req_bytes : capture_resp_bytes, &copy))

@@ -109,6 +109,14 @@ export function parseRequestHead(buf: Buffer, wanted: HeaderSelection = NO_HEADE
   return head;
 }
 
+/**
+ * A response's status: the kernel's (bpf/io.bpf.h final_response_status, 0 when it read none)
+ * or else the captured head's; null when neither holds a status line.
+ */
+export function responseStatusOf(kernelStatus: number, head: Buffer): number | null {
+  return kernelStatus !== 0 ? kernelStatus : (parseResponseHead(head)?.status ?? null);
+}
+
 /** Returns null when the bytes do not start with an HTTP/1.x status line. */
 export function parseResponseHead(buf: Buffer): HttpResponseHead | null {
   // HTTP/1.x SP 3DIGIT, then SP or the end of the status line.

@@ -3,7 +3,7 @@
  * connect time, duration, bytes, and for plaintext HTTP the method, path and status.
  */
 import type { AssembledDependency } from '../assemble/request-assembler.ts';
-import { HeaderSelection, parseRequestHead, parseResponseHead, type HttpRequestHead } from '../http/parse.ts';
+import { HeaderSelection, parseRequestHead, responseStatusOf, type HttpRequestHead } from '../http/parse.ts';
 import { DependencyFlags } from '../decode/layout.ts';
 import { newSpanId } from '../otel/ids.ts';
 import type { DependencyRecord } from '../types.ts';
@@ -33,8 +33,6 @@ const DEPENDENCY_HEADERS = new HeaderSelection(['host']);
 export function buildDependency(a: AssembledDependency, keepQuery: boolean): BuiltDependency {
   const k = a.kernel;
   const http = parseRequestHead(a.requestHead, DEPENDENCY_HEADERS);
-  // The kernel's status when it read one from the response's first read, else the captured head's.
-  const status = k.status !== 0 ? k.status : (parseResponseHead(a.responseHead)?.status ?? null);
   const path = http ? pathWithQuery(http, keepQuery) : null;
   const newConnection = k.connectStartNs > 0n;
   return {
@@ -49,7 +47,7 @@ export function buildDependency(a: AssembledDependency, keepQuery: boolean): Bui
       bytes_received: k.bytesReceived,
       http_method: http?.method ?? null,
       http_path: path,
-      http_status: status,
+      http_status: responseStatusOf(k.status, a.responseHead),
       caller_attribution: k.flags & DependencyFlags.CALLER_INFERRED ? 'inferred' : 'exact',
       span_id: newSpanId(),
     },

@@ -5,7 +5,7 @@
 import type { AssembledRequest } from '../assemble/request-assembler.ts';
 import { readRssBytes, type ProcessInfoCache } from '../enrich/process-info.ts';
 import type { CorrelationExtractor } from '../http/correlation.ts';
-import { HeaderSelection, parseRequestHead, parseResponseHead, type HttpRequestHead } from '../http/parse.ts';
+import { HeaderSelection, parseRequestHead, responseStatusOf, type HttpRequestHead } from '../http/parse.ts';
 import { routeTemplate } from '../http/route.ts';
 import { parseTraceParent, type TraceParent } from '../http/traceparent.ts';
 import { newSpanId, newTraceId } from '../otel/ids.ts';
@@ -95,10 +95,8 @@ export function requestLineFields(http: HttpRequestHead | null, keepQuery: boole
   return { http_method: http.method, http_path: pathWithQuery(http, keepQuery), route: routeTemplate(http.path) };
 }
 
-/** The kernel's status when it read one (a final status line in the response's first write), else the captured head's. */
 export function responseStatus(a: AssembledRequest): number | null {
-  if (a.kernel.status !== 0) return a.kernel.status;
-  return parseResponseHead(a.responseHead)?.status ?? null;
+  return responseStatusOf(a.kernel.status, a.responseHead);
 }
 
 /**
